@@ -1,0 +1,190 @@
+//! Domain types of a message: addresses, content, the message as it is queued
+//! and delivered. No I/O here.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Most recipients one message may have in `to`.
+pub const MAX_TO: usize = 50;
+/// Most recipients one message may have in `cc` and `bcc` together.
+pub const MAX_CC_BCC: usize = 50;
+/// Longest display name or subject we accept, in bytes.
+pub const MAX_HEADER_TEXT: usize = 998;
+
+/// A validation failure of one field, with the field's JSON path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidField {
+    /// JSON path of the offending field, e.g. `to[2].email`.
+    pub field: String,
+    /// Why it was refused, fit to show to the caller.
+    pub reason: String,
+}
+
+impl InvalidField {
+    /// A failure of `field` for `reason`.
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// An email address with an optional display name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mailbox {
+    /// The address, `local@domain`.
+    pub email: String,
+    /// The display name, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Mailbox {
+    /// A mailbox without display name.
+    pub fn new(email: impl Into<String>) -> Self {
+        Self {
+            email: email.into(),
+            name: None,
+        }
+    }
+
+    /// Checks the address and display name; `field` names it in the error.
+    pub fn validate(&self, field: &str) -> Result<(), InvalidField> {
+        check_header_text(&format!("{field}.email"), &self.email)?;
+        self.email
+            .parse::<lettre::Address>()
+            .map_err(|e| InvalidField::new(format!("{field}.email"), format!("not a valid address ({e})")))?;
+        if let Some(name) = &self.name {
+            check_header_text(&format!("{field}.name"), name)?;
+        }
+        Ok(())
+    }
+
+    /// Parses `Name <addr>` or a bare `addr` (the form used in config files).
+    pub fn parse(text: &str) -> Result<Self, InvalidField> {
+        let text = text.trim();
+        let mailbox = match (text.rfind('<'), text.ends_with('>')) {
+            (Some(open), true) => {
+                let name = text[..open].trim().trim_matches('"').trim();
+                Mailbox {
+                    email: text[open + 1..text.len() - 1].trim().to_owned(),
+                    name: (!name.is_empty()).then(|| name.to_owned()),
+                }
+            }
+            _ => Mailbox::new(text),
+        };
+        mailbox.validate("address")?;
+        Ok(mailbox)
+    }
+}
+
+impl fmt::Display for Mailbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{name} <{}>", self.email),
+            None => f.write_str(&self.email),
+        }
+    }
+}
+
+/// Refuses text that would break out of a header: CR, LF, NUL, or too long.
+pub fn check_header_text(field: &str, value: &str) -> Result<(), InvalidField> {
+    if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+        return Err(InvalidField::new(field, "must not contain CR, LF or NUL"));
+    }
+    if value.len() > MAX_HEADER_TEXT {
+        return Err(InvalidField::new(
+            field,
+            format!("longer than {MAX_HEADER_TEXT} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// A fully rendered message, ready for any transport. This is what the queue
+/// stores and what every transport receives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutgoingMessage {
+    /// Our id of the message (the queue row's id).
+    pub id: uuid::Uuid,
+    /// The tenant (by default a Keycloak realm) it is sent for.
+    pub tenant: String,
+    /// The `Message-ID` header value without angle brackets, chosen at accept
+    /// time and reused on every attempt.
+    pub message_id: String,
+    /// The `From` header.
+    pub from: Mailbox,
+    /// The SMTP envelope sender (`MAIL FROM`), when it differs from `from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope_from: Option<String>,
+    /// The `Reply-To` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Mailbox>,
+    /// Primary recipients (at least one).
+    pub to: Vec<Mailbox>,
+    /// Carbon-copy recipients.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cc: Vec<Mailbox>,
+    /// Blind carbon-copy recipients (never written into headers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bcc: Vec<Mailbox>,
+    /// The subject line.
+    pub subject: String,
+    /// The plain-text body, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The HTML body, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// Free-form tags passed to providers that take them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Free-form key/value metadata passed to providers that take it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl OutgoingMessage {
+    /// Every envelope recipient: to, cc and bcc.
+    pub fn recipients(&self) -> impl Iterator<Item = &Mailbox> {
+        self.to.iter().chain(&self.cc).chain(&self.bcc)
+    }
+}
+
+/// Makes a `Message-ID` value (without brackets) for message `id` sent from `domain`.
+pub fn make_message_id(id: uuid::Uuid, from: &Mailbox) -> String {
+    let domain = from
+        .email
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or("mailbridge.invalid");
+    format!("{}@{domain}", id.simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_display_form() {
+        let m = Mailbox::parse("ACME <no-reply@acme.example>").unwrap();
+        assert_eq!(m.email, "no-reply@acme.example");
+        assert_eq!(m.name.as_deref(), Some("ACME"));
+        assert_eq!(Mailbox::parse("a@b.example").unwrap().name, None);
+    }
+
+    #[test]
+    fn refuses_header_injection() {
+        let m = Mailbox {
+            email: "a@b.example".into(),
+            name: Some("x\r\nBcc: evil@example.com".into()),
+        };
+        assert!(m.validate("to[0]").is_err());
+        assert!(Mailbox::new("a@b.example\nBcc: x@y").validate("to[0]").is_err());
+        assert!(Mailbox::new("not-an-address").validate("to[0]").is_err());
+    }
+}

@@ -1,0 +1,191 @@
+//! The durable queue: the [`JobStore`] trait and its SQLite implementation,
+//! the pure retry policy, and the worker that claims and delivers messages.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::email::OutgoingMessage;
+
+/// Where a message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Accepted and waiting for its first attempt.
+    Queued,
+    /// Claimed by a worker, being delivered now.
+    Sending,
+    /// Delivered to the transport's peer.
+    Sent,
+    /// A transient failure; another attempt is planned.
+    Retrying,
+    /// Given up (permanent failure, too many attempts or too old): the dead-letter state.
+    Failed,
+}
+
+impl Status {
+    /// The name used in the API and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Sending => "sending",
+            Status::Sent => "sent",
+            Status::Retrying => "retrying",
+            Status::Failed => "failed",
+        }
+    }
+
+    /// Parses a status name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "queued" => Status::Queued,
+            "sending" => Status::Sending,
+            "sent" => Status::Sent,
+            "retrying" => Status::Retrying,
+            "failed" => Status::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The rendered message (its `id` becomes the row's id).
+    pub message: OutgoingMessage,
+    /// The caller's idempotency key, if any (unique per tenant for 24 h).
+    pub idempotency_key: Option<String>,
+    /// The name of the transport chosen for it.
+    pub transport: String,
+    /// Accept time.
+    pub now: OffsetDateTime,
+}
+
+/// The answer to [`JobStore::enqueue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// A new row was committed.
+    Created(Uuid),
+    /// The tenant already used this idempotency key in the last 24 h: its first message's id.
+    Duplicate(Uuid),
+}
+
+/// A message claimed by a worker under a lease.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    /// The message to deliver.
+    pub message: OutgoingMessage,
+    /// The transport name chosen at accept time.
+    pub transport: String,
+    /// Which attempt this is (1 for the first).
+    pub attempt: u32,
+    /// When the message was accepted.
+    pub created_at: OffsetDateTime,
+}
+
+/// The status row of a message, as the API shows it (no bodies).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    /// Our id.
+    pub id: Uuid,
+    /// Its tenant.
+    pub tenant: String,
+    /// Where it stands.
+    pub status: Status,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// The transport name.
+    pub transport: String,
+    /// The provider's id of the message once sent.
+    pub provider_message_id: Option<String>,
+    /// When the next attempt is due (for `queued`/`retrying`).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// Accept time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Delivery time.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub sent_at: Option<OffsetDateTime>,
+}
+
+/// Which records to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only this tenant.
+    pub tenant: Option<String>,
+    /// At most this many (newest first).
+    pub limit: u32,
+    /// Only rows created before this one's id (for paging), if given.
+    pub before: Option<Uuid>,
+}
+
+/// A store failure (I/O, corruption, pool closed). Internal: never shown to callers.
+#[derive(Debug, thiserror::Error)]
+#[error("queue store: {0}")]
+pub struct StoreError(#[from] pub anyhow::Error);
+
+/// The durable queue. One implementation per database; the worker and the API
+/// only see this trait.
+#[async_trait]
+pub trait JobStore: Send + Sync + std::fmt::Debug {
+    /// Commits a message (returns only once it is durable), or finds the first
+    /// one with the same tenant and idempotency key within 24 h.
+    async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError>;
+
+    /// Claims up to `limit` due messages for `lease`; an expired lease is claimable again.
+    async fn claim(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedJob>, StoreError>;
+
+    /// Records a delivery.
+    async fn mark_sent(
+        &self,
+        id: Uuid,
+        provider_message_id: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Records a transient failure and when to try again.
+    async fn mark_retrying(
+        &self,
+        id: Uuid,
+        error: &str,
+        next_attempt_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Moves a message to the dead-letter state.
+    async fn mark_failed(&self, id: Uuid, error: &str, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Gives a claimed message back without counting the attempt (shutdown, rate limit).
+    async fn release(&self, id: Uuid, next_attempt_at: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// One message's status row.
+    async fn get(&self, id: Uuid) -> Result<Option<MessageRecord>, StoreError>;
+
+    /// A page of status rows.
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<MessageRecord>, StoreError>;
+
+    /// A `failed` message back to `queued`; false if it is not failed.
+    async fn requeue_failed(&self, id: Uuid, now: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Messages of `tenant` not yet sent or failed (for the per-tenant bound).
+    async fn pending_count(&self, tenant: &str) -> Result<u64, StoreError>;
+
+    /// Whether the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,110 @@
+//! Delivery of a rendered [`OutgoingMessage`]: one [`Transport`] trait, one file
+//! per way of delivering, each configured by a DSN (see [`dsn`]).
+//!
+//! Every transport classifies its own errors where they arise into
+//! [`TransportError`]: transient (retry later), auth (refresh credentials and
+//! retry once) or permanent (dead-letter).
+
+pub mod dsn;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::email::OutgoingMessage;
+pub use dsn::{Dsn, DsnError};
+
+/// What a successful delivery tells us.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// The provider's own id of the message (SendGrid's `X-Message-Id`, SES's
+    /// `MessageId`, the SMTP server's queue id when it says one, …).
+    pub provider_message_id: Option<String>,
+}
+
+/// Why a delivery attempt failed, decided where the failure arises.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// Try again later: network error, timeout, SMTP 4xx, HTTP 429/5xx.
+    #[error("transient failure: {message}")]
+    Transient {
+        /// What went wrong, e.g. the SMTP reply; never a secret.
+        message: String,
+        /// The provider's hint of when to try again.
+        retry_after: Option<Duration>,
+    },
+    /// Credentials were refused: refresh them and retry once, then transient.
+    #[error("authentication failed: {message}")]
+    Auth {
+        /// What went wrong; never a secret.
+        message: String,
+    },
+    /// Will never succeed as it is: SMTP 5xx, HTTP 400/401/403/404/413/422.
+    #[error("permanent failure: {message}")]
+    Permanent {
+        /// What went wrong, e.g. the SMTP reply; never a secret.
+        message: String,
+    },
+}
+
+impl TransportError {
+    /// A transient failure without a hint.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::Transient {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A permanent failure.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::Permanent {
+            message: message.into(),
+        }
+    }
+
+    /// Whether another attempt later may succeed.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, Self::Permanent { .. })
+    }
+
+    /// The provider's hint of when to try again, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The message without the class prefix.
+    pub fn detail(&self) -> &str {
+        match self {
+            Self::Transient { message, .. } | Self::Auth { message } | Self::Permanent { message } => {
+                message
+            }
+        }
+    }
+}
+
+/// A way of delivering messages.
+#[async_trait]
+pub trait Transport: Send + Sync + std::fmt::Debug {
+    /// Delivers one message, or says why not.
+    async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError>;
+
+    /// Tries to reach the peer without sending (used by `mailbridge check --connect`).
+    async fn check(&self) -> Result<(), TransportError> {
+        Ok(())
+    }
+}
+
+/// A shared transport.
+pub type SharedTransport = Arc<dyn Transport>;
+
+/// Builds the transport a DSN describes.
+pub fn from_dsn(dsn: &Dsn) -> Result<SharedTransport, DsnError> {
+    match dsn.scheme.as_str() {
+        other => Err(DsnError::UnknownScheme(other.to_owned())),
+    }
+}
