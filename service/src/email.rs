@@ -55,9 +55,12 @@ impl Mailbox {
     /// Checks the address and display name; `field` names it in the error.
     pub fn validate(&self, field: &str) -> Result<(), InvalidField> {
         check_header_text(&format!("{field}.email"), &self.email)?;
-        self.email
-            .parse::<lettre::Address>()
-            .map_err(|e| InvalidField::new(format!("{field}.email"), format!("not a valid address ({e})")))?;
+        self.email.parse::<lettre::Address>().map_err(|e| {
+            InvalidField::new(
+                format!("{field}.email"),
+                format!("not a valid address ({e})"),
+            )
+        })?;
         if let Some(name) = &self.name {
             check_header_text(&format!("{field}.name"), name)?;
         }
@@ -184,7 +187,11 @@ mod tests {
             name: Some("x\r\nBcc: evil@example.com".into()),
         };
         assert!(m.validate("to[0]").is_err());
-        assert!(Mailbox::new("a@b.example\nBcc: x@y").validate("to[0]").is_err());
+        assert!(
+            Mailbox::new("a@b.example\nBcc: x@y")
+                .validate("to[0]")
+                .is_err()
+        );
         assert!(Mailbox::new("not-an-address").validate("to[0]").is_err());
     }
 }

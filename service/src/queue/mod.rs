@@ -169,7 +169,12 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     ) -> Result<(), StoreError>;
 
     /// Moves a message to the dead-letter state.
-    async fn mark_failed(&self, id: Uuid, error: &str, now: OffsetDateTime) -> Result<(), StoreError>;
+    async fn mark_failed(
+        &self,
+        id: Uuid,
+        error: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 
     /// Gives a claimed message back without counting the attempt (shutdown, rate limit).
     async fn release(&self, id: Uuid, next_attempt_at: OffsetDateTime) -> Result<(), StoreError>;

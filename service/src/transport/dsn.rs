@@ -97,7 +97,10 @@ impl Dsn {
                     .map(Dsn::parse)
                     .collect::<Result<Vec<_>, _>>()?;
                 if children.is_empty() {
-                    return Err(DsnError::invalid(combinator, "needs at least one transport"));
+                    return Err(DsnError::invalid(
+                        combinator,
+                        "needs at least one transport",
+                    ));
                 }
                 return Ok(Dsn {
                     scheme: combinator.to_owned(),
@@ -114,7 +117,11 @@ impl Dsn {
         let (scheme, rest) = text
             .split_once("://")
             .ok_or_else(|| DsnError::Malformed(redact(text)))?;
-        if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') {
+        if scheme.is_empty()
+            || !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+        {
             return Err(DsnError::Malformed(redact(text)));
         }
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
@@ -129,7 +136,10 @@ impl Dsn {
                     Some((u, p)) => (u, Some(p)),
                     None => (info, None),
                 };
-                (Some(decode(scheme, u)?), p.map(|p| decode(scheme, p)).transpose()?)
+                (
+                    Some(decode(scheme, u)?),
+                    p.map(|p| decode(scheme, p)).transpose()?,
+                )
             }
             None => (None, None),
         };
@@ -175,9 +185,9 @@ impl Dsn {
 
     /// The password part, which must be present.
     pub fn require_password(&self, what: &str) -> Result<&str, DsnError> {
-        self.password
-            .as_deref()
-            .ok_or_else(|| DsnError::invalid(&self.scheme, format!("missing {what} (password part)")))
+        self.password.as_deref().ok_or_else(|| {
+            DsnError::invalid(&self.scheme, format!("missing {what} (password part)"))
+        })
     }
 }
 
@@ -248,7 +258,10 @@ mod tests {
 
     #[test]
     fn file_paths() {
-        assert_eq!(Dsn::parse("file:///var/mail/out").unwrap().path, "var/mail/out");
+        assert_eq!(
+            Dsn::parse("file:///var/mail/out").unwrap().path,
+            "var/mail/out"
+        );
         assert!(Dsn::parse("nonsense").is_err());
         assert_eq!(redact("smtp://u:secret@h:25"), "smtp://<redacted>@h:25");
     }

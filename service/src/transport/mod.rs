@@ -7,6 +7,7 @@
 
 pub mod dsn;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,9 +81,9 @@ impl TransportError {
     /// The message without the class prefix.
     pub fn detail(&self) -> &str {
         match self {
-            Self::Transient { message, .. } | Self::Auth { message } | Self::Permanent { message } => {
-                message
-            }
+            Self::Transient { message, .. }
+            | Self::Auth { message }
+            | Self::Permanent { message } => message,
         }
     }
 }
@@ -106,5 +107,28 @@ pub type SharedTransport = Arc<dyn Transport>;
 pub fn from_dsn(dsn: &Dsn) -> Result<SharedTransport, DsnError> {
     match dsn.scheme.as_str() {
         other => Err(DsnError::UnknownScheme(other.to_owned())),
+    }
+}
+
+/// The configured transports by name (`default` and those of `[transports]`).
+#[derive(Debug, Clone, Default)]
+pub struct Transports {
+    by_name: BTreeMap<String, SharedTransport>,
+}
+
+impl Transports {
+    /// Adds or replaces the transport called `name`.
+    pub fn insert(&mut self, name: impl Into<String>, transport: SharedTransport) {
+        self.by_name.insert(name.into(), transport);
+    }
+
+    /// The transport called `name`.
+    pub fn get(&self, name: &str) -> Option<SharedTransport> {
+        self.by_name.get(name).cloned()
+    }
+
+    /// The names of every transport.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
     }
 }
