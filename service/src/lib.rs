@@ -3,18 +3,60 @@
 //! # Layout
 //!
 //! - [`config`]: settings from the environment and an optional TOML file,
-//!   validated at start, turned into the parts below.
+//!   validated at start.
+//! - [`server`]: turns settings into parts (store, renderer, transports,
+//!   worker) and runs them until a shutdown signal.
 //! - [`email`]: domain types (addresses, the rendered message); no I/O.
+//! - [`tenant`]: each tenant's transport and allowed sender.
 //! - [`auth`]: JWT verification and the [`auth::Caller`] extractor.
-//! - [`api`]: the HTTP API, one file per resource, errors as problem+json.
+//! - [`api`]: the HTTP API, one file per resource, errors as problem+json;
+//!   [`app`] assembles the router.
 //! - [`render`]: templates (minijinja), Fluent strings, HTML to text; pure.
 //! - [`queue`]: the [`queue::JobStore`] trait, the SQLite store, the pure retry
 //!   policy and the delivery worker.
 //! - [`transport`]: the [`transport::Transport`] trait, DSN parsing, SMTP,
 //!   file and provider API transports.
 //! - [`oauth`]: OAuth2 token sources with caching (XOAUTH2, Graph).
-//! - [`telemetry`]: logs, traces and metrics.
 
+pub mod api;
+pub mod auth;
+pub mod config;
 pub mod email;
 pub mod queue;
+pub mod server;
+pub mod telemetry;
+pub mod tenant;
 pub mod transport;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, header};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use api::error::ApiError;
+use api::{AppState, MAX_BODY_BYTES, admin, health, messages};
+
+/// The HTTP API as a router over `state`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/messages", post(messages::create).get(admin::list))
+        .route("/v1/messages/{id}", get(messages::show))
+        .route("/v1/messages/{id}/retry", post(admin::retry))
+        .route("/v1/render", post(messages::render))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint")
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::internal(&"a request handler panicked"))
+        }))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+        .with_state(state)
+}

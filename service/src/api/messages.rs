@@ -1,0 +1,166 @@
+//! `POST /v1/messages`, `GET /v1/messages/{id}` and `POST /v1/render`.
+
+use axum::extract::{FromRequest, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::compose::{self, Content};
+use super::error::ApiError;
+use super::request::{MessageRequest, check_idempotency_key};
+use super::AppState;
+use crate::auth::Caller;
+use crate::queue::worker::AttemptOutcome;
+use crate::queue::{ClaimedJob, Enqueued, MessageRecord, NewJob, Status};
+
+/// JSON in, with every rejection as problem+json.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// Query of `POST /v1/messages`.
+#[derive(Debug, Default, Deserialize)]
+pub struct SendQuery {
+    /// Deliver before answering.
+    #[serde(default)]
+    pub wait: bool,
+}
+
+/// The answer to `POST /v1/messages`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Accepted {
+    /// Our id of the message.
+    pub id: Uuid,
+    /// `queued`, `sent`, or for a repeated idempotency key the first message's status.
+    pub status: Status,
+}
+
+/// `POST /v1/messages`: validate, render, commit durably, answer 202.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<SendQuery>,
+    headers: HeaderMap,
+    ApiJson(mut req): ApiJson<MessageRequest>,
+) -> Result<Response, ApiError> {
+    req.validate()?;
+    let tenant = caller.tenant_for(req.tenant.as_deref())?;
+    req.idempotency_key = idempotency_key(&headers, req.idempotency_key.take())?;
+    let route = state.tenants.route(&tenant);
+    let from = route.sender(req.from.as_ref()).map_err(ApiError::forbidden)?;
+    let content = compose::content(&state.renderer, &tenant, &req)?;
+    if state.store.pending_count(&tenant).await? >= state.max_pending {
+        return Err(ApiError::too_many(
+            format!("tenant `{tenant}` has {} or more messages waiting; try again later", state.max_pending),
+            std::time::Duration::from_secs(30),
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    let id = Uuid::now_v7();
+    let idempotency_key = req.idempotency_key.clone();
+    let message = compose::message(id, &tenant, from, req, content);
+    let lease = query.wait.then(|| state.wait_timeout + std::time::Duration::from_secs(30));
+    let job = NewJob {
+        message: message.clone(),
+        idempotency_key,
+        transport: route.transport.clone(),
+        now,
+        lease,
+    };
+    match state.store.enqueue(job).await? {
+        Enqueued::Duplicate(first) => {
+            let status = state.store.get(first).await?.map_or(Status::Queued, |r| r.status);
+            tracing::info!(message_id = %first, %tenant, "idempotent repeat; nothing queued");
+            Ok((StatusCode::OK, Json(Accepted { id: first, status })).into_response())
+        }
+        Enqueued::Created(id) if query.wait => {
+            let claimed = ClaimedJob { message, transport: route.transport, attempt: 1, created_at: now };
+            deliver_now(&state, id, claimed).await
+        }
+        Enqueued::Created(id) => {
+            tracing::info!(message_id = %id, %tenant, "accepted");
+            state.worker.notifier().notify_one();
+            Ok((StatusCode::ACCEPTED, Json(Accepted { id, status: Status::Queued })).into_response())
+        }
+    }
+}
+
+/// `?wait=true`: one attempt inline, bounded by the wait timeout.
+async fn deliver_now(state: &AppState, id: Uuid, job: ClaimedJob) -> Result<Response, ApiError> {
+    let outcome = tokio::time::timeout(state.wait_timeout, state.worker.attempt(job)).await;
+    match outcome {
+        Ok(AttemptOutcome::Sent { .. }) => {
+            Ok((StatusCode::OK, Json(Accepted { id, status: Status::Sent })).into_response())
+        }
+        Ok(AttemptOutcome::Retrying { error, .. }) => Err(ApiError::bad_gateway(format!(
+            "delivery failed, will be retried (message {id}): {error}"
+        ))),
+        Ok(AttemptOutcome::Failed { error }) => {
+            Err(ApiError::bad_gateway(format!("delivery failed permanently (message {id}): {error}")))
+        }
+        Err(_) => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "not delivered within {}s; message {id} stays queued and will be retried",
+                state.wait_timeout.as_secs()
+            ),
+        )),
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap, field: Option<String>) -> Result<Option<String>, ApiError> {
+    let header = match headers.get("idempotency-key") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::bad_request("Idempotency-Key header must be printable ASCII"))?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    match (header, field) {
+        (Some(h), Some(f)) if h != f => Err(ApiError::bad_request(
+            "Idempotency-Key header and `idempotency_key` field differ",
+        )),
+        (Some(key), _) | (None, Some(key)) => {
+            check_idempotency_key(&key)?;
+            Ok(Some(key))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// `GET /v1/messages/{id}`: the status row (a tenant sees only its own).
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> Result<Json<MessageRecord>, ApiError> {
+    let Path(id) = path.map_err(|_| ApiError::not_found("no such message (ids are UUIDs)"))?;
+    match state.store.get(id).await? {
+        Some(record) if caller.admin || record.tenant == caller.tenant => Ok(Json(record)),
+        _ => Err(ApiError::not_found(format!("no message {id}"))),
+    }
+}
+
+/// `POST /v1/render`: the same body as a message; answers the content without sending.
+pub async fn render(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<MessageRequest>,
+) -> Result<Json<Content>, ApiError> {
+    if let Some(tenant) = &req.tenant {
+        super::request::check_tenant_name(tenant)?;
+    }
+    let tenant = caller.tenant_for(req.tenant.as_deref())?;
+    let mut probe = req.clone();
+    // Recipients do not matter for rendering.
+    if probe.to.is_empty() {
+        probe.to.push(crate::email::Mailbox::new("render@example.invalid"));
+    }
+    probe.validate()?;
+    Ok(Json(compose::content(&state.renderer, &tenant, &req)?))
+}

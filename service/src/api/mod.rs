@@ -1,0 +1,42 @@
+//! The HTTP API (v1): one file per resource; errors are problem+json.
+
+pub mod admin;
+pub mod compose;
+pub mod error;
+pub mod health;
+pub mod messages;
+pub mod request;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crate::auth::Verifier;
+use crate::queue::JobStore;
+use crate::queue::worker::Worker;
+use crate::render::Renderer;
+use crate::tenant::Tenants;
+
+/// Largest request body we accept.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The durable queue.
+    pub store: Arc<dyn JobStore>,
+    /// The template renderer.
+    pub renderer: Arc<Renderer>,
+    /// Token verification; `None` only with `--insecure-no-auth` on loopback.
+    pub verifier: Option<Arc<Verifier>>,
+    /// The delivery worker (for `?wait=true` and to wake it after a commit).
+    pub worker: Arc<Worker>,
+    /// Each tenant's transport and sender.
+    pub tenants: Arc<Tenants>,
+    /// Bound of `?wait=true`.
+    pub wait_timeout: Duration,
+    /// Most unsent messages per tenant before 429.
+    pub max_pending: u64,
+    /// False once shutdown began: `/readyz` answers 503.
+    pub accepting: Arc<AtomicBool>,
+}

@@ -1,0 +1,368 @@
+//! Settings: the environment and an optional TOML file (`MAILBRIDGE_CONFIG`;
+//! the environment wins), validated once at start.
+//!
+//! Every secret may be given as `NAME_FILE` (a path) instead of `NAME`.
+//! Domain code never reads these settings: `crate::server::build` turns them
+//! into parts.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::email::Mailbox;
+use crate::queue::retry::RetryPolicy;
+use crate::transport::Dsn;
+
+/// A setting is missing or wrong. The message names the setting, never its secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A setting has a value that cannot be used.
+    #[error("{name}: {reason}")]
+    Invalid {
+        /// The variable or TOML key.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The TOML file could not be read or parsed.
+    #[error("config file {path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name: name.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// A secret value: never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// One tenant's settings (`[tenants.<name>]`); a tenant is a Keycloak realm by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// The name of the transport (in `[transports]`) its mail goes through; `default` if unset.
+    pub transport: Option<String>,
+    /// Its default sender, and the domain its requests may send from.
+    pub from: Option<String>,
+    /// Its sending rate, e.g. `30/minute` (delays sending, never refuses accepting).
+    pub rate: Option<String>,
+}
+
+/// Everything the service needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `MAILBRIDGE_LISTEN`: address to listen on.
+    pub listen: SocketAddr,
+    /// `MAILBRIDGE_DATABASE_URL`: the queue store, `sqlite://PATH`.
+    pub database_url: String,
+    /// `MAILBRIDGE_TEMPLATES`: the template directory.
+    pub templates: PathBuf,
+    /// `MAILBRIDGE_FROM`: the sender when neither request nor tenant gives one.
+    pub from: Mailbox,
+    /// `MAILBRIDGE_JWT_SECRET(_FILE)`: the HS256 secret shared with Keycloak.
+    pub jwt_secret: Option<Secret>,
+    /// `MAILBRIDGE_RETRY_*`: the retry policy.
+    pub retry: RetryPolicy,
+    /// `MAILBRIDGE_WAIT_TIMEOUT`: bound of `?wait=true`.
+    pub wait_timeout: Duration,
+    /// `MAILBRIDGE_MAX_PENDING`: most unsent messages one tenant may have queued (429 beyond).
+    pub max_pending: u64,
+    /// `MAILBRIDGE_LOG`: the log filter.
+    pub log: String,
+    /// The transports by name: `default` from `MAILBRIDGE_TRANSPORT(_FILE)` or
+    /// `[transports] default`, the others from `[transports]`. Values are secrets (they hold credentials).
+    pub transports: BTreeMap<String, Secret>,
+    /// `[tenants.<name>]`.
+    pub tenants: BTreeMap<String, TenantSettings>,
+}
+
+/// The optional TOML file. Keys are the variable names without `MAILBRIDGE_`, in lower case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<String>,
+    database_url: Option<String>,
+    templates: Option<String>,
+    from: Option<String>,
+    jwt_secret_file: Option<String>,
+    retry_base: Option<String>,
+    retry_max_interval: Option<String>,
+    retry_max_attempts: Option<u32>,
+    retry_max_age: Option<String>,
+    wait_timeout: Option<String>,
+    max_pending: Option<u64>,
+    log: Option<String>,
+    #[serde(default)]
+    transports: BTreeMap<String, String>,
+    #[serde(default)]
+    tenants: BTreeMap<String, TenantSettings>,
+}
+
+/// Reads settings from the process environment (and the file it names).
+pub fn from_env() -> Result<Settings, ConfigError> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    load(&env)
+}
+
+/// Reads settings from `env` (a snapshot of the environment) and the file `MAILBRIDGE_CONFIG` names.
+pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
+    let lookup = Lookup { env };
+    let file = match lookup.get("MAILBRIDGE_CONFIG")? {
+        Some(path) => read_file(Path::new(&path), &lookup)?,
+        None => FileSettings::default(),
+    };
+    let pick = |var: &str, from_file: Option<String>, default: &str| -> Result<String, ConfigError> {
+        Ok(lookup.get(var)?.or(from_file).unwrap_or_else(|| default.to_owned()))
+    };
+    let listen = pick("MAILBRIDGE_LISTEN", file.listen, "127.0.0.1:8090")?;
+    let from = pick("MAILBRIDGE_FROM", file.from, "mailbridge@localhost")?;
+    let retry = RetryPolicy {
+        base: duration(&lookup, "MAILBRIDGE_RETRY_BASE", file.retry_base, "5s")?,
+        max_interval: duration(&lookup, "MAILBRIDGE_RETRY_MAX_INTERVAL", file.retry_max_interval, "1h")?,
+        max_attempts: number(&lookup, "MAILBRIDGE_RETRY_MAX_ATTEMPTS", file.retry_max_attempts, 10)?,
+        max_age: duration(&lookup, "MAILBRIDGE_RETRY_MAX_AGE", file.retry_max_age, "24h")?,
+    };
+    if retry.max_attempts == 0 || retry.base.is_zero() {
+        return Err(invalid("MAILBRIDGE_RETRY_*", "attempts and base delay must be above zero"));
+    }
+    let jwt_secret = match lookup.secret("MAILBRIDGE_JWT_SECRET")? {
+        Some(s) => Some(s),
+        None => file
+            .jwt_secret_file
+            .map(|p| read_secret_file("jwt_secret_file", &p))
+            .transpose()?,
+    };
+    if let Some(secret) = &jwt_secret {
+        if secret.expose().len() < 32 {
+            return Err(invalid("MAILBRIDGE_JWT_SECRET", "must be at least 32 bytes long"));
+        }
+    }
+    let mut transports: BTreeMap<String, Secret> = file
+        .transports
+        .into_iter()
+        .map(|(name, dsn)| (name, Secret::new(dsn)))
+        .collect();
+    if let Some(dsn) = lookup.secret("MAILBRIDGE_TRANSPORT")? {
+        transports.insert("default".into(), dsn);
+    }
+    transports
+        .entry("default".into())
+        .or_insert_with(|| Secret::new("file://outbox"));
+    let settings = Settings {
+        listen: listen
+            .parse()
+            .map_err(|_| invalid("MAILBRIDGE_LISTEN", format!("`{listen}` is not host:port")))?,
+        database_url: pick("MAILBRIDGE_DATABASE_URL", file.database_url, "sqlite://data/mailbridge.db")?,
+        templates: PathBuf::from(pick("MAILBRIDGE_TEMPLATES", file.templates, "templates")?),
+        from: Mailbox::parse(&from).map_err(|e| invalid("MAILBRIDGE_FROM", e.reason))?,
+        jwt_secret,
+        retry,
+        wait_timeout: duration(&lookup, "MAILBRIDGE_WAIT_TIMEOUT", file.wait_timeout, "30s")?,
+        max_pending: number(&lookup, "MAILBRIDGE_MAX_PENDING", file.max_pending, 100_000)?,
+        log: pick("MAILBRIDGE_LOG", file.log, "info")?,
+        transports,
+        tenants: file.tenants,
+    };
+    settings.validate()?;
+    Ok(settings)
+}
+
+impl Settings {
+    /// Checks what can be checked without I/O: DSNs parse, tenants name existing transports.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, dsn) in &self.transports {
+            Dsn::parse(dsn.expose())
+                .map_err(|e| invalid(&format!("transport `{name}`"), e.to_string()))?;
+        }
+        for (tenant, t) in &self.tenants {
+            let key = format!("tenants.{tenant}");
+            if let Some(transport) = &t.transport {
+                if !self.transports.contains_key(transport) {
+                    return Err(invalid(&key, format!("names transport `{transport}`, which is not in [transports]")));
+                }
+            }
+            if let Some(from) = &t.from {
+                Mailbox::parse(from).map_err(|e| invalid(&format!("{key}.from"), e.reason))?;
+            }
+            if let Some(rate) = &t.rate {
+                crate::transport::ratelimit::Rate::parse(rate)
+                    .map_err(|e| invalid(&format!("{key}.rate"), e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The tenant's settings, or the defaults for a tenant the file does not name.
+    pub fn tenant(&self, name: &str) -> TenantSettings {
+        self.tenants.get(name).cloned().unwrap_or_default()
+    }
+}
+
+/// Looks up variables, with `NAME_FILE` for secrets.
+struct Lookup<'a> {
+    env: &'a BTreeMap<String, String>,
+}
+
+impl Lookup<'_> {
+    fn get(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        Ok(self.env.get(name).filter(|v| !v.is_empty()).cloned())
+    }
+
+    fn secret(&self, name: &str) -> Result<Option<Secret>, ConfigError> {
+        if let Some(value) = self.get(name)? {
+            return Ok(Some(Secret::new(value)));
+        }
+        match self.get(&format!("{name}_FILE"))? {
+            Some(path) => read_secret_file(&format!("{name}_FILE"), &path).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+fn read_secret_file(name: &str, path: &str) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(name, format!("cannot read {path}: {e}")))?;
+    Ok(Secret::new(text.trim_end_matches(['\r', '\n'])))
+}
+
+fn duration(lookup: &Lookup<'_>, name: &str, from_file: Option<String>, default: &str) -> Result<Duration, ConfigError> {
+    let text = lookup.get(name)?.or(from_file).unwrap_or_else(|| default.to_owned());
+    humantime::parse_duration(&text)
+        .map_err(|e| invalid(name, format!("`{text}` is not a duration like 100ms, 5s, 1h ({e})")))
+}
+
+fn number<T: std::str::FromStr>(lookup: &Lookup<'_>, name: &str, from_file: Option<T>, default: T) -> Result<T, ConfigError> {
+    match lookup.get(name)? {
+        Some(text) => text
+            .parse()
+            .map_err(|_| invalid(name, format!("`{text}` is not a whole number"))),
+        None => Ok(from_file.unwrap_or(default)),
+    }
+}
+
+fn read_file(path: &Path, lookup: &Lookup<'_>) -> Result<FileSettings, ConfigError> {
+    let file_error = |reason: String| ConfigError::File {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+    let mut file: FileSettings = toml::from_str(&text).map_err(|e| file_error(e.to_string()))?;
+    for dsn in file.transports.values_mut() {
+        *dsn = substitute(dsn, lookup).map_err(file_error)?;
+    }
+    Ok(file)
+}
+
+/// Replaces `${VAR}` with the variable's value (or the contents of `VAR_FILE`).
+fn substitute(text: &str, lookup: &Lookup<'_>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('}')
+            .ok_or_else(|| "unclosed `${` in a transport".to_owned())?;
+        let name = &rest[start + 2..start + end];
+        let value = lookup
+            .secret(name)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("a transport uses ${{{name}}}, which is not set"))?;
+        out.push_str(value.expose());
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_ones() {
+        let s = load(&env(&[])).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8090");
+        assert_eq!(s.database_url, "sqlite://data/mailbridge.db");
+        assert_eq!(s.transports["default"].expose(), "file://outbox");
+        assert_eq!(s.retry.base, Duration::from_secs(5));
+        assert_eq!(s.retry.max_attempts, 10);
+        assert_eq!(s.wait_timeout, Duration::from_secs(30));
+        assert!(s.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn file_with_tenants_and_substitution() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(
+            &path,
+            r#"
+retry_base = "100ms"
+[transports]
+eu = "sendgrid+api://${SG_KEY}@default"
+[tenants.acme]
+transport = "eu"
+from = "ACME <no-reply@acme.example>"
+rate = "30/minute"
+"#,
+        )
+        .unwrap();
+        let s = load(&env(&[
+            ("MAILBRIDGE_CONFIG", path.to_str().unwrap()),
+            ("SG_KEY", "k%2B1"),
+            ("MAILBRIDGE_RETRY_BASE", "250ms"),
+        ]))
+        .unwrap();
+        assert_eq!(s.transports["eu"].expose(), "sendgrid+api://k%2B1@default");
+        assert_eq!(s.retry.base, Duration::from_millis(250), "environment wins");
+        assert_eq!(s.tenant("acme").transport.as_deref(), Some("eu"));
+        assert_eq!(s.tenant("other"), TenantSettings::default());
+        assert!(!format!("{s:?}").contains("k%2B1"), "secrets are redacted in debug output");
+    }
+
+    #[test]
+    fn clear_errors() {
+        let err = load(&env(&[("MAILBRIDGE_RETRY_BASE", "soon")])).unwrap_err();
+        assert!(err.to_string().contains("MAILBRIDGE_RETRY_BASE"), "{err}");
+        let err = load(&env(&[("MAILBRIDGE_JWT_SECRET", "short")])).unwrap_err();
+        assert!(err.to_string().contains("32 bytes"), "{err}");
+        assert!(!err.to_string().contains("short"));
+        let err = load(&env(&[("MAILBRIDGE_TRANSPORT", "bogus")])).unwrap_err();
+        assert!(err.to_string().contains("transport `default`"), "{err}");
+    }
+}

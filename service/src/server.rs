@@ -1,0 +1,143 @@
+//! Assembly and lifecycle: settings become parts; the server runs until a
+//! shutdown signal, then stops accepting, lets in-flight sends finish within a
+//! bound, and returns.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::api::AppState;
+use crate::auth::Verifier;
+use crate::config::Settings;
+use crate::queue::JobStore;
+use crate::queue::sqlite::SqliteStore;
+use crate::queue::worker::{Worker, WorkerConfig};
+use crate::render::Renderer;
+use crate::tenant::Tenants;
+use crate::transport::{self, Dsn, Transports};
+
+/// How the server should treat authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Tokens are required (a secret must be configured).
+    Required,
+    /// `--insecure-no-auth`: no tokens, allowed only on a loopback address.
+    InsecureNoAuth,
+}
+
+/// Everything a running server is made of.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    /// The state of the HTTP handlers.
+    pub state: AppState,
+    /// The delivery worker.
+    pub worker: Worker,
+}
+
+/// Loads the templates of `settings`.
+pub fn load_renderer(settings: &Settings) -> anyhow::Result<Renderer> {
+    let sources = crate::render::load_dir(&settings.templates)
+        .with_context(|| format!("loading templates from {}", settings.templates.display()))?;
+    Renderer::new(sources).context("compiling templates")
+}
+
+/// Builds every configured transport.
+pub fn build_transports(settings: &Settings) -> anyhow::Result<Transports> {
+    let mut transports = Transports::default();
+    for (name, dsn) in &settings.transports {
+        let dsn = Dsn::parse(dsn.expose()).with_context(|| format!("transport `{name}`"))?;
+        let built = transport::from_dsn(&dsn).with_context(|| format!("transport `{name}`"))?;
+        transports.insert(name.clone(), built);
+    }
+    Ok(transports)
+}
+
+/// Opens the store and builds the parts.
+pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts> {
+    let verifier = match (auth, &settings.jwt_secret) {
+        (AuthMode::InsecureNoAuth, _) => {
+            anyhow::ensure!(
+                settings.listen.ip().is_loopback(),
+                "--insecure-no-auth is allowed only on a loopback address, not {}",
+                settings.listen
+            );
+            tracing::warn!("authentication is off (--insecure-no-auth): every local caller is an administrator");
+            None
+        }
+        (AuthMode::Required, Some(secret)) => Some(Arc::new(Verifier::new(secret.expose().as_bytes()))),
+        (AuthMode::Required, None) => anyhow::bail!(
+            "no MAILBRIDGE_JWT_SECRET (or MAILBRIDGE_JWT_SECRET_FILE) is set; set the secret shared with Keycloak, \
+             or for a local trial start with --insecure-no-auth"
+        ),
+    };
+    let store: Arc<dyn JobStore> = Arc::new(
+        SqliteStore::open(&settings.database_url)
+            .await
+            .with_context(|| format!("opening the queue store {}", settings.database_url))?,
+    );
+    let renderer = Arc::new(load_renderer(settings)?);
+    let transports = build_transports(settings)?;
+    let worker = Worker::new(store.clone(), transports, settings.retry.clone(), WorkerConfig::default());
+    let state = AppState {
+        store,
+        renderer,
+        verifier,
+        worker: Arc::new(worker.clone()),
+        tenants: Arc::new(Tenants::from_settings(settings)),
+        wait_timeout: settings.wait_timeout,
+        max_pending: settings.max_pending,
+        accepting: Arc::new(AtomicBool::new(true)),
+    };
+    Ok(Parts { state, worker })
+}
+
+/// Serves `parts` on `listener` until `shutdown` completes, then stops cleanly.
+pub async fn serve(parts: Parts, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let Parts { state, worker } = parts;
+    let accepting = state.accepting.clone();
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker_task = tokio::spawn(worker.run(async move {
+        let _ = worker_stopped.await;
+    }));
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, crate::app(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Readiness answers 503 first, then the listener closes.
+            accepting.store(false, Ordering::SeqCst);
+            tracing::info!("shutting down: no longer accepting");
+        })
+        .await
+        .context("HTTP server")?;
+    let _ = stop_worker.send(());
+    worker_task.await.context("delivery worker")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
