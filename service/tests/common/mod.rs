@@ -23,3 +23,4 @@ pub fn python() -> PathBuf {
 pub fn peers_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
 }
+pub mod server;

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test of mailbridge: formatting and lints, the Rust service's unit and
+# black-box tests (real SMTP servers, the SES emulator), the Keycloak extension's
+# unit tests, and the end-to-end suite through a real Keycloak.
+# Installs what it needs first (cached under ~/.cache/mailbridge). Exits non-zero
+# when any step fails, after running them all.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+failed=()
+step() {
+  local name="$1"; shift
+  echo
+  echo "==> $name"
+  if "$@"; then echo "<== $name: ok"; else echo "<== $name: FAILED"; failed+=("$name"); fi
+}
+
+step "test dependencies" bash scripts/test-deps.sh
+step "rustfmt" cargo fmt --all -- --check
+step "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+step "keycloak extension (maven)" mvn -B -ntp -f keycloak-extension/pom.xml verify
+step "rust tests" cargo test --workspace --locked --no-fail-fast
+if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
+  step "docker compose config" docker compose config --quiet
+fi
+
+echo
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "all test steps passed"
