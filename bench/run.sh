@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Benchmarks the service on this machine, all on 127.0.0.1:
+#  1. accept: wrk POSTs /v1/messages for DURATION at CONNECTIONS concurrent
+#     connections into the durable SQLite store (throughput, p50/p99 latency);
+#  2. delivery: the worker drains the accepted backlog to Postfix's smtp-sink over
+#     pooled SMTP connections (messages/s from the first accept to the last send);
+#  3. memory: the service's peak resident set (VmHWM) over both.
+# Needs: wrk and postfix (smtp-sink) from Debian; installs them when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${DURATION:-20s}"
+CONNECTIONS="${CONNECTIONS:-64}"
+THREADS="${THREADS:-2}"
+
+if ! command -v wrk >/dev/null || [ ! -x /usr/sbin/smtp-sink ]; then
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq wrk postfix >/dev/null
+fi
+cargo build --release -q -p mailbridge
+BIN=target/release/mailbridge
+
+work=$(mktemp -d)
+cleanup() { kill "${SINK:-}" "${SVC:-}" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+SMTP_PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+HTTP_PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+/usr/sbin/smtp-sink -c -u "$(id -un)" "127.0.0.1:$SMTP_PORT" 1024 &
+SINK=$!
+
+export MAILBRIDGE_LISTEN="127.0.0.1:$HTTP_PORT"
+export MAILBRIDGE_DATABASE_URL="sqlite://$work/bench.db"
+export MAILBRIDGE_TRANSPORT="smtp://127.0.0.1:$SMTP_PORT?tls=none"
+export MAILBRIDGE_JWT_SECRET="bench-secret-0123456789abcdef-0123456789"
+export MAILBRIDGE_LOG="warn"
+export MAILBRIDGE_MAX_PENDING=100000000
+$BIN serve &
+SVC=$!
+for _ in $(seq 100); do curl -fs "http://$MAILBRIDGE_LISTEN/readyz" >/dev/null && break; sleep 0.1; done
+
+MB_TOKEN=$($BIN token --tenant bench --ttl 600)
+export MB_TOKEN
+start=$(date +%s.%N)
+echo "== accept: wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/post.lua "http://$MAILBRIDGE_LISTEN/v1/messages" | tee "$work/wrk.txt"
+
+count() { sqlite3 "file:$work/bench.db?mode=ro" "select count(*) from messages where status $1" 2>/dev/null || echo 0; }
+echo "== delivery: draining the backlog to smtp-sink"
+while :; do
+  pending=$(count "not in ('sent','failed')")
+  [ "$pending" = 0 ] && break
+  sleep 0.2
+done
+end=$(date +%s.%N)
+sent=$(count "= 'sent'")
+failed=$(count "= 'failed'")
+peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$SVC/status")
+python3 - "$start" "$end" "$sent" "$failed" "$peak_kib" <<'PY'
+import sys
+start, end, sent, failed, peak = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+print(f"delivered {sent} messages ({failed} failed) in {end-start:.1f}s from the first accept: {sent/(end-start):.0f} messages/s")
+print(f"peak resident memory of the service: {peak/1024:.1f} MiB")
+PY
