@@ -35,7 +35,7 @@ async fn token_is_fetched_once_and_cached() {
     let smtp = transport(&xoauth2_dsn(&peer, &tokens.url_for_dsn()));
 
     // Concurrent first sends share one token request.
-    let sends: Vec<_> = (0..3).map(|n| message(n)).collect();
+    let sends: Vec<_> = (0..3).map(message).collect();
     let results = futures::future::join_all(sends.iter().map(|m| smtp.send(m))).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     smtp.send(&message(9)).await.unwrap();
