@@ -229,3 +229,68 @@ fn xoauth2(dsn: &Dsn, timeout: Duration) -> Result<(String, Arc<dyn TokenSource>
     };
     Ok((user, source))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(dsn: &str) -> Result<Settings, DsnError> {
+        from_dsn(&Dsn::parse(dsn).unwrap())
+    }
+
+    fn refusal(dsn: &str) -> String {
+        match settings(dsn) {
+            Ok(_) => panic!("accepted {dsn}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn default_ports() {
+        assert_eq!(
+            settings("smtp://relay.example").unwrap().server,
+            "relay.example:587"
+        );
+        assert_eq!(
+            settings("smtps://relay.example").unwrap().server,
+            "relay.example:465"
+        );
+        assert_eq!(
+            settings("smtp://relay.example:25").unwrap().server,
+            "relay.example:25"
+        );
+    }
+
+    #[test]
+    fn refuses_what_cannot_work() {
+        assert!(refusal("smtp://h?tsl=none").contains("unknown option `tsl`"));
+        assert!(refusal("smtps://h?tls=none").contains("smtps"));
+        assert!(refusal("smtp://h?tls=maybe").contains("tls `maybe`"));
+        assert!(refusal("smtp://user@h").contains("password"));
+        assert!(refusal("smtp://h?timeout=soon").contains("timeout"));
+        assert!(refusal("smtp://h?token_url=x").contains("needs auth=xoauth2"));
+        assert!(
+            refusal("smtp://u@h?auth=xoauth2&client_id=a&client_secret=b").contains("token_url")
+        );
+        assert!(
+            refusal("smtp://h?auth=xoauth2&token_url=x&client_id=a&client_secret=b")
+                .contains("user")
+        );
+        let with_password =
+            refusal("smtp://u:pw@h?auth=xoauth2&token_url=x&client_id=a&client_secret=b");
+        assert!(with_password.contains("no password"), "{with_password}");
+        assert!(refusal("smtp://h?ca_file=/nonexistent/ca.pem").contains("ca_file"));
+    }
+
+    #[test]
+    fn xoauth2_settings() {
+        let s = settings("smtp://u%40x.example@h?auth=xoauth2&token_url=http%3A%2F%2F127.0.0.1%2Ft&client_id=a&client_secret=b").unwrap();
+        let (user, source) = s.xoauth2.unwrap();
+        assert_eq!(user, "u@x.example");
+        let shown = format!("{source:?}");
+        assert!(
+            shown.contains("<redacted>") && !shown.contains("\"b\""),
+            "{shown}"
+        );
+    }
+}
