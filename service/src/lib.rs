@@ -22,6 +22,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod email;
+pub mod oauth;
 pub mod queue;
 pub mod server;
 pub mod telemetry;

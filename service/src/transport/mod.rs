@@ -6,6 +6,9 @@
 //! retry once) or permanent (dead-letter).
 
 pub mod dsn;
+pub mod file;
+pub mod mime;
+pub mod smtp;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -106,6 +109,8 @@ pub type SharedTransport = Arc<dyn Transport>;
 /// Builds the transport a DSN describes.
 pub fn from_dsn(dsn: &Dsn) -> Result<SharedTransport, DsnError> {
     match dsn.scheme.as_str() {
+        "smtp" | "smtps" => Ok(Arc::new(smtp::SmtpTransport::from_dsn(dsn)?)),
+        "file" => Ok(Arc::new(file::FileTransport::from_dsn(dsn)?)),
         other => Err(DsnError::UnknownScheme(other.to_owned())),
     }
 }
