@@ -6,6 +6,7 @@
 //! retry once) or permanent (dead-letter).
 
 pub mod dsn;
+pub mod failover;
 pub mod ratelimit;
 
 use std::collections::BTreeMap;
@@ -107,6 +108,7 @@ pub type SharedTransport = Arc<dyn Transport>;
 /// Builds the transport a DSN describes.
 pub fn from_dsn(dsn: &Dsn) -> Result<SharedTransport, DsnError> {
     match dsn.scheme.as_str() {
+        "failover" | "roundrobin" => failover::from_dsn(dsn),
         other => Err(DsnError::UnknownScheme(other.to_owned())),
     }
 }
