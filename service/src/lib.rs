@@ -16,5 +16,6 @@
 //! - [`telemetry`]: logs, traces and metrics.
 
 pub mod email;
+pub mod oauth;
 pub mod queue;
 pub mod transport;

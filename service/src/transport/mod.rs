@@ -7,7 +7,10 @@
 
 pub mod dsn;
 pub mod failover;
+pub mod file;
+pub mod mime;
 pub mod ratelimit;
+pub mod smtp;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -108,6 +111,8 @@ pub type SharedTransport = Arc<dyn Transport>;
 /// Builds the transport a DSN describes.
 pub fn from_dsn(dsn: &Dsn) -> Result<SharedTransport, DsnError> {
     match dsn.scheme.as_str() {
+        "smtp" | "smtps" => Ok(Arc::new(smtp::SmtpTransport::from_dsn(dsn)?)),
+        "file" => Ok(Arc::new(file::FileTransport::from_dsn(dsn)?)),
         "failover" | "roundrobin" => failover::from_dsn(dsn),
         other => Err(DsnError::UnknownScheme(other.to_owned())),
     }

@@ -1,0 +1,223 @@
+//! What an `smtp://` or `smtps://` DSN asks for, checked once at start.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::{AsyncSmtpTransportBuilder, PoolConfig};
+use lettre::{AsyncSmtpTransport, Tokio1Executor};
+
+use crate::oauth::{ClientCredentials, GMAIL_SCOPE, GoogleServiceAccount, TokenSource};
+use crate::transport::{Dsn, DsnError};
+
+/// Options an SMTP DSN may carry; any other is a typo worth refusing.
+const KNOWN_OPTIONS: &[&str] = &[
+    "tls",
+    "ca_file",
+    "helo",
+    "timeout",
+    "max_connections",
+    "auth",
+    "token_url",
+    "client_id",
+    "client_secret",
+    "scope",
+    "google_key_file",
+];
+const XOAUTH2_OPTIONS: &[&str] = &[
+    "token_url",
+    "client_id",
+    "client_secret",
+    "scope",
+    "google_key_file",
+];
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_CONNECTIONS: u32 = 4;
+
+/// Everything needed to open connections, except XOAUTH2 tokens.
+pub(super) struct Settings {
+    /// `host:port`, to name the server in errors and logs.
+    pub server: String,
+    /// Host, port, TLS, timeout, HELO name, pool and password credentials.
+    pub builder: AsyncSmtpTransportBuilder,
+    /// Most connections open at once.
+    pub max_connections: u32,
+    /// The XOAUTH2 user and token source, when `auth=xoauth2`.
+    pub xoauth2: Option<(String, Arc<dyn TokenSource>)>,
+}
+
+/// Reads an `smtp://` or `smtps://` DSN.
+pub(super) fn from_dsn(dsn: &Dsn) -> Result<Settings, DsnError> {
+    let scheme = dsn.scheme.as_str();
+    if let Some(unknown) = dsn
+        .options
+        .keys()
+        .find(|k| !KNOWN_OPTIONS.contains(&k.as_str()))
+    {
+        return Err(DsnError::invalid(
+            scheme,
+            format!("unknown option `{unknown}`"),
+        ));
+    }
+    if dsn.host.is_empty() {
+        return Err(DsnError::invalid(scheme, "missing host"));
+    }
+    let implicit_tls = scheme == "smtps";
+    let port = dsn.port.unwrap_or(if implicit_tls { 465 } else { 587 });
+    let timeout = match dsn.option("timeout") {
+        Some(t) => humantime::parse_duration(t)
+            .map_err(|_| DsnError::invalid(scheme, format!("timeout `{t}` is not a duration")))?,
+        None => DEFAULT_TIMEOUT,
+    };
+    let max_connections = match dsn.option("max_connections") {
+        Some(n) => n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+            DsnError::invalid(scheme, "max_connections must be a positive number")
+        })?,
+        None => DEFAULT_MAX_CONNECTIONS,
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(dsn.host.clone())
+        .port(port)
+        .tls(tls(dsn, implicit_tls)?)
+        .timeout(Some(timeout))
+        .pool_config(PoolConfig::new().max_size(max_connections));
+    if let Some(helo) = dsn.option("helo") {
+        builder = builder.hello_name(ClientId::Domain(helo.to_owned()));
+    }
+    let xoauth2 = if dsn.option("auth") == Some("xoauth2") {
+        Some(xoauth2(dsn, timeout)?)
+    } else {
+        builder = password_auth(dsn, builder)?;
+        None
+    };
+    Ok(Settings {
+        server: format!("{}:{port}", dsn.host),
+        builder,
+        max_connections,
+        xoauth2,
+    })
+}
+
+/// `smtps`: TLS from the first byte. `smtp`: STARTTLS required, except to a
+/// loopback host (a local relay rarely has a certificate), unless `tls=` says.
+fn tls(dsn: &Dsn, implicit_tls: bool) -> Result<Tls, DsnError> {
+    let scheme = dsn.scheme.as_str();
+    let mode = match (implicit_tls, dsn.option("tls")) {
+        (true, None) => "wrapper",
+        (true, Some(_)) => {
+            return Err(DsnError::invalid(
+                scheme,
+                "`tls` does not apply to smtps (always TLS)",
+            ));
+        }
+        (false, Some(mode)) => mode,
+        (false, None) if is_loopback(&dsn.host) => "opportunistic",
+        (false, None) => "required",
+    };
+    if mode == "none" {
+        return Ok(Tls::None);
+    }
+    let params = tls_parameters(dsn)?;
+    match mode {
+        "wrapper" => Ok(Tls::Wrapper(params)),
+        "required" => Ok(Tls::Required(params)),
+        "opportunistic" => Ok(Tls::Opportunistic(params)),
+        other => Err(DsnError::invalid(
+            scheme,
+            format!("tls `{other}` is not one of none, opportunistic, required"),
+        )),
+    }
+}
+
+fn tls_parameters(dsn: &Dsn) -> Result<TlsParameters, DsnError> {
+    let scheme = dsn.scheme.as_str();
+    let mut params = TlsParameters::builder(dsn.host.clone());
+    if let Some(path) = dsn.option("ca_file") {
+        let pem = std::fs::read(path)
+            .map_err(|e| DsnError::invalid(scheme, format!("cannot read ca_file {path}: {e}")))?;
+        let cert = Certificate::from_pem(&pem).map_err(|e| {
+            DsnError::invalid(
+                scheme,
+                format!("ca_file {path} holds no PEM certificate: {e}"),
+            )
+        })?;
+        params = params.add_root_certificate(cert);
+    }
+    params
+        .build()
+        .map_err(|e| DsnError::invalid(scheme, format!("TLS setup failed: {e}")))
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// User and password (AUTH PLAIN or LOGIN; `auth=plain|login` to force one),
+/// or no authentication at all (a relay that trusts our address).
+fn password_auth(
+    dsn: &Dsn,
+    builder: AsyncSmtpTransportBuilder,
+) -> Result<AsyncSmtpTransportBuilder, DsnError> {
+    let scheme = dsn.scheme.as_str();
+    if let Some(option) = XOAUTH2_OPTIONS.iter().find(|o| dsn.option(o).is_some()) {
+        return Err(DsnError::invalid(
+            scheme,
+            format!("`{option}` needs auth=xoauth2"),
+        ));
+    }
+    let mechanisms = match dsn.option("auth") {
+        None => vec![Mechanism::Plain, Mechanism::Login],
+        Some("plain") => vec![Mechanism::Plain],
+        Some("login") => vec![Mechanism::Login],
+        Some(other) => {
+            return Err(DsnError::invalid(
+                scheme,
+                format!("auth `{other}` is not one of plain, login, xoauth2"),
+            ));
+        }
+    };
+    let Some(user) = &dsn.user else {
+        return Ok(builder);
+    };
+    let password = dsn.require_password("password")?;
+    Ok(builder
+        .credentials(Credentials::new(user.clone(), password.to_owned()))
+        .authentication(mechanisms))
+}
+
+/// The XOAUTH2 user and where its tokens come from.
+fn xoauth2(dsn: &Dsn, timeout: Duration) -> Result<(String, Arc<dyn TokenSource>), DsnError> {
+    let scheme = dsn.scheme.as_str();
+    let user = dsn.require_user("XOAUTH2 user (the mailbox)")?.to_owned();
+    if dsn.password.is_some() {
+        return Err(DsnError::invalid(
+            scheme,
+            "auth=xoauth2 takes no password: give client_secret or google_key_file",
+        ));
+    }
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| DsnError::invalid(scheme, format!("HTTP client setup failed: {e}")))?;
+    let source: Arc<dyn TokenSource> = match dsn.option("google_key_file") {
+        Some(path) => {
+            let scope = dsn.option("scope").unwrap_or(GMAIL_SCOPE).to_owned();
+            let account =
+                GoogleServiceAccount::from_key_file(http, Path::new(path), user.clone(), scope)
+                    .map_err(|e| DsnError::invalid(scheme, e.to_string()))?;
+            Arc::new(account)
+        }
+        None => Arc::new(ClientCredentials::new(
+            http,
+            dsn.require("token_url")?.to_owned(),
+            dsn.require("client_id")?.to_owned(),
+            dsn.require("client_secret")?.to_owned(),
+            dsn.option("scope").unwrap_or_default().to_owned(),
+        )),
+    };
+    Ok((user, source))
+}
