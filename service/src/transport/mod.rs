@@ -8,6 +8,7 @@
 pub mod dsn;
 pub mod failover;
 pub mod file;
+pub mod graph;
 pub mod mime;
 pub mod ratelimit;
 pub mod ses;
@@ -115,6 +116,10 @@ pub fn from_dsn(dsn: &Dsn) -> Result<SharedTransport, DsnError> {
         "smtp" | "smtps" => Ok(Arc::new(smtp::SmtpTransport::from_dsn(dsn)?)),
         "file" => Ok(Arc::new(file::FileTransport::from_dsn(dsn)?)),
         "ses+api" => Ok(Arc::new(ses::SesTransport::from_dsn(
+            dsn,
+            reqwest::Client::new(),
+        )?)),
+        "microsoftgraph+api" => Ok(Arc::new(graph::GraphTransport::from_dsn(
             dsn,
             reqwest::Client::new(),
         )?)),
