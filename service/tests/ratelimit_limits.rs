@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use mailbridge::transport::ratelimit::{Rate, RateError, RateLimiter, RateLimits, parse_rates};
+use mailbridge::transport::ratelimit::{Quota, Rate, RateError, RateLimiter, RateLimits};
 
 fn limiter(rate: &str) -> RateLimiter {
-    RateLimiter::new(parse_rates(rate).unwrap())
+    RateLimiter::new(&Rate::parse(rate).unwrap())
 }
 
 #[test]
@@ -18,11 +18,13 @@ fn parses_the_documented_forms() {
         ("10/second", 10, 1),
         (" 10_000 / day ", 10_000, 86_400),
     ] {
-        let rate: Rate = text.parse().unwrap();
-        assert_eq!(rate.count.get(), count, "{text}");
-        assert_eq!(rate.period, Duration::from_secs(secs), "{text}");
+        let rate = Rate::parse(text).unwrap();
+        let [quota]: [Quota; 1] = rate.quotas().try_into().unwrap();
+        assert_eq!(quota.count.get(), count, "{text}");
+        assert_eq!(quota.period, Duration::from_secs(secs), "{text}");
     }
-    assert_eq!(parse_rates("30/minute, 10000/day").unwrap().len(), 2);
+    let both = Rate::parse("30/minute,10000/day").unwrap();
+    assert_eq!(both.to_string(), "30/minute, 10000/day");
 }
 
 #[test]
@@ -36,7 +38,7 @@ fn refuses_anything_else_with_a_clear_error() {
         "30/minute,",
         "",
     ] {
-        let err = parse_rates(bad).unwrap_err();
+        let err = Rate::parse(bad).unwrap_err();
         assert!(err.to_string().contains("N/minute"), "{bad}: {err}");
     }
     let err = RateLimits::new([("m365", "30/fortnight")], []).unwrap_err();

@@ -38,27 +38,27 @@ pub enum RateError {
     },
 }
 
-/// One rate: at most `count` messages per `period`.
+/// One quota: at most `count` messages per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
+pub struct Quota {
     /// How many messages.
     pub count: NonZeroU32,
     /// In how long.
     pub period: Duration,
 }
 
-impl Rate {
+impl Quota {
     /// The steady spacing between two messages once the burst is spent.
     pub fn interval(&self) -> Duration {
         self.period / self.count.get()
     }
 }
 
-impl FromStr for Rate {
+impl FromStr for Quota {
     type Err = RateError;
 
     fn from_str(text: &str) -> Result<Self, RateError> {
-        let malformed = || RateError::Malformed(text.to_owned());
+        let malformed = || RateError::Malformed(text.trim().to_owned());
         let (count, unit) = text.trim().split_once('/').ok_or_else(malformed)?;
         let count = count
             .trim()
@@ -72,11 +72,11 @@ impl FromStr for Rate {
             "day" => Duration::from_secs(86_400),
             _ => return Err(malformed()),
         };
-        Ok(Rate { count, period })
+        Ok(Quota { count, period })
     }
 }
 
-impl fmt::Display for Rate {
+impl fmt::Display for Quota {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let unit = match self.period.as_secs() {
             1 => "second",
@@ -88,19 +88,47 @@ impl fmt::Display for Rate {
     }
 }
 
-/// Parses a comma-separated list of rates, e.g. `"30/minute, 10000/day"`.
-pub fn parse_rates(text: &str) -> Result<Vec<Rate>, RateError> {
-    let rates = text
-        .split(',')
-        .map(str::parse)
-        .collect::<Result<Vec<Rate>, _>>()?;
-    Ok(rates)
+/// A configured rate: one or more quotas that all hold, e.g. `30/minute, 10000/day`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rate {
+    quotas: Vec<Quota>,
 }
 
-/// One rate with its state: the theoretical arrival time of the next message.
+impl Rate {
+    /// Parses a comma-separated list of quotas.
+    pub fn parse(text: &str) -> Result<Self, RateError> {
+        let quotas = text
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<Vec<Quota>, _>>()?;
+        Ok(Self { quotas })
+    }
+
+    /// Its quotas.
+    pub fn quotas(&self) -> &[Quota] {
+        &self.quotas
+    }
+}
+
+impl FromStr for Rate {
+    type Err = RateError;
+
+    fn from_str(text: &str) -> Result<Self, RateError> {
+        Self::parse(text)
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.quotas.iter().map(Quota::to_string).collect();
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// One quota with its state: the theoretical arrival time of the next message.
 #[derive(Debug)]
 struct Cell {
-    rate: Rate,
+    quota: Quota,
     tat: Option<Instant>,
 }
 
@@ -109,26 +137,26 @@ impl Cell {
     fn wait(&self, now: Instant) -> Duration {
         let tat = self.tat.map_or(now, |t| t.max(now));
         // Up to `period - interval` ahead of now is the burst allowance.
-        let allowed_until = now + (self.rate.period - self.rate.interval());
+        let allowed_until = now + (self.quota.period - self.quota.interval());
         tat.saturating_duration_since(allowed_until)
     }
 
     fn spend(&mut self, now: Instant) {
         let tat = self.tat.map_or(now, |t| t.max(now));
-        self.tat = Some(tat + self.rate.interval());
+        self.tat = Some(tat + self.quota.interval());
     }
 }
 
-/// The limiter of one tenant or one transport: one or more rates that all hold.
+/// The limiter of one tenant or one transport.
 #[derive(Debug)]
 pub struct RateLimiter {
     cells: Mutex<Vec<Cell>>,
 }
 
 impl RateLimiter {
-    /// A limiter enforcing every rate of `rates`.
-    pub fn new(rates: impl IntoIterator<Item = Rate>) -> Self {
-        let cells = rates.into_iter().map(|rate| Cell { rate, tat: None });
+    /// A limiter enforcing every quota of `rate`.
+    pub fn new(rate: &Rate) -> Self {
+        let cells = rate.quotas.iter().map(|&quota| Cell { quota, tat: None });
         Self {
             cells: Mutex::new(cells.collect()),
         }
@@ -223,8 +251,8 @@ where
         .into_iter()
         .map(|(name, rate)| {
             let name = name.into();
-            match parse_rates(rate.as_ref()) {
-                Ok(rates) => Ok((name, RateLimiter::new(rates))),
+            match Rate::parse(rate.as_ref()) {
+                Ok(rate) => Ok((name, RateLimiter::new(&rate))),
                 Err(e) => Err(RateError::Of {
                     what,
                     name,
