@@ -42,6 +42,13 @@ impl fmt::Debug for SesTransport {
     }
 }
 
+/// What SES answered.
+struct Answer {
+    status: reqwest::StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: bytes::Bytes,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct SendEmailAnswer {
@@ -66,33 +73,7 @@ impl SesTransport {
             .map(str::to_owned)
             .or_else(|| env("AWS_REGION"))
             .or_else(|| env("AWS_DEFAULT_REGION"))
-            .ok_or_else(|| {
-                DsnError::invalid(&dsn.scheme, "missing option `region` (or AWS_REGION)")
-            })?;
-        let credentials = match (&dsn.user, &dsn.password) {
-            (Some(key), Some(secret)) => Credentials::new(key, secret, None, None, "dsn"),
-            (None, None) => {
-                let key = env("AWS_ACCESS_KEY_ID");
-                let secret = env("AWS_SECRET_ACCESS_KEY");
-                match (key, secret) {
-                    (Some(k), Some(s)) => {
-                        Credentials::new(k, s, env("AWS_SESSION_TOKEN"), None, "environment")
-                    }
-                    _ => {
-                        return Err(DsnError::invalid(
-                            &dsn.scheme,
-                            "no credentials: give ACCESS_KEY:SECRET_KEY or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-                        ));
-                    }
-                }
-            }
-            _ => {
-                return Err(DsnError::invalid(
-                    &dsn.scheme,
-                    "give both ACCESS_KEY and SECRET_KEY",
-                ));
-            }
-        };
+            .ok_or_else(|| invalid(dsn, "missing option `region` (or AWS_REGION)"))?;
         let base = match dsn.option("endpoint") {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("https://email.{region}.amazonaws.com"),
@@ -101,23 +82,13 @@ impl SesTransport {
             http,
             url: format!("{base}/v2/email/outbound-emails"),
             region,
-            credentials,
+            credentials: credentials(dsn, env)?,
             configuration_set: dsn.option("configuration_set").map(str::to_owned),
         })
     }
 
-    /// Signs and posts `body`; the answer's status, headers and body.
-    async fn post(
-        &self,
-        body: Vec<u8>,
-    ) -> Result<
-        (
-            reqwest::StatusCode,
-            reqwest::header::HeaderMap,
-            bytes::Bytes,
-        ),
-        TransportError,
-    > {
+    /// Signs and posts `body`.
+    async fn post(&self, body: Vec<u8>) -> Result<Answer, TransportError> {
         let mut request = self
             .http
             .post(&self.url)
@@ -132,11 +103,15 @@ impl SesTransport {
             .map_err(|e| TransportError::transient(format!("SES unreachable: {e}")))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let answer = response
+        let body = response
             .bytes()
             .await
             .map_err(|e| TransportError::transient(format!("SES answer cut short: {e}")))?;
-        Ok((status, headers, answer))
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// The SigV4 headers (`authorization`, `x-amz-date`, …) for a POST of `body`.
@@ -184,17 +159,49 @@ impl Transport for SesTransport {
             self.configuration_set.as_deref(),
         ))
         .map_err(|e| TransportError::permanent(format!("cannot encode the SES request: {e}")))?;
-        let (status, headers, answer) = self.post(body).await?;
-        if !status.is_success() {
-            let hint = retry_after(&headers);
-            return Err(error::classify(status, &headers, &answer, hint));
+        let answer = self.post(body).await?;
+        if !answer.status.is_success() {
+            let hint = retry_after(&answer.headers);
+            return Err(error::classify(
+                answer.status,
+                &answer.headers,
+                &answer.body,
+                hint,
+            ));
         }
-        let answer: SendEmailAnswer =
-            serde_json::from_slice(&answer).unwrap_or(SendEmailAnswer { message_id: None });
+        // A 200 whose body we cannot read was still accepted: never send it twice.
+        let id = serde_json::from_slice::<SendEmailAnswer>(&answer.body)
+            .ok()
+            .and_then(|a| a.message_id);
         Ok(Delivery {
-            provider_message_id: answer.message_id,
+            provider_message_id: id,
         })
     }
+}
+
+/// The key pair from the DSN, else from the standard AWS variables.
+fn credentials(dsn: &Dsn, env: impl Fn(&str) -> Option<String>) -> Result<Credentials, DsnError> {
+    match (&dsn.user, &dsn.password) {
+        (Some(key), Some(secret)) => Ok(Credentials::new(key, secret, None, None, "dsn")),
+        (None, None) => match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+            (Some(key), Some(secret)) => Ok(Credentials::new(
+                key,
+                secret,
+                env("AWS_SESSION_TOKEN"),
+                None,
+                "environment",
+            )),
+            _ => Err(invalid(
+                dsn,
+                "no credentials: give ACCESS_KEY:SECRET_KEY or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            )),
+        },
+        _ => Err(invalid(dsn, "give both ACCESS_KEY and SECRET_KEY")),
+    }
+}
+
+fn invalid(dsn: &Dsn, reason: &str) -> DsnError {
+    DsnError::invalid(&dsn.scheme, reason)
 }
 
 /// `Retry-After` in seconds or as an HTTP date.
