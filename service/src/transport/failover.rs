@@ -1,0 +1,207 @@
+//! `failover(A B …)` and `roundrobin(A B …)`: several transports behind one.
+//!
+//! Failover uses the first healthy transport; round robin takes them in turn.
+//! A transport that fails with a transient or auth error is marked down and
+//! skipped for [`SKIP_FOR`] while another one is up; the message goes on to
+//! the next one at once. A permanent error is returned as it is: a message
+//! that one provider refuses as malformed would be refused by the others too.
+//! When every transport is marked down, each is tried again rather than
+//! failing without trying, so a recovered transport is found on the next attempt.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{Delivery, Dsn, SharedTransport, Transport, TransportError};
+use crate::email::OutgoingMessage;
+
+/// How long a transport that failed is skipped.
+pub const SKIP_FOR: Duration = Duration::from_secs(60);
+
+/// The current time; replaced in tests so that skipping is exact.
+pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+
+/// How the transports are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Always the first healthy one.
+    Failover,
+    /// Each message starts at the next one.
+    RoundRobin,
+}
+
+/// One inner transport, its name for error messages, and when it is up again.
+struct Member {
+    name: String,
+    transport: SharedTransport,
+    down_until: Mutex<Option<Instant>>,
+}
+
+impl Member {
+    fn is_down(&self, now: Instant) -> bool {
+        let until = *self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        until.is_some_and(|t| now < t)
+    }
+
+    fn mark(&self, until: Option<Instant>) {
+        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) = until;
+    }
+}
+
+/// Several transports behind one, by [`Strategy`].
+pub struct Group {
+    strategy: Strategy,
+    members: Vec<Member>,
+    next: AtomicUsize,
+    clock: Clock,
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.members.iter().map(|m| m.name.as_str()).collect();
+        f.debug_struct("Group")
+            .field("strategy", &self.strategy)
+            .field("members", &names)
+            .finish()
+    }
+}
+
+impl Group {
+    /// A group of named transports (names appear in error messages; never secrets).
+    pub fn new(strategy: Strategy, members: Vec<(String, SharedTransport)>) -> Self {
+        Self::with_clock(strategy, members, Arc::new(Instant::now))
+    }
+
+    /// [`new`](Self::new) with an injected clock (tests).
+    pub fn with_clock(
+        strategy: Strategy,
+        members: Vec<(String, SharedTransport)>,
+        clock: Clock,
+    ) -> Self {
+        let members = members
+            .into_iter()
+            .map(|(name, transport)| Member {
+                name,
+                transport,
+                down_until: Mutex::new(None),
+            })
+            .collect();
+        Self {
+            strategy,
+            members,
+            next: AtomicUsize::new(0),
+            clock,
+        }
+    }
+
+    /// The order in which to try the members for one message: those up first
+    /// (from the strategy's starting point), those marked down after them.
+    fn order(&self, now: Instant) -> Vec<&Member> {
+        let n = self.members.len();
+        let start = match self.strategy {
+            Strategy::Failover => 0,
+            Strategy::RoundRobin if n > 0 => self.next.fetch_add(1, Ordering::Relaxed) % n,
+            Strategy::RoundRobin => 0,
+        };
+        let rotated = (0..n).map(|i| &self.members[(start + i) % n]);
+        let (up, down): (Vec<_>, Vec<_>) = rotated.partition(|m| !m.is_down(now));
+        if up.is_empty() { down } else { up }
+    }
+}
+
+#[async_trait]
+impl Transport for Group {
+    async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
+        let mut failures = Vec::new();
+        for member in self.order((self.clock)()) {
+            match member.transport.send(message).await {
+                Ok(delivery) => {
+                    member.mark(None);
+                    return Ok(delivery);
+                }
+                Err(e @ TransportError::Permanent { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(transport = %member.name, error = %e, "transport failed, trying the next one");
+                    member.mark(Some((self.clock)() + SKIP_FOR));
+                    failures.push((member.name.as_str(), e));
+                }
+            }
+        }
+        Err(all_failed(&failures))
+    }
+
+    async fn check(&self) -> Result<(), TransportError> {
+        for member in &self.members {
+            member
+                .transport
+                .check()
+                .await
+                .map_err(|e| named(&member.name, &e))?;
+        }
+        Ok(())
+    }
+}
+
+/// One transient error naming every failure, with the soonest retry hint.
+fn all_failed(failures: &[(&str, TransportError)]) -> TransportError {
+    let message = failures
+        .iter()
+        .map(|(name, e)| format!("{name}: {e}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    TransportError::Transient {
+        message: format!("all transports failed: {message}"),
+        retry_after: failures.iter().filter_map(|(_, e)| e.retry_after()).min(),
+    }
+}
+
+/// The same error, prefixed with the transport's name.
+fn named(name: &str, e: &TransportError) -> TransportError {
+    let message = format!("{name}: {}", e.detail());
+    match e {
+        TransportError::Transient { retry_after, .. } => TransportError::Transient {
+            message,
+            retry_after: *retry_after,
+        },
+        TransportError::Auth { .. } => TransportError::Auth { message },
+        TransportError::Permanent { .. } => TransportError::Permanent { message },
+    }
+}
+
+/// A name for an inner DSN that never shows its credentials: `scheme://host[:port]`.
+pub fn member_name(index: usize, dsn: &Dsn) -> String {
+    let base = if dsn.children.is_empty() {
+        match dsn.port {
+            Some(port) => format!("{}://{}:{port}", dsn.scheme, dsn.host),
+            None => format!("{}://{}", dsn.scheme, dsn.host),
+        }
+    } else {
+        format!("{}(…)", dsn.scheme)
+    };
+    format!("#{} {base}", index + 1)
+}
+
+/// Builds `failover(…)` or `roundrobin(…)` from its parsed DSN.
+pub fn from_dsn(dsn: &Dsn) -> Result<SharedTransport, super::DsnError> {
+    let strategy = match dsn.scheme.as_str() {
+        "failover" => Strategy::Failover,
+        "roundrobin" => Strategy::RoundRobin,
+        other => return Err(super::DsnError::UnknownScheme(other.to_owned())),
+    };
+    let members = dsn
+        .children
+        .iter()
+        .enumerate()
+        .map(|(i, child)| Ok((member_name(i, child), super::from_dsn(child)?)))
+        .collect::<Result<Vec<_>, super::DsnError>>()?;
+    if members.is_empty() {
+        return Err(super::DsnError::invalid(
+            &dsn.scheme,
+            "needs at least one transport",
+        ));
+    }
+    Ok(Arc::new(Group::new(strategy, members)))
+}

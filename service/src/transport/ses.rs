@@ -1,0 +1,219 @@
+//! Amazon SES v2 `SendEmail` (`ses+api://ACCESS_KEY:SECRET_KEY@default?region=R`),
+//! signed with SigV4 (service name `ses`).
+//!
+//! Without credentials in the DSN, the standard `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` are read once, when the
+//! transport is built; the region likewise falls back to `AWS_REGION`.
+//! Options: `region`, `endpoint` (base URL, default
+//! `https://email.{region}.amazonaws.com`), `configuration_set`.
+
+mod body;
+mod error;
+
+use std::fmt;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use serde::Deserialize;
+
+use super::{Delivery, Dsn, DsnError, Transport, TransportError, mime};
+use crate::email::OutgoingMessage;
+
+/// Delivers through the SES v2 API. `Debug` never shows the secret key.
+pub struct SesTransport {
+    http: reqwest::Client,
+    url: String,
+    region: String,
+    credentials: Credentials,
+    configuration_set: Option<String>,
+}
+
+impl fmt::Debug for SesTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SesTransport")
+            .field("url", &self.url)
+            .field("region", &self.region)
+            .field("access_key_id", &self.credentials.access_key_id())
+            .field("configuration_set", &self.configuration_set)
+            .finish()
+    }
+}
+
+/// What SES answered.
+struct Answer {
+    status: reqwest::StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: bytes::Bytes,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SendEmailAnswer {
+    message_id: Option<String>,
+}
+
+impl SesTransport {
+    /// Builds the transport from its DSN, falling back to the process environment.
+    pub fn from_dsn(dsn: &Dsn, http: reqwest::Client) -> Result<Self, DsnError> {
+        Self::from_dsn_with_env(dsn, http, |name| std::env::var(name).ok())
+    }
+
+    /// [`from_dsn`](Self::from_dsn) with the environment given as a lookup (tests).
+    pub fn from_dsn_with_env(
+        dsn: &Dsn,
+        http: reqwest::Client,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, DsnError> {
+        let env = |name: &str| env(name).filter(|v| !v.is_empty());
+        let region = dsn
+            .option("region")
+            .map(str::to_owned)
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .ok_or_else(|| invalid(dsn, "missing option `region` (or AWS_REGION)"))?;
+        let base = match dsn.option("endpoint") {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("https://email.{region}.amazonaws.com"),
+        };
+        Ok(Self {
+            http,
+            url: format!("{base}/v2/email/outbound-emails"),
+            region,
+            credentials: credentials(dsn, env)?,
+            configuration_set: dsn.option("configuration_set").map(str::to_owned),
+        })
+    }
+
+    /// Signs and posts `body`.
+    async fn post(&self, body: Vec<u8>) -> Result<Answer, TransportError> {
+        let mut request = self
+            .http
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        for (name, value) in self.signature(&body, SystemTime::now())? {
+            request = request.header(name, value);
+        }
+        let response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| TransportError::transient(format!("SES unreachable: {e}")))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| TransportError::transient(format!("SES answer cut short: {e}")))?;
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// The SigV4 headers (`authorization`, `x-amz-date`, …) for a POST of `body`.
+    fn signature(
+        &self,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Vec<(String, String)>, TransportError> {
+        let failed = |e: &dyn fmt::Display| {
+            TransportError::permanent(format!("cannot sign the SES request: {e}"))
+        };
+        let identity = self.credentials.clone().into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("ses")
+            .time(now)
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| failed(&e))?
+            .into();
+        let headers = [("content-type", "application/json")];
+        let request = SignableRequest::new(
+            "POST",
+            &self.url,
+            headers.into_iter(),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| failed(&e))?;
+        let (instructions, _) = sign(request, &params).map_err(|e| failed(&e))?.into_parts();
+        Ok(instructions
+            .headers()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Transport for SesTransport {
+    async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
+        let eml = mime::to_eml(message)?;
+        let body = serde_json::to_vec(&body::SendEmail::new(
+            message,
+            &eml,
+            self.configuration_set.as_deref(),
+        ))
+        .map_err(|e| TransportError::permanent(format!("cannot encode the SES request: {e}")))?;
+        let answer = self.post(body).await?;
+        if !answer.status.is_success() {
+            let hint = retry_after(&answer.headers);
+            return Err(error::classify(
+                answer.status,
+                &answer.headers,
+                &answer.body,
+                hint,
+            ));
+        }
+        // A 200 whose body we cannot read was still accepted: never send it twice.
+        let id = serde_json::from_slice::<SendEmailAnswer>(&answer.body)
+            .ok()
+            .and_then(|a| a.message_id);
+        Ok(Delivery {
+            provider_message_id: id,
+        })
+    }
+}
+
+/// The key pair from the DSN, else from the standard AWS variables.
+fn credentials(dsn: &Dsn, env: impl Fn(&str) -> Option<String>) -> Result<Credentials, DsnError> {
+    match (&dsn.user, &dsn.password) {
+        (Some(key), Some(secret)) => Ok(Credentials::new(key, secret, None, None, "dsn")),
+        (None, None) => match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+            (Some(key), Some(secret)) => Ok(Credentials::new(
+                key,
+                secret,
+                env("AWS_SESSION_TOKEN"),
+                None,
+                "environment",
+            )),
+            _ => Err(invalid(
+                dsn,
+                "no credentials: give ACCESS_KEY:SECRET_KEY or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            )),
+        },
+        _ => Err(invalid(dsn, "give both ACCESS_KEY and SECRET_KEY")),
+    }
+}
+
+fn invalid(dsn: &Dsn, reason: &str) -> DsnError {
+    DsnError::invalid(&dsn.scheme, reason)
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(std::time::Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+}

@@ -1,0 +1,100 @@
+//! SES's own error answers (JSON with `x-amzn-ErrorType`, as the SES v2
+//! reference shows them; moto answers these in XML) and an unreachable endpoint.
+
+use std::time::Duration;
+
+use mailbridge::email::{Mailbox, OutgoingMessage};
+use mailbridge::transport::{Dsn, TransportError, from_dsn};
+use wiremock::matchers::{header_exists, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn message() -> OutgoingMessage {
+    OutgoingMessage {
+        id: uuid::Uuid::new_v4(),
+        tenant: "acme".into(),
+        message_id: "1@acme.example".into(),
+        from: Mailbox::new("no-reply@acme.example"),
+        envelope_from: None,
+        reply_to: None,
+        to: vec![Mailbox::new("ada@example.com")],
+        cc: vec![],
+        bcc: vec![],
+        subject: "Hello".into(),
+        text: Some("Hi".into()),
+        html: None,
+        tags: vec![],
+        metadata: Default::default(),
+    }
+}
+
+async fn send_to(endpoint: &str) -> TransportError {
+    let dsn = Dsn::parse(&format!(
+        "ses+api://AKIDEXAMPLE:secret@default?region=eu-west-1&endpoint={endpoint}"
+    ))
+    .unwrap();
+    from_dsn(&dsn).unwrap().send(&message()).await.unwrap_err()
+}
+
+async fn ses_answering(status: u16, error_type: &str, retry_after: Option<&str>) -> MockServer {
+    let server = MockServer::start().await;
+    let mut answer = ResponseTemplate::new(status)
+        .insert_header(
+            "x-amzn-ErrorType",
+            format!("{error_type}:http://internal.amazon.com/coral/com.amazonaws.sesv2/"),
+        )
+        .set_body_json(serde_json::json!({"message": "explained"}));
+    if let Some(secs) = retry_after {
+        answer = answer.insert_header("Retry-After", secs);
+    }
+    Mock::given(method("POST"))
+        .and(path("/v2/email/outbound-emails"))
+        .and(header_exists("authorization"))
+        .and(header_exists("x-amz-date"))
+        .respond_with(answer)
+        .expect(1)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn throttling_is_transient_with_the_hint() {
+    let server = ses_answering(429, "TooManyRequestsException", Some("12")).await;
+    let err = send_to(&server.uri()).await;
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(12)));
+    assert!(
+        err.detail().contains("TooManyRequestsException: explained"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_daily_quota_reached_is_transient() {
+    let server = ses_answering(400, "LimitExceededException", None).await;
+    assert!(send_to(&server.uri()).await.is_transient());
+}
+
+#[tokio::test]
+async fn a_rejected_message_is_permanent() {
+    for code in [
+        "MessageRejected",
+        "MailFromDomainNotVerifiedException",
+        "AccountSuspendedException",
+    ] {
+        let server = ses_answering(400, code, None).await;
+        let err = send_to(&server.uri()).await;
+        assert!(
+            matches!(err, TransportError::Permanent { .. }),
+            "{code}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_transient() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let err = send_to(&format!("http://{addr}")).await;
+    assert!(matches!(err, TransportError::Transient { .. }), "{err}");
+}
