@@ -58,6 +58,9 @@ class Handler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.args.stall_data:
+            # A server that hangs mid-conversation (crash-recovery tests).
+            await asyncio.sleep(self.args.stall_data)
         if self._should_fail("data"):
             return FAIL_TEXT[self.args.fail_rcpt].format(rcpt=envelope.rcpt_tos[0])
         n = next(self.count)
@@ -249,6 +252,7 @@ def main():
     p.add_argument("--fail-rcpt", type=int, choices=sorted(FAIL_TEXT))
     p.add_argument("--fail-at", choices=["rcpt", "data"], default="rcpt")
     p.add_argument("--fail-times", type=int, default=0, help="fail only the first N messages (0: all)")
+    p.add_argument("--stall-data", type=float, default=0, help="wait this many seconds before answering DATA")
     args = p.parse_args()
     if args.make_certs:
         make_certs(args.make_certs)
