@@ -10,8 +10,8 @@ use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::api::error::ApiError;
 use crate::api::AppState;
+use crate::api::error::ApiError;
 
 /// The audience every token must name.
 pub const AUDIENCE: &str = "mailbridge";
@@ -75,7 +75,9 @@ impl Caller {
         if self.admin {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!("this endpoint needs the `{ADMIN_SCOPE}` scope")))
+            Err(ApiError::forbidden(format!(
+                "this endpoint needs the `{ADMIN_SCOPE}` scope"
+            )))
         }
     }
 }
@@ -117,7 +119,9 @@ impl Verifier {
             None => claims.exp <= now + MAX_LIFETIME_SECS + LEEWAY_SECS,
         };
         if !lifetime_ok || claims.exp > now + MAX_LIFETIME_SECS + LEEWAY_SECS {
-            return Err(format!("token lifetime exceeds {MAX_LIFETIME_SECS} seconds"));
+            return Err(format!(
+                "token lifetime exceeds {MAX_LIFETIME_SECS} seconds"
+            ));
         }
         let admin = claims
             .scope
@@ -130,7 +134,12 @@ impl Verifier {
 }
 
 /// Makes a token for `tenant` valid for `ttl_secs` (the CLI and tests use it).
-pub fn mint(secret: &[u8], tenant: Option<&str>, admin: bool, ttl_secs: u64) -> Result<String, jsonwebtoken::errors::Error> {
+pub fn mint(
+    secret: &[u8],
+    tenant: Option<&str>,
+    admin: bool,
+    ttl_secs: u64,
+) -> Result<String, jsonwebtoken::errors::Error> {
     let now = unix_now();
     let claims = Claims {
         aud: AUDIENCE.to_owned(),
@@ -141,7 +150,11 @@ pub fn mint(secret: &[u8], tenant: Option<&str>, admin: bool, ttl_secs: u64) -> 
         scope: admin.then(|| ADMIN_SCOPE.to_owned()),
         jti: Some(uuid::Uuid::new_v4().to_string()),
     };
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
 }
 
 fn unix_now() -> u64 {
@@ -154,7 +167,10 @@ fn unix_now() -> u64 {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(verifier) = &state.verifier else {
             // `--insecure-no-auth` on a loopback address: every caller is an administrator.
             return Ok(Caller {
@@ -165,13 +181,22 @@ impl FromRequestParts<AppState> for Caller {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>` header"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("missing `Authorization: Bearer <token>` header")
+            })?;
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
-        verifier.verify(token.trim()).map_err(ApiError::unauthorized)
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+            })?;
+        verifier
+            .verify(token.trim())
+            .map_err(ApiError::unauthorized)
     }
 }
 
@@ -184,8 +209,16 @@ mod tests {
     #[test]
     fn accepts_a_fresh_token_and_reads_claims() {
         let v = Verifier::new(SECRET);
-        let caller = v.verify(&mint(SECRET, Some("acme"), false, 60).unwrap()).unwrap();
-        assert_eq!(caller, Caller { tenant: "acme".into(), admin: false });
+        let caller = v
+            .verify(&mint(SECRET, Some("acme"), false, 60).unwrap())
+            .unwrap();
+        assert_eq!(
+            caller,
+            Caller {
+                tenant: "acme".into(),
+                admin: false
+            }
+        );
         let admin = v.verify(&mint(SECRET, None, true, 60).unwrap()).unwrap();
         assert_eq!(admin.tenant, "default");
         assert!(admin.admin);
@@ -197,8 +230,21 @@ mod tests {
         let foreign = mint(b"another-secret-another-secret-xx", Some("acme"), false, 60).unwrap();
         assert!(v.verify(&foreign).is_err());
         let now = unix_now();
-        let long = Claims { aud: AUDIENCE.into(), exp: now + 3600, iat: Some(now), iss: None, tenant: None, scope: None, jti: None };
-        let long = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &long, &EncodingKey::from_secret(SECRET)).unwrap();
+        let long = Claims {
+            aud: AUDIENCE.into(),
+            exp: now + 3600,
+            iat: Some(now),
+            iss: None,
+            tenant: None,
+            scope: None,
+            jti: None,
+        };
+        let long = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &long,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
         assert!(v.verify(&long).unwrap_err().contains("lifetime"));
         // alg: none, with the same claims.
         use base64::Engine as _;
@@ -209,21 +255,60 @@ mod tests {
             b64.encode(format!(r#"{{"aud":"mailbridge","exp":{}}}"#, now + 60))
         );
         assert!(v.verify(&none).is_err());
-        let wrong_aud = Claims { aud: "other".into(), exp: now + 60, iat: Some(now), iss: None, tenant: None, scope: None, jti: None };
-        let wrong_aud = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &wrong_aud, &EncodingKey::from_secret(SECRET)).unwrap();
+        let wrong_aud = Claims {
+            aud: "other".into(),
+            exp: now + 60,
+            iat: Some(now),
+            iss: None,
+            tenant: None,
+            scope: None,
+            jti: None,
+        };
+        let wrong_aud = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &wrong_aud,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
         assert!(v.verify(&wrong_aud).is_err());
-        let expired = Claims { aud: AUDIENCE.into(), exp: now - 120, iat: Some(now - 180), iss: None, tenant: None, scope: None, jti: None };
-        let expired = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &EncodingKey::from_secret(SECRET)).unwrap();
+        let expired = Claims {
+            aud: AUDIENCE.into(),
+            exp: now - 120,
+            iat: Some(now - 180),
+            iss: None,
+            tenant: None,
+            scope: None,
+            jti: None,
+        };
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &expired,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
         assert!(v.verify(&expired).is_err());
     }
 
     #[test]
     fn tenant_rules() {
-        let caller = Caller { tenant: "acme".into(), admin: false };
+        let caller = Caller {
+            tenant: "acme".into(),
+            admin: false,
+        };
         assert_eq!(caller.tenant_for(None).unwrap(), "acme");
         assert_eq!(caller.tenant_for(Some("acme")).unwrap(), "acme");
-        assert_eq!(caller.tenant_for(Some("other")).unwrap_err().status.as_u16(), 403);
-        let admin = Caller { tenant: "default".into(), admin: true };
+        assert_eq!(
+            caller
+                .tenant_for(Some("other"))
+                .unwrap_err()
+                .status
+                .as_u16(),
+            403
+        );
+        let admin = Caller {
+            tenant: "default".into(),
+            admin: true,
+        };
         assert_eq!(admin.tenant_for(Some("other")).unwrap(), "other");
     }
 }

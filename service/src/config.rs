@@ -142,19 +142,41 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
         Some(path) => read_file(Path::new(&path), &lookup)?,
         None => FileSettings::default(),
     };
-    let pick = |var: &str, from_file: Option<String>, default: &str| -> Result<String, ConfigError> {
-        Ok(lookup.get(var)?.or(from_file).unwrap_or_else(|| default.to_owned()))
-    };
+    let pick =
+        |var: &str, from_file: Option<String>, default: &str| -> Result<String, ConfigError> {
+            Ok(lookup
+                .get(var)?
+                .or(from_file)
+                .unwrap_or_else(|| default.to_owned()))
+        };
     let listen = pick("MAILBRIDGE_LISTEN", file.listen, "127.0.0.1:8090")?;
     let from = pick("MAILBRIDGE_FROM", file.from, "mailbridge@localhost")?;
     let retry = RetryPolicy {
         base: duration(&lookup, "MAILBRIDGE_RETRY_BASE", file.retry_base, "5s")?,
-        max_interval: duration(&lookup, "MAILBRIDGE_RETRY_MAX_INTERVAL", file.retry_max_interval, "1h")?,
-        max_attempts: number(&lookup, "MAILBRIDGE_RETRY_MAX_ATTEMPTS", file.retry_max_attempts, 10)?,
-        max_age: duration(&lookup, "MAILBRIDGE_RETRY_MAX_AGE", file.retry_max_age, "24h")?,
+        max_interval: duration(
+            &lookup,
+            "MAILBRIDGE_RETRY_MAX_INTERVAL",
+            file.retry_max_interval,
+            "1h",
+        )?,
+        max_attempts: number(
+            &lookup,
+            "MAILBRIDGE_RETRY_MAX_ATTEMPTS",
+            file.retry_max_attempts,
+            10,
+        )?,
+        max_age: duration(
+            &lookup,
+            "MAILBRIDGE_RETRY_MAX_AGE",
+            file.retry_max_age,
+            "24h",
+        )?,
     };
     if retry.max_attempts == 0 || retry.base.is_zero() {
-        return Err(invalid("MAILBRIDGE_RETRY_*", "attempts and base delay must be above zero"));
+        return Err(invalid(
+            "MAILBRIDGE_RETRY_*",
+            "attempts and base delay must be above zero",
+        ));
     }
     let jwt_secret = match lookup.secret("MAILBRIDGE_JWT_SECRET")? {
         Some(s) => Some(s),
@@ -163,10 +185,13 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
             .map(|p| read_secret_file("jwt_secret_file", &p))
             .transpose()?,
     };
-    if let Some(secret) = &jwt_secret {
-        if secret.expose().len() < 32 {
-            return Err(invalid("MAILBRIDGE_JWT_SECRET", "must be at least 32 bytes long"));
-        }
+    if let Some(secret) = &jwt_secret
+        && secret.expose().len() < 32
+    {
+        return Err(invalid(
+            "MAILBRIDGE_JWT_SECRET",
+            "must be at least 32 bytes long",
+        ));
     }
     let mut transports: BTreeMap<String, Secret> = file
         .transports
@@ -183,7 +208,11 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
         listen: listen
             .parse()
             .map_err(|_| invalid("MAILBRIDGE_LISTEN", format!("`{listen}` is not host:port")))?,
-        database_url: pick("MAILBRIDGE_DATABASE_URL", file.database_url, "sqlite://data/mailbridge.db")?,
+        database_url: pick(
+            "MAILBRIDGE_DATABASE_URL",
+            file.database_url,
+            "sqlite://data/mailbridge.db",
+        )?,
         templates: PathBuf::from(pick("MAILBRIDGE_TEMPLATES", file.templates, "templates")?),
         from: Mailbox::parse(&from).map_err(|e| invalid("MAILBRIDGE_FROM", e.reason))?,
         jwt_secret,
@@ -207,10 +236,13 @@ impl Settings {
         }
         for (tenant, t) in &self.tenants {
             let key = format!("tenants.{tenant}");
-            if let Some(transport) = &t.transport {
-                if !self.transports.contains_key(transport) {
-                    return Err(invalid(&key, format!("names transport `{transport}`, which is not in [transports]")));
-                }
+            if let Some(transport) = &t.transport
+                && !self.transports.contains_key(transport)
+            {
+                return Err(invalid(
+                    &key,
+                    format!("names transport `{transport}`, which is not in [transports]"),
+                ));
             }
             if let Some(from) = &t.from {
                 Mailbox::parse(from).map_err(|e| invalid(&format!("{key}.from"), e.reason))?;
@@ -256,13 +288,30 @@ fn read_secret_file(name: &str, path: &str) -> Result<Secret, ConfigError> {
     Ok(Secret::new(text.trim_end_matches(['\r', '\n'])))
 }
 
-fn duration(lookup: &Lookup<'_>, name: &str, from_file: Option<String>, default: &str) -> Result<Duration, ConfigError> {
-    let text = lookup.get(name)?.or(from_file).unwrap_or_else(|| default.to_owned());
-    humantime::parse_duration(&text)
-        .map_err(|e| invalid(name, format!("`{text}` is not a duration like 100ms, 5s, 1h ({e})")))
+fn duration(
+    lookup: &Lookup<'_>,
+    name: &str,
+    from_file: Option<String>,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    let text = lookup
+        .get(name)?
+        .or(from_file)
+        .unwrap_or_else(|| default.to_owned());
+    humantime::parse_duration(&text).map_err(|e| {
+        invalid(
+            name,
+            format!("`{text}` is not a duration like 100ms, 5s, 1h ({e})"),
+        )
+    })
 }
 
-fn number<T: std::str::FromStr>(lookup: &Lookup<'_>, name: &str, from_file: Option<T>, default: T) -> Result<T, ConfigError> {
+fn number<T: std::str::FromStr>(
+    lookup: &Lookup<'_>,
+    name: &str,
+    from_file: Option<T>,
+    default: T,
+) -> Result<T, ConfigError> {
     match lookup.get(name)? {
         Some(text) => text
             .parse()
@@ -310,7 +359,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -352,7 +404,10 @@ rate = "30/minute"
         assert_eq!(s.retry.base, Duration::from_millis(250), "environment wins");
         assert_eq!(s.tenant("acme").transport.as_deref(), Some("eu"));
         assert_eq!(s.tenant("other"), TenantSettings::default());
-        assert!(!format!("{s:?}").contains("k%2B1"), "secrets are redacted in debug output");
+        assert!(
+            !format!("{s:?}").contains("k%2B1"),
+            "secrets are redacted in debug output"
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod config;
 pub mod email;
 pub mod oauth;
 pub mod queue;
+pub mod render;
 pub mod server;
 pub mod telemetry;
 pub mod tenant;
@@ -51,13 +52,20 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this endpoint",
+            )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_| {
-            axum::response::IntoResponse::into_response(ApiError::internal(&"a request handler panicked"))
+            axum::response::IntoResponse::into_response(ApiError::internal(
+                &"a request handler panicked",
+            ))
         }))
         .layer(TraceLayer::new_for_http())
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+        ]))
         .with_state(state)
 }

@@ -12,7 +12,13 @@ use clap::{Parser, Subcommand};
 /// Settings come from MAILBRIDGE_* environment variables and, if
 /// MAILBRIDGE_CONFIG names one, a TOML file (the environment wins).
 #[derive(Debug, Parser)]
-#[command(name = "mailbridge", version, about, long_about, propagate_version = true)]
+#[command(
+    name = "mailbridge",
+    version,
+    about,
+    long_about,
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -67,7 +73,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

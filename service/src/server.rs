@@ -65,10 +65,14 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
                 "--insecure-no-auth is allowed only on a loopback address, not {}",
                 settings.listen
             );
-            tracing::warn!("authentication is off (--insecure-no-auth): every local caller is an administrator");
+            tracing::warn!(
+                "authentication is off (--insecure-no-auth): every local caller is an administrator"
+            );
             None
         }
-        (AuthMode::Required, Some(secret)) => Some(Arc::new(Verifier::new(secret.expose().as_bytes()))),
+        (AuthMode::Required, Some(secret)) => {
+            Some(Arc::new(Verifier::new(secret.expose().as_bytes())))
+        }
         (AuthMode::Required, None) => anyhow::bail!(
             "no MAILBRIDGE_JWT_SECRET (or MAILBRIDGE_JWT_SECRET_FILE) is set; set the secret shared with Keycloak, \
              or for a local trial start with --insecure-no-auth"
@@ -81,7 +85,12 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
     );
     let renderer = Arc::new(load_renderer(settings)?);
     let transports = build_transports(settings)?;
-    let worker = Worker::new(store.clone(), transports, settings.retry.clone(), WorkerConfig::default());
+    let worker = Worker::new(
+        store.clone(),
+        transports,
+        settings.retry.clone(),
+        WorkerConfig::default(),
+    );
     let state = AppState {
         store,
         renderer,
@@ -96,7 +105,11 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
 }
 
 /// Serves `parts` on `listener` until `shutdown` completes, then stops cleanly.
-pub async fn serve(parts: Parts, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    parts: Parts,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let Parts { state, worker } = parts;
     let accepting = state.accepting.clone();
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();

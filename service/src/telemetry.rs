@@ -10,7 +10,11 @@ pub fn init(filter: &str) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("MAILBRIDGE_LOG: `{filter}` is not a valid filter ({e})"))?;
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_writer(std::io::stderr),
+        )
         .try_init()
         .map_err(|e| anyhow::anyhow!("logging: {e}"))
 }

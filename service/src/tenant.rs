@@ -43,19 +43,27 @@ impl Tenants {
 
     /// The route of `tenant`.
     pub fn route(&self, tenant: &str) -> Route {
-        self.configured.get(tenant).cloned().unwrap_or_else(|| Route {
-            transport: DEFAULT_TRANSPORT.to_owned(),
-            from: self.default_from.clone(),
-            sender_domain: None,
-        })
+        self.configured
+            .get(tenant)
+            .cloned()
+            .unwrap_or_else(|| Route {
+                transport: DEFAULT_TRANSPORT.to_owned(),
+                from: self.default_from.clone(),
+                sender_domain: None,
+            })
     }
 }
 
 fn resolve(t: &TenantSettings, default_from: &Mailbox) -> Route {
     let own_from = t.from.as_deref().and_then(|f| Mailbox::parse(f).ok());
     Route {
-        transport: t.transport.clone().unwrap_or_else(|| DEFAULT_TRANSPORT.to_owned()),
-        sender_domain: own_from.as_ref().map(|m| domain(&m.email).to_ascii_lowercase()),
+        transport: t
+            .transport
+            .clone()
+            .unwrap_or_else(|| DEFAULT_TRANSPORT.to_owned()),
+        sender_domain: own_from
+            .as_ref()
+            .map(|m| domain(&m.email).to_ascii_lowercase()),
         from: own_from.unwrap_or_else(|| default_from.clone()),
     }
 }
@@ -97,6 +105,10 @@ mod tests {
         assert_eq!(route.transport, "m365");
         assert_eq!(route.sender(None).unwrap().email, "no-reply@acme.example");
         assert!(route.sender(Some(&Mailbox::new("x@ACME.example"))).is_ok());
-        assert!(route.sender(Some(&Mailbox::new("ceo@evil.example"))).is_err());
+        assert!(
+            route
+                .sender(Some(&Mailbox::new("ceo@evil.example")))
+                .is_err()
+        );
     }
 }

@@ -5,15 +5,30 @@ mod common;
 use common::server::{SECRET, TestServer, split};
 use serde_json::{Value, json};
 
-async fn raw(server: &TestServer, token: Option<&str>, content_type: &str, body: Vec<u8>) -> (u16, Value) {
-    let mut req = server.http.post(server.url("/v1/messages")).header("content-type", content_type).body(body);
+async fn raw(
+    server: &TestServer,
+    token: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let mut req = server
+        .http
+        .post(server.url("/v1/messages"))
+        .header("content-type", content_type)
+        .body(body);
     if let Some(token) = token {
         req = req.bearer_auth(token);
     }
     let (status, headers, body) = split(req.send().await.unwrap()).await;
-    assert_eq!(headers["content-type"], "application/problem+json", "status {status}: {body}");
+    assert_eq!(
+        headers["content-type"], "application/problem+json",
+        "status {status}: {body}"
+    );
     assert_eq!(body["status"], status, "{body}");
-    assert!(body["title"].is_string() && body["type"].is_string(), "{body}");
+    assert!(
+        body["title"].is_string() && body["type"].is_string(),
+        "{body}"
+    );
     (status, body)
 }
 
@@ -34,9 +49,21 @@ async fn malformed_bodies() {
 
     let (s, b) = raw(&server, t, json_ct, b"{\"to\": [".to_vec()).await;
     assert_eq!(s, 400, "{b}");
-    let (s, b) = raw(&server, t, json_ct, br#"{"to": "ada@example.com", "subject": 5}"#.to_vec()).await;
+    let (s, b) = raw(
+        &server,
+        t,
+        json_ct,
+        br#"{"to": "ada@example.com", "subject": 5}"#.to_vec(),
+    )
+    .await;
     assert!(s == 400 || s == 422, "wrong types: {s} {b}");
-    let (s, _) = raw(&server, t, "text/plain", serde_json::to_vec(&valid()).unwrap()).await;
+    let (s, _) = raw(
+        &server,
+        t,
+        "text/plain",
+        serde_json::to_vec(&valid()).unwrap(),
+    )
+    .await;
     assert_eq!(s, 415);
 
     let mut big = valid();
@@ -46,22 +73,69 @@ async fn malformed_bodies() {
 
     let cases: Vec<(Value, u16, &str)> = vec![
         (json!({"to": [], "subject": "Hi", "text": "x"}), 400, "to"),
-        (json!({"to": (0..51).map(|i| json!({"email": format!("u{i}@example.com")})).collect::<Vec<_>>(), "subject": "Hi", "text": "x"}), 400, "to"),
-        (json!({"to": [{"email": "not an address"}], "subject": "Hi", "text": "x"}), 400, "to[0].email"),
-        (json!({"to": [{"email": "ada@example.com", "name": "Ada\r\nBcc: evil@example.com"}], "subject": "Hi", "text": "x"}), 400, "to[0].name"),
-        (json!({"to": [{"email": "ada@example.com"}], "subject": "Hi\nBcc: evil@example.com", "text": "x"}), 400, "subject"),
-        (json!({"to": [{"email": "ada@example.com"}], "from": {"email": "a@b.example\r\nX: y"}, "subject": "Hi", "text": "x"}), 400, "from.email"),
-        (json!({"to": [{"email": "ada@example.com"}], "reply_to": {"email": "x@y.example", "name": "a\nb"}, "subject": "Hi", "text": "x"}), 400, "reply_to.name"),
-        (json!({"to": [{"email": "ada@example.com"}], "template": "no-such-template"}), 422, "unknown template"),
-        (json!({"to": [{"email": "ada@example.com"}]}), 422, "no `template`"),
-        (json!({"to": [{"email": "ada@example.com"}], "subject": "Hi"}), 422, "text"),
-        (json!({"to": [{"email": "ada@example.com"}], "template": "../../etc/passwd"}), 400, "template"),
-        (json!({"to": [{"email": "ada@example.com"}], "subject": "Hi", "text": "x", "tags": ["a\r\nb"]}), 400, "tags[0]"),
+        (
+            json!({"to": (0..51).map(|i| json!({"email": format!("u{i}@example.com")})).collect::<Vec<_>>(), "subject": "Hi", "text": "x"}),
+            400,
+            "to",
+        ),
+        (
+            json!({"to": [{"email": "not an address"}], "subject": "Hi", "text": "x"}),
+            400,
+            "to[0].email",
+        ),
+        (
+            json!({"to": [{"email": "ada@example.com", "name": "Ada\r\nBcc: evil@example.com"}], "subject": "Hi", "text": "x"}),
+            400,
+            "to[0].name",
+        ),
+        (
+            json!({"to": [{"email": "ada@example.com"}], "subject": "Hi\nBcc: evil@example.com", "text": "x"}),
+            400,
+            "subject",
+        ),
+        (
+            json!({"to": [{"email": "ada@example.com"}], "from": {"email": "a@b.example\r\nX: y"}, "subject": "Hi", "text": "x"}),
+            400,
+            "from.email",
+        ),
+        (
+            json!({"to": [{"email": "ada@example.com"}], "reply_to": {"email": "x@y.example", "name": "a\nb"}, "subject": "Hi", "text": "x"}),
+            400,
+            "reply_to.name",
+        ),
+        (
+            json!({"to": [{"email": "ada@example.com"}], "template": "no-such-template"}),
+            422,
+            "unknown template",
+        ),
+        (
+            json!({"to": [{"email": "ada@example.com"}]}),
+            422,
+            "no `template`",
+        ),
+        (
+            json!({"to": [{"email": "ada@example.com"}], "subject": "Hi"}),
+            422,
+            "text",
+        ),
+        (
+            json!({"to": [{"email": "ada@example.com"}], "template": "../../etc/passwd"}),
+            400,
+            "template",
+        ),
+        (
+            json!({"to": [{"email": "ada@example.com"}], "subject": "Hi", "text": "x", "tags": ["a\r\nb"]}),
+            400,
+            "tags[0]",
+        ),
     ];
     for (body, want, needle) in cases {
         let (s, b) = raw(&server, t, json_ct, serde_json::to_vec(&body).unwrap()).await;
         assert_eq!(s, want, "{body} -> {b}");
-        assert!(detail(&b).contains(needle), "detail of {body} should mention {needle}: {b}");
+        assert!(
+            detail(&b).contains(needle),
+            "detail of {body} should mention {needle}: {b}"
+        );
     }
     server.stop().await;
 }
@@ -76,25 +150,52 @@ async fn bad_tokens_and_foreign_tenants() {
     assert!(detail(&b).contains("Authorization"), "{b}");
     let (s, _) = raw(&server, Some("not-a-jwt"), ct, body.clone()).await;
     assert_eq!(s, 401);
-    let foreign = mailbridge::auth::mint(b"some-other-secret-some-other-secret!", Some("acme"), false, 60).unwrap();
+    let foreign = mailbridge::auth::mint(
+        b"some-other-secret-some-other-secret!",
+        Some("acme"),
+        false,
+        60,
+    )
+    .unwrap();
     let (s, _) = raw(&server, Some(&foreign), ct, body.clone()).await;
     assert_eq!(s, 401);
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 60;
-    let none = format!("{}.{}.", b64.encode(r#"{"alg":"none"}"#), b64.encode(format!(r#"{{"aud":"mailbridge","exp":{exp}}}"#)));
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60;
+    let none = format!(
+        "{}.{}.",
+        b64.encode(r#"{"alg":"none"}"#),
+        b64.encode(format!(r#"{{"aud":"mailbridge","exp":{exp}}}"#))
+    );
     let (s, _) = raw(&server, Some(&none), ct, body.clone()).await;
     assert_eq!(s, 401);
 
     let mut other = valid();
     other["tenant"] = json!("globex");
     let token = server.token(Some("acme"), false);
-    let (s, b) = raw(&server, Some(&token), ct, serde_json::to_vec(&other).unwrap()).await;
+    let (s, b) = raw(
+        &server,
+        Some(&token),
+        ct,
+        serde_json::to_vec(&other).unwrap(),
+    )
+    .await;
     assert_eq!(s, 403, "{b}");
     assert!(detail(&b).contains("acme"));
     // An admin may act for any tenant.
     let admin = server.token(None, true);
-    let resp = server.http.post(server.url("/v1/messages")).bearer_auth(admin).json(&other).send().await.unwrap();
+    let resp = server
+        .http
+        .post(server.url("/v1/messages"))
+        .bearer_auth(admin)
+        .json(&other)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 202);
     assert!(!SECRET.is_empty());
     server.stop().await;
@@ -104,24 +205,45 @@ async fn bad_tokens_and_foreign_tenants() {
 async fn unknown_routes_methods_and_ids() {
     let server = TestServer::start(&[]).await;
     let token = server.token(None, true);
-    let resp = server.http.get(server.url("/v2/nothing")).send().await.unwrap();
+    let resp = server
+        .http
+        .get(server.url("/v2/nothing"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
-    let resp = server.http.delete(server.url("/v1/messages")).bearer_auth(&token).send().await.unwrap();
+    let resp = server
+        .http
+        .delete(server.url("/v1/messages"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 405);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
     let (s, _) = server.get("/v1/messages/not-a-uuid", &token).await;
     assert_eq!(s, 404);
-    let (s, _) = server.get("/v1/messages/0190b8a0-0000-7000-8000-000000000000", &token).await;
+    let (s, _) = server
+        .get("/v1/messages/0190b8a0-0000-7000-8000-000000000000", &token)
+        .await;
     assert_eq!(s, 404);
     server.stop().await;
 }
 
 #[tokio::test]
 async fn a_full_tenant_queue_answers_429() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dsn = format!("smtp://127.0.0.1:{closed}?tls=none");
-    let server = TestServer::start(&[("MAILBRIDGE_TRANSPORT", &dsn), ("MAILBRIDGE_MAX_PENDING", "1")]).await;
+    let server = TestServer::start(&[
+        ("MAILBRIDGE_TRANSPORT", &dsn),
+        ("MAILBRIDGE_MAX_PENDING", "1"),
+    ])
+    .await;
     let (s, _, _) = server.post("/v1/messages", Some("acme"), &valid()).await;
     assert_eq!(s, 202);
     let (s, headers, b) = server.post("/v1/messages", Some("acme"), &valid()).await;
@@ -137,7 +259,11 @@ async fn a_full_tenant_queue_answers_429() {
 async fn a_tenant_cannot_send_from_another_domain() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mb.toml");
-    std::fs::write(&path, "[tenants.acme]\nfrom = \"ACME <no-reply@acme.example>\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "[tenants.acme]\nfrom = \"ACME <no-reply@acme.example>\"\n",
+    )
+    .unwrap();
     let server = TestServer::start(&[("MAILBRIDGE_CONFIG", path.to_str().unwrap())]).await;
     let mut body = valid();
     body["from"] = json!({"email": "ceo@globex.example"});

@@ -22,14 +22,24 @@ struct Service {
 }
 
 async fn start(dir: &std::path::Path, smtp_port: u16, log_name: &str) -> Service {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let log = dir.join(log_name);
     let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
     let child = Command::new(env!("CARGO_BIN_EXE_mailbridge"))
         .arg("serve")
         .env("MAILBRIDGE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("MAILBRIDGE_DATABASE_URL", format!("sqlite://{}/mb.db", dir.display()))
-        .env("MAILBRIDGE_TRANSPORT", format!("smtp://127.0.0.1:{smtp_port}?tls=none&timeout=60s"))
+        .env(
+            "MAILBRIDGE_DATABASE_URL",
+            format!("sqlite://{}/mb.db", dir.display()),
+        )
+        .env(
+            "MAILBRIDGE_TRANSPORT",
+            format!("smtp://127.0.0.1:{smtp_port}?tls=none&timeout=60s"),
+        )
         .env("MAILBRIDGE_TEMPLATES", templates)
         .env("MAILBRIDGE_JWT_SECRET", SECRET)
         .env("MAILBRIDGE_RETRY_BASE", "100ms")
@@ -42,12 +52,20 @@ async fn start(dir: &std::path::Path, smtp_port: u16, log_name: &str) -> Service
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     for _ in 0..200 {
-        if http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+        if http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
             return Service { child, base, log };
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("mailbridge did not become ready; log: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    panic!(
+        "mailbridge did not become ready; log: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 }
 
 fn token(admin: bool) -> String {
@@ -55,7 +73,14 @@ fn token(admin: bool) -> String {
 }
 
 async fn status(http: &reqwest::Client, base: &str, id: &str) -> Value {
-    http.get(format!("{base}/v1/messages/{id}")).bearer_auth(token(true)).send().await.unwrap().json().await.unwrap()
+    http.get(format!("{base}/v1/messages/{id}"))
+        .bearer_auth(token(true))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -73,7 +98,13 @@ async fn sigkill_mid_delivery_loses_nothing() {
             "template": "password-reset",
             "data": {"link": LINK, "linkExpiration": 5, "realmName": "acme", "user": {"username": format!("user{n}")}},
         });
-        let resp = http.post(format!("{}/v1/messages", first.base)).bearer_auth(token(false)).json(&body).send().await.unwrap();
+        let resp = http
+            .post(format!("{}/v1/messages", first.base))
+            .bearer_auth(token(false))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 202);
         let accepted: Value = resp.json().await.unwrap();
         ids.push(accepted["id"].as_str().unwrap().to_owned());
@@ -84,7 +115,10 @@ async fn sigkill_mid_delivery_loses_nothing() {
         if status(&http, &first.base, &ids[0]).await["status"] == "sending" {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no delivery started");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no delivery started"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     first.child.start_kill().unwrap();
@@ -99,7 +133,10 @@ async fn sigkill_mid_delivery_loses_nothing() {
             if record["status"] == "sent" {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "message {id} was not delivered after restart: {record}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "message {id} was not delivered after restart: {record}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -112,14 +149,24 @@ async fn sigkill_mid_delivery_loses_nothing() {
     delivered.dedup();
     for id in &ids {
         let want = format!("<{}@acme.example>", id.replace('-', ""));
-        assert!(delivered.contains(&want), "{want} not among delivered Message-IDs {delivered:?}");
+        assert!(
+            delivered.contains(&want),
+            "{want} not among delivered Message-IDs {delivered:?}"
+        );
     }
 
     for log in [&first.log, &second.log] {
         let text = std::fs::read_to_string(log).unwrap();
-        assert!(text.contains("accepted"), "the log is written at all: {text}");
+        assert!(
+            text.contains("accepted"),
+            "the log is written at all: {text}"
+        );
         for secret in [SECRET, "very-secret-key", &token(false)[..40]] {
-            assert!(!text.contains(secret), "a secret or link reached the log {}: {secret}", log.display());
+            assert!(
+                !text.contains(secret),
+                "a secret or link reached the log {}: {secret}",
+                log.display()
+            );
         }
     }
 }

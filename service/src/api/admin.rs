@@ -78,7 +78,11 @@ pub async fn retry(
     let Some(record) = state.store.get(id).await? else {
         return Err(ApiError::not_found(format!("no message {id}")));
     };
-    if !state.store.requeue_failed(id, OffsetDateTime::now_utc()).await? {
+    if !state
+        .store
+        .requeue_failed(id, OffsetDateTime::now_utc())
+        .await?
+    {
         return Err(ApiError::conflict(format!(
             "message {id} is {}, only failed messages can be retried",
             record.status.as_str()

@@ -20,7 +20,11 @@ pub struct Content {
 }
 
 /// Renders the request's template, or falls back to its own content.
-pub fn content(renderer: &Renderer, tenant: &str, req: &MessageRequest) -> Result<Content, ApiError> {
+pub fn content(
+    renderer: &Renderer,
+    tenant: &str,
+    req: &MessageRequest,
+) -> Result<Content, ApiError> {
     let Some(template) = &req.template else {
         return own_content(req);
     };
@@ -46,16 +50,22 @@ pub fn content(renderer: &Renderer, tenant: &str, req: &MessageRequest) -> Resul
             tracing::warn!(tenant, template = %template, %error, "template failed; sending the request's own content");
             own_content(req)
         }
-        Err(error) => Err(ApiError::unprocessable(format!("template `{template}` could not be rendered: {error}"))),
+        Err(error) => Err(ApiError::unprocessable(format!(
+            "template `{template}` could not be rendered: {error}"
+        ))),
     }
 }
 
 fn own_content(req: &MessageRequest) -> Result<Content, ApiError> {
     let subject = req.subject.clone().ok_or_else(|| {
-        ApiError::unprocessable("no `template` and no `subject`: give a template, or subject with text and/or html")
+        ApiError::unprocessable(
+            "no `template` and no `subject`: give a template, or subject with text and/or html",
+        )
     })?;
     if req.text.is_none() && req.html.is_none() {
-        return Err(ApiError::unprocessable("a `subject` needs `text` and/or `html`"));
+        return Err(ApiError::unprocessable(
+            "a `subject` needs `text` and/or `html`",
+        ));
     }
     // A text part helps deliverability and plain-text readers: derive it when missing.
     let text = req
@@ -70,7 +80,13 @@ fn own_content(req: &MessageRequest) -> Result<Content, ApiError> {
 }
 
 /// Builds the message to queue.
-pub fn message(id: uuid::Uuid, tenant: &str, from: Mailbox, req: MessageRequest, content: Content) -> OutgoingMessage {
+pub fn message(
+    id: uuid::Uuid,
+    tenant: &str,
+    from: Mailbox,
+    req: MessageRequest,
+    content: Content,
+) -> OutgoingMessage {
     let message_id = make_message_id(id, &from);
     OutgoingMessage {
         id,

@@ -2,8 +2,8 @@
 
 use std::sync::atomic::Ordering;
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use serde_json::{Value, json};
 
 use super::AppState;

@@ -1,17 +1,17 @@
 //! `POST /v1/messages`, `GET /v1/messages/{id}` and `POST /v1/render`.
 
+use axum::Json;
 use axum::extract::{FromRequest, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::AppState;
 use super::compose::{self, Content};
 use super::error::ApiError;
 use super::request::{MessageRequest, check_idempotency_key};
-use super::AppState;
 use crate::auth::Caller;
 use crate::queue::worker::AttemptOutcome;
 use crate::queue::{ClaimedJob, Enqueued, MessageRecord, NewJob, Status};
@@ -50,11 +50,16 @@ pub async fn create(
     let tenant = caller.tenant_for(req.tenant.as_deref())?;
     req.idempotency_key = idempotency_key(&headers, req.idempotency_key.take())?;
     let route = state.tenants.route(&tenant);
-    let from = route.sender(req.from.as_ref()).map_err(ApiError::forbidden)?;
+    let from = route
+        .sender(req.from.as_ref())
+        .map_err(ApiError::forbidden)?;
     let content = compose::content(&state.renderer, &tenant, &req)?;
     if state.store.pending_count(&tenant).await? >= state.max_pending {
         return Err(ApiError::too_many(
-            format!("tenant `{tenant}` has {} or more messages waiting; try again later", state.max_pending),
+            format!(
+                "tenant `{tenant}` has {} or more messages waiting; try again later",
+                state.max_pending
+            ),
             std::time::Duration::from_secs(30),
         ));
     }
@@ -62,7 +67,9 @@ pub async fn create(
     let id = Uuid::now_v7();
     let idempotency_key = req.idempotency_key.clone();
     let message = compose::message(id, &tenant, from, req, content);
-    let lease = query.wait.then(|| state.wait_timeout + std::time::Duration::from_secs(30));
+    let lease = query
+        .wait
+        .then(|| state.wait_timeout + std::time::Duration::from_secs(30));
     let job = NewJob {
         message: message.clone(),
         idempotency_key,
@@ -72,18 +79,34 @@ pub async fn create(
     };
     match state.store.enqueue(job).await? {
         Enqueued::Duplicate(first) => {
-            let status = state.store.get(first).await?.map_or(Status::Queued, |r| r.status);
+            let status = state
+                .store
+                .get(first)
+                .await?
+                .map_or(Status::Queued, |r| r.status);
             tracing::info!(message_id = %first, %tenant, "idempotent repeat; nothing queued");
             Ok((StatusCode::OK, Json(Accepted { id: first, status })).into_response())
         }
         Enqueued::Created(id) if query.wait => {
-            let claimed = ClaimedJob { message, transport: route.transport, attempt: 1, created_at: now };
+            let claimed = ClaimedJob {
+                message,
+                transport: route.transport,
+                attempt: 1,
+                created_at: now,
+            };
             deliver_now(&state, id, claimed).await
         }
         Enqueued::Created(id) => {
             tracing::info!(message_id = %id, %tenant, "accepted");
             state.worker.notifier().notify_one();
-            Ok((StatusCode::ACCEPTED, Json(Accepted { id, status: Status::Queued })).into_response())
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(Accepted {
+                    id,
+                    status: Status::Queued,
+                }),
+            )
+                .into_response())
         }
     }
 }
@@ -92,15 +115,20 @@ pub async fn create(
 async fn deliver_now(state: &AppState, id: Uuid, job: ClaimedJob) -> Result<Response, ApiError> {
     let outcome = tokio::time::timeout(state.wait_timeout, state.worker.attempt(job)).await;
     match outcome {
-        Ok(AttemptOutcome::Sent { .. }) => {
-            Ok((StatusCode::OK, Json(Accepted { id, status: Status::Sent })).into_response())
-        }
+        Ok(AttemptOutcome::Sent { .. }) => Ok((
+            StatusCode::OK,
+            Json(Accepted {
+                id,
+                status: Status::Sent,
+            }),
+        )
+            .into_response()),
         Ok(AttemptOutcome::Retrying { error, .. }) => Err(ApiError::bad_gateway(format!(
             "delivery failed, will be retried (message {id}): {error}"
         ))),
-        Ok(AttemptOutcome::Failed { error }) => {
-            Err(ApiError::bad_gateway(format!("delivery failed permanently (message {id}): {error}")))
-        }
+        Ok(AttemptOutcome::Failed { error }) => Err(ApiError::bad_gateway(format!(
+            "delivery failed permanently (message {id}): {error}"
+        ))),
         Err(_) => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             format!(
@@ -116,7 +144,9 @@ fn idempotency_key(headers: &HeaderMap, field: Option<String>) -> Result<Option<
         Some(value) => Some(
             value
                 .to_str()
-                .map_err(|_| ApiError::bad_request("Idempotency-Key header must be printable ASCII"))?
+                .map_err(|_| {
+                    ApiError::bad_request("Idempotency-Key header must be printable ASCII")
+                })?
                 .to_owned(),
         ),
         None => None,
@@ -159,7 +189,9 @@ pub async fn render(
     let mut probe = req.clone();
     // Recipients do not matter for rendering.
     if probe.to.is_empty() {
-        probe.to.push(crate::email::Mailbox::new("render@example.invalid"));
+        probe
+            .to
+            .push(crate::email::Mailbox::new("render@example.invalid"));
     }
     probe.validate()?;
     Ok(Json(compose::content(&state.renderer, &tenant, &req)?))

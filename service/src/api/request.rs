@@ -63,10 +63,16 @@ impl MessageRequest {
             return Err(InvalidField::new("to", "at least one recipient is needed"));
         }
         if self.to.len() > MAX_TO {
-            return Err(InvalidField::new("to", format!("at most {MAX_TO} recipients")));
+            return Err(InvalidField::new(
+                "to",
+                format!("at most {MAX_TO} recipients"),
+            ));
         }
         if self.cc.len() + self.bcc.len() > MAX_CC_BCC {
-            return Err(InvalidField::new("cc", format!("at most {MAX_CC_BCC} cc and bcc recipients together")));
+            return Err(InvalidField::new(
+                "cc",
+                format!("at most {MAX_CC_BCC} cc and bcc recipients together"),
+            ));
         }
         for (field, list) in [("to", &self.to), ("cc", &self.cc), ("bcc", &self.bcc)] {
             for (i, mailbox) in list.iter().enumerate() {
@@ -89,10 +95,14 @@ impl MessageRequest {
             check_tenant_name(tenant)?;
         }
         if let Some(template) = &self.template {
-            check_name("template", template, 64, |c| c.is_ascii_alphanumeric() || c == '-' || c == '_')?;
+            check_name("template", template, 64, |c| {
+                c.is_ascii_alphanumeric() || c == '-' || c == '_'
+            })?;
         }
         if let Some(locale) = &self.locale {
-            check_name("locale", locale, 35, |c| c.is_ascii_alphanumeric() || c == '-' || c == '_')?;
+            check_name("locale", locale, 35, |c| {
+                c.is_ascii_alphanumeric() || c == '-' || c == '_'
+            })?;
         }
         if let Some(key) = &self.idempotency_key {
             check_idempotency_key(key)?;
@@ -102,13 +112,19 @@ impl MessageRequest {
 
     fn validate_tags_and_metadata(&self) -> Result<(), InvalidField> {
         if self.tags.len() > MAX_TAGS {
-            return Err(InvalidField::new("tags", format!("at most {MAX_TAGS} tags")));
+            return Err(InvalidField::new(
+                "tags",
+                format!("at most {MAX_TAGS} tags"),
+            ));
         }
         for (i, tag) in self.tags.iter().enumerate() {
             check_short(&format!("tags[{i}]"), tag)?;
         }
         if self.metadata.len() > MAX_METADATA {
-            return Err(InvalidField::new("metadata", format!("at most {MAX_METADATA} entries")));
+            return Err(InvalidField::new(
+                "metadata",
+                format!("at most {MAX_METADATA} entries"),
+            ));
         }
         for (key, value) in &self.metadata {
             check_short(&format!("metadata.{key}"), key)?;
@@ -125,7 +141,9 @@ impl MessageRequest {
 
 /// Tenant names: a Keycloak realm name without control characters or `/`.
 pub fn check_tenant_name(tenant: &str) -> Result<(), InvalidField> {
-    check_name("tenant", tenant, 255, |c| !c.is_control() && c != '/' && c != '\\')
+    check_name("tenant", tenant, 255, |c| {
+        !c.is_control() && c != '/' && c != '\\'
+    })
 }
 
 /// An idempotency key: printable, at most 255 bytes.
@@ -136,17 +154,31 @@ pub fn check_idempotency_key(key: &str) -> Result<(), InvalidField> {
 fn check_short(field: &str, value: &str) -> Result<(), InvalidField> {
     check_header_text(field, value)?;
     if value.len() > MAX_SHORT_TEXT {
-        return Err(InvalidField::new(field, format!("longer than {MAX_SHORT_TEXT} bytes")));
+        return Err(InvalidField::new(
+            field,
+            format!("longer than {MAX_SHORT_TEXT} bytes"),
+        ));
     }
     Ok(())
 }
 
-fn check_name(field: &str, value: &str, max: usize, allowed: impl Fn(char) -> bool) -> Result<(), InvalidField> {
+fn check_name(
+    field: &str,
+    value: &str,
+    max: usize,
+    allowed: impl Fn(char) -> bool,
+) -> Result<(), InvalidField> {
     if value.is_empty() || value.len() > max {
-        return Err(InvalidField::new(field, format!("must be 1 to {max} bytes")));
+        return Err(InvalidField::new(
+            field,
+            format!("must be 1 to {max} bytes"),
+        ));
     }
     if let Some(bad) = value.chars().find(|c| !allowed(*c)) {
-        return Err(InvalidField::new(field, format!("character {bad:?} is not allowed")));
+        return Err(InvalidField::new(
+            field,
+            format!("character {bad:?} is not allowed"),
+        ));
     }
     Ok(())
 }
@@ -179,7 +211,9 @@ mod tests {
         r.template = Some("../etc/passwd".into());
         assert_eq!(r.validate().unwrap_err().field, "template");
         let mut r = request();
-        r.to = (0..51).map(|i| Mailbox::new(format!("u{i}@example.com"))).collect();
+        r.to = (0..51)
+            .map(|i| Mailbox::new(format!("u{i}@example.com")))
+            .collect();
         assert_eq!(r.validate().unwrap_err().field, "to");
         let mut r = request();
         r.to.clear();

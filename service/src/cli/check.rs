@@ -29,7 +29,9 @@ pub async fn run(connect: bool) -> anyhow::Result<ExitCode> {
     match server::build_transports(&settings) {
         Ok(transports) => {
             for name in transports.names() {
-                let Some(transport) = transports.get(name) else { continue };
+                let Some(transport) = transports.get(name) else {
+                    continue;
+                };
                 if !connect {
                     println!("ok    transport `{name}` (configuration)");
                     continue;
@@ -49,16 +51,28 @@ pub async fn run(connect: bool) -> anyhow::Result<ExitCode> {
         }
     }
     if settings.jwt_secret.is_none() {
-        println!("warn  no MAILBRIDGE_JWT_SECRET: `serve` will refuse to start without --insecure-no-auth");
+        println!(
+            "warn  no MAILBRIDGE_JWT_SECRET: `serve` will refuse to start without --insecure-no-auth"
+        );
     }
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn check_templates(renderer: &Renderer) -> usize {
     let mut failures = 0;
     for name in renderer.template_names() {
         let data = renderer.sample_data(&name).unwrap_or_default();
-        let req = RenderRequest { tenant: "default", template: &name, locale: None, data: &data, require_locale: false };
+        let req = RenderRequest {
+            tenant: "default",
+            template: &name,
+            locale: None,
+            data: &data,
+            require_locale: false,
+        };
         match renderer.render(&req) {
             Ok(_) => println!("ok    template `{name}`"),
             Err(e) => {
@@ -71,7 +85,13 @@ fn check_templates(renderer: &Renderer) -> usize {
 }
 
 /// Runs `mailbridge render`: prints subject, text and HTML of one template.
-pub fn render(template: &str, locale: Option<&str>, tenant: &str, data: Option<&str>, templates: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub fn render(
+    template: &str,
+    locale: Option<&str>,
+    tenant: &str,
+    data: Option<&str>,
+    templates: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let mut settings = config::from_env()?;
     if let Some(dir) = templates {
         settings.templates = dir;
@@ -81,8 +101,17 @@ pub fn render(template: &str, locale: Option<&str>, tenant: &str, data: Option<&
         Some(d) => d,
         None => renderer.sample_data(template).unwrap_or_default(),
     };
-    let req = RenderRequest { tenant, template, locale, data: &data, require_locale: false };
+    let req = RenderRequest {
+        tenant,
+        template,
+        locale,
+        data: &data,
+        require_locale: false,
+    };
     let out = renderer.render(&req)?;
-    println!("Subject: {}\n\n{}\n\n----- HTML -----\n{}", out.subject, out.text, out.html);
+    println!(
+        "Subject: {}\n\n{}\n\n----- HTML -----\n{}",
+        out.subject, out.text, out.html
+    );
     Ok(ExitCode::SUCCESS)
 }

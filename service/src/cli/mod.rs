@@ -18,9 +18,19 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Send(args) => send::run(args).await,
         Command::Check { connect } => check::run(connect).await,
         Command::Token { tenant, admin, ttl } => token(tenant.as_deref(), admin, ttl),
-        Command::Render { template, locale, tenant, data, templates } => {
-            check::render(&template, locale.as_deref(), &tenant, data.as_deref(), templates)
-        }
+        Command::Render {
+            template,
+            locale,
+            tenant,
+            data,
+            templates,
+        } => check::render(
+            &template,
+            locale.as_deref(),
+            &tenant,
+            data.as_deref(),
+            templates,
+        ),
     }
 }
 
@@ -63,5 +73,7 @@ pub fn read_data(data: Option<&str>) -> anyhow::Result<Option<serde_json::Value>
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
         None => data.to_owned(),
     };
-    Ok(Some(serde_json::from_str(&text).context("--data is not valid JSON")?))
+    Ok(Some(
+        serde_json::from_str(&text).context("--data is not valid JSON")?,
+    ))
 }

@@ -54,7 +54,11 @@ impl SendArgs {
         let mailbox = |s: &str| Mailbox::parse(s).map_err(|e| anyhow::anyhow!("{s}: {}", e.reason));
         Ok(MessageRequest {
             tenant: self.tenant.clone(),
-            to: self.to.iter().map(|t| mailbox(t)).collect::<Result<_, _>>()?,
+            to: self
+                .to
+                .iter()
+                .map(|t| mailbox(t))
+                .collect::<Result<_, _>>()?,
             from: self.from.as_deref().map(mailbox).transpose()?,
             subject: self.subject.clone(),
             text: self.text.clone(),
@@ -76,17 +80,35 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     if args.direct {
         return direct(&settings, request).await;
     }
-    let url = format!("{}/v1/messages{}", args.server.trim_end_matches('/'), if args.wait { "?wait=true" } else { "" });
-    let mut http = reqwest::Client::new().post(&url).json(&serde_json::to_value(&request_json(&request))?);
+    let url = format!(
+        "{}/v1/messages{}",
+        args.server.trim_end_matches('/'),
+        if args.wait { "?wait=true" } else { "" }
+    );
+    let mut http = reqwest::Client::new()
+        .post(&url)
+        .json(&request_json(&request));
     if let Some(secret) = &settings.jwt_secret {
-        let token = auth::mint(secret.expose().as_bytes(), request.tenant.as_deref(), false, 120)?;
+        let token = auth::mint(
+            secret.expose().as_bytes(),
+            request.tenant.as_deref(),
+            false,
+            120,
+        )?;
         http = http.bearer_auth(token);
     }
-    let response = http.send().await.with_context(|| format!("cannot reach {url}"))?;
+    let response = http
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
     println!("{status} {body}");
-    Ok(if status.is_success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if status.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn request_json(r: &MessageRequest) -> serde_json::Value {
@@ -98,11 +120,17 @@ fn request_json(r: &MessageRequest) -> serde_json::Value {
 }
 
 async fn direct(settings: &config::Settings, request: MessageRequest) -> anyhow::Result<ExitCode> {
-    let tenant = request.tenant.clone().unwrap_or_else(|| auth::DEFAULT_TENANT.to_owned());
+    let tenant = request
+        .tenant
+        .clone()
+        .unwrap_or_else(|| auth::DEFAULT_TENANT.to_owned());
     let route = Tenants::from_settings(settings).route(&tenant);
-    let from = route.sender(request.from.as_ref()).map_err(anyhow::Error::msg)?;
+    let from = route
+        .sender(request.from.as_ref())
+        .map_err(anyhow::Error::msg)?;
     let renderer = server::load_renderer(settings)?;
-    let content = compose::content(&renderer, &tenant, &request).map_err(|e| anyhow::anyhow!(e.detail))?;
+    let content =
+        compose::content(&renderer, &tenant, &request).map_err(|e| anyhow::anyhow!(e.detail))?;
     let message = compose::message(uuid::Uuid::now_v7(), &tenant, from, request, content);
     let transports = server::build_transports(settings)?;
     let transport = transports
@@ -110,7 +138,12 @@ async fn direct(settings: &config::Settings, request: MessageRequest) -> anyhow:
         .with_context(|| format!("no transport `{}`", route.transport))?;
     match transport.send(&message).await {
         Ok(delivery) => {
-            println!("sent {} via {} {}", message.id, route.transport, delivery.provider_message_id.unwrap_or_default());
+            println!(
+                "sent {} via {} {}",
+                message.id,
+                route.transport,
+                delivery.provider_message_id.unwrap_or_default()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -10,6 +10,10 @@ use uuid::Uuid;
 
 use crate::email::OutgoingMessage;
 
+pub mod retry;
+pub mod sqlite;
+pub mod worker;
+
 /// Where a message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,6 +66,10 @@ pub struct NewJob {
     pub transport: String,
     /// Accept time.
     pub now: OffsetDateTime,
+    /// When set, the row is stored already claimed by the caller for this
+    /// lease (`?wait=true` delivers inline; if it never records an outcome the
+    /// lease expires and the worker tries again).
+    pub lease: Option<Duration>,
 }
 
 /// The answer to [`JobStore::enqueue`].
@@ -82,7 +90,8 @@ pub struct ClaimedJob {
     pub transport: String,
     /// Which attempt this is (1 for the first).
     pub attempt: u32,
-    /// When the message was accepted.
+    /// Start of the message's age for `MAILBRIDGE_RETRY_MAX_AGE`: accept
+    /// time, or when an admin queued it again.
     pub created_at: OffsetDateTime,
 }
 

@@ -9,6 +9,7 @@ pub mod dsn;
 pub mod failover;
 pub mod file;
 pub mod graph;
+pub mod memory;
 pub mod mime;
 pub mod ratelimit;
 pub mod ses;
@@ -114,6 +115,7 @@ pub type SharedTransport = Arc<dyn Transport>;
 pub fn from_dsn(dsn: &Dsn) -> Result<SharedTransport, DsnError> {
     match dsn.scheme.as_str() {
         "smtp" | "smtps" => Ok(Arc::new(smtp::SmtpTransport::from_dsn(dsn)?)),
+        "memory" => Ok(Arc::new(memory::MemoryTransport::new())),
         "file" => Ok(Arc::new(file::FileTransport::from_dsn(dsn)?)),
         "ses+api" => Ok(Arc::new(ses::SesTransport::from_dsn(
             dsn,

@@ -30,9 +30,18 @@ impl TestServer {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut vars: BTreeMap<String, String> = BTreeMap::from([
             ("MAILBRIDGE_LISTEN".into(), "127.0.0.1:0".into()),
-            ("MAILBRIDGE_DATABASE_URL".into(), format!("sqlite://{}/mb.db", dir.path().display())),
-            ("MAILBRIDGE_TRANSPORT".into(), format!("file://{}/outbox", dir.path().display())),
-            ("MAILBRIDGE_TEMPLATES".into(), root.join("templates").display().to_string()),
+            (
+                "MAILBRIDGE_DATABASE_URL".into(),
+                format!("sqlite://{}/mb.db", dir.path().display()),
+            ),
+            (
+                "MAILBRIDGE_TRANSPORT".into(),
+                format!("file://{}/outbox", dir.path().display()),
+            ),
+            (
+                "MAILBRIDGE_TEMPLATES".into(),
+                root.join("templates").display().to_string(),
+            ),
             ("MAILBRIDGE_JWT_SECRET".into(), SECRET.into()),
             ("MAILBRIDGE_RETRY_BASE".into(), "100ms".into()),
             ("MAILBRIDGE_RETRY_MAX_INTERVAL".into(), "500ms".into()),
@@ -42,14 +51,24 @@ impl TestServer {
             vars.insert((*k).into(), (*v).into());
         }
         let settings = config::load(&vars).expect("test settings");
-        let parts = server::build(&settings, server::AuthMode::Required).await.expect("server parts");
-        let listener = tokio::net::TcpListener::bind(settings.listen).await.expect("bind");
+        let parts = server::build(&settings, server::AuthMode::Required)
+            .await
+            .expect("server parts");
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(parts, listener, async move {
             let _ = stopped.await;
         }));
-        TestServer { addr, dir, http: reqwest::Client::new(), stop: Some(stop), task: Some(task) }
+        TestServer {
+            addr,
+            dir,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     /// The URL of `path`.
@@ -63,7 +82,12 @@ impl TestServer {
     }
 
     /// POSTs `body` to `path` as `tenant`; answers status, headers and JSON body.
-    pub async fn post(&self, path: &str, tenant: Option<&str>, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+    pub async fn post(
+        &self,
+        path: &str,
+        tenant: Option<&str>,
+        body: &Value,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
         let resp = self
             .http
             .post(self.url(path))
@@ -77,7 +101,13 @@ impl TestServer {
 
     /// GETs `path` with `token`.
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        let resp = self.http.get(self.url(path)).bearer_auth(token).send().await.expect("request");
+        let resp = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
         let (status, _, body) = split(resp).await;
         (status, body)
     }
@@ -91,7 +121,10 @@ impl TestServer {
             if record["status"] == want {
                 return record;
             }
-            assert!(tokio::time::Instant::now() < deadline, "message {id} never became {want}: {record}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "message {id} never became {want}: {record}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -102,7 +135,9 @@ impl TestServer {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            task.await.expect("server task").expect("server stopped cleanly");
+            task.await
+                .expect("server task")
+                .expect("server stopped cleanly");
         }
     }
 }

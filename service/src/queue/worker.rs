@@ -1,0 +1,332 @@
+//! The delivery worker: claims due messages under a lease, delivers them
+//! concurrently through their transport, and records each outcome with the
+//! retry policy. A claimed message that is never recorded (crash, kill) is
+//! claimed again once its lease expires: delivery is at-least-once.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+use uuid::Uuid;
+
+use super::retry::{Decision, RetryPolicy};
+use super::{ClaimedJob, JobStore};
+use crate::transport::ratelimit::RateLimits;
+use crate::transport::{Delivery, TransportError, Transports};
+
+/// How the worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+    /// How long a claim holds before another attempt may take the message.
+    pub lease: Duration,
+    /// How often to look for due messages when nothing wakes the worker.
+    pub poll_interval: Duration,
+    /// How long in-flight deliveries may finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 64,
+            lease: Duration::from_secs(120),
+            poll_interval: Duration::from_millis(500),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Delivered.
+    Sent {
+        /// The provider's id of the message.
+        provider_message_id: Option<String>,
+    },
+    /// Not delivered yet; planned again.
+    Retrying {
+        /// The next attempt's time.
+        at: OffsetDateTime,
+        /// Why this attempt did not deliver.
+        error: String,
+    },
+    /// Given up: the message is `failed`.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// A source of jitter in [0, 1).
+pub type Jitter = Arc<dyn Fn() -> f64 + Send + Sync>;
+
+/// The delivery worker. Cheap to clone.
+#[derive(Clone)]
+pub struct Worker {
+    store: Arc<dyn JobStore>,
+    transports: Arc<Transports>,
+    limits: Arc<RateLimits>,
+    policy: RetryPolicy,
+    config: WorkerConfig,
+    notify: Arc<Notify>,
+    jitter: Jitter,
+    in_flight: Arc<Mutex<HashSet<Uuid>>>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("policy", &self.policy)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Worker {
+    /// A worker over `store` delivering through `transports`.
+    pub fn new(
+        store: Arc<dyn JobStore>,
+        transports: Transports,
+        policy: RetryPolicy,
+        config: WorkerConfig,
+    ) -> Self {
+        Self {
+            store,
+            transports: Arc::new(transports),
+            limits: Arc::new(RateLimits::default()),
+            policy,
+            config,
+            notify: Arc::new(Notify::new()),
+            jitter: Arc::new(rand::random::<f64>),
+            in_flight: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
+
+    /// Holds back sending per transport and tenant.
+    pub fn with_limits(mut self, limits: RateLimits) -> Self {
+        self.limits = Arc::new(limits);
+        self
+    }
+
+    /// Replaces the jitter source (tests make the schedule exact).
+    pub fn with_jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Wakes the worker (after a commit or an admin's retry).
+    pub fn notifier(&self) -> Arc<Notify> {
+        self.notify.clone()
+    }
+
+    /// Claims and delivers until `shutdown` completes; then lets in-flight sends
+    /// finish within the grace bound and gives back what is still unfinished.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let mut tasks = JoinSet::new();
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+            };
+            let free = slots.available_permits() + 1;
+            let jobs = match self
+                .store
+                .claim(OffsetDateTime::now_utc(), self.config.lease, free as u32)
+                .await
+            {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not claim messages; trying again shortly");
+                    Vec::new()
+                }
+            };
+            if jobs.is_empty() {
+                drop(permit);
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    () = self.notify.notified() => {},
+                    () = tokio::time::sleep(self.config.poll_interval) => {},
+                }
+                continue;
+            }
+            let mut permit = Some(permit);
+            for job in jobs {
+                let Some(slot) = permit
+                    .take()
+                    .or_else(|| slots.clone().try_acquire_owned().ok())
+                else {
+                    // Cannot happen (we claimed no more than the free slots); release to be safe.
+                    let _ = self
+                        .store
+                        .release(job.message.id, OffsetDateTime::now_utc())
+                        .await;
+                    continue;
+                };
+                let worker = self.clone();
+                tasks.spawn(async move {
+                    let _slot = slot;
+                    worker.attempt(job).await;
+                });
+            }
+        }
+        self.stop(tasks).await;
+    }
+
+    async fn stop(&self, mut tasks: JoinSet<()>) {
+        let grace = tokio::time::sleep(self.config.shutdown_grace);
+        tokio::pin!(grace);
+        while !tasks.is_empty() {
+            tokio::select! {
+                _ = tasks.join_next() => {},
+                () = &mut grace => break,
+            }
+        }
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        let unfinished: Vec<Uuid> = self
+            .in_flight
+            .lock()
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        for id in unfinished {
+            if let Err(e) = self.store.release(id, OffsetDateTime::now_utc()).await {
+                tracing::warn!(message_id = %id, error = %e, "could not release a message; its lease will expire");
+            }
+        }
+    }
+
+    /// One delivery attempt of a claimed message, recorded in the store.
+    pub async fn attempt(&self, job: ClaimedJob) -> AttemptOutcome {
+        let span = tracing::info_span!(
+            "delivery",
+            message_id = %job.message.id,
+            tenant = %job.message.tenant,
+            transport = %job.transport,
+            attempt = job.attempt,
+        );
+        self.attempt_inner(job).instrument(span).await
+    }
+
+    async fn attempt_inner(&self, job: ClaimedJob) -> AttemptOutcome {
+        let id = job.message.id;
+        if let Err(wait) = self.limits.check(&job.message.tenant, &job.transport) {
+            let at = OffsetDateTime::now_utc() + wait;
+            tracing::info!(
+                wait_ms = wait.as_millis() as u64,
+                "rate limit reached; held back"
+            );
+            if let Err(e) = self.store.release(id, at).await {
+                tracing::warn!(error = %e, "could not hold back a message; its lease will expire");
+            }
+            return AttemptOutcome::Retrying {
+                at,
+                error: format!("rate limit reached; next attempt in {}ms", wait.as_millis()),
+            };
+        }
+        let result = match self.transports.get(&job.transport) {
+            Some(transport) => {
+                self.track(id, true);
+                let started = Instant::now();
+                let result = transport.send(&job.message).await;
+                self.track(id, false);
+                tracing::debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "transport answered"
+                );
+                result
+            }
+            None => Err(TransportError::transient(format!(
+                "transport `{}` is not configured (check [transports])",
+                job.transport
+            ))),
+        };
+        self.record(&job, result).await
+    }
+
+    fn track(&self, id: Uuid, active: bool) {
+        if let Ok(mut set) = self.in_flight.lock() {
+            if active {
+                set.insert(id);
+            } else {
+                set.remove(&id);
+            }
+        }
+    }
+
+    async fn record(
+        &self,
+        job: &ClaimedJob,
+        result: Result<Delivery, TransportError>,
+    ) -> AttemptOutcome {
+        let id = job.message.id;
+        let now = OffsetDateTime::now_utc();
+        let (outcome, stored) = match result {
+            Ok(delivery) => {
+                tracing::info!(outcome = "sent", "delivered");
+                let stored = self
+                    .store
+                    .mark_sent(id, delivery.provider_message_id.as_deref(), now)
+                    .await;
+                (
+                    AttemptOutcome::Sent {
+                        provider_message_id: delivery.provider_message_id,
+                    },
+                    stored,
+                )
+            }
+            Err(TransportError::Permanent { message }) => {
+                tracing::warn!(outcome = "failed", error = %message, "permanent failure");
+                let stored = self.store.mark_failed(id, &message, now).await;
+                (AttemptOutcome::Failed { error: message }, stored)
+            }
+            Err(error) => {
+                let decision = self.policy.decide(
+                    job.attempt,
+                    job.created_at,
+                    now,
+                    error.retry_after(),
+                    (self.jitter)(),
+                );
+                match decision {
+                    Decision::Retry { at } => {
+                        tracing::info!(outcome = "retrying", error = %error, next_attempt_at = %at, "transient failure");
+                        let stored = self
+                            .store
+                            .mark_retrying(id, &error.to_string(), at, now)
+                            .await;
+                        (
+                            AttemptOutcome::Retrying {
+                                at,
+                                error: error.to_string(),
+                            },
+                            stored,
+                        )
+                    }
+                    Decision::Fail { reason } => {
+                        let error = format!("{error}; {reason}");
+                        tracing::warn!(outcome = "failed", error = %error, "giving up");
+                        let stored = self.store.mark_failed(id, &error, now).await;
+                        (AttemptOutcome::Failed { error }, stored)
+                    }
+                }
+            }
+        };
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "could not record the outcome; the message will be attempted again when its lease expires");
+        }
+        outcome
+    }
+}

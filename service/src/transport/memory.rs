@@ -1,0 +1,63 @@
+//! A transport that keeps what it is given: for tests and trials (`memory://`).
+//! Results can be scripted to rehearse failures.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::{Delivery, Transport, TransportError};
+use crate::email::OutgoingMessage;
+
+/// Records every message; answers scripted results first, then success.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryTransport {
+    sent: Arc<Mutex<Vec<OutgoingMessage>>>,
+    attempts: Arc<Mutex<Vec<OutgoingMessage>>>,
+    script: Arc<Mutex<VecDeque<Result<Delivery, TransportError>>>>,
+}
+
+impl MemoryTransport {
+    /// An empty transport that accepts everything.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues a result for the next attempt.
+    pub fn push_result(&self, result: Result<Delivery, TransportError>) {
+        if let Ok(mut s) = self.script.lock() {
+            s.push_back(result);
+        }
+    }
+
+    /// Messages delivered so far.
+    pub fn sent(&self) -> Vec<OutgoingMessage> {
+        self.sent.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Every attempt so far, failed ones included.
+    pub fn attempts(&self) -> Vec<OutgoingMessage> {
+        self.attempts.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Transport for MemoryTransport {
+    async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
+        if let Ok(mut a) = self.attempts.lock() {
+            a.push(message.clone());
+        }
+        let scripted = self.script.lock().ok().and_then(|mut s| s.pop_front());
+        let result = scripted.unwrap_or_else(|| {
+            Ok(Delivery {
+                provider_message_id: Some(format!("mem-{}", message.id)),
+            })
+        });
+        if result.is_ok()
+            && let Ok(mut s) = self.sent.lock()
+        {
+            s.push(message.clone());
+        }
+        result
+    }
+}
