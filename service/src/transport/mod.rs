@@ -6,6 +6,7 @@
 //! retry once) or permanent (dead-letter).
 
 pub mod dsn;
+pub mod http;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
