@@ -9,6 +9,7 @@ pub mod dsn;
 pub mod failover;
 pub mod file;
 pub mod graph;
+pub mod http;
 pub mod mime;
 pub mod ratelimit;
 pub mod ses;
@@ -115,14 +116,8 @@ pub fn from_dsn(dsn: &Dsn) -> Result<SharedTransport, DsnError> {
     match dsn.scheme.as_str() {
         "smtp" | "smtps" => Ok(Arc::new(smtp::SmtpTransport::from_dsn(dsn)?)),
         "file" => Ok(Arc::new(file::FileTransport::from_dsn(dsn)?)),
-        "ses+api" => Ok(Arc::new(ses::SesTransport::from_dsn(
-            dsn,
-            reqwest::Client::new(),
-        )?)),
-        "microsoftgraph+api" => Ok(Arc::new(graph::GraphTransport::from_dsn(
-            dsn,
-            reqwest::Client::new(),
-        )?)),
+        "ses+api" => Ok(Arc::new(ses::SesTransport::from_dsn(dsn)?)),
+        "microsoftgraph+api" => Ok(Arc::new(graph::GraphTransport::from_dsn(dsn)?)),
         "failover" | "roundrobin" => failover::from_dsn(dsn),
         other => Err(DsnError::UnknownScheme(other.to_owned())),
     }
