@@ -155,3 +155,21 @@ async fn unreachable_server_is_transient_and_check_says_so() {
     let peer = SmtpPeer::start(&[]).await;
     transport(&plain_dsn(&peer)).check().await.unwrap();
 }
+
+#[tokio::test]
+async fn silent_server_times_out() {
+    // Accepts connections and never says a word.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let smtp = transport(&format!("smtp://127.0.0.1:{port}?tls=none&timeout=1s"));
+    let err = smtp.send(&message(1)).await.unwrap_err();
+    assert!(matches!(err, TransportError::Transient { .. }), "{err:?}");
+    assert!(err.detail().contains("did not finish within 1s"), "{err}");
+    held.abort();
+}

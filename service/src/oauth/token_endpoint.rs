@@ -41,12 +41,12 @@ pub(super) async fn request_token(
         .form(form)
         .send()
         .await
-        .map_err(|e| unavailable(describe(&e)))?;
+        .map_err(|e| unavailable(describe(&e.without_url())))?;
     let status = response.status();
     let body = response
         .bytes()
         .await
-        .map_err(|e| unavailable(describe(&e)))?;
+        .map_err(|e| unavailable(describe(&e.without_url())))?;
     if status.is_success() {
         let token: TokenResponse = serde_json::from_slice(&body)
             .map_err(|_| unavailable("answer holds no access_token".to_owned()))?;

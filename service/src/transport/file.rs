@@ -45,12 +45,15 @@ impl Transport for FileTransport {
         // Written under a temporary name and renamed, so a reader of the
         // directory never sees half a message.
         let temp = self.dir.join(format!(".{}.eml.tmp", message.id));
-        write_file(&self.dir, &temp, &bytes)
-            .await
-            .map_err(|e| io_error("write", &temp, &e))?;
-        tokio::fs::rename(&temp, &path)
-            .await
-            .map_err(|e| io_error("rename", &temp, &e))?;
+        let written = match write_file(&self.dir, &temp, &bytes).await {
+            Ok(()) => tokio::fs::rename(&temp, &path).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            // Best effort: a leftover temporary file is harmless but untidy.
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(io_error("write", &path, &e));
+        }
         Ok(Delivery {
             provider_message_id: Some(path.display().to_string()),
         })

@@ -11,7 +11,9 @@ mod settings;
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
@@ -31,11 +33,26 @@ type Smtp = AsyncSmtpTransport<Tokio1Executor>;
 pub struct SmtpTransport {
     server: String,
     builder: AsyncSmtpTransportBuilder,
+    timeout: Duration,
     xoauth2: Option<(String, Arc<dyn TokenSource>)>,
-    /// The pool in use and the token its connections were opened with.
-    pool: Mutex<Option<(Option<AccessToken>, Smtp)>>,
+    pool: Mutex<Option<Pool>>,
+    generations: AtomicU64,
     /// Bounds the connections open at once (lettre's pool only bounds idle ones).
     slots: Semaphore,
+}
+
+/// The pool in use, the token its connections were opened with, and a
+/// number that tells it from the pools before it.
+struct Pool {
+    token: Option<AccessToken>,
+    generation: u64,
+    smtp: Smtp,
+}
+
+/// Why one attempt failed, before classification.
+enum Failure {
+    Smtp(SmtpError),
+    TimedOut,
 }
 
 impl SmtpTransport {
@@ -46,8 +63,10 @@ impl SmtpTransport {
         Ok(Self {
             server: s.server,
             builder: s.builder,
+            timeout: s.timeout,
             xoauth2: s.xoauth2,
             pool: Mutex::new(None),
+            generations: AtomicU64::new(0),
             slots: Semaphore::new(s.max_connections as usize),
         })
     }
@@ -65,27 +84,50 @@ impl SmtpTransport {
             .await
             .map_err(|_| TransportError::transient("SMTP transport is shutting down"))?;
         let Some((_, tokens)) = &self.xoauth2 else {
-            return op(self.pool(None)).await.map_err(|e| self.fail(&e));
+            return self.attempt(None, &op).await.map_err(|f| self.fail(f));
         };
         let token = tokens.token().await.map_err(|e| token_error(&e))?;
-        match op(self.pool(Some(&token))).await {
-            Err(e) if is_token_refusal(&e) => {
+        match self.attempt(Some(&token), &op).await {
+            Err(Failure::Smtp(e)) if is_token_refusal(&e) => {
                 tracing::info!(server = %self.server, "server refused the OAuth2 access token; fetching a new one");
                 tokens.invalidate(&token);
                 let token = tokens.token().await.map_err(|e| token_error(&e))?;
-                op(self.pool(Some(&token))).await.map_err(|e| self.fail(&e))
+                self.attempt(Some(&token), &op)
+                    .await
+                    .map_err(|f| self.fail(f))
             }
-            other => other.map_err(|e| self.fail(&e)),
+            other => other.map_err(|f| self.fail(f)),
         }
     }
 
+    /// One bounded attempt. A connection left mid-conversation (timeout, or
+    /// the caller gave up) must never be reused: its pool is then closed.
+    async fn attempt<T, F, Fut>(&self, token: Option<&AccessToken>, op: &F) -> Result<T, Failure>
+    where
+        F: Fn(Smtp) -> Fut,
+        Fut: Future<Output = Result<T, SmtpError>>,
+    {
+        let (generation, smtp) = self.pool(token);
+        let mut guard = Unfinished {
+            transport: self,
+            generation,
+            smtp: Some(smtp.clone()),
+        };
+        let result = tokio::time::timeout(self.timeout, op(smtp)).await;
+        let Ok(result) = result else {
+            return Err(Failure::TimedOut);
+        };
+        guard.smtp = None;
+        result.map_err(Failure::Smtp)
+    }
+
     /// The pool for `token`, made anew when the token changed.
-    fn pool(&self, token: Option<&AccessToken>) -> Smtp {
+    fn pool(&self, token: Option<&AccessToken>) -> (u64, Smtp) {
         let mut current = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((pool_token, smtp)) = current.as_ref()
-            && pool_token.as_ref() == token
+        if let Some(pool) = current.as_ref()
+            && pool.token.as_ref() == token
         {
-            return smtp.clone();
+            return (pool.generation, pool.smtp.clone());
         }
         let mut builder = self.builder.clone();
         if let (Some((user, _)), Some(token)) = (&self.xoauth2, token) {
@@ -93,15 +135,55 @@ impl SmtpTransport {
                 .credentials(Credentials::new(user.clone(), token.secret().to_owned()))
                 .authentication(vec![Mechanism::Xoauth2]);
         }
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         let smtp = builder.build();
-        *current = Some((token.cloned(), smtp.clone()));
-        smtp
+        *current = Some(Pool {
+            token: token.cloned(),
+            generation,
+            smtp: smtp.clone(),
+        });
+        (generation, smtp)
     }
 
-    fn fail(&self, error: &SmtpError) -> TransportError {
-        let failure = classify(&self.server, error);
-        tracing::debug!(server = %self.server, error = %failure, "SMTP attempt failed");
-        failure
+    /// Closes pool `generation` and, if it is still the current one, lets
+    /// the next attempt open a fresh one.
+    fn discard(&self, generation: u64, smtp: Smtp) {
+        let mut current = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if current.as_ref().is_some_and(|p| p.generation == generation) {
+            *current = None;
+        }
+        drop(current);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { smtp.shutdown().await });
+        }
+    }
+
+    fn fail(&self, failure: Failure) -> TransportError {
+        let error = match failure {
+            Failure::Smtp(e) => classify(&self.server, &e),
+            Failure::TimedOut => TransportError::transient(format!(
+                "{} did not finish within {}",
+                self.server,
+                humantime::format_duration(self.timeout)
+            )),
+        };
+        tracing::debug!(server = %self.server, %error, "SMTP attempt failed");
+        error
+    }
+}
+
+/// Closes the pool of an attempt dropped before it finished.
+struct Unfinished<'a> {
+    transport: &'a SmtpTransport,
+    generation: u64,
+    smtp: Option<Smtp>,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if let Some(smtp) = self.smtp.take() {
+            self.transport.discard(self.generation, smtp);
+        }
     }
 }
 

@@ -112,7 +112,10 @@ class PasswordCheck:
     def __call__(self, server, session, envelope, mechanism, auth_data):
         ok = (isinstance(auth_data, LoginPassword)
               and auth_data.login == self.user and auth_data.password == self.password)
-        return AuthResult(success=ok, auth_data=auth_data if ok else None)
+        if ok:
+            return AuthResult(success=True, auth_data=auth_data)
+        # handled=False: aiosmtpd then sends its own 535 reply.
+        return AuthResult(success=False, handled=False)
 
 
 def tls_context(args):

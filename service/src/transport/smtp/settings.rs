@@ -44,6 +44,8 @@ pub(super) struct Settings {
     pub server: String,
     /// Host, port, TLS, timeout, HELO name, pool and password credentials.
     pub builder: AsyncSmtpTransportBuilder,
+    /// Bound of one attempt: connecting, TLS, AUTH and the whole transfer.
+    pub timeout: Duration,
     /// Most connections open at once.
     pub max_connections: u32,
     /// The XOAUTH2 user and token source, when `auth=xoauth2`.
@@ -96,35 +98,40 @@ pub(super) fn from_dsn(dsn: &Dsn) -> Result<Settings, DsnError> {
     Ok(Settings {
         server: format!("{}:{port}", dsn.host),
         builder,
+        timeout,
         max_connections,
         xoauth2,
     })
 }
 
-/// `smtps`: TLS from the first byte. `smtp`: STARTTLS required, except to a
-/// loopback host (a local relay rarely has a certificate), unless `tls=` says.
+/// `smtps`: TLS from the first byte. `smtp`: STARTTLS required, unless `tls=`
+/// says otherwise or the host is loopback. To a loopback host (a local relay,
+/// often with a self-signed certificate such as Debian's Postfix) STARTTLS is
+/// used when offered, without checking the certificate: that traffic never
+/// leaves the machine.
 fn tls(dsn: &Dsn, implicit_tls: bool) -> Result<Tls, DsnError> {
     let scheme = dsn.scheme.as_str();
-    let mode = match (implicit_tls, dsn.option("tls")) {
-        (true, None) => "wrapper",
+    let (mode, verify) = match (implicit_tls, dsn.option("tls")) {
+        (true, None) => ("wrapper", true),
         (true, Some(_)) => {
             return Err(DsnError::invalid(
                 scheme,
                 "`tls` does not apply to smtps (always TLS)",
             ));
         }
-        (false, Some(mode)) => mode,
-        (false, None) if is_loopback(&dsn.host) => "opportunistic",
-        (false, None) => "required",
+        (false, Some(mode)) => (mode, true),
+        // Given a CA, the operator wants the certificate checked.
+        (false, None) if is_loopback(&dsn.host) => {
+            ("opportunistic", dsn.option("ca_file").is_some())
+        }
+        (false, None) => ("required", true),
     };
-    if mode == "none" {
-        return Ok(Tls::None);
-    }
-    let params = tls_parameters(dsn)?;
+    let params = || tls_parameters(dsn, verify);
     match mode {
-        "wrapper" => Ok(Tls::Wrapper(params)),
-        "required" => Ok(Tls::Required(params)),
-        "opportunistic" => Ok(Tls::Opportunistic(params)),
+        "none" => Ok(Tls::None),
+        "wrapper" => Ok(Tls::Wrapper(params()?)),
+        "required" => Ok(Tls::Required(params()?)),
+        "opportunistic" => Ok(Tls::Opportunistic(params()?)),
         other => Err(DsnError::invalid(
             scheme,
             format!("tls `{other}` is not one of none, opportunistic, required"),
@@ -132,9 +139,10 @@ fn tls(dsn: &Dsn, implicit_tls: bool) -> Result<Tls, DsnError> {
     }
 }
 
-fn tls_parameters(dsn: &Dsn) -> Result<TlsParameters, DsnError> {
+fn tls_parameters(dsn: &Dsn, verify: bool) -> Result<TlsParameters, DsnError> {
     let scheme = dsn.scheme.as_str();
-    let mut params = TlsParameters::builder(dsn.host.clone());
+    let mut params =
+        TlsParameters::builder(dsn.host.clone()).dangerous_accept_invalid_certs(!verify);
     if let Some(path) = dsn.option("ca_file") {
         let pem = std::fs::read(path)
             .map_err(|e| DsnError::invalid(scheme, format!("cannot read ca_file {path}: {e}")))?;
@@ -220,4 +228,69 @@ fn xoauth2(dsn: &Dsn, timeout: Duration) -> Result<(String, Arc<dyn TokenSource>
         )),
     };
     Ok((user, source))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(dsn: &str) -> Result<Settings, DsnError> {
+        from_dsn(&Dsn::parse(dsn).unwrap())
+    }
+
+    fn refusal(dsn: &str) -> String {
+        match settings(dsn) {
+            Ok(_) => panic!("accepted {dsn}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn default_ports() {
+        assert_eq!(
+            settings("smtp://relay.example").unwrap().server,
+            "relay.example:587"
+        );
+        assert_eq!(
+            settings("smtps://relay.example").unwrap().server,
+            "relay.example:465"
+        );
+        assert_eq!(
+            settings("smtp://relay.example:25").unwrap().server,
+            "relay.example:25"
+        );
+    }
+
+    #[test]
+    fn refuses_what_cannot_work() {
+        assert!(refusal("smtp://h?tsl=none").contains("unknown option `tsl`"));
+        assert!(refusal("smtps://h?tls=none").contains("smtps"));
+        assert!(refusal("smtp://h?tls=maybe").contains("tls `maybe`"));
+        assert!(refusal("smtp://user@h").contains("password"));
+        assert!(refusal("smtp://h?timeout=soon").contains("timeout"));
+        assert!(refusal("smtp://h?token_url=x").contains("needs auth=xoauth2"));
+        assert!(
+            refusal("smtp://u@h?auth=xoauth2&client_id=a&client_secret=b").contains("token_url")
+        );
+        assert!(
+            refusal("smtp://h?auth=xoauth2&token_url=x&client_id=a&client_secret=b")
+                .contains("user")
+        );
+        let with_password =
+            refusal("smtp://u:pw@h?auth=xoauth2&token_url=x&client_id=a&client_secret=b");
+        assert!(with_password.contains("no password"), "{with_password}");
+        assert!(refusal("smtp://h?ca_file=/nonexistent/ca.pem").contains("ca_file"));
+    }
+
+    #[test]
+    fn xoauth2_settings() {
+        let s = settings("smtp://u%40x.example@h?auth=xoauth2&token_url=http%3A%2F%2F127.0.0.1%2Ft&client_id=a&client_secret=b").unwrap();
+        let (user, source) = s.xoauth2.unwrap();
+        assert_eq!(user, "u@x.example");
+        let shown = format!("{source:?}");
+        assert!(
+            shown.contains("<redacted>") && !shown.contains("\"b\""),
+            "{shown}"
+        );
+    }
 }
