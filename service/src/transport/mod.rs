@@ -7,6 +7,11 @@
 
 pub mod dsn;
 pub mod http;
+pub mod mailgun;
+pub mod mailjet;
+pub mod postmark;
+pub mod resend;
+pub mod sendgrid;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -107,6 +112,11 @@ pub type SharedTransport = Arc<dyn Transport>;
 /// Builds the transport a DSN describes.
 pub fn from_dsn(dsn: &Dsn) -> Result<SharedTransport, DsnError> {
     match dsn.scheme.as_str() {
+        "sendgrid+api" => Ok(Arc::new(sendgrid::SendGrid::from_dsn(dsn)?)),
+        "mailgun+api" => Ok(Arc::new(mailgun::Mailgun::from_dsn(dsn)?)),
+        "postmark+api" => Ok(Arc::new(postmark::Postmark::from_dsn(dsn)?)),
+        "mailjet+api" => Ok(Arc::new(mailjet::Mailjet::from_dsn(dsn)?)),
+        "resend+api" => Ok(Arc::new(resend::Resend::from_dsn(dsn)?)),
         other => Err(DsnError::UnknownScheme(other.to_owned())),
     }
 }
