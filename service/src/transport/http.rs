@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderName, RETRY_AFTER};
 
 use super::{Dsn, DsnError, TransportError};
-use crate::email::Mailbox;
+use crate::email::{Mailbox, OutgoingMessage};
 
 /// The `User-Agent` of every request we make.
 pub const USER_AGENT: &str = concat!("mailbridge/", env!("CARGO_PKG_VERSION"));
@@ -67,6 +67,50 @@ pub fn endpoint(dsn: &Dsn, default: &str) -> Result<url::Url, DsnError> {
     Ok(url)
 }
 
+/// Refuses a DSN whose host is not `default` or that has an option not in
+/// `allowed` (`endpoint` is always allowed), so that a typo is not ignored.
+pub fn check_dsn(dsn: &Dsn, allowed: &[&str]) -> Result<(), DsnError> {
+    if dsn.host != "default" {
+        return Err(DsnError::invalid(
+            &dsn.scheme,
+            "the host must be `default`; use ?endpoint=URL to change the base URL",
+        ));
+    }
+    match dsn
+        .options
+        .keys()
+        .find(|k| k.as_str() != "endpoint" && !allowed.contains(&k.as_str()))
+    {
+        Some(unknown) => Err(DsnError::invalid(
+            &dsn.scheme,
+            format!("unknown option `{unknown}`"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// An API key or token: kept out of `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the request that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// `base` with `segments` appended to its path, each percent-encoded.
 pub fn join(base: &url::Url, segments: &[&str]) -> url::Url {
     let mut url = base.clone();
@@ -83,9 +127,7 @@ pub async fn classify(
     provider: &str,
     resp: reqwest::Response,
 ) -> Result<(StatusCode, HeaderMap, Bytes), TransportError> {
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = read_body(provider, resp).await?;
+    let (status, headers, body) = read_answer(provider, resp).await?;
     if status.is_success() {
         return Ok((status, headers, body));
     }
@@ -96,6 +138,18 @@ pub async fn classify(
         &body,
         SystemTime::now(),
     ))
+}
+
+/// Reads the answer without judging it, for providers whose body can
+/// contradict the status (a 200 carrying an error, a 4xx that is transient).
+pub async fn read_answer(
+    provider: &str,
+    resp: reqwest::Response,
+) -> Result<(StatusCode, HeaderMap, Bytes), TransportError> {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = read_body(provider, resp).await?;
+    Ok((status, headers, body))
 }
 
 /// Reads at most [`MAX_BODY`] bytes of an answer; the rest is dropped.
@@ -282,6 +336,14 @@ pub fn without_secret(err: TransportError, secret: &str) -> TransportError {
             message: scrub(message),
         },
     }
+}
+
+/// The metadata key under which every provider gets our id of the message.
+pub const ID_KEY: &str = "mailbridge_id";
+
+/// The `Message-ID` header value of a message, with its angle brackets.
+pub fn message_id_header(message: &OutgoingMessage) -> String {
+    format!("<{}>", message.message_id)
 }
 
 /// A mailbox as `Name <addr>` with the name quoted per RFC 5322 when it holds

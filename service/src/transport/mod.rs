@@ -10,8 +10,13 @@ pub mod failover;
 pub mod file;
 pub mod graph;
 pub mod http;
+pub mod mailgun;
+pub mod mailjet;
 pub mod mime;
+pub mod postmark;
 pub mod ratelimit;
+pub mod resend;
+pub mod sendgrid;
 pub mod ses;
 pub mod smtp;
 
@@ -116,6 +121,11 @@ pub fn from_dsn(dsn: &Dsn) -> Result<SharedTransport, DsnError> {
     match dsn.scheme.as_str() {
         "smtp" | "smtps" => Ok(Arc::new(smtp::SmtpTransport::from_dsn(dsn)?)),
         "file" => Ok(Arc::new(file::FileTransport::from_dsn(dsn)?)),
+        "sendgrid+api" => Ok(Arc::new(sendgrid::SendGrid::from_dsn(dsn)?)),
+        "mailgun+api" => Ok(Arc::new(mailgun::Mailgun::from_dsn(dsn)?)),
+        "postmark+api" => Ok(Arc::new(postmark::Postmark::from_dsn(dsn)?)),
+        "mailjet+api" => Ok(Arc::new(mailjet::Mailjet::from_dsn(dsn)?)),
+        "resend+api" => Ok(Arc::new(resend::Resend::from_dsn(dsn)?)),
         "ses+api" => Ok(Arc::new(ses::SesTransport::from_dsn(dsn)?)),
         "microsoftgraph+api" => Ok(Arc::new(graph::GraphTransport::from_dsn(dsn)?)),
         "failover" | "roundrobin" => failover::from_dsn(dsn),
