@@ -18,6 +18,7 @@ use crate::queue::sqlite::SqliteStore;
 use crate::queue::worker::{Worker, WorkerConfig};
 use crate::render::Renderer;
 use crate::tenant::Tenants;
+use crate::transport::ratelimit::RateLimits;
 use crate::transport::{self, Dsn, Transports};
 
 /// How the server should treat authentication.
@@ -49,11 +50,29 @@ pub fn load_renderer(settings: &Settings) -> anyhow::Result<Renderer> {
 pub fn build_transports(settings: &Settings) -> anyhow::Result<Transports> {
     let mut transports = Transports::default();
     for (name, dsn) in &settings.transports {
-        let dsn = Dsn::parse(dsn.expose()).with_context(|| format!("transport `{name}`"))?;
+        let mut dsn = Dsn::parse(dsn.expose()).with_context(|| format!("transport `{name}`"))?;
+        // `rate` belongs to the worker's limits, not to the transport itself.
+        dsn.options.remove("rate");
         let built = transport::from_dsn(&dsn).with_context(|| format!("transport `{name}`"))?;
         transports.insert(name.clone(), built);
     }
     Ok(transports)
+}
+
+/// The sending limits: a transport's `?rate=` and a tenant's `rate`.
+pub fn build_limits(settings: &Settings) -> anyhow::Result<RateLimits> {
+    let mut by_transport = Vec::new();
+    for (name, dsn) in &settings.transports {
+        let dsn = Dsn::parse(dsn.expose()).with_context(|| format!("transport `{name}`"))?;
+        if let Some(rate) = dsn.option("rate") {
+            by_transport.push((name.clone(), rate.to_owned()));
+        }
+    }
+    let by_tenant = settings
+        .tenants
+        .iter()
+        .filter_map(|(name, t)| t.rate.clone().map(|r| (name.clone(), r)));
+    Ok(RateLimits::new(by_transport, by_tenant)?)
 }
 
 /// Opens the store and builds the parts.
@@ -90,7 +109,8 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         transports,
         settings.retry.clone(),
         WorkerConfig::default(),
-    );
+    )
+    .with_limits(build_limits(settings)?);
     let state = AppState {
         store,
         renderer,

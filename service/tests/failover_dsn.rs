@@ -21,7 +21,7 @@ fn closed_port() -> String {
 }
 
 async fn graph_mock(sends: u64) -> MockServer {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(method("POST"))
         .and(path("/token"))
         .respond_with(

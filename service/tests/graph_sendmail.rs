@@ -82,7 +82,7 @@ fn sends(requests: &[Request]) -> Vec<&Request> {
 
 #[tokio::test]
 async fn sends_the_documented_body_and_reuses_the_token() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     token_endpoint(&server, &["tok-1"]).await;
     send_mail("tok-1", ResponseTemplate::new(202))
         .expect(2)
@@ -122,7 +122,7 @@ async fn sends_the_documented_body_and_reuses_the_token() {
 
 #[tokio::test]
 async fn text_only_messages_go_as_text() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     token_endpoint(&server, &["tok-1"]).await;
     send_mail("tok-1", ResponseTemplate::new(202))
         .expect(1)
@@ -141,7 +141,7 @@ async fn text_only_messages_go_as_text() {
 
 #[tokio::test]
 async fn a_refused_token_is_refreshed_once_and_the_message_sent() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     token_endpoint(&server, &["stale", "fresh"]).await;
     let expired = json!({"error": {"code": "InvalidAuthenticationToken", "message": "Lifetime validation failed"}});
     send_mail("stale", ResponseTemplate::new(401).set_body_json(expired))
@@ -158,7 +158,7 @@ async fn a_refused_token_is_refreshed_once_and_the_message_sent() {
 
 #[tokio::test]
 async fn a_token_refused_twice_is_an_auth_failure_after_one_retry() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     token_endpoint(&server, &["tok-1", "tok-2"]).await;
     let denied = json!({"error": {"code": "ErrorAccessDenied", "message": "Access is denied."}});
     for token in ["tok-1", "tok-2"] {
@@ -177,7 +177,7 @@ async fn a_token_refused_twice_is_an_auth_failure_after_one_retry() {
 
 #[tokio::test]
 async fn throttling_is_transient_with_retry_after() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     token_endpoint(&server, &["tok-1"]).await;
     let throttled = json!({"error": {"code": "ApplicationThrottled", "message": "Application is over its MailboxConcurrency limit."}});
     send_mail(
@@ -196,7 +196,7 @@ async fn throttling_is_transient_with_retry_after() {
 
 #[tokio::test]
 async fn an_invalid_recipient_is_permanent() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     token_endpoint(&server, &["tok-1"]).await;
     let invalid = json!({"error": {"code": "ErrorInvalidRecipients", "message": "At least one recipient isn't valid."}});
     send_mail("tok-1", ResponseTemplate::new(400).set_body_json(invalid))
@@ -209,7 +209,7 @@ async fn an_invalid_recipient_is_permanent() {
 
 #[tokio::test]
 async fn a_refused_client_secret_is_an_auth_failure_without_the_secret() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(method("POST"))
         .and(path("/T/oauth2/v2.0/token"))
         .respond_with(ResponseTemplate::new(401).set_body_json(json!({

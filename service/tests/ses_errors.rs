@@ -36,7 +36,7 @@ async fn send_to(endpoint: &str) -> TransportError {
 }
 
 async fn ses_answering(status: u16, error_type: &str, retry_after: Option<&str>) -> MockServer {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     let mut answer = ResponseTemplate::new(status)
         .insert_header(
             "x-amzn-ErrorType",
@@ -61,7 +61,7 @@ async fn ses_answering(status: u16, error_type: &str, retry_after: Option<&str>)
 async fn throttling_is_transient_with_the_hint() {
     let server = ses_answering(429, "TooManyRequestsException", Some("12")).await;
     let err = send_to(&server.uri()).await;
-    assert_eq!(err.retry_after(), Some(Duration::from_secs(12)));
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(12)), "{err}");
     assert!(
         err.detail().contains("TooManyRequestsException: explained"),
         "{err}"

@@ -100,7 +100,7 @@ async fn token_refused_twice_is_an_auth_failure() {
 
 #[tokio::test]
 async fn token_endpoint_refusal_is_clear_and_hides_the_secret() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(method("POST"))
         .and(path("/token"))
         .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
@@ -115,7 +115,7 @@ async fn token_endpoint_refusal_is_clear_and_hides_the_secret() {
 
     let err = smtp.send(&message(1)).await.unwrap_err();
 
-    assert!(matches!(err, TransportError::Permanent { .. }), "{err:?}");
+    assert!(matches!(err, TransportError::Auth { .. }), "{err:?}");
     assert!(err.detail().contains("HTTP 401"), "{err}");
     assert!(
         err.detail()
@@ -186,7 +186,7 @@ impl Respond for GoogleTokens {
 #[tokio::test]
 async fn google_service_account_acts_for_the_user() {
     let keys = make_certs();
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     let token_uri = format!("{}/token", server.uri());
     Mock::given(method("POST"))
         .and(path("/token"))

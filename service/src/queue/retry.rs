@@ -140,7 +140,7 @@ mod tests {
             p.decide(9, T0, T0, None, 0.5),
             Decision::Retry { .. }
         ));
-        let late = T0 + Duration::from_secs(24 * 3600 - 10);
+        let late = T0 + Duration::from_secs(24 * 3600 - 5);
         assert!(
             matches!(p.decide(2, T0, late, None, 0.9), Decision::Fail { reason } if reason.contains("24h"))
         );

@@ -14,14 +14,13 @@
 mod body;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-use super::{Delivery, Dsn, DsnError, Transport, TransportError};
+use super::{Delivery, Dsn, DsnError, Transport, TransportError, http};
 use crate::email::OutgoingMessage;
 use crate::oauth::{AccessToken, ClientCredentials, OAuthError, TokenSource};
 
@@ -29,8 +28,6 @@ use crate::oauth::{AccessToken, ClientCredentials, OAuthError, TokenSource};
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
 /// Longest part of an error message kept.
 const MAX_MESSAGE: usize = 300;
-/// What may not stand unencoded in one path segment.
-const SEGMENT: &AsciiSet = &CONTROLS.add(b' ').add(b'/').add(b'?').add(b'#').add(b'%');
 
 /// Delivers through Microsoft Graph as one mailbox.
 #[derive(Debug)]
@@ -43,25 +40,8 @@ pub struct GraphTransport {
 
 impl GraphTransport {
     /// Builds the transport from its DSN.
-    pub fn from_dsn(dsn: &Dsn, http: reqwest::Client) -> Result<Self, DsnError> {
-        let client_id = dsn.require_user("application (client) id")?;
-        let secret = dsn.require_password("client secret")?;
-        let mailbox = dsn.require("user")?;
-        let token_url = match dsn.option("token_url") {
-            Some(url) => url.to_owned(),
-            None => {
-                let tenant = dsn.require("tenant")?;
-                format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
-            }
-        };
-        let scope = dsn.option("scope").unwrap_or(GRAPH_SCOPE).to_owned();
-        let tokens = ClientCredentials::new(
-            http.clone(),
-            token_url,
-            client_id.to_owned(),
-            secret.to_owned(),
-            scope,
-        );
+    pub fn from_dsn(dsn: &Dsn) -> Result<Self, DsnError> {
+        let http = http::client()?;
         let internet_message_id = match dsn.option("internet_message_id") {
             None | Some("true") => true,
             Some("false") => false,
@@ -72,14 +52,11 @@ impl GraphTransport {
                 ));
             }
         };
-        let base = dsn
-            .option("endpoint")
-            .unwrap_or("https://graph.microsoft.com");
         Ok(Self::new(
-            http,
-            base,
-            mailbox,
-            Arc::new(tokens),
+            http.clone(),
+            &http::endpoint(dsn, "https://graph.microsoft.com")?,
+            dsn.require("user")?,
+            Arc::new(token_source(dsn, http)?),
             internet_message_id,
         ))
     }
@@ -87,15 +64,14 @@ impl GraphTransport {
     /// A transport sending as `mailbox` through the Graph at `base`, with tokens from `tokens`.
     pub fn new(
         http: reqwest::Client,
-        base: &str,
+        base: &url::Url,
         mailbox: &str,
         tokens: Arc<dyn TokenSource>,
         internet_message_id: bool,
     ) -> Self {
-        let user = utf8_percent_encode(mailbox, SEGMENT);
         Self {
             http,
-            url: format!("{}/v1.0/users/{user}/sendMail", base.trim_end_matches('/')),
+            url: http::join(base, &["v1.0", "users", mailbox, "sendMail"]).to_string(),
             tokens,
             internet_message_id,
         }
@@ -114,7 +90,7 @@ impl GraphTransport {
             .body(body.to_vec())
             .send()
             .await
-            .map_err(|e| TransportError::transient(format!("Microsoft Graph unreachable: {e}")))?;
+            .map_err(|e| http::network_error("Microsoft Graph", e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -151,6 +127,27 @@ impl Transport for GraphTransport {
     }
 }
 
+/// The application's client-credentials grant at Entra (or `token_url`).
+fn token_source(dsn: &Dsn, http: reqwest::Client) -> Result<ClientCredentials, DsnError> {
+    let client_id = dsn.require_user("application (client) id")?;
+    let secret = dsn.require_password("client secret")?;
+    let token_url = match dsn.option("token_url") {
+        Some(url) => url.to_owned(),
+        None => {
+            let tenant = dsn.require("tenant")?;
+            format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
+        }
+    };
+    let scope = dsn.option("scope").unwrap_or(GRAPH_SCOPE);
+    Ok(ClientCredentials::new(
+        http,
+        token_url,
+        client_id.to_owned(),
+        secret.to_owned(),
+        scope.to_owned(),
+    ))
+}
+
 /// A token endpoint failure: a refused client is an auth failure (the secret
 /// expired or was revoked, which an operator fixes without losing mail).
 fn token_error(e: &OAuthError) -> TransportError {
@@ -162,28 +159,23 @@ fn token_error(e: &OAuthError) -> TransportError {
     }
 }
 
-/// Classifies a failed answer: 401/403 auth, 429/5xx and throttling codes
-/// transient (with `Retry-After`), the rest permanent.
+/// Classifies a failed answer: 401/403 auth, what [`http::is_transient_status`]
+/// says and throttling codes transient (with `Retry-After`), the rest permanent.
 fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> TransportError {
     let (code, text) = graph_error(body);
-    let message = format!(
-        "Microsoft Graph answered HTTP {}: {code}: {text}",
-        status.as_u16()
-    );
+    let message = format!("Microsoft Graph: HTTP {status}: {code}: {text}");
     let throttled = ["Throttl", "Quota", "ExceededMessageLimit", "Concurrency"]
         .iter()
         .any(|c| code.contains(c));
-    match status.as_u16() {
-        401 | 403 => TransportError::Auth { message },
-        429 | 500..=599 => TransportError::Transient {
+    if matches!(status.as_u16(), 401 | 403) {
+        TransportError::Auth { message }
+    } else if http::is_transient_status(status) || throttled {
+        TransportError::Transient {
             message,
-            retry_after: retry_after(headers),
-        },
-        _ if throttled => TransportError::Transient {
-            message,
-            retry_after: retry_after(headers),
-        },
-        _ => TransportError::Permanent { message },
+            retry_after: http::parse_retry_after(headers, SystemTime::now()),
+        }
+    } else {
+        TransportError::Permanent { message }
     }
 }
 
@@ -194,21 +186,4 @@ fn graph_error(body: &[u8]) -> (String, String) {
     let code = field("code").unwrap_or_else(|| "error".to_owned());
     let text = field("message").unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
     (code, text.chars().take(MAX_MESSAGE).collect())
-}
-
-/// `Retry-After` in seconds or as an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(
-        at.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
-    )
 }

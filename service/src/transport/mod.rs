@@ -9,9 +9,15 @@ pub mod dsn;
 pub mod failover;
 pub mod file;
 pub mod graph;
+pub mod http;
+pub mod mailgun;
+pub mod mailjet;
 pub mod memory;
 pub mod mime;
+pub mod postmark;
 pub mod ratelimit;
+pub mod resend;
+pub mod sendgrid;
 pub mod ses;
 pub mod smtp;
 
@@ -117,14 +123,13 @@ pub fn from_dsn(dsn: &Dsn) -> Result<SharedTransport, DsnError> {
         "smtp" | "smtps" => Ok(Arc::new(smtp::SmtpTransport::from_dsn(dsn)?)),
         "memory" => Ok(Arc::new(memory::MemoryTransport::new())),
         "file" => Ok(Arc::new(file::FileTransport::from_dsn(dsn)?)),
-        "ses+api" => Ok(Arc::new(ses::SesTransport::from_dsn(
-            dsn,
-            reqwest::Client::new(),
-        )?)),
-        "microsoftgraph+api" => Ok(Arc::new(graph::GraphTransport::from_dsn(
-            dsn,
-            reqwest::Client::new(),
-        )?)),
+        "sendgrid+api" => Ok(Arc::new(sendgrid::SendGrid::from_dsn(dsn)?)),
+        "mailgun+api" => Ok(Arc::new(mailgun::Mailgun::from_dsn(dsn)?)),
+        "postmark+api" => Ok(Arc::new(postmark::Postmark::from_dsn(dsn)?)),
+        "mailjet+api" => Ok(Arc::new(mailjet::Mailjet::from_dsn(dsn)?)),
+        "resend+api" => Ok(Arc::new(resend::Resend::from_dsn(dsn)?)),
+        "ses+api" => Ok(Arc::new(ses::SesTransport::from_dsn(dsn)?)),
+        "microsoftgraph+api" => Ok(Arc::new(graph::GraphTransport::from_dsn(dsn)?)),
         "failover" | "roundrobin" => failover::from_dsn(dsn),
         other => Err(DsnError::UnknownScheme(other.to_owned())),
     }

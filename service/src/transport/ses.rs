@@ -19,7 +19,7 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use serde::Deserialize;
 
-use super::{Delivery, Dsn, DsnError, Transport, TransportError, mime};
+use super::{Delivery, Dsn, DsnError, Transport, TransportError, http, mime};
 use crate::email::OutgoingMessage;
 
 /// Delivers through the SES v2 API. `Debug` never shows the secret key.
@@ -57,8 +57,8 @@ struct SendEmailAnswer {
 
 impl SesTransport {
     /// Builds the transport from its DSN, falling back to the process environment.
-    pub fn from_dsn(dsn: &Dsn, http: reqwest::Client) -> Result<Self, DsnError> {
-        Self::from_dsn_with_env(dsn, http, |name| std::env::var(name).ok())
+    pub fn from_dsn(dsn: &Dsn) -> Result<Self, DsnError> {
+        Self::from_dsn_with_env(dsn, http::client()?, |name| std::env::var(name).ok())
     }
 
     /// [`from_dsn`](Self::from_dsn) with the environment given as a lookup (tests).
@@ -74,13 +74,10 @@ impl SesTransport {
             .or_else(|| env("AWS_REGION"))
             .or_else(|| env("AWS_DEFAULT_REGION"))
             .ok_or_else(|| invalid(dsn, "missing option `region` (or AWS_REGION)"))?;
-        let base = match dsn.option("endpoint") {
-            Some(url) => url.trim_end_matches('/').to_owned(),
-            None => format!("https://email.{region}.amazonaws.com"),
-        };
+        let base = http::endpoint(dsn, &format!("https://email.{region}.amazonaws.com"))?;
         Ok(Self {
             http,
-            url: format!("{base}/v2/email/outbound-emails"),
+            url: http::join(&base, &["v2", "email", "outbound-emails"]).to_string(),
             region,
             credentials: credentials(dsn, env)?,
             configuration_set: dsn.option("configuration_set").map(str::to_owned),
@@ -100,13 +97,13 @@ impl SesTransport {
             .body(body)
             .send()
             .await
-            .map_err(|e| TransportError::transient(format!("SES unreachable: {e}")))?;
+            .map_err(|e| http::network_error("SES", e))?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response
             .bytes()
             .await
-            .map_err(|e| TransportError::transient(format!("SES answer cut short: {e}")))?;
+            .map_err(|e| http::network_error("SES", e))?;
         Ok(Answer {
             status,
             headers,
@@ -161,7 +158,7 @@ impl Transport for SesTransport {
         .map_err(|e| TransportError::permanent(format!("cannot encode the SES request: {e}")))?;
         let answer = self.post(body).await?;
         if !answer.status.is_success() {
-            let hint = retry_after(&answer.headers);
+            let hint = http::parse_retry_after(&answer.headers, SystemTime::now());
             return Err(error::classify(
                 answer.status,
                 &answer.headers,
@@ -202,18 +199,4 @@ fn credentials(dsn: &Dsn, env: impl Fn(&str) -> Option<String>) -> Result<Creden
 
 fn invalid(dsn: &Dsn, reason: &str) -> DsnError {
     DsnError::invalid(&dsn.scheme, reason)
-}
-
-/// `Retry-After` in seconds or as an HTTP date.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
-    let value = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(std::time::Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
 }

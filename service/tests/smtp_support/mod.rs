@@ -205,7 +205,7 @@ impl Respond for Tokens {
 impl TokenEndpoint {
     /// Answers client-credentials grants with `tokens` in turn.
     pub async fn start(tokens: &[&str]) -> TokenEndpoint {
-        let server = MockServer::start().await;
+        let server = MockServer::builder().start().await;
         wiremock::Mock::given(wiremock::matchers::method("POST"))
             .and(wiremock::matchers::path("/token"))
             .respond_with(Tokens {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-use crate::transport::TransportError;
+use crate::transport::{TransportError, http};
 
 /// Longest part of an error message kept.
 const MAX_MESSAGE: usize = 300;
@@ -45,7 +45,7 @@ const AUTH: &[&str] = &[
 ];
 
 /// Classifies one failed answer. Unknown codes go by the HTTP status:
-/// 429 and 5xx transient, 4xx permanent (`MessageRejected`,
+/// 408, 429 and 5xx transient, 4xx permanent (`MessageRejected`,
 /// `MailFromDomainNotVerifiedException`, `AccountSuspendedException`, …).
 pub(super) fn classify(
     status: StatusCode,
@@ -55,8 +55,8 @@ pub(super) fn classify(
 ) -> TransportError {
     let (code, text) = parse(headers, body);
     let code = code.unwrap_or_else(|| status.as_u16().to_string());
-    let message = format!("SES answered HTTP {}: {code}: {text}", status.as_u16());
-    if TRANSIENT.contains(&code.as_str()) || status.as_u16() == 429 || status.is_server_error() {
+    let message = format!("SES: HTTP {status}: {code}: {text}");
+    if TRANSIENT.contains(&code.as_str()) || http::is_transient_status(status) {
         TransportError::Transient {
             message,
             retry_after,

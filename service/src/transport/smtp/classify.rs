@@ -43,8 +43,10 @@ pub(super) fn token_error(error: &OAuthError) -> TransportError {
     if error.is_transient() {
         TransportError::transient(message)
     } else {
-        // The configured client or key is refused: no retry will fix it.
-        TransportError::Permanent { message }
+        // The configured client or key is refused. Classed as an auth failure
+        // (retried later), not permanent: once an operator fixes the secret,
+        // the waiting mail goes out instead of having been dead-lettered.
+        TransportError::Auth { message }
     }
 }
 

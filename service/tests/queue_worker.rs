@@ -1,0 +1,187 @@
+//! The worker with a recording transport: outcomes, the retry policy and
+//! `retry_after`, the dead-letter state, and shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailbridge::email::{Mailbox, OutgoingMessage};
+use mailbridge::queue::retry::RetryPolicy;
+use mailbridge::queue::sqlite::SqliteStore;
+use mailbridge::queue::worker::{Worker, WorkerConfig};
+use mailbridge::queue::{JobStore, NewJob, Status};
+use mailbridge::transport::memory::MemoryTransport;
+use mailbridge::transport::{TransportError, Transports};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+struct Rig {
+    store: Arc<dyn JobStore>,
+    transport: MemoryTransport,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn rig(policy: RetryPolicy) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn JobStore> = Arc::new(
+        SqliteStore::open(&format!("sqlite://{}/mb.db", dir.path().display()))
+            .await
+            .unwrap(),
+    );
+    let transport = MemoryTransport::new();
+    let mut transports = Transports::default();
+    transports.insert("default", Arc::new(transport.clone()));
+    let config = WorkerConfig {
+        poll_interval: Duration::from_millis(20),
+        ..WorkerConfig::default()
+    };
+    // Jitter 1.0: every delay is its ceiling, so the schedule is exact.
+    let worker =
+        Worker::new(store.clone(), transports, policy, config).with_jitter(Arc::new(|| 1.0));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(worker.run(async move {
+        let _ = stopped.await;
+    }));
+    Rig {
+        store,
+        transport,
+        stop,
+        task,
+        _dir: dir,
+    }
+}
+
+async fn enqueue(store: &Arc<dyn JobStore>) -> Uuid {
+    let id = Uuid::now_v7();
+    let message = OutgoingMessage {
+        id,
+        tenant: "acme".into(),
+        message_id: format!("{}@acme.example", id.simple()),
+        from: Mailbox::new("no-reply@acme.example"),
+        envelope_from: None,
+        reply_to: None,
+        to: vec![Mailbox::new("ada@example.com")],
+        cc: vec![],
+        bcc: vec![],
+        subject: "Hi".into(),
+        text: Some("Hello".into()),
+        html: None,
+        tags: vec![],
+        metadata: Default::default(),
+    };
+    let job = NewJob {
+        message,
+        idempotency_key: None,
+        transport: "default".into(),
+        now: OffsetDateTime::now_utc(),
+        lease: None,
+    };
+    store.enqueue(job).await.unwrap();
+    id
+}
+
+async fn wait_for(
+    store: &Arc<dyn JobStore>,
+    id: Uuid,
+    status: Status,
+) -> mailbridge::queue::MessageRecord {
+    for _ in 0..400 {
+        let record = store.get(id).await.unwrap().unwrap();
+        if record.status == status {
+            return record;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "message never became {status:?}: {:?}",
+        store.get(id).await.unwrap()
+    );
+}
+
+fn quick() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_millis(50),
+        max_interval: Duration::from_millis(200),
+        max_attempts: 4,
+        max_age: Duration::from_secs(60),
+    }
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_with_the_same_message_id() {
+    let rig = rig(quick()).await;
+    rig.transport
+        .push_result(Err(TransportError::transient("451 4.3.0 try later")));
+    rig.transport.push_result(Err(TransportError::Auth {
+        message: "535 token expired".into(),
+    }));
+    let id = enqueue(&rig.store).await;
+    let record = wait_for(&rig.store, id, Status::Sent).await;
+    assert_eq!(record.attempts, 3);
+    let attempts = rig.transport.attempts();
+    assert_eq!(attempts.len(), 3);
+    assert!(
+        attempts
+            .iter()
+            .all(|m| m.message_id == attempts[0].message_id)
+    );
+    let _ = rig.stop.send(());
+    rig.task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_transient_failure_shows_retrying_with_the_next_attempt_time() {
+    let rig = rig(RetryPolicy {
+        base: Duration::from_secs(30),
+        ..quick()
+    })
+    .await;
+    rig.transport.push_result(Err(TransportError::Transient {
+        message: "429 slow down".into(),
+        retry_after: Some(Duration::from_secs(120)),
+    }));
+    let before = OffsetDateTime::now_utc();
+    let id = enqueue(&rig.store).await;
+    let record = wait_for(&rig.store, id, Status::Retrying).await;
+    assert_eq!(
+        record.last_error.as_deref(),
+        Some("transient failure: 429 slow down")
+    );
+    let next = record.next_attempt_at.unwrap();
+    assert!(
+        next >= before + Duration::from_secs(120),
+        "retry_after is a floor: {next}"
+    );
+    assert!(next <= OffsetDateTime::now_utc() + Duration::from_secs(121));
+    let _ = rig.stop.send(());
+    rig.task.await.unwrap();
+}
+
+#[tokio::test]
+async fn permanent_failures_and_exhausted_attempts_dead_letter() {
+    let rig = rig(quick()).await;
+    rig.transport
+        .push_result(Err(TransportError::permanent("550 5.1.1 user unknown")));
+    let id = enqueue(&rig.store).await;
+    let record = wait_for(&rig.store, id, Status::Failed).await;
+    assert_eq!(record.attempts, 1);
+    assert!(record.last_error.unwrap().contains("550 5.1.1"));
+
+    for _ in 0..4 {
+        rig.transport
+            .push_result(Err(TransportError::transient("421 busy")));
+    }
+    let id = enqueue(&rig.store).await;
+    let record = wait_for(&rig.store, id, Status::Failed).await;
+    assert_eq!(record.attempts, 4);
+    assert!(
+        record
+            .last_error
+            .unwrap()
+            .contains("gave up after 4 attempts")
+    );
+    assert!(rig.transport.sent().is_empty());
+    let _ = rig.stop.send(());
+    rig.task.await.unwrap();
+}
