@@ -134,6 +134,7 @@ async fn transient_failures_are_retried_with_the_same_message_id() {
 async fn a_transient_failure_shows_retrying_with_the_next_attempt_time() {
     let rig = rig(RetryPolicy {
         base: Duration::from_secs(30),
+        max_age: Duration::from_secs(3600),
         ..quick()
     })
     .await;
