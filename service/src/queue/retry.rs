@@ -142,7 +142,7 @@ mod tests {
         ));
         let late = T0 + Duration::from_secs(24 * 3600 - 5);
         assert!(
-            matches!(p.decide(2, T0, late, None, 0.9), Decision::Fail { reason } if reason.contains("24h"))
+            matches!(p.decide(2, T0, late, None, 0.9), Decision::Fail { reason } if reason.contains("after the message was accepted"))
         );
         let hint = Some(Duration::from_secs(48 * 3600));
         assert!(matches!(
