@@ -1,0 +1,353 @@
+//! Keycloak → extension → mailbridge → a real SMTP server, with Keycloak from
+//! its distribution zip. Every email kind an operator relies on is triggered
+//! through Keycloak's own APIs and pages, and checked where it lands.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::keycloak::{Admin, Keycloak};
+use support::{Mail, Service, SmtpServer, free_port};
+
+const SECRET: &str = "e2e-shared-secret-0123456789abcdef-0123";
+const ADA: &str = "ada@example.com";
+const TIMEOUT_MS: u64 = 3000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keycloak_sends_every_email_through_mailbridge() {
+    let logs = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start().await;
+    let mb_port = free_port();
+    let mut service = Service::start(mb_port, smtp.port, SECRET).await;
+    let options = [
+        ("url", format!("http://127.0.0.1:{mb_port}")),
+        ("secret", SECRET.to_owned()),
+        ("timeout", TIMEOUT_MS.to_string()),
+        ("fallback", "smtp".to_owned()),
+    ];
+    let kc = Keycloak::start(&options, logs.path()).await;
+    let admin = kc.admin().await;
+    admin.create_realm("acme", smtp.port).await;
+    let ada = admin.create_user("acme", "ada", ADA, "de").await;
+    let mut seen = 0;
+
+    // 1. Required actions, as an admin triggers them.
+    let (status, body, _) = admin
+        .call(
+            Method::PUT,
+            &format!("/acme/users/{ada}/execute-actions-email"),
+            Some(json!(["UPDATE_PASSWORD"])),
+        )
+        .await;
+    assert_eq!(
+        status,
+        204,
+        "execute-actions-email: {body}\n{}",
+        kc.log_tail()
+    );
+    let mail = smtp.wait_for(ADA, seen, Duration::from_secs(30)).await;
+    seen += 1;
+    check_sender(&mail);
+    check_rendered_by_service(&mail, "execute-actions", &service, "de").await;
+    follow_action_link(&kc, &mail).await;
+
+    // 2. Email verification.
+    let (status, body, _) = admin
+        .call(
+            Method::PUT,
+            &format!("/acme/users/{ada}/send-verify-email"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "send-verify-email: {body}");
+    let mail = smtp.wait_for(ADA, seen, Duration::from_secs(30)).await;
+    seen += 1;
+    check_rendered_by_service(&mail, "email-verification", &service, "de").await;
+    follow_action_link(&kc, &mail).await;
+
+    // 3. "Forgot password?" on the login page.
+    forgot_password(&kc, "acme", "ada").await;
+    let mail = smtp.wait_for(ADA, seen, Duration::from_secs(30)).await;
+    seen += 1;
+    check_rendered_by_service(&mail, "password-reset", &service, "de").await;
+    follow_action_link(&kc, &mail).await;
+
+    // 4. An organization invitation.
+    let org = json!({"name": "Globex", "alias": "globex", "domains": [{"name": "globex.example"}]});
+    let (status, body, location) = admin
+        .call(Method::POST, "/acme/organizations", Some(org))
+        .await;
+    assert_eq!(status, 201, "create organization: {body}");
+    let org_id = location
+        .and_then(|l| l.rsplit('/').next().map(str::to_owned))
+        .unwrap();
+    let (status, body) = admin
+        .form(
+            &format!("/acme/organizations/{org_id}/members/invite-existing-user"),
+            &[("id", &ada)],
+        )
+        .await;
+    assert_eq!(status, 204, "invite-existing-user: {body}");
+    let mail = smtp.wait_for(ADA, seen, Duration::from_secs(30)).await;
+    seen += 1;
+    check_rendered_by_service(&mail, "org-invite", &service, "de").await;
+
+    // 5. "Test connection" in the admin console: delivered before Keycloak answers.
+    set_admin_email(&admin, "admin@example.com").await;
+    let smtp_settings = json!({
+        "host": "127.0.0.1", "port": smtp.port.to_string(), "from": "no-reply@acme.example",
+        "fromDisplayName": "acme login", "auth": "false",
+    });
+    let (status, body, _) = admin
+        .call(
+            Method::POST,
+            "/acme/testSMTPConnection",
+            Some(smtp_settings.clone()),
+        )
+        .await;
+    assert_eq!(status, 204, "testSMTPConnection: {body}\n{}", kc.log_tail());
+    assert_eq!(
+        smtp.count_to("admin@example.com"),
+        1,
+        "the test email was delivered before Keycloak answered"
+    );
+    let mail = smtp
+        .wait_for("admin@example.com", 0, Duration::from_secs(5))
+        .await;
+    check_rendered_by_service(&mail, "email-test", &service, "en").await;
+
+    // The realm's SMTP password never reached the service.
+    assert_secret_not_forwarded(&service);
+
+    // 6. The service goes away: Keycloak's own SMTP sender takes over (fallback=smtp),
+    //    and the admin call is not held up beyond the timeout.
+    service.stop().await;
+    let started = Instant::now();
+    let (status, body, _) = admin
+        .call(
+            Method::PUT,
+            &format!("/acme/users/{ada}/execute-actions-email"),
+            Some(json!(["UPDATE_PASSWORD"])),
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(
+        status,
+        204,
+        "with fallback=smtp the email still goes out: {body}\n{}",
+        kc.log_tail()
+    );
+    assert!(
+        took < Duration::from_millis(TIMEOUT_MS * 3),
+        "took {took:?}"
+    );
+    let mail = smtp.wait_for(ADA, seen, Duration::from_secs(30)).await;
+    assert!(
+        !mail.html.contains("data-mailbridge-template"),
+        "rendered by Keycloak itself this time"
+    );
+    assert!(
+        mail.text
+            .contains("/realms/acme/login-actions/action-token"),
+        "{}",
+        mail.text
+    );
+
+    // 7. A realm that opts out of the fallback fails cleanly within the timeout.
+    let (status, body, _) = admin
+        .call(
+            Method::PUT,
+            "/acme",
+            Some(json!({"smtpServer": {
+                "host": "127.0.0.1", "port": smtp.port.to_string(), "from": "no-reply@acme.example",
+                "mailbridgeFallback": "none",
+            }})),
+        )
+        .await;
+    assert_eq!(status, 204, "update realm: {body}");
+    let started = Instant::now();
+    let (status, body, _) = admin
+        .call(
+            Method::PUT,
+            &format!("/acme/users/{ada}/execute-actions-email"),
+            Some(json!(["UPDATE_PASSWORD"])),
+        )
+        .await;
+    let took = started.elapsed();
+    assert!(
+        status >= 400,
+        "no service and no fallback: the call fails ({status} {body})"
+    );
+    assert!(
+        took < Duration::from_millis(TIMEOUT_MS * 3),
+        "failed within the timeout, took {took:?}"
+    );
+    kc.stop().await;
+}
+
+fn check_sender(mail: &Mail) {
+    let from = mail.header("from");
+    assert!(
+        from.contains("no-reply@acme.example") && from.contains("acme login"),
+        "From: {from}"
+    );
+    assert!(
+        mail.header("reply-to").contains("help@acme.example"),
+        "Reply-To: {}",
+        mail.header("reply-to")
+    );
+    assert!(!mail.header("message-id").is_empty());
+}
+
+async fn check_rendered_by_service(mail: &Mail, template: &str, service: &Service, locale: &str) {
+    let marker = format!("data-mailbridge-template=\"{template}\"");
+    assert!(
+        mail.html.contains(&marker),
+        "{template}: rendered by the service's own template:\n{}",
+        mail.html
+    );
+    // The subject is the service's own, in the user's language.
+    let render = |locale: &str| {
+        json!({"tenant": "acme", "to": [{"email": ADA}], "template": template, "locale": locale,
+               "data": {"realmName": "acme", "user": {"username": "ada", "firstName": "Ada", "lastName": "Lovelace", "email": ADA},
+                        "link": "https://example.invalid/x", "linkExpiration": 5, "organization": {"name": "Globex"}}})
+    };
+    let token = mailbridge::auth::mint(SECRET.as_bytes(), None, true, 60).unwrap();
+    let http = reqwest::Client::new();
+    let mut subjects = Vec::new();
+    for l in [locale, if locale == "de" { "en" } else { "de" }] {
+        let rendered: Value = match http
+            .post(format!("{}/v1/render", service.url))
+            .bearer_auth(&token)
+            .json(&render(l))
+            .send()
+            .await
+        {
+            Ok(resp) => resp.json().await.unwrap_or_default(),
+            Err(_) => Value::Null,
+        };
+        subjects.push(rendered["subject"].as_str().unwrap_or_default().to_owned());
+    }
+    if !subjects[0].is_empty() {
+        assert_eq!(
+            mail.header("subject"),
+            subjects[0],
+            "{template} in {locale}"
+        );
+        assert_ne!(
+            subjects[0], subjects[1],
+            "{template}: the two languages differ"
+        );
+    }
+}
+
+async fn follow_action_link(kc: &Keycloak, mail: &Mail) {
+    let start = mail
+        .text
+        .find(&kc.url)
+        .unwrap_or_else(|| panic!("a link to Keycloak in:\n{}", mail.text));
+    let link: String = mail.text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '>' && *c != ')')
+        .collect();
+    assert!(link.contains("/realms/acme/login-actions/"), "{link}");
+    let page = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
+        .get(&link)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "{link}");
+    let html = page.text().await.unwrap();
+    // Keycloak's error page (expired or invalid action) carries this id.
+    assert!(
+        !html.contains("kc-error-message"),
+        "the action link {link} leads to an error page:\n{html}"
+    );
+}
+
+/// Between `"` quotes around the first occurrence of `needle`.
+fn quoted_around(html: &str, needle: &str) -> String {
+    let at = html
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} not in page:\n{html}"));
+    let start = html[..at].rfind('"').map(|i| i + 1).unwrap_or(0);
+    let end = html[at..].find('"').map(|i| at + i).unwrap_or(html.len());
+    html[start..end].replace("&amp;", "&")
+}
+
+async fn forgot_password(kc: &Keycloak, realm: &str, username: &str) {
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let redirect = format!("{}/realms/{realm}/account/", kc.url);
+    let auth = format!("{}/realms/{realm}/protocol/openid-connect/auth", kc.url);
+    let login = http
+        .get(&auth)
+        .query(&[
+            ("client_id", "account-console"),
+            ("redirect_uri", redirect.as_str()),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut reset = quoted_around(&login, "login-actions/reset-credentials");
+    if reset.starts_with('/') {
+        reset = format!("{}{reset}", kc.url);
+    }
+    let form = http.get(&reset).send().await.unwrap().text().await.unwrap();
+    let mut action = quoted_around(&form, "login-actions/reset-credentials");
+    if action.starts_with('/') {
+        action = format!("{}{action}", kc.url);
+    }
+    let done = http
+        .post(&action)
+        .form(&[("username", username)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200, "reset-credentials form");
+}
+
+async fn set_admin_email(admin: &Admin, email: &str) {
+    let (_, body, _) = admin
+        .call(Method::GET, "/master/users?username=admin&exact=true", None)
+        .await;
+    let users: Value = serde_json::from_str(&body).unwrap();
+    let id = users[0]["id"].as_str().unwrap().to_owned();
+    let (status, body, _) = admin
+        .call(
+            Method::PUT,
+            &format!("/master/users/{id}"),
+            Some(json!({"email": email, "firstName": "Admin", "lastName": "Istrator"})),
+        )
+        .await;
+    assert_eq!(status, 204, "set the admin's email: {body}");
+}
+
+fn assert_secret_not_forwarded(service: &Service) {
+    for entry in std::fs::read_dir(service.dir()).unwrap().flatten() {
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("realm-smtp-password-never-forwarded"),
+            "the realm's SMTP password reached {}",
+            entry.path().display()
+        );
+    }
+}

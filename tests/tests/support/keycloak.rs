@@ -1,0 +1,316 @@
+//! Keycloak from Maven Central's distribution zip (cached under
+//! `~/.cache/mailbridge`), started with `kc.sh start-dev` and the extension jar,
+//! and a small admin REST client.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use super::{free_port, root};
+
+/// The Keycloak version the extension is built against (`keycloak.version` in its pom).
+pub fn version() -> String {
+    let pom = std::fs::read_to_string(root().join("keycloak-extension/pom.xml"))
+        .expect("keycloak-extension/pom.xml");
+    let start = pom
+        .find("<keycloak.version>")
+        .expect("a keycloak.version property")
+        + "<keycloak.version>".len();
+    let end = pom[start..].find('<').expect("end of keycloak.version");
+    pom[start..start + end].trim().to_owned()
+}
+
+fn cache() -> PathBuf {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    PathBuf::from(home).join(".cache/mailbridge")
+}
+
+fn run(cmd: &mut std::process::Command, what: &str) {
+    let status = cmd.status().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(status.success(), "{what} failed: {status}");
+}
+
+/// The extension jar, built if missing.
+pub fn extension_jar() -> PathBuf {
+    let jar = root().join("keycloak-extension/target/mailbridge-keycloak.jar");
+    if !jar.exists() {
+        run(
+            std::process::Command::new("mvn")
+                .args(["-B", "-ntp", "-q", "-DskipTests", "package", "-f"])
+                .arg(root().join("keycloak-extension/pom.xml")),
+            "building the Keycloak extension",
+        );
+    }
+    jar
+}
+
+/// The unpacked Keycloak distribution, fetched and unpacked once.
+pub fn install() -> PathBuf {
+    let version = version();
+    let home = cache().join(format!("keycloak-{version}"));
+    if home.join("bin/kc.sh").exists() {
+        return home;
+    }
+    std::fs::create_dir_all(cache()).expect("cache dir");
+    let zip = cache().join(format!("keycloak-quarkus-dist-{version}.zip"));
+    if !zip.exists() {
+        run(
+            std::process::Command::new("mvn").args([
+                "-B",
+                "-ntp",
+                "-q",
+                "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy",
+                &format!("-Dartifact=org.keycloak:keycloak-quarkus-dist:{version}:zip"),
+                &format!("-DoutputDirectory={}", cache().display()),
+            ]),
+            "downloading keycloak-quarkus-dist",
+        );
+    }
+    let staging = cache().join(format!("unpacking-{version}"));
+    let _ = std::fs::remove_dir_all(&staging);
+    run(
+        std::process::Command::new("unzip")
+            .arg("-q")
+            .arg(&zip)
+            .arg("-d")
+            .arg(&staging),
+        "unzipping Keycloak",
+    );
+    std::fs::rename(staging.join(format!("keycloak-{version}")), &home)
+        .expect("move Keycloak into place");
+    let _ = std::fs::remove_dir_all(&staging);
+    home
+}
+
+/// A running Keycloak; killed when dropped.
+pub struct Keycloak {
+    child: Child,
+    /// Its base URL.
+    pub url: String,
+    /// Where its output goes.
+    pub log: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Keycloak {
+    /// Starts Keycloak with the extension selected and `options` (`key=value` for
+    /// `--spi-email-sender--mailbridge--<key>`), and waits until it answers.
+    pub async fn start(options: &[(&str, String)], log_dir: &std::path::Path) -> Keycloak {
+        let home = install();
+        std::fs::copy(
+            extension_jar(),
+            home.join("providers/mailbridge-keycloak.jar"),
+        )
+        .expect("install the jar");
+        let port = free_port();
+        let log = log_dir.join("keycloak.log");
+        let mut cmd = Command::new("bash");
+        cmd.arg(home.join("bin/kc.sh"))
+            .arg("start-dev")
+            .arg(format!("--http-port={port}"))
+            .arg(format!("--http-management-port={}", free_port()))
+            .arg("--spi-email-sender--provider=mailbridge")
+            .arg("--spi-email-template--provider=mailbridge")
+            .args(
+                options
+                    .iter()
+                    .map(|(k, v)| format!("--spi-email-sender--mailbridge--{k}={v}")),
+            )
+            .env("KC_BOOTSTRAP_ADMIN_USERNAME", "admin")
+            .env("KC_BOOTSTRAP_ADMIN_PASSWORD", "admin")
+            .stdout(Stdio::from(std::fs::File::create(&log).expect("log file")))
+            .stderr(Stdio::from(
+                std::fs::File::options()
+                    .append(true)
+                    .open(&log)
+                    .expect("log file"),
+            ))
+            .kill_on_drop(true);
+        let temurin = PathBuf::from("/usr/lib/jvm/temurin-25-jdk-amd64");
+        if std::env::var_os("JAVA_HOME").is_none() && temurin.join("bin/java").exists() {
+            cmd.env("JAVA_HOME", &temurin);
+        }
+        let child = cmd.spawn().expect("start Keycloak");
+        let url = format!("http://127.0.0.1:{port}");
+        let kc = Keycloak {
+            child,
+            url,
+            log,
+            http: reqwest::Client::new(),
+        };
+        kc.wait_ready(Duration::from_secs(240)).await;
+        kc
+    }
+
+    async fn wait_ready(&self, timeout: Duration) {
+        let started = Instant::now();
+        let probe = format!(
+            "{}/realms/master/.well-known/openid-configuration",
+            self.url
+        );
+        while started.elapsed() < timeout {
+            if self
+                .http
+                .get(&probe)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                eprintln!("Keycloak answered after {:.0?}", started.elapsed());
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!(
+            "Keycloak did not start within {timeout:?}; log:\n{}",
+            self.log_tail()
+        );
+    }
+
+    /// The end of Keycloak's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .rev()
+            .take(60)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// An admin REST client for the master admin.
+    pub async fn admin(&self) -> Admin {
+        let resp: Value = self
+            .http
+            .post(format!(
+                "{}/realms/master/protocol/openid-connect/token",
+                self.url
+            ))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "admin-cli"),
+                ("username", "admin"),
+                ("password", "admin"),
+            ])
+            .send()
+            .await
+            .expect("admin token request")
+            .json()
+            .await
+            .expect("admin token");
+        let token = resp["access_token"]
+            .as_str()
+            .expect("an access token")
+            .to_owned();
+        Admin {
+            base: format!("{}/admin/realms", self.url),
+            token,
+            http: self.http.clone(),
+        }
+    }
+
+    /// Stops Keycloak.
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+/// The admin REST API, as the master realm's admin.
+pub struct Admin {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Admin {
+    /// Sends `method path` with an optional JSON body; answers status and body text.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, String, Option<String>) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("admin request");
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned);
+        (status, resp.text().await.unwrap_or_default(), location)
+    }
+
+    /// Sends a form.
+    pub async fn form(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .form(form)
+            .send()
+            .await
+            .expect("admin request");
+        (
+            resp.status().as_u16(),
+            resp.text().await.unwrap_or_default(),
+        )
+    }
+
+    /// Creates a realm that sends as `from` through SMTP host:port.
+    pub async fn create_realm(&self, name: &str, smtp_port: u16) {
+        let realm = json!({
+            "realm": name, "enabled": true,
+            "resetPasswordAllowed": true,
+            "internationalizationEnabled": true,
+            "supportedLocales": ["en", "de"], "defaultLocale": "en",
+            "organizationsEnabled": true,
+            "smtpServer": {
+                "host": "127.0.0.1", "port": smtp_port.to_string(),
+                "from": format!("no-reply@{name}.example"), "fromDisplayName": format!("{name} login"),
+                "replyTo": format!("help@{name}.example"),
+                "password": "realm-smtp-password-never-forwarded", "user": "realm-user", "auth": "false",
+            },
+        });
+        let (status, body, _) = self.call(reqwest::Method::POST, "", Some(realm)).await;
+        assert_eq!(status, 201, "create realm {name}: {body}");
+    }
+
+    /// Creates a user and answers its id.
+    pub async fn create_user(
+        &self,
+        realm: &str,
+        username: &str,
+        email: &str,
+        locale: &str,
+    ) -> String {
+        let user = json!({
+            "username": username, "email": email, "enabled": true, "emailVerified": false,
+            "firstName": "Ada", "lastName": "Lovelace",
+            "attributes": {"locale": [locale]},
+        });
+        let (status, body, location) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/{realm}/users"),
+                Some(user),
+            )
+            .await;
+        assert_eq!(status, 201, "create user {username}: {body}");
+        location
+            .and_then(|l| l.rsplit('/').next().map(str::to_owned))
+            .expect("the new user's id")
+    }
+}
