@@ -100,6 +100,9 @@ pub struct Settings {
     pub max_pending: u64,
     /// `MAILBRIDGE_LOG`: the log filter.
     pub log: String,
+    /// `MAILBRIDGE_RETENTION`: how long the bodies of sent messages are kept
+    /// (their status rows stay; failed messages keep theirs until retried or deleted).
+    pub retention: Duration,
     /// The transports by name: `default` from `MAILBRIDGE_TRANSPORT(_FILE)` or
     /// `[transports] default`, the others from `[transports]`. Values are secrets (they hold credentials).
     pub transports: BTreeMap<String, Secret>,
@@ -123,6 +126,7 @@ struct FileSettings {
     wait_timeout: Option<String>,
     max_pending: Option<u64>,
     log: Option<String>,
+    retention: Option<String>,
     #[serde(default)]
     transports: BTreeMap<String, String>,
     #[serde(default)]
@@ -220,6 +224,7 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
         wait_timeout: duration(&lookup, "MAILBRIDGE_WAIT_TIMEOUT", file.wait_timeout, "30s")?,
         max_pending: number(&lookup, "MAILBRIDGE_MAX_PENDING", file.max_pending, 100_000)?,
         log: pick("MAILBRIDGE_LOG", file.log, "info")?,
+        retention: duration(&lookup, "MAILBRIDGE_RETENTION", file.retention, "7d")?,
         transports,
         tenants: file.tenants,
     };

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -37,6 +38,8 @@ pub struct Parts {
     pub state: AppState,
     /// The delivery worker.
     pub worker: Worker,
+    /// How long bodies of sent messages are kept.
+    pub retention: Duration,
 }
 
 /// Loads the templates of `settings`.
@@ -102,6 +105,13 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
             .await
             .with_context(|| format!("opening the queue store {}", settings.database_url))?,
     );
+    let recovered = store.recover_interrupted().await?;
+    if recovered > 0 {
+        tracing::warn!(
+            count = recovered,
+            "deliveries interrupted by a previous stop will be attempted again"
+        );
+    }
     let renderer = Arc::new(load_renderer(settings)?);
     let transports = build_transports(settings)?;
     let worker = Worker::new(
@@ -121,7 +131,11 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         max_pending: settings.max_pending,
         accepting: Arc::new(AtomicBool::new(true)),
     };
-    Ok(Parts { state, worker })
+    Ok(Parts {
+        state,
+        worker,
+        retention: settings.retention,
+    })
 }
 
 /// Serves `parts` on `listener` until `shutdown` completes, then stops cleanly.
@@ -130,7 +144,12 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let Parts { state, worker } = parts;
+    let Parts {
+        state,
+        worker,
+        retention,
+    } = parts;
+    let purger = tokio::spawn(retention_task(state.store.clone(), retention));
     let accepting = state.accepting.clone();
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
     let worker_task = tokio::spawn(worker.run(async move {
@@ -148,9 +167,29 @@ pub async fn serve(
         .await
         .context("HTTP server")?;
     let _ = stop_worker.send(());
+    purger.abort();
     worker_task.await.context("delivery worker")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Drops the bodies of sent messages older than `retention`, hourly.
+async fn retention_task(store: Arc<dyn JobStore>, retention: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let cutoff = time::OffsetDateTime::now_utc() - retention;
+        match store.purge_sent_bodies(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                count = n,
+                "removed bodies of sent messages past their retention"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not apply retention; trying again in an hour")
+            }
+        }
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -200,6 +200,16 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// Messages of `tenant` not yet sent or failed (for the per-tenant bound).
     async fn pending_count(&self, tenant: &str) -> Result<u64, StoreError>;
 
+    /// At the start of the (only) serving process: messages left `sending` by a
+    /// previous process become claimable now; answers how many.
+    async fn recover_interrupted(&self) -> Result<u64, StoreError>;
+
+    /// Retention: drops the bodies of messages sent before `older_than`; their status rows stay.
+    async fn purge_sent_bodies(&self, older_than: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Deletes a `sent` or `failed` message; false if it is not one.
+    async fn delete(&self, id: Uuid) -> Result<bool, StoreError>;
+
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

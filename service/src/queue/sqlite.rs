@@ -3,8 +3,9 @@
 //!
 //! Enqueues go through one writer task that commits whatever is waiting in one
 //! transaction (group commit): many concurrent requests share one disk sync.
-//! The file belongs to one process: at start, rows a previous process left in
-//! `sending` (it died mid-delivery) become claimable at once.
+//! The file belongs to one serving process: at its start,
+//! [`JobStore::recover_interrupted`] makes rows a previous process left in
+//! `sending` (it died mid-delivery) claimable at once.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -60,17 +61,6 @@ impl SqliteStore {
                 .await
                 .with_context(|| format!("opening {url} for reading"))?
         };
-        let recovered = sqlx::query("UPDATE messages SET lease_until = 0 WHERE status = 'sending'")
-            .execute(&write)
-            .await
-            .context("recovering interrupted deliveries")?
-            .rows_affected();
-        if recovered > 0 {
-            tracing::warn!(
-                count = recovered,
-                "deliveries interrupted by a previous stop will be attempted again"
-            );
-        }
         let (enqueue, inbox) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(writer(write.clone(), inbox));
         Ok(SqliteStore {
@@ -393,6 +383,35 @@ impl JobStore for SqliteStore {
         .await
         .context("counting pending messages")?;
         Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    async fn recover_interrupted(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE messages SET lease_until = 0 WHERE status = 'sending'")
+            .execute(&self.write)
+            .await
+            .context("recovering interrupted deliveries")?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_sent_bodies(&self, older_than: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE messages SET message = NULL WHERE status = 'sent' AND sent_at < ? AND message IS NOT NULL",
+        )
+        .bind(ms(older_than))
+        .execute(&self.write)
+        .await
+        .context("removing the bodies of sent messages")?;
+        Ok(done.rows_affected())
+    }
+
+    async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM messages WHERE id = ? AND status IN ('sent', 'failed')")
+                .bind(id.to_string())
+                .execute(&self.write)
+                .await
+                .context("deleting a message")?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
