@@ -22,11 +22,19 @@ const MAX_TAGS: usize = 3;
 const MAX_TAG_LEN: usize = 128;
 
 /// Delivers through Mailgun's Messages API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Mailgun {
     client: reqwest::Client,
     url: url::Url,
     key: Secret,
+}
+
+impl std::fmt::Debug for Mailgun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailgun")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Mailgun {

@@ -25,12 +25,20 @@ const PROVIDER: &str = "mailjet";
 const DEFAULT: &str = "https://api.mailjet.com";
 
 /// Delivers through Mailjet's Send API v3.1.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Mailjet {
     client: reqwest::Client,
     url: url::Url,
     key: Secret,
     secret: Secret,
+}
+
+impl std::fmt::Debug for Mailjet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailjet")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Mailjet {

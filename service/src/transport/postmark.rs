@@ -29,12 +29,21 @@ const DEFAULT_STREAM: &str = "outbound";
 const TRANSIENT_CODES: [i64; 2] = [100, 429];
 
 /// Delivers through Postmark's Email API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Postmark {
     client: reqwest::Client,
     url: url::Url,
     token: Secret,
     stream: String,
+}
+
+impl std::fmt::Debug for Postmark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postmark")
+            .field("url", &self.url.as_str())
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Postmark {

@@ -28,11 +28,19 @@ const DEFAULT: &str = "https://api.resend.com";
 const MAX_TAG_LEN: usize = 256;
 
 /// Delivers through Resend's Emails API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Resend {
     client: reqwest::Client,
     url: url::Url,
     key: Secret,
+}
+
+impl std::fmt::Debug for Resend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resend")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Resend {

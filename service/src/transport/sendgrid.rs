@@ -24,11 +24,19 @@ const MAX_CATEGORIES: usize = 10;
 const MAX_CATEGORY_LEN: usize = 255;
 
 /// Delivers through SendGrid's v3 Mail Send API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SendGrid {
     client: reqwest::Client,
     url: url::Url,
     key: Secret,
+}
+
+impl std::fmt::Debug for SendGrid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendGrid")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SendGrid {
