@@ -3,7 +3,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue};
 
+use super::answer::MAX_ERROR_TEXT;
 use super::*;
+use crate::transport::TransportError;
 
 fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
