@@ -14,7 +14,7 @@ const DSN: &str = "mailgun+api://key-3ax6xnjp29jd6fds4gc373sgvjxteol0:mg.acme.ex
 
 #[tokio::test]
 async fn sends_every_field_as_form_and_returns_queued_id() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(method("POST"))
         .and(path("/v3/mg.acme.example/messages"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -70,7 +70,7 @@ async fn sends_every_field_as_form_and_returns_queued_id() {
 
 #[tokio::test]
 async fn at_most_three_ascii_tags_are_sent() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(method("POST"))
         .respond_with(
             ResponseTemplate::new(200)

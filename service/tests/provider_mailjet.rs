@@ -30,7 +30,7 @@ fn refused(status_code: u16, error_code: &str, text: &str) -> Value {
 
 #[tokio::test]
 async fn sends_every_field_and_returns_the_message_id() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(method("POST"))
         .and(path("/v3.1/send"))
         .respond_with(

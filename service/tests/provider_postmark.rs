@@ -24,7 +24,7 @@ fn accepted() -> ResponseTemplate {
 
 #[tokio::test]
 async fn sends_every_field_and_returns_message_id() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(method("POST"))
         .and(path("/email"))
         .respond_with(accepted())
@@ -61,7 +61,7 @@ async fn sends_every_field_and_returns_message_id() {
 
 #[tokio::test]
 async fn stream_option_selects_the_message_stream() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(method("POST"))
         .respond_with(accepted())
         .mount(&server)

@@ -14,7 +14,7 @@ const DSN: &str = "resend+api://re_123456789_abcdefghijklmnop@default";
 
 #[tokio::test]
 async fn sends_every_field_with_idempotency_key_and_returns_id() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(method("POST"))
         .and(path("/emails"))
         .respond_with(
@@ -63,7 +63,7 @@ async fn sends_every_field_with_idempotency_key_and_returns_id() {
 
 #[tokio::test]
 async fn tags_are_sanitized_to_the_characters_resend_allows() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "x"})))
         .mount(&server)

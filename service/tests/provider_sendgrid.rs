@@ -14,7 +14,7 @@ const DSN: &str = "sendgrid+api://SG.test-key.secret-part@default";
 
 #[tokio::test]
 async fn sends_every_field_and_returns_x_message_id() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(method("POST"))
         .and(path("/v3/mail/send"))
         .respond_with(ResponseTemplate::new(202).insert_header("X-Message-Id", "sg-abc123"))
@@ -71,7 +71,7 @@ async fn sends_every_field_and_returns_x_message_id() {
 
 #[tokio::test]
 async fn an_address_repeated_in_cc_is_sent_once() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(202))
         .mount(&server)

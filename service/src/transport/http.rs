@@ -11,7 +11,6 @@
 
 mod answer;
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 pub use answer::{
@@ -29,16 +28,13 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound of one whole request, answer included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-
-/// The shared HTTP client (rustls, timeouts, our user agent, no redirects).
+/// A new HTTP client (rustls, timeouts, our user agent, no redirects).
 ///
-/// One client for all transports, so they share one connection pool.
+/// Each transport builds its own at start and keeps it: a client's pooled
+/// connections belong to the runtime that opened them, so one process-wide
+/// client would break when used from several runtimes (as tests do).
 pub fn client() -> Result<reqwest::Client, DsnError> {
-    if let Some(client) = CLIENT.get() {
-        return Ok(client.clone());
-    }
-    let client = reqwest::Client::builder()
+    reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)
@@ -46,8 +42,7 @@ pub fn client() -> Result<reqwest::Client, DsnError> {
         // resend the message elsewhere.
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| DsnError::invalid("http", format!("cannot build HTTP client: {e}")))?;
-    Ok(CLIENT.get_or_init(|| client).clone())
+        .map_err(|e| DsnError::invalid("http", format!("cannot build HTTP client: {e}")))
 }
 
 /// The base URL of a provider: the DSN's `?endpoint=` or `default`.

@@ -55,7 +55,7 @@ pub async fn send_with_answer(
     dsn: &str,
     answer: ResponseTemplate,
 ) -> Result<Delivery, TransportError> {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(any())
         .respond_with(answer)
         .expect(1)
