@@ -63,9 +63,10 @@ async fn sends_every_field_as_form_and_returns_queued_id() {
     assert_eq!(field(&fields, "o:tag"), ["keycloak", "password-reset"]);
     assert_eq!(field(&fields, "v:realm"), ["acme"]);
     assert_eq!(
-        field(&fields, "v:mailbridge_id"),
+        field(&fields, "v:mailbridge-id"),
         [msg.id.to_string().as_str()]
     );
+    assert_eq!(field(&fields, "v:mailbridge-tenant"), ["acme"]);
 }
 
 #[tokio::test]

@@ -95,7 +95,14 @@ async fn sends_every_field_and_returns_the_message_id() {
     let payload: Value = serde_json::from_str(entry["EventPayload"].as_str().unwrap()).unwrap();
     assert_eq!(
         payload,
-        json!({"tags": ["keycloak", "password-reset"], "metadata": {"realm": "acme"}})
+        json!({
+            "tags": ["keycloak", "password-reset"],
+            "metadata": {
+                "realm": "acme",
+                "mailbridge-id": msg.id.to_string(),
+                "mailbridge-tenant": "acme"
+            }
+        })
     );
 }
 

@@ -53,7 +53,11 @@ async fn sends_every_field_and_returns_message_id() {
         "HtmlBody": msg.html.as_deref().unwrap(),
         "Headers": [{"Name": "Message-ID", "Value": format!("<{}>", msg.message_id)}],
         "Tag": "keycloak",
-        "Metadata": {"realm": "acme", "mailbridge_id": msg.id.to_string()},
+        "Metadata": {
+            "realm": "acme",
+            "mailbridge-id": msg.id.to_string(),
+            "mailbridge-tenant": "acme"
+        },
         "MessageStream": "outbound"
     });
     assert_eq!(body, expected);

@@ -52,7 +52,8 @@ async fn sends_every_field_with_idempotency_key_and_returns_id() {
         "html": msg.html.as_deref().unwrap(),
         "headers": {"Message-ID": format!("<{}>", msg.message_id)},
         "tags": [
-            {"name": "mailbridge_id", "value": msg.id.to_string()},
+            {"name": "mailbridge-id", "value": msg.id.to_string()},
+            {"name": "mailbridge-tenant", "value": "acme"},
             {"name": "realm", "value": "acme"},
             {"name": "keycloak", "value": "true"},
             {"name": "password-reset", "value": "true"}
@@ -70,13 +71,15 @@ async fn tags_are_sanitized_to_the_characters_resend_allows() {
         .await;
     let mut msg = message();
     msg.tags = vec!["event: login error".into(), "ünïcode.tag".into()];
+    msg.tenant = "acme.example".into();
     msg.metadata = [("user id".to_owned(), "ada@example.com".to_owned())].into();
     transport(DSN, &server).send(&msg).await.unwrap();
     let body: Value = only_request(&server).await.body_json().unwrap();
     assert_eq!(
         body["tags"],
         json!([
-            {"name": "mailbridge_id", "value": msg.id.to_string()},
+            {"name": "mailbridge-id", "value": msg.id.to_string()},
+            {"name": "mailbridge-tenant", "value": "acme_example"},
             {"name": "user_id", "value": "ada_example_com"},
             {"name": "event__login_error", "value": "true"},
             {"name": "_n_code_tag", "value": "true"}

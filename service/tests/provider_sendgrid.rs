@@ -65,7 +65,7 @@ async fn sends_every_field_and_returns_x_message_id() {
     assert_eq!(body["categories"], json!(["keycloak", "password-reset"]));
     assert_eq!(
         body["custom_args"],
-        json!({"realm": "acme", "mailbridge_id": msg.id.to_string()})
+        json!({"realm": "acme", "mailbridge-id": msg.id.to_string(), "mailbridge-tenant": "acme"})
     );
 }
 

@@ -117,7 +117,24 @@ pub fn join(base: &url::Url, segments: &[&str]) -> url::Url {
 
 /// Reads the answer and classifies it: `Ok` with status, headers and body for
 /// The metadata key under which every provider gets our id of the message.
-pub const ID_KEY: &str = "mailbridge_id";
+pub const ID_KEY: &str = "mailbridge-id";
+/// The metadata key under which every provider gets the message's tenant.
+pub const TENANT_KEY: &str = "mailbridge-tenant";
+
+/// What a provider gets as metadata: our id and the tenant first, then the
+/// message's own metadata (a key of ours given there is left out).
+pub fn metadata(message: &OutgoingMessage) -> Vec<(String, String)> {
+    let ours = [
+        (ID_KEY.to_owned(), message.id.to_string()),
+        (TENANT_KEY.to_owned(), message.tenant.clone()),
+    ];
+    let theirs = message
+        .metadata
+        .iter()
+        .filter(|(k, _)| k.as_str() != ID_KEY && k.as_str() != TENANT_KEY)
+        .map(|(k, v)| (k.clone(), v.clone()));
+    ours.into_iter().chain(theirs).collect()
+}
 
 /// The `Message-ID` header value of a message, with its angle brackets.
 pub fn message_id_header(message: &OutgoingMessage) -> String {

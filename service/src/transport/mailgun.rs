@@ -113,10 +113,10 @@ fn form(message: &OutgoingMessage) -> Form {
     for tag in tags {
         form = form.text("o:tag", tag.clone());
     }
-    for (key, value) in message.metadata.iter().filter(|(k, _)| *k != http::ID_KEY) {
-        form = form.text(format!("v:{key}"), value.clone());
+    for (key, value) in http::metadata(message) {
+        form = form.text(format!("v:{key}"), value);
     }
-    form.text(format!("v:{}", http::ID_KEY), message.id.to_string())
+    form
 }
 
 /// Mailgun's id of a queued message, without its angle brackets.

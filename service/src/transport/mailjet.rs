@@ -101,11 +101,13 @@ fn request_body(message: &OutgoingMessage) -> Value {
     if let Some(html) = &message.html {
         entry["HTMLPart"] = json!(html);
     }
-    if !message.tags.is_empty() || !message.metadata.is_empty() {
-        // EventPayload is one opaque string, returned in every event.
-        let payload = json!({"tags": message.tags, "metadata": message.metadata});
-        entry["EventPayload"] = json!(payload.to_string());
-    }
+    // EventPayload is one opaque string, returned in every event.
+    let metadata: serde_json::Map<String, Value> = http::metadata(message)
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let payload = json!({"tags": message.tags, "metadata": metadata});
+    entry["EventPayload"] = json!(payload.to_string());
     json!({ "Messages": [entry] })
 }
 

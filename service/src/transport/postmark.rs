@@ -61,12 +61,7 @@ impl Postmark {
 
     /// The request body of `message`.
     fn request_body(&self, message: &OutgoingMessage) -> Value {
-        let mut metadata: BTreeMap<&str, String> = message
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.clone()))
-            .collect();
-        metadata.insert(http::ID_KEY, message.id.to_string());
+        let metadata: BTreeMap<String, String> = http::metadata(message).into_iter().collect();
         let mut body = json!({
             "From": http::format_mailbox(&message.from),
             "To": joined(&message.to),

@@ -102,13 +102,7 @@ fn request_body(message: &OutgoingMessage) -> Value {
         .into_iter()
         .filter_map(|(kind, body)| body.as_ref().map(|b| json!({"type": kind, "value": b})))
         .collect();
-    let mut custom_args: BTreeMap<&str, &str> = message
-        .metadata
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let id = message.id.to_string();
-    custom_args.insert(http::ID_KEY, &id);
+    let custom_args: BTreeMap<String, String> = http::metadata(message).into_iter().collect();
     let mut body = json!({
         "personalizations": [personalization],
         "from": address(&message.from),

@@ -119,6 +119,33 @@ fn mailboxes_are_quoted_when_needed() {
 }
 
 #[test]
+fn our_metadata_comes_first_and_cannot_be_overridden() {
+    let message: OutgoingMessage = serde_json::from_value(serde_json::json!({
+        "id": "0192f1c4-7a3e-7cc1-9d2b-5c1e2f3a4b5c",
+        "tenant": "acme",
+        "message_id": "x@acme.example",
+        "from": {"email": "no-reply@acme.example"},
+        "to": [{"email": "ada@example.com"}],
+        "subject": "s",
+        "metadata": {"mailbridge-id": "forged", "realm": "acme"}
+    }))
+    .unwrap();
+    let pairs = metadata(&message);
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("mailbridge-id", "0192f1c4-7a3e-7cc1-9d2b-5c1e2f3a4b5c"),
+            ("mailbridge-tenant", "acme"),
+            ("realm", "acme")
+        ]
+    );
+}
+
+#[test]
 fn endpoints_default_or_option() {
     let dsn = Dsn::parse("resend+api://k@default").unwrap();
     let url = endpoint(&dsn, "https://api.resend.com").unwrap();
