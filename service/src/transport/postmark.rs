@@ -111,7 +111,7 @@ impl Transport for Postmark {
 }
 
 /// Postmark's answer to a send.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Answer {
     #[serde(rename = "MessageID")]
