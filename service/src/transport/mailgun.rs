@@ -22,11 +22,19 @@ const MAX_TAGS: usize = 3;
 const MAX_TAG_LEN: usize = 128;
 
 /// Delivers through Mailgun's Messages API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Mailgun {
     client: reqwest::Client,
     url: url::Url,
     key: Secret,
+}
+
+impl std::fmt::Debug for Mailgun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailgun")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Mailgun {
@@ -105,10 +113,10 @@ fn form(message: &OutgoingMessage) -> Form {
     for tag in tags {
         form = form.text("o:tag", tag.clone());
     }
-    for (key, value) in message.metadata.iter().filter(|(k, _)| *k != http::ID_KEY) {
-        form = form.text(format!("v:{key}"), value.clone());
+    for (key, value) in http::metadata(message) {
+        form = form.text(format!("v:{key}"), value);
     }
-    form.text(format!("v:{}", http::ID_KEY), message.id.to_string())
+    form
 }
 
 /// Mailgun's id of a queued message, without its angle brackets.

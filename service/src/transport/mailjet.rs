@@ -25,12 +25,20 @@ const PROVIDER: &str = "mailjet";
 const DEFAULT: &str = "https://api.mailjet.com";
 
 /// Delivers through Mailjet's Send API v3.1.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Mailjet {
     client: reqwest::Client,
     url: url::Url,
     key: Secret,
     secret: Secret,
+}
+
+impl std::fmt::Debug for Mailjet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailjet")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Mailjet {
@@ -93,11 +101,13 @@ fn request_body(message: &OutgoingMessage) -> Value {
     if let Some(html) = &message.html {
         entry["HTMLPart"] = json!(html);
     }
-    if !message.tags.is_empty() || !message.metadata.is_empty() {
-        // EventPayload is one opaque string, returned in every event.
-        let payload = json!({"tags": message.tags, "metadata": message.metadata});
-        entry["EventPayload"] = json!(payload.to_string());
-    }
+    // EventPayload is one opaque string, returned in every event.
+    let metadata: serde_json::Map<String, Value> = http::metadata(message)
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let payload = json!({"tags": message.tags, "metadata": metadata});
+    entry["EventPayload"] = json!(payload.to_string());
     json!({ "Messages": [entry] })
 }
 

@@ -29,12 +29,21 @@ const DEFAULT_STREAM: &str = "outbound";
 const TRANSIENT_CODES: [i64; 2] = [100, 429];
 
 /// Delivers through Postmark's Email API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Postmark {
     client: reqwest::Client,
     url: url::Url,
     token: Secret,
     stream: String,
+}
+
+impl std::fmt::Debug for Postmark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postmark")
+            .field("url", &self.url.as_str())
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Postmark {
@@ -52,12 +61,7 @@ impl Postmark {
 
     /// The request body of `message`.
     fn request_body(&self, message: &OutgoingMessage) -> Value {
-        let mut metadata: BTreeMap<&str, String> = message
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.clone()))
-            .collect();
-        metadata.insert(http::ID_KEY, message.id.to_string());
+        let metadata: BTreeMap<String, String> = http::metadata(message).into_iter().collect();
         let mut body = json!({
             "From": http::format_mailbox(&message.from),
             "To": joined(&message.to),
@@ -107,7 +111,7 @@ impl Transport for Postmark {
 }
 
 /// Postmark's answer to a send.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Answer {
     #[serde(rename = "MessageID")]

@@ -28,11 +28,19 @@ const DEFAULT: &str = "https://api.resend.com";
 const MAX_TAG_LEN: usize = 256;
 
 /// Delivers through Resend's Emails API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Resend {
     client: reqwest::Client,
     url: url::Url,
     key: Secret,
+}
+
+impl std::fmt::Debug for Resend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resend")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Resend {
@@ -92,21 +100,15 @@ fn request_body(message: &OutgoingMessage) -> Value {
     body
 }
 
-/// Our id, the metadata and the tags as Resend tags: `{name, value}` pairs with
+/// Our id, the tenant, the metadata and the tags as Resend tags: `{name, value}` pairs with
 /// unique names; a bare tag becomes `{name: tag, value: "true"}`.
 fn tags(message: &OutgoingMessage) -> Vec<Value> {
-    let id = message.id.to_string();
-    let pairs = std::iter::once((http::ID_KEY, id.as_str()))
-        .chain(
-            message
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        )
-        .chain(message.tags.iter().map(|t| (t.as_str(), "true")));
+    let bare = message.tags.iter().map(|t| (t.clone(), "true".to_owned()));
     let mut names = HashSet::new();
-    pairs
-        .map(|(name, value)| (sanitize(name), sanitize(value)))
+    http::metadata(message)
+        .into_iter()
+        .chain(bare)
+        .map(|(name, value)| (sanitize(&name), sanitize(&value)))
         .filter(|(name, value)| !name.is_empty() && !value.is_empty())
         .filter(|(name, _)| names.insert(name.clone()))
         .map(|(name, value)| json!({"name": name, "value": value}))

@@ -24,11 +24,19 @@ const MAX_CATEGORIES: usize = 10;
 const MAX_CATEGORY_LEN: usize = 255;
 
 /// Delivers through SendGrid's v3 Mail Send API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SendGrid {
     client: reqwest::Client,
     url: url::Url,
     key: Secret,
+}
+
+impl std::fmt::Debug for SendGrid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendGrid")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SendGrid {
@@ -94,13 +102,7 @@ fn request_body(message: &OutgoingMessage) -> Value {
         .into_iter()
         .filter_map(|(kind, body)| body.as_ref().map(|b| json!({"type": kind, "value": b})))
         .collect();
-    let mut custom_args: BTreeMap<&str, &str> = message
-        .metadata
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let id = message.id.to_string();
-    custom_args.insert(http::ID_KEY, &id);
+    let custom_args: BTreeMap<String, String> = http::metadata(message).into_iter().collect();
     let mut body = json!({
         "personalizations": [personalization],
         "from": address(&message.from),

@@ -3,7 +3,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue};
 
+use super::answer::MAX_ERROR_TEXT;
 use super::*;
+use crate::transport::TransportError;
 
 fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
@@ -113,6 +115,33 @@ fn mailboxes_are_quoted_when_needed() {
     assert_eq!(
         format_mailbox(&mb(Some(r#"Ada "The Countess" L."#))),
         r#""Ada \"The Countess\" L." <ada@example.com>"#
+    );
+}
+
+#[test]
+fn our_metadata_comes_first_and_cannot_be_overridden() {
+    let message: OutgoingMessage = serde_json::from_value(serde_json::json!({
+        "id": "0192f1c4-7a3e-7cc1-9d2b-5c1e2f3a4b5c",
+        "tenant": "acme",
+        "message_id": "x@acme.example",
+        "from": {"email": "no-reply@acme.example"},
+        "to": [{"email": "ada@example.com"}],
+        "subject": "s",
+        "metadata": {"mailbridge-id": "forged", "realm": "acme"}
+    }))
+    .unwrap();
+    let pairs = metadata(&message);
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("mailbridge-id", "0192f1c4-7a3e-7cc1-9d2b-5c1e2f3a4b5c"),
+            ("mailbridge-tenant", "acme"),
+            ("realm", "acme")
+        ]
     );
 }
 

@@ -1,0 +1,232 @@
+//! Reading and judging a provider's answer: success, or a [`TransportError`]
+//! of the right class with the provider's own words and retry hint.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderName, RETRY_AFTER};
+
+use crate::transport::TransportError;
+
+/// Most bytes of an answer we read: provider answers are small JSON documents.
+const MAX_BODY: usize = 64 * 1024;
+/// Most bytes of a provider's error text we keep in an error message.
+pub(super) const MAX_ERROR_TEXT: usize = 500;
+/// Longest wait we accept from a provider's hint; beyond it a hint is likely wrong.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// 2xx, else the [`TransportError`] its status calls for (see [`error_for`]).
+pub async fn classify(
+    provider: &str,
+    resp: reqwest::Response,
+) -> Result<(StatusCode, HeaderMap, Bytes), TransportError> {
+    let (status, headers, body) = read_answer(provider, resp).await?;
+    if status.is_success() {
+        return Ok((status, headers, body));
+    }
+    Err(error_for(
+        provider,
+        status,
+        &headers,
+        &body,
+        SystemTime::now(),
+    ))
+}
+
+/// Reads the answer without judging it, for providers whose body can
+/// contradict the status (a 200 carrying an error, a 4xx that is transient).
+pub async fn read_answer(
+    provider: &str,
+    resp: reqwest::Response,
+) -> Result<(StatusCode, HeaderMap, Bytes), TransportError> {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = read_body(provider, resp).await?;
+    Ok((status, headers, body))
+}
+
+/// Reads at most [`MAX_BODY`] bytes of an answer; the rest is dropped.
+async fn read_body(provider: &str, mut resp: reqwest::Response) -> Result<Bytes, TransportError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| network_error(provider, e))? {
+        let room = MAX_BODY.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_BODY {
+            break;
+        }
+    }
+    Ok(body.freeze())
+}
+
+/// The error a non-2xx answer stands for; pure, so other transports can reuse it.
+///
+/// The message reads `PROVIDER: HTTP 400 Bad Request: <provider's text>`.
+pub fn error_for(
+    provider: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> TransportError {
+    let text = error_text(body);
+    let message = if text.is_empty() {
+        format!("{provider}: HTTP {status}")
+    } else {
+        format!("{provider}: HTTP {status}: {text}")
+    };
+    if is_transient_status(status) {
+        TransportError::Transient {
+            message,
+            retry_after: parse_retry_after(headers, now),
+        }
+    } else {
+        TransportError::Permanent { message }
+    }
+}
+
+/// Whether an HTTP status calls for a later retry.
+pub fn is_transient_status(status: StatusCode) -> bool {
+    match status.as_u16() {
+        408 | 429 => true,
+        // 501 and 505: the endpoint will never do what we ask.
+        501 | 505 => false,
+        code => (500..600).contains(&code),
+    }
+}
+
+/// A network failure (refused, reset, timeout, unreadable answer): transient.
+///
+/// The URL is left out: an `?endpoint=` may carry credentials.
+pub fn network_error(provider: &str, err: reqwest::Error) -> TransportError {
+    let what = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "cannot connect"
+    } else if err.is_body() || err.is_decode() {
+        "cannot read the answer"
+    } else {
+        "request failed"
+    };
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    let message = match causes.last() {
+        Some(root) => format!("{provider}: {what}: {root}"),
+        None => format!("{provider}: {what}"),
+    };
+    TransportError::transient(message)
+}
+
+/// The provider's hint of when to retry: `Retry-After` (seconds or HTTP date),
+/// else `X-RateLimit-Reset` (Unix time, as SendGrid sends it, or seconds),
+/// else `RateLimit-Reset` (seconds). A time already past gives zero.
+pub fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let hint = if let Some(value) = text(&RETRY_AFTER) {
+        delay_or_date(value.trim(), now)
+    } else if let Some(value) = text(&HeaderName::from_static("x-ratelimit-reset")) {
+        delay_or_epoch(value.trim(), now)
+    } else if let Some(value) = text(&HeaderName::from_static("ratelimit-reset")) {
+        value.trim().parse().ok().map(Duration::from_secs)
+    } else {
+        None
+    };
+    hint.map(|d| d.min(MAX_RETRY_AFTER))
+}
+
+/// `Retry-After` per RFC 9110: delay-seconds or an HTTP date.
+fn delay_or_date(value: &str, now: SystemTime) -> Option<Duration> {
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// A reset time as Unix seconds (SendGrid) or, when small, seconds from now.
+fn delay_or_epoch(value: &str, now: SystemTime) -> Option<Duration> {
+    // Any value past 2001-09-09 is a point in time, not a delay.
+    const EPOCH_THRESHOLD: u64 = 1_000_000_000;
+    let number: u64 = value.split('.').next()?.parse().ok()?;
+    if number < EPOCH_THRESHOLD {
+        return Some(Duration::from_secs(number));
+    }
+    let at = UNIX_EPOCH + Duration::from_secs(number);
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The provider's error text from an answer body: the `message`-like fields of
+/// a JSON body, else the body as text; whitespace collapsed, truncated.
+pub fn error_text(body: &[u8]) -> String {
+    let raw = String::from_utf8_lossy(body);
+    let text = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(json) => {
+            let mut found = Vec::new();
+            collect_messages(&json, &mut found);
+            if found.is_empty() {
+                json.to_string()
+            } else {
+                found.join("; ")
+            }
+        }
+        Err(_) => raw.into_owned(),
+    };
+    truncate(&text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// Collects string fields that carry a human-readable error.
+fn collect_messages(value: &serde_json::Value, found: &mut Vec<String>) {
+    const KEYS: [&str; 5] = ["message", "errormessage", "error", "detail", "title"];
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                match value {
+                    serde_json::Value::String(s) if KEYS.contains(&key.to_lowercase().as_str()) => {
+                        found.push(s.clone());
+                    }
+                    _ => collect_messages(value, found),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_messages(v, found)),
+        _ => {}
+    }
+}
+
+/// `text` cut to [`MAX_ERROR_TEXT`] bytes at a character boundary.
+fn truncate(text: &str) -> String {
+    if text.len() <= MAX_ERROR_TEXT {
+        return text.to_owned();
+    }
+    let mut end = MAX_ERROR_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// `err` with every occurrence of `secret` replaced, for answers that echo a key.
+pub fn without_secret(err: TransportError, secret: &str) -> TransportError {
+    if secret.is_empty() || !err.detail().contains(secret) {
+        return err;
+    }
+    let scrub = |m: String| m.replace(secret, "<redacted>");
+    match err {
+        TransportError::Transient {
+            message,
+            retry_after,
+        } => TransportError::Transient {
+            message: scrub(message),
+            retry_after,
+        },
+        TransportError::Auth { message } => TransportError::Auth {
+            message: scrub(message),
+        },
+        TransportError::Permanent { message } => TransportError::Permanent {
+            message: scrub(message),
+        },
+    }
+}
