@@ -45,7 +45,10 @@ use api::{AppState, MAX_BODY_BYTES, admin, health, messages};
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/v1/messages", post(messages::create).get(admin::list))
-        .route("/v1/messages/{id}", get(messages::show))
+        .route(
+            "/v1/messages/{id}",
+            get(messages::show).delete(admin::delete),
+        )
         .route("/v1/messages/{id}/retry", post(admin::retry))
         .route("/v1/render", post(messages::render))
         .route("/healthz", get(health::healthz))

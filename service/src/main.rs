@@ -34,6 +34,13 @@ enum Command {
     },
     /// Send one email, through a running service or directly with the configured transport.
     Send(cli::send::SendArgs),
+    /// Operate the queue of a running service: list, show, retry, purge.
+    Queue {
+        #[command(flatten)]
+        target: cli::queue::Target,
+        #[command(subcommand)]
+        command: cli::queue::QueueCommand,
+    },
     /// Check the configuration, templates and transports (and, with --connect, reach each transport).
     Check {
         /// Also connect to every transport (SMTP handshake, no message sent).

@@ -67,6 +67,27 @@ pub async fn list(
     Ok(Json(Page { messages, next }))
 }
 
+/// `DELETE /v1/messages/{id}`: removes a `failed` or `sent` message.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    caller.require_admin()?;
+    let Path(id) = path.map_err(|_| ApiError::not_found("no such message (ids are UUIDs)"))?;
+    let Some(record) = state.store.get(id).await? else {
+        return Err(ApiError::not_found(format!("no message {id}")));
+    };
+    if !state.store.delete(id).await? {
+        return Err(ApiError::conflict(format!(
+            "message {id} is {}, only sent or failed messages can be deleted",
+            record.status.as_str()
+        )));
+    }
+    tracing::info!(message_id = %id, tenant = %record.tenant, "message deleted by an admin");
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
 /// `POST /v1/messages/{id}/retry`: a `failed` message back to `queued`.
 pub async fn retry(
     State(state): State<AppState>,

@@ -1,6 +1,7 @@
 //! The commands behind the `mailbridge` command line.
 
 pub mod check;
+pub mod queue;
 pub mod send;
 
 use std::process::ExitCode;
@@ -16,6 +17,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { insecure_no_auth } => serve(insecure_no_auth).await,
         Command::Send(args) => send::run(args).await,
+        Command::Queue { target, command } => queue::run(target, command).await,
         Command::Check { connect } => check::run(connect).await,
         Command::Token { tenant, admin, ttl } => token(tenant.as_deref(), admin, ttl),
         Command::Render {
