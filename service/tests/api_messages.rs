@@ -235,6 +235,30 @@ async fn admin_lists_and_retries_failed_messages() {
         )
         .await;
     assert_eq!(status, 404);
+
+    // Retried, it fails again; then an admin deletes it.
+    server
+        .wait_status(&id, "failed", Duration::from_secs(15))
+        .await;
+    let target = server.url(&format!("/v1/messages/{id}"));
+    let resp = server
+        .http
+        .delete(&target)
+        .bearer_auth(&tenant_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = server
+        .http
+        .delete(&target)
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let (status, _) = server.get(&format!("/v1/messages/{id}"), &admin).await;
+    assert_eq!(status, 404);
     server.stop().await;
 }
 
