@@ -129,6 +129,16 @@ def tls_context(args):
     return tls
 
 
+class SlowSMTP(SMTP):
+    """Answers every command only after a delay, like a distant provider."""
+
+    reply_delay = 0.0
+
+    async def push(self, status):
+        await asyncio.sleep(self.reply_delay)
+        await super().push(status)
+
+
 def server_factory(args, handler):
     # With implicit TLS the listener does TLS, and STARTTLS is not offered.
     tls = None if args.implicit_tls else tls_context(args)
@@ -137,7 +147,10 @@ def server_factory(args, handler):
     auth_required = bool(args.auth_user or args.xoauth2_token)
 
     def make():
-        smtp = SMTP(
+        smtp_class = SMTP
+        if args.reply_delay:
+            smtp_class = type("DelayedSMTP", (SlowSMTP,), {"reply_delay": args.reply_delay})
+        smtp = smtp_class(
             handler,
             hostname="peer.test",
             tls_context=tls,
@@ -252,6 +265,7 @@ def main():
     p.add_argument("--fail-rcpt", type=int, choices=sorted(FAIL_TEXT))
     p.add_argument("--fail-at", choices=["rcpt", "data"], default="rcpt")
     p.add_argument("--fail-times", type=int, default=0, help="fail only the first N messages (0: all)")
+    p.add_argument("--reply-delay", type=float, default=0, help="wait this many seconds before every reply")
     p.add_argument("--stall-data", type=float, default=0, help="wait this many seconds before answering DATA")
     args = p.parse_args()
     if args.make_certs:

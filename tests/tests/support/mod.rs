@@ -77,11 +77,17 @@ impl Mail {
 impl SmtpServer {
     /// Starts the server on a free port.
     pub async fn start() -> SmtpServer {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts the server on a free port with extra peer options.
+    pub async fn start_with(args: &[&str]) -> SmtpServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut child = Command::new(python())
             .arg(root().join("service/tests/peers/smtp_server.py"))
             .args(["--port", "0", "--maildir"])
             .arg(dir.path())
+            .args(args)
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
