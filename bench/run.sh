@@ -26,7 +26,7 @@ trap cleanup EXIT
 
 SMTP_PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 HTTP_PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-/usr/sbin/smtp-sink -c -u "$(id -un)" "127.0.0.1:$SMTP_PORT" 1024 &
+/usr/sbin/smtp-sink -u "$(id -un)" "127.0.0.1:$SMTP_PORT" 1024 >/dev/null 2>&1 &
 SINK=$!
 
 export MAILBRIDGE_LISTEN="127.0.0.1:$HTTP_PORT"

@@ -7,8 +7,10 @@
 //! [`JobStore::recover_interrupted`] makes rows a previous process left in
 //! `sending` (it died mid-delivery) claimable at once.
 
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -24,19 +26,20 @@ use super::{
     ClaimedJob, Enqueued, JobStore, ListFilter, MessageRecord, NewJob, Status, StoreError,
 };
 
-/// Most enqueues committed in one transaction.
-const MAX_BATCH: usize = 512;
-/// How long an idempotency key holds.
-const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+mod writer;
 
-type Reply = oneshot::Sender<Result<Enqueued, StoreError>>;
+use writer::{MAX_BATCH, Outcome, Write};
+
+/// How long a tenant's pending count may be reused (the bound is approximate).
+const PENDING_CACHE: Duration = Duration::from_secs(1);
 
 /// The SQLite queue store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
-    enqueue: mpsc::Sender<(NewJob, Reply)>,
+    writes: mpsc::Sender<Write>,
+    pending: Arc<Mutex<HashMap<String, (Instant, u64)>>>,
 }
 
 impl SqliteStore {
@@ -61,13 +64,34 @@ impl SqliteStore {
                 .await
                 .with_context(|| format!("opening {url} for reading"))?
         };
-        let (enqueue, inbox) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(writer(write.clone(), inbox));
+        let (writes, inbox) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(writer::run(write.clone(), inbox));
         Ok(SqliteStore {
             read,
             write,
-            enqueue,
+            writes,
+            pending: Default::default(),
         })
+    }
+}
+
+impl SqliteStore {
+    /// A tenant's pending count from the last second, if there is one.
+    fn cached_pending(&self, tenant: &str) -> Option<u64> {
+        let cache = self.pending.lock().ok()?;
+        let (at, count) = cache.get(tenant)?;
+        (at.elapsed() < PENDING_CACHE).then_some(*count)
+    }
+
+    /// Hands one write to the writer and waits for its commit.
+    async fn write_op<T>(
+        &self,
+        op: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Write,
+    ) -> Result<T, StoreError> {
+        let stopped = || StoreError(anyhow::anyhow!("the store's writer has stopped"));
+        let (reply, answer) = oneshot::channel();
+        self.writes.send(op(reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 }
 
@@ -100,89 +124,6 @@ fn from_ms(ms: i64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// The writer task: commits waiting enqueues in groups.
-async fn writer(pool: SqlitePool, mut inbox: mpsc::Receiver<(NewJob, Reply)>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match commit_batch(&pool, &batch).await {
-            Ok(results) => {
-                for ((_, reply), result) in batch.drain(..).zip(results) {
-                    let _ = reply.send(Ok(result));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, count = batch.len(), "could not commit accepted messages; callers get an error");
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(StoreError(anyhow::anyhow!("commit failed: {e}"))));
-                }
-            }
-        }
-    }
-}
-
-async fn commit_batch(
-    pool: &SqlitePool,
-    batch: &[(NewJob, Reply)],
-) -> anyhow::Result<Vec<Enqueued>> {
-    let mut tx = pool.begin().await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for (job, _) in batch {
-        results.push(insert(&mut tx, job).await?);
-    }
-    tx.commit().await?;
-    Ok(results)
-}
-
-async fn insert(tx: &mut sqlx::SqliteConnection, job: &NewJob) -> anyhow::Result<Enqueued> {
-    let message = &job.message;
-    let now = ms(job.now);
-    if let Some(key) = &job.idempotency_key {
-        let existing = sqlx::query(
-            "SELECT id, created_at FROM messages WHERE tenant = ? AND idempotency_key = ?",
-        )
-        .bind(&message.tenant)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = existing {
-            let created: i64 = row.get("created_at");
-            if created > now - IDEMPOTENCY_WINDOW.as_millis() as i64 {
-                let id: String = row.get("id");
-                return Ok(Enqueued::Duplicate(Uuid::parse_str(&id)?));
-            }
-            // An expired key may be used again: the old row lets go of it.
-            sqlx::query("UPDATE messages SET idempotency_key = NULL WHERE tenant = ? AND idempotency_key = ?")
-                .bind(&message.tenant)
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    let (status, attempts, lease_until) = match job.lease {
-        Some(lease) => (Status::Sending, 1, Some(now + lease.as_millis() as i64)),
-        None => (Status::Queued, 0, None),
-    };
-    sqlx::query(
-        "INSERT INTO messages (id, tenant, status, attempts, transport, message, idempotency_key, \
-         created_at, age_from, updated_at, next_attempt_at, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(message.id.to_string())
-    .bind(&message.tenant)
-    .bind(status.as_str())
-    .bind(attempts)
-    .bind(&job.transport)
-    .bind(serde_json::to_string(message)?)
-    .bind(&job.idempotency_key)
-    .bind(now)
-    .bind(now)
-    .bind(now)
-    .bind(now)
-    .bind(lease_until)
-    .execute(&mut *tx)
-    .await?;
-    Ok(Enqueued::Created(message.id))
-}
-
 fn record(row: &SqliteRow) -> Result<MessageRecord, StoreError> {
     let id: String = row.get("id");
     let status: String = row.get("status");
@@ -212,14 +153,16 @@ const RECORD_COLUMNS: &str = "id, tenant, status, attempts, last_error, transpor
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.enqueue
-            .send((job, reply))
-            .await
-            .map_err(|_| StoreError(anyhow::anyhow!("the store's writer has stopped")))?;
-        answer
-            .await
-            .map_err(|_| StoreError(anyhow::anyhow!("the store's writer has stopped")))?
+        let tenant = job.message.tenant.clone();
+        let result = self
+            .write_op(|reply| Write::Enqueue(Box::new(job), reply))
+            .await?;
+        if let (Enqueued::Created(_), Ok(mut cache)) = (result, self.pending.lock())
+            && let Some((_, count)) = cache.get_mut(&tenant)
+        {
+            *count += 1;
+        }
+        Ok(result)
     }
 
     async fn claim(
@@ -228,35 +171,13 @@ impl JobStore for SqliteStore {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
-        let now_ms = ms(now);
-        let rows = sqlx::query(
-            "UPDATE messages SET status = 'sending', attempts = attempts + 1, lease_until = ?1, updated_at = ?2 \
-             WHERE id IN (SELECT id FROM messages WHERE \
-                 (status IN ('queued', 'retrying') AND next_attempt_at <= ?2) \
-                 OR (status = 'sending' AND lease_until < ?2) \
-               ORDER BY next_attempt_at LIMIT ?3) \
-             AND message IS NOT NULL \
-             RETURNING message, transport, attempts, age_from",
-        )
-        .bind(now_ms + lease.as_millis() as i64)
-        .bind(now_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.write)
+        self.write_op(|reply| Write::Claim {
+            now,
+            lease,
+            limit,
+            reply,
+        })
         .await
-        .context("claiming messages")?;
-        rows.iter()
-            .map(|row| {
-                let json: String = row.get("message");
-                let attempts: i64 = row.get("attempts");
-                Ok(ClaimedJob {
-                    message: serde_json::from_str(&json)
-                        .context("a stored message is not valid JSON")?,
-                    transport: row.get("transport"),
-                    attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
-                    created_at: from_ms(row.get("age_from")),
-                })
-            })
-            .collect()
     }
 
     async fn mark_sent(
@@ -265,18 +186,18 @@ impl JobStore for SqliteStore {
         provider_message_id: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE messages SET status = 'sent', provider_message_id = ?, sent_at = ?, updated_at = ?, \
-             lease_until = NULL, next_attempt_at = NULL WHERE id = ?",
-        )
-        .bind(provider_message_id)
-        .bind(ms(now))
-        .bind(ms(now))
-        .bind(id.to_string())
-        .execute(&self.write)
+        let provider_message_id = provider_message_id.map(str::to_owned);
+        self.write_op(|reply| {
+            Write::Record(
+                Outcome::Sent {
+                    id,
+                    provider_message_id,
+                    now,
+                },
+                reply,
+            )
+        })
         .await
-        .context("recording a delivery")?;
-        Ok(())
     }
 
     async fn mark_retrying(
@@ -286,18 +207,13 @@ impl JobStore for SqliteStore {
         next_attempt_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE messages SET status = 'retrying', last_error = ?, next_attempt_at = ?, updated_at = ?, \
-             lease_until = NULL WHERE id = ?",
-        )
-        .bind(error)
-        .bind(ms(next_attempt_at))
-        .bind(ms(now))
-        .bind(id.to_string())
-        .execute(&self.write)
-        .await
-        .context("recording a retry")?;
-        Ok(())
+        let outcome = Outcome::Retrying {
+            id,
+            error: error.to_owned(),
+            next: next_attempt_at,
+            now,
+        };
+        self.write_op(|reply| Write::Record(outcome, reply)).await
     }
 
     async fn mark_failed(
@@ -306,31 +222,21 @@ impl JobStore for SqliteStore {
         error: &str,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE messages SET status = 'failed', last_error = ?, updated_at = ?, lease_until = NULL, \
-             next_attempt_at = NULL WHERE id = ?",
-        )
-        .bind(error)
-        .bind(ms(now))
-        .bind(id.to_string())
-        .execute(&self.write)
-        .await
-        .context("recording a failure")?;
-        Ok(())
+        let outcome = Outcome::Failed {
+            id,
+            error: error.to_owned(),
+            now,
+        };
+        self.write_op(|reply| Write::Record(outcome, reply)).await
     }
 
     async fn release(&self, id: Uuid, next_attempt_at: OffsetDateTime) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE messages SET status = 'retrying', attempts = MAX(attempts - 1, 0), next_attempt_at = ?, \
-             updated_at = ?, lease_until = NULL WHERE id = ? AND status = 'sending'",
-        )
-        .bind(ms(next_attempt_at))
-        .bind(ms(OffsetDateTime::now_utc()))
-        .bind(id.to_string())
-        .execute(&self.write)
-        .await
-        .context("releasing a message")?;
-        Ok(())
+        let outcome = Outcome::Released {
+            id,
+            next: next_attempt_at,
+            now: OffsetDateTime::now_utc(),
+        };
+        self.write_op(|reply| Write::Record(outcome, reply)).await
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<MessageRecord>, StoreError> {
@@ -375,6 +281,12 @@ impl JobStore for SqliteStore {
     }
 
     async fn pending_count(&self, tenant: &str) -> Result<u64, StoreError> {
+        // Counting a large backlog on every request would cost more than the
+        // insert itself: a count is reused for a second, and kept up to date
+        // with what this process accepts meanwhile.
+        if let Some(count) = self.cached_pending(tenant) {
+            return Ok(count);
+        }
         let count: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM messages WHERE tenant = ? AND status IN ('queued', 'sending', 'retrying')",
         )
@@ -382,7 +294,11 @@ impl JobStore for SqliteStore {
         .fetch_one(&self.read)
         .await
         .context("counting pending messages")?;
-        Ok(u64::try_from(count).unwrap_or_default())
+        let count = u64::try_from(count).unwrap_or_default();
+        if let Ok(mut cache) = self.pending.lock() {
+            cache.insert(tenant.to_owned(), (Instant::now(), count));
+        }
+        Ok(count)
     }
 
     async fn recover_interrupted(&self) -> Result<u64, StoreError> {
