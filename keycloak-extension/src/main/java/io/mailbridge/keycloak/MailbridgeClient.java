@@ -3,6 +3,7 @@ package io.mailbridge.keycloak;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
+import java.net.ConnectException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -126,6 +127,9 @@ public final class MailbridgeClient {
     }
 
     private static String describe(IOException e) {
+        if (e instanceof ConnectException) {
+            return "connection refused or host unreachable";
+        }
         String message = e.getMessage();
         return message == null || message.isBlank() ? e.getClass().getSimpleName() : message;
     }

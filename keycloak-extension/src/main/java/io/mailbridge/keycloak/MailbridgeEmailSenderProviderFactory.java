@@ -4,6 +4,7 @@ import java.time.Clock;
 import java.util.List;
 import org.jboss.logging.Logger;
 import org.keycloak.Config;
+import org.keycloak.email.DefaultEmailSenderProviderFactory;
 import org.keycloak.email.EmailSenderProvider;
 import org.keycloak.email.EmailSenderProviderFactory;
 import org.keycloak.models.KeycloakSession;
@@ -22,7 +23,8 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
     private MailbridgeOptions options;
     private MailbridgeClient client;
     private TokenSigner signer;
-    private FallbackSender fallback = FallbackSender.KEYCLOAK_SMTP;
+    private final DefaultEmailSenderProviderFactory smtp = new DefaultEmailSenderProviderFactory();
+    private FallbackSender fallback = FallbackSender.keycloakSmtp(smtp);
 
     @Override
     public EmailSenderProvider create(KeycloakSession session) {
@@ -31,6 +33,7 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
 
     @Override
     public void init(Config.Scope config) {
+        smtp.init(config);
         configure(MailbridgeOptions.read(config::get), Clock.systemUTC());
     }
 
@@ -42,7 +45,7 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
                 : null;
         this.signer = options.secret() == null ? null : new TokenSigner(options.secret(), clock);
         if (options.configured()) {
-            LOG.debugf("mailbridge email sender: %s", options);
+            LOG.infof("mailbridge email sender: %s", options);
         }
     }
 
@@ -57,6 +60,7 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
 
     @Override
     public void close() {
+        smtp.close();
     }
 
     @Override
