@@ -152,6 +152,43 @@ class MailbridgeEmailSenderProviderTest {
     }
 
     @Test
+    void theTestEmailNeverFallsBackAndReportsTheDeliveryOutcome() throws Exception {
+        keycloak.service(service.url(), TIMEOUT, MailbridgeOptions.Fallback.SMTP);
+        keycloak.attributes.put(TemplateRecord.SESSION_ATTRIBUTE, TemplateRecord.of("email-test", Map.of(), "en", "acme"));
+        service.answer(504, "application/problem+json",
+                "{\"title\":\"Gateway Timeout\",\"status\":504,\"detail\":\"not delivered within 30s\"}");
+
+        EmailException e = assertThrows(EmailException.class,
+                () -> keycloak.sender().send(KeycloakFixture.smtpConfig(), "admin@acme.example", "Test", "plain", null));
+
+        assertEquals("wait=true", service.only().query());
+        assertTrue(e.getMessage().contains("not delivered within 30s"), e.getMessage());
+        assertTrue(keycloak.smtp.sent.isEmpty(), "the test email went around mailbridge");
+    }
+
+    @Test
+    void aBadGatewayInFrontOfTheServiceFallsBack() throws Exception {
+        keycloak.service(service.url(), TIMEOUT, MailbridgeOptions.Fallback.SMTP);
+        service.answer(502, "text/html", "<html>502 Bad Gateway</html>");
+
+        keycloak.sender().send(KeycloakFixture.smtpConfig(), "ada@example.com", "Hello", "plain", null);
+
+        assertEquals(1, keycloak.smtp.sent.size());
+    }
+
+    @Test
+    void withoutARealmInContextTheTemplatesRealmIsTheTenant() throws Exception {
+        org.mockito.Mockito.when(keycloak.context.getRealm()).thenReturn(null);
+        keycloak.attributes.put(TemplateRecord.SESSION_ATTRIBUTE, TemplateRecord.of("event-login_error", Map.of(), null, "acme"));
+
+        keycloak.sender().send(KeycloakFixture.smtpConfig(), "ada@example.com", "Hello", "plain", null);
+
+        FakeMailbridge.Request request = service.only();
+        assertEquals("acme", request.json().get("tenant").asText());
+        assertEquals("acme", Jwt.verify(bearer(request), KeycloakFixture.SECRET).get("tenant").asText());
+    }
+
+    @Test
     void anUnreachableServiceFailsClearlyWithoutFallback() throws Exception {
         keycloak.service(closedPort(), TIMEOUT, MailbridgeOptions.Fallback.NONE);
 
