@@ -1,0 +1,136 @@
+package io.mailbridge.keycloak;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.net.ConnectException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.net.http.HttpTimeoutException;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import org.keycloak.email.EmailException;
+
+/** Posts one message to the service's {@code /v1/messages} and reads its answer. */
+public final class MailbridgeClient {
+
+    /** The service's answer to an accepted message. */
+    public record Accepted(String id, String status, int httpStatus) {
+    }
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final int MAX_DETAIL = 500;
+
+    private final HttpClient http;
+    private final URI base;
+
+    /** A client for the service at {@code base}, sharing one connection pool. */
+    public MailbridgeClient(HttpClient http, URI base) {
+        this.http = http;
+        this.base = base;
+    }
+
+    /** An HTTP/1.1 client whose connect attempts are bounded by {@code connectTimeout}. */
+    public static HttpClient newHttpClient(Duration connectTimeout) {
+        // HTTP/1.1: a plain-http HTTP/2 upgrade attempt buys nothing for one small POST.
+        return HttpClient.newBuilder()
+                .version(HttpClient.Version.HTTP_1_1)
+                .connectTimeout(connectTimeout)
+                .followRedirects(HttpClient.Redirect.NEVER)
+                .build();
+    }
+
+    /**
+     * Sends one message.
+     *
+     * @param body the JSON body
+     * @param idempotencyKey also sent as the {@code Idempotency-Key} header
+     * @param token bearer token, or null to send none
+     * @param wait whether the service must deliver before answering
+     * @param timeout bound of the whole exchange
+     * @throws ServiceUnreachableException when the service could not take the message
+     * @throws EmailException when the service refused it, with the service's {@code detail}
+     */
+    public Accepted post(byte[] body, String idempotencyKey, String token, boolean wait, Duration timeout)
+            throws ServiceUnreachableException, EmailException {
+        HttpRequest.Builder request = HttpRequest.newBuilder(URI.create(base + "/v1/messages" + (wait ? "?wait=true" : "")))
+                .timeout(timeout)
+                .header("Content-Type", "application/json")
+                .header("Accept", "application/json, application/problem+json")
+                .header("Idempotency-Key", idempotencyKey)
+                .POST(HttpRequest.BodyPublishers.ofByteArray(body));
+        if (token != null) {
+            request.header("Authorization", "Bearer " + token);
+        }
+        HttpResponse<String> response = exchange(request.build(), timeout);
+        return answer(response, wait);
+    }
+
+    private HttpResponse<String> exchange(HttpRequest request, Duration timeout) throws ServiceUnreachableException, EmailException {
+        try {
+            return http.send(request, HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8));
+        } catch (HttpTimeoutException e) {
+            throw new ServiceUnreachableException("no answer from " + base + " within " + timeout.toMillis() + " ms", e);
+        } catch (IOException e) {
+            throw new ServiceUnreachableException("cannot reach " + base + ": " + describe(e), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new EmailException("Sending the email to mailbridge was interrupted.", e);
+        }
+    }
+
+    private static Accepted answer(HttpResponse<String> response, boolean wait) throws ServiceUnreachableException, EmailException {
+        int status = response.statusCode();
+        if (status >= 200 && status < 300) {
+            JsonNode json = parse(response.body());
+            return new Accepted(text(json, "id"), text(json, "status"), status);
+        }
+        String detail = detail(response);
+        if (wait && (status == 502 || status == 504)) {
+            // With ?wait=true these carry the delivery's real outcome, which the admin must see.
+            throw new EmailException("mailbridge could not deliver the email (HTTP " + status + "): " + detail);
+        }
+        if (status >= 500) {
+            throw new ServiceUnreachableException("mailbridge answered HTTP " + status + ": " + detail, null);
+        }
+        throw new EmailException("mailbridge refused the email (HTTP " + status + "): " + detail);
+    }
+
+    private static String detail(HttpResponse<String> response) {
+        JsonNode json = parse(response.body());
+        String detail = text(json, "detail");
+        if (detail == null) {
+            detail = text(json, "title");
+        }
+        if (detail == null) {
+            return "no details given";
+        }
+        String oneLine = detail.replaceAll("[\\r\\n]+", " ");
+        return oneLine.length() > MAX_DETAIL ? oneLine.substring(0, MAX_DETAIL) + "…" : oneLine;
+    }
+
+    private static JsonNode parse(String body) {
+        try {
+            return body == null || body.isBlank() ? null : JSON.readTree(body);
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
+    private static String text(JsonNode json, String field) {
+        if (json == null || !json.hasNonNull(field)) {
+            return null;
+        }
+        return json.get(field).asText();
+    }
+
+    private static String describe(IOException e) {
+        if (e instanceof ConnectException) {
+            return "connection refused or host unreachable";
+        }
+        String message = e.getMessage();
+        return message == null || message.isBlank() ? e.getClass().getSimpleName() : message;
+    }
+}

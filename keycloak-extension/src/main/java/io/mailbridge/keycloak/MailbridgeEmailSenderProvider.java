@@ -1,0 +1,144 @@
+package io.mailbridge.keycloak;
+
+import java.net.URI;
+import java.net.URISyntaxException;
+import java.security.GeneralSecurityException;
+import java.util.Map;
+import java.util.UUID;
+import org.jboss.logging.Logger;
+import org.keycloak.email.EmailException;
+import org.keycloak.email.EmailSenderProvider;
+import org.keycloak.models.KeycloakContext;
+import org.keycloak.models.KeycloakSession;
+import org.keycloak.models.RealmModel;
+import org.keycloak.models.UserModel;
+
+/** Sends every email of a session to the mailbridge service instead of an SMTP server. */
+public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
+
+    /** Key in a realm's SMTP settings; the value {@code off} keeps that realm on Keycloak's own SMTP sender. */
+    public static final String REALM_SWITCH = "mailbridge";
+
+    private static final Logger LOG = Logger.getLogger(MailbridgeEmailSenderProvider.class);
+
+    private final KeycloakSession session;
+    private final MailbridgeOptions options;
+    private final MailbridgeClient client;
+    private final TokenSigner signer;
+    private final FallbackSender fallback;
+
+    /** A sender for one session; the client and signer are shared by the factory. */
+    public MailbridgeEmailSenderProvider(KeycloakSession session, MailbridgeOptions options, MailbridgeClient client,
+            TokenSigner signer, FallbackSender fallback) {
+        this.session = session;
+        this.options = options;
+        this.client = client;
+        this.signer = signer;
+        this.fallback = fallback;
+    }
+
+    @Override
+    public void send(Map<String, String> config, UserModel user, String subject, String textBody, String htmlBody)
+            throws EmailException {
+        if (optedOut(config)) {
+            fallback.open(session).send(config, user, subject, textBody, htmlBody);
+            return;
+        }
+        deliver(config, user.getEmail(), user.getFirstAttribute(UserModel.LOCALE), new MessageBody.Content(subject, textBody, htmlBody));
+    }
+
+    @Override
+    public void send(Map<String, String> config, String address, String subject, String textBody, String htmlBody)
+            throws EmailException {
+        if (optedOut(config)) {
+            fallback.open(session).send(config, address, subject, textBody, htmlBody);
+            return;
+        }
+        deliver(config, address, null, new MessageBody.Content(subject, textBody, htmlBody));
+    }
+
+    @Override
+    public void validate(Map<String, String> config) throws EmailException {
+        AddressRules.check(config);
+    }
+
+    @Override
+    public void close() {
+    }
+
+    private static boolean optedOut(Map<String, String> config) {
+        return "off".equalsIgnoreCase(String.valueOf(config.get(REALM_SWITCH)).trim());
+    }
+
+    private void deliver(Map<String, String> config, String address, String userLocale, MessageBody.Content content)
+            throws EmailException {
+        if (!options.configured()) {
+            throw new EmailException("mailbridge is not configured: set --spi-email-sender--mailbridge--url "
+                    + "(or KC_SPI_EMAIL_SENDER__MAILBRIDGE__URL).");
+        }
+        AddressRules.checkRecipient(address);
+        TemplateRecord record = session.getAttribute(TemplateRecord.SESSION_ATTRIBUTE, TemplateRecord.class);
+        String realm = realmName(record);
+        String key = "kc-" + UUID.randomUUID();
+        byte[] body = MessageBody.build(realm, config, address.trim(), content, record, userLocale, key);
+        boolean wait = record != null && record.waitForDelivery();
+        try {
+            MailbridgeClient.Accepted accepted = client.post(body, key, token(realm), wait,
+                    wait ? options.waitTimeout() : options.timeout());
+            LOG.infof("mailbridge %s message %s for realm %s (%s)", accepted.status(), accepted.id(), realm,
+                    record == null ? "no template" : record.kind());
+        } catch (ServiceUnreachableException e) {
+            handleUnreachable(e, config, address, content, realm, wait);
+        } catch (EmailException e) {
+            LOG.warnf("mailbridge did not take an email for realm %s: %s", realm, e.getMessage());
+            throw e;
+        }
+    }
+
+    private void handleUnreachable(ServiceUnreachableException e, Map<String, String> config, String address,
+            MessageBody.Content content, String realm, boolean wait) throws EmailException {
+        // The test email never falls back: the admin is testing the path through mailbridge.
+        if (options.fallback() == MailbridgeOptions.Fallback.SMTP && !wait) {
+            LOG.warnf("mailbridge unreachable for realm %s (%s); handing the email to Keycloak's SMTP sender", realm, e.getMessage());
+            fallback.open(session).send(config, address, content.subject(), content.text(), content.html());
+            return;
+        }
+        LOG.warnf("mailbridge unreachable for realm %s: %s", realm, e.getMessage());
+        throw new EmailException("The mail service is unreachable: " + e.getMessage(), e);
+    }
+
+    private String realmName(TemplateRecord record) {
+        KeycloakContext context = session.getContext();
+        RealmModel realm = context == null ? null : context.getRealm();
+        if (realm != null) {
+            return realm.getName();
+        }
+        return record == null ? null : record.realm();
+    }
+
+    private String token(String realm) throws EmailException {
+        if (signer == null) {
+            return null;
+        }
+        try {
+            return signer.sign(issuer(realm), realm);
+        } catch (GeneralSecurityException e) {
+            throw new EmailException("Could not sign the request to mailbridge.", e);
+        }
+    }
+
+    private String issuer(String realm) {
+        if (realm == null) {
+            return "keycloak";
+        }
+        try {
+            URI base = session.getContext().getUri().getBaseUri();
+            String path = base.getPath() == null ? "" : base.getPath().replaceAll("/+$", "");
+            // The multi-argument constructor quotes what a realm name may hold (spaces, non-ASCII).
+            return new URI(base.getScheme(), base.getAuthority(), path + "/realms/" + realm, null, null).toASCIIString();
+        } catch (URISyntaxException | RuntimeException e) {
+            // No HTTP request behind this session (a scheduled task): the realm name identifies the caller.
+            return realm;
+        }
+    }
+}

@@ -1,0 +1,93 @@
+package io.mailbridge.keycloak;
+
+import java.time.Clock;
+import java.util.List;
+import org.jboss.logging.Logger;
+import org.keycloak.Config;
+import org.keycloak.email.DefaultEmailSenderProviderFactory;
+import org.keycloak.email.EmailSenderProvider;
+import org.keycloak.email.EmailSenderProviderFactory;
+import org.keycloak.models.KeycloakSession;
+import org.keycloak.models.KeycloakSessionFactory;
+import org.keycloak.provider.ProviderConfigProperty;
+import org.keycloak.provider.ProviderConfigurationBuilder;
+
+/** Registers the {@code mailbridge} email sender and holds what its providers share. */
+public class MailbridgeEmailSenderProviderFactory implements EmailSenderProviderFactory {
+
+    /** Provider id, as selected with {@code --spi-email-sender--provider=mailbridge}. */
+    public static final String ID = "mailbridge";
+
+    private static final Logger LOG = Logger.getLogger(MailbridgeEmailSenderProviderFactory.class);
+
+    private MailbridgeOptions options;
+    private MailbridgeClient client;
+    private TokenSigner signer;
+    private final DefaultEmailSenderProviderFactory smtp = new DefaultEmailSenderProviderFactory();
+    private FallbackSender fallback = FallbackSender.keycloakSmtp(smtp);
+
+    @Override
+    public EmailSenderProvider create(KeycloakSession session) {
+        return new MailbridgeEmailSenderProvider(session, options, client, signer, fallback);
+    }
+
+    @Override
+    public void init(Config.Scope config) {
+        smtp.init(config);
+        configure(MailbridgeOptions.read(config::get), Clock.systemUTC());
+    }
+
+    /** Builds the shared parts from the options; also the entry point of tests. */
+    void configure(MailbridgeOptions options, Clock clock) {
+        this.options = options;
+        this.client = options.configured()
+                ? new MailbridgeClient(MailbridgeClient.newHttpClient(options.timeout()), options.url())
+                : null;
+        this.signer = options.secret() == null ? null : new TokenSigner(options.secret(), clock);
+        if (options.configured()) {
+            LOG.infof("mailbridge email sender: %s", options);
+        }
+    }
+
+    /** Replaces Keycloak's SMTP sender as the fallback; for tests. */
+    void fallback(FallbackSender fallback) {
+        this.fallback = fallback;
+    }
+
+    @Override
+    public void postInit(KeycloakSessionFactory factory) {
+    }
+
+    @Override
+    public void close() {
+        smtp.close();
+    }
+
+    @Override
+    public String getId() {
+        return ID;
+    }
+
+    @Override
+    public int order() {
+        return 0;
+    }
+
+    @Override
+    public List<ProviderConfigProperty> getConfigMetadata() {
+        return ProviderConfigurationBuilder.create()
+                .property().name("url").type(ProviderConfigProperty.STRING_TYPE)
+                .helpText("Base URL of the mailbridge service, e.g. http://mailbridge:8090. Required.").add()
+                .property().name("secret").type(ProviderConfigProperty.PASSWORD).secret(true)
+                .helpText("HS256 secret shared with the service (MAILBRIDGE_JWT_SECRET). Without it no token is sent.").add()
+                .property().name("timeout").type(ProviderConfigProperty.STRING_TYPE)
+                .defaultValue(String.valueOf(MailbridgeOptions.DEFAULT_TIMEOUT_MS))
+                .helpText("Bound of one request to the service in milliseconds.").add()
+                .property().name("waitTimeout").type(ProviderConfigProperty.STRING_TYPE)
+                .defaultValue(String.valueOf(MailbridgeOptions.DEFAULT_WAIT_TIMEOUT_MS))
+                .helpText("Bound in milliseconds of the admin console's test email, which waits for delivery.").add()
+                .property().name("fallback").type(ProviderConfigProperty.LIST_TYPE).options("none", "smtp").defaultValue("none")
+                .helpText("When the service cannot be reached: 'none' fails the send, 'smtp' uses Keycloak's own SMTP sender.").add()
+                .build();
+    }
+}

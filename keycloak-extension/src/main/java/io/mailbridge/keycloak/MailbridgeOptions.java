@@ -1,0 +1,111 @@
+package io.mailbridge.keycloak;
+
+import java.net.URI;
+import java.net.URISyntaxException;
+import java.time.Duration;
+import java.util.Locale;
+import java.util.function.UnaryOperator;
+
+/**
+ * The sender's settings, read once from the SPI options when Keycloak starts.
+ *
+ * @param url base URL of the mailbridge service, or null when not configured
+ * @param secret HS256 secret shared with the service, or null to send no token
+ * @param timeout bound of one request (connect and answer)
+ * @param waitTimeout bound of a request sent with {@code ?wait=true} (the test email)
+ * @param fallback what to do when the service cannot be reached
+ */
+public record MailbridgeOptions(URI url, String secret, Duration timeout, Duration waitTimeout, Fallback fallback) {
+
+    /** Default bound of one request in milliseconds. */
+    public static final long DEFAULT_TIMEOUT_MS = 5000;
+    /** Default bound of a {@code ?wait=true} request: the service's own 30 s bound plus a margin. */
+    public static final long DEFAULT_WAIT_TIMEOUT_MS = 35000;
+
+    /** What happens to an email when the service cannot be reached. */
+    public enum Fallback {
+        /** Fail the send with an EmailException. */
+        NONE,
+        /** Hand the email to Keycloak's own SMTP sender (provider id {@code default}). */
+        SMTP
+    }
+
+    /**
+     * Reads the options through a key lookup (Keycloak's {@code Config.Scope::get}).
+     *
+     * @throws IllegalArgumentException when a value is present but malformed, so that a typo stops the start
+     */
+    public static MailbridgeOptions read(UnaryOperator<String> option) {
+        return new MailbridgeOptions(
+                parseUrl(option.apply("url")),
+                blankToNull(option.apply("secret")),
+                parseMillis("timeout", option.apply("timeout"), DEFAULT_TIMEOUT_MS),
+                parseMillis("waitTimeout", option.apply("waitTimeout"), DEFAULT_WAIT_TIMEOUT_MS),
+                parseFallback(option.apply("fallback")));
+    }
+
+    /** True when a service URL was given. */
+    public boolean configured() {
+        return url != null;
+    }
+
+    /** Never prints the secret. */
+    @Override
+    public String toString() {
+        return "MailbridgeOptions[url=" + url + ", secret=" + (secret == null ? "unset" : "set")
+                + ", timeout=" + timeout.toMillis() + "ms, waitTimeout=" + waitTimeout.toMillis()
+                + "ms, fallback=" + fallback.name().toLowerCase(Locale.ROOT) + "]";
+    }
+
+    private static URI parseUrl(String value) {
+        String url = blankToNull(value);
+        if (url == null) {
+            return null;
+        }
+        try {
+            URI uri = new URI(url.endsWith("/") ? url.substring(0, url.length() - 1) : url);
+            String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
+            if (!(scheme.equals("http") || scheme.equals("https")) || uri.getHost() == null) {
+                throw new IllegalArgumentException("mailbridge option url must be an http(s) URL with a host, got '" + url + "'");
+            }
+            return uri;
+        } catch (URISyntaxException e) {
+            throw new IllegalArgumentException("mailbridge option url is not a valid URL: '" + url + "'", e);
+        }
+    }
+
+    private static Duration parseMillis(String name, String value, long defaultMillis) {
+        String text = blankToNull(value);
+        if (text == null) {
+            return Duration.ofMillis(defaultMillis);
+        }
+        try {
+            long millis = Long.parseLong(text.trim());
+            if (millis <= 0) {
+                throw new IllegalArgumentException("mailbridge option " + name + " must be a positive number of milliseconds, got '" + text + "'");
+            }
+            return Duration.ofMillis(millis);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("mailbridge option " + name + " must be a number of milliseconds, got '" + text + "'", e);
+        }
+    }
+
+    private static Fallback parseFallback(String value) {
+        String text = blankToNull(value);
+        if (text == null) {
+            return Fallback.NONE;
+        }
+        switch (text.trim().toLowerCase(Locale.ROOT)) {
+            case "none":
+                return Fallback.NONE;
+            case "smtp":
+                return Fallback.SMTP;
+            default:
+                throw new IllegalArgumentException("mailbridge option fallback must be 'none' or 'smtp', got '" + text + "'");
+        }
+    }
+
+    static String blankToNull(String value) {
+        return value == null || value.isBlank() ? null : value;
+    }
+}
