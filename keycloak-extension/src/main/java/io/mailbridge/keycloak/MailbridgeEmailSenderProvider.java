@@ -18,6 +18,8 @@ public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
 
     /** Key in a realm's SMTP settings; the value {@code off} keeps that realm on Keycloak's own SMTP sender. */
     public static final String REALM_SWITCH = "mailbridge";
+    /** Realm SMTP setting that overrides the server-wide {@code fallback} option for one realm. */
+    public static final String REALM_FALLBACK = "mailbridgeFallback";
 
     private static final Logger LOG = Logger.getLogger(MailbridgeEmailSenderProvider.class);
 
@@ -98,13 +100,27 @@ public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
     private void handleUnreachable(ServiceUnreachableException e, Map<String, String> config, String address,
             MessageBody.Content content, String realm, boolean wait) throws EmailException {
         // The test email never falls back: the admin is testing the path through mailbridge.
-        if (options.fallback() == MailbridgeOptions.Fallback.SMTP && !wait) {
+        if (fallbackFor(config) == MailbridgeOptions.Fallback.SMTP && !wait) {
             LOG.warnf("mailbridge unreachable for realm %s (%s); handing the email to Keycloak's SMTP sender", realm, e.getMessage());
             fallback.open(session).send(config, address, content.subject(), content.text(), content.html());
             return;
         }
         LOG.warnf("mailbridge unreachable for realm %s: %s", realm, e.getMessage());
         throw new EmailException("The mail service is unreachable: " + e.getMessage(), e);
+    }
+
+    /** The realm's own {@code mailbridgeFallback} setting, else the server-wide option. */
+    private MailbridgeOptions.Fallback fallbackFor(Map<String, String> config) {
+        String own = config == null ? null : config.get(REALM_FALLBACK);
+        if (own == null || own.isBlank()) {
+            return options.fallback();
+        }
+        try {
+            return MailbridgeOptions.parseFallback(own);
+        } catch (IllegalArgumentException e) {
+            LOG.warnf("realm setting %s='%s' is neither none nor smtp; using the server option", REALM_FALLBACK, own);
+            return options.fallback();
+        }
     }
 
     private String realmName(TemplateRecord record) {

@@ -90,7 +90,7 @@ public record MailbridgeOptions(URI url, String secret, Duration timeout, Durati
         }
     }
 
-    private static Fallback parseFallback(String value) {
+    static Fallback parseFallback(String value) {
         String text = blankToNull(value);
         if (text == null) {
             return Fallback.NONE;

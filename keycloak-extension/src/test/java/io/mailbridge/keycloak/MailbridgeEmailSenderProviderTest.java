@@ -199,6 +199,22 @@ class MailbridgeEmailSenderProviderTest {
     }
 
     @Test
+    void aRealmCanOverrideTheFallbackOption() throws Exception {
+        keycloak.service(closedPort(), TIMEOUT, MailbridgeOptions.Fallback.SMTP);
+        Map<String, String> strict = KeycloakFixture.smtpConfig();
+        strict.put("mailbridgeFallback", "none");
+        assertThrows(EmailException.class,
+                () -> keycloak.sender().send(strict, "ada@example.com", "Hello", "plain", null));
+        assertTrue(keycloak.smtp.sent.isEmpty(), "a realm with mailbridgeFallback=none never falls back");
+
+        keycloak.service(closedPort(), TIMEOUT, MailbridgeOptions.Fallback.NONE);
+        Map<String, String> lenient = KeycloakFixture.smtpConfig();
+        lenient.put("mailbridgeFallback", "smtp");
+        keycloak.sender().send(lenient, "ada@example.com", "Hello", "plain", null);
+        assertEquals(1, keycloak.smtp.sent.size(), "a realm with mailbridgeFallback=smtp falls back");
+    }
+
+    @Test
     void aRealmThatSwitchedMailbridgeOffKeepsItsSmtpSender() throws Exception {
         Map<String, String> config = KeycloakFixture.smtpConfig();
         config.put("mailbridge", "off");
