@@ -1,0 +1,241 @@
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::*;
+
+fn shipped() -> Renderer {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../templates");
+    Renderer::new(load_dir(&dir).expect("templates load")).expect("templates compile")
+}
+
+fn req<'a>(
+    template: &'a str,
+    locale: Option<&'a str>,
+    data: &'a serde_json::Value,
+) -> RenderRequest<'a> {
+    RenderRequest {
+        tenant: "acme",
+        template,
+        locale,
+        data,
+        require_locale: false,
+    }
+}
+
+#[test]
+fn every_shipped_template_renders_in_english_and_german() {
+    let r = shipped();
+    let names = r.template_names();
+    for kind in [
+        "password-reset",
+        "email-verification",
+        "execute-actions",
+        "email-test",
+        "identity-provider-link",
+        "org-invite",
+        "email-update-confirmation",
+        "email-verification-with-code",
+        "event-login_error",
+        "event-update_password",
+        "event-update_totp",
+        "event-remove_totp",
+        "event-update_credential",
+        "event-remove_credential",
+    ] {
+        assert!(names.iter().any(|n| n == kind), "{kind} is shipped");
+    }
+    for name in &names {
+        let data = r
+            .sample_data(name)
+            .unwrap_or_else(|| panic!("{name} has sample data"));
+        let en = r.render(&req(name, Some("en"), &data)).unwrap();
+        let de = r.render(&req(name, Some("de"), &data)).unwrap();
+        for (lang, out) in [("en", &en), ("de", &de)] {
+            assert!(
+                !out.subject.is_empty() && !out.subject.contains('\n'),
+                "{name}/{lang}: {:?}",
+                out.subject
+            );
+            assert!(
+                !out.subject.contains(&format!("{name}-subject")),
+                "{name}/{lang}: a string is missing"
+            );
+            assert!(
+                out.html
+                    .contains(&format!("data-mailbridge-template=\"{name}\"")),
+                "{name}/{lang}: marker"
+            );
+            assert!(
+                out.html.contains(&format!("lang=\"{lang}\"")),
+                "{name}/{lang}: html lang"
+            );
+            assert!(
+                !out.text.contains("-heading") && !out.text.contains("-body"),
+                "{name}/{lang}: {}",
+                out.text
+            );
+            if let Some(link) = data["link"].as_str() {
+                assert!(
+                    out.text.contains(link),
+                    "{name}/{lang}: link in text:\n{}",
+                    out.text
+                );
+                let escaped = link.replace('/', "&#x2f;").replace('=', "&#x3d;");
+                assert!(
+                    out.html.contains(link) || out.html.contains(&escaped),
+                    "{name}/{lang}: link in html"
+                );
+            }
+        }
+        assert_ne!(en.subject, de.subject, "{name}: the languages differ");
+    }
+}
+
+#[test]
+fn literal_subjects_and_expiry() {
+    let r = shipped();
+    let data = r.sample_data("password-reset").unwrap();
+    let de = r
+        .render(&req("password-reset", Some("de-AT"), &data))
+        .unwrap();
+    assert_eq!(de.subject, "Passwort für ACME zurücksetzen");
+    assert!(
+        de.text.contains("Dieser Link ist 5 Minuten lang gültig."),
+        "{}",
+        de.text
+    );
+    let en = r.render(&req("password-reset", None, &data)).unwrap();
+    assert_eq!(en.subject, "Reset your password for ACME");
+    assert!(
+        en.text.contains("This link expires in 5 minutes."),
+        "{}",
+        en.text
+    );
+    let actions = r
+        .render(&req(
+            "execute-actions",
+            Some("en"),
+            &r.sample_data("execute-actions").unwrap(),
+        ))
+        .unwrap();
+    assert!(
+        actions.text.contains("- Choose a new password"),
+        "{}",
+        actions.text
+    );
+}
+
+#[test]
+fn never_the_wrong_language_when_required() {
+    let r = shipped();
+    let data = r.sample_data("password-reset").unwrap();
+    let strict = RenderRequest {
+        require_locale: true,
+        ..req("password-reset", Some("ja"), &data)
+    };
+    assert_eq!(
+        r.render(&strict),
+        Err(RenderError::LanguageUnavailable {
+            template: "password-reset".into(),
+            locale: "ja".into()
+        })
+    );
+    let lenient = r.render(&req("password-reset", Some("ja"), &data)).unwrap();
+    assert_eq!(
+        lenient.subject, "Reset your password for ACME",
+        "falls back to English"
+    );
+    let unknown = r.render(&req("no-such", None, &data));
+    assert_eq!(
+        unknown,
+        Err(RenderError::UnknownTemplate {
+            name: "no-such".into()
+        })
+    );
+}
+
+fn small() -> TemplateSources {
+    let mut s = TemplateSources::new();
+    s.insert("locales/en.ftl", "hello = Hello { $name }\n");
+    s.insert("locales/de.ftl", "hello = Hallo { $name }\n");
+    s.insert(
+        "emails/greet/subject.j2",
+        "{{ t(\"hello\", name=user.name) }}",
+    );
+    s.insert(
+        "emails/greet/html.j2",
+        "<p>{{ user.name }}</p><a href=\"{{ link }}\">go</a>",
+    );
+    s
+}
+
+#[test]
+fn a_tenant_override_wins_and_others_keep_the_shipped_one() {
+    let mut sources = small();
+    sources.insert("tenants/acme/emails/greet/subject.j2", "ACME says hi");
+    sources.insert("tenants/acme/emails/greet/html.j2", "<p>acme</p>");
+    sources.insert("emails/greet/fr/subject.j2", "Bonjour");
+    sources.insert("emails/greet/fr/html.j2", "<p>fr</p>");
+    let r = Renderer::new(sources).unwrap();
+    let data = json!({"user": {"name": "Ada"}});
+    assert_eq!(
+        r.render(&req("greet", Some("de"), &data)).unwrap().subject,
+        "ACME says hi"
+    );
+    let other = RenderRequest {
+        tenant: "globex",
+        ..req("greet", Some("de"), &data)
+    };
+    assert_eq!(r.render(&other).unwrap().subject, "Hallo Ada");
+    let french = RenderRequest {
+        tenant: "globex",
+        ..req("greet", Some("fr-CA"), &data)
+    };
+    assert_eq!(
+        r.render(&french).unwrap().subject,
+        "Bonjour",
+        "a language's own version"
+    );
+    assert!(r.has_template("acme", "greet") && !r.has_template("acme", "nope"));
+}
+
+#[test]
+fn html_is_escaped_and_text_is_derived() {
+    let r = Renderer::new(small()).unwrap();
+    let data =
+        json!({"user": {"name": "<script>alert(1)</script>"}, "link": "https://x.example/a?b=1"});
+    let out = r.render(&req("greet", None, &data)).unwrap();
+    assert!(!out.html.contains("<script>"), "{}", out.html);
+    assert!(out.html.contains("&lt;script&gt;"), "{}", out.html);
+    assert_eq!(
+        out.subject, "Hello <script>alert(1)</script>",
+        "subjects are not HTML"
+    );
+    assert!(
+        out.text.contains("https://x.example/a?b=1"),
+        "derived text keeps the link: {}",
+        out.text
+    );
+}
+
+#[test]
+fn runaway_templates_stop_and_syntax_errors_name_the_file() {
+    let mut sources = small();
+    sources.insert("emails/loop/subject.j2", "x");
+    sources.insert(
+        "emails/loop/html.j2",
+        "{% for a in range(100000) %}{% for b in range(100000) %}.{% endfor %}{% endfor %}",
+    );
+    let r = Renderer::new(sources).unwrap();
+    let err = r.render(&req("loop", None, &json!({}))).unwrap_err();
+    assert!(matches!(err, RenderError::Render { .. }), "{err:?}");
+
+    let mut broken = small();
+    broken.insert("emails/bad/html.j2", "{% if %}");
+    let err = Renderer::new(broken).unwrap_err();
+    assert!(
+        matches!(&err, RenderError::Syntax { path, .. } if path == "emails/bad/html.j2"),
+        "{err:?}"
+    );
+}
