@@ -276,3 +276,54 @@ async fn health_and_readiness() {
     assert_eq!(resp.status(), 200);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_reached_rate_limit_delays_sending_but_not_accepting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mb.toml");
+    std::fs::write(&path, "[tenants.acme]\nrate = \"1/minute\"\n").unwrap();
+    let server = TestServer::start(&[("MAILBRIDGE_CONFIG", path.to_str().unwrap())]).await;
+    let (s1, _, first) = server
+        .post("/v1/messages", Some("acme"), &plain("ada@example.com"))
+        .await;
+    let (s2, _, second) = server
+        .post("/v1/messages", Some("acme"), &plain("bob@example.com"))
+        .await;
+    assert_eq!(
+        (s1, s2),
+        (202, 202),
+        "accepting is never refused by a rate limit"
+    );
+    server
+        .wait_status(
+            first["id"].as_str().unwrap(),
+            "sent",
+            Duration::from_secs(10),
+        )
+        .await;
+    let held = server
+        .wait_status(
+            second["id"].as_str().unwrap(),
+            "retrying",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(
+        held["attempts"], 0,
+        "waiting for a limit is not an attempt: {held}"
+    );
+    assert!(held["next_attempt_at"].is_string(), "{held}");
+    // Another tenant is not held back by acme's limit.
+    let (_, _, other) = server
+        .post("/v1/messages", Some("globex"), &plain("eve@example.com"))
+        .await;
+    server
+        .wait_status(
+            other["id"].as_str().unwrap(),
+            "sent",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(outbox_files(&server).len(), 2);
+    server.stop().await;
+}

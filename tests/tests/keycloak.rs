@@ -69,6 +69,18 @@ async fn keycloak_sends_every_email_through_mailbridge() {
 
     // 3. "Forgot password?" on the login page.
     forgot_password(&kc, "acme", "ada").await;
+    if tokio::time::timeout(
+        Duration::from_secs(30),
+        smtp.wait_for(ADA, seen, Duration::from_secs(60)),
+    )
+    .await
+    .is_err()
+    {
+        panic!(
+            "no password reset email; Keycloak's log:\n{}",
+            kc.log_tail()
+        );
+    }
     let mail = smtp.wait_for(ADA, seen, Duration::from_secs(30)).await;
     seen += 1;
     check_rendered_by_service(&mail, "password-reset", &service, "de").await;
@@ -211,7 +223,7 @@ async fn check_rendered_by_service(mail: &Mail, template: &str, service: &Servic
     // The subject is the service's own, in the user's language.
     let render = |locale: &str| {
         json!({"tenant": "acme", "to": [{"email": ADA}], "template": template, "locale": locale,
-               "data": {"realmName": "acme", "user": {"username": "ada", "firstName": "Ada", "lastName": "Lovelace", "email": ADA},
+               "data": {"realmName": "Acme", "user": {"username": "ada", "firstName": "Ada", "lastName": "Lovelace", "email": ADA},
                         "link": "https://example.invalid/x", "linkExpiration": 5, "organization": {"name": "Globex"}}})
     };
     let token = mailbridge::auth::mint(SECRET.as_bytes(), None, true, 60).unwrap();
@@ -311,7 +323,7 @@ async fn forgot_password(kc: &Keycloak, realm: &str, username: &str) {
         reset = format!("{}{reset}", kc.url);
     }
     let form = http.get(&reset).send().await.unwrap().text().await.unwrap();
-    let mut action = quoted_around(&form, "login-actions/reset-credentials");
+    let mut action = quoted_around(&form, "login-actions/reset-credentials?session_code");
     if action.starts_with('/') {
         action = format!("{}{action}", kc.url);
     }
@@ -322,6 +334,11 @@ async fn forgot_password(kc: &Keycloak, realm: &str, username: &str) {
         .await
         .unwrap();
     assert_eq!(done.status(), 200, "reset-credentials form");
+    let page = done.text().await.unwrap();
+    assert!(
+        page.contains("You should receive an email"),
+        "no confirmation after POST {action}:\n{page}\nform was:\n{form}"
+    );
 }
 
 async fn set_admin_email(admin: &Admin, email: &str) {

@@ -111,6 +111,7 @@ impl Keycloak {
         cmd.arg(home.join("bin/kc.sh"))
             .arg("start-dev")
             .arg(format!("--http-port={port}"))
+            .arg("--db=dev-mem")
             .arg(format!("--http-management-port={}", free_port()))
             .arg("--spi-email-sender--provider=mailbridge")
             .arg("--spi-email-template--provider=mailbridge")
@@ -132,6 +133,11 @@ impl Keycloak {
         let temurin = PathBuf::from("/usr/lib/jvm/temurin-25-jdk-amd64");
         if std::env::var_os("JAVA_HOME").is_none() && temurin.join("bin/java").exists() {
             cmd.env("JAVA_HOME", &temurin);
+            // Keycloak's thread-local reset needs this on Java 24 and later.
+            cmd.env(
+                "JAVA_OPTS_APPEND",
+                "--add-opens java.base/java.lang=ALL-UNNAMED",
+            );
         }
         let child = cmd.spawn().expect("start Keycloak");
         let url = format!("http://127.0.0.1:{port}");
