@@ -16,12 +16,14 @@
 //!   policy and the delivery worker.
 //! - [`transport`]: the [`transport::Transport`] trait, DSN parsing, SMTP,
 //!   file and provider API transports.
+//! - [`metrics`]: Prometheus counters, histograms and queue gauges.
 //! - [`oauth`]: OAuth2 token sources with caching (XOAUTH2, Graph).
 
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod email;
+pub mod metrics;
 pub mod oauth;
 pub mod queue;
 pub mod render;
@@ -53,6 +55,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/render", post(messages::render))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(api::openapi::document))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -105,6 +105,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
             .await
             .with_context(|| format!("opening the queue store {}", settings.database_url))?,
     );
+    let metrics = crate::metrics::Metrics::new();
     let recovered = store.recover_interrupted().await?;
     if recovered > 0 {
         tracing::warn!(
@@ -120,7 +121,8 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         settings.retry.clone(),
         WorkerConfig::default(),
     )
-    .with_limits(build_limits(settings)?);
+    .with_limits(build_limits(settings)?)
+    .with_metrics(metrics.clone());
     let state = AppState {
         store,
         renderer,
@@ -129,6 +131,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         tenants: Arc::new(Tenants::from_settings(settings)),
         wait_timeout: settings.wait_timeout,
         max_pending: settings.max_pending,
+        metrics,
         accepting: Arc::new(AtomicBool::new(true)),
     };
     Ok(Parts {

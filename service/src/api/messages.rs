@@ -88,6 +88,7 @@ pub async fn create(
             Ok((StatusCode::OK, Json(Accepted { id: first, status })).into_response())
         }
         Enqueued::Created(id) if query.wait => {
+            state.metrics.accepted(&tenant);
             let claimed = ClaimedJob {
                 message,
                 transport: route.transport,
@@ -98,6 +99,7 @@ pub async fn create(
         }
         Enqueued::Created(id) => {
             tracing::info!(message_id = %id, %tenant, "accepted");
+            state.metrics.accepted(&tenant);
             state.worker.notifier().notify_one();
             Ok((
                 StatusCode::ACCEPTED,

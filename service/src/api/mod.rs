@@ -5,6 +5,7 @@ pub mod compose;
 pub mod error;
 pub mod health;
 pub mod messages;
+pub mod openapi;
 pub mod request;
 
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub wait_timeout: Duration,
     /// Most unsent messages per tenant before 429.
     pub max_pending: u64,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
     /// False once shutdown began: `/readyz` answers 503.
     pub accepting: Arc<AtomicBool>,
 }

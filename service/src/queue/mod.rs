@@ -210,6 +210,9 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// Deletes a `sent` or `failed` message; false if it is not one.
     async fn delete(&self, id: Uuid) -> Result<bool, StoreError>;
 
+    /// Queue depth by status and the age of the oldest waiting message, for `/metrics`.
+    async fn gauges(&self, now: OffsetDateTime) -> Result<crate::metrics::QueueGauges, StoreError>;
+
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::retry::{Decision, RetryPolicy};
 use super::{ClaimedJob, JobStore};
+use crate::metrics::Metrics;
 use crate::transport::ratelimit::RateLimits;
 use crate::transport::{Delivery, TransportError, Transports};
 
@@ -79,6 +80,7 @@ pub struct Worker {
     notify: Arc<Notify>,
     jitter: Jitter,
     in_flight: Arc<Mutex<HashSet<Uuid>>>,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Worker {
@@ -107,12 +109,19 @@ impl Worker {
             notify: Arc::new(Notify::new()),
             jitter: Arc::new(rand::random::<f64>),
             in_flight: Arc::new(Mutex::new(HashSet::new())),
+            metrics: Metrics::new(),
         }
     }
 
     /// Holds back sending per transport and tenant.
     pub fn with_limits(mut self, limits: RateLimits) -> Self {
         self.limits = Arc::new(limits);
+        self
+    }
+
+    /// Counts attempts into `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -131,19 +140,26 @@ impl Worker {
     /// finish within the grace bound and gives back what is still unfinished.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         let mut shutdown = std::pin::pin!(shutdown);
-        let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let concurrency = self.config.concurrency.max(1);
+        let slots = Arc::new(Semaphore::new(concurrency));
+        // Claim in batches (each claim is a commit): wait until half the slots are free.
+        let batch = (concurrency / 2).max(1) as u32;
         let mut tasks = JoinSet::new();
         loop {
             while tasks.try_join_next().is_some() {}
-            let permit = tokio::select! {
+            let mut permits = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+                permits = slots.clone().acquire_many_owned(batch) => match permits { Ok(p) => p, Err(_) => break },
             };
-            let free = slots.available_permits() + 1;
+            let extra = slots.available_permits() as u32;
+            if let Ok(more) = slots.clone().try_acquire_many_owned(extra) {
+                permits.merge(more);
+            }
+            let wanted = permits.num_permits() as u32;
             let jobs = match self
                 .store
-                .claim(OffsetDateTime::now_utc(), self.config.lease, free as u32)
+                .claim(OffsetDateTime::now_utc(), self.config.lease, wanted)
                 .await
             {
                 Ok(jobs) => jobs,
@@ -153,7 +169,7 @@ impl Worker {
                 }
             };
             if jobs.is_empty() {
-                drop(permit);
+                drop(permits);
                 tokio::select! {
                     biased;
                     () = &mut shutdown => break,
@@ -162,19 +178,9 @@ impl Worker {
                 }
                 continue;
             }
-            let mut permit = Some(permit);
             for job in jobs {
-                let Some(slot) = permit
-                    .take()
-                    .or_else(|| slots.clone().try_acquire_owned().ok())
-                else {
-                    // Cannot happen (we claimed no more than the free slots); release to be safe.
-                    let _ = self
-                        .store
-                        .release(job.message.id, OffsetDateTime::now_utc())
-                        .await;
-                    continue;
-                };
+                // Never more jobs than permits: the claim asked for exactly that many.
+                let slot = permits.split(1);
                 let worker = self.clone();
                 tasks.spawn(async move {
                     let _slot = slot;
@@ -228,6 +234,8 @@ impl Worker {
                 wait_ms = wait.as_millis() as u64,
                 "rate limit reached; held back"
             );
+            self.metrics
+                .rate_limited(&job.message.tenant, &job.transport);
             if let Err(e) = self.store.release(id, at).await {
                 tracing::warn!(error = %e, "could not hold back a message; its lease will expire");
             }
@@ -236,10 +244,10 @@ impl Worker {
                 error: format!("rate limit reached; next attempt in {}ms", wait.as_millis()),
             };
         }
+        let started = Instant::now();
         let result = match self.transports.get(&job.transport) {
             Some(transport) => {
                 self.track(id, true);
-                let started = Instant::now();
                 let result = transport.send(&job.message).await;
                 self.track(id, false);
                 tracing::debug!(
@@ -253,7 +261,15 @@ impl Worker {
                 job.transport
             ))),
         };
-        self.record(&job, result).await
+        let outcome = self.record(&job, result).await;
+        let name = match &outcome {
+            AttemptOutcome::Sent { .. } => "sent",
+            AttemptOutcome::Retrying { .. } => "retried",
+            AttemptOutcome::Failed { .. } => "failed",
+        };
+        self.metrics
+            .attempt(&job.message.tenant, &job.transport, name, started.elapsed());
+        outcome
     }
 
     fn track(&self, id: Uuid, active: bool) {
