@@ -31,7 +31,7 @@ SINK=$!
 
 export MAILBRIDGE_LISTEN="127.0.0.1:$HTTP_PORT"
 export MAILBRIDGE_DATABASE_URL="sqlite://$work/bench.db"
-export MAILBRIDGE_TRANSPORT="smtp://127.0.0.1:$SMTP_PORT?tls=none"
+export MAILBRIDGE_TRANSPORT="smtp://127.0.0.1:$SMTP_PORT?tls=none&max_connections=${SMTP_CONNECTIONS:-8}"
 export MAILBRIDGE_JWT_SECRET="bench-secret-0123456789abcdef-0123456789"
 export MAILBRIDGE_LOG="warn"
 export MAILBRIDGE_MAX_PENDING=100000000
