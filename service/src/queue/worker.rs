@@ -36,7 +36,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            concurrency: 64,
+            concurrency: 128,
             lease: Duration::from_secs(120),
             poll_interval: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(10),
@@ -183,8 +183,7 @@ impl Worker {
                 let slot = permits.split(1);
                 let worker = self.clone();
                 tasks.spawn(async move {
-                    let _slot = slot;
-                    worker.attempt(job).await;
+                    worker.attempt_in_slot(job, slot).await;
                 });
             }
         }
@@ -216,6 +215,17 @@ impl Worker {
 
     /// One delivery attempt of a claimed message, recorded in the store.
     pub async fn attempt(&self, job: ClaimedJob) -> AttemptOutcome {
+        self.attempt_in_slot(job, None).await
+    }
+
+    /// One attempt holding one of the worker's slots; the slot is given back
+    /// as soon as the transport answered, so that recording the outcome
+    /// (a grouped commit) does not hold up the next delivery.
+    async fn attempt_in_slot(
+        &self,
+        job: ClaimedJob,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> AttemptOutcome {
         let span = tracing::info_span!(
             "delivery",
             message_id = %job.message.id,
@@ -223,10 +233,14 @@ impl Worker {
             transport = %job.transport,
             attempt = job.attempt,
         );
-        self.attempt_inner(job).instrument(span).await
+        self.attempt_inner(job, slot).instrument(span).await
     }
 
-    async fn attempt_inner(&self, job: ClaimedJob) -> AttemptOutcome {
+    async fn attempt_inner(
+        &self,
+        job: ClaimedJob,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> AttemptOutcome {
         let id = job.message.id;
         if let Err(wait) = self.limits.check(&job.message.tenant, &job.transport) {
             let at = OffsetDateTime::now_utc() + wait;
@@ -261,6 +275,7 @@ impl Worker {
                 job.transport
             ))),
         };
+        drop(slot);
         let outcome = self.record(&job, result).await;
         let name = match &outcome {
             AttemptOutcome::Sent { .. } => "sent",
