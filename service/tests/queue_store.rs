@@ -222,3 +222,40 @@ async fn outcomes_listing_and_requeue() {
         Status::Queued
     );
 }
+
+#[tokio::test]
+async fn retention_drops_old_sent_bodies_but_keeps_their_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let now = OffsetDateTime::now_utc();
+    for _ in 0..2 {
+        store.enqueue(job("acme", None, now)).await.unwrap();
+    }
+    let claimed = store.claim(now, Duration::from_secs(60), 10).await.unwrap();
+    let old = claimed[0].message.id;
+    let failed = claimed[1].message.id;
+    store
+        .mark_sent(old, None, now - Duration::from_secs(8 * 24 * 3600))
+        .await
+        .unwrap();
+    store
+        .mark_failed(failed, "550 no", now - Duration::from_secs(8 * 24 * 3600))
+        .await
+        .unwrap();
+    let purged = store
+        .purge_sent_bodies(now - Duration::from_secs(7 * 24 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(purged, 1, "only the sent message loses its body");
+    assert_eq!(
+        store.get(old).await.unwrap().unwrap().status,
+        Status::Sent,
+        "the status row stays"
+    );
+    assert!(
+        store.requeue_failed(failed, now).await.unwrap(),
+        "a failed message keeps its body and can be retried"
+    );
+    assert!(store.delete(old).await.unwrap());
+    assert!(store.get(old).await.unwrap().is_none());
+}
