@@ -17,6 +17,7 @@
 //! - [`transport`]: the [`transport::Transport`] trait, DSN parsing, SMTP,
 //!   file and provider API transports.
 //! - [`oauth`]: OAuth2 token sources with caching (XOAUTH2, Graph).
+//! - [`telemetry`]: logs, OpenTelemetry traces, and the metrics of `/metrics`.
 
 pub mod api;
 pub mod auth;
@@ -39,7 +40,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use api::error::ApiError;
-use api::{AppState, MAX_BODY_BYTES, admin, health, messages};
+use api::{AppState, MAX_BODY_BYTES, admin, health, messages, metrics, openapi};
 
 /// The HTTP API as a router over `state`.
 pub fn app(state: AppState) -> Router {
@@ -53,6 +54,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/render", post(messages::render))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::openapi))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -66,7 +69,11 @@ pub fn app(state: AppState) -> Router {
                 &"a request handler panicked",
             ))
         }))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(telemetry::request::RequestSpan)
+                .on_response(telemetry::request::RecordStatus),
+        )
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
         ]))

@@ -18,6 +18,7 @@ use crate::queue::JobStore;
 use crate::queue::sqlite::SqliteStore;
 use crate::queue::worker::{Worker, WorkerConfig};
 use crate::render::Renderer;
+use crate::telemetry::Metrics;
 use crate::tenant::Tenants;
 use crate::transport::ratelimit::RateLimits;
 use crate::transport::{self, Dsn, Transports};
@@ -114,13 +115,15 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
     }
     let renderer = Arc::new(load_renderer(settings)?);
     let transports = build_transports(settings)?;
+    let metrics = Metrics::from_env()?;
     let worker = Worker::new(
         store.clone(),
         transports,
         settings.retry.clone(),
         WorkerConfig::default(),
     )
-    .with_limits(build_limits(settings)?);
+    .with_limits(build_limits(settings)?)
+    .with_metrics(metrics.clone());
     let state = AppState {
         store,
         renderer,
@@ -130,6 +133,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         wait_timeout: settings.wait_timeout,
         max_pending: settings.max_pending,
         accepting: Arc::new(AtomicBool::new(true)),
+        metrics,
     };
     Ok(Parts {
         state,
@@ -150,6 +154,13 @@ pub async fn serve(
         retention,
     } = parts;
     let purger = tokio::spawn(retention_task(state.store.clone(), retention));
+    let gauges = state.metrics.pushes_otlp().then(|| {
+        tokio::spawn(queue_gauges_task(
+            state.store.clone(),
+            state.metrics.clone(),
+        ))
+    });
+    let metrics = state.metrics.clone();
     let accepting = state.accepting.clone();
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
     let worker_task = tokio::spawn(worker.run(async move {
@@ -168,7 +179,11 @@ pub async fn serve(
         .context("HTTP server")?;
     let _ = stop_worker.send(());
     purger.abort();
+    if let Some(gauges) = gauges {
+        gauges.abort();
+    }
     worker_task.await.context("delivery worker")?;
+    metrics.shutdown();
     tracing::info!("stopped");
     Ok(())
 }
@@ -188,6 +203,18 @@ async fn retention_task(store: Arc<dyn JobStore>, retention: Duration) {
             Err(e) => {
                 tracing::warn!(error = %e, "could not apply retention; trying again in an hour")
             }
+        }
+    }
+}
+
+/// Refreshes the queue gauges for OTLP pushes, which come without a scrape.
+async fn queue_gauges_task(store: Arc<dyn JobStore>, metrics: Metrics) {
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        tick.tick().await;
+        match store.stats().await {
+            Ok(stats) => metrics.observe_queue(&stats, time::OffsetDateTime::now_utc()),
+            Err(e) => tracing::warn!(error = %e, "could not read the queue figures for metrics"),
         }
     }
 }

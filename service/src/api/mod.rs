@@ -5,6 +5,8 @@ pub mod compose;
 pub mod error;
 pub mod health;
 pub mod messages;
+pub mod metrics;
+pub mod openapi;
 pub mod request;
 
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use crate::auth::Verifier;
 use crate::queue::JobStore;
 use crate::queue::worker::Worker;
 use crate::render::Renderer;
+use crate::telemetry::Metrics;
 use crate::tenant::Tenants;
 
 /// Largest request body we accept.
@@ -39,4 +42,6 @@ pub struct AppState {
     pub max_pending: u64,
     /// False once shutdown began: `/readyz` answers 503.
     pub accepting: Arc<AtomicBool>,
+    /// Counters and gauges served at `/metrics`.
+    pub metrics: Metrics,
 }

@@ -23,9 +23,11 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    ClaimedJob, Enqueued, JobStore, ListFilter, MessageRecord, NewJob, Status, StoreError,
+    ClaimedJob, Enqueued, JobStore, ListFilter, MessageRecord, NewJob, QueueStats, Status,
+    StoreError,
 };
 
+mod stats;
 mod writer;
 
 use writer::{MAX_BATCH, Outcome, Write};
@@ -328,6 +330,10 @@ impl JobStore for SqliteStore {
                 .await
                 .context("deleting a message")?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn stats(&self) -> Result<QueueStats, StoreError> {
+        stats::read(&self.read).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::retry::{Decision, RetryPolicy};
 use super::{ClaimedJob, JobStore};
+use crate::telemetry::{self, Metrics};
 use crate::transport::ratelimit::RateLimits;
 use crate::transport::{Delivery, TransportError, Transports};
 
@@ -79,6 +80,7 @@ pub struct Worker {
     notify: Arc<Notify>,
     jitter: Jitter,
     in_flight: Arc<Mutex<HashSet<Uuid>>>,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Worker {
@@ -107,7 +109,14 @@ impl Worker {
             notify: Arc::new(Notify::new()),
             jitter: Arc::new(rand::random::<f64>),
             in_flight: Arc::new(Mutex::new(HashSet::new())),
+            metrics: Metrics::default(),
         }
+    }
+
+    /// Counts outcomes in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Holds back sending per transport and tenant.
@@ -216,7 +225,9 @@ impl Worker {
             tenant = %job.message.tenant,
             transport = %job.transport,
             attempt = job.attempt,
+            outcome = tracing::field::Empty,
         );
+        telemetry::handoff::continue_trace(&span, job.message.id);
         self.attempt_inner(job).instrument(span).await
     }
 
@@ -273,6 +284,7 @@ impl Worker {
     ) -> AttemptOutcome {
         let id = job.message.id;
         let now = OffsetDateTime::now_utc();
+        self.count(job, &result, now);
         let (outcome, stored) = match result {
             Ok(delivery) => {
                 tracing::info!(outcome = "sent", "delivered");
@@ -302,6 +314,11 @@ impl Worker {
                 );
                 match decision {
                     Decision::Retry { at } => {
+                        self.metrics.retried(
+                            &job.message.tenant,
+                            &job.transport,
+                            telemetry::classify::retry_class(&error),
+                        );
                         tracing::info!(outcome = "retrying", error = %error, next_attempt_at = %at, "transient failure");
                         let stored = self
                             .store
@@ -316,6 +333,8 @@ impl Worker {
                         )
                     }
                     Decision::Fail { reason } => {
+                        self.metrics
+                            .failed(&job.message.tenant, &job.transport, "expired");
                         let error = format!("{error}; {reason}");
                         tracing::warn!(outcome = "failed", error = %error, "giving up");
                         let stored = self.store.mark_failed(id, &error, now).await;
@@ -327,6 +346,37 @@ impl Worker {
         if let Err(e) = stored {
             tracing::warn!(error = %e, "could not record the outcome; the message will be attempted again when its lease expires");
         }
+        let name = match &outcome {
+            AttemptOutcome::Sent { .. } => "sent",
+            AttemptOutcome::Retrying { .. } => "retrying",
+            AttemptOutcome::Failed { .. } => "failed",
+        };
+        tracing::Span::current().record("outcome", name);
+        if name != "retrying" {
+            telemetry::handoff::forget(id);
+        }
         outcome
+    }
+
+    /// Counts one attempt's answer and what it means for the message.
+    fn count(
+        &self,
+        job: &ClaimedJob,
+        result: &Result<Delivery, TransportError>,
+        now: OffsetDateTime,
+    ) {
+        let (tenant, transport) = (job.message.tenant.as_str(), job.transport.as_str());
+        self.metrics
+            .reply_class(transport, telemetry::reply_class(result));
+        match result {
+            Ok(_) => {
+                let latency = (now - job.created_at).try_into().unwrap_or_default();
+                self.metrics.sent(tenant, transport, latency);
+            }
+            Err(TransportError::Permanent { .. }) => {
+                self.metrics.failed(tenant, transport, "permanent");
+            }
+            Err(_) => {}
+        }
     }
 }
