@@ -29,10 +29,8 @@ struct Handoffs {
 /// Turns the hand-off on or off (on while spans are exported).
 pub fn set_enabled(enabled: bool) {
     ENABLED.store(enabled, Ordering::Relaxed);
-    if !enabled {
-        if let Ok(mut waiting) = WAITING.lock() {
-            *waiting = Handoffs::default();
-        }
+    if !enabled && let Ok(mut waiting) = WAITING.lock() {
+        *waiting = Handoffs::default();
     }
 }
 

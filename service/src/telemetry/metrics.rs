@@ -203,10 +203,10 @@ impl Metrics {
 
     /// Pushes the last values (when pushing over OTLP) and stops.
     pub fn shutdown(&self) {
-        if self.inner.pushes_otlp {
-            if let Err(error) = self.inner.provider.shutdown() {
-                tracing::warn!(%error, "could not push the last metrics to the OTLP endpoint");
-            }
+        if self.inner.pushes_otlp
+            && let Err(error) = self.inner.provider.shutdown()
+        {
+            tracing::warn!(%error, "could not push the last metrics to the OTLP endpoint");
         }
     }
 }

@@ -52,7 +52,8 @@ pub struct RecordStatus;
 impl<B> OnResponse<B> for RecordStatus {
     fn on_response(self, response: &Response<B>, latency: Duration, span: &Span) {
         let status = response.status().as_u16();
-        span.record("http.response.status_code", status);
+        // As i64: OpenTelemetry has no unsigned integers (a u64 would become text).
+        span.record("http.response.status_code", i64::from(status));
         if response.status().is_server_error() {
             span.record("otel.status_code", "ERROR");
         }
