@@ -31,7 +31,7 @@ SINK=$!
 
 export MAILBRIDGE_LISTEN="127.0.0.1:$HTTP_PORT"
 export MAILBRIDGE_DATABASE_URL="sqlite://$work/bench.db"
-export MAILBRIDGE_TRANSPORT="smtp://127.0.0.1:$SMTP_PORT?tls=none"
+export MAILBRIDGE_TRANSPORT="smtp://127.0.0.1:$SMTP_PORT?tls=none&max_connections=${SMTP_CONNECTIONS:-8}"
 export MAILBRIDGE_JWT_SECRET="bench-secret-0123456789abcdef-0123456789"
 export MAILBRIDGE_LOG="warn"
 export MAILBRIDGE_MAX_PENDING=100000000
@@ -46,6 +46,8 @@ echo "== accept: wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/post.lua "http://$MAILBRIDGE_LISTEN/v1/messages" | tee "$work/wrk.txt"
 
 count() { sqlite3 "file:$work/bench.db?mode=ro" "select count(*) from messages where status $1" 2>/dev/null || echo 0; }
+drain_start=$(date +%s.%N)
+sent_at_drain_start=$(count "= 'sent'")
 echo "== delivery: draining the backlog to smtp-sink"
 while :; do
   pending=$(count "not in ('sent','failed')")
@@ -56,9 +58,11 @@ end=$(date +%s.%N)
 sent=$(count "= 'sent'")
 failed=$(count "= 'failed'")
 peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$SVC/status")
-python3 - "$start" "$end" "$sent" "$failed" "$peak_kib" <<'PY'
+python3 - "$start" "$end" "$sent" "$failed" "$peak_kib" "$drain_start" "$sent_at_drain_start" <<'PY'
 import sys
 start, end, sent, failed, peak = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+drain_start, sent_before = float(sys.argv[6]), int(sys.argv[7])
 print(f"delivered {sent} messages ({failed} failed) in {end-start:.1f}s from the first accept: {sent/(end-start):.0f} messages/s")
+print(f"after the load stopped: {sent-sent_before} messages in {end-drain_start:.1f}s: {(sent-sent_before)/(end-drain_start):.0f} messages/s (delivery alone)")
 print(f"peak resident memory of the service: {peak/1024:.1f} MiB")
 PY

@@ -20,7 +20,7 @@ step "rustfmt" cargo fmt --all -- --check
 step "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "keycloak extension (maven)" mvn -B -ntp -f keycloak-extension/pom.xml verify
 step "rust tests" cargo test --workspace --locked --no-fail-fast
-step "docker compose config" bash scripts/check-compose.sh
+step "docker-compose.yml" bash scripts/check-compose.sh
 
 echo
 if [ ${#failed[@]} -gt 0 ]; then

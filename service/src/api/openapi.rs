@@ -124,9 +124,9 @@ fn paths() -> Value {
             }
         },
         "/v1/messages/{id}": {
-            "parameters": [id_parameter()],
             "get": {
                 "operationId": "getMessage",
+                "parameters": [id_parameter()],
                 "summary": "One message's status (no bodies)",
                 "responses": with_auth_errors(json!({
                     "200": answer("The status row.", "MessageRecord"),
@@ -135,6 +135,7 @@ fn paths() -> Value {
             },
             "delete": {
                 "operationId": "deleteMessage",
+                "parameters": [id_parameter()],
                 "summary": "Admin: delete a sent or failed message",
                 "responses": with_auth_errors(json!({
                     "204": {"description": "Deleted."},
@@ -144,9 +145,9 @@ fn paths() -> Value {
             }
         },
         "/v1/messages/{id}/retry": {
-            "parameters": [id_parameter()],
             "post": {
                 "operationId": "retryMessage",
+                "parameters": [id_parameter()],
                 "summary": "Admin: a failed message back to queued",
                 "responses": with_auth_errors(json!({
                     "200": answer("Queued again.", "Accepted"),

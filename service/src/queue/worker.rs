@@ -36,7 +36,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            concurrency: 64,
+            concurrency: 128,
             lease: Duration::from_secs(120),
             poll_interval: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(10),
@@ -109,19 +109,19 @@ impl Worker {
             notify: Arc::new(Notify::new()),
             jitter: Arc::new(rand::random::<f64>),
             in_flight: Arc::new(Mutex::new(HashSet::new())),
-            metrics: Metrics::default(),
+            metrics: Metrics::new(),
         }
-    }
-
-    /// Counts outcomes in `metrics`.
-    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        self.metrics = metrics;
-        self
     }
 
     /// Holds back sending per transport and tenant.
     pub fn with_limits(mut self, limits: RateLimits) -> Self {
         self.limits = Arc::new(limits);
+        self
+    }
+
+    /// Counts attempts into `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -140,19 +140,26 @@ impl Worker {
     /// finish within the grace bound and gives back what is still unfinished.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         let mut shutdown = std::pin::pin!(shutdown);
-        let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let concurrency = self.config.concurrency.max(1);
+        let slots = Arc::new(Semaphore::new(concurrency));
+        // Claim in batches (each claim is a commit): wait until half the slots are free.
+        let batch = (concurrency / 2).max(1) as u32;
         let mut tasks = JoinSet::new();
         loop {
             while tasks.try_join_next().is_some() {}
-            let permit = tokio::select! {
+            let mut permits = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+                permits = slots.clone().acquire_many_owned(batch) => match permits { Ok(p) => p, Err(_) => break },
             };
-            let free = slots.available_permits() + 1;
+            let extra = slots.available_permits() as u32;
+            if let Ok(more) = slots.clone().try_acquire_many_owned(extra) {
+                permits.merge(more);
+            }
+            let wanted = permits.num_permits() as u32;
             let jobs = match self
                 .store
-                .claim(OffsetDateTime::now_utc(), self.config.lease, free as u32)
+                .claim(OffsetDateTime::now_utc(), self.config.lease, wanted)
                 .await
             {
                 Ok(jobs) => jobs,
@@ -162,7 +169,7 @@ impl Worker {
                 }
             };
             if jobs.is_empty() {
-                drop(permit);
+                drop(permits);
                 tokio::select! {
                     biased;
                     () = &mut shutdown => break,
@@ -171,23 +178,12 @@ impl Worker {
                 }
                 continue;
             }
-            let mut permit = Some(permit);
             for job in jobs {
-                let Some(slot) = permit
-                    .take()
-                    .or_else(|| slots.clone().try_acquire_owned().ok())
-                else {
-                    // Cannot happen (we claimed no more than the free slots); release to be safe.
-                    let _ = self
-                        .store
-                        .release(job.message.id, OffsetDateTime::now_utc())
-                        .await;
-                    continue;
-                };
+                // Never more jobs than permits: the claim asked for exactly that many.
+                let slot = permits.split(1);
                 let worker = self.clone();
                 tasks.spawn(async move {
-                    let _slot = slot;
-                    worker.attempt(job).await;
+                    worker.attempt_in_slot(job, slot).await;
                 });
             }
         }
@@ -219,6 +215,17 @@ impl Worker {
 
     /// One delivery attempt of a claimed message, recorded in the store.
     pub async fn attempt(&self, job: ClaimedJob) -> AttemptOutcome {
+        self.attempt_in_slot(job, None).await
+    }
+
+    /// One attempt holding one of the worker's slots; the slot is given back
+    /// as soon as the transport answered, so that recording the outcome
+    /// (a grouped commit) does not hold up the next delivery.
+    async fn attempt_in_slot(
+        &self,
+        job: ClaimedJob,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> AttemptOutcome {
         let span = tracing::info_span!(
             "delivery",
             message_id = %job.message.id,
@@ -228,10 +235,14 @@ impl Worker {
             outcome = tracing::field::Empty,
         );
         telemetry::handoff::continue_trace(&span, job.message.id);
-        self.attempt_inner(job).instrument(span).await
+        self.attempt_inner(job, slot).instrument(span).await
     }
 
-    async fn attempt_inner(&self, job: ClaimedJob) -> AttemptOutcome {
+    async fn attempt_inner(
+        &self,
+        job: ClaimedJob,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> AttemptOutcome {
         let id = job.message.id;
         if let Err(wait) = self.limits.check(&job.message.tenant, &job.transport) {
             let at = OffsetDateTime::now_utc() + wait;
@@ -239,6 +250,8 @@ impl Worker {
                 wait_ms = wait.as_millis() as u64,
                 "rate limit reached; held back"
             );
+            self.metrics
+                .rate_limited(&job.message.tenant, &job.transport);
             if let Err(e) = self.store.release(id, at).await {
                 tracing::warn!(error = %e, "could not hold back a message; its lease will expire");
             }
@@ -247,10 +260,10 @@ impl Worker {
                 error: format!("rate limit reached; next attempt in {}ms", wait.as_millis()),
             };
         }
+        let started = Instant::now();
         let result = match self.transports.get(&job.transport) {
             Some(transport) => {
                 self.track(id, true);
-                let started = Instant::now();
                 let result = transport.send(&job.message).await;
                 self.track(id, false);
                 tracing::debug!(
@@ -264,7 +277,41 @@ impl Worker {
                 job.transport
             ))),
         };
-        self.record(&job, result).await
+        drop(slot);
+        self.metrics.attempted(&job.transport, started.elapsed());
+        let outcome = self.record(&job, result).await;
+        let name = match &outcome {
+            AttemptOutcome::Sent { .. } => "sent",
+            AttemptOutcome::Retrying { .. } => "retrying",
+            AttemptOutcome::Failed { .. } => "failed",
+        };
+        tracing::Span::current().record("outcome", name);
+        if name != "retrying" {
+            telemetry::handoff::forget(id);
+        }
+        outcome
+    }
+
+    /// Counts one attempt's answer and what it means for the message.
+    fn count(
+        &self,
+        job: &ClaimedJob,
+        result: &Result<Delivery, TransportError>,
+        now: OffsetDateTime,
+    ) {
+        let (tenant, transport) = (job.message.tenant.as_str(), job.transport.as_str());
+        self.metrics
+            .reply_class(transport, telemetry::reply_class(result));
+        match result {
+            Ok(_) => {
+                let latency = (now - job.created_at).try_into().unwrap_or_default();
+                self.metrics.sent(tenant, transport, latency);
+            }
+            Err(TransportError::Permanent { .. }) => {
+                self.metrics.failed(tenant, transport, "permanent");
+            }
+            Err(_) => {}
+        }
     }
 
     fn track(&self, id: Uuid, active: bool) {
@@ -346,37 +393,6 @@ impl Worker {
         if let Err(e) = stored {
             tracing::warn!(error = %e, "could not record the outcome; the message will be attempted again when its lease expires");
         }
-        let name = match &outcome {
-            AttemptOutcome::Sent { .. } => "sent",
-            AttemptOutcome::Retrying { .. } => "retrying",
-            AttemptOutcome::Failed { .. } => "failed",
-        };
-        tracing::Span::current().record("outcome", name);
-        if name != "retrying" {
-            telemetry::handoff::forget(id);
-        }
         outcome
-    }
-
-    /// Counts one attempt's answer and what it means for the message.
-    fn count(
-        &self,
-        job: &ClaimedJob,
-        result: &Result<Delivery, TransportError>,
-        now: OffsetDateTime,
-    ) {
-        let (tenant, transport) = (job.message.tenant.as_str(), job.transport.as_str());
-        self.metrics
-            .reply_class(transport, telemetry::reply_class(result));
-        match result {
-            Ok(_) => {
-                let latency = (now - job.created_at).try_into().unwrap_or_default();
-                self.metrics.sent(tenant, transport, latency);
-            }
-            Err(TransportError::Permanent { .. }) => {
-                self.metrics.failed(tenant, transport, "permanent");
-            }
-            Err(_) => {}
-        }
     }
 }

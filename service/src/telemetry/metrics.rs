@@ -23,9 +23,13 @@ use crate::queue::{QueueStats, Status};
 pub const MAX_TENANTS: usize = 100;
 /// The label of tenants beyond [`MAX_TENANTS`].
 pub const OTHER_TENANT: &str = "other";
-/// Bucket bounds of the delivery duration, in seconds: from a fast relay to a
-/// message retried for hours.
-const DURATION_BUCKETS: [f64; 14] = [
+/// Bucket bounds of one attempt, in seconds: a local relay to a slow API.
+const ATTEMPT_BUCKETS: [f64; 12] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Bucket bounds from acceptance to delivery, in seconds: from a fast relay
+/// to a message retried for hours.
+const LATENCY_BUCKETS: [f64; 14] = [
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0,
 ];
 
@@ -51,7 +55,9 @@ struct Inner {
     failed: Counter<u64>,
     replies: Counter<u64>,
     token_refreshes: Counter<u64>,
+    rate_limited: Counter<u64>,
     duration: Histogram<f64>,
+    latency: Histogram<f64>,
     depth: Gauge<u64>,
     oldest_age: Gauge<f64>,
 }
@@ -131,10 +137,26 @@ impl Metrics {
             KeyValue::new("transport", transport.to_owned()),
         ];
         inner.sent.add(1, &attrs);
-        inner.duration.record(
+        inner.latency.record(
             latency.as_secs_f64(),
             &[KeyValue::new("transport", transport.to_owned())],
         );
+    }
+
+    /// One delivery attempt through `transport` took `took` (whatever came of it).
+    pub fn attempted(&self, transport: &str, took: Duration) {
+        let attrs = [KeyValue::new("transport", transport.to_owned())];
+        self.inner.duration.record(took.as_secs_f64(), &attrs);
+    }
+
+    /// A message was held back by a tenant's or transport's rate limit.
+    pub fn rate_limited(&self, tenant: &str, transport: &str) {
+        let inner = &self.inner;
+        let attrs = [
+            inner.tenant(tenant),
+            KeyValue::new("transport", transport.to_owned()),
+        ];
+        inner.rate_limited.add(1, &attrs);
     }
 
     /// An attempt failed and another is planned; `class` is `transient` or `auth`.
@@ -250,11 +272,21 @@ impl Inner {
                 "mailbridge.oauth.token_refreshes",
                 "OAuth2 access tokens fetched by transports.",
             ),
+            rate_limited: counter(
+                "mailbridge.rate_limited",
+                "Messages held back by a rate limit (not attempts).",
+            ),
             duration: meter
                 .f64_histogram("mailbridge.delivery.duration")
                 .with_unit("s")
+                .with_description("Time of one delivery attempt, whatever its outcome.")
+                .with_boundaries(ATTEMPT_BUCKETS.to_vec())
+                .build(),
+            latency: meter
+                .f64_histogram("mailbridge.time_to_delivery")
+                .with_unit("s")
                 .with_description("Time from acceptance to delivery of sent messages.")
-                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
                 .build(),
             depth: meter
                 .u64_gauge("mailbridge.queue.depth")

@@ -16,6 +16,8 @@ fn counters_and_histogram_in_prometheus_text() {
     metrics.accepted("acme");
     metrics.accepted("acme");
     metrics.sent("acme", "default", Duration::from_millis(300));
+    metrics.attempted("default", Duration::from_millis(40));
+    metrics.rate_limited("acme", "m365");
     metrics.retried("acme", "default", "transient");
     metrics.failed("acme", "m365", "permanent");
     metrics.reply_class("default", "2xx");
@@ -70,17 +72,26 @@ fn counters_and_histogram_in_prometheus_text() {
         Some(1.0),
         "{text}"
     );
-    // 0.3 s falls in the 0.5 s bucket, not in the 0.25 s one.
-    let bucket = |le: &str| {
+    assert_eq!(
         sample(
             &text,
-            &format!(
-                r#"mailbridge_delivery_duration_seconds_bucket{{transport="default",le="{le}"}}"#
-            ),
+            r#"mailbridge_rate_limited_total{tenant="acme",transport="m365"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    // 0.3 s from acceptance falls in the 0.5 s bucket, not in the 0.25 s one.
+    let bucket = |name: &str, le: &str| {
+        sample(
+            &text,
+            &format!(r#"mailbridge_{name}_seconds_bucket{{transport="default",le="{le}"}}"#),
         )
     };
-    assert_eq!(bucket("0.25"), Some(0.0), "{text}");
-    assert_eq!(bucket("0.5"), Some(1.0), "{text}");
+    assert_eq!(bucket("time_to_delivery", "0.25"), Some(0.0), "{text}");
+    assert_eq!(bucket("time_to_delivery", "0.5"), Some(1.0), "{text}");
+    // The 40 ms attempt falls in the 0.05 s bucket.
+    assert_eq!(bucket("delivery_duration", "0.025"), Some(0.0), "{text}");
+    assert_eq!(bucket("delivery_duration", "0.05"), Some(1.0), "{text}");
     assert!(
         text.contains("# TYPE mailbridge_delivery_duration_seconds histogram"),
         "{text}"
