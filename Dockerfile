@@ -1,5 +1,11 @@
-# mailbridge service image: build with the Rust toolchain, run on a small
-# Debian base as an unprivileged user.
+# mailbridge service image: built with the Rust toolchain, run on a small
+# Debian base as an unprivileged user (uid 10001), with only the binary, the
+# shipped templates and CA certificates.
+#
+#   docker build -t mailbridge .
+#   docker run -p 8090:8090 -v mailbridge:/var/lib/mailbridge -e MAILBRIDGE_JWT_SECRET=... mailbridge
+#
+# Settings are the MAILBRIDGE_* and OTEL_* variables (docs/operations.md).
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -19,7 +25,10 @@ WORKDIR /var/lib/mailbridge
 ENV MAILBRIDGE_LISTEN=0.0.0.0:8090 \
     MAILBRIDGE_DATABASE_URL=sqlite:///var/lib/mailbridge/data/mailbridge.db \
     MAILBRIDGE_TEMPLATES=/usr/share/mailbridge/templates
+# The queue lives here: keep it on a volume, or accepted mail is lost with the container.
 VOLUME /var/lib/mailbridge
 EXPOSE 8090
+# No HEALTHCHECK: the image has no HTTP client; probe GET /readyz from outside.
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["mailbridge"]
 CMD ["serve"]

@@ -34,7 +34,7 @@ impl InvalidField {
 }
 
 /// An email address with an optional display name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Mailbox {
     /// The address, `local@domain`.
     pub email: String,

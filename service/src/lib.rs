@@ -16,14 +16,13 @@
 //!   policy and the delivery worker.
 //! - [`transport`]: the [`transport::Transport`] trait, DSN parsing, SMTP,
 //!   file and provider API transports.
-//! - [`metrics`]: Prometheus counters, histograms and queue gauges.
 //! - [`oauth`]: OAuth2 token sources with caching (XOAUTH2, Graph).
+//! - [`telemetry`]: logs, OpenTelemetry traces, and the metrics of `/metrics`.
 
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod email;
-pub mod metrics;
 pub mod oauth;
 pub mod queue;
 pub mod render;
@@ -41,7 +40,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use api::error::ApiError;
-use api::{AppState, MAX_BODY_BYTES, admin, health, messages};
+use api::{AppState, MAX_BODY_BYTES, admin, health, messages, metrics, openapi};
 
 /// The HTTP API as a router over `state`.
 pub fn app(state: AppState) -> Router {
@@ -55,8 +54,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/render", post(messages::render))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(api::openapi::document))
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::openapi))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -70,7 +69,11 @@ pub fn app(state: AppState) -> Router {
                 &"a request handler panicked",
             ))
         }))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(telemetry::request::RequestSpan)
+                .on_response(telemetry::request::RecordStatus),
+        )
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
         ]))

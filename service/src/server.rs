@@ -18,6 +18,7 @@ use crate::queue::JobStore;
 use crate::queue::sqlite::SqliteStore;
 use crate::queue::worker::{Worker, WorkerConfig};
 use crate::render::Renderer;
+use crate::telemetry::Metrics;
 use crate::tenant::Tenants;
 use crate::transport::ratelimit::RateLimits;
 use crate::transport::{self, Dsn, Transports};
@@ -105,7 +106,6 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
             .await
             .with_context(|| format!("opening the queue store {}", settings.database_url))?,
     );
-    let metrics = crate::metrics::Metrics::new();
     let recovered = store.recover_interrupted().await?;
     if recovered > 0 {
         tracing::warn!(
@@ -115,6 +115,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
     }
     let renderer = Arc::new(load_renderer(settings)?);
     let transports = build_transports(settings)?;
+    let metrics = Metrics::from_env()?;
     let worker = Worker::new(
         store.clone(),
         transports,
@@ -131,8 +132,8 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         tenants: Arc::new(Tenants::from_settings(settings)),
         wait_timeout: settings.wait_timeout,
         max_pending: settings.max_pending,
-        metrics,
         accepting: Arc::new(AtomicBool::new(true)),
+        metrics,
     };
     Ok(Parts {
         state,
@@ -153,6 +154,13 @@ pub async fn serve(
         retention,
     } = parts;
     let purger = tokio::spawn(retention_task(state.store.clone(), retention));
+    let gauges = state.metrics.pushes_otlp().then(|| {
+        tokio::spawn(queue_gauges_task(
+            state.store.clone(),
+            state.metrics.clone(),
+        ))
+    });
+    let metrics = state.metrics.clone();
     let accepting = state.accepting.clone();
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
     let worker_task = tokio::spawn(worker.run(async move {
@@ -171,7 +179,11 @@ pub async fn serve(
         .context("HTTP server")?;
     let _ = stop_worker.send(());
     purger.abort();
+    if let Some(gauges) = gauges {
+        gauges.abort();
+    }
     worker_task.await.context("delivery worker")?;
+    metrics.shutdown();
     tracing::info!("stopped");
     Ok(())
 }
@@ -191,6 +203,18 @@ async fn retention_task(store: Arc<dyn JobStore>, retention: Duration) {
             Err(e) => {
                 tracing::warn!(error = %e, "could not apply retention; trying again in an hour")
             }
+        }
+    }
+}
+
+/// Refreshes the queue gauges for OTLP pushes, which come without a scrape.
+async fn queue_gauges_task(store: Arc<dyn JobStore>, metrics: Metrics) {
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        tick.tick().await;
+        match store.stats().await {
+            Ok(stats) => metrics.observe_queue(&stats, time::OffsetDateTime::now_utc()),
+            Err(e) => tracing::warn!(error = %e, "could not read the queue figures for metrics"),
         }
     }
 }

@@ -37,7 +37,7 @@ async fn metrics_count_accepted_and_sent_messages() {
     for line in [
         "mailbridge_messages_accepted_total{tenant=\"acme\"} 1",
         "mailbridge_messages_sent_total{tenant=\"acme\",transport=\"default\"} 1",
-        "mailbridge_queue_depth{status=\"sent\"} 1",
+        "mailbridge_queue_depth{status=\"failed\"} 0",
         "mailbridge_queue_depth{status=\"queued\"} 0",
         "mailbridge_delivery_duration_seconds_count{transport=\"default\"} 1",
     ] {

@@ -29,7 +29,8 @@ pub struct ListQuery {
 }
 
 /// A page of status rows.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = MessagePage)]
 pub struct Page {
     /// The rows, newest first.
     pub messages: Vec<MessageRecord>,

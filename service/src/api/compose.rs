@@ -9,7 +9,8 @@ use crate::email::{Mailbox, OutgoingMessage, make_message_id};
 use crate::render::{RenderError, RenderRequest, Renderer};
 
 /// The content of a message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = RenderedContent)]
 pub struct Content {
     /// The subject line.
     pub subject: String,

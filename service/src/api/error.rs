@@ -19,8 +19,9 @@ pub struct ApiError {
     pub retry_after: Option<Duration>,
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// The body of every error answer (RFC 9457).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Problem<'a> {
     #[serde(rename = "type")]
     kind: String,
     title: &'a str,

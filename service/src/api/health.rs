@@ -14,19 +14,6 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /metrics`: Prometheus text.
-pub async fn metrics(State(state): State<AppState>) -> Result<axum::response::Response, ApiError> {
-    let gauges = state.store.gauges(time::OffsetDateTime::now_utc()).await?;
-    let body = state.metrics.render(&gauges);
-    Ok(axum::response::IntoResponse::into_response((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )))
-}
-
 /// `GET /readyz`: 200 when the store answers, 503 otherwise or while shutting down.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if !state.accepting.load(Ordering::SeqCst) {

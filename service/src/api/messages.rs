@@ -15,6 +15,7 @@ use super::request::{MessageRequest, check_idempotency_key};
 use crate::auth::Caller;
 use crate::queue::worker::AttemptOutcome;
 use crate::queue::{ClaimedJob, Enqueued, MessageRecord, NewJob, Status};
+use crate::telemetry;
 
 /// JSON in, with every rejection as problem+json.
 #[derive(FromRequest)]
@@ -30,7 +31,7 @@ pub struct SendQuery {
 }
 
 /// The answer to `POST /v1/messages`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Accepted {
     /// Our id of the message.
     pub id: Uuid,
@@ -48,6 +49,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     req.validate()?;
     let tenant = caller.tenant_for(req.tenant.as_deref())?;
+    telemetry::request::record_tenant(&tenant);
     req.idempotency_key = idempotency_key(&headers, req.idempotency_key.take())?;
     let route = state.tenants.route(&tenant);
     let from = route
@@ -84,11 +86,13 @@ pub async fn create(
                 .get(first)
                 .await?
                 .map_or(Status::Queued, |r| r.status);
+            telemetry::request::record_message(first);
+            telemetry::request::record_outcome("duplicate");
             tracing::info!(message_id = %first, %tenant, "idempotent repeat; nothing queued");
             Ok((StatusCode::OK, Json(Accepted { id: first, status })).into_response())
         }
         Enqueued::Created(id) if query.wait => {
-            state.metrics.accepted(&tenant);
+            accepted(&state, &tenant, id);
             let claimed = ClaimedJob {
                 message,
                 transport: route.transport,
@@ -98,8 +102,9 @@ pub async fn create(
             deliver_now(&state, id, claimed).await
         }
         Enqueued::Created(id) => {
+            accepted(&state, &tenant, id);
+            telemetry::request::record_outcome("queued");
             tracing::info!(message_id = %id, %tenant, "accepted");
-            state.metrics.accepted(&tenant);
             state.worker.notifier().notify_one();
             Ok((
                 StatusCode::ACCEPTED,
@@ -113,9 +118,22 @@ pub async fn create(
     }
 }
 
+/// Counts an accepted message and hands its trace on to its delivery.
+fn accepted(state: &AppState, tenant: &str, id: Uuid) {
+    state.metrics.accepted(tenant);
+    telemetry::request::record_message(id);
+    telemetry::handoff::remember(id);
+}
+
 /// `?wait=true`: one attempt inline, bounded by the wait timeout.
 async fn deliver_now(state: &AppState, id: Uuid, job: ClaimedJob) -> Result<Response, ApiError> {
     let outcome = tokio::time::timeout(state.wait_timeout, state.worker.attempt(job)).await;
+    telemetry::request::record_outcome(match &outcome {
+        Ok(AttemptOutcome::Sent { .. }) => "sent",
+        Ok(AttemptOutcome::Retrying { .. }) => "retrying",
+        Ok(AttemptOutcome::Failed { .. }) => "failed",
+        Err(_) => "timeout",
+    });
     match outcome {
         Ok(AttemptOutcome::Sent { .. }) => Ok((
             StatusCode::OK,

@@ -5,6 +5,7 @@ pub mod compose;
 pub mod error;
 pub mod health;
 pub mod messages;
+pub mod metrics;
 pub mod openapi;
 pub mod request;
 
@@ -16,6 +17,7 @@ use crate::auth::Verifier;
 use crate::queue::JobStore;
 use crate::queue::worker::Worker;
 use crate::render::Renderer;
+use crate::telemetry::Metrics;
 use crate::tenant::Tenants;
 
 /// Largest request body we accept.
@@ -38,8 +40,8 @@ pub struct AppState {
     pub wait_timeout: Duration,
     /// Most unsent messages per tenant before 429.
     pub max_pending: u64,
-    /// Counters and histograms for `/metrics`.
-    pub metrics: crate::metrics::Metrics,
     /// False once shutdown began: `/readyz` answers 503.
     pub accepting: Arc<AtomicBool>,
+    /// Counters and gauges served at `/metrics`.
+    pub metrics: Metrics,
 }

@@ -1,113 +1,192 @@
-//! `GET /openapi.json`: the OpenAPI 3.1 description of this API.
+//! `GET /openapi.json`: the OpenAPI 3.1 document of this API.
+//!
+//! Schemas are derived from the very types the handlers read and write
+//! (`utoipa::ToSchema`), so they cannot drift; the paths are written out
+//! here, and a test checks them against the routes the router serves.
+
+use std::sync::LazyLock;
 
 use axum::Json;
 use serde_json::{Value, json};
+use utoipa::OpenApi;
 
-/// The document, built once per call (it is small and rarely fetched).
-pub async fn document() -> Json<Value> {
-    Json(spec())
+use super::admin::Page;
+use super::compose::Content;
+use super::error::Problem;
+use super::messages::Accepted;
+use super::request::MessageRequest;
+use crate::email::Mailbox;
+use crate::queue::{MessageRecord, Status};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "mailbridge",
+        description = "Durable, retrying email delivery for Keycloak. Every endpoint under /v1 takes \
+                       `Authorization: Bearer <JWT>` (HS256, aud `mailbridge`); errors are \
+                       application/problem+json (RFC 9457)."
+    ),
+    components(schemas(
+        MessageRequest,
+        Mailbox,
+        Accepted,
+        MessageRecord,
+        Status,
+        Page,
+        Content,
+        Problem
+    ))
+)]
+struct Schemas;
+
+static DOCUMENT: LazyLock<Value> = LazyLock::new(document);
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> Json<Value> {
+    Json(DOCUMENT.clone())
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut doc = serde_json::to_value(Schemas::openapi()).unwrap_or_else(|_| json!({}));
+    doc["openapi"] = json!("3.1.0");
+    doc["paths"] = paths();
+    doc["security"] = json!([{"bearer": []}]);
+    doc["components"]["securitySchemes"] = json!({
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    });
+    doc
+}
+
+fn schema(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn body(name: &str) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": schema(name)}}})
+}
+
+fn answer(description: &str, name: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema(name)}}})
 }
 
 fn problem(description: &str) -> Value {
-    json!({"description": description, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+    json!({"description": description, "content": {"application/problem+json": {"schema": schema("Problem")}}})
 }
 
-fn ok(description: &str, schema: &str) -> Value {
-    json!({"description": description, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
-}
-
-fn id_param() -> Value {
+fn id_parameter() -> Value {
     json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}})
 }
 
-/// The OpenAPI document.
-pub fn spec() -> Value {
-    let message_body = json!({"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MessageRequest"}}}});
+/// Answers shared by every authenticated endpoint.
+fn with_auth_errors(mut responses: Value) -> Value {
+    responses["401"] = problem("No valid token.");
+    responses["403"] = problem("The token does not allow this (tenant or admin scope).");
+    responses
+}
+
+fn paths() -> Value {
     json!({
-        "openapi": "3.1.0",
-        "info": {"title": "mailbridge", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Durable, retrying email delivery for Keycloak."},
-        "security": [{"bearer": []}],
-        "paths": {
-            "/v1/messages": {
-                "post": {
-                    "summary": "Queue one email",
-                    "parameters": [
-                        {"name": "wait", "in": "query", "schema": {"type": "boolean"}, "description": "Deliver before answering."},
-                        {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255}}
-                    ],
-                    "requestBody": message_body,
-                    "responses": {
-                        "200": ok("Sent (with wait=true), or the first message of a repeated idempotency key", "Accepted"),
-                        "202": ok("Durably queued", "Accepted"),
-                        "400": problem("Malformed request"), "401": problem("No valid token"),
-                        "403": problem("Tenant or sender not allowed"), "413": problem("Body over 1 MiB"),
-                        "422": problem("Nothing to send"), "429": problem("The tenant's queue is full"),
-                        "502": problem("wait=true: the transport failed; detail carries its error"),
-                        "504": problem("wait=true: not delivered in time; it stays queued")
-                    }
-                },
-                "get": {
-                    "summary": "List messages (admin)",
-                    "parameters": [
-                        {"name": "status", "in": "query", "schema": {"$ref": "#/components/schemas/Status"}},
-                        {"name": "tenant", "in": "query", "schema": {"type": "string"}},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-                        {"name": "before", "in": "query", "schema": {"type": "string", "format": "uuid"}}
-                    ],
-                    "responses": {"200": ok("A page, newest first", "Page"), "403": problem("Not an admin")}
-                }
+        "/v1/messages": {
+            "post": {
+                "operationId": "sendMessage",
+                "summary": "Queue one email (202 once it is durably stored)",
+                "parameters": [
+                    {"name": "wait", "in": "query", "schema": {"type": "boolean"},
+                     "description": "Deliver before answering (bounded by MAILBRIDGE_WAIT_TIMEOUT)."},
+                    {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255}}
+                ],
+                "requestBody": body("MessageRequest"),
+                "responses": with_auth_errors(json!({
+                    "202": answer("Queued.", "Accepted"),
+                    "200": answer("Delivered (`?wait=true`), or a repeated idempotency key: the first message.", "Accepted"),
+                    "400": problem("Invalid field."),
+                    "413": problem("Body over 1 MiB."),
+                    "422": problem("Nothing to send (unknown template and no content)."),
+                    "429": problem("The tenant's queue is over its bound; see Retry-After."),
+                    "502": problem("`?wait=true`: the transport refused; detail carries its error."),
+                    "504": problem("`?wait=true`: not delivered in time; the message stays queued.")
+                }))
             },
-            "/v1/messages/{id}": {
-                "get": {"summary": "A message's status", "parameters": [id_param()],
-                        "responses": {"200": ok("The status row (no bodies)", "MessageRecord"), "404": problem("No such message")}},
-                "delete": {"summary": "Delete a sent or failed message (admin)", "parameters": [id_param()],
-                           "responses": {"204": {"description": "Deleted"}, "404": problem("No such message"), "409": problem("Not sent or failed")}}
-            },
-            "/v1/messages/{id}/retry": {
-                "post": {"summary": "Queue a failed message again (admin)", "parameters": [id_param()],
-                         "responses": {"200": ok("Queued again", "Accepted"), "404": problem("No such message"), "409": problem("Not failed")}}
-            },
-            "/v1/render": {
-                "post": {"summary": "Render without sending", "requestBody": message_body,
-                         "responses": {"200": ok("The rendered content", "Rendered"), "422": problem("Nothing to render")}}
-            },
-            "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "Running"}}}},
-            "/readyz": {"get": {"summary": "Readiness", "security": [], "responses": {"200": {"description": "Ready"}, "503": problem("Store down or shutting down")}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "Prometheus text", "content": {"text/plain": {}}}}}},
-            "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}}
-        },
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                "description": "HS256, aud=mailbridge, exp at most 10 minutes ahead, optional tenant and scope=mailbridge:admin"}},
-            "schemas": {
-                "Mailbox": {"type": "object", "required": ["email"], "properties": {"email": {"type": "string", "format": "email"}, "name": {"type": "string"}}},
-                "Status": {"type": "string", "enum": ["queued", "sending", "sent", "retrying", "failed"]},
-                "MessageRequest": {"type": "object", "required": ["to"], "properties": {
-                    "tenant": {"type": "string"},
-                    "to": {"type": "array", "minItems": 1, "maxItems": 50, "items": {"$ref": "#/components/schemas/Mailbox"}},
-                    "cc": {"type": "array", "items": {"$ref": "#/components/schemas/Mailbox"}},
-                    "bcc": {"type": "array", "items": {"$ref": "#/components/schemas/Mailbox"}},
-                    "from": {"$ref": "#/components/schemas/Mailbox"}, "reply_to": {"$ref": "#/components/schemas/Mailbox"},
-                    "envelope_from": {"type": "string"},
-                    "subject": {"type": "string"}, "text": {"type": "string"}, "html": {"type": "string"},
-                    "template": {"type": "string"}, "locale": {"type": "string"}, "data": {"type": "object"},
-                    "idempotency_key": {"type": "string", "maxLength": 255},
-                    "tags": {"type": "array", "maxItems": 10, "items": {"type": "string"}},
-                    "metadata": {"type": "object", "additionalProperties": {"type": "string"}}
-                }},
-                "Accepted": {"type": "object", "required": ["id", "status"], "properties": {"id": {"type": "string", "format": "uuid"}, "status": {"$ref": "#/components/schemas/Status"}}},
-                "Rendered": {"type": "object", "properties": {"subject": {"type": "string"}, "text": {"type": "string"}, "html": {"type": "string"}}},
-                "MessageRecord": {"type": "object", "properties": {
-                    "id": {"type": "string", "format": "uuid"}, "tenant": {"type": "string"}, "status": {"$ref": "#/components/schemas/Status"},
-                    "attempts": {"type": "integer"}, "last_error": {"type": ["string", "null"]}, "transport": {"type": "string"},
-                    "provider_message_id": {"type": ["string", "null"]}, "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
-                    "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
-                    "sent_at": {"type": ["string", "null"], "format": "date-time"}
-                }},
-                "Page": {"type": "object", "properties": {"messages": {"type": "array", "items": {"$ref": "#/components/schemas/MessageRecord"}}, "next": {"type": ["string", "null"], "format": "uuid"}}},
-                "Problem": {"type": "object", "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}}}
+            "get": {
+                "operationId": "listMessages",
+                "summary": "Admin: a page of status rows, newest first",
+                "parameters": [
+                    {"name": "status", "in": "query", "schema": schema("Status")},
+                    {"name": "tenant", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                    {"name": "before", "in": "query", "schema": {"type": "string", "format": "uuid"}}
+                ],
+                "responses": with_auth_errors(json!({
+                    "200": answer("A page.", "MessagePage"),
+                    "400": problem("Unknown status.")
+                }))
             }
-        }
+        },
+        "/v1/messages/{id}": {
+            "get": {
+                "operationId": "getMessage",
+                "parameters": [id_parameter()],
+                "summary": "One message's status (no bodies)",
+                "responses": with_auth_errors(json!({
+                    "200": answer("The status row.", "MessageRecord"),
+                    "404": problem("No such message, or not the caller's tenant's.")
+                }))
+            },
+            "delete": {
+                "operationId": "deleteMessage",
+                "parameters": [id_parameter()],
+                "summary": "Admin: delete a sent or failed message",
+                "responses": with_auth_errors(json!({
+                    "204": {"description": "Deleted."},
+                    "404": problem("No such message."),
+                    "409": problem("The message is still queued, sending or retrying.")
+                }))
+            }
+        },
+        "/v1/messages/{id}/retry": {
+            "post": {
+                "operationId": "retryMessage",
+                "parameters": [id_parameter()],
+                "summary": "Admin: a failed message back to queued",
+                "responses": with_auth_errors(json!({
+                    "200": answer("Queued again.", "Accepted"),
+                    "404": problem("No such message."),
+                    "409": problem("The message is not failed.")
+                }))
+            }
+        },
+        "/v1/render": {
+            "post": {
+                "operationId": "render",
+                "summary": "Render a message's content without sending it",
+                "requestBody": body("MessageRequest"),
+                "responses": with_auth_errors(json!({
+                    "200": answer("The rendered content.", "RenderedContent"),
+                    "400": problem("Invalid field."),
+                    "422": problem("Nothing to render.")
+                }))
+            }
+        },
+        "/healthz": {"get": open("health", "200 while the process runs.", "text")},
+        "/readyz": {"get": open("ready", "200 when the store answers and the service accepts, else 503.", "text")},
+        "/metrics": {"get": open("metrics", "Prometheus text: metrics prefixed mailbridge_.", "prometheus")},
+        "/openapi.json": {"get": open("openapi", "This document.", "json")}
     })
+}
+
+/// An endpoint without a token.
+fn open(operation: &str, summary: &str, kind: &str) -> Value {
+    let content = match kind {
+        "prometheus" => json!({"text/plain": {"schema": {"type": "string"}}}),
+        "json" => json!({"application/json": {"schema": {"type": "object"}}}),
+        _ => json!({"application/json": {"schema": {
+            "type": "object", "properties": {"status": {"type": "string"}}
+        }}}),
+    };
+    let mut responses = json!({"200": {"description": summary, "content": content}});
+    if operation == "ready" {
+        responses["503"] = problem("Not ready: the store does not answer, or shutting down.");
+    }
+    json!({"operationId": operation, "summary": summary, "security": [], "responses": responses})
 }

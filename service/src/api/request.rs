@@ -13,8 +13,8 @@ const MAX_METADATA: usize = 20;
 /// Longest idempotency key, tag or metadata entry, in bytes.
 const MAX_SHORT_TEXT: usize = 255;
 
-/// A request to queue (or render) one email, as DESIGN.md's API describes it.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A request to queue (or render) one email.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct MessageRequest {
     /// The tenant; must match the token's unless the caller is admin.
     pub tenant: Option<String>,

@@ -44,7 +44,8 @@ fn install_crypto() {
 
 async fn serve(insecure_no_auth: bool) -> anyhow::Result<ExitCode> {
     let settings = config::from_env()?;
-    telemetry::init(&settings.log)?;
+    // Held until the server stops: dropping it flushes the last spans.
+    let _telemetry = telemetry::init(&settings.log)?;
     let auth = if insecure_no_auth {
         server::AuthMode::InsecureNoAuth
     } else {

@@ -15,7 +15,7 @@ pub mod sqlite;
 pub mod worker;
 
 /// Where a message stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Accepted and waiting for its first attempt.
@@ -96,7 +96,7 @@ pub struct ClaimedJob {
 }
 
 /// The status row of a message, as the API shows it (no bodies).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessageRecord {
     /// Our id.
     pub id: Uuid,
@@ -137,6 +137,21 @@ pub struct ListFilter {
     pub limit: u32,
     /// Only rows created before this one's id (for paging), if given.
     pub before: Option<Uuid>,
+}
+
+/// How many messages wait in each unfinished status, and since when (for metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Messages `queued`.
+    pub queued: u64,
+    /// Messages `sending` (claimed, under a lease).
+    pub sending: u64,
+    /// Messages `retrying`.
+    pub retrying: u64,
+    /// Messages `failed` (the dead-letter state).
+    pub failed: u64,
+    /// Accept time of the oldest message not yet sent or failed.
+    pub oldest_unsent: Option<OffsetDateTime>,
 }
 
 /// A store failure (I/O, corruption, pool closed). Internal: never shown to callers.
@@ -210,8 +225,8 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// Deletes a `sent` or `failed` message; false if it is not one.
     async fn delete(&self, id: Uuid) -> Result<bool, StoreError>;
 
-    /// Queue depth by status and the age of the oldest waiting message, for `/metrics`.
-    async fn gauges(&self, now: OffsetDateTime) -> Result<crate::metrics::QueueGauges, StoreError>;
+    /// Counts per unfinished status and the oldest unsent message (for `/metrics`).
+    async fn stats(&self) -> Result<QueueStats, StoreError>;
 
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -23,9 +23,11 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    ClaimedJob, Enqueued, JobStore, ListFilter, MessageRecord, NewJob, Status, StoreError,
+    ClaimedJob, Enqueued, JobStore, ListFilter, MessageRecord, NewJob, QueueStats, Status,
+    StoreError,
 };
 
+mod stats;
 mod writer;
 
 use writer::{MAX_BATCH, Outcome, Write};
@@ -330,32 +332,8 @@ impl JobStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn gauges(&self, now: OffsetDateTime) -> Result<crate::metrics::QueueGauges, StoreError> {
-        let rows = sqlx::query("SELECT status, count(*) AS n FROM messages GROUP BY status")
-            .fetch_all(&self.read)
-            .await
-            .context("counting messages by status")?;
-        let depth = rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get::<String, _>("status"),
-                    u64::try_from(r.get::<i64, _>("n")).unwrap_or_default(),
-                )
-            })
-            .collect();
-        let oldest: Option<i64> = sqlx::query_scalar(
-            "SELECT min(created_at) FROM messages WHERE status IN ('queued', 'retrying')",
-        )
-        .fetch_one(&self.read)
-        .await
-        .context("finding the oldest waiting message")?;
-        let oldest_waiting_seconds =
-            oldest.map_or(0.0, |ms_at| ((ms(now) - ms_at).max(0) as f64) / 1000.0);
-        Ok(crate::metrics::QueueGauges {
-            depth,
-            oldest_waiting_seconds,
-        })
+    async fn stats(&self) -> Result<QueueStats, StoreError> {
+        stats::read(&self.read).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

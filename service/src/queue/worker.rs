@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::retry::{Decision, RetryPolicy};
 use super::{ClaimedJob, JobStore};
-use crate::metrics::Metrics;
+use crate::telemetry::{self, Metrics};
 use crate::transport::ratelimit::RateLimits;
 use crate::transport::{Delivery, TransportError, Transports};
 
@@ -232,7 +232,9 @@ impl Worker {
             tenant = %job.message.tenant,
             transport = %job.transport,
             attempt = job.attempt,
+            outcome = tracing::field::Empty,
         );
+        telemetry::handoff::continue_trace(&span, job.message.id);
         self.attempt_inner(job, slot).instrument(span).await
     }
 
@@ -276,15 +278,40 @@ impl Worker {
             ))),
         };
         drop(slot);
+        self.metrics.attempted(&job.transport, started.elapsed());
         let outcome = self.record(&job, result).await;
         let name = match &outcome {
             AttemptOutcome::Sent { .. } => "sent",
-            AttemptOutcome::Retrying { .. } => "retried",
+            AttemptOutcome::Retrying { .. } => "retrying",
             AttemptOutcome::Failed { .. } => "failed",
         };
-        self.metrics
-            .attempt(&job.message.tenant, &job.transport, name, started.elapsed());
+        tracing::Span::current().record("outcome", name);
+        if name != "retrying" {
+            telemetry::handoff::forget(id);
+        }
         outcome
+    }
+
+    /// Counts one attempt's answer and what it means for the message.
+    fn count(
+        &self,
+        job: &ClaimedJob,
+        result: &Result<Delivery, TransportError>,
+        now: OffsetDateTime,
+    ) {
+        let (tenant, transport) = (job.message.tenant.as_str(), job.transport.as_str());
+        self.metrics
+            .reply_class(transport, telemetry::reply_class(result));
+        match result {
+            Ok(_) => {
+                let latency = (now - job.created_at).try_into().unwrap_or_default();
+                self.metrics.sent(tenant, transport, latency);
+            }
+            Err(TransportError::Permanent { .. }) => {
+                self.metrics.failed(tenant, transport, "permanent");
+            }
+            Err(_) => {}
+        }
     }
 
     fn track(&self, id: Uuid, active: bool) {
@@ -304,6 +331,7 @@ impl Worker {
     ) -> AttemptOutcome {
         let id = job.message.id;
         let now = OffsetDateTime::now_utc();
+        self.count(job, &result, now);
         let (outcome, stored) = match result {
             Ok(delivery) => {
                 tracing::info!(outcome = "sent", "delivered");
@@ -333,6 +361,11 @@ impl Worker {
                 );
                 match decision {
                     Decision::Retry { at } => {
+                        self.metrics.retried(
+                            &job.message.tenant,
+                            &job.transport,
+                            telemetry::classify::retry_class(&error),
+                        );
                         tracing::info!(outcome = "retrying", error = %error, next_attempt_at = %at, "transient failure");
                         let stored = self
                             .store
@@ -347,6 +380,8 @@ impl Worker {
                         )
                     }
                     Decision::Fail { reason } => {
+                        self.metrics
+                            .failed(&job.message.tenant, &job.transport, "expired");
                         let error = format!("{error}; {reason}");
                         tracing::warn!(outcome = "failed", error = %error, "giving up");
                         let stored = self.store.mark_failed(id, &error, now).await;

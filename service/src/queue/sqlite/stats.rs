@@ -1,0 +1,43 @@
+//! The figures behind the queue gauges of `/metrics`.
+
+use anyhow::Context as _;
+use sqlx::{Row as _, SqlitePool};
+
+use super::from_ms;
+use crate::queue::{QueueStats, Status, StoreError};
+
+/// Counts unfinished statuses and finds the oldest unsent message. `sent`
+/// rows, usually most of the table, are left out so the `messages_due` index
+/// bounds the work to the backlog and the dead letters.
+pub(super) async fn read(pool: &SqlitePool) -> Result<QueueStats, StoreError> {
+    let rows = sqlx::query(
+        "SELECT status, count(*) AS n, min(created_at) AS oldest FROM messages \
+         WHERE status IN ('queued', 'sending', 'retrying', 'failed') GROUP BY status",
+    )
+    .fetch_all(pool)
+    .await
+    .context("reading queue figures")?;
+    let mut stats = QueueStats::default();
+    for row in rows {
+        let status: String = row.try_get("status").context("queue figures: status")?;
+        let count: i64 = row.try_get("n").context("queue figures: count")?;
+        let oldest: Option<i64> = row.try_get("oldest").context("queue figures: oldest")?;
+        let count = u64::try_from(count).unwrap_or_default();
+        let status = Status::parse(&status);
+        match status {
+            Some(Status::Queued) => stats.queued = count,
+            Some(Status::Sending) => stats.sending = count,
+            Some(Status::Retrying) => stats.retrying = count,
+            Some(Status::Failed) => stats.failed = count,
+            Some(Status::Sent) | None => continue,
+        }
+        if status != Some(Status::Failed) {
+            let oldest = oldest.map(from_ms);
+            stats.oldest_unsent = match (stats.oldest_unsent, oldest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    Ok(stats)
+}
