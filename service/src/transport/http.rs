@@ -84,26 +84,7 @@ pub fn check_dsn(dsn: &Dsn, allowed: &[&str]) -> Result<(), DsnError> {
 }
 
 /// An API key or token: kept out of `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for the request that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use crate::config::Secret;
 
 /// `base` with `segments` appended to its path, each percent-encoded.
 pub fn join(base: &url::Url, segments: &[&str]) -> url::Url {
