@@ -64,6 +64,10 @@ public final class MailbridgeClient {
         if (token != null) {
             request.header("Authorization", "Bearer " + token);
         }
+        String traceparent = TraceContext.traceparent();
+        if (traceparent != null) {
+            request.header("traceparent", traceparent);
+        }
         HttpResponse<String> response = exchange(request.build(), timeout);
         return answer(response, wait);
     }

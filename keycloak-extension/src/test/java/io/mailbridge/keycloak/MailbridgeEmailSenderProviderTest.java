@@ -9,6 +9,11 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.SpanContext;
+import io.opentelemetry.api.trace.TraceFlags;
+import io.opentelemetry.api.trace.TraceState;
+import io.opentelemetry.context.Scope;
 import java.net.ServerSocket;
 import java.net.URI;
 import java.time.Duration;
@@ -223,6 +228,20 @@ class MailbridgeEmailSenderProviderTest {
 
         assertTrue(service.requests().isEmpty(), "the service saw an email of an opted-out realm");
         assertEquals(1, keycloak.smtp.sent.size());
+    }
+
+    @Test
+    void passesKeycloaksCurrentTraceOnAsTraceparent() throws Exception {
+        keycloak.sender().send(KeycloakFixture.smtpConfig(), "ada@example.com", "Hello", "plain", null);
+        assertNull(service.requests().get(0).header("traceparent"), "no span, no header");
+
+        SpanContext context = SpanContext.create("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7",
+                TraceFlags.getSampled(), TraceState.getDefault());
+        try (Scope ignored = Span.wrap(context).makeCurrent()) {
+            keycloak.sender().send(KeycloakFixture.smtpConfig(), "ada@example.com", "Hello", "plain", null);
+        }
+        assertEquals("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                service.requests().get(1).header("traceparent"));
     }
 
     @Test
