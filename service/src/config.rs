@@ -103,6 +103,9 @@ pub struct Settings {
     /// `MAILBRIDGE_RETENTION`: how long the bodies of sent messages are kept
     /// (their status rows stay; failed messages keep theirs until retried or deleted).
     pub retention: Duration,
+    /// `MAILBRIDGE_SHUTDOWN_DELAY`: how long the service keeps serving with
+    /// `/readyz` at 503 after a stop signal, so load balancers stop sending first.
+    pub shutdown_delay: Duration,
     /// The transports by name: `default` from `MAILBRIDGE_TRANSPORT(_FILE)` or
     /// `[transports] default`, the others from `[transports]`. Values are secrets (they hold credentials).
     pub transports: BTreeMap<String, Secret>,
@@ -127,6 +130,7 @@ struct FileSettings {
     max_pending: Option<u64>,
     log: Option<String>,
     retention: Option<String>,
+    shutdown_delay: Option<String>,
     #[serde(default)]
     transports: BTreeMap<String, String>,
     #[serde(default)]
@@ -225,6 +229,12 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
         max_pending: number(&lookup, "MAILBRIDGE_MAX_PENDING", file.max_pending, 100_000)?,
         log: pick("MAILBRIDGE_LOG", file.log, "info")?,
         retention: duration(&lookup, "MAILBRIDGE_RETENTION", file.retention, "7d")?,
+        shutdown_delay: duration(
+            &lookup,
+            "MAILBRIDGE_SHUTDOWN_DELAY",
+            file.shutdown_delay,
+            "2s",
+        )?,
         transports,
         tenants: file.tenants,
     };

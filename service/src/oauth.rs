@@ -35,6 +35,9 @@ pub trait TokenSource: Send + Sync + fmt::Debug {
 
     /// Forgets `token` because a server refused it; the next call fetches anew.
     fn invalidate(&self, token: &AccessToken);
+
+    /// How many tokens this source has fetched from its token endpoint so far.
+    fn fetches(&self) -> u64;
 }
 
 /// An access token. `Debug` never shows the secret.

@@ -41,6 +41,8 @@ pub struct Parts {
     pub worker: Worker,
     /// How long bodies of sent messages are kept.
     pub retention: Duration,
+    /// How long to keep serving, not ready, after the stop signal.
+    pub shutdown_delay: Duration,
 }
 
 /// Loads the templates of `settings`.
@@ -116,6 +118,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
     let renderer = Arc::new(load_renderer(settings)?);
     let transports = build_transports(settings)?;
     let metrics = Metrics::from_env()?;
+    metrics.watch_token_refreshes(&transports);
     let worker = Worker::new(
         store.clone(),
         transports,
@@ -139,6 +142,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         state,
         worker,
         retention: settings.retention,
+        shutdown_delay: settings.shutdown_delay,
     })
 }
 
@@ -152,6 +156,7 @@ pub async fn serve(
         state,
         worker,
         retention,
+        shutdown_delay,
     } = parts;
     let purger = tokio::spawn(retention_task(state.store.clone(), retention));
     let gauges = state.metrics.pushes_otlp().then(|| {
@@ -173,6 +178,7 @@ pub async fn serve(
             shutdown.await;
             // Readiness answers 503 first, then the listener closes.
             accepting.store(false, Ordering::SeqCst);
+            drain_delay(shutdown_delay).await;
             tracing::info!("shutting down: no longer accepting");
         })
         .await
@@ -186,6 +192,23 @@ pub async fn serve(
     metrics.shutdown();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Keeps serving for `delay` while `/readyz` answers 503, so that load
+/// balancers take the instance out before its listener closes. A second
+/// stop signal ends the wait.
+async fn drain_delay(delay: Duration) {
+    if delay.is_zero() {
+        return;
+    }
+    tracing::info!(
+        "stop requested: /readyz now answers 503; still serving for {} (signal again to stop at once)",
+        humantime::format_duration(delay)
+    );
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        () = shutdown_signal() => {}
+    }
 }
 
 /// Drops the bodies of sent messages older than `retention`, hourly.

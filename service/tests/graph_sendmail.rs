@@ -95,6 +95,7 @@ async fn sends_the_documented_body_and_reuses_the_token() {
         None
     );
     graph.send(&message()).await.unwrap();
+    assert_eq!(graph.token_fetches(), Some(1), "one token for both sends");
 
     let requests = server.received_requests().await.unwrap();
     let body: serde_json::Value = serde_json::from_slice(&sends(&requests)[0].body).unwrap();
@@ -153,7 +154,13 @@ async fn a_refused_token_is_refreshed_once_and_the_message_sent() {
         .mount(&server)
         .await;
 
-    transport(&server).send(&message()).await.unwrap();
+    let graph = transport(&server);
+    graph.send(&message()).await.unwrap();
+    assert_eq!(
+        graph.token_fetches(),
+        Some(2),
+        "the refused token was replaced"
+    );
 }
 
 #[tokio::test]

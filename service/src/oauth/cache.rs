@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::time::Instant;
 
@@ -17,6 +18,8 @@ pub(super) struct TokenCache {
     /// every waiting caller in turn.
     last_failure: Mutex<Option<(Instant, OAuthError)>>,
     fetching: tokio::sync::Mutex<()>,
+    /// Tokens fetched successfully, for the refresh metric.
+    fetched: AtomicU64,
 }
 
 impl TokenCache {
@@ -40,6 +43,7 @@ impl TokenCache {
         }
         match fetch().await {
             Ok(token) => {
+                self.fetched.fetch_add(1, Ordering::Relaxed);
                 *lock(&self.current) = Some(token.clone());
                 Ok(token)
             }
@@ -56,6 +60,11 @@ impl TokenCache {
         if current.as_ref() == Some(token) {
             *current = None;
         }
+    }
+
+    /// How many tokens were fetched successfully so far.
+    pub(super) fn fetches(&self) -> u64 {
+        self.fetched.load(Ordering::Relaxed)
     }
 
     fn fresh(&self) -> Option<AccessToken> {
@@ -131,6 +140,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         let t = cache.get(|| counting_fetch(&count, life)).await.unwrap();
         assert_eq!(t.secret(), "token-2");
+        assert_eq!(cache.fetches(), 2);
     }
 
     #[tokio::test(start_paused = true)]
@@ -170,5 +180,6 @@ mod tests {
             assert!(caller.await.unwrap().is_err());
         }
         assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.fetches(), 0, "a failed fetch is not a refresh");
     }
 }

@@ -65,6 +65,10 @@ impl TokenSource for ClientCredentials {
     fn invalidate(&self, token: &AccessToken) {
         self.cache.invalidate(token);
     }
+
+    fn fetches(&self) -> u64 {
+        self.cache.fetches()
+    }
 }
 
 impl fmt::Debug for ClientCredentials {

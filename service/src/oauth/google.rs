@@ -139,6 +139,10 @@ impl TokenSource for GoogleServiceAccount {
     fn invalidate(&self, token: &AccessToken) {
         self.cache.invalidate(token);
     }
+
+    fn fetches(&self) -> u64 {
+        self.cache.fetches()
+    }
 }
 
 impl fmt::Debug for GoogleServiceAccount {

@@ -12,12 +12,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider as _};
+use opentelemetry::metrics::{
+    Counter, Gauge, Histogram, Meter, MeterProvider as _, ObservableCounter,
+};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use time::OffsetDateTime;
 
 use super::otel::{self, OtelSettings};
 use crate::queue::{QueueStats, Status};
+use crate::transport::Transports;
 
 /// Distinct tenants given their own label; later ones are counted as `other`.
 pub const MAX_TENANTS: usize = 100;
@@ -54,7 +57,9 @@ struct Inner {
     retried: Counter<u64>,
     failed: Counter<u64>,
     replies: Counter<u64>,
-    token_refreshes: Counter<u64>,
+    meter: Meter,
+    /// Reads the transports' token fetch counts at each collection.
+    token_refreshes: Mutex<Option<ObservableCounter<u64>>>,
     rate_limited: Counter<u64>,
     duration: Histogram<f64>,
     latency: Histogram<f64>,
@@ -175,10 +180,31 @@ impl Metrics {
             .add(1, &inner.outcome_attrs(tenant, transport, class));
     }
 
-    /// A transport fetched a fresh OAuth2 access token.
-    pub fn token_refreshed(&self, transport: &str) {
-        let attrs = [KeyValue::new("transport", transport.to_owned())];
-        self.inner.token_refreshes.add(1, &attrs);
+    /// Counts the OAuth2 access tokens fetched by those of `transports` that
+    /// use OAuth2, read from the transports whenever metrics are collected.
+    pub fn watch_token_refreshes(&self, transports: &Transports) {
+        let watched: Vec<_> = transports
+            .iter()
+            .filter(|(_, t)| t.token_fetches().is_some())
+            .map(|(name, t)| (KeyValue::new("transport", name.to_owned()), t.clone()))
+            .collect();
+        let counter = self
+            .inner
+            .meter
+            .u64_observable_counter("mailbridge.oauth.token_refreshes")
+            .with_description("OAuth2 access tokens fetched by transports.")
+            .with_callback(move |observer| {
+                for (name, transport) in &watched {
+                    let fetches = transport.token_fetches().unwrap_or_default();
+                    observer.observe(fetches, std::slice::from_ref(name));
+                }
+            })
+            .build();
+        *self
+            .inner
+            .token_refreshes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(counter);
     }
 
     /// A transport's peer answered an attempt; `class` as [`super::reply_class`] gives it.
@@ -268,10 +294,8 @@ impl Inner {
                 "mailbridge.transport.replies",
                 "Answers of transport peers to delivery attempts, by class.",
             ),
-            token_refreshes: counter(
-                "mailbridge.oauth.token_refreshes",
-                "OAuth2 access tokens fetched by transports.",
-            ),
+            meter: meter.clone(),
+            token_refreshes: Mutex::new(None),
             rate_limited: counter(
                 "mailbridge.rate_limited",
                 "Messages held back by a rate limit (not attempts).",

@@ -143,6 +143,14 @@ impl Transport for Group {
         }
         Ok(())
     }
+
+    /// The members' fetches together: the group is one transport to operators.
+    fn token_fetches(&self) -> Option<u64> {
+        self.members
+            .iter()
+            .filter_map(|m| m.transport.token_fetches())
+            .reduce(|a, b| a + b)
+    }
 }
 
 /// One transient error naming every failure, with the soonest retry hint.

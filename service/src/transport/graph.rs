@@ -125,6 +125,10 @@ impl Transport for GraphTransport {
     async fn check(&self) -> Result<(), TransportError> {
         self.token().await.map(|_| ())
     }
+
+    fn token_fetches(&self) -> Option<u64> {
+        Some(self.tokens.fetches())
+    }
 }
 
 /// The application's client-credentials grant at Entra (or `token_url`).

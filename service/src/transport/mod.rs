@@ -112,6 +112,12 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
     async fn check(&self) -> Result<(), TransportError> {
         Ok(())
     }
+
+    /// How many OAuth2 access tokens this transport has fetched so far, or
+    /// `None` if it does not use OAuth2.
+    fn token_fetches(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A shared transport.
@@ -155,5 +161,10 @@ impl Transports {
     /// The names of every transport.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.by_name.keys().map(String::as_str)
+    }
+
+    /// Every transport with its name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &SharedTransport)> {
+        self.by_name.iter().map(|(name, t)| (name.as_str(), t))
     }
 }

@@ -216,6 +216,10 @@ impl Transport for SmtpTransport {
             )))
         }
     }
+
+    fn token_fetches(&self) -> Option<u64> {
+        self.xoauth2.as_ref().map(|(_, tokens)| tokens.fetches())
+    }
 }
 
 impl fmt::Debug for SmtpTransport {

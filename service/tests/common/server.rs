@@ -46,6 +46,7 @@ impl TestServer {
             ("MAILBRIDGE_RETRY_BASE".into(), "100ms".into()),
             ("MAILBRIDGE_RETRY_MAX_INTERVAL".into(), "500ms".into()),
             ("MAILBRIDGE_WAIT_TIMEOUT".into(), "10s".into()),
+            ("MAILBRIDGE_SHUTDOWN_DELAY".into(), "0s".into()),
         ]);
         for (k, v) in env {
             vars.insert((*k).into(), (*v).into());

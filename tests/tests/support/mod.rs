@@ -223,6 +223,7 @@ impl Service {
             ),
             ("MAILBRIDGE_JWT_SECRET".to_owned(), secret.to_owned()),
             ("MAILBRIDGE_RETRY_BASE".to_owned(), "200ms".to_owned()),
+            ("MAILBRIDGE_SHUTDOWN_DELAY".to_owned(), "0s".to_owned()),
         ]);
         let settings = mailbridge::config::load(&vars).expect("settings");
         let parts = mailbridge::server::build(&settings, mailbridge::server::AuthMode::Required)

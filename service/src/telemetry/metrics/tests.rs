@@ -1,8 +1,13 @@
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::*;
+use crate::email::OutgoingMessage;
+use crate::transport::memory::MemoryTransport;
+use crate::transport::{Delivery, Transport, TransportError};
 
 /// The value of the sample `line_start` (metric name and labels) in `text`.
 fn sample(text: &str, line_start: &str) -> Option<f64> {
@@ -21,7 +26,6 @@ fn counters_and_histogram_in_prometheus_text() {
     metrics.retried("acme", "default", "transient");
     metrics.failed("acme", "m365", "permanent");
     metrics.reply_class("default", "2xx");
-    metrics.token_refreshed("m365");
     let text = metrics.encode().unwrap();
 
     assert_eq!(
@@ -60,14 +64,6 @@ fn counters_and_histogram_in_prometheus_text() {
         sample(
             &text,
             r#"mailbridge_transport_replies_total{class="2xx",transport="default"}"#
-        ),
-        Some(1.0),
-        "{text}"
-    );
-    assert_eq!(
-        sample(
-            &text,
-            r#"mailbridge_oauth_token_refreshes_total{transport="m365"}"#
         ),
         Some(1.0),
         "{text}"
@@ -170,4 +166,42 @@ fn queue_gauges_cover_every_unfinished_status() {
         Some(0.0),
         "an empty queue is not old"
     );
+}
+
+/// A transport that only counts token fetches.
+#[derive(Debug, Default)]
+struct FetchingTokens(AtomicU64);
+
+#[async_trait]
+impl Transport for FetchingTokens {
+    async fn send(&self, _: &OutgoingMessage) -> Result<Delivery, TransportError> {
+        Ok(Delivery::default())
+    }
+
+    fn token_fetches(&self) -> Option<u64> {
+        Some(self.0.load(Ordering::SeqCst))
+    }
+}
+
+#[test]
+fn token_refreshes_are_read_from_the_oauth_transports() {
+    let m365 = Arc::new(FetchingTokens::default());
+    let mut transports = Transports::default();
+    transports.insert("m365", m365.clone());
+    transports.insert("default", Arc::new(MemoryTransport::new()));
+    let metrics = Metrics::new();
+    metrics.watch_token_refreshes(&transports);
+
+    m365.0.store(1, Ordering::SeqCst);
+    let text = metrics.encode().unwrap();
+    let m365_line = r#"mailbridge_oauth_token_refreshes_total{transport="m365"}"#;
+    assert_eq!(sample(&text, m365_line), Some(1.0), "{text}");
+    assert!(
+        !text.contains(r#"token_refreshes_total{transport="default"}"#),
+        "a transport without OAuth2 has no series: {text}"
+    );
+
+    m365.0.store(3, Ordering::SeqCst);
+    let text = metrics.encode().unwrap();
+    assert_eq!(sample(&text, m365_line), Some(3.0), "{text}");
 }
