@@ -173,3 +173,61 @@ async fn silent_server_times_out() {
     assert!(err.detail().contains("did not finish within 1s"), "{err}");
     held.abort();
 }
+
+/// A minimal SMTP server that takes one message per connection and then
+/// hangs up, as a server does with a client that idled too long. Answers
+/// the number of connections accepted so far.
+async fn one_message_per_connection() -> (u16, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(AtomicU32::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 test ESMTP\r\n").await.unwrap();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let reply: &[u8] =
+                        match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
+                            "EHLO" => b"250-test\r\n250 8BITMIME\r\n",
+                            "DATA" => {
+                                write.write_all(b"354 go on\r\n").await.unwrap();
+                                while let Ok(Some(body)) = lines.next_line().await {
+                                    if body == "." {
+                                        break;
+                                    }
+                                }
+                                write
+                                    .write_all(b"250 2.0.0 Ok: queued as ONE\r\n")
+                                    .await
+                                    .unwrap();
+                                return; // hang up after the message
+                            }
+                            _ => b"250 OK\r\n",
+                        };
+                    write.write_all(reply).await.unwrap();
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+#[tokio::test]
+async fn a_connection_closed_while_idle_is_replaced_at_once() {
+    let (port, accepted) = one_message_per_connection().await;
+    let smtp = transport(&format!("smtp://127.0.0.1:{port}?tls=none"));
+    for n in 0..3 {
+        let delivery = smtp.send(&message(n)).await.unwrap();
+        assert_eq!(delivery.provider_message_id.as_deref(), Some("ONE"));
+        // Let the server's hang-up arrive before the next message.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+}

@@ -7,92 +7,84 @@
 //! fetched and the message tried once more.
 
 mod classify;
+mod connect;
+mod conversation;
+mod pool;
 mod settings;
 
 use std::fmt;
-use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
-use lettre::transport::smtp::AsyncSmtpTransportBuilder;
-use lettre::transport::smtp::Error as SmtpError;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::address::Envelope;
+use lettre::transport::smtp::commands::{Data, Mail, Noop, Rcpt};
+use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
 use tokio::sync::Semaphore;
 
 use super::{Delivery, Dsn, DsnError, Transport, TransportError, mime};
 use crate::email::OutgoingMessage;
-use crate::oauth::{AccessToken, TokenSource};
+use crate::oauth::AccessToken;
 use classify::{accepted_id, classify, is_token_refusal, token_error};
-
-type Smtp = AsyncSmtpTransport<Tokio1Executor>;
+use connect::{Connection, Failure};
+use conversation::{Conversation, mask};
+use pool::Pool;
+use settings::Settings;
 
 /// Delivers over SMTP. Cheap to share: one per configured DSN.
 pub struct SmtpTransport {
-    server: String,
-    builder: AsyncSmtpTransportBuilder,
-    timeout: Duration,
-    xoauth2: Option<(String, Arc<dyn TokenSource>)>,
-    pool: Mutex<Option<Pool>>,
-    generations: AtomicU64,
-    /// Bounds the connections open at once (lettre's pool only bounds idle ones).
+    settings: Settings,
+    server: Arc<str>,
+    pool: Pool,
+    /// Numbers connections in the conversation log.
+    opened: AtomicU64,
+    /// Bounds the connections open at once.
     slots: Semaphore,
 }
 
-/// The pool in use, the token its connections were opened with, and a
-/// number that tells it from the pools before it.
-struct Pool {
-    token: Option<AccessToken>,
-    generation: u64,
-    smtp: Smtp,
-}
-
-/// Why one attempt failed, before classification.
-enum Failure {
-    Smtp(SmtpError),
-    TimedOut,
+/// What one attempt does on its connection.
+#[derive(Clone, Copy)]
+enum Job<'a> {
+    Send {
+        envelope: &'a Envelope,
+        bytes: &'a [u8],
+    },
+    Check,
 }
 
 impl SmtpTransport {
     /// From `smtp://[user:pass@]host[:port][?options]` or `smtps://…`
     /// (see `docs/smtp.md`). Reads `ca_file` and `google_key_file` now.
     pub fn from_dsn(dsn: &Dsn) -> Result<Self, DsnError> {
-        let s = settings::from_dsn(dsn)?;
+        let settings = settings::from_dsn(dsn)?;
         Ok(Self {
-            server: s.server,
-            builder: s.builder,
-            timeout: s.timeout,
-            xoauth2: s.xoauth2,
-            pool: Mutex::new(None),
-            generations: AtomicU64::new(0),
-            slots: Semaphore::new(s.max_connections as usize),
+            server: settings.server.as_str().into(),
+            slots: Semaphore::new(settings.max_connections as usize),
+            settings,
+            pool: Pool::default(),
+            opened: AtomicU64::new(0),
         })
     }
 
-    /// Runs `op` on a pooled connection; with XOAUTH2, once more with a new
-    /// token when the server refuses the first.
-    async fn run<T, F, Fut>(&self, op: F) -> Result<T, TransportError>
-    where
-        F: Fn(Smtp) -> Fut,
-        Fut: Future<Output = Result<T, SmtpError>>,
-    {
+    /// Runs `job` on a connection; with XOAUTH2, once more with a new token
+    /// when the server refuses the first.
+    async fn run(&self, job: Job<'_>) -> Result<Response, TransportError> {
         let _slot = self
             .slots
             .acquire()
             .await
             .map_err(|_| TransportError::transient("SMTP transport is shutting down"))?;
-        let Some((_, tokens)) = &self.xoauth2 else {
-            return self.attempt(None, &op).await.map_err(|f| self.fail(f));
+        let Some((_, tokens)) = &self.settings.xoauth2 else {
+            return self.attempt(None, job).await.map_err(|f| self.fail(f));
         };
         let token = tokens.token().await.map_err(|e| token_error(&e))?;
-        match self.attempt(Some(&token), &op).await {
+        match self.attempt(Some(&token), job).await {
             Err(Failure::Smtp(e)) if is_token_refusal(&e) => {
                 tracing::info!(server = %self.server, "server refused the OAuth2 access token; fetching a new one");
                 tokens.invalidate(&token);
                 let token = tokens.token().await.map_err(|e| token_error(&e))?;
-                self.attempt(Some(&token), &op)
+                self.attempt(Some(&token), job)
                     .await
                     .map_err(|f| self.fail(f))
             }
@@ -100,90 +92,161 @@ impl SmtpTransport {
         }
     }
 
-    /// One bounded attempt. A connection left mid-conversation (timeout, or
-    /// the caller gave up) must never be reused: its pool is then closed.
-    async fn attempt<T, F, Fut>(&self, token: Option<&AccessToken>, op: &F) -> Result<T, Failure>
-    where
-        F: Fn(Smtp) -> Fut,
-        Fut: Future<Output = Result<T, SmtpError>>,
-    {
-        let (generation, smtp) = self.pool(token);
-        let mut guard = Unfinished {
-            transport: self,
-            generation,
-            smtp: Some(smtp.clone()),
-        };
-        let result = tokio::time::timeout(self.timeout, op(smtp)).await;
-        let Ok(result) = result else {
-            return Err(Failure::TimedOut);
-        };
-        guard.smtp = None;
-        result.map_err(Failure::Smtp)
+    /// One attempt bounded by the timeout. A connection left mid-conversation
+    /// (timeout, or the caller gave up) is dropped with the future, never reused.
+    async fn attempt(
+        &self,
+        token: Option<&AccessToken>,
+        job: Job<'_>,
+    ) -> Result<Response, Failure> {
+        tokio::time::timeout(self.settings.timeout, self.attempt_on(token, job))
+            .await
+            .unwrap_or(Err(Failure::TimedOut))
     }
 
-    /// The pool for `token`, made anew when the token changed.
-    fn pool(&self, token: Option<&AccessToken>) -> (u64, Smtp) {
-        let mut current = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(pool) = current.as_ref()
-            && pool.token.as_ref() == token
-        {
-            return (pool.generation, pool.smtp.clone());
+    /// `job` on an idle connection, else (or if that one turns out closed)
+    /// on a new one.
+    async fn attempt_on(
+        &self,
+        token: Option<&AccessToken>,
+        job: Job<'_>,
+    ) -> Result<Response, Failure> {
+        if let Some(mut idle) = self.pool.take(token) {
+            match self.finish(&mut idle, job).await {
+                Err(Failure::Stale(e)) => {
+                    idle.log.note(format!(
+                        "the idle connection was closed ({e}); opening a new one"
+                    ));
+                }
+                other => return self.keep(idle, other),
+            }
         }
-        let mut builder = self.builder.clone();
-        if let (Some((user, _)), Some(token)) = (&self.xoauth2, token) {
-            builder = builder
-                .credentials(Credentials::new(user.clone(), token.secret().to_owned()))
-                .authentication(vec![Mechanism::Xoauth2]);
-        }
-        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        let smtp = builder.build();
-        *current = Some(Pool {
-            token: token.cloned(),
-            generation,
-            smtp: smtp.clone(),
-        });
-        (generation, smtp)
+        let number = self.opened.fetch_add(1, Ordering::Relaxed) + 1;
+        let log = Conversation::new(self.server.clone(), number, self.settings.debug);
+        let mut fresh = connect::open(&self.settings, log, token).await?;
+        let result = match self.finish(&mut fresh, job).await {
+            Err(Failure::Stale(e)) => Err(Failure::Smtp(e)),
+            other => other,
+        };
+        self.keep(fresh, result)
     }
 
-    /// Closes pool `generation` and, if it is still the current one, lets
-    /// the next attempt open a fresh one.
-    fn discard(&self, generation: u64, smtp: Smtp) {
-        let mut current = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        if current.as_ref().is_some_and(|p| p.generation == generation) {
-            *current = None;
+    /// Runs `job` on `connection`.
+    async fn finish(&self, connection: &mut Connection, job: Job<'_>) -> Result<Response, Failure> {
+        match job {
+            Job::Send { envelope, bytes } => transaction(connection, envelope, bytes).await,
+            Job::Check => {
+                connection.log.sent("NOOP");
+                let reply = connection.smtp.command(Noop).await;
+                connection.log.answer(&reply);
+                reply.map_err(stale_or_smtp)
+            }
         }
-        drop(current);
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { smtp.shutdown().await });
+    }
+
+    /// Pools `connection` after a success; closes it after a failure.
+    fn keep(
+        &self,
+        connection: Connection,
+        result: Result<Response, Failure>,
+    ) -> Result<Response, Failure> {
+        if result.is_ok() {
+            self.pool.put(connection);
+        } else {
+            pool::close(connection);
         }
+        result
     }
 
     fn fail(&self, failure: Failure) -> TransportError {
         let error = match failure {
-            Failure::Smtp(e) => classify(&self.server, &e),
-            Failure::TimedOut => TransportError::transient(format!(
-                "{} did not finish within {}",
-                self.server,
-                humantime::format_duration(self.timeout)
-            )),
+            Failure::Smtp(e) | Failure::Stale(e) => classify(&self.server, &e),
+            Failure::Connect(message) => TransportError::transient(message),
+            Failure::Refused(message) => TransportError::permanent(message),
+            Failure::TimedOut => {
+                // Whatever was open may be mid-conversation: start afresh.
+                self.pool.clear();
+                TransportError::transient(format!(
+                    "{} did not finish within {}",
+                    self.server,
+                    humantime::format_duration(self.settings.timeout)
+                ))
+            }
         };
         tracing::debug!(server = %self.server, %error, "SMTP attempt failed");
         error
     }
 }
 
-/// Closes the pool of an attempt dropped before it finished.
-struct Unfinished<'a> {
-    transport: &'a SmtpTransport,
-    generation: u64,
-    smtp: Option<Smtp>,
+/// MAIL FROM, RCPT TO for each recipient, DATA and the message, as lettre's
+/// `send` does, but step by step so that each step is in the log.
+async fn transaction(
+    connection: &mut Connection,
+    envelope: &Envelope,
+    bytes: &[u8],
+) -> Result<Response, Failure> {
+    let Connection { smtp, log, .. } = connection;
+    let info = smtp.server_info();
+    let mut parameters = Vec::new();
+    let mut addresses = envelope.from().into_iter().chain(envelope.to());
+    if addresses.any(|a| !address(a).is_ascii()) {
+        if !info.supports_feature(Extension::SmtpUtfEight) {
+            return Err(Failure::Refused(format!(
+                "{} does not support SMTPUTF8, needed for a non-ASCII address",
+                info.name()
+            )));
+        }
+        parameters.push(MailParameter::SmtpUtfEight);
+    }
+    if !bytes.is_ascii() {
+        if !info.supports_feature(Extension::EightBitMime) {
+            return Err(Failure::Refused(format!(
+                "{} does not support 8BITMIME, needed for this message",
+                info.name()
+            )));
+        }
+        parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    let sender = envelope
+        .from()
+        .map(|a| mask(address(a)))
+        .unwrap_or_default();
+    let shown: String = parameters.iter().map(|p| format!(" {p}")).collect();
+    log.sent(format!("MAIL FROM:<{sender}>{shown}"));
+    let reply = smtp
+        .command(Mail::new(envelope.from().cloned(), parameters))
+        .await;
+    log.answer(&reply);
+    reply.map_err(stale_or_smtp)?;
+    for recipient in envelope.to() {
+        log.sent(format!("RCPT TO:<{}>", mask(address(recipient))));
+        let reply = smtp.command(Rcpt::new(recipient.clone(), Vec::new())).await;
+        log.answer(&reply);
+        reply.map_err(Failure::Smtp)?;
+    }
+    log.sent("DATA");
+    let reply = smtp.command(Data).await;
+    log.answer(&reply);
+    reply.map_err(Failure::Smtp)?;
+    log.sent(format!("<message, {} bytes, not logged>", bytes.len()));
+    let reply = smtp.message(bytes).await;
+    log.answer(&reply);
+    reply.map_err(Failure::Smtp)
 }
 
-impl Drop for Unfinished<'_> {
-    fn drop(&mut self) {
-        if let Some(smtp) = self.smtp.take() {
-            self.transport.discard(self.generation, smtp);
-        }
+fn address(a: &lettre::Address) -> &str {
+    a.as_ref()
+}
+
+/// The first command on a connection: failing without a reply, or with
+/// `421`, means the server closed it (possibly while it idled).
+fn stale_or_smtp(error: lettre::transport::smtp::Error) -> Failure {
+    let closed = error.status().is_none() && !error.is_client();
+    let code_421 = error.status().is_some_and(|c| c.to_string() == "421");
+    if closed || code_421 {
+        Failure::Stale(error)
+    } else {
+        Failure::Smtp(error)
     }
 }
 
@@ -193,9 +256,9 @@ impl Transport for SmtpTransport {
         let email = mime::build_mime(message)?;
         let (envelope, bytes) = (email.envelope(), email.formatted());
         let response = self
-            .run(|smtp| {
-                let bytes = &bytes;
-                async move { smtp.send_raw(envelope, bytes).await }
+            .run(Job::Send {
+                envelope,
+                bytes: &bytes,
             })
             .await?;
         Ok(Delivery {
@@ -204,21 +267,14 @@ impl Transport for SmtpTransport {
     }
 
     async fn check(&self) -> Result<(), TransportError> {
-        let alive = self
-            .run(|smtp| async move { smtp.test_connection().await })
-            .await?;
-        if alive {
-            Ok(())
-        } else {
-            Err(TransportError::transient(format!(
-                "{} did not answer NOOP",
-                self.server
-            )))
-        }
+        self.run(Job::Check).await.map(|_| ())
     }
 
     fn token_fetches(&self) -> Option<u64> {
-        self.xoauth2.as_ref().map(|(_, tokens)| tokens.fetches())
+        self.settings
+            .xoauth2
+            .as_ref()
+            .map(|(_, tokens)| tokens.fetches())
     }
 }
 
@@ -227,9 +283,14 @@ impl fmt::Debug for SmtpTransport {
         // The builder holds the password: name only what is safe to show.
         f.debug_struct("SmtpTransport")
             .field("server", &self.server)
+            .field("debug", &self.settings.debug)
             .field(
                 "xoauth2",
-                &self.xoauth2.as_ref().map(|(user, src)| (user, src)),
+                &self
+                    .settings
+                    .xoauth2
+                    .as_ref()
+                    .map(|(user, src)| (user, src)),
             )
             .finish_non_exhaustive()
     }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::{AsyncSmtpTransportBuilder, PoolConfig};
-use lettre::{AsyncSmtpTransport, Tokio1Executor};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::oauth::{ClientCredentials, GMAIL_SCOPE, GoogleServiceAccount, TokenSource};
 use crate::transport::{Dsn, DsnError};
@@ -27,6 +27,7 @@ const KNOWN_OPTIONS: &[&str] = &[
     "client_secret",
     "scope",
     "google_key_file",
+    "debug",
 ];
 const XOAUTH2_OPTIONS: &[&str] = &[
     "token_url",
@@ -42,14 +43,45 @@ const DEFAULT_MAX_CONNECTIONS: u32 = 4;
 pub(super) struct Settings {
     /// `host:port`, to name the server in errors and logs.
     pub server: String,
-    /// Host, port, TLS, timeout, HELO name, pool and password credentials.
-    pub builder: AsyncSmtpTransportBuilder,
+    /// The host to connect to.
+    pub host: String,
+    /// The port to connect to.
+    pub port: u16,
+    /// How the connection is encrypted.
+    pub security: Security,
+    /// The name we give in EHLO.
+    pub hello: ClientId,
     /// Bound of one attempt: connecting, TLS, AUTH and the whole transfer.
     pub timeout: Duration,
     /// Most connections open at once.
     pub max_connections: u32,
+    /// User and password with the mechanisms to offer, if any.
+    pub login: Option<(Credentials, Vec<Mechanism>)>,
     /// The XOAUTH2 user and token source, when `auth=xoauth2`.
     pub xoauth2: Option<(String, Arc<dyn TokenSource>)>,
+    /// `debug=true`: log the SMTP conversation (secrets redacted).
+    pub debug: bool,
+}
+
+/// How a connection is encrypted.
+#[derive(Clone)]
+pub(super) enum Security {
+    /// Never (`tls=none`).
+    Plain,
+    /// By STARTTLS: always when `required`, else when the server offers it.
+    StartTls {
+        /// The TLS settings (trust roots, name to check).
+        params: TlsParameters,
+        /// Refuse a server that does not offer STARTTLS.
+        required: bool,
+    },
+    /// TLS from the first byte (`smtps`).
+    Implicit {
+        /// The TLS client settings.
+        config: Arc<rustls::ClientConfig>,
+        /// The name the certificate must carry.
+        name: ServerName<'static>,
+    },
 }
 
 /// Reads an `smtp://` or `smtps://` DSN.
@@ -81,26 +113,36 @@ pub(super) fn from_dsn(dsn: &Dsn) -> Result<Settings, DsnError> {
         })?,
         None => DEFAULT_MAX_CONNECTIONS,
     };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(dsn.host.clone())
-        .port(port)
-        .tls(tls(dsn, implicit_tls)?)
-        .timeout(Some(timeout))
-        .pool_config(PoolConfig::new().max_size(max_connections));
-    if let Some(helo) = dsn.option("helo") {
-        builder = builder.hello_name(ClientId::Domain(helo.to_owned()));
-    }
-    let xoauth2 = if dsn.option("auth") == Some("xoauth2") {
-        Some(xoauth2(dsn, timeout)?)
+    let hello = match dsn.option("helo") {
+        Some(helo) => ClientId::Domain(helo.to_owned()),
+        None => ClientId::default(),
+    };
+    let debug = match dsn.option("debug") {
+        None | Some("false" | "0" | "no") => false,
+        Some("true" | "1" | "yes") => true,
+        Some(other) => {
+            return Err(DsnError::invalid(
+                scheme,
+                format!("debug `{other}` is not one of true, false"),
+            ));
+        }
+    };
+    let (login, xoauth2) = if dsn.option("auth") == Some("xoauth2") {
+        (None, Some(xoauth2(dsn, timeout)?))
     } else {
-        builder = password_auth(dsn, builder)?;
-        None
+        (password_auth(dsn)?, None)
     };
     Ok(Settings {
         server: format!("{}:{port}", dsn.host),
-        builder,
+        host: dsn.host.clone(),
+        port,
+        security: security(dsn, implicit_tls)?,
+        hello,
         timeout,
         max_connections,
+        login,
         xoauth2,
+        debug,
     })
 }
 
@@ -109,7 +151,7 @@ pub(super) fn from_dsn(dsn: &Dsn) -> Result<Settings, DsnError> {
 /// often with a self-signed certificate such as Debian's Postfix) STARTTLS is
 /// used when offered, without checking the certificate: that traffic never
 /// leaves the machine.
-fn tls(dsn: &Dsn, implicit_tls: bool) -> Result<Tls, DsnError> {
+fn security(dsn: &Dsn, implicit_tls: bool) -> Result<Security, DsnError> {
     let scheme = dsn.scheme.as_str();
     let (mode, verify) = match (implicit_tls, dsn.option("tls")) {
         (true, None) => ("wrapper", true),
@@ -126,12 +168,17 @@ fn tls(dsn: &Dsn, implicit_tls: bool) -> Result<Tls, DsnError> {
         }
         (false, None) => ("required", true),
     };
-    let params = || tls_parameters(dsn, verify);
+    let starttls = |required| {
+        Ok(Security::StartTls {
+            params: tls_parameters(dsn, verify)?,
+            required,
+        })
+    };
     match mode {
-        "none" => Ok(Tls::None),
-        "wrapper" => Ok(Tls::Wrapper(params()?)),
-        "required" => Ok(Tls::Required(params()?)),
-        "opportunistic" => Ok(Tls::Opportunistic(params()?)),
+        "none" => Ok(Security::Plain),
+        "wrapper" => implicit(dsn),
+        "required" => starttls(true),
+        "opportunistic" => starttls(false),
         other => Err(DsnError::invalid(
             scheme,
             format!("tls `{other}` is not one of none, opportunistic, required"),
@@ -139,13 +186,47 @@ fn tls(dsn: &Dsn, implicit_tls: bool) -> Result<Tls, DsnError> {
     }
 }
 
+/// TLS from the first byte, always verified: the public roots, and the
+/// DSN's `ca_file` if given.
+fn implicit(dsn: &Dsn) -> Result<Security, DsnError> {
+    let scheme = dsn.scheme.as_str();
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = dsn.option("ca_file") {
+        let pem = read_ca_file(scheme, path)?;
+        let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| DsnError::invalid(scheme, format!("ca_file {path}: {e}")))?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(DsnError::invalid(
+                scheme,
+                format!("ca_file {path} holds no PEM certificate"),
+            ));
+        }
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(dsn.host.clone())
+        .map_err(|e| DsnError::invalid(scheme, format!("host `{}`: {e}", dsn.host)))?;
+    Ok(Security::Implicit {
+        config: Arc::new(config),
+        name,
+    })
+}
+
+fn read_ca_file(scheme: &str, path: &str) -> Result<Vec<u8>, DsnError> {
+    std::fs::read(path)
+        .map_err(|e| DsnError::invalid(scheme, format!("cannot read ca_file {path}: {e}")))
+}
+
 fn tls_parameters(dsn: &Dsn, verify: bool) -> Result<TlsParameters, DsnError> {
     let scheme = dsn.scheme.as_str();
     let mut params =
         TlsParameters::builder(dsn.host.clone()).dangerous_accept_invalid_certs(!verify);
     if let Some(path) = dsn.option("ca_file") {
-        let pem = std::fs::read(path)
-            .map_err(|e| DsnError::invalid(scheme, format!("cannot read ca_file {path}: {e}")))?;
+        let pem = read_ca_file(scheme, path)?;
         let cert = Certificate::from_pem(&pem).map_err(|e| {
             DsnError::invalid(
                 scheme,
@@ -166,10 +247,7 @@ fn is_loopback(host: &str) -> bool {
 
 /// User and password (AUTH PLAIN or LOGIN; `auth=plain|login` to force one),
 /// or no authentication at all (a relay that trusts our address).
-fn password_auth(
-    dsn: &Dsn,
-    builder: AsyncSmtpTransportBuilder,
-) -> Result<AsyncSmtpTransportBuilder, DsnError> {
+fn password_auth(dsn: &Dsn) -> Result<Option<(Credentials, Vec<Mechanism>)>, DsnError> {
     let scheme = dsn.scheme.as_str();
     if let Some(option) = XOAUTH2_OPTIONS.iter().find(|o| dsn.option(o).is_some()) {
         return Err(DsnError::invalid(
@@ -189,12 +267,13 @@ fn password_auth(
         }
     };
     let Some(user) = &dsn.user else {
-        return Ok(builder);
+        return Ok(None);
     };
     let password = dsn.require_password("password")?;
-    Ok(builder
-        .credentials(Credentials::new(user.clone(), password.to_owned()))
-        .authentication(mechanisms))
+    Ok(Some((
+        Credentials::new(user.clone(), password.to_owned()),
+        mechanisms,
+    )))
 }
 
 /// The XOAUTH2 user and where its tokens come from.

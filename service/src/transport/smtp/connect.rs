@@ -1,0 +1,237 @@
+//! Opening one SMTP connection: TCP (with TCP_NODELAY), TLS from the first
+//! byte or by STARTTLS, EHLO, AUTH — each step in the conversation log.
+//!
+//! We open the socket ourselves rather than let lettre do it: lettre leaves
+//! Nagle's algorithm on and writes a message and its final `.` separately,
+//! so every message waited for the server's delayed ACK (about 40 ms).
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use lettre::transport::smtp::Error as SmtpError;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use super::conversation::Conversation;
+use super::settings::{Security, Settings};
+use crate::oauth::AccessToken;
+
+/// Why a connection could not be opened or used, before classification.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// The server answered with an error, or the SMTP conversation broke.
+    Smtp(SmtpError),
+    /// The first command on a reused connection failed without a reply (or
+    /// with `421`): the server closed it while it was idle.
+    Stale(SmtpError),
+    /// TCP or implicit TLS failed before any SMTP was spoken.
+    Connect(String),
+    /// This message cannot go through this server as it is.
+    Refused(String),
+    /// The attempt took longer than the transport's timeout.
+    TimedOut,
+}
+
+/// One open, authenticated connection and its log.
+pub(super) struct Connection {
+    pub smtp: AsyncSmtpConnection,
+    pub log: Conversation,
+    /// The XOAUTH2 token it authenticated with, if any.
+    pub token: Option<AccessToken>,
+}
+
+/// Opens a connection to the server of `settings`, authenticated with
+/// `token` (XOAUTH2) or the DSN's password, if any.
+pub(super) async fn open(
+    settings: &Settings,
+    log: Conversation,
+    token: Option<&AccessToken>,
+) -> Result<Connection, Failure> {
+    let tcp = tcp(settings, &log).await?;
+    let stream: Box<dyn AsyncTokioStream> = match &settings.security {
+        Security::Implicit { config, name } => {
+            let tls = TlsConnector::from(config.clone())
+                .connect(name.clone(), tcp)
+                .await
+                .map_err(|e| {
+                    log.note(format!("TLS handshake failed: {e}"));
+                    Failure::Connect(format!(
+                        "TLS handshake with {} failed: {e}",
+                        settings.server
+                    ))
+                })?;
+            log.note(tls_summary(&tls));
+            Box::new(Tls(tls))
+        }
+        Security::Plain | Security::StartTls { .. } => Box::new(tcp),
+    };
+    let mut smtp = AsyncSmtpConnection::connect_with_transport(stream, &settings.hello)
+        .await
+        .inspect_err(|e| log.failed(e))
+        .map_err(Failure::Smtp)?;
+    log.note(format!(
+        "greeting received; EHLO {}: {}",
+        settings.hello,
+        smtp.server_info()
+    ));
+    starttls(settings, &log, &mut smtp).await?;
+    if let Some((credentials, mechanisms)) = login(settings, token) {
+        let offered = smtp.server_info().get_auth_mechanism(&mechanisms);
+        let name = offered.map_or_else(|| "(none in common)".to_owned(), |m| m.to_string());
+        log.sent(format!("AUTH {name} [redacted]"));
+        let reply = smtp.auth(&mechanisms, &credentials).await;
+        log.answer(&reply);
+        reply.map_err(Failure::Smtp)?;
+    }
+    Ok(Connection {
+        smtp,
+        log,
+        token: token.cloned(),
+    })
+}
+
+/// The first address of the server that accepts a TCP connection.
+async fn tcp(settings: &Settings, log: &Conversation) -> Result<TcpStream, Failure> {
+    let failed = |e: &io::Error| {
+        log.note(format!("connection failed: {e}"));
+        Failure::Connect(format!("connection to {} failed: {e}", settings.server))
+    };
+    let addresses = tokio::net::lookup_host((settings.host.as_str(), settings.port))
+        .await
+        .map_err(|e| failed(&e))?;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the name has no address");
+    for address in addresses {
+        match TcpStream::connect(address).await {
+            Ok(stream) => {
+                // Without it every message waits for the server's delayed ACK.
+                stream.set_nodelay(true).map_err(|e| failed(&e))?;
+                log.note(format!("connected to {address}"));
+                return Ok(stream);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(failed(&last))
+}
+
+/// STARTTLS when the settings ask for it (or allow it and the server offers it).
+async fn starttls(
+    settings: &Settings,
+    log: &Conversation,
+    smtp: &mut AsyncSmtpConnection,
+) -> Result<(), Failure> {
+    let Security::StartTls { params, required } = &settings.security else {
+        return Ok(());
+    };
+    if !required && !smtp.can_starttls() {
+        log.note("the server offers no STARTTLS; going on unencrypted (tls=opportunistic)");
+        return Ok(());
+    }
+    log.sent("STARTTLS");
+    match smtp.starttls(params.clone(), &settings.hello).await {
+        Ok(()) => {
+            log.note(format!(
+                "TLS established; EHLO {} again: {}",
+                settings.hello,
+                smtp.server_info()
+            ));
+            Ok(())
+        }
+        Err(e) => {
+            log.failed(&e);
+            Err(Failure::Smtp(e))
+        }
+    }
+}
+
+/// The credentials to authenticate with, and the mechanisms to offer.
+fn login(
+    settings: &Settings,
+    token: Option<&AccessToken>,
+) -> Option<(Credentials, Vec<Mechanism>)> {
+    match (&settings.xoauth2, token) {
+        (Some((user, _)), Some(token)) => Some((
+            Credentials::new(user.clone(), token.secret().to_owned()),
+            vec![Mechanism::Xoauth2],
+        )),
+        _ => settings.login.clone(),
+    }
+}
+
+fn tls_summary(tls: &TlsStream<TcpStream>) -> String {
+    let (_, session) = tls.get_ref();
+    let version = session
+        .protocol_version()
+        .map_or_else(|| "?".to_owned(), |v| format!("{v:?}"));
+    let suite = session
+        .negotiated_cipher_suite()
+        .map_or_else(|| "?".to_owned(), |s| format!("{:?}", s.suite()));
+    format!("TLS established ({version}, {suite})")
+}
+
+/// Implicit TLS over our own TCP socket, in the form lettre takes.
+struct Tls(TlsStream<TcpStream>);
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Tls").field(&self.0.get_ref().0).finish()
+    }
+}
+
+impl AsyncTokioStream for Tls {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
+impl AsyncRead for Tls {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Tls {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::Dsn;
+
+    #[tokio::test]
+    async fn sockets_have_nagle_off() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let dsn = Dsn::parse(&format!("smtp://127.0.0.1:{port}?tls=none")).unwrap();
+        let settings = super::super::settings::from_dsn(&dsn).unwrap();
+        let log = Conversation::new("test".into(), 1, false);
+        let stream = tcp(&settings, &log).await.unwrap();
+        assert!(stream.nodelay().unwrap());
+    }
+}

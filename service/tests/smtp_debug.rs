@@ -1,0 +1,202 @@
+//! `debug=true` on an SMTP transport logs the conversation — connect, TLS,
+//! EHLO, AUTH, MAIL/RCPT/DATA and the replies — with AUTH arguments, tokens,
+//! message content and the local part of addresses left out. Without it,
+//! nothing of the conversation is logged, even at TRACE.
+
+mod common;
+mod smtp_support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use smtp_support::{SmtpPeer, TokenEndpoint, make_certs, message, path_in, transport};
+use tracing::subscriber::DefaultGuard;
+
+const TARGET: &str = "mailbridge::smtp::conversation";
+const PASSWORD: &str = "pa55-w0rd-never-logged";
+
+/// Everything logged on this thread (at every level) while the guard lives.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn install(&self) -> DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// The conversation lines only.
+    fn conversation(&self) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|l| l.contains(TARGET))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Asserts that `lines` has, in this order, lines containing each of `wanted`.
+fn in_order(lines: &[String], wanted: &[&str]) {
+    let mut rest = lines.iter();
+    for want in wanted {
+        assert!(
+            rest.any(|l| l.contains(want)),
+            "no `{want}` (in order) in the conversation:\n{}",
+            lines.join("\n")
+        );
+    }
+}
+
+fn assert_absent(log: &str, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(!log.contains(secret), "`{secret}` reached the log:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn password_login_over_starttls_is_logged_without_secrets() {
+    let certs = make_certs();
+    let (cert, key) = (path_in(&certs, "server.pem"), path_in(&certs, "server.key"));
+    let peer = SmtpPeer::start(&[
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--auth-user",
+        "mailer",
+        "--auth-pass",
+        PASSWORD,
+    ])
+    .await;
+    let dsn = format!(
+        "smtp://mailer:{PASSWORD}@127.0.0.1:{}?tls=required&ca_file={}&debug=true",
+        peer.port,
+        path_in(&certs, "ca.pem")
+    );
+    let captured = Captured::default();
+    let _guard = captured.install();
+    let smtp = transport(&dsn);
+    smtp.send(&message(7)).await.unwrap();
+
+    let lines = captured.conversation();
+    in_order(
+        &lines,
+        &[
+            "-- connected to 127.0.0.1:",
+            "-- greeting received; EHLO",
+            ">> STARTTLS",
+            "-- TLS established",
+            ">> AUTH PLAIN [redacted]",
+            "<< 235",
+            ">> MAIL FROM:<n***@acme.example>",
+            "<< 250",
+            ">> RCPT TO:<a***@example.com>",
+            "<< 250",
+            ">> DATA",
+            "<< 354",
+            ">> <message, ",
+            "<< 250",
+        ],
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("server=127.0.0.1:") && l.contains("connection=1")),
+        "one connection, named in every line"
+    );
+    let plain = base64::engine::general_purpose::STANDARD.encode(format!("\0mailer\0{PASSWORD}"));
+    assert_absent(
+        &captured.text(),
+        &[
+            PASSWORD,
+            &plain,
+            "Hello 7",
+            "ada@example.com",
+            "no-reply@acme.example",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_refused_token_is_logged_and_the_tokens_are_not() {
+    let tokens = TokenEndpoint::start(&["stale-token-value", "fresh-token-value"]).await;
+    let peer = SmtpPeer::start(&["--xoauth2-token", "fresh-token-value"]).await;
+    let dsn = format!(
+        "smtp://noreply%40acme.example@127.0.0.1:{}?tls=none&auth=xoauth2\
+         &token_url={}&client_id=app-1&client_secret=client-secret-never-logged&debug=1",
+        peer.port,
+        tokens.url_for_dsn()
+    );
+    let captured = Captured::default();
+    let _guard = captured.install();
+    transport(&dsn).send(&message(1)).await.unwrap();
+
+    let lines = captured.conversation();
+    in_order(
+        &lines,
+        &[
+            "connection=1",
+            ">> AUTH XOAUTH2 [redacted]",
+            "<< ",
+            "connection=2",
+            ">> AUTH XOAUTH2 [redacted]",
+            "<< 235",
+            ">> DATA",
+            "<< 250",
+        ],
+    );
+    let log = captured.text();
+    let sasl = |token: &str| {
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "user=noreply@acme.example\x01auth=Bearer {token}\x01\x01"
+        ))
+    };
+    assert_absent(
+        &log,
+        &[
+            "stale-token-value",
+            "fresh-token-value",
+            &sasl("stale-token-value"),
+            &sasl("fresh-token-value"),
+            "client-secret-never-logged",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn without_debug_the_conversation_is_not_logged() {
+    let peer = SmtpPeer::start(&[]).await;
+    let captured = Captured::default();
+    let _guard = captured.install();
+    let smtp = transport(&format!("smtp://127.0.0.1:{}?tls=none", peer.port));
+    smtp.send(&message(1)).await.unwrap();
+    assert_eq!(peer.received().len(), 1);
+    assert!(captured.conversation().is_empty(), "{}", captured.text());
+}
+
+#[tokio::test]
+async fn debug_takes_only_yes_or_no() {
+    let dsn = mailbridge::transport::Dsn::parse("smtp://127.0.0.1:25?debug=verbose").unwrap();
+    let err = mailbridge::transport::from_dsn(&dsn).unwrap_err();
+    assert!(err.to_string().contains("debug `verbose`"), "{err}");
+}
