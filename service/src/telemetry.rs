@@ -57,11 +57,16 @@ impl Drop for TelemetryGuard {
 /// (`tracing`'s EnvFilter syntax), plus OTLP trace export when the standard
 /// OpenTelemetry variables ask for it.
 pub fn init(filter: &str) -> anyhow::Result<TelemetryGuard> {
+    init_with(filter, &OtelSettings::from_env()?)
+}
+
+/// [`init`] with OpenTelemetry settings given rather than read from the
+/// environment (for a process that hosts the service, such as a test).
+pub fn init_with(filter: &str, settings: &OtelSettings) -> anyhow::Result<TelemetryGuard> {
     let env_filter = EnvFilter::try_new(filter)
         .map_err(|e| anyhow::anyhow!("MAILBRIDGE_LOG: `{filter}` is not a valid filter ({e})"))?;
-    let settings = OtelSettings::from_env()?;
     let tracer = if settings.traces {
-        Some(otel::tracer_provider(&settings)?)
+        Some(otel::tracer_provider(settings)?)
     } else {
         None
     };

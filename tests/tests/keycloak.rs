@@ -1,6 +1,9 @@
 //! Keycloak → extension → mailbridge → a real SMTP server, with Keycloak from
 //! its distribution zip. Every email kind an operator relies on is triggered
-//! through Keycloak's own APIs and pages, and checked where it lands.
+//! through Keycloak's own APIs and pages, and checked where it lands. Keycloak
+//! and mailbridge both export traces to one OTLP receiver: a Keycloak request
+//! and the delivery of its email must be one trace. The demo realm that
+//! `docker-compose.yml` imports is checked to work as its comment says.
 
 mod support;
 
@@ -9,6 +12,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::keycloak::{Admin, Keycloak};
+use support::otlp::{Receiver, Span};
 use support::{Mail, Service, SmtpServer, free_port};
 
 const SECRET: &str = "e2e-shared-secret-0123456789abcdef-0123";
@@ -18,6 +22,13 @@ const TIMEOUT_MS: u64 = 3000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keycloak_sends_every_email_through_mailbridge() {
     let logs = tempfile::tempdir().unwrap();
+    let otlp = Receiver::start().await;
+    let otel = mailbridge::telemetry::OtelSettings::from_vars(|name| {
+        (name == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| otlp.url.clone())
+    })
+    .unwrap();
+    // The service runs in this process: its spans go to the receiver too.
+    let _telemetry = mailbridge::telemetry::init_with("warn", &otel).unwrap();
     let smtp = SmtpServer::start().await;
     let mb_port = free_port();
     let mut service = Service::start(mb_port, smtp.port, SECRET).await;
@@ -27,7 +38,7 @@ async fn keycloak_sends_every_email_through_mailbridge() {
         ("timeout", TIMEOUT_MS.to_string()),
         ("fallback", "smtp".to_owned()),
     ];
-    let kc = Keycloak::start(&options, logs.path()).await;
+    let kc = Keycloak::start_traced(&options, logs.path(), &otlp.url).await;
     let admin = kc.admin().await;
     admin.create_realm("acme", smtp.port).await;
     let ada = admin.create_user("acme", "ada", ADA, "de").await;
@@ -132,6 +143,33 @@ async fn keycloak_sends_every_email_through_mailbridge() {
 
     // The realm's SMTP password never reached the service.
     assert_secret_not_forwarded(&service);
+
+    // The first Keycloak request above and its email's delivery are one trace.
+    one_trace_from_keycloak_to_delivery(&otlp).await;
+
+    // docker-compose.yml's demo realm: "Forgot password?" for ada sends mail.
+    let demo: Value = serde_json::from_str(
+        &std::fs::read_to_string(support::root().join("deploy/keycloak/demo-realm.json")).unwrap(),
+    )
+    .unwrap();
+    let (status, body, _) = admin.call(Method::POST, "", Some(demo)).await;
+    assert_eq!(status, 201, "import the demo realm: {body}");
+    forgot_password(&kc, "demo", "ada").await;
+    let mail = smtp.wait_for(ADA, seen, Duration::from_secs(30)).await;
+    seen += 1;
+    assert!(
+        mail.header("from").contains("no-reply@demo.localhost"),
+        "From: {}",
+        mail.header("from")
+    );
+    assert_eq!(
+        mail.header("subject"),
+        "Reset your password for mailbridge demo"
+    );
+    assert!(
+        mail.html
+            .contains("data-mailbridge-template=\"password-reset\"")
+    );
 
     // 6. The service goes away: Keycloak's own SMTP sender takes over (fallback=smtp),
     //    and the admin call is not held up beyond the timeout.
@@ -367,4 +405,79 @@ fn assert_secret_not_forwarded(service: &Service) {
             entry.path().display()
         );
     }
+}
+
+/// Waits (bounded) until the receiver holds a Keycloak span whose trace also
+/// holds mailbridge's `POST /v1/messages` span, as a child of a Keycloak span,
+/// and its `delivery` span; checks their attributes and that no address
+/// reached mailbridge's spans.
+async fn one_trace_from_keycloak_to_delivery(otlp: &Receiver) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let spans = otlp.spans();
+        if let Some(trace) = joined_trace(&spans) {
+            let in_trace: Vec<&Span> = spans.iter().filter(|s| s.trace_id == trace).collect();
+            assert!(
+                in_trace.iter().any(|s| s.service == "keycloak"
+                    && ["GET ", "POST ", "PUT "]
+                        .iter()
+                        .any(|m| s.name.starts_with(m))),
+                "the trace starts at a Keycloak HTTP request: {in_trace:#?}"
+            );
+            let request = in_trace
+                .iter()
+                .find(|s| s.service == "mailbridge" && s.name == "POST /v1/messages")
+                .unwrap();
+            assert_eq!(request.attribute("tenant"), Some("acme"), "{request:?}");
+            let delivery = in_trace
+                .iter()
+                .find(|s| s.service == "mailbridge" && s.name == "delivery")
+                .unwrap();
+            assert_eq!(delivery.attribute("tenant"), Some("acme"), "{delivery:?}");
+            assert_eq!(
+                delivery.attribute("transport"),
+                Some("default"),
+                "{delivery:?}"
+            );
+            assert_eq!(delivery.attribute("outcome"), Some("sent"), "{delivery:?}");
+            assert!(delivery.attribute("message_id").is_some(), "{delivery:?}");
+            for span in spans.iter().filter(|s| s.service == "mailbridge") {
+                for (key, value) in &span.attributes {
+                    assert!(
+                        !value.contains('@'),
+                        "an address in mailbridge span {}: {key}={value}",
+                        span.name
+                    );
+                }
+            }
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no Keycloak trace reaching mailbridge's delivery; spans received: {:#?}",
+            spans
+                .iter()
+                .map(|s| (&s.service, &s.name, &s.trace_id, &s.parent_span_id))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The id of a trace in which mailbridge's request span is the child of a span
+/// Keycloak exported, and which holds a `delivery` span.
+fn joined_trace(spans: &[Span]) -> Option<String> {
+    let keycloak: Vec<&Span> = spans.iter().filter(|s| s.service == "keycloak").collect();
+    spans
+        .iter()
+        .filter(|s| s.service == "mailbridge" && s.name == "POST /v1/messages")
+        .find(|request| {
+            keycloak
+                .iter()
+                .any(|k| k.span_id == request.parent_span_id && k.trace_id == request.trace_id)
+                && spans
+                    .iter()
+                    .any(|d| d.name == "delivery" && d.trace_id == request.trace_id)
+        })
+        .map(|request| request.trace_id.clone())
 }

@@ -9,6 +9,7 @@
 //! their own standard variables.
 
 use opentelemetry::KeyValue;
+use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::PeriodicReader;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -45,6 +46,9 @@ pub enum OtelError {
 pub struct OtelSettings {
     /// Spans go to an OTLP endpoint.
     pub traces: bool,
+    /// Where spans go: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`, as the specification says.
+    pub traces_endpoint: Option<String>,
     /// Metrics are pushed to an OTLP endpoint (besides `/metrics`).
     pub metrics: bool,
     /// `service.name` of every span and metric.
@@ -55,6 +59,7 @@ impl Default for OtelSettings {
     fn default() -> Self {
         Self {
             traces: false,
+            traces_endpoint: None,
             metrics: false,
             service_name: DEFAULT_SERVICE_NAME.to_owned(),
         }
@@ -81,13 +86,16 @@ impl OtelSettings {
                 ..Self::default()
             });
         }
-        let common = var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some();
+        let base = var("OTEL_EXPORTER_OTLP_ENDPOINT");
+        let common = base.is_some();
         let wanted = |endpoint: &str, exporter: &str| {
             (common || var(endpoint).is_some())
                 && !var(exporter).is_some_and(|v| v.eq_ignore_ascii_case("none"))
         };
         let settings = Self {
             traces: wanted("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER"),
+            traces_endpoint: var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                .or_else(|| base.map(|b| format!("{}/v1/traces", b.trim_end_matches('/')))),
             metrics: wanted(
                 "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
                 "OTEL_METRICS_EXPORTER",
@@ -118,13 +126,14 @@ impl OtelSettings {
 /// The tracer provider exporting over OTLP/HTTP in batches (on its own thread),
 /// with W3C trace-context as the process's propagator.
 pub fn tracer_provider(settings: &OtelSettings) -> Result<SdkTracerProvider, OtelError> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .build()
-        .map_err(|e| OtelError::Exporter {
-            signal: "traces",
-            reason: e.to_string(),
-        })?;
+    let mut builder = opentelemetry_otlp::SpanExporter::builder().with_http();
+    if let Some(endpoint) = &settings.traces_endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    let exporter = builder.build().map_err(|e| OtelError::Exporter {
+        signal: "traces",
+        reason: e.to_string(),
+    })?;
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
@@ -173,6 +182,10 @@ mod tests {
         .unwrap();
         assert!(s.traces && s.metrics);
         assert_eq!(s.service_name, "mail-eu");
+        assert_eq!(
+            s.traces_endpoint.as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
     }
 
     #[test]
@@ -183,6 +196,10 @@ mod tests {
         )])
         .unwrap();
         assert!(s.traces && !s.metrics);
+        assert_eq!(
+            s.traces_endpoint.as_deref(),
+            Some("http://c:4318/v1/traces")
+        );
         let s = settings(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
             ("OTEL_METRICS_EXPORTER", "none"),

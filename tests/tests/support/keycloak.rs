@@ -99,6 +99,23 @@ impl Keycloak {
     /// Starts Keycloak with the extension selected and `options` (`key=value` for
     /// `--spi-email-sender--mailbridge--<key>`), and waits until it answers.
     pub async fn start(options: &[(&str, String)], log_dir: &std::path::Path) -> Keycloak {
+        // Nothing listens there: the spans are dropped.
+        Self::start_traced(
+            options,
+            log_dir,
+            &format!("http://127.0.0.1:{}", free_port()),
+        )
+        .await
+    }
+
+    /// [`Keycloak::start`], exporting Keycloak's traces (OTLP/HTTP) to `traces`.
+    /// Tracing is on in every start: it is a build option, and a start with
+    /// other build options than the last would rebuild the shared installation.
+    pub async fn start_traced(
+        options: &[(&str, String)],
+        log_dir: &std::path::Path,
+        traces: &str,
+    ) -> Keycloak {
         let home = install();
         std::fs::copy(
             extension_jar(),
@@ -113,6 +130,9 @@ impl Keycloak {
             .arg(format!("--http-port={port}"))
             .arg("--db=dev-mem")
             .arg(format!("--http-management-port={}", free_port()))
+            .arg("--tracing-enabled=true")
+            .arg("--tracing-protocol=http/protobuf")
+            .arg(format!("--tracing-endpoint={traces}"))
             .arg("--spi-email-sender--provider=mailbridge")
             .arg("--spi-email-template--provider=mailbridge")
             .args(

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod keycloak;
+pub mod otlp;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
