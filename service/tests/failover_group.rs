@@ -13,6 +13,7 @@ use mailbridge::transport::{Delivery, SharedTransport, Transport, TransportError
 const UP: u8 = 0;
 const DOWN: u8 = 1;
 const REFUSES: u8 = 2;
+const KEY_REVOKED: u8 = 3;
 
 /// A transport that delivers, fails transiently or refuses, as the test says,
 /// and counts the messages it was handed.
@@ -51,7 +52,11 @@ impl Transport for Switchable {
                 message: format!("{} unreachable", self.name),
                 retry_after: Some(Duration::from_secs(if self.name == "a" { 30 } else { 7 })),
             }),
-            _ => Err(TransportError::permanent("550 5.1.1 no such user")),
+            REFUSES => Err(TransportError::permanent("550 5.1.1 no such user")),
+            _ => Err(TransportError::refused_credentials(format!(
+                "{}: HTTP 401 Unauthorized: invalid API key",
+                self.name
+            ))),
         }
     }
 }
@@ -166,6 +171,41 @@ async fn a_permanent_refusal_does_not_fail_over() {
     // Nor is `a` marked down by it.
     a.set(UP);
     assert_eq!(delivered_by(&g).await, "a");
+}
+
+#[tokio::test]
+async fn a_revoked_key_fails_over_and_is_skipped_for_a_minute() {
+    let (a, b) = (Switchable::new("a"), Switchable::new("b"));
+    let (clock, now) = manual_clock();
+    let g = group(Strategy::Failover, &[&a, &b], clock);
+    a.set(KEY_REVOKED);
+
+    assert_eq!(delivered_by(&g).await, "b");
+    assert_eq!(delivered_by(&g).await, "b");
+    assert_eq!(a.sends(), 1, "skipped after its refusal");
+    advance(&now, SKIP_FOR + Duration::from_secs(1));
+    a.set(UP);
+    assert_eq!(delivered_by(&g).await, "a");
+}
+
+#[tokio::test]
+async fn every_key_revoked_is_permanent_like_one_transport_alone() {
+    let (a, b) = (Switchable::new("a"), Switchable::new("b"));
+    let (clock, _) = manual_clock();
+    let g = group(Strategy::Failover, &[&a, &b], clock);
+    a.set(KEY_REVOKED);
+    b.set(KEY_REVOKED);
+    let err = g.send(&message()).await.unwrap_err();
+    assert!(!err.is_transient(), "{err:?}");
+    assert!(
+        err.detail().contains("a: ") && err.detail().contains("b: "),
+        "{err}"
+    );
+    // One revoked, one down: a later attempt may pass.
+    b.set(DOWN);
+    let (clock, _) = manual_clock();
+    let g = group(Strategy::Failover, &[&a, &b], clock);
+    assert!(g.send(&message()).await.unwrap_err().is_transient());
 }
 
 #[tokio::test]

@@ -135,7 +135,7 @@ async fn bad_request_is_permanent_with_mailgun_text() {
 async fn refused_key_is_permanent_and_never_echoed() {
     // Mailgun answers a wrong key with a plain-text body.
     let answer = ResponseTemplate::new(401).set_body_string("Forbidden");
-    let message = expect_permanent(send_with_answer(DSN, answer).await);
+    let message = expect_refused_credentials(send_with_answer(DSN, answer).await);
     assert!(
         message.contains("Forbidden") && message.contains("401"),
         "{message}"

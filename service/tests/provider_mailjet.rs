@@ -176,7 +176,7 @@ async fn refused_key_is_permanent_and_never_echoed() {
         "StatusCode": 401,
         "ErrorMessage": format!("API key authentication/authorization failure. You may be unauthorized to access the API or your API key may be expired. Visit API keys management section to check your keys. ({KEY}:{SECRET})")
     }));
-    let message = expect_permanent(send_with_answer(DSN, answer).await);
+    let message = expect_refused_credentials(send_with_answer(DSN, answer).await);
     assert!(
         message.contains("authentication/authorization failure"),
         "{message}"

@@ -131,7 +131,7 @@ async fn refused_token_is_permanent_and_never_echoed() {
         "ErrorCode": 10,
         "Message": format!("The Server Token you provided in the X-Postmark-Server-Token request header was invalid: {TOKEN}")
     }));
-    let message = expect_permanent(send_with_answer(DSN, answer).await);
+    let message = expect_refused_credentials(send_with_answer(DSN, answer).await);
     assert!(
         message.contains("ErrorCode 10") && message.contains("was invalid"),
         "{message}"

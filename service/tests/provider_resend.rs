@@ -158,7 +158,7 @@ async fn refused_key_is_permanent_and_never_echoed() {
         "name": "invalid_api_key",
         "message": format!("API key is invalid: {KEY}")
     }));
-    let message = expect_permanent(send_with_answer(DSN, answer).await);
+    let message = expect_refused_credentials(send_with_answer(DSN, answer).await);
     assert!(message.contains("API key is invalid"), "{message}");
     assert!(!message.contains(KEY), "{message}");
 
@@ -167,7 +167,7 @@ async fn refused_key_is_permanent_and_never_echoed() {
         "name": "restricted_api_key",
         "message": format!("This API key ({KEY}) is restricted to only send emails.")
     }));
-    let message = expect_permanent(send_with_answer(DSN, answer).await);
+    let message = expect_refused_credentials(send_with_answer(DSN, answer).await);
     assert!(
         message.contains("401") && message.contains("restricted"),
         "{message}"

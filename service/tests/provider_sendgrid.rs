@@ -167,7 +167,7 @@ async fn refused_key_is_permanent_and_never_echoed() {
         "field": null,
         "message": format!("The provided authorization grant is invalid, expired, or revoked ({KEY})")
     }]}));
-    let message = expect_permanent(send_with_answer(DSN, answer).await);
+    let message = expect_refused_credentials(send_with_answer(DSN, answer).await);
     assert!(
         message.contains("authorization grant is invalid"),
         "{message}"

@@ -346,7 +346,7 @@ impl Worker {
                     stored,
                 )
             }
-            Err(TransportError::Permanent { message }) => {
+            Err(TransportError::Permanent { message, .. }) => {
                 tracing::warn!(outcome = "failed", error = %message, "permanent failure");
                 let stored = self.store.mark_failed(id, &message, now).await;
                 (AttemptOutcome::Failed { error: message }, stored)

@@ -1,10 +1,11 @@
 //! `failover(A B …)` and `roundrobin(A B …)`: several transports behind one.
 //!
 //! Failover uses the first healthy transport; round robin takes them in turn.
-//! A transport that fails with a transient or auth error is marked down and
-//! skipped for [`SKIP_FOR`] while another one is up; the message goes on to
-//! the next one at once. A permanent error is returned as it is: a message
-//! that one provider refuses as malformed would be refused by the others too.
+//! A transport that fails with a transient or auth error, or whose key or
+//! account its provider refuses (HTTP 401/403), is marked down and skipped for
+//! [`SKIP_FOR`] while another one is up; the message goes on to the next one
+//! at once. Any other permanent error is returned as it is: a message that one
+//! provider refuses as malformed would be refused by the others too.
 //! When every transport is marked down, each is tried again rather than
 //! failing without trying, so a recovered transport is found on the next attempt.
 
@@ -122,7 +123,11 @@ impl Transport for Group {
                     member.mark(None);
                     return Ok(delivery);
                 }
-                Err(e @ TransportError::Permanent { .. }) => return Err(e),
+                Err(
+                    e @ TransportError::Permanent {
+                        credentials: false, ..
+                    },
+                ) => return Err(e),
                 Err(e) => {
                     tracing::warn!(transport = %member.name, error = %e, "transport failed, trying the next one");
                     member.mark(Some((self.clock)() + SKIP_FOR));
@@ -153,13 +158,18 @@ impl Transport for Group {
     }
 }
 
-/// One transient error naming every failure, with the soonest retry hint.
+/// One error naming every failure: permanent if every transport refused its
+/// credentials (as one transport alone would be), else transient with the
+/// soonest retry hint.
 fn all_failed(failures: &[(&str, TransportError)]) -> TransportError {
     let message = failures
         .iter()
         .map(|(name, e)| format!("{name}: {e}"))
         .collect::<Vec<_>>()
         .join("; ");
+    if failures.iter().all(|(_, e)| !e.is_transient()) {
+        return TransportError::refused_credentials(format!("all transports failed: {message}"));
+    }
     TransportError::Transient {
         message: format!("all transports failed: {message}"),
         retry_after: failures.iter().filter_map(|(_, e)| e.retry_after()).min(),
@@ -175,7 +185,10 @@ fn named(name: &str, e: &TransportError) -> TransportError {
             retry_after: *retry_after,
         },
         TransportError::Auth { .. } => TransportError::Auth { message },
-        TransportError::Permanent { .. } => TransportError::Permanent { message },
+        TransportError::Permanent { credentials, .. } => TransportError::Permanent {
+            message,
+            credentials: *credentials,
+        },
     }
 }
 

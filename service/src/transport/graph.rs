@@ -159,7 +159,7 @@ fn token_error(e: &OAuthError) -> TransportError {
     match e {
         OAuthError::Unavailable { .. } => TransportError::transient(message),
         OAuthError::Refused { .. } => TransportError::Auth { message },
-        OAuthError::Config(_) => TransportError::Permanent { message },
+        OAuthError::Config(_) => TransportError::permanent(message),
     }
 }
 
@@ -179,7 +179,7 @@ fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> TransportEr
             retry_after: http::parse_retry_after(headers, SystemTime::now()),
         }
     } else {
-        TransportError::Permanent { message }
+        TransportError::permanent(message)
     }
 }
 

@@ -204,7 +204,7 @@ fn message_error(
             retry_after: http::parse_retry_after(headers, SystemTime::now()),
         }
     } else {
-        TransportError::Permanent { message }
+        TransportError::permanent(message)
     }
 }
 

@@ -60,6 +60,10 @@ pub enum TransportError {
     Permanent {
         /// What went wrong, e.g. the SMTP reply; never a secret.
         message: String,
+        /// The peer refused this transport's key or account (HTTP 401/403),
+        /// not the message: another transport of a failover group may still
+        /// deliver it.
+        credentials: bool,
     },
 }
 
@@ -72,10 +76,19 @@ impl TransportError {
         }
     }
 
-    /// A permanent failure.
+    /// A permanent failure caused by the message.
     pub fn permanent(message: impl Into<String>) -> Self {
         Self::Permanent {
             message: message.into(),
+            credentials: false,
+        }
+    }
+
+    /// A permanent refusal of the transport's own key or account.
+    pub fn refused_credentials(message: impl Into<String>) -> Self {
+        Self::Permanent {
+            message: message.into(),
+            credentials: true,
         }
     }
 
@@ -97,7 +110,7 @@ impl TransportError {
         match self {
             Self::Transient { message, .. }
             | Self::Auth { message }
-            | Self::Permanent { message } => message,
+            | Self::Permanent { message, .. } => message,
         }
     }
 }

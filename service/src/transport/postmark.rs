@@ -156,8 +156,10 @@ fn api_error(
             message,
             retry_after: http::parse_retry_after(headers, SystemTime::now()),
         }
+    } else if matches!(status.as_u16(), 401 | 403) {
+        TransportError::refused_credentials(message)
     } else {
-        TransportError::Permanent { message }
+        TransportError::permanent(message)
     }
 }
 

@@ -99,8 +99,20 @@ pub fn expect_transient(result: Result<Delivery, TransportError>) -> Option<Dura
 /// Asserts a permanent failure and returns its message.
 pub fn expect_permanent(result: Result<Delivery, TransportError>) -> String {
     match result {
-        Err(TransportError::Permanent { message }) => message,
+        Err(TransportError::Permanent { message, .. }) => message,
         other => panic!("expected a permanent failure, got {other:?}"),
+    }
+}
+
+/// Asserts a permanent refusal of the transport's own key (so that a
+/// failover group moves on) and returns its message.
+pub fn expect_refused_credentials(result: Result<Delivery, TransportError>) -> String {
+    match result {
+        Err(TransportError::Permanent {
+            message,
+            credentials: true,
+        }) => message,
+        other => panic!("expected a refusal of the credentials, got {other:?}"),
     }
 }
 

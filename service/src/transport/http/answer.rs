@@ -79,8 +79,10 @@ pub fn error_for(
             message,
             retry_after: parse_retry_after(headers, now),
         }
+    } else if matches!(status.as_u16(), 401 | 403) {
+        TransportError::refused_credentials(message)
     } else {
-        TransportError::Permanent { message }
+        TransportError::permanent(message)
     }
 }
 
@@ -225,8 +227,12 @@ pub fn without_secret(err: TransportError, secret: &str) -> TransportError {
         TransportError::Auth { message } => TransportError::Auth {
             message: scrub(message),
         },
-        TransportError::Permanent { message } => TransportError::Permanent {
+        TransportError::Permanent {
+            message,
+            credentials,
+        } => TransportError::Permanent {
             message: scrub(message),
+            credentials,
         },
     }
 }

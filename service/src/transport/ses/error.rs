@@ -64,7 +64,7 @@ pub(super) fn classify(
     } else if AUTH.contains(&code.as_str()) {
         TransportError::Auth { message }
     } else {
-        TransportError::Permanent { message }
+        TransportError::permanent(message)
     }
 }
 

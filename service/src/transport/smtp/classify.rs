@@ -24,7 +24,7 @@ pub(super) fn classify(server: &str, error: &SmtpError) -> TransportError {
     if AUTH_CODES.contains(&code) {
         TransportError::Auth { message }
     } else if error.is_permanent() {
-        TransportError::Permanent { message }
+        TransportError::permanent(message)
     } else {
         // 4xx, and anything odd: a later attempt may pass.
         TransportError::transient(message)
