@@ -200,3 +200,26 @@ async fn debug_takes_only_yes_or_no() {
     let err = mailbridge::transport::from_dsn(&dsn).unwrap_err();
     assert!(err.to_string().contains("debug `verbose`"), "{err}");
 }
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_with_quit_after_its_idle_timeout() {
+    let peer = SmtpPeer::start(&[]).await;
+    let captured = Captured::default();
+    let _guard = captured.install();
+    let smtp = transport(&format!(
+        "smtp://127.0.0.1:{}?tls=none&idle_timeout=200ms&debug=true",
+        peer.port
+    ));
+    smtp.send(&message(1)).await.unwrap();
+    // No more mail: the background sweep alone must close it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !captured.conversation().iter().any(|l| l.contains("<< 221")) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the idle connection was not closed:\n{}",
+            captured.conversation().join("\n")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    in_order(&captured.conversation(), &["<< 250", ">> QUIT", "<< 221"]);
+}

@@ -36,7 +36,7 @@ use settings::Settings;
 pub struct SmtpTransport {
     settings: Settings,
     server: Arc<str>,
-    pool: Pool,
+    pool: Arc<Pool>,
     /// Numbers connections in the conversation log.
     opened: AtomicU64,
     /// Bounds the connections open at once.
@@ -61,8 +61,8 @@ impl SmtpTransport {
         Ok(Self {
             server: settings.server.as_str().into(),
             slots: Semaphore::new(settings.max_connections as usize),
+            pool: Arc::new(Pool::new(settings.idle_timeout)),
             settings,
-            pool: Pool::default(),
             opened: AtomicU64::new(0),
         })
     }

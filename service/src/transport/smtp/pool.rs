@@ -4,10 +4,12 @@
 //! well. It is not probed with NOOP before reuse (one round trip per message
 //! saved); instead a reused connection whose first command finds it closed is
 //! replaced at once (see [`super::connect::Failure::Stale`]). Connections idle
-//! longer than [`IDLE_TIMEOUT`], or authenticated with an XOAUTH2 token that
-//! is no longer the current one, are closed instead of reused.
+//! longer than the transport's `idle_timeout`, or authenticated with an
+//! XOAUTH2 token that is no longer the current one, are closed instead of
+//! reused; a background sweep closes expired ones even when no mail comes.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -15,26 +17,33 @@ use tokio::time::Instant;
 use super::connect::Connection;
 use crate::oauth::AccessToken;
 
-/// How long an idle connection is kept; servers commonly drop idle clients
-/// after a few minutes (Postfix: 300 s).
-pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound of the polite QUIT when a connection is closed.
 const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The idle connections of one transport, the most recently used last.
-#[derive(Default)]
 pub(super) struct Pool {
+    idle_timeout: Duration,
     idle: Mutex<Vec<(Instant, Connection)>>,
+    /// Whether the sweeping task runs (started with the first idle connection).
+    sweeping: AtomicBool,
 }
 
 impl Pool {
+    pub(super) fn new(idle_timeout: Duration) -> Self {
+        Self {
+            idle_timeout,
+            idle: Mutex::default(),
+            sweeping: AtomicBool::new(false),
+        }
+    }
+
     /// An idle connection authenticated with `token` (or without XOAUTH2),
     /// closing the stale ones met on the way.
     pub(super) fn take(&self, token: Option<&AccessToken>) -> Option<Connection> {
         let mut idle = self.lock();
-        let (usable, stale): (Vec<_>, Vec<_>) = idle
-            .drain(..)
-            .partition(|(since, c)| since.elapsed() < IDLE_TIMEOUT && c.token.as_ref() == token);
+        let (usable, stale): (Vec<_>, Vec<_>) = idle.drain(..).partition(|(since, c)| {
+            since.elapsed() < self.idle_timeout && c.token.as_ref() == token
+        });
         *idle = usable;
         let found = idle.pop().map(|(_, c)| c);
         drop(idle);
@@ -45,11 +54,29 @@ impl Pool {
     }
 
     /// Keeps `connection` for the next message, unless it broke.
-    pub(super) fn put(&self, connection: Connection) {
+    pub(super) fn put(self: &Arc<Self>, connection: Connection) {
         if connection.smtp.has_broken() {
             return;
         }
         self.lock().push((Instant::now(), connection));
+        if !self.sweeping.swap(true, Ordering::AcqRel)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(sweep(Arc::downgrade(self)));
+        }
+    }
+
+    /// Closes the connections idle longer than the idle timeout.
+    fn close_expired(&self) {
+        let mut idle = self.lock();
+        let (fresh, expired): (Vec<_>, Vec<_>) = idle
+            .drain(..)
+            .partition(|(since, _)| since.elapsed() < self.idle_timeout);
+        *idle = fresh;
+        drop(idle);
+        for (_, connection) in expired {
+            close(connection);
+        }
     }
 
     /// Closes every idle connection.
@@ -62,6 +89,19 @@ impl Pool {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Instant, Connection)>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Every half idle timeout, closes expired idle connections of `pool`,
+/// until the transport is gone.
+async fn sweep(pool: Weak<Pool>) {
+    loop {
+        let Some(period) = pool.upgrade().map(|p| p.idle_timeout / 2) else {
+            return;
+        };
+        tokio::time::sleep(period).await;
+        let Some(pool) = pool.upgrade() else { return };
+        pool.close_expired();
     }
 }
 

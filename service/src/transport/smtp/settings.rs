@@ -20,6 +20,7 @@ const KNOWN_OPTIONS: &[&str] = &[
     "ca_file",
     "helo",
     "timeout",
+    "idle_timeout",
     "max_connections",
     "auth",
     "token_url",
@@ -37,6 +38,9 @@ const XOAUTH2_OPTIONS: &[&str] = &[
     "google_key_file",
 ];
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an idle connection is kept; servers commonly drop idle clients
+/// after a few minutes (Postfix: 300 s).
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_CONNECTIONS: u32 = 4;
 
 /// Everything needed to open connections, except XOAUTH2 tokens.
@@ -55,6 +59,8 @@ pub(super) struct Settings {
     pub timeout: Duration,
     /// Most connections open at once.
     pub max_connections: u32,
+    /// How long an unused connection stays open.
+    pub idle_timeout: Duration,
     /// User and password with the mechanisms to offer, if any.
     pub login: Option<(Credentials, Vec<Mechanism>)>,
     /// The XOAUTH2 user and token source, when `auth=xoauth2`.
@@ -102,11 +108,8 @@ pub(super) fn from_dsn(dsn: &Dsn) -> Result<Settings, DsnError> {
     }
     let implicit_tls = scheme == "smtps";
     let port = dsn.port.unwrap_or(if implicit_tls { 465 } else { 587 });
-    let timeout = match dsn.option("timeout") {
-        Some(t) => humantime::parse_duration(t)
-            .map_err(|_| DsnError::invalid(scheme, format!("timeout `{t}` is not a duration")))?,
-        None => DEFAULT_TIMEOUT,
-    };
+    let timeout = duration(dsn, "timeout", DEFAULT_TIMEOUT)?;
+    let idle_timeout = duration(dsn, "idle_timeout", DEFAULT_IDLE_TIMEOUT)?;
     let max_connections = match dsn.option("max_connections") {
         Some(n) => n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
             DsnError::invalid(scheme, "max_connections must be a positive number")
@@ -140,10 +143,20 @@ pub(super) fn from_dsn(dsn: &Dsn) -> Result<Settings, DsnError> {
         hello,
         timeout,
         max_connections,
+        idle_timeout,
         login,
         xoauth2,
         debug,
     })
+}
+
+/// The duration option `name`, or `default`.
+fn duration(dsn: &Dsn, name: &str, default: Duration) -> Result<Duration, DsnError> {
+    match dsn.option(name) {
+        Some(t) => humantime::parse_duration(t)
+            .map_err(|_| DsnError::invalid(&dsn.scheme, format!("{name} `{t}` is not a duration"))),
+        None => Ok(default),
+    }
 }
 
 /// `smtps`: TLS from the first byte. `smtp`: STARTTLS required, unless `tls=`
