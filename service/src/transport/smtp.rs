@@ -1,10 +1,14 @@
 //! `smtp://` and `smtps://`: delivery over SMTP with pooled connections,
 //! STARTTLS or implicit TLS, AUTH PLAIN/LOGIN or XOAUTH2.
 //!
-//! With XOAUTH2 the pool belongs to one access token: connections are
-//! authenticated once, when opened, so a new token gets a new pool and the
-//! connections of the old one close. A refused token is dropped, a new one
-//! fetched and the message tried once more.
+//! The parts: [`settings`] reads the DSN, [`connect`] opens one connection
+//! (TCP_NODELAY, TLS, EHLO, AUTH), [`pool`] keeps idle ones, [`conversation`]
+//! is the `debug=true` log, [`classify`] sorts failures. This file runs one
+//! attempt: an idle connection if there is one, else a new one.
+//!
+//! With XOAUTH2 a connection is authenticated once, when opened, so it is
+//! reused only while its token is the current one. A refused token is
+//! dropped, a new one fetched and the message tried once more.
 
 mod classify;
 mod connect;
