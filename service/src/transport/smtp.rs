@@ -1,9 +1,9 @@
 //! `smtp://` and `smtps://`: delivery over SMTP with pooled connections,
 //! STARTTLS or implicit TLS, AUTH PLAIN/LOGIN or XOAUTH2.
 //!
-//! The parts: [`settings`] reads the DSN, [`connect`] opens one connection
-//! (TCP_NODELAY, TLS, EHLO, AUTH), [`pool`] keeps idle ones, [`conversation`]
-//! is the `debug=true` log, [`classify`] sorts failures. This file runs one
+//! The parts: `settings` reads the DSN, `connect` opens one connection
+//! (TCP_NODELAY, TLS, EHLO, AUTH), `pool` keeps idle ones, `conversation`
+//! is the `debug=true` log, `classify` sorts failures. This file runs one
 //! attempt: an idle connection if there is one, else a new one.
 //!
 //! With XOAUTH2 a connection is authenticated once, when opened, so it is
