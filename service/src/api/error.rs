@@ -145,20 +145,55 @@ impl From<JsonRejection> for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "the request body is larger than 1 MiB",
             ),
-            other => Self::bad_request(other.body_text()),
+            other => Self::bad_request(shorten_quotes(&other.body_text())),
         }
     }
 }
 
+/// The longest quoted value a rejection repeats back, in characters.
+const QUOTE_MAX: usize = 40;
+
+/// Shortens every quoted value in a parser's message to [`QUOTE_MAX`]
+/// characters, so a 20 kB string sent in the wrong place is not echoed whole;
+/// the field and what was expected stay readable.
+fn shorten_quotes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(1024));
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '"' {
+            continue;
+        }
+        let mut kept = 0;
+        let mut escaped = false;
+        for c in chars.by_ref() {
+            let closing = c == '"' && !escaped;
+            escaped = c == '\\' && !escaped;
+            if closing {
+                if kept > QUOTE_MAX {
+                    out.push('…');
+                }
+                out.push('"');
+                break;
+            }
+            kept += 1;
+            if kept <= QUOTE_MAX {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        Self::bad_request(rejection.body_text())
+        Self::bad_request(shorten_quotes(&rejection.body_text()))
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        Self::bad_request(rejection.body_text())
+        Self::bad_request(shorten_quotes(&rejection.body_text()))
     }
 }
 
@@ -171,5 +206,29 @@ impl From<crate::queue::StoreError> for ApiError {
 impl From<crate::email::InvalidField> for ApiError {
     fn from(error: crate::email::InvalidField) -> Self {
         Self::bad_request(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shorten_quotes;
+
+    #[test]
+    fn long_quoted_values_are_cut_and_the_rest_is_kept() {
+        let long = "x".repeat(500);
+        let text = format!("to: invalid type: string \"{long}\", expected a sequence at line 1");
+        let short = shorten_quotes(&text);
+        assert_eq!(
+            short,
+            format!(
+                "to: invalid type: string \"{}…\", expected a sequence at line 1",
+                "x".repeat(40)
+            )
+        );
+        // Escaped quotes stay inside their value; short values are untouched.
+        let text = r#"a: "say \"hi\"" and "b""#;
+        assert_eq!(shorten_quotes(text), text);
+        // An unclosed quote (cut message) does not panic or grow.
+        assert_eq!(shorten_quotes("oops \"abc"), "oops \"abc");
     }
 }
