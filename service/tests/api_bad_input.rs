@@ -228,6 +228,26 @@ async fn unknown_routes_methods_and_ids() {
         .get("/v1/messages/0190b8a0-0000-7000-8000-000000000000", &token)
         .await;
     assert_eq!(s, 404);
+    // A query the routes cannot read is a problem too, before anything is queued.
+    for path in ["/v1/messages?wait=maybe", "/v1/messages?wait=1&wait=2"] {
+        let resp = server
+            .http
+            .post(server.url(path))
+            .bearer_auth(&token)
+            .json(&valid())
+            .send()
+            .await
+            .unwrap();
+        let (status, headers, body) = split(resp).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert!(detail(&body).contains("wait"), "{body}");
+    }
+    let (s, page) = server.get("/v1/messages?status=queued", &token).await;
+    assert_eq!(s, 200);
+    assert_eq!(page["messages"], json!([]), "nothing was queued");
+    let (s, body) = server.get("/v1/messages?limit=-1", &token).await;
+    assert_eq!(s, 400, "{body}");
     server.stop().await;
 }
 

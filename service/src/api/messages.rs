@@ -1,7 +1,7 @@
 //! `POST /v1/messages`, `GET /v1/messages/{id}` and `POST /v1/render`.
 
 use axum::Json;
-use axum::extract::{FromRequest, Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -21,6 +21,11 @@ use crate::telemetry;
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
+
+/// A query string, with every rejection as problem+json.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
 
 /// Query of `POST /v1/messages`.
 #[derive(Debug, Default, Deserialize)]
@@ -43,7 +48,7 @@ pub struct Accepted {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<SendQuery>,
+    ApiQuery(query): ApiQuery<SendQuery>,
     headers: HeaderMap,
     ApiJson(mut req): ApiJson<MessageRequest>,
 ) -> Result<Response, ApiError> {
