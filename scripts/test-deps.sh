@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Rust and Java, once, under ~/.cache:
-# a Python virtualenv with the SMTP server (aiosmtpd) and the SES emulator (moto).
+# a Python virtualenv with the SMTP server (aiosmtpd) and the SES emulator (moto);
+# and Debian's PostgreSQL server binaries (the tests start their own servers).
 # Safe to run again: work already done is skipped.
 set -euo pipefail
 
@@ -17,3 +18,14 @@ if [ ! -f "$STAMP" ]; then
   touch "$STAMP"
 fi
 echo "test-deps: python at $VENV/bin/python"
+
+# PostgreSQL: the tests run initdb/pg_ctl themselves, on loopback, as the
+# `postgres` user when run as root. Only the binaries are needed here.
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  echo "test-deps: installing PostgreSQL from Debian's packages"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+fi
+# The Debian package starts a cluster of its own; the tests do not use it.
+echo "test-deps: postgres at $(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"

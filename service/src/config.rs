@@ -84,7 +84,7 @@ pub struct TenantSettings {
 pub struct Settings {
     /// `MAILBRIDGE_LISTEN`: address to listen on.
     pub listen: SocketAddr,
-    /// `MAILBRIDGE_DATABASE_URL`: the queue store, `sqlite://PATH`.
+    /// `MAILBRIDGE_DATABASE_URL`: the queue store, `sqlite://PATH` or `postgres://…`.
     pub database_url: String,
     /// `MAILBRIDGE_TEMPLATES`: the template directory.
     pub templates: PathBuf,

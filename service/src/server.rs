@@ -15,7 +15,6 @@ use crate::api::AppState;
 use crate::auth::Verifier;
 use crate::config::Settings;
 use crate::queue::JobStore;
-use crate::queue::sqlite::SqliteStore;
 use crate::queue::worker::{Worker, WorkerConfig};
 use crate::render::Renderer;
 use crate::telemetry::Metrics;
@@ -103,11 +102,14 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
              or for a local trial start with --insecure-no-auth"
         ),
     };
-    let store: Arc<dyn JobStore> = Arc::new(
-        SqliteStore::open(&settings.database_url)
-            .await
-            .with_context(|| format!("opening the queue store {}", settings.database_url))?,
-    );
+    let store: Arc<dyn JobStore> = crate::queue::open(&settings.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the queue store {}",
+                crate::queue::postgres::redact(&settings.database_url)
+            )
+        })?;
     let recovered = store.recover_interrupted().await?;
     if recovered > 0 {
         tracing::warn!(

@@ -198,8 +198,14 @@ impl From<QueryRejection> for ApiError {
 }
 
 impl From<crate::queue::StoreError> for ApiError {
+    /// The store did not answer (database down, disk full): 503 with
+    /// `Retry-After`, the cause in the log only.
     fn from(error: crate::queue::StoreError) -> Self {
-        Self::internal(&error)
+        tracing::error!(error = %error, "the queue store failed while handling a request");
+        Self::unavailable(
+            "the queue store did not answer; try again shortly (a retry with the same \
+             Idempotency-Key cannot send twice; the cause is in the service log)",
+        )
     }
 }
 

@@ -78,10 +78,11 @@ fn id_parameter() -> Value {
     json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}})
 }
 
-/// Answers shared by every authenticated endpoint.
+/// Answers shared by every authenticated endpoint (each reads the store).
 fn with_auth_errors(mut responses: Value) -> Value {
     responses["401"] = problem("No valid token.");
     responses["403"] = problem("The token does not allow this (tenant or admin scope).");
+    responses["503"] = problem("The queue store does not answer; see Retry-After.");
     responses
 }
 

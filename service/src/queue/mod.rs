@@ -1,4 +1,4 @@
-//! The durable queue: the [`JobStore`] trait and its SQLite implementation,
+//! The durable queue: the [`JobStore`] trait, its SQLite and PostgreSQL implementations,
 //! the pure retry policy, and the worker that claims and delivers messages.
 
 use std::time::Duration;
@@ -10,9 +10,26 @@ use uuid::Uuid;
 
 use crate::email::OutgoingMessage;
 
+mod pending;
+pub mod postgres;
 pub mod retry;
 pub mod sqlite;
 pub mod worker;
+
+/// Opens the store `url` names: `sqlite://PATH` (embedded, one serving
+/// process) or `postgres://…` (shared by replicas).
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn JobStore>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(postgres::PgStore::open(url).await?))
+    } else {
+        Err(StoreError(anyhow::anyhow!(
+            "`{}` names no known store: use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB",
+            postgres::redact(url)
+        )))
+    }
+}
 
 /// Where a message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -152,6 +169,30 @@ pub struct QueueStats {
     pub failed: u64,
     /// Accept time of the oldest message not yet sent or failed.
     pub oldest_unsent: Option<OffsetDateTime>,
+}
+
+impl QueueStats {
+    /// Adds one status's count and the accept time of its oldest message.
+    pub(crate) fn add(
+        &mut self,
+        status: Option<Status>,
+        count: u64,
+        oldest: Option<OffsetDateTime>,
+    ) {
+        match status {
+            Some(Status::Queued) => self.queued = count,
+            Some(Status::Sending) => self.sending = count,
+            Some(Status::Retrying) => self.retrying = count,
+            Some(Status::Failed) => self.failed = count,
+            Some(Status::Sent) | None => return,
+        }
+        if status != Some(Status::Failed) {
+            self.oldest_unsent = match (self.oldest_unsent, oldest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
 }
 
 /// A store failure (I/O, corruption, pool closed). Internal: never shown to callers.

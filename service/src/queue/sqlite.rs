@@ -7,10 +7,8 @@
 //! [`JobStore::recover_interrupted`] makes rows a previous process left in
 //! `sending` (it died mid-delivery) claimable at once.
 
-use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -22,6 +20,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::pending::PendingCache;
 use super::{
     ClaimedJob, Enqueued, JobStore, ListFilter, MessageRecord, NewJob, QueueStats, Status,
     StoreError,
@@ -32,16 +31,13 @@ mod writer;
 
 use writer::{MAX_BATCH, Outcome, Write};
 
-/// How long a tenant's pending count may be reused (the bound is approximate).
-const PENDING_CACHE: Duration = Duration::from_secs(1);
-
 /// The SQLite queue store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
     writes: mpsc::Sender<Write>,
-    pending: Arc<Mutex<HashMap<String, (Instant, u64)>>>,
+    pending: PendingCache,
 }
 
 impl SqliteStore {
@@ -78,13 +74,6 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// A tenant's pending count from the last second, if there is one.
-    fn cached_pending(&self, tenant: &str) -> Option<u64> {
-        let cache = self.pending.lock().ok()?;
-        let (at, count) = cache.get(tenant)?;
-        (at.elapsed() < PENDING_CACHE).then_some(*count)
-    }
-
     /// Hands one write to the writer and waits for its commit.
     async fn write_op<T>(
         &self,
@@ -159,10 +148,8 @@ impl JobStore for SqliteStore {
         let result = self
             .write_op(|reply| Write::Enqueue(Box::new(job), reply))
             .await?;
-        if let (Enqueued::Created(_), Ok(mut cache)) = (result, self.pending.lock())
-            && let Some((_, count)) = cache.get_mut(&tenant)
-        {
-            *count += 1;
+        if let Enqueued::Created(_) = result {
+            self.pending.accepted(&tenant);
         }
         Ok(result)
     }
@@ -283,10 +270,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn pending_count(&self, tenant: &str) -> Result<u64, StoreError> {
-        // Counting a large backlog on every request would cost more than the
-        // insert itself: a count is reused for a second, and kept up to date
-        // with what this process accepts meanwhile.
-        if let Some(count) = self.cached_pending(tenant) {
+        if let Some(count) = self.pending.get(tenant) {
             return Ok(count);
         }
         let count: i64 = sqlx::query_scalar(
@@ -297,9 +281,7 @@ impl JobStore for SqliteStore {
         .await
         .context("counting pending messages")?;
         let count = u64::try_from(count).unwrap_or_default();
-        if let Ok(mut cache) = self.pending.lock() {
-            cache.insert(tenant.to_owned(), (Instant::now(), count));
-        }
+        self.pending.put(tenant, count);
         Ok(count)
     }
 

@@ -23,4 +23,5 @@ pub fn python() -> PathBuf {
 pub fn peers_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
 }
+pub mod postgres;
 pub mod server;

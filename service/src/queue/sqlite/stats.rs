@@ -22,22 +22,11 @@ pub(super) async fn read(pool: &SqlitePool) -> Result<QueueStats, StoreError> {
         let status: String = row.try_get("status").context("queue figures: status")?;
         let count: i64 = row.try_get("n").context("queue figures: count")?;
         let oldest: Option<i64> = row.try_get("oldest").context("queue figures: oldest")?;
-        let count = u64::try_from(count).unwrap_or_default();
-        let status = Status::parse(&status);
-        match status {
-            Some(Status::Queued) => stats.queued = count,
-            Some(Status::Sending) => stats.sending = count,
-            Some(Status::Retrying) => stats.retrying = count,
-            Some(Status::Failed) => stats.failed = count,
-            Some(Status::Sent) | None => continue,
-        }
-        if status != Some(Status::Failed) {
-            let oldest = oldest.map(from_ms);
-            stats.oldest_unsent = match (stats.oldest_unsent, oldest) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        }
+        stats.add(
+            Status::parse(&status),
+            u64::try_from(count).unwrap_or_default(),
+            oldest.map(from_ms),
+        );
     }
     Ok(stats)
 }

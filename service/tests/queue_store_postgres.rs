@@ -1,0 +1,139 @@
+//! The PostgreSQL store against a real PostgreSQL server on loopback: the
+//! store contract, two replicas claiming from one database, and two service
+//! processes sharing one queue.
+
+mod common;
+mod store_contract;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::postgres::Postgres;
+use common::server::TestServer;
+use mailbridge::queue::JobStore;
+use mailbridge::queue::postgres::PgStore;
+use serde_json::json;
+
+async fn open(url: &str) -> Arc<dyn JobStore> {
+    Arc::new(PgStore::open(url).await.expect("open the postgres store"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_contract_holds_on_postgres() {
+    let pg = Postgres::start();
+    store_contract::idempotency_keys_hold_for_24_hours_per_tenant(open(&pg.database()).await).await;
+    store_contract::concurrent_enqueues_are_all_committed(open(&pg.database()).await).await;
+    store_contract::leases_expire_and_the_message_is_claimed_again(open(&pg.database()).await)
+        .await;
+    store_contract::outcomes_listing_and_requeue(open(&pg.database()).await).await;
+    store_contract::retention_drops_old_sent_bodies_but_keeps_their_status(
+        open(&pg.database()).await,
+    )
+    .await;
+    store_contract::queue_figures(open(&pg.database()).await).await;
+
+    // Two replicas (two pools, two caches) on one database.
+    let shared = pg.database();
+    let (a, b) = (open(&shared).await, open(&shared).await);
+    store_contract::concurrent_claims_never_overlap(vec![a, b]).await;
+
+    // A commit is in the database, not in this process: a new pool sees it.
+    let url = pg.database();
+    let now = time::OffsetDateTime::now_utc();
+    let mailbridge::queue::Enqueued::Created(id) = open(&url)
+        .await
+        .enqueue(store_contract::job("acme", None, now))
+        .await
+        .unwrap()
+    else {
+        panic!("not created")
+    };
+    let record = open(&url).await.get(id).await.unwrap().expect("committed");
+    assert_eq!(record.tenant, "acme");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_url_or_a_missing_server_is_a_clear_error_without_the_password() {
+    // Nothing listens on port 1.
+    let nobody = "postgres://mailbridge:hunter2@127.0.0.1:1/mailbridge";
+    let err = PgStore::open(nobody).await.unwrap_err().to_string();
+    assert!(
+        err.contains("connecting to postgres://***@127.0.0.1"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+    let err = mailbridge::queue::open("mysql://u:hunter2@h/db")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("names no known store"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    let err = PgStore::open("postgres://mailbridge:hunter2@127.0.0.1:99999/x")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not a postgres:// URL"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_services_share_one_queue_and_send_each_message_once() {
+    let pg = Postgres::start();
+    let url = pg.database();
+    let env = [("MAILBRIDGE_DATABASE_URL", url.as_str())];
+    let servers = [TestServer::start(&env).await, TestServer::start(&env).await];
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let server = &servers[i % 2];
+        let body = json!({
+            "to": [{"email": "ada@example.com"}],
+            "subject": format!("message {i}"),
+            "text": "hello",
+        });
+        let (status, _, answer) = server.post("/v1/messages", None, &body).await;
+        assert_eq!(status, 202, "{answer}");
+        ids.push(answer["id"].as_str().unwrap().to_owned());
+    }
+    // Each server sees every message, whichever accepted it.
+    for (i, id) in ids.iter().enumerate() {
+        let record = servers[(i + 1) % 2]
+            .wait_status(id, "sent", Duration::from_secs(30))
+            .await;
+        assert_eq!(record["attempts"], 1, "{record}");
+    }
+    // Delivered once in all: every subject in exactly one outbox file.
+    let mut subjects: HashMap<String, u32> = HashMap::new();
+    for server in &servers {
+        let outbox = server.dir.path().join("outbox");
+        for entry in std::fs::read_dir(&outbox).expect("outbox").flatten() {
+            let eml = std::fs::read_to_string(entry.path()).unwrap();
+            let subject = eml
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .expect("a subject")
+                .to_owned();
+            *subjects.entry(subject).or_default() += 1;
+        }
+    }
+    assert_eq!(subjects.len(), 60, "{subjects:?}");
+    assert!(subjects.values().all(|&n| n == 1), "{subjects:?}");
+
+    // The database goes away: readiness says so and requests get a problem,
+    // not a crash; nothing already accepted is lost.
+    pg.stop();
+    let (status, body) = servers[0].get("/readyz", "").await;
+    assert_eq!(status, 503, "{body}");
+    let (status, _, answer) = servers[1]
+        .post(
+            "/v1/messages",
+            None,
+            &json!({"to": [{"email": "ada@example.com"}], "subject": "s", "text": "t"}),
+        )
+        .await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["title"], "Service Unavailable");
+    for server in servers {
+        server.stop().await;
+    }
+}
