@@ -5,6 +5,8 @@
 #  2. delivery: the worker drains the accepted backlog to Postfix's smtp-sink over
 #     pooled SMTP connections (messages/s from the first accept to the last send);
 #  3. memory: the service's peak resident set (VmHWM) over both.
+# STORE=postgres runs the same against a throwaway PostgreSQL server on loopback
+# (Debian's binaries, as scripts/test-deps.sh installs them) instead of SQLite.
 # Needs: wrk and postfix (smtp-sink) from Debian; installs them when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +22,15 @@ fi
 cargo build --release -q -p mailbridge
 BIN=target/release/mailbridge
 
+STORE="${STORE:-sqlite}"
 work=$(mktemp -d)
-cleanup() { kill "${SINK:-}" "${SVC:-}" 2>/dev/null || true; rm -rf "$work"; }
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+  kill "${SINK:-}" "${SVC:-}" 2>/dev/null || true
+  [ -n "${PG_PORT:-}" ] && as_pg "$PG_BIN/pg_ctl" stop -m fast -D "$work/pg" >/dev/null 2>&1
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 SMTP_PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
@@ -30,7 +39,20 @@ HTTP_PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));
 SINK=$!
 
 export MAILBRIDGE_LISTEN="127.0.0.1:$HTTP_PORT"
-export MAILBRIDGE_DATABASE_URL="sqlite://$work/bench.db"
+if [ "$STORE" = postgres ]; then
+  # Durable as in production: fsync and synchronous_commit stay on.
+  PG_PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  mkdir "$work/pg"; [ "$(id -u)" = 0 ] && chown -R postgres: "$work"
+  as_pg "$PG_BIN/initdb" --auth=trust --username=mailbridge -D "$work/pg" >/dev/null
+  as_pg "$PG_BIN/pg_ctl" start -w -D "$work/pg" -l "$work/pg.log" \
+    -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$work" >/dev/null
+  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U mailbridge bench
+  export MAILBRIDGE_DATABASE_URL="postgres://mailbridge@127.0.0.1:$PG_PORT/bench"
+  count() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U mailbridge -d bench -Atc "select count(*) from messages where status $1" 2>/dev/null || echo 0; }
+else
+  export MAILBRIDGE_DATABASE_URL="sqlite://$work/bench.db"
+  count() { sqlite3 "file:$work/bench.db?mode=ro" "select count(*) from messages where status $1" 2>/dev/null || echo 0; }
+fi
 export MAILBRIDGE_TRANSPORT="smtp://127.0.0.1:$SMTP_PORT?tls=none&max_connections=${SMTP_CONNECTIONS:-8}"
 export MAILBRIDGE_JWT_SECRET="bench-secret-0123456789abcdef-0123456789"
 export MAILBRIDGE_LOG="warn"
@@ -45,7 +67,6 @@ start=$(date +%s.%N)
 echo "== accept: wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/post.lua "http://$MAILBRIDGE_LISTEN/v1/messages" | tee "$work/wrk.txt"
 
-count() { sqlite3 "file:$work/bench.db?mode=ro" "select count(*) from messages where status $1" 2>/dev/null || echo 0; }
 drain_start=$(date +%s.%N)
 sent_at_drain_start=$(count "= 'sent'")
 echo "== delivery: draining the backlog to smtp-sink"

@@ -180,7 +180,8 @@ const RECORD_COLUMNS: &str = "id, tenant, status, attempts, last_error, transpor
 #[async_trait]
 impl JobStore for PgStore {
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
-        // Twice at most: an expired key is let go of once, then taken.
+        // An expired key is let go of, then taken: two rounds suffice unless
+        // other requests race for the same key.
         for _ in 0..3 {
             if let Some(done) = self.try_insert(&job).await.context("storing a message")? {
                 if let Enqueued::Created(_) = done {
