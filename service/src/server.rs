@@ -102,14 +102,10 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
              or for a local trial start with --insecure-no-auth"
         ),
     };
+    // The store's errors name its URL (without a password).
     let store: Arc<dyn JobStore> = crate::queue::open(&settings.database_url)
         .await
-        .with_context(|| {
-            format!(
-                "opening the queue store {}",
-                crate::queue::postgres::redact(&settings.database_url)
-            )
-        })?;
+        .context("opening the queue store")?;
     let recovered = store.recover_interrupted().await?;
     if recovered > 0 {
         tracing::warn!(

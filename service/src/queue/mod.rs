@@ -143,6 +143,10 @@ pub struct MessageRecord {
     pub sent_at: Option<OffsetDateTime>,
 }
 
+/// The columns of a [`MessageRecord`], in every store's `messages` table.
+const RECORD_COLUMNS: &str = "id, tenant, status, attempts, last_error, transport, provider_message_id, \
+     next_attempt_at, created_at, updated_at, sent_at";
+
 /// Which records to list.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
@@ -256,8 +260,10 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// Messages of `tenant` not yet sent or failed (for the per-tenant bound).
     async fn pending_count(&self, tenant: &str) -> Result<u64, StoreError>;
 
-    /// At the start of the (only) serving process: messages left `sending` by a
-    /// previous process become claimable now; answers how many.
+    /// At the start of a serving process: messages a previous process left
+    /// `sending` become claimable now; answers how many. A store shared by
+    /// replicas recovers nothing here (the row may be another replica's live
+    /// delivery): leases decide.
     async fn recover_interrupted(&self) -> Result<u64, StoreError>;
 
     /// Retention: drops the bodies of messages sent before `older_than`; their status rows stay.

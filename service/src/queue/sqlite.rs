@@ -22,8 +22,8 @@ use uuid::Uuid;
 
 use super::pending::PendingCache;
 use super::{
-    ClaimedJob, Enqueued, JobStore, ListFilter, MessageRecord, NewJob, QueueStats, Status,
-    StoreError,
+    ClaimedJob, Enqueued, JobStore, ListFilter, MessageRecord, NewJob, QueueStats, RECORD_COLUMNS,
+    Status, StoreError,
 };
 
 mod stats;
@@ -137,9 +137,6 @@ fn record(row: &SqliteRow) -> Result<MessageRecord, StoreError> {
         sent_at: row.get::<Option<i64>, _>("sent_at").map(from_ms),
     })
 }
-
-const RECORD_COLUMNS: &str = "id, tenant, status, attempts, last_error, transport, provider_message_id, \
-     next_attempt_at, created_at, updated_at, sent_at";
 
 #[async_trait]
 impl JobStore for SqliteStore {
@@ -270,19 +267,14 @@ impl JobStore for SqliteStore {
     }
 
     async fn pending_count(&self, tenant: &str) -> Result<u64, StoreError> {
-        if let Some(count) = self.pending.get(tenant) {
-            return Ok(count);
-        }
-        let count: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM messages WHERE tenant = ? AND status IN ('queued', 'sending', 'retrying')",
-        )
-        .bind(tenant)
-        .fetch_one(&self.read)
-        .await
-        .context("counting pending messages")?;
-        let count = u64::try_from(count).unwrap_or_default();
-        self.pending.put(tenant, count);
-        Ok(count)
+        let read = || {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM messages WHERE tenant = ? AND status IN ('queued', 'sending', 'retrying')",
+            )
+            .bind(tenant)
+            .fetch_one(&self.read)
+        };
+        self.pending.count(tenant, read).await
     }
 
     async fn recover_interrupted(&self) -> Result<u64, StoreError> {

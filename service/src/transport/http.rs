@@ -15,7 +15,7 @@ use std::time::Duration;
 
 pub use answer::{
     classify, error_for, error_text, is_transient_status, network_error, parse_retry_after,
-    read_answer, without_secret,
+    read_answer, status_error, without_secret,
 };
 
 use super::{Dsn, DsnError};

@@ -151,15 +151,13 @@ fn api_error(
 ) -> TransportError {
     let detail = http::error_text(text.unwrap_or_default().as_bytes());
     let message = format!("{PROVIDER}: HTTP {status}: ErrorCode {code}: {detail}");
-    if TRANSIENT_CODES.contains(&code) || http::is_transient_status(status) {
+    if TRANSIENT_CODES.contains(&code) {
         TransportError::Transient {
             message,
             retry_after: http::parse_retry_after(headers, SystemTime::now()),
         }
-    } else if matches!(status.as_u16(), 401 | 403) {
-        TransportError::refused_credentials(message)
     } else {
-        TransportError::permanent(message)
+        http::status_error(status, headers, message, SystemTime::now())
     }
 }
 

@@ -168,7 +168,8 @@ impl SmtpTransport {
             Failure::Connect(message) => TransportError::transient(message),
             Failure::Refused(message) => TransportError::permanent(message),
             Failure::TimedOut => {
-                // Whatever was open may be mid-conversation: start afresh.
+                // The timed-out connection went with its future; the server
+                // may be hanging, so its idle connections are not reused either.
                 self.pool.clear();
                 TransportError::transient(format!(
                     "{} did not finish within {}",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailbridge::email::{Mailbox, OutgoingMessage};
-use mailbridge::queue::{Enqueued, JobStore, ListFilter, NewJob, Status};
+use mailbridge::queue::{ClaimedJob, Enqueued, JobStore, ListFilter, NewJob, Status};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -39,6 +39,14 @@ pub fn job(tenant: &str, key: Option<&str>, now: OffsetDateTime) -> NewJob {
         now,
         lease: None,
     }
+}
+
+/// Claims up to `limit` messages due at `now` under a one-minute lease.
+async fn claim(store: &Arc<dyn JobStore>, now: OffsetDateTime, limit: u32) -> Vec<ClaimedJob> {
+    store
+        .claim(now, Duration::from_secs(60), limit)
+        .await
+        .unwrap()
 }
 
 pub async fn idempotency_keys_hold_for_24_hours_per_tenant(store: Arc<dyn JobStore>) {
@@ -96,22 +104,12 @@ pub async fn concurrent_enqueues_are_all_committed(store: Arc<dyn JobStore>) {
 pub async fn leases_expire_and_the_message_is_claimed_again(store: Arc<dyn JobStore>) {
     let now = OffsetDateTime::now_utc();
     store.enqueue(job("acme", None, now)).await.unwrap();
-    let claimed = store.claim(now, Duration::from_secs(60), 10).await.unwrap();
+    let claimed = claim(&store, now, 10).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].attempt, 1);
-    assert!(
-        store
-            .claim(now, Duration::from_secs(60), 10)
-            .await
-            .unwrap()
-            .is_empty(),
-        "held by the lease"
-    );
+    assert!(claim(&store, now, 10).await.is_empty(), "held by the lease");
     let after = now + Duration::from_secs(61);
-    let again = store
-        .claim(after, Duration::from_secs(60), 10)
-        .await
-        .unwrap();
+    let again = claim(&store, after, 10).await;
     assert_eq!(again.len(), 1, "an expired lease is claimable");
     assert_eq!(again[0].attempt, 2);
     assert_eq!(
@@ -125,7 +123,7 @@ pub async fn outcomes_listing_and_requeue(store: Arc<dyn JobStore>) {
     for _ in 0..3 {
         store.enqueue(job("acme", None, now)).await.unwrap();
     }
-    let claimed = store.claim(now, Duration::from_secs(60), 10).await.unwrap();
+    let claimed = claim(&store, now, 10).await;
     let ids: Vec<Uuid> = claimed.iter().map(|j| j.message.id).collect();
     store.mark_sent(ids[0], Some("prov-1"), now).await.unwrap();
     let next = now + Duration::from_secs(30);
@@ -148,22 +146,8 @@ pub async fn outcomes_listing_and_requeue(store: Arc<dyn JobStore>) {
     assert_eq!(retrying.status, Status::Retrying);
     assert_eq!(retrying.last_error.as_deref(), Some("451 try later"));
     assert!(retrying.next_attempt_at.is_some());
-    assert!(
-        store
-            .claim(now, Duration::from_secs(60), 10)
-            .await
-            .unwrap()
-            .is_empty(),
-        "not due yet"
-    );
-    assert_eq!(
-        store
-            .claim(next, Duration::from_secs(60), 10)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert!(claim(&store, now, 10).await.is_empty(), "not due yet");
+    assert_eq!(claim(&store, next, 10).await.len(), 1);
 
     let failed = store
         .list(&ListFilter {
@@ -192,7 +176,7 @@ pub async fn retention_drops_old_sent_bodies_but_keeps_their_status(store: Arc<d
     for _ in 0..2 {
         store.enqueue(job("acme", None, now)).await.unwrap();
     }
-    let claimed = store.claim(now, Duration::from_secs(60), 10).await.unwrap();
+    let claimed = claim(&store, now, 10).await;
     let old = claimed[0].message.id;
     let failed = claimed[1].message.id;
     store
@@ -238,7 +222,7 @@ pub async fn concurrent_claims_never_overlap(stores: Vec<Arc<dyn JobStore>>) {
         workers.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let claimed = store.claim(now, Duration::from_secs(60), 7).await.unwrap();
+                let claimed = claim(&store, now, 7).await;
                 if claimed.is_empty() {
                     return mine;
                 }
@@ -276,7 +260,7 @@ pub async fn queue_figures(store: Arc<dyn JobStore>) {
         store.enqueue(job("globex", None, now)).await.unwrap();
     }
     // The two oldest are claimed first: one fails for good, one will be retried.
-    let claimed = store.claim(now, Duration::from_secs(60), 2).await.unwrap();
+    let claimed = claim(&store, now, 2).await;
     assert_eq!(claimed.len(), 2);
     let (first, second) = (claimed[0].message.id, claimed[1].message.id);
     store.mark_failed(first, "550 no", now).await.unwrap();
@@ -284,7 +268,7 @@ pub async fn queue_figures(store: Arc<dyn JobStore>) {
         .mark_retrying(second, "451 later", now + Duration::from_secs(60), now)
         .await
         .unwrap();
-    store.claim(now, Duration::from_secs(60), 1).await.unwrap();
+    claim(&store, now, 1).await;
     let stats = store.stats().await.unwrap();
     assert_eq!(
         (stats.queued, stats.sending, stats.retrying, stats.failed),

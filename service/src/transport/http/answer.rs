@@ -74,6 +74,18 @@ pub fn error_for(
     } else {
         format!("{provider}: HTTP {status}: {text}")
     };
+    status_error(status, headers, message, now)
+}
+
+/// The error an HTTP `status` stands for, with `message`: transient (with the
+/// provider's `Retry-After`) for 408, 429 and 5xx; a refusal of the
+/// transport's own key or account for 401 and 403; else permanent.
+pub fn status_error(
+    status: StatusCode,
+    headers: &HeaderMap,
+    message: String,
+    now: SystemTime,
+) -> TransportError {
     if is_transient_status(status) {
         TransportError::Transient {
             message,

@@ -9,7 +9,7 @@
 //! reused; a background sweep closes expired ones even when no mail comes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -40,17 +40,9 @@ impl Pool {
     /// An idle connection authenticated with `token` (or without XOAUTH2),
     /// closing the stale ones met on the way.
     pub(super) fn take(&self, token: Option<&AccessToken>) -> Option<Connection> {
-        let mut idle = self.lock();
-        let (usable, stale): (Vec<_>, Vec<_>) = idle.drain(..).partition(|(since, c)| {
-            since.elapsed() < self.idle_timeout && c.token.as_ref() == token
-        });
-        *idle = usable;
-        let found = idle.pop().map(|(_, c)| c);
-        drop(idle);
-        for (_, connection) in stale {
-            close(connection);
-        }
-        found
+        self.retain(|since, c| self.fresh(since) && c.token.as_ref() == token)
+            .pop()
+            .map(|(_, c)| c)
     }
 
     /// Keeps `connection` for the next message, unless it broke.
@@ -68,15 +60,28 @@ impl Pool {
 
     /// Closes the connections idle longer than the idle timeout.
     fn close_expired(&self) {
+        drop(self.retain(|since, _| self.fresh(since)));
+    }
+
+    /// Closes the idle connections `keep` rejects; answers the rest, locked.
+    fn retain(
+        &self,
+        keep: impl Fn(&Instant, &Connection) -> bool,
+    ) -> MutexGuard<'_, Vec<(Instant, Connection)>> {
         let mut idle = self.lock();
-        let (fresh, expired): (Vec<_>, Vec<_>) = idle
-            .drain(..)
-            .partition(|(since, _)| since.elapsed() < self.idle_timeout);
-        *idle = fresh;
-        drop(idle);
-        for (_, connection) in expired {
+        let (kept, closing): (Vec<_>, Vec<_>) =
+            idle.drain(..).partition(|(since, c)| keep(since, c));
+        *idle = kept;
+        // `close` only spawns the QUIT: nothing waits while the lock is held.
+        for (_, connection) in closing {
             close(connection);
         }
+        idle
+    }
+
+    /// Whether a connection idle since `since` may still be used.
+    fn fresh(&self, since: &Instant) -> bool {
+        since.elapsed() < self.idle_timeout
     }
 
     /// Closes every idle connection.
@@ -87,7 +92,7 @@ impl Pool {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Instant, Connection)>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<(Instant, Connection)>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
