@@ -96,6 +96,19 @@ class OneEmailOneKeyTest {
     }
 
     @Test
+    void aServiceStoppedAfterAnEarlierEmailFallsBackToSmtp() throws Exception {
+        // The earlier email leaves a pooled connection; the service's stop closes it, so the next
+        // email finds the port closed rather than a broken connection of unknown fate.
+        send();
+        service.close();
+
+        send();
+
+        assertEquals(1, service.requests().size());
+        assertEquals(1, keycloak.smtp.sent.size());
+    }
+
+    @Test
     void aConnectTimeoutFallsBackToSmtp() throws Exception {
         // The JDK's connect timeout is a kind of HttpTimeoutException, yet nothing was sent.
         try (ServerSocket listener = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
