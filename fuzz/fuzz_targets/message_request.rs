@@ -35,7 +35,7 @@ fuzz_target!(|body: &[u8]| {
     let message = compose::message(uuid::Uuid::nil(), &tenant, from, req, content);
     assert_header_fields_plain(&message);
     match to_eml(&message) {
-        Ok(eml) => assert_wire_safe(&eml),
+        Ok(eml) => assert_wire_safe(&message, &eml),
         Err(e) => panic!("an accepted message does not build: {e}"),
     }
 });

@@ -86,6 +86,6 @@ fuzz_target!(|input: Input| {
         metadata: Default::default(),
     };
     if let Ok(eml) = to_eml(&message) {
-        mailbridge_fuzz::assert_wire_safe(&eml);
+        mailbridge_fuzz::assert_wire_safe(&message, &eml);
     }
 });

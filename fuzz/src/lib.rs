@@ -10,23 +10,10 @@ use mailbridge::render::{Renderer, load_dir};
 /// Longest line RFC 5322 allows, without its CRLF.
 pub const MAX_LINE: usize = 998;
 
-/// Header fields mailbridge writes at the top of a message; anything else
-/// there was smuggled in by field content.
-const HEADER_FIELDS: [&str; 10] = [
-    "from",
-    "reply-to",
-    "to",
-    "cc",
-    "subject",
-    "message-id",
-    "date",
-    "mime-version",
-    "content-type",
-    "content-transfer-encoding",
-];
-
-/// Header fields every message has.
-const REQUIRED_FIELDS: [&str; 5] = ["from", "to", "subject", "message-id", "date"];
+/// Header fields every message has, besides those of its addresses.
+const FIXED_FIELDS: [&str; 4] = ["from", "subject", "message-id", "date"];
+/// Header fields a message may have, depending on its body.
+const BODY_FIELDS: [&str; 3] = ["mime-version", "content-type", "content-transfer-encoding"];
 
 /// The renderer over the repository's `templates/`, as the service loads it.
 pub static RENDERER: LazyLock<Renderer> = LazyLock::new(|| {
@@ -63,11 +50,11 @@ pub fn assert_header_fields_plain(msg: &OutgoingMessage) {
     }
 }
 
-/// Panics unless `eml` (as `mime::to_eml` returns it) is safe to send:
-/// CRLF line ends only, no NUL, no line over 998 octets, only our header
-/// fields (each once), and no end-of-data mark before the end once an SMTP
-/// client has dot-stuffed it.
-pub fn assert_wire_safe(eml: &[u8]) {
+/// Panics unless `eml` (`mime::to_eml` of `msg`) is safe to send: CRLF line
+/// ends only, no NUL, no line over 998 octets, exactly the header fields
+/// `msg` calls for (each once), and no end-of-data mark before the end once
+/// an SMTP client has dot-stuffed it.
+pub fn assert_wire_safe(msg: &OutgoingMessage, eml: &[u8]) {
     assert!(!eml.contains(&0), "NUL byte in the message");
     for (i, &b) in eml.iter().enumerate() {
         match b {
@@ -80,11 +67,21 @@ pub fn assert_wire_safe(eml: &[u8]) {
         let len = line.strip_suffix(b"\r").unwrap_or(line).len();
         assert!(len <= MAX_LINE, "line of {len} octets");
     }
-    assert_headers_not_split(eml);
+    assert_headers_not_split(msg, eml);
     assert_dot_safe(eml);
 }
 
-fn assert_headers_not_split(eml: &[u8]) {
+fn assert_headers_not_split(msg: &OutgoingMessage, eml: &[u8]) {
+    let mut required = FIXED_FIELDS.to_vec();
+    for (name, present) in [
+        ("to", !msg.to.is_empty()),
+        ("cc", !msg.cc.is_empty()),
+        ("reply-to", msg.reply_to.is_some()),
+    ] {
+        if present {
+            required.push(name);
+        }
+    }
     let text = String::from_utf8_lossy(eml);
     let head = text.split("\r\n\r\n").next().unwrap_or_default();
     let mut seen = Vec::new();
@@ -98,13 +95,13 @@ fn assert_headers_not_split(eml: &[u8]) {
             .map(|(n, _)| n.to_ascii_lowercase())
             .unwrap_or_else(|| panic!("header line without a field name: {line:?}"));
         assert!(
-            HEADER_FIELDS.contains(&name.as_str()),
+            required.contains(&name.as_str()) || BODY_FIELDS.contains(&name.as_str()),
             "unexpected header field {name:?}"
         );
         assert!(!seen.contains(&name), "header field {name:?} twice");
         seen.push(name);
     }
-    for name in REQUIRED_FIELDS {
+    for name in required {
         assert!(
             seen.iter().any(|s| s == name),
             "header field {name:?} missing"
