@@ -106,6 +106,13 @@ pub struct Settings {
     /// `MAILBRIDGE_SHUTDOWN_DELAY`: how long the service keeps serving with
     /// `/readyz` at 503 after a stop signal, so load balancers stop sending first.
     pub shutdown_delay: Duration,
+    /// `MAILBRIDGE_HEADER_TIMEOUT`: time a connection has to send a complete
+    /// request head (also the longest an idle keep-alive connection stays open).
+    pub header_timeout: Duration,
+    /// `MAILBRIDGE_BODY_TIMEOUT`: time a request has to send its whole body (408 beyond).
+    pub body_timeout: Duration,
+    /// `MAILBRIDGE_MAX_CONNECTIONS`: open connections beyond which new ones are closed at once.
+    pub max_connections: usize,
     /// The transports by name: `default` from `MAILBRIDGE_TRANSPORT(_FILE)` or
     /// `[transports] default`, the others from `[transports]`. Values are secrets (they hold credentials).
     pub transports: BTreeMap<String, Secret>,
@@ -131,6 +138,9 @@ struct FileSettings {
     log: Option<String>,
     retention: Option<String>,
     shutdown_delay: Option<String>,
+    header_timeout: Option<String>,
+    body_timeout: Option<String>,
+    max_connections: Option<usize>,
     #[serde(default)]
     transports: BTreeMap<String, String>,
     #[serde(default)]
@@ -235,6 +245,19 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
             file.shutdown_delay,
             "2s",
         )?,
+        header_timeout: duration(
+            &lookup,
+            "MAILBRIDGE_HEADER_TIMEOUT",
+            file.header_timeout,
+            "10s",
+        )?,
+        body_timeout: duration(&lookup, "MAILBRIDGE_BODY_TIMEOUT", file.body_timeout, "30s")?,
+        max_connections: number(
+            &lookup,
+            "MAILBRIDGE_MAX_CONNECTIONS",
+            file.max_connections,
+            4096,
+        )?,
         transports,
         tenants: file.tenants,
     };
@@ -245,6 +268,15 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
 impl Settings {
     /// Checks what can be checked without I/O: DSNs parse, tenants name existing transports.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.header_timeout.is_zero() || self.body_timeout.is_zero() {
+            return Err(invalid(
+                "MAILBRIDGE_HEADER_TIMEOUT / MAILBRIDGE_BODY_TIMEOUT",
+                "must be above zero",
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("MAILBRIDGE_MAX_CONNECTIONS", "must be above zero"));
+        }
         for (name, dsn) in &self.transports {
             Dsn::parse(dsn.expose())
                 .map_err(|e| invalid(&format!("transport `{name}`"), e.to_string()))?;
