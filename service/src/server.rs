@@ -146,6 +146,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         shutdown_delay: settings.shutdown_delay,
         serving: ServingLimits {
             header_timeout: settings.header_timeout,
+            idle_timeout: crate::listener::IDLE_TIMEOUT,
             body_timeout: settings.body_timeout,
             max_connections: settings.max_connections,
         },

@@ -152,3 +152,55 @@ async fn an_announced_body_over_the_limit_is_refused_before_it_is_sent() {
     assert_problem(&response.expect("answered and closed"), "413");
     server.stop().await;
 }
+
+/// Sends `GET /` on `stream` and reads its answer (`ok`).
+async fn get_ok(stream: &mut TcpStream) {
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request");
+    let mut received = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !received.ends_with(b"ok") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("answer within 5 s")
+            .expect("read");
+        assert!(n > 0, "the connection closed before answering");
+        received.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_lasts_the_idle_timeout_not_the_header_timeout() {
+    use mailbridge::listener::{self, ServingLimits};
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    let limits = ServingLimits {
+        header_timeout: Duration::from_millis(500),
+        body_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(2),
+        max_connections: 10,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(listener::serve(socket, app, limits, async move {
+        let _ = stopped.await;
+    }));
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    get_ok(&mut stream).await;
+    // Idle past the header timeout: still open for the next request.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    get_ok(&mut stream).await;
+    // Idle past the idle timeout: closed.
+    assert!(
+        closed_within(&mut stream, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "an idle keep-alive connection stayed open past the idle timeout"
+    );
+    let _ = stop.send(());
+    server.await.expect("listener stopped");
+}

@@ -1,8 +1,11 @@
 //! Accepting HTTP connections within the serving limits (the service faces
 //! untrusted networks): a connection sends its request head within the
-//! header timeout, its body within the body timeout (408 beyond), and
-//! beyond the connection cap new connections are closed at once, so that a
-//! crowd of idle or slow clients cannot exhaust file descriptors or threads.
+//! header timeout, its body within the body timeout (408 beyond), stays idle
+//! between requests at most the idle timeout, and beyond the connection cap
+//! new connections are closed at once, so that a crowd of idle or slow
+//! clients cannot exhaust file descriptors or threads.
+
+mod clock;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,12 +18,15 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
+
+use clock::{ConnectionClock, Watched};
 
 use crate::api::MAX_BODY_BYTES;
 use crate::api::error::ApiError;
@@ -29,11 +35,19 @@ use crate::api::error::ApiError;
 /// descriptors, say) before trying again, instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How long a keep-alive connection may stay idle between requests: longer
+/// than clients keep theirs (Java's HttpClient: 30 s), so that the client,
+/// not the server, closes an idle connection and no request meets a closing one.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The serving limits of DESIGN.md.
 #[derive(Debug, Clone, Copy)]
 pub struct ServingLimits {
-    /// Time to send a complete request head; also bounds an idle keep-alive connection.
+    /// Time to send a complete request head, from its first byte (from the
+    /// accept for a connection's first request).
     pub header_timeout: Duration,
+    /// Time a keep-alive connection may stay idle between requests.
+    pub idle_timeout: Duration,
     /// Time to send the whole body, counted from the end of the head.
     pub body_timeout: Duration,
     /// Open connections beyond which new ones are closed at once.
@@ -54,9 +68,8 @@ pub async fn serve(
     }));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+    // No timer for hyper: the connection's clock bounds heads and idle time.
+    let http = http1::Builder::new();
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -78,16 +91,50 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let clock = ConnectionClock::start(limits.header_timeout, limits.idle_timeout);
+        let connection = serve_connection(&http, &graceful, stream, &app, clock.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            // A client that breaks off or times out is no error of ours.
-            let _ = connection.await;
+            // Dropping a connection that used up its time closes it.
+            tokio::select! {
+                () = connection => {}
+                () = clock.expired() => {}
+            }
         });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Serves the requests of one connection, keeping its clock; ends early
+/// (idle ones at once) when `graceful` shuts down.
+fn serve_connection(
+    http: &http1::Builder,
+    graceful: &GracefulShutdown,
+    stream: TcpStream,
+    app: &Router,
+    clock: Arc<ConnectionClock>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let app = app.clone();
+    let watched = clock.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        clock.serving();
+        let (clock, app) = (clock.clone(), app.clone());
+        async move {
+            let response = app.oneshot(req).await;
+            clock.served();
+            response
+        }
+    });
+    let io = TokioIo::new(Watched {
+        io: stream,
+        clock: watched,
+    });
+    let connection = graceful.watch(http.serve_connection(io, service));
+    async move {
+        // A client that breaks off is no error of ours.
+        let _ = connection.await;
+    }
 }
 
 /// Reads the whole body within `timeout` (408 beyond) and at most
