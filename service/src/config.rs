@@ -464,6 +464,13 @@ rate = "30/minute"
         let err = load(&env(&[("MAILBRIDGE_JWT_SECRET", "short")])).unwrap_err();
         assert!(err.to_string().contains("32 bytes"), "{err}");
         assert!(!err.to_string().contains("short"));
+        let err = load(&env(&[("MAILBRIDGE_MAX_CONNECTIONS", "0")])).unwrap_err();
+        assert!(
+            err.to_string().contains("MAILBRIDGE_MAX_CONNECTIONS"),
+            "{err}"
+        );
+        let err = load(&env(&[("MAILBRIDGE_BODY_TIMEOUT", "0s")])).unwrap_err();
+        assert!(err.to_string().contains("MAILBRIDGE_BODY_TIMEOUT"), "{err}");
         let err = load(&env(&[("MAILBRIDGE_TRANSPORT", "bogus")])).unwrap_err();
         assert!(err.to_string().contains("transport `default`"), "{err}");
     }
