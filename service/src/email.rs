@@ -108,6 +108,33 @@ pub fn check_header_text(field: &str, value: &str) -> Result<(), InvalidField> {
     Ok(())
 }
 
+/// Refuses body text holding NUL: no transfer encoding of text may carry
+/// it, and servers disagree on what it means.
+pub fn check_body_text(field: &str, value: &str) -> Result<(), InvalidField> {
+    if value.contains('\0') {
+        return Err(InvalidField::new(field, "must not contain NUL"));
+    }
+    Ok(())
+}
+
+/// `text` with every line ending (CRLF, a bare CR, a bare LF) as CRLF. On the
+/// wire a bare CR or LF is what SMTP smuggling hides `<CR>.<CR>` behind.
+pub fn crlf_line_endings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 32);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                chars.next_if_eq(&'\n');
+                out.push_str("\r\n");
+            }
+            '\n' => out.push_str("\r\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A fully rendered message, ready for any transport. This is what the queue
 /// stores and what every transport receives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,6 +205,17 @@ mod tests {
         assert_eq!(m.email, "no-reply@acme.example");
         assert_eq!(m.name.as_deref(), Some("ACME"));
         assert_eq!(Mailbox::parse("a@b.example").unwrap().name, None);
+    }
+
+    #[test]
+    fn every_line_ending_becomes_crlf() {
+        assert_eq!(
+            crlf_line_endings("a\rb\nc\r\nd\r\re\n\n"),
+            "a\r\nb\r\nc\r\nd\r\n\r\ne\r\n\r\n"
+        );
+        assert_eq!(crlf_line_endings("über\r.\r"), "über\r\n.\r\n");
+        assert!(check_body_text("text", "a\0b").is_err());
+        assert!(check_body_text("text", "a\r\nb").is_ok());
     }
 
     #[test]

@@ -149,7 +149,8 @@ impl SesTransport {
 #[async_trait]
 impl Transport for SesTransport {
     async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
-        let eml = mime::to_eml(message)?;
+        // SES takes no SMTPUTF8: IDN domains go in their ASCII form.
+        let eml = mime::to_eml(message, mime::AddressForm::Ascii)?;
         let body = serde_json::to_vec(&body::SendEmail::new(
             message,
             &eml,
