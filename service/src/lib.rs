@@ -6,6 +6,7 @@
 //!   validated at start.
 //! - [`server`]: turns settings into parts (store, renderer, transports,
 //!   worker) and runs them until a shutdown signal.
+//! - [`secret`]: [`secret::Secret`], a value kept out of logs; a leaf.
 //! - [`email`]: domain types (addresses, the rendered message); no I/O.
 //! - [`tenant`]: each tenant's transport and allowed sender.
 //! - [`auth`]: JWT verification, pure: the token, the secret and the time
@@ -28,6 +29,7 @@ pub mod email;
 pub mod oauth;
 pub mod queue;
 pub mod render;
+pub mod secret;
 pub mod server;
 pub mod telemetry;
 pub mod tenant;

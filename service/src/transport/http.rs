@@ -84,7 +84,7 @@ pub fn check_dsn(dsn: &Dsn, allowed: &[&str]) -> Result<(), DsnError> {
 }
 
 /// An API key or token: kept out of `Debug` output.
-pub use crate::config::Secret;
+pub use crate::secret::Secret;
 
 /// `base` with `segments` appended to its path, each percent-encoded.
 pub fn join(base: &url::Url, segments: &[&str]) -> url::Url {
