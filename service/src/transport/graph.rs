@@ -110,7 +110,7 @@ impl Transport for GraphTransport {
             })?;
         let token = self.token().await?;
         match self.post(&token, &body).await {
-            Err(TransportError::Auth { message }) => {
+            Err(TransportError::Auth { message, .. }) => {
                 tracing::info!(error = %message, "Microsoft Graph refused the access token, fetching a new one");
                 self.tokens.invalidate(&token);
                 let token = self.token().await?;
@@ -158,7 +158,7 @@ fn token_error(e: &OAuthError) -> TransportError {
     let message = format!("no Microsoft Graph access token: {e}");
     match e {
         OAuthError::Unavailable { .. } => TransportError::transient(message),
-        OAuthError::Refused { .. } => TransportError::Auth { message },
+        OAuthError::Refused { .. } => TransportError::auth(message),
         OAuthError::Config(_) => TransportError::permanent(message),
     }
 }
@@ -171,16 +171,17 @@ fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> TransportEr
     let throttled = ["Throttl", "Quota", "ExceededMessageLimit", "Concurrency"]
         .iter()
         .any(|c| code.contains(c));
-    if matches!(status.as_u16(), 401 | 403) {
-        TransportError::Auth { message }
+    let error = if matches!(status.as_u16(), 401 | 403) {
+        TransportError::auth(message)
     } else if http::is_transient_status(status) || throttled {
-        TransportError::Transient {
+        TransportError::transient_after(
             message,
-            retry_after: http::parse_retry_after(headers, SystemTime::now()),
-        }
+            http::parse_retry_after(headers, SystemTime::now()),
+        )
     } else {
         TransportError::permanent(message)
-    }
+    };
+    error.with_code(status.as_u16())
 }
 
 /// `{"error": {"code", "message"}}`, or the start of the body.

@@ -198,14 +198,15 @@ fn message_error(
         .collect();
     let detail = http::error_text(details.join("; ").as_bytes());
     let message = format!("{PROVIDER}: HTTP {status}: message refused: {detail}");
-    if transient {
-        TransportError::Transient {
+    let error = if transient {
+        TransportError::transient_after(
             message,
-            retry_after: http::parse_retry_after(headers, SystemTime::now()),
-        }
+            http::parse_retry_after(headers, SystemTime::now()),
+        )
     } else {
         TransportError::permanent(message)
-    }
+    };
+    error.with_code(status.as_u16())
 }
 
 /// Mailjet's id of the message for its first recipient.

@@ -152,10 +152,8 @@ fn api_error(
     let detail = http::error_text(text.unwrap_or_default().as_bytes());
     let message = format!("{PROVIDER}: HTTP {status}: ErrorCode {code}: {detail}");
     if TRANSIENT_CODES.contains(&code) {
-        TransportError::Transient {
-            message,
-            retry_after: http::parse_retry_after(headers, SystemTime::now()),
-        }
+        let retry_after = http::parse_retry_after(headers, SystemTime::now());
+        TransportError::transient_after(message, retry_after).with_code(status.as_u16())
     } else {
         http::status_error(status, headers, message, SystemTime::now())
     }

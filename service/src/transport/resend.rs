@@ -154,10 +154,10 @@ fn judge(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Result<Deliver
         && answer.name.as_deref() == Some("concurrent_idempotent_requests")
     {
         // The first attempt is still running: ask again later, it will answer.
-        return Err(TransportError::Transient {
-            message: err.detail().to_owned(),
-            retry_after: http::parse_retry_after(headers, SystemTime::now()),
-        });
+        let retry_after = http::parse_retry_after(headers, SystemTime::now());
+        return Err(
+            TransportError::transient_after(err.detail(), retry_after).with_code(status.as_u16())
+        );
     }
     Err(err)
 }

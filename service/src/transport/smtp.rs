@@ -184,7 +184,7 @@ impl SmtpTransport {
 /// `421`, means the server closed it (possibly while it idled).
 fn stale_or_smtp(error: lettre::transport::smtp::Error) -> Failure {
     let closed = error.status().is_none() && !error.is_client();
-    let code_421 = error.status().is_some_and(|c| c.to_string() == "421");
+    let code_421 = classify::reply_code(&error) == Some(421);
     if closed || code_421 {
         Failure::Stale(error)
     } else {

@@ -86,16 +86,14 @@ pub fn status_error(
     message: String,
     now: SystemTime,
 ) -> TransportError {
-    if is_transient_status(status) {
-        TransportError::Transient {
-            message,
-            retry_after: parse_retry_after(headers, now),
-        }
+    let error = if is_transient_status(status) {
+        TransportError::transient_after(message, parse_retry_after(headers, now))
     } else if matches!(status.as_u16(), 401 | 403) {
         TransportError::refused_credentials(message)
     } else {
         TransportError::permanent(message)
-    }
+    };
+    error.with_code(status.as_u16())
 }
 
 /// Whether an HTTP status calls for a later retry.
@@ -227,24 +225,5 @@ pub fn without_secret(err: TransportError, secret: &str) -> TransportError {
     if secret.is_empty() || !err.detail().contains(secret) {
         return err;
     }
-    let scrub = |m: String| m.replace(secret, "<redacted>");
-    match err {
-        TransportError::Transient {
-            message,
-            retry_after,
-        } => TransportError::Transient {
-            message: scrub(message),
-            retry_after,
-        },
-        TransportError::Auth { message } => TransportError::Auth {
-            message: scrub(message),
-        },
-        TransportError::Permanent {
-            message,
-            credentials,
-        } => TransportError::Permanent {
-            message: scrub(message),
-            credentials,
-        },
-    }
+    err.map_message(|m| m.replace(secret, "<redacted>"))
 }
