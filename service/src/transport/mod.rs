@@ -200,16 +200,21 @@ pub fn from_dsn(dsn: &Dsn) -> Result<SharedTransport, DsnError> {
         "smtp" | "smtps" => Ok(Arc::new(smtp::SmtpTransport::from_dsn(dsn)?)),
         "memory" => Ok(Arc::new(memory::MemoryTransport::new())),
         "file" => Ok(Arc::new(file::FileTransport::from_dsn(dsn)?)),
-        "sendgrid+api" => Ok(Arc::new(sendgrid::SendGrid::from_dsn(dsn)?)),
-        "mailgun+api" => Ok(Arc::new(mailgun::Mailgun::from_dsn(dsn)?)),
-        "postmark+api" => Ok(Arc::new(postmark::Postmark::from_dsn(dsn)?)),
-        "mailjet+api" => Ok(Arc::new(mailjet::Mailjet::from_dsn(dsn)?)),
-        "resend+api" => Ok(Arc::new(resend::Resend::from_dsn(dsn)?)),
+        "sendgrid+api" => api(sendgrid::SendGrid::from_dsn(dsn)?),
+        "mailgun+api" => api(mailgun::Mailgun::from_dsn(dsn)?),
+        "postmark+api" => api(postmark::Postmark::from_dsn(dsn)?),
+        "mailjet+api" => api(mailjet::Mailjet::from_dsn(dsn)?),
+        "resend+api" => api(resend::Resend::from_dsn(dsn)?),
         "ses+api" => Ok(Arc::new(ses::SesTransport::from_dsn(dsn)?)),
         "microsoftgraph+api" => Ok(Arc::new(graph::GraphTransport::from_dsn(dsn)?)),
         "failover" | "roundrobin" => failover::from_dsn(dsn),
         other => Err(DsnError::UnknownScheme(other.to_owned())),
     }
+}
+
+/// A provider's API as a shared transport.
+fn api<P: http::Provider + 'static>(provider: P) -> Result<SharedTransport, DsnError> {
+    Ok(Arc::new(http::Api::new(provider)?))
 }
 
 /// The configured transports by name (`default` and those of `[transports]`).
