@@ -15,9 +15,10 @@ mod provider;
 
 use std::time::Duration;
 
+use answer::read_answer;
 pub use answer::{
-    classify, error_for, error_text, is_transient_status, network_error, parse_retry_after,
-    read_answer, status_error, without_secret,
+    error_for, error_text, is_transient_status, network_error, parse_retry_after, status_error,
+    without_secret,
 };
 pub use provider::{Answer, Api, Provider, deliver};
 

@@ -3,7 +3,7 @@
 //! `POST {base}/v3/mail/send` with `Authorization: Bearer KEY`; SendGrid
 //! answers `202 Accepted` with an empty body and its id in `X-Message-Id`.
 //! Errors come as `{"errors":[{"message","field","help"}]}`; a 429 carries
-//! `X-RateLimit-Reset` (Unix time), which [`http::classify`] turns into
+//! `X-RateLimit-Reset` (Unix time), which [`http::error_for`] turns into
 //! `retry_after`.
 
 use std::collections::{BTreeMap, HashSet};

@@ -15,27 +15,8 @@ const MAX_BODY: usize = 64 * 1024;
 pub(super) const MAX_ERROR_TEXT: usize = 500;
 /// Longest wait we accept from a provider's hint; beyond it a hint is likely wrong.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
-/// 2xx, else the [`TransportError`] its status calls for (see [`error_for`]).
-pub async fn classify(
-    provider: &str,
-    resp: reqwest::Response,
-) -> Result<(StatusCode, HeaderMap, Bytes), TransportError> {
-    let (status, headers, body) = read_answer(provider, resp).await?;
-    if status.is_success() {
-        return Ok((status, headers, body));
-    }
-    Err(error_for(
-        provider,
-        status,
-        &headers,
-        &body,
-        SystemTime::now(),
-    ))
-}
-
-/// Reads the answer without judging it, for providers whose body can
-/// contradict the status (a 200 carrying an error, a 4xx that is transient).
-pub async fn read_answer(
+/// Reads the answer without judging it: [`super::Provider::judge`] does.
+pub(super) async fn read_answer(
     provider: &str,
     resp: reqwest::Response,
 ) -> Result<(StatusCode, HeaderMap, Bytes), TransportError> {
