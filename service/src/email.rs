@@ -1,6 +1,7 @@
 //! Domain types of a message: addresses, content, the message as it is queued
 //! and delivered. No I/O here.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -183,6 +184,39 @@ impl OutgoingMessage {
     pub fn recipients(&self) -> impl Iterator<Item = &Mailbox> {
         self.to.iter().chain(&self.cc).chain(&self.bcc)
     }
+
+    /// The message with its bodies as every transport sends them: CRLF line
+    /// ends only; refused if a body holds NUL. Borrowed when already so.
+    pub fn with_wire_bodies(&self) -> Result<Cow<'_, Self>, InvalidField> {
+        let bodies = [
+            ("text", self.text.as_deref()),
+            ("html", self.html.as_deref()),
+        ];
+        let mut bare = false;
+        for (field, body) in bodies {
+            if let Some(body) = body {
+                check_body_text(field, body)?;
+                bare |= has_bare_line_end(body);
+            }
+        }
+        if !bare {
+            return Ok(Cow::Borrowed(self));
+        }
+        let mut message = self.clone();
+        message.text = self.text.as_deref().map(crlf_line_endings);
+        message.html = self.html.as_deref().map(crlf_line_endings);
+        Ok(Cow::Owned(message))
+    }
+}
+
+/// Whether `text` has a CR or LF that is not part of a CRLF pair.
+fn has_bare_line_end(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| match b {
+        b'\r' => bytes.get(i + 1) != Some(&b'\n'),
+        b'\n' => i == 0 || bytes[i - 1] != b'\r',
+        _ => false,
+    })
 }
 
 /// Makes a `Message-ID` value (without brackets) for message `id` sent from `domain`.
@@ -214,6 +248,8 @@ mod tests {
             "a\r\nb\r\nc\r\nd\r\n\r\ne\r\n\r\n"
         );
         assert_eq!(crlf_line_endings("über\r.\r"), "über\r\n.\r\n");
+        assert!(has_bare_line_end("a\rb") && has_bare_line_end("\n") && has_bare_line_end("a\r"));
+        assert!(!has_bare_line_end("a\r\nb\r\n") && !has_bare_line_end(""));
         assert!(check_body_text("text", "a\0b").is_err());
         assert!(check_body_text("text", "a\r\nb").is_ok());
     }

@@ -16,9 +16,7 @@ use lettre::address::Envelope;
 use lettre::message::{Mailbox as LettreMailbox, MultiPart, SinglePart};
 
 use super::TransportError;
-use crate::email::{
-    Mailbox, OutgoingMessage, check_body_text, check_header_text, crlf_line_endings,
-};
+use crate::email::{Mailbox, OutgoingMessage, check_header_text};
 
 /// How addresses are written in the envelope and the headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +35,7 @@ pub fn build_mime(
     msg: &OutgoingMessage,
     form: AddressForm,
 ) -> Result<lettre::Message, TransportError> {
+    let msg = &*wire_bodies(msg)?;
     let from = [mailbox("from", &msg.from, form)?];
     let reply_to = msg
         .reply_to
@@ -59,9 +58,7 @@ pub fn build_mime(
     for m in &cc {
         builder = builder.cc(m.clone());
     }
-    let text = msg.text.as_deref().map(|t| body("text", t)).transpose()?;
-    let html = msg.html.as_deref().map(|h| body("html", h)).transpose()?;
-    let built = match (text, html) {
+    let built = match (msg.text.clone(), msg.html.clone()) {
         (Some(text), Some(html)) => {
             builder.multipart(MultiPart::alternative_plain_html(text, html))
         }
@@ -149,11 +146,11 @@ fn header_text(field: &str, text: &str) -> Result<String, TransportError> {
     Ok(text.to_owned())
 }
 
-/// A body with CRLF line ends. NUL is refused when a message is accepted;
-/// refused again here for messages stored before that rule.
-fn body(field: &str, text: &str) -> Result<String, TransportError> {
-    check_body_text(field, text).map_err(|e| TransportError::permanent(e.to_string()))?;
-    Ok(crlf_line_endings(text))
+/// `msg` with CRLF line ends only. NUL is refused when a message is
+/// accepted; refused again here for messages stored before that rule.
+pub fn wire_bodies(msg: &OutgoingMessage) -> Result<Cow<'_, OutgoingMessage>, TransportError> {
+    msg.with_wire_bodies()
+        .map_err(|e| TransportError::permanent(e.to_string()))
 }
 
 /// The Message-ID is written as given (not encoded), so it must be a plain

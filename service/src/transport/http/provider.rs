@@ -1,8 +1,9 @@
 //! One shape for every provider's HTTP API. A [`Provider`] says how to ask
 //! (the request for a message: URL, credentials, body) and how to read a
 //! successful answer (the provider's id of the message); [`deliver`] does the
-//! rest the same way for all of them: send, read a bounded answer, classify a
-//! failure, keep keys out of errors. [`Api`] makes a provider a
+//! rest the same way for all of them: bodies with CRLF line ends only (NUL
+//! refused, as for SMTP), send, read a bounded answer, classify a failure,
+//! keep keys out of errors. [`Api`] makes a provider a
 //! [`Transport`], so a new provider is one small file.
 
 use std::fmt;
@@ -15,6 +16,7 @@ use reqwest::header::HeaderMap;
 
 use super::{error_for, network_error, read_answer, without_secret};
 use crate::email::OutgoingMessage;
+use crate::transport::mime::wire_bodies;
 use crate::transport::{Delivery, DsnError, Transport, TransportError};
 
 /// What a provider answered (the body read up to a bound).
@@ -85,8 +87,9 @@ async fn exchange<P: Provider>(
     provider: &P,
     message: &OutgoingMessage,
 ) -> Result<Delivery, TransportError> {
+    let message = wire_bodies(message)?;
     let response = provider
-        .request(client, message)?
+        .request(client, &message)?
         .send()
         .await
         .map_err(|e| network_error(P::NAME, e))?;
