@@ -162,3 +162,20 @@ async fn non_ascii_local_part_fails_for_good_without_smtputf8() {
     assert!(err.detail().contains("local part"), "{err}");
     assert!(peer.received().is_empty());
 }
+
+#[tokio::test]
+async fn international_addresses_go_as_given_to_a_server_with_smtputf8() {
+    let peer = SmtpPeer::start(&["--smtputf8"]).await;
+    let smtp = transport(&plain_dsn(&peer));
+    let mut msg = message(1);
+    msg.to = vec![mailbridge::email::Mailbox::new("jörg@münchen.de")];
+
+    smtp.send(&msg).await.unwrap();
+
+    let received = peer.received();
+    assert_eq!(received[0].rcpt_tos, ["jörg@münchen.de"]);
+    assert_eq!(
+        parse_eml(&received[0].path).header("to"),
+        Some("jörg@münchen.de")
+    );
+}
