@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 use lettre::Address;
 use lettre::address::Envelope;
-use lettre::message::{Mailbox as LettreMailbox, MultiPart, SinglePart};
+use lettre::message::{Mailbox as LettreMailbox, MessageBuilder, MultiPart, SinglePart};
 
 use super::TransportError;
 use crate::email::{Mailbox, OutgoingMessage, check_header_text};
@@ -36,28 +36,13 @@ pub fn build_mime(
     form: AddressForm,
 ) -> Result<lettre::Message, TransportError> {
     let msg = &*wire_bodies(msg)?;
-    let from = [mailbox("from", &msg.from, form)?];
-    let reply_to = msg
-        .reply_to
-        .iter()
-        .map(|m| mailbox("reply_to", m, form))
-        .collect::<Result<Vec<_>, _>>()?;
-    let to = mailboxes("to", &msg.to, form)?;
-    let cc = mailboxes("cc", &msg.cc, form)?;
-    let mut builder = lettre::Message::builder()
-        .from(from[0].clone())
-        .subject(header_text("subject", &msg.subject)?)
-        .message_id(Some(format!("<{}>", message_id(&msg.message_id)?)))
-        .envelope(envelope(msg, form)?);
-    for m in &reply_to {
-        builder = builder.reply_to(m.clone());
-    }
-    for m in &to {
-        builder = builder.to(m.clone());
-    }
-    for m in &cc {
-        builder = builder.cc(m.clone());
-    }
+    let heads = Heads::of(msg, form)?;
+    let builder = heads.apply(
+        lettre::Message::builder()
+            .subject(header_text("subject", &msg.subject)?)
+            .message_id(Some(format!("<{}>", message_id(&msg.message_id)?)))
+            .envelope(envelope(msg, form)?),
+    );
     let built = match (msg.text.clone(), msg.html.clone()) {
         (Some(text), Some(html)) => {
             builder.multipart(MultiPart::alternative_plain_html(text, html))
@@ -67,14 +52,50 @@ pub fn build_mime(
     };
     let mut message =
         built.map_err(|e| TransportError::permanent(format!("cannot build the message: {e}")))?;
-    let headers: [(&'static str, &[LettreMailbox]); 4] = [
-        ("From", &from),
-        ("Reply-To", &reply_to),
-        ("To", &to),
-        ("Cc", &cc),
-    ];
-    header::encode_long_headers(&mut message, &msg.subject, &headers);
+    header::encode_long_headers(&mut message, &msg.subject, &heads.by_name());
     Ok(message)
+}
+
+/// The mailboxes of the address headers.
+struct Heads {
+    from: [LettreMailbox; 1],
+    reply_to: Vec<LettreMailbox>,
+    to: Vec<LettreMailbox>,
+    cc: Vec<LettreMailbox>,
+}
+
+impl Heads {
+    fn of(msg: &OutgoingMessage, form: AddressForm) -> Result<Self, TransportError> {
+        Ok(Self {
+            from: [mailbox("from", &msg.from, form)?],
+            reply_to: mailboxes("reply_to", msg.reply_to.as_slice(), form)?,
+            to: mailboxes("to", &msg.to, form)?,
+            cc: mailboxes("cc", &msg.cc, form)?,
+        })
+    }
+
+    fn apply(&self, mut builder: MessageBuilder) -> MessageBuilder {
+        builder = builder.from(self.from[0].clone());
+        for m in &self.reply_to {
+            builder = builder.reply_to(m.clone());
+        }
+        for m in &self.to {
+            builder = builder.to(m.clone());
+        }
+        for m in &self.cc {
+            builder = builder.cc(m.clone());
+        }
+        builder
+    }
+
+    fn by_name(&self) -> [(&'static str, &[LettreMailbox]); 4] {
+        [
+            ("From", &self.from),
+            ("Reply-To", &self.reply_to),
+            ("To", &self.to),
+            ("Cc", &self.cc),
+        ]
+    }
 }
 
 /// The message as it would travel over SMTP (CRLF line ends, encoded bodies).
