@@ -9,7 +9,7 @@ use mailbridge::api::compose;
 use mailbridge::api::request::MessageRequest;
 use mailbridge::email::Mailbox;
 use mailbridge::tenant::Route;
-use mailbridge::transport::mime::to_eml;
+use mailbridge::transport::mime::{AddressForm, to_eml};
 use mailbridge_fuzz::{RENDERER, assert_header_fields_plain, assert_wire_safe};
 
 fuzz_target!(|body: &[u8]| {
@@ -34,8 +34,10 @@ fuzz_target!(|body: &[u8]| {
     };
     let message = compose::message(uuid::Uuid::nil(), &tenant, from, req, content);
     assert_header_fields_plain(&message);
-    match to_eml(&message) {
-        Ok(eml) => assert_wire_safe(&message, &eml),
-        Err(e) => panic!("an accepted message does not build: {e}"),
+    for form in [AddressForm::AsGiven, AddressForm::Ascii] {
+        match to_eml(&message, form) {
+            Ok(eml) => assert_wire_safe(&message, &eml),
+            Err(e) => panic!("an accepted message does not build ({form:?}): {e}"),
+        }
     }
 });

@@ -5,7 +5,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use mailbridge::email::{Mailbox, OutgoingMessage};
-use mailbridge::transport::mime::to_eml;
+use mailbridge::transport::mime::{AddressForm, to_eml};
 
 /// Addresses that parse, so that most inputs get past the envelope.
 const ADDRESSES: [&str; 7] = [
@@ -85,7 +85,10 @@ fuzz_target!(|input: Input| {
         tags: Vec::new(),
         metadata: Default::default(),
     };
-    if let Ok(eml) = to_eml(&message) {
-        mailbridge_fuzz::assert_wire_safe(&message, &eml);
+    // As given (to servers with SMTPUTF8) and with punycode domains.
+    for form in [AddressForm::AsGiven, AddressForm::Ascii] {
+        if let Ok(eml) = to_eml(&message, form) {
+            mailbridge_fuzz::assert_wire_safe(&message, &eml);
+        }
     }
 });
