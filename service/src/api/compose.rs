@@ -188,8 +188,8 @@ mod tests {
 
     #[test]
     fn a_subject_rendered_from_data_with_nul_is_refused() {
-        // Found by the message_request fuzz target: the message was accepted
-        // and then failed at every transport.
+        // Found by fuzz/message_request: such a message was accepted, then
+        // refused by every transport. (Validation now refuses NUL in data too.)
         let error = content(&renderer(), "acme", &request("a\0b")).unwrap_err();
         assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(error.detail.contains("subject"), "{}", error.detail);
@@ -197,6 +197,8 @@ mod tests {
 
     #[test]
     fn a_subject_rendered_too_long_is_refused() {
+        // A 1,000-character realm name passes validation; the subject it
+        // renders into is over a header's 998 bytes.
         let error = content(&renderer(), "acme", &request(&"x".repeat(1000))).unwrap_err();
         assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
     }
