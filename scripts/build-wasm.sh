@@ -66,6 +66,9 @@ build() {
 }
 
 optimise() {
+  local built="$BUILD_DIR/$TARGET/wasm/mailbridge_render_wasm.wasm"
+  # Nothing rebuilt since the last run: the optimised module is current.
+  [ -f "$OUT" ] && [ "$OUT" -nt "$built" ] && return 0
   mkdir -p "$OUT_DIR"
   # -ocimfs=200 inlines less than plain -Os: with more, minijinja's evaluator
   # becomes one function too large for Chicory's compiler, which would then
@@ -73,7 +76,7 @@ optimise() {
   local enable=(--enable-bulk-memory --enable-sign-ext --enable-mutable-globals
     --enable-nontrapping-float-to-int)
   wasm-opt -Os -ocimfs=200 "${enable[@]}" --strip-debug --strip-producers \
-    "$BUILD_DIR/$TARGET/wasm/mailbridge_render_wasm.wasm" -o "$OUT.tmp"
+    "$built" -o "$OUT.tmp"
   mv "$OUT.tmp" "$OUT"
 }
 
