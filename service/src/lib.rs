@@ -4,6 +4,8 @@
 //!
 //! - [`config`]: settings from the environment and an optional TOML file,
 //!   validated at start.
+//! - [`listener`]: accepts HTTP connections within the serving limits
+//!   (header and body timeouts, the connection cap).
 //! - [`server`]: turns settings into parts (store, renderer, transports,
 //!   worker) and runs them until a shutdown signal.
 //! - [`email`]: domain types (addresses, the rendered message); no I/O.
@@ -23,6 +25,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod email;
+pub mod listener;
 pub mod oauth;
 pub mod queue;
 pub mod render;
