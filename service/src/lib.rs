@@ -13,7 +13,8 @@
 //! - [`auth`]: JWT verification and the [`auth::Caller`] extractor.
 //! - [`api`]: the HTTP API, one file per resource, errors as problem+json;
 //!   [`app`] assembles the router.
-//! - [`render`]: templates (minijinja), Fluent strings, HTML to text; pure.
+//! - [`render`]: templates (minijinja), Fluent strings, HTML to text: the crate
+//!   `mailbridge-render` (pure; also built as WebAssembly), plus reading a template directory.
 //! - [`queue`]: the [`queue::JobStore`] trait, the SQLite store, the pure retry
 //!   policy and the delivery worker.
 //! - [`transport`]: the [`transport::Transport`] trait, DSN parsing, SMTP,
