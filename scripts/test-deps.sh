@@ -29,3 +29,12 @@ if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
 fi
 # The Debian package starts a cluster of its own; the tests do not use it.
 echo "test-deps: postgres at $(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+
+# Node runs the browser module (render/wasm/render.js) in the render parity test.
+if ! command -v node >/dev/null; then
+  echo "test-deps: installing Node.js from Debian's packages"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs >/dev/null
+fi
+echo "test-deps: node $(node --version)"

@@ -1,9 +1,10 @@
-//! One renderer, two places: the service's `POST /v1/render` (native) and
+//! One renderer, three places: the service's `POST /v1/render` (native),
 //! `java -jar mailbridge-keycloak.jar render` (the same Rust compiled to
-//! WebAssembly, run by Chicory in the JVM) give byte-identical subject, text
-//! and html for every shipped template, in `en`, `de`, `de-AT` and `fr`
-//! (which falls back), with sample and hostile data, and with a tenant's
-//! override.
+//! WebAssembly, run by Chicory in the JVM) and the browser module
+//! `render/wasm/render.js` (run here by Node's V8) give byte-identical
+//! subject, text and html for every shipped template, in `en`, `de`, `de-AT`
+//! and `fr` (which falls back), with sample and hostile data, and with a
+//! tenant's override.
 
 mod support;
 
@@ -21,7 +22,7 @@ const TENANTS: [&str; 2] = ["default", "acme"];
 const OVERRIDE: &str = "ACME-OVERRIDE";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_jvm_renders_byte_identical_to_the_service() {
+async fn the_jvm_and_the_browser_module_render_byte_identical_to_the_service() {
     let templates = templates_with_tenant_override();
     let service = Service::start_with_templates(
         free_port(),
@@ -49,18 +50,20 @@ async fn the_jvm_renders_byte_identical_to_the_service() {
     )
     .await;
     assert_eq!(status, 0, "every request renders in the JVM");
-    let by_jvm: Vec<Value> = by_jvm
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON answer per line"))
-        .collect();
-    assert_eq!(by_jvm.len(), requests.len(), "one answer per request");
+    let by_jvm = answers(&by_jvm, requests.len());
+    let by_browser_module = answers(
+        &render_by_browser_module(&templates.path().join("templates"), &lines.join("\n")).await,
+        requests.len(),
+    );
 
     let mut overrides = 0;
-    for ((request, native), wasm) in requests.iter().zip(&by_service).zip(&by_jvm) {
+    for (i, (request, native)) in requests.iter().zip(&by_service).enumerate() {
         for part in ["subject", "text", "html"] {
-            let (native, wasm) = (native[part].as_str(), wasm[part].as_str());
+            let native = native[part].as_str();
             assert!(native.is_some_and(|s| !s.is_empty()), "{part} of {request}");
-            assert_eq!(native, wasm, "{part} of {request}");
+            assert_eq!(native, by_jvm[i][part].as_str(), "JVM: {part} of {request}");
+            let browser = by_browser_module[i][part].as_str();
+            assert_eq!(native, browser, "browser module: {part} of {request}");
         }
         overrides += usize::from(
             native["subject"]
@@ -93,6 +96,16 @@ async fn an_unknown_template_is_an_error_not_an_email() {
     assert_eq!(status, 1, "{answer}");
     let answer: Value = serde_json::from_str(&answer).expect("a JSON answer");
     assert_eq!(answer["kind"], "unknown-template", "{answer}");
+}
+
+/// One JSON answer per line, as many as requests.
+fn answers(lines: &str, requests: usize) -> Vec<Value> {
+    let answers: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON answer per line"))
+        .collect();
+    assert_eq!(answers.len(), requests, "one answer per request");
+    answers
 }
 
 /// Every shipped template × language × kind of data × tenant.
@@ -264,4 +277,42 @@ async fn render_by_jvm(args: &[&str], stdin: &str) -> (String, i32) {
         String::from_utf8(output.stdout).expect("UTF-8 answers"),
         output.status.code().unwrap_or(-1),
     )
+}
+
+/// `render/wasm/render.js` under Node on the module `scripts/build-wasm.sh`
+/// builds (built if missing): one answer per request line.
+async fn render_by_browser_module(templates: &Path, lines: &str) -> String {
+    let module = root().join("target/wasm/mailbridge_render.wasm");
+    if !module.exists() {
+        let status = std::process::Command::new("bash")
+            .arg(root().join("scripts/build-wasm.sh"))
+            .status()
+            .expect("run build-wasm.sh");
+        assert!(status.success(), "building the module failed");
+    }
+    let mut child = tokio::process::Command::new("node")
+        .arg(root().join("tests/tests/support/render_lines.mjs"))
+        .arg(&module)
+        .arg(templates)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start node (scripts/test-deps.sh installs it)");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(lines.as_bytes())
+        .await
+        .expect("write the requests");
+    drop(input);
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        child.wait_with_output(),
+    )
+    .await
+    .expect("node answers within 120 s")
+    .expect("node runs");
+    assert!(output.status.success(), "node: {}", output.status);
+    String::from_utf8(output.stdout).expect("UTF-8 answers")
 }
