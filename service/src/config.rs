@@ -6,7 +6,6 @@
 //! into parts.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,6 +14,7 @@ use serde::Deserialize;
 
 use crate::email::Mailbox;
 use crate::queue::retry::RetryPolicy;
+use crate::secret::Secret;
 use crate::transport::Dsn;
 
 /// A setting is missing or wrong. The message names the setting, never its secret value.
@@ -42,28 +42,6 @@ fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name: name.to_owned(),
         reason: reason.into(),
-    }
-}
-
-/// A secret value: never printed by `Debug` or `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
     }
 }
 
