@@ -1,7 +1,7 @@
 //! One renderer, three places: the service's `POST /v1/render` (native),
 //! `java -jar mailbridge-keycloak.jar render` (the same Rust compiled to
 //! WebAssembly, run by Chicory in the JVM) and the browser module
-//! `render/wasm/render.js` (run here by Node's V8) give byte-identical
+//! `render/wasm/render.js` (in headless Chromium) give byte-identical
 //! subject, text and html for every shipped template, in `en`, `de`, `de-AT`
 //! and `fr` (which falls back), with sample and hostile data, and with a
 //! tenant's override.
@@ -279,8 +279,9 @@ async fn render_by_jvm(args: &[&str], stdin: &str) -> (String, i32) {
     )
 }
 
-/// `render/wasm/render.js` under Node on the module `scripts/build-wasm.sh`
-/// builds (built if missing): one answer per request line.
+/// `render/wasm/render.js` in headless Chromium (`support/render_browser.py`)
+/// on the module `scripts/build-wasm.sh` builds (built if missing): one
+/// answer per request line.
 async fn render_by_browser_module(templates: &Path, lines: &str) -> String {
     let module = root().join("target/wasm/mailbridge_render.wasm");
     if !module.exists() {
@@ -290,16 +291,16 @@ async fn render_by_browser_module(templates: &Path, lines: &str) -> String {
             .expect("run build-wasm.sh");
         assert!(status.success(), "building the module failed");
     }
-    let mut child = tokio::process::Command::new("node")
-        .arg(root().join("tests/tests/support/render_lines.mjs"))
-        .arg(&module)
+    let mut child = tokio::process::Command::new(support::python())
+        .arg(root().join("tests/tests/support/render_browser.py"))
+        .arg(root())
         .arg(templates)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
-        .expect("start node (scripts/test-deps.sh installs it)");
+        .expect("start the browser driver (scripts/test-deps.sh installs it)");
     let mut input = child.stdin.take().expect("stdin");
     input
         .write_all(lines.as_bytes())
@@ -311,8 +312,8 @@ async fn render_by_browser_module(templates: &Path, lines: &str) -> String {
         child.wait_with_output(),
     )
     .await
-    .expect("node answers within 120 s")
-    .expect("node runs");
-    assert!(output.status.success(), "node: {}", output.status);
+    .expect("the browser answers within 120 s")
+    .expect("the browser driver runs");
+    assert!(output.status.success(), "browser driver: {}", output.status);
     String::from_utf8(output.stdout).expect("UTF-8 answers")
 }
