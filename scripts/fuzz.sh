@@ -19,6 +19,8 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 for target in "${targets[@]}"; do
   echo "==> fuzzing $target for ${seconds}s"
+  # -fork/-ignore_crashes: a finding is written to fuzz/artifacts/ and the
+  # run goes on, so that one run shows every kind of finding.
   nice -n 19 cargo +nightly fuzz run "$target" -- \
-    -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1
+    -max_total_time="$seconds" -rss_limit_mb=2048 -fork=1 -ignore_crashes=1
 done
