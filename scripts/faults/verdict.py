@@ -1,0 +1,110 @@
+"""The figures of one scenario and the promises they are checked against.
+
+accepted     POSTs answered 202
+delivered    distinct Message-IDs the sink accepted (of accepted messages)
+lost         accepted, but neither delivered nor `failed` with a reason (must be 0)
+duplicates   deliveries beyond one per Message-ID; a message may go again
+             at most once per attempt of it in flight at a fault: a delivery
+             the sink could not know was seen (unconfirmed), its being
+             `sending` at a kill, or its delivery while the scenario's fault
+             was on (`bound` is their sum over all messages)
+agree        every accepted message's final status matches the sink: `sent`
+             exactly when delivered
+"""
+
+import uuid
+from collections import Counter
+
+
+def message_uuid(message_id):
+    """Our id from a Message-ID `<hex>@domain` (None for another shape)."""
+    try:
+        return str(uuid.UUID(message_id.split("@", 1)[0]))
+    except ValueError:
+        return None
+
+
+def sink_view(events):
+    """Deliveries per message id, unconfirmed deliveries per id, attempts seen, tokens seen."""
+    deliveries, unconfirmed, attempts, tokens = Counter(), Counter(), Counter(), set()
+    last_on_conn = {}
+    for fields in events:
+        kind = fields[0]
+        if kind in ("A", "T") and len(fields) >= 5:
+            id = message_uuid(fields[3])
+            if kind == "T":
+                attempts[id] += 1
+                continue
+            deliveries[id] += 1
+            tokens.add(fields[4])
+            last_on_conn[fields[2]] = id
+        elif kind == "C" and len(fields) >= 3:
+            last_on_conn.pop(fields[2], None)
+    for id in last_on_conn.values():
+        unconfirmed[id] += 1
+    return deliveries, unconfirmed, attempts, tokens
+
+
+def judge(name, answers, records, events, in_flight=(), notes=()):
+    """The scenario's report: figures, and every broken promise in `broken`."""
+    deliveries, unconfirmed, attempts, tokens = sink_view(events)
+    accepted = {a.id: a for a in answers if a.status == 202 and a.id}
+    refused = [a for a in answers if a.status is not None and a.status != 202]
+    broken = []
+
+    by_status = Counter(a.status if a.status is not None else "no answer" for a in answers)
+    for a in refused:
+        if a.status >= 500 and a.status != 503:
+            broken.append(f"{a.token}: answered {a.status} (only 503 is allowed)")
+        elif a.status == 503 and not (a.problem and a.retry_after):
+            broken.append(f"{a.token}: 503 without problem+json and Retry-After")
+        elif a.status < 500 and a.status != 429:
+            broken.append(f"{a.token}: answered {a.status} to a valid request")
+    for a in refused:
+        if a.token in tokens:
+            broken.append(f"{a.token}: answered {a.status} but delivered later")
+
+    lost, disagree, pending = [], [], Counter()
+    for id in accepted:
+        record = records.get(id, {"status": "not read"})
+        status = record.get("status")
+        at_sink = deliveries[id] > 0
+        if status == 404:
+            broken.append(f"{id}: answered 202 but 404 afterwards (not on disk)")
+        if not at_sink and not (status == "failed" and record.get("last_error")):
+            lost.append(id)
+            pending[str(status)] += 1
+        if (status == "sent") != at_sink and status not in ("queued", "sending", "retrying"):
+            disagree.append(f"{id}: status {status}, delivered {deliveries[id]} time(s)")
+
+    # Each message may go again once per attempt of it that was in flight at a fault.
+    allowance = Counter(unconfirmed)
+    for id in in_flight:
+        allowance[id] += 1
+    duplicates = sum(n - 1 for n in deliveries.values() if n > 1)
+    beyond = {id: n - 1 - allowance[id] for id, n in deliveries.items() if n - 1 > allowance[id]}
+    if lost:
+        broken.append(f"{len(lost)} accepted message(s) lost (final status: {dict(pending)})")
+    if beyond:
+        broken.append(f"{sum(beyond.values())} duplicate deliveries of {len(beyond)} message(s) "
+                      "that were not in flight at a fault")
+    broken += disagree[:20]
+    if len(disagree) > 20:
+        broken.append(f"... and {len(disagree) - 20} more disagreements")
+    return {
+        "scenario": name,
+        "requests": len(answers),
+        "answers": {str(k): v for k, v in sorted(by_status.items(), key=lambda kv: str(kv[0]))},
+        "accepted": len(accepted),
+        "delivered": sum(1 for id in accepted if deliveries[id]),
+        "delivered_unanswered": sum(1 for id in deliveries if id not in accepted),
+        "failed_with_reason": sum(1 for id in accepted if records.get(id, {}).get("status") == "failed"),
+        "attempts_at_sink": sum(attempts.values()),
+        "lost": len(lost),
+        "duplicates": duplicates,
+        "bound": sum(allowance.values()),
+        "beyond_bound": sum(beyond.values()),
+        "agree": not disagree,
+        "notes": list(notes),
+        "broken": broken,
+    }
