@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of mailbridge: formatting and lints, the Rust service's unit and
 # black-box tests (real SMTP servers, the SES emulator), the Keycloak extension's
-# unit tests, and the end-to-end suite through a real Keycloak.
+# unit tests, the end-to-end suite through a real Keycloak, and the quick part
+# of the fault suite (scripts/faults.sh) against the release binary.
 # Installs what it needs first (cached under ~/.cache/mailbridge). Exits non-zero
 # when any step fails, after running them all.
 set -uo pipefail
@@ -21,6 +22,7 @@ step "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "keycloak extension (maven)" mvn -B -ntp -f keycloak-extension/pom.xml verify
 step "rust tests" cargo test --workspace --locked --no-fail-fast
 step "docker-compose.yml" bash scripts/check-compose.sh
+step "fault suite (quick)" bash scripts/faults.sh quick
 
 echo
 if [ ${#failed[@]} -gt 0 ]; then

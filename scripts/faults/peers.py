@@ -109,8 +109,23 @@ class Service:
             raise RuntimeError(f"service exited at start: see {self.process.log}")
         return self
 
-    def ready(self):
-        return http_get(self.url + "/readyz")[0]
+    def ready(self, timeout=2.0):
+        return http_get(self.url + "/readyz", timeout)[0]
+
+    def readiness(self, seconds, want):
+        """Polls /readyz (5 s bound per call) until it answers `want` or
+        `seconds` pass; (answered want, what it answered and how fast)."""
+        seen = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            began = time.monotonic()
+            code = self.ready(5.0)
+            took = time.monotonic() - began
+            seen.append(f"{code or 'no answer'} in {took:.1f}s")
+            if code == want:
+                return True, seen
+            time.sleep(0.2)
+        return False, seen
 
 
 class Sink:
@@ -247,7 +262,7 @@ class Tmpfs:
     def mount(self):
         self.path.mkdir(parents=True, exist_ok=True)
         subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.size}", "tmpfs", str(self.path)],
-                       check=True, timeout=30)
+                       check=True, timeout=30, capture_output=True)
         self.mounted = True
         return self
 

@@ -50,8 +50,9 @@ def run_one(name, args, work):
             report = SCENARIOS[name](ctx)
     except Skip as reason:
         report = {"scenario": name, "skipped": str(reason), "broken": []}
-    except Exception:  # a broken harness is reported as such, not as a pass
-        report = {"scenario": name, "broken": ["the scenario itself failed:\n" + traceback.format_exc()]}
+    except Exception as e:  # a broken harness is reported as such, not as a pass
+        output = getattr(e, "stderr", None) or ""
+        report = {"scenario": name, "broken": ["the scenario itself failed:\n" + traceback.format_exc() + output]}
     report["seconds"] = round(time.time() - began, 1)
     print_report(report)
     return report
@@ -66,7 +67,7 @@ def print_report(r):
         print(f"   accepted {r['accepted']}, delivered {r['delivered']} (+{r['delivered_unanswered']} of "
               f"unanswered requests), failed {r['failed_with_reason']}, lost {r['lost']}, "
               f"duplicates {r['duplicates']} (bound {r['bound']}), statuses agree: {r['agree']}, "
-              f"attempts at the sink {r['attempts_at_sink']}")
+              f"attempts: {r['attempts_recorded']} recorded, {r['attempts_at_sink']} reached the sink's end of DATA")
     for b in r["broken"][:30]:
         print(f"   BROKEN: {b}")
     print(f"<= {r['scenario']}: {'FAILED' if r['broken'] else 'ok'} in {r['seconds']}s", flush=True)
@@ -89,6 +90,7 @@ def main():
     if unknown:
         parser.error(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
     work = Path(tempfile.mkdtemp(prefix="mailbridge-faults-"))
+    work.chmod(0o755)  # PostgreSQL runs as its own user and must reach its directory
     print(f"fault suite: {len(names)} scenario(s) on {machine()}; work in {work}", flush=True)
     reports = [run_one(name, args, work) for name in names]
     broken = [r["scenario"] for r in reports if r["broken"]]

@@ -12,9 +12,9 @@ def replicas(ctx, pg_url, sink_port, count, dsn="timeout=10s&max_connections=8")
     return [ctx.service(f"replica{n}", ctx.env(pg_url, sink_port, dsn)) for n in range(count)]
 
 
-def pg_restart(ctx, down=5.0):
+def pg_restart(ctx, down=8.0):
     """PostgreSQL stopped (immediate, as a crash) mid-load and started again
-    `down` seconds later, under two replicas."""
+    8 s later, under two replicas."""
     pg, sink = ctx.postgres(), ctx.sink()
     services = replicas(ctx, pg.url, sink.port, 2)
     traffic = ctx.load([s.url for s in services], size=2_000, concurrency=6, limit=20_000, pause=0.02)
@@ -23,12 +23,13 @@ def pg_restart(ctx, down=5.0):
     stopped_at = time.time()
     pg.stop()
     ctx.note(f"PostgreSQL stopped: {traffic.count(202)} accepted, {len(in_flight)} sending")
-    readyz_503 = peers.wait_until(lambda: all(s.ready() == 503 for s in services), down)
+    readyz_503, seen = services[0].readiness(down, 503)
+    ctx.note(f"/readyz while PostgreSQL is down: {', '.join(seen[-3:])}")
     time.sleep(max(0.0, down - (time.time() - stopped_at)))
     pg.start()
     started_at = time.time()
     accepted_before = traffic.count(202)
-    recovered = peers.wait_until(lambda: all(s.ready() == 200 for s in services), 30)
+    recovered = all(s.readiness(30, 200)[0] for s in services)
     accepts_again = peers.wait_until(lambda: traffic.count(202) > accepted_before, 20)
     ctx.note(f"PostgreSQL back: /readyz 200 after {time.time() - started_at:.1f}s: {recovered}; "
              f"{traffic.count(503)} answered 503 in all")
@@ -110,7 +111,8 @@ def network_fault(through, toxic, attributes, on=2.0, off=2.0, rounds=3, stream=
         # may not have been recorded or seen: it was in flight at the fault.
         return ctx.judge(answers, records, sink, in_flight=deliveries_between(sink, fault_start, fault_end))
 
-    scenario.__doc__ = (f"Toxiproxy: `{toxic}` {attributes} on the way to {through}, "
+    direction = "its replies" if stream == "downstream" else "what the service sends it"
+    scenario.__doc__ = (f"Toxiproxy: `{toxic}` {attributes} on the link to {through} ({direction}), "
                         f"{on:g} s on / {off:g} s off, {rounds} times, two replicas on PostgreSQL.")
     return scenario
 
@@ -123,7 +125,7 @@ SCENARIOS = {
     "net-pg-reset": network_fault("postgres", "reset_peer", {"timeout": 0}, on=1.5),
     "net-pg-timeout": network_fault("postgres", "timeout", {"timeout": 0}, on=4, off=6, rounds=2),
     "net-smtp-latency": network_fault("smtp", "latency", {"latency": 300, "jitter": 100}, on=4, rounds=2),
-    "net-smtp-bandwidth": network_fault("smtp", "bandwidth", {"rate": 32}, on=5, rounds=2),
-    "net-smtp-reset": network_fault("smtp", "reset_peer", {"timeout": 0}, on=1.5),
+    "net-smtp-bandwidth": network_fault("smtp", "bandwidth", {"rate": 64}, on=5, rounds=2, stream="upstream"),
+    "net-smtp-reset": network_fault("smtp", "reset_peer", {"timeout": 20}, on=1.5, stream="upstream"),
     "net-smtp-timeout": network_fault("smtp", "timeout", {"timeout": 0}, on=4, off=6, rounds=2),
 }

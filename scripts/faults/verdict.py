@@ -45,37 +45,45 @@ def sink_view(events):
     return deliveries, unconfirmed, attempts, tokens
 
 
+def refusal_problems(refused, tokens):
+    """What is wrong with the refusals: kind -> example tokens."""
+    problems = {}
+    for a in refused:
+        if a.status >= 500 and a.status != 503:
+            problems.setdefault(f"answered {a.status} (of 5xx, only 503 is allowed)", []).append(a.token)
+        elif a.status == 503 and not (a.problem and a.retry_after):
+            problems.setdefault("answered 503 without problem+json and Retry-After", []).append(a.token)
+        elif a.status < 500 and a.status != 429:
+            problems.setdefault(f"answered {a.status} to a valid request", []).append(a.token)
+        if a.token in tokens:
+            problems.setdefault(f"answered {a.status}, yet delivered later", []).append(a.token)
+    return problems
+
+
 def judge(name, answers, records, events, in_flight=(), notes=()):
     """The scenario's report: figures, and every broken promise in `broken`."""
     deliveries, unconfirmed, attempts, tokens = sink_view(events)
     accepted = {a.id: a for a in answers if a.status == 202 and a.id}
     refused = [a for a in answers if a.status is not None and a.status != 202]
-    broken = []
-
     by_status = Counter(a.status if a.status is not None else "no answer" for a in answers)
-    for a in refused:
-        if a.status >= 500 and a.status != 503:
-            broken.append(f"{a.token}: answered {a.status} (only 503 is allowed)")
-        elif a.status == 503 and not (a.problem and a.retry_after):
-            broken.append(f"{a.token}: 503 without problem+json and Retry-After")
-        elif a.status < 500 and a.status != 429:
-            broken.append(f"{a.token}: answered {a.status} to a valid request")
-    for a in refused:
-        if a.token in tokens:
-            broken.append(f"{a.token}: answered {a.status} but delivered later")
+    problems = refusal_problems(refused, tokens)
 
-    lost, disagree, pending = [], [], Counter()
+    lost, pending = [], Counter()
     for id in accepted:
         record = records.get(id, {"status": "not read"})
         status = record.get("status")
         at_sink = deliveries[id] > 0
         if status == 404:
-            broken.append(f"{id}: answered 202 but 404 afterwards (not on disk)")
+            problems.setdefault("answered 202, then 404 (not on disk)", []).append(id)
         if not at_sink and not (status == "failed" and record.get("last_error")):
             lost.append(id)
             pending[str(status)] += 1
         if (status == "sent") != at_sink and status not in ("queued", "sending", "retrying"):
-            disagree.append(f"{id}: status {status}, delivered {deliveries[id]} time(s)")
+            problems.setdefault("final status disagrees with the sink", []).append(
+                f"{id} is {status}, delivered {deliveries[id]} time(s)")
+        if status in ("queued", "sending", "retrying"):
+            problems.setdefault("accepted but not final within the bound", []).append(
+                f"{id} is {status}, delivered {deliveries[id]} time(s)")
 
     # Each message may go again once per attempt of it that was in flight at a fault.
     allowance = Counter(unconfirmed)
@@ -83,14 +91,13 @@ def judge(name, answers, records, events, in_flight=(), notes=()):
         allowance[id] += 1
     duplicates = sum(n - 1 for n in deliveries.values() if n > 1)
     beyond = {id: n - 1 - allowance[id] for id, n in deliveries.items() if n - 1 > allowance[id]}
+    broken = [f"{len(items)} message(s) {kind}, e.g. {'; '.join(map(str, items[:3]))}"
+              for kind, items in problems.items()]
     if lost:
         broken.append(f"{len(lost)} accepted message(s) lost (final status: {dict(pending)})")
     if beyond:
         broken.append(f"{sum(beyond.values())} duplicate deliveries of {len(beyond)} message(s) "
                       "that were not in flight at a fault")
-    broken += disagree[:20]
-    if len(disagree) > 20:
-        broken.append(f"... and {len(disagree) - 20} more disagreements")
     return {
         "scenario": name,
         "requests": len(answers),
@@ -100,11 +107,12 @@ def judge(name, answers, records, events, in_flight=(), notes=()):
         "delivered_unanswered": sum(1 for id in deliveries if id not in accepted),
         "failed_with_reason": sum(1 for id in accepted if records.get(id, {}).get("status") == "failed"),
         "attempts_at_sink": sum(attempts.values()),
+        "attempts_recorded": sum(records.get(id, {}).get("attempts") or 0 for id in accepted),
         "lost": len(lost),
         "duplicates": duplicates,
         "bound": sum(allowance.values()),
         "beyond_bound": sum(beyond.values()),
-        "agree": not disagree,
+        "agree": "final status disagrees with the sink" not in problems,
         "notes": list(notes),
         "broken": broken,
     }
