@@ -106,6 +106,9 @@ pub struct Settings {
     /// `MAILBRIDGE_SHUTDOWN_DELAY`: how long the service keeps serving with
     /// `/readyz` at 503 after a stop signal, so load balancers stop sending first.
     pub shutdown_delay: Duration,
+    /// `MAILBRIDGE_LEASE`: how long a worker's claim on a message holds; renewed
+    /// every third of it while an attempt runs, and the bound of one attempt's send.
+    pub lease: Duration,
     /// The transports by name: `default` from `MAILBRIDGE_TRANSPORT(_FILE)` or
     /// `[transports] default`, the others from `[transports]`. Values are secrets (they hold credentials).
     pub transports: BTreeMap<String, Secret>,
@@ -131,6 +134,7 @@ struct FileSettings {
     log: Option<String>,
     retention: Option<String>,
     shutdown_delay: Option<String>,
+    lease: Option<String>,
     #[serde(default)]
     transports: BTreeMap<String, String>,
     #[serde(default)]
@@ -235,6 +239,7 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
             file.shutdown_delay,
             "2s",
         )?,
+        lease: duration(&lookup, "MAILBRIDGE_LEASE", file.lease, "2m")?,
         transports,
         tenants: file.tenants,
     };
@@ -245,6 +250,12 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
 impl Settings {
     /// Checks what can be checked without I/O: DSNs parse, tenants name existing transports.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.lease < Duration::from_secs(3) {
+            return Err(invalid(
+                "MAILBRIDGE_LEASE",
+                "must be at least 3s (it is renewed every third of its length)",
+            ));
+        }
         for (name, dsn) in &self.transports {
             Dsn::parse(dsn.expose())
                 .map_err(|e| invalid(&format!("transport `{name}`"), e.to_string()))?;

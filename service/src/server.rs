@@ -121,7 +121,10 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         store.clone(),
         transports,
         settings.retry.clone(),
-        WorkerConfig::default(),
+        WorkerConfig {
+            lease: settings.lease,
+            ..WorkerConfig::default()
+        },
     )
     .with_limits(build_limits(settings)?)
     .with_metrics(metrics.clone());

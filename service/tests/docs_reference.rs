@@ -85,6 +85,7 @@ fn actual_default(settings: &Settings, variable: &str) -> String {
         "MAILBRIDGE_LOG" => settings.log.clone(),
         "MAILBRIDGE_RETENTION" => duration(settings.retention),
         "MAILBRIDGE_SHUTDOWN_DELAY" => duration(settings.shutdown_delay),
+        "MAILBRIDGE_LEASE" => duration(settings.lease),
         other => panic!("{other} is read by the code but this test does not know its default"),
     }
 }

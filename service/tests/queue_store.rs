@@ -80,3 +80,38 @@ async fn queue_figures() {
     let dir = tempfile::tempdir().unwrap();
     store_contract::queue_figures(Arc::new(open(&dir).await)).await;
 }
+
+#[tokio::test]
+async fn outcomes_are_fenced_by_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::outcomes_are_fenced_by_the_lease(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test]
+async fn renewal_and_release() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::renewal_and_release(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test]
+async fn an_enqueue_can_claim_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::an_enqueue_can_claim_at_once(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test]
+async fn an_unreadable_row_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/q/mb.db", dir.path().display());
+    let store = Arc::new(open(&dir).await);
+    store_contract::an_unreadable_row_fails_alone(store, |id| async move {
+        let other = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query("UPDATE messages SET message = '{\"not\": \"a message\"' WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&other)
+            .await
+            .unwrap();
+        other.close().await;
+    })
+    .await;
+}

@@ -32,6 +32,22 @@ async fn the_store_contract_holds_on_postgres() {
     )
     .await;
     store_contract::queue_figures(open(&pg.database()).await).await;
+    store_contract::outcomes_are_fenced_by_the_lease(open(&pg.database()).await).await;
+    store_contract::renewal_and_release(open(&pg.database()).await).await;
+    store_contract::an_enqueue_can_claim_at_once(open(&pg.database()).await).await;
+    let url = pg.database();
+    store_contract::an_unreadable_row_fails_alone(open(&url).await, |id| async move {
+        let other = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query(
+            "UPDATE messages SET message = '{\"not\": \"a message\"}'::jsonb WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&other)
+        .await
+        .unwrap();
+        other.close().await;
+    })
+    .await;
 
     // Two replicas (two pools, two caches) on one database.
     let shared = pg.database();

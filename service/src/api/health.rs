@@ -14,14 +14,19 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: 200 when the store answers, 503 otherwise or while shutting down.
+/// `GET /readyz`: 200 when the store answers and commits, and the delivery
+/// worker runs; 503 otherwise or while shutting down.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if !state.accepting.load(Ordering::SeqCst) {
         return Err(ApiError::unavailable("shutting down"));
     }
+    if !state.worker.is_running() {
+        tracing::warn!("readiness check: the delivery worker has stopped");
+        return Err(ApiError::unavailable("the delivery worker has stopped"));
+    }
     state.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness check: the store does not answer");
-        ApiError::unavailable("the queue store does not answer")
+        ApiError::unavailable("the queue store does not answer or cannot commit")
     })?;
     Ok(Json(json!({"status": "ready"})))
 }

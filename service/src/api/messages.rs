@@ -74,9 +74,10 @@ pub async fn create(
     let id = Uuid::now_v7();
     let idempotency_key = req.idempotency_key.clone();
     let message = compose::message(id, &tenant, from, req, content);
-    let lease = query
-        .wait
-        .then(|| state.wait_timeout + std::time::Duration::from_secs(30));
+    // `?wait=true` stores the message already claimed, so that no worker
+    // takes it while this request's attempt runs.
+    let lease = query.wait.then(|| state.worker.lease());
+    let transport = route.transport.clone();
     let job = NewJob {
         message: message.clone(),
         idempotency_key,
@@ -96,15 +97,15 @@ pub async fn create(
             tracing::info!(message_id = %first, %tenant, "idempotent repeat; nothing queued");
             Ok((StatusCode::OK, Json(Accepted { id: first, status })).into_response())
         }
-        Enqueued::Created(id) if query.wait => {
-            accepted(&state, &tenant, id);
+        Enqueued::Claimed(lease) => {
+            accepted(&state, &tenant, lease.id);
             let claimed = ClaimedJob {
                 message,
-                transport: route.transport,
-                attempt: 1,
+                transport,
+                lease,
                 created_at: now,
             };
-            deliver_now(&state, id, claimed).await
+            deliver_now(&state, claimed).await
         }
         Enqueued::Created(id) => {
             accepted(&state, &tenant, id);
@@ -130,13 +131,24 @@ fn accepted(state: &AppState, tenant: &str, id: Uuid) {
     telemetry::handoff::remember(id);
 }
 
-/// `?wait=true`: one attempt inline, bounded by the wait timeout.
-async fn deliver_now(state: &AppState, id: Uuid, job: ClaimedJob) -> Result<Response, ApiError> {
-    let outcome = tokio::time::timeout(state.wait_timeout, state.worker.attempt(job)).await;
+/// `?wait=true`: the worker's own attempt, started at once; the answer waits
+/// for it up to the wait timeout. The attempt is a task of its own: a client
+/// that goes away, or a timeout, leaves it running to its recorded end.
+async fn deliver_now(state: &AppState, job: ClaimedJob) -> Result<Response, ApiError> {
+    let id = job.message.id;
+    let attempt = state.worker.spawn_attempt(job);
+    let outcome = match tokio::time::timeout(state.wait_timeout, attempt).await {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(_)) => Ok(AttemptOutcome::Abandoned {
+            reason: "the attempt ended without an answer".into(),
+        }),
+        Err(elapsed) => Err(elapsed),
+    };
     telemetry::request::record_outcome(match &outcome {
         Ok(AttemptOutcome::Sent { .. }) => "sent",
         Ok(AttemptOutcome::Retrying { .. }) => "retrying",
         Ok(AttemptOutcome::Failed { .. }) => "failed",
+        Ok(AttemptOutcome::Abandoned { .. }) => "abandoned",
         Err(_) => "timeout",
     });
     match outcome {
@@ -154,6 +166,10 @@ async fn deliver_now(state: &AppState, id: Uuid, job: ClaimedJob) -> Result<Resp
         Ok(AttemptOutcome::Failed { error }) => Err(ApiError::bad_gateway(format!(
             "delivery failed permanently (message {id}): {error}"
         ))),
+        Ok(AttemptOutcome::Abandoned { reason }) => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("not delivered yet ({reason}); message {id} stays queued and will be retried"),
+        )),
         Err(_) => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             format!(

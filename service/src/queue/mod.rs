@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::email::OutgoingMessage;
 
+mod batch;
 mod pending;
 pub mod postgres;
 pub mod retry;
@@ -83,9 +84,9 @@ pub struct NewJob {
     pub transport: String,
     /// Accept time.
     pub now: OffsetDateTime,
-    /// When set, the row is stored already claimed by the caller for this
-    /// lease (`?wait=true` delivers inline; if it never records an outcome the
-    /// lease expires and the worker tries again).
+    /// When set, the row is stored already claimed for its first attempt
+    /// under a lease of this length (`?wait=true` delivers at once), and
+    /// [`JobStore::enqueue`] answers [`Enqueued::Claimed`].
     pub lease: Option<Duration>,
 }
 
@@ -94,8 +95,54 @@ pub struct NewJob {
 pub enum Enqueued {
     /// A new row was committed.
     Created(Uuid),
+    /// A new row was committed already claimed, under this lease.
+    Claimed(Lease),
     /// The tenant already used this idempotency key in the last 24 h: its first message's id.
     Duplicate(Uuid),
+}
+
+/// One attempt's hold on a message. Every write about the attempt goes
+/// through it and is fenced by it: it applies only while the row is still
+/// `sending` for this very attempt, so an attempt that lost its lease records
+/// nothing and can never overwrite another attempt's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// The message.
+    pub id: Uuid,
+    /// Which attempt holds it (1 for the first).
+    pub attempt: u32,
+    /// The row's claim count when this attempt took it: the fence. Unlike
+    /// `attempt` (a released attempt gives its number back) it never repeats.
+    pub claim: u32,
+    /// Until when, unless renewed.
+    pub until: OffsetDateTime,
+}
+
+/// What an attempt came to, as the store records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Delivered.
+    Sent {
+        /// The provider's id of the message.
+        provider_message_id: Option<String>,
+    },
+    /// A transient failure: try again at `next_attempt_at`.
+    Retrying {
+        /// Why this attempt did not deliver.
+        error: String,
+        /// When the next attempt is due.
+        next_attempt_at: OffsetDateTime,
+    },
+    /// Given up: the dead-letter state.
+    Failed {
+        /// Why.
+        error: String,
+    },
+    /// Given back without counting the attempt (shutdown, rate limit).
+    Released {
+        /// When it is due again.
+        next_attempt_at: OffsetDateTime,
+    },
 }
 
 /// A message claimed by a worker under a lease.
@@ -105,11 +152,18 @@ pub struct ClaimedJob {
     pub message: OutgoingMessage,
     /// The transport name chosen at accept time.
     pub transport: String,
-    /// Which attempt this is (1 for the first).
-    pub attempt: u32,
+    /// The claim: which attempt this is, and until when it holds.
+    pub lease: Lease,
     /// Start of the message's age for `MAILBRIDGE_RETRY_MAX_AGE`: accept
     /// time, or when an admin queued it again.
     pub created_at: OffsetDateTime,
+}
+
+impl ClaimedJob {
+    /// Which attempt this is (1 for the first).
+    pub fn attempt(&self) -> u32 {
+        self.lease.attempt
+    }
 }
 
 /// The status row of a message, as the API shows it (no bodies).
@@ -212,7 +266,9 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// one with the same tenant and idempotency key within 24 h.
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError>;
 
-    /// Claims up to `limit` due messages for `lease`; an expired lease is claimable again.
+    /// Claims up to `limit` due messages for `lease`; an expired lease is
+    /// claimable again. A row that cannot be decoded is not handed out: it
+    /// is marked `failed` with the reason, in the same commit.
     async fn claim(
         &self,
         now: OffsetDateTime,
@@ -220,33 +276,18 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         limit: u32,
     ) -> Result<Vec<ClaimedJob>, StoreError>;
 
-    /// Records a delivery.
-    async fn mark_sent(
-        &self,
-        id: Uuid,
-        provider_message_id: Option<&str>,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError>;
+    /// Extends `lease` to `until`; false when the attempt no longer holds
+    /// the message (another attempt claimed it, or an outcome was recorded).
+    async fn renew(&self, lease: &Lease, until: OffsetDateTime) -> Result<bool, StoreError>;
 
-    /// Records a transient failure and when to try again.
-    async fn mark_retrying(
+    /// Records what the attempt holding `lease` came to; false (and nothing
+    /// written) when that attempt no longer holds the message.
+    async fn record(
         &self,
-        id: Uuid,
-        error: &str,
-        next_attempt_at: OffsetDateTime,
+        lease: &Lease,
+        outcome: &Outcome,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError>;
-
-    /// Moves a message to the dead-letter state.
-    async fn mark_failed(
-        &self,
-        id: Uuid,
-        error: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError>;
-
-    /// Gives a claimed message back without counting the attempt (shutdown, rate limit).
-    async fn release(&self, id: Uuid, next_attempt_at: OffsetDateTime) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
     /// One message's status row.
     async fn get(&self, id: Uuid) -> Result<Option<MessageRecord>, StoreError>;

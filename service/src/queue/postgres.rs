@@ -1,9 +1,10 @@
 //! The shared queue store: PostgreSQL, for several replicas of the service
 //! working one queue.
 //!
-//! Every change is one statement in its own transaction, so a `202` means the
-//! row is committed (with PostgreSQL's default `synchronous_commit = on`, on
-//! disk). Replicas claim with `FOR UPDATE SKIP LOCKED`: two of them never
+//! Changes are committed in groups by a few writer tasks (see [`writer`]), so
+//! a `202` means the row is committed (with PostgreSQL's default
+//! `synchronous_commit = on`, on disk) while many requests share a commit.
+//! Replicas claim with `FOR UPDATE SKIP LOCKED`: two of them never
 //! claim the same message, and neither waits for the other. A row in
 //! `sending` may be another replica's delivery in progress, so nothing is
 //! recovered at start: a message whose replica died is claimed again when its
@@ -15,27 +16,27 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::types::Json;
 use sqlx::{Executor as _, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::batch::{Op, Writes};
 use super::pending::PendingCache;
 use super::{
-    ClaimedJob, Enqueued, JobStore, ListFilter, MessageRecord, NewJob, QueueStats, RECORD_COLUMNS,
-    Status, StoreError,
+    ClaimedJob, Enqueued, JobStore, Lease, ListFilter, MessageRecord, NewJob, Outcome, QueueStats,
+    RECORD_COLUMNS, Status, StoreError,
 };
-use crate::email::OutgoingMessage;
 
-/// How long an idempotency key holds.
-const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
-/// Connections per replica: the API and the worker share them.
+mod writer;
+
+/// Connections per replica: the writers, the API's reads and the worker share them.
 const MAX_CONNECTIONS: u32 = 16;
 
 /// The PostgreSQL queue store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    writes: Writes,
     pending: PendingCache,
 }
 
@@ -62,69 +63,20 @@ impl PgStore {
             .run(&pool)
             .await
             .context("applying the store's migrations")?;
+        let (writes, inbox) = Writes::channel();
+        let inbox = std::sync::Arc::new(tokio::sync::Mutex::new(inbox));
+        for _ in 0..writer::WRITERS {
+            tokio::spawn(writer::run(
+                pool.clone(),
+                inbox.clone(),
+                writes.health.clone(),
+            ));
+        }
         Ok(PgStore {
             pool,
+            writes,
             pending: PendingCache::default(),
         })
-    }
-
-    /// One attempt at inserting `job`: `None` when its idempotency key was
-    /// taken by an expired row and let go meanwhile (try again).
-    async fn try_insert(&self, job: &NewJob) -> anyhow::Result<Option<Enqueued>> {
-        let message = &job.message;
-        let (status, attempts, lease_until) = match job.lease {
-            Some(lease) => (Status::Sending, 1, Some(job.now + lease)),
-            None => (Status::Queued, 0, None),
-        };
-        let inserted: Option<Uuid> = sqlx::query_scalar(
-            "INSERT INTO messages (id, tenant, status, attempts, transport, message, idempotency_key, \
-             created_at, age_from, updated_at, next_attempt_at, lease_until) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $8, $9) \
-             ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-             RETURNING id",
-        )
-        .bind(message.id)
-        .bind(&message.tenant)
-        .bind(status.as_str())
-        .bind(attempts)
-        .bind(&job.transport)
-        .bind(Json(message))
-        .bind(&job.idempotency_key)
-        .bind(job.now)
-        .bind(lease_until)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(id) = inserted {
-            return Ok(Some(Enqueued::Created(id)));
-        }
-        // The key is taken: by a message of the last 24 hours (a repeat), or
-        // by an older one, which lets go of it.
-        let Some(key) = &job.idempotency_key else {
-            anyhow::bail!("an insert without an idempotency key conflicted");
-        };
-        let existing = sqlx::query(
-            "SELECT id, created_at FROM messages WHERE tenant = $1 AND idempotency_key = $2",
-        )
-        .bind(&message.tenant)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = existing else {
-            return Ok(None);
-        };
-        let id: Uuid = row.get("id");
-        let created: OffsetDateTime = row.get("created_at");
-        if created > job.now - IDEMPOTENCY_WINDOW {
-            return Ok(Some(Enqueued::Duplicate(id)));
-        }
-        sqlx::query(
-            "UPDATE messages SET idempotency_key = NULL WHERE id = $1 AND idempotency_key = $2",
-        )
-        .bind(id)
-        .bind(key)
-        .execute(&self.pool)
-        .await?;
-        Ok(None)
     }
 
     /// Runs one `UPDATE … WHERE id = $1` style statement.
@@ -152,44 +104,44 @@ pub fn redact(text: &str) -> String {
 }
 
 fn record(row: &PgRow) -> Result<MessageRecord, StoreError> {
-    let status: String = row.get("status");
-    let attempts: i32 = row.get("attempts");
-    let parsed =
-        Status::parse(&status).with_context(|| format!("unknown stored status {status}"))?;
-    Ok(MessageRecord {
-        id: row.get("id"),
-        tenant: row.get("tenant"),
-        status: parsed,
-        attempts: u32::try_from(attempts).unwrap_or_default(),
-        last_error: row.get("last_error"),
-        transport: row.get("transport"),
-        provider_message_id: row.get("provider_message_id"),
-        next_attempt_at: match parsed {
-            Status::Queued | Status::Retrying => row.get("next_attempt_at"),
-            _ => None,
-        },
-        created_at: row.get("created_at"),
-        updated_at: row.get("updated_at"),
-        sent_at: row.get("sent_at"),
-    })
+    let read = || -> anyhow::Result<MessageRecord> {
+        let status: String = row.try_get("status")?;
+        let attempts: i32 = row.try_get("attempts")?;
+        let status =
+            Status::parse(&status).with_context(|| format!("unknown stored status {status}"))?;
+        Ok(MessageRecord {
+            id: row.try_get("id")?,
+            tenant: row.try_get("tenant")?,
+            status,
+            attempts: u32::try_from(attempts).unwrap_or_default(),
+            last_error: row.try_get("last_error")?,
+            transport: row.try_get("transport")?,
+            provider_message_id: row.try_get("provider_message_id")?,
+            next_attempt_at: match status {
+                Status::Queued | Status::Retrying => row.try_get("next_attempt_at")?,
+                _ => None,
+            },
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            sent_at: row.try_get("sent_at")?,
+        })
+    };
+    Ok(read().context("a stored status row cannot be read")?)
 }
 
 #[async_trait]
 impl JobStore for PgStore {
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
-        // An expired key is let go of, then taken: two rounds suffice unless
-        // other requests race for the same key.
-        for _ in 0..3 {
-            if let Some(done) = self.try_insert(&job).await.context("storing a message")? {
-                if let Enqueued::Created(_) = done {
-                    self.pending.accepted(&job.message.tenant);
-                }
-                return Ok(done);
-            }
+        let tenant = job.message.tenant.clone();
+        let result = self
+            .writes
+            .enqueue(Op::Enqueue(Box::new(job)))
+            .await
+            .context("storing a message")?;
+        if !matches!(result, Enqueued::Duplicate(_)) {
+            self.pending.accepted(&tenant);
         }
-        Err(StoreError(anyhow::anyhow!(
-            "storing a message: its idempotency key kept changing hands"
-        )))
+        Ok(result)
     }
 
     async fn claim(
@@ -198,98 +150,28 @@ impl JobStore for PgStore {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
-        let rows = sqlx::query(
-            "UPDATE messages AS m SET status = 'sending', attempts = m.attempts + 1, \
-             lease_until = $1, updated_at = $2 \
-             FROM (SELECT id FROM messages WHERE \
-                     ((status IN ('queued', 'retrying') AND next_attempt_at <= $2) \
-                      OR (status = 'sending' AND lease_until < $2)) \
-                     AND message IS NOT NULL \
-                   ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) AS due \
-             WHERE m.id = due.id \
-             RETURNING m.message, m.transport, m.attempts, m.age_from",
-        )
-        .bind(now + lease)
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .context("claiming messages")?;
-        rows.iter()
-            .map(|row| {
-                let Json(message): Json<OutgoingMessage> = row.get("message");
-                let attempts: i32 = row.get("attempts");
-                Ok(ClaimedJob {
-                    message,
-                    transport: row.get("transport"),
-                    attempt: u32::try_from(attempts).unwrap_or_default(),
-                    created_at: row.get("age_from"),
-                })
+        self.writes.claim(Op::Claim { now, lease, limit }).await
+    }
+
+    async fn renew(&self, lease: &Lease, until: OffsetDateTime) -> Result<bool, StoreError> {
+        let lease = *lease;
+        self.writes.fenced(Op::Renew { lease, until }).await
+    }
+
+    async fn record(
+        &self,
+        lease: &Lease,
+        outcome: &Outcome,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let (lease, outcome) = (*lease, outcome.clone());
+        self.writes
+            .fenced(Op::Record {
+                lease,
+                outcome,
+                now,
             })
-            .collect()
-    }
-
-    async fn mark_sent(
-        &self,
-        id: Uuid,
-        provider_message_id: Option<&str>,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let query = sqlx::query(
-            "UPDATE messages SET status = 'sent', provider_message_id = $2, sent_at = $3, updated_at = $3, \
-             lease_until = NULL, next_attempt_at = NULL WHERE id = $1",
-        )
-        .bind(id)
-        .bind(provider_message_id)
-        .bind(now);
-        self.update(query, "recording a delivery").await.map(drop)
-    }
-
-    async fn mark_retrying(
-        &self,
-        id: Uuid,
-        error: &str,
-        next_attempt_at: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let query = sqlx::query(
-            "UPDATE messages SET status = 'retrying', last_error = $2, next_attempt_at = $3, updated_at = $4, \
-             lease_until = NULL WHERE id = $1",
-        )
-        .bind(id)
-        .bind(error)
-        .bind(next_attempt_at)
-        .bind(now);
-        self.update(query, "recording a failed attempt")
             .await
-            .map(drop)
-    }
-
-    async fn mark_failed(
-        &self,
-        id: Uuid,
-        error: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let query = sqlx::query(
-            "UPDATE messages SET status = 'failed', last_error = $2, updated_at = $3, lease_until = NULL, \
-             next_attempt_at = NULL WHERE id = $1",
-        )
-        .bind(id)
-        .bind(error)
-        .bind(now);
-        self.update(query, "recording a failure").await.map(drop)
-    }
-
-    async fn release(&self, id: Uuid, next_attempt_at: OffsetDateTime) -> Result<(), StoreError> {
-        let query = sqlx::query(
-            "UPDATE messages SET status = 'retrying', attempts = GREATEST(attempts - 1, 0), \
-             next_attempt_at = $2, updated_at = $3, lease_until = NULL WHERE id = $1 AND status = 'sending'",
-        )
-        .bind(id)
-        .bind(next_attempt_at)
-        .bind(OffsetDateTime::now_utc());
-        self.update(query, "releasing a message").await.map(drop)
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<MessageRecord>, StoreError> {
@@ -386,6 +268,9 @@ impl JobStore for PgStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        if self.writes.health.failing() {
+            return self.writes.probe().await;
+        }
         self.pool.execute("SELECT 1").await.context("store ping")?;
         Ok(())
     }

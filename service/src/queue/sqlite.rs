@@ -1,8 +1,9 @@
 //! The embedded queue store: one SQLite file in WAL mode with `synchronous=FULL`,
 //! so that a `202` means the message is on disk.
 //!
-//! Enqueues go through one writer task that commits whatever is waiting in one
-//! transaction (group commit): many concurrent requests share one disk sync.
+//! Every change goes through one writer task that commits whatever is waiting
+//! in one transaction (group commit): many concurrent requests share one disk
+//! sync, and a group whose commit fails is answered with an error as a whole.
 //! The file belongs to one serving process: at its start,
 //! [`JobStore::recover_interrupted`] makes rows a previous process left in
 //! `sending` (it died mid-delivery) claimable at once.
@@ -17,26 +18,24 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::batch::{Op, Writes};
 use super::pending::PendingCache;
 use super::{
-    ClaimedJob, Enqueued, JobStore, ListFilter, MessageRecord, NewJob, QueueStats, RECORD_COLUMNS,
-    Status, StoreError,
+    ClaimedJob, Enqueued, JobStore, Lease, ListFilter, MessageRecord, NewJob, Outcome, QueueStats,
+    RECORD_COLUMNS, Status, StoreError,
 };
 
 mod stats;
 mod writer;
-
-use writer::{MAX_BATCH, Outcome, Write};
 
 /// The SQLite queue store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
-    writes: mpsc::Sender<Write>,
+    writes: Writes,
     pending: PendingCache,
 }
 
@@ -62,27 +61,14 @@ impl SqliteStore {
                 .await
                 .with_context(|| format!("opening {url} for reading"))?
         };
-        let (writes, inbox) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(writer::run(write.clone(), inbox));
+        let (writes, inbox) = Writes::channel();
+        tokio::spawn(writer::run(write.clone(), inbox, writes.health.clone()));
         Ok(SqliteStore {
             read,
             write,
             writes,
             pending: Default::default(),
         })
-    }
-}
-
-impl SqliteStore {
-    /// Hands one write to the writer and waits for its commit.
-    async fn write_op<T>(
-        &self,
-        op: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Write,
-    ) -> Result<T, StoreError> {
-        let stopped = || StoreError(anyhow::anyhow!("the store's writer has stopped"));
-        let (reply, answer) = oneshot::channel();
-        self.writes.send(op(reply)).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
     }
 }
 
@@ -116,36 +102,40 @@ fn from_ms(ms: i64) -> OffsetDateTime {
 }
 
 fn record(row: &SqliteRow) -> Result<MessageRecord, StoreError> {
-    let id: String = row.get("id");
-    let status: String = row.get("status");
-    let attempts: i64 = row.get("attempts");
-    Ok(MessageRecord {
-        id: Uuid::parse_str(&id).context("a stored id is not a UUID")?,
-        tenant: row.get("tenant"),
-        status: Status::parse(&status)
-            .with_context(|| format!("unknown stored status {status}"))?,
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        last_error: row.get("last_error"),
-        transport: row.get("transport"),
-        provider_message_id: row.get("provider_message_id"),
-        next_attempt_at: match status.as_str() {
-            "queued" | "retrying" => row.get::<Option<i64>, _>("next_attempt_at").map(from_ms),
-            _ => None,
-        },
-        created_at: from_ms(row.get("created_at")),
-        updated_at: from_ms(row.get("updated_at")),
-        sent_at: row.get::<Option<i64>, _>("sent_at").map(from_ms),
-    })
+    let read = || -> anyhow::Result<MessageRecord> {
+        let id: String = row.try_get("id")?;
+        let status: String = row.try_get("status")?;
+        let attempts: i64 = row.try_get("attempts")?;
+        let status =
+            Status::parse(&status).with_context(|| format!("unknown stored status {status}"))?;
+        Ok(MessageRecord {
+            id: Uuid::parse_str(&id).context("a stored id is not a UUID")?,
+            tenant: row.try_get("tenant")?,
+            status,
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            last_error: row.try_get("last_error")?,
+            transport: row.try_get("transport")?,
+            provider_message_id: row.try_get("provider_message_id")?,
+            next_attempt_at: match status {
+                Status::Queued | Status::Retrying => row
+                    .try_get::<Option<i64>, _>("next_attempt_at")?
+                    .map(from_ms),
+                _ => None,
+            },
+            created_at: from_ms(row.try_get("created_at")?),
+            updated_at: from_ms(row.try_get("updated_at")?),
+            sent_at: row.try_get::<Option<i64>, _>("sent_at")?.map(from_ms),
+        })
+    };
+    Ok(read().context("a stored status row cannot be read")?)
 }
 
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
         let tenant = job.message.tenant.clone();
-        let result = self
-            .write_op(|reply| Write::Enqueue(Box::new(job), reply))
-            .await?;
-        if let Enqueued::Created(_) = result {
+        let result = self.writes.enqueue(Op::Enqueue(Box::new(job))).await?;
+        if !matches!(result, Enqueued::Duplicate(_)) {
             self.pending.accepted(&tenant);
         }
         Ok(result)
@@ -157,72 +147,28 @@ impl JobStore for SqliteStore {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
-        self.write_op(|reply| Write::Claim {
-            now,
-            lease,
-            limit,
-            reply,
-        })
-        .await
+        self.writes.claim(Op::Claim { now, lease, limit }).await
     }
 
-    async fn mark_sent(
+    async fn renew(&self, lease: &Lease, until: OffsetDateTime) -> Result<bool, StoreError> {
+        let lease = *lease;
+        self.writes.fenced(Op::Renew { lease, until }).await
+    }
+
+    async fn record(
         &self,
-        id: Uuid,
-        provider_message_id: Option<&str>,
+        lease: &Lease,
+        outcome: &Outcome,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let provider_message_id = provider_message_id.map(str::to_owned);
-        self.write_op(|reply| {
-            Write::Record(
-                Outcome::Sent {
-                    id,
-                    provider_message_id,
-                    now,
-                },
-                reply,
-            )
-        })
-        .await
-    }
-
-    async fn mark_retrying(
-        &self,
-        id: Uuid,
-        error: &str,
-        next_attempt_at: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let outcome = Outcome::Retrying {
-            id,
-            error: error.to_owned(),
-            next: next_attempt_at,
-            now,
-        };
-        self.write_op(|reply| Write::Record(outcome, reply)).await
-    }
-
-    async fn mark_failed(
-        &self,
-        id: Uuid,
-        error: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let outcome = Outcome::Failed {
-            id,
-            error: error.to_owned(),
-            now,
-        };
-        self.write_op(|reply| Write::Record(outcome, reply)).await
-    }
-
-    async fn release(&self, id: Uuid, next_attempt_at: OffsetDateTime) -> Result<(), StoreError> {
-        let outcome = Outcome::Released {
-            id,
-            next: next_attempt_at,
-            now: OffsetDateTime::now_utc(),
-        };
-        self.write_op(|reply| Write::Record(outcome, reply)).await
+    ) -> Result<bool, StoreError> {
+        let (lease, outcome) = (*lease, outcome.clone());
+        self.writes
+            .fenced(Op::Record {
+                lease,
+                outcome,
+                now,
+            })
+            .await
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<MessageRecord>, StoreError> {
@@ -311,6 +257,9 @@ impl JobStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        if self.writes.health.failing() {
+            return self.writes.probe().await;
+        }
         sqlx::query("SELECT 1")
             .execute(&self.read)
             .await

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailbridge::email::{Mailbox, OutgoingMessage};
-use mailbridge::queue::{ClaimedJob, Enqueued, JobStore, ListFilter, NewJob, Status};
+use mailbridge::queue::{ClaimedJob, Enqueued, JobStore, ListFilter, NewJob, Outcome, Status};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -38,6 +38,38 @@ pub fn job(tenant: &str, key: Option<&str>, now: OffsetDateTime) -> NewJob {
         transport: "default".into(),
         now,
         lease: None,
+    }
+}
+
+/// Records `outcome` through `job`'s lease, which must still hold.
+async fn settle(
+    store: &Arc<dyn JobStore>,
+    job: &ClaimedJob,
+    outcome: Outcome,
+    now: OffsetDateTime,
+) {
+    assert!(
+        store.record(&job.lease, &outcome, now).await.unwrap(),
+        "the lease holds"
+    );
+}
+
+fn sent(provider_message_id: Option<&str>) -> Outcome {
+    Outcome::Sent {
+        provider_message_id: provider_message_id.map(str::to_owned),
+    }
+}
+
+fn failed(error: &str) -> Outcome {
+    Outcome::Failed {
+        error: error.to_owned(),
+    }
+}
+
+fn retrying(error: &str, next_attempt_at: OffsetDateTime) -> Outcome {
+    Outcome::Retrying {
+        error: error.to_owned(),
+        next_attempt_at,
     }
 }
 
@@ -91,6 +123,7 @@ pub async fn concurrent_enqueues_are_all_committed(store: Arc<dyn JobStore>) {
         match t.await.unwrap() {
             Enqueued::Created(_) => created += 1,
             Enqueued::Duplicate(_) => duplicates += 1,
+            Enqueued::Claimed(lease) => panic!("claimed without asking: {lease:?}"),
         }
     }
     assert_eq!(created + duplicates, 300);
@@ -106,12 +139,12 @@ pub async fn leases_expire_and_the_message_is_claimed_again(store: Arc<dyn JobSt
     store.enqueue(job("acme", None, now)).await.unwrap();
     let claimed = claim(&store, now, 10).await;
     assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].attempt, 1);
+    assert_eq!(claimed[0].attempt(), 1);
     assert!(claim(&store, now, 10).await.is_empty(), "held by the lease");
     let after = now + Duration::from_secs(61);
     let again = claim(&store, after, 10).await;
     assert_eq!(again.len(), 1, "an expired lease is claimable");
-    assert_eq!(again[0].attempt, 2);
+    assert_eq!(again[0].attempt(), 2);
     assert_eq!(
         again[0].message.message_id, claimed[0].message.message_id,
         "same Message-ID"
@@ -125,16 +158,10 @@ pub async fn outcomes_listing_and_requeue(store: Arc<dyn JobStore>) {
     }
     let claimed = claim(&store, now, 10).await;
     let ids: Vec<Uuid> = claimed.iter().map(|j| j.message.id).collect();
-    store.mark_sent(ids[0], Some("prov-1"), now).await.unwrap();
+    settle(&store, &claimed[0], sent(Some("prov-1")), now).await;
     let next = now + Duration::from_secs(30);
-    store
-        .mark_retrying(ids[1], "451 try later", next, now)
-        .await
-        .unwrap();
-    store
-        .mark_failed(ids[2], "550 no such user", now)
-        .await
-        .unwrap();
+    settle(&store, &claimed[1], retrying("451 try later", next), now).await;
+    settle(&store, &claimed[2], failed("550 no such user"), now).await;
 
     let sent = store.get(ids[0]).await.unwrap().unwrap();
     assert_eq!(
@@ -178,15 +205,10 @@ pub async fn retention_drops_old_sent_bodies_but_keeps_their_status(store: Arc<d
     }
     let claimed = claim(&store, now, 10).await;
     let old = claimed[0].message.id;
-    let failed = claimed[1].message.id;
-    store
-        .mark_sent(old, None, now - Duration::from_secs(8 * 24 * 3600))
-        .await
-        .unwrap();
-    store
-        .mark_failed(failed, "550 no", now - Duration::from_secs(8 * 24 * 3600))
-        .await
-        .unwrap();
+    let dead = claimed[1].message.id;
+    let long_ago = now - Duration::from_secs(8 * 24 * 3600);
+    settle(&store, &claimed[0], sent(None), long_ago).await;
+    settle(&store, &claimed[1], failed("550 no"), long_ago).await;
     let purged = store
         .purge_sent_bodies(now - Duration::from_secs(7 * 24 * 3600))
         .await
@@ -198,7 +220,7 @@ pub async fn retention_drops_old_sent_bodies_but_keeps_their_status(store: Arc<d
         "the status row stays"
     );
     assert!(
-        store.requeue_failed(failed, now).await.unwrap(),
+        store.requeue_failed(dead, now).await.unwrap(),
         "a failed message keeps its body and can be retried"
     );
     assert!(store.delete(old).await.unwrap());
@@ -262,12 +284,10 @@ pub async fn queue_figures(store: Arc<dyn JobStore>) {
     // The two oldest are claimed first: one fails for good, one will be retried.
     let claimed = claim(&store, now, 2).await;
     assert_eq!(claimed.len(), 2);
-    let (first, second) = (claimed[0].message.id, claimed[1].message.id);
-    store.mark_failed(first, "550 no", now).await.unwrap();
-    store
-        .mark_retrying(second, "451 later", now + Duration::from_secs(60), now)
-        .await
-        .unwrap();
+    let second = claimed[1].message.id;
+    settle(&store, &claimed[0], failed("550 no"), now).await;
+    let later = now + Duration::from_secs(60);
+    settle(&store, &claimed[1], retrying("451 later", later), now).await;
     claim(&store, now, 1).await;
     let stats = store.stats().await.unwrap();
     assert_eq!(
@@ -279,4 +299,125 @@ pub async fn queue_figures(store: Arc<dyn JobStore>) {
     assert_eq!(oldest, second_created, "the failed one does not count");
     assert!((oldest - old).abs() < time::Duration::milliseconds(1));
     assert_eq!(store.pending_count("globex").await.unwrap(), 3);
+}
+
+/// An attempt whose lease expired and was claimed again records nothing,
+/// cannot renew, and never overwrites the newer attempt's outcome.
+pub async fn outcomes_are_fenced_by_the_lease(store: Arc<dyn JobStore>) {
+    let now = OffsetDateTime::now_utc();
+    store.enqueue(job("acme", None, now)).await.unwrap();
+    let first = claim(&store, now, 1).await.remove(0);
+    let later = now + Duration::from_secs(61);
+    let second = claim(&store, later, 1).await.remove(0);
+    assert_eq!((first.attempt(), second.attempt()), (1, 2));
+    let id = first.message.id;
+
+    assert!(
+        !store.renew(&first.lease, later).await.unwrap(),
+        "the first attempt lost its lease"
+    );
+    settle(&store, &second, sent(Some("250 ok")), later).await;
+    let late_failure = failed("550 late answer of the first attempt");
+    assert!(
+        !store
+            .record(&first.lease, &late_failure, later)
+            .await
+            .unwrap(),
+        "a lost lease records nothing"
+    );
+    let record = store.get(id).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Sent, "the delivery stands");
+    assert_eq!(record.provider_message_id.as_deref(), Some("250 ok"));
+    assert!(
+        !store
+            .record(&second.lease, &failed("twice"), later)
+            .await
+            .unwrap(),
+        "an outcome is recorded once"
+    );
+}
+
+/// A renewed lease is not claimable when the old one would have expired; a
+/// released one gives the attempt back, and the next claim fences it out.
+pub async fn renewal_and_release(store: Arc<dyn JobStore>) {
+    let now = OffsetDateTime::now_utc();
+    store.enqueue(job("acme", None, now)).await.unwrap();
+    let held = claim(&store, now, 1).await.remove(0);
+    let renewed_until = now + Duration::from_secs(180);
+    assert!(store.renew(&held.lease, renewed_until).await.unwrap());
+    let after_first_lease = now + Duration::from_secs(90);
+    assert!(
+        claim(&store, after_first_lease, 1).await.is_empty(),
+        "the renewal holds"
+    );
+    let back = Outcome::Released {
+        next_attempt_at: after_first_lease,
+    };
+    settle(&store, &held, back, after_first_lease).await;
+    let again = claim(&store, after_first_lease, 1).await.remove(0);
+    assert_eq!(again.attempt(), 1, "a released attempt is not counted");
+    assert_ne!(again.lease.claim, held.lease.claim);
+    assert!(
+        !store
+            .record(&held.lease, &sent(None), after_first_lease)
+            .await
+            .unwrap(),
+        "the released lease no longer holds, though the attempt number repeats"
+    );
+}
+
+/// `?wait=true` stores a message already claimed: no claim takes it while
+/// its lease holds, and its outcome goes through that lease.
+pub async fn an_enqueue_can_claim_at_once(store: Arc<dyn JobStore>) {
+    let now = OffsetDateTime::now_utc();
+    let mut new = job("acme", Some("wait-1"), now);
+    new.lease = Some(Duration::from_secs(60));
+    let Enqueued::Claimed(lease) = store.enqueue(new.clone()).await.unwrap() else {
+        panic!("claimed at once")
+    };
+    assert_eq!((lease.attempt, lease.id), (1, new.message.id));
+    assert!(claim(&store, now, 10).await.is_empty(), "held by its lease");
+    assert_eq!(
+        store.enqueue(new).await.unwrap(),
+        Enqueued::Duplicate(lease.id),
+        "the same key again"
+    );
+    assert!(store.record(&lease, &sent(None), now).await.unwrap());
+    assert_eq!(
+        store.get(lease.id).await.unwrap().unwrap().status,
+        Status::Sent
+    );
+}
+
+/// A row whose body cannot be read is not handed out and does not stop the
+/// others: it ends `failed` with the reason, in the claim's own commit.
+/// `corrupt` spoils one row's stored body behind the store's back.
+pub async fn an_unreadable_row_fails_alone<F, Fut>(store: Arc<dyn JobStore>, corrupt: F)
+where
+    F: FnOnce(Uuid) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let now = OffsetDateTime::now_utc();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        match store.enqueue(job("acme", None, now)).await.unwrap() {
+            Enqueued::Created(id) => ids.push(id),
+            other => panic!("{other:?}"),
+        }
+    }
+    corrupt(ids[1]).await;
+    let claimed = claim(&store, now, 10).await;
+    let mut got: Vec<Uuid> = claimed.iter().map(|j| j.message.id).collect();
+    got.sort();
+    assert_eq!(got, vec![ids[0], ids[2]], "the readable ones are delivered");
+    let bad = store.get(ids[1]).await.unwrap().unwrap();
+    assert_eq!(bad.status, Status::Failed);
+    let reason = bad.last_error.unwrap_or_default();
+    assert!(reason.contains("cannot be read"), "{reason}");
+    assert!(
+        claim(&store, now + Duration::from_secs(3600), 10)
+            .await
+            .len()
+            == 2
+    );
 }

@@ -1,162 +1,81 @@
 //! The one writer of the SQLite store: every state change (accepting,
-//! claiming, recording an outcome) goes through it, and whatever is waiting is
-//! applied in one transaction, so that many requests and deliveries share one
-//! disk sync (group commit).
+//! claiming, renewing a lease, recording an outcome) goes through it, and
+//! whatever is waiting is applied in one transaction (group commit, see
+//! [`crate::queue::batch`]).
+//!
+//! SQLite may roll a transaction back by itself when a statement fails
+//! (`SQLITE_FULL`, `SQLITE_IOERR`); statements after that would each commit
+//! on their own. So the first failing statement ends the group: nothing more
+//! runs, the transaction is rolled back, and the connection is closed so
+//! that the next group starts on a fresh one.
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{from_ms, ms};
-use crate::queue::{ClaimedJob, Enqueued, NewJob, Status, StoreError};
-
-/// Most operations applied in one transaction.
-pub(super) const MAX_BATCH: usize = 512;
-/// How long an idempotency key holds.
-const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
-
-/// One state change, with the channel its answer goes back on.
-pub(super) enum Write {
-    /// Store a new message.
-    Enqueue(Box<NewJob>, oneshot::Sender<Result<Enqueued, StoreError>>),
-    /// Claim due messages under a lease.
-    Claim {
-        now: OffsetDateTime,
-        lease: Duration,
-        limit: u32,
-        reply: oneshot::Sender<Result<Vec<ClaimedJob>, StoreError>>,
-    },
-    /// Record what happened to a message.
-    Record(Outcome, oneshot::Sender<Result<(), StoreError>>),
-}
-
-/// What happened to a claimed message.
-pub(super) enum Outcome {
-    Sent {
-        id: Uuid,
-        provider_message_id: Option<String>,
-        now: OffsetDateTime,
-    },
-    Retrying {
-        id: Uuid,
-        error: String,
-        next: OffsetDateTime,
-        now: OffsetDateTime,
-    },
-    Failed {
-        id: Uuid,
-        error: String,
-        now: OffsetDateTime,
-    },
-    Released {
-        id: Uuid,
-        next: OffsetDateTime,
-        now: OffsetDateTime,
-    },
-}
+use crate::queue::batch::{self, Answer, Health, IDEMPOTENCY_WINDOW, MAX_BATCH, Op, Write};
+use crate::queue::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, Status};
 
 /// Applies waiting writes in groups until every sender is gone.
-pub(super) async fn run(pool: SqlitePool, mut inbox: mpsc::Receiver<Write>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        apply(&pool, batch.drain(..)).await;
+pub(super) async fn run(pool: SqlitePool, mut inbox: mpsc::Receiver<Write>, health: Health) {
+    let mut waiting = Vec::with_capacity(MAX_BATCH);
+    while inbox.recv_many(&mut waiting, MAX_BATCH).await > 0 {
+        let (ops, replies) = batch::split(&mut waiting);
+        let result = group(&pool, &ops).await;
+        batch::answer(&health, &ops, replies, result);
     }
 }
 
-/// A write applied inside the open transaction, waiting for the commit.
-enum Done {
-    Enqueued(
-        Result<Enqueued, StoreError>,
-        oneshot::Sender<Result<Enqueued, StoreError>>,
-    ),
-    Claimed(
-        Result<Vec<ClaimedJob>, StoreError>,
-        oneshot::Sender<Result<Vec<ClaimedJob>, StoreError>>,
-    ),
-    Recorded(
-        Result<(), StoreError>,
-        oneshot::Sender<Result<(), StoreError>>,
-    ),
+/// One transaction for the whole group, or none of it.
+async fn group(pool: &SqlitePool, ops: &[Op]) -> anyhow::Result<Vec<Answer>> {
+    let mut conn = pool.acquire().await.context("opening the queue file")?;
+    let result = transaction(&mut conn, ops).await;
+    if result.is_err() {
+        // Whatever state SQLite left the connection in, it is not reused.
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        conn.close_on_drop();
+    }
+    result
 }
 
-impl Done {
-    /// Answers with the write's own result (after a successful commit).
-    fn answer(self) {
-        match self {
-            Done::Enqueued(r, reply) => drop(reply.send(r)),
-            Done::Claimed(r, reply) => drop(reply.send(r)),
-            Done::Recorded(r, reply) => drop(reply.send(r)),
-        }
+async fn transaction(conn: &mut SqliteConnection, ops: &[Op]) -> anyhow::Result<Vec<Answer>> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let mut answers = Vec::with_capacity(ops.len());
+    for op in ops {
+        answers.push(apply(conn, op).await?);
     }
-
-    /// Answers with the commit's failure.
-    fn fail(self, e: &str) {
-        let error = || StoreError(anyhow::anyhow!("commit failed: {e}"));
-        match self {
-            Done::Enqueued(_, reply) => drop(reply.send(Err(error()))),
-            Done::Claimed(_, reply) => drop(reply.send(Err(error()))),
-            Done::Recorded(_, reply) => drop(reply.send(Err(error()))),
-        }
-    }
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok(answers)
 }
 
-/// One transaction for the whole batch; answers go out only after the commit.
-async fn apply(pool: &SqlitePool, batch: impl Iterator<Item = Write>) {
-    let mut tx = match pool.begin().await {
-        Ok(tx) => tx,
-        Err(e) => {
-            let e = e.to_string();
-            tracing::error!(error = %e, "could not begin a queue transaction");
-            for write in batch {
-                write.unapplied().fail(&e);
-            }
-            return;
+async fn apply(conn: &mut SqliteConnection, op: &Op) -> anyhow::Result<Answer> {
+    Ok(match op {
+        Op::Enqueue(job) => Answer::Enqueued(insert(conn, job).await?),
+        Op::Claim { now, lease, limit } => {
+            Answer::Claimed(claim(conn, *now, *lease, *limit).await?)
         }
-    };
-    let mut done = Vec::with_capacity(MAX_BATCH);
-    for write in batch {
-        let applied = match write {
-            Write::Enqueue(job, reply) => {
-                Done::Enqueued(insert(&mut tx, &job).await.map_err(StoreError), reply)
-            }
-            Write::Claim {
-                now,
-                lease,
-                limit,
-                reply,
-            } => Done::Claimed(
-                claim(&mut tx, now, lease, limit).await.map_err(StoreError),
-                reply,
-            ),
-            Write::Record(outcome, reply) => {
-                Done::Recorded(record(&mut tx, &outcome).await.map_err(StoreError), reply)
-            }
-        };
-        done.push(applied);
-    }
-    match tx.commit().await {
-        Ok(()) => done.into_iter().for_each(Done::answer),
-        Err(e) => {
-            let e = e.to_string();
-            tracing::error!(error = %e, count = done.len(), "could not commit queue changes; callers get an error");
-            done.into_iter().for_each(|d| d.fail(&e));
+        Op::Renew { lease, until } => Answer::Applied(renew(conn, lease, *until).await?),
+        Op::Record {
+            lease,
+            outcome,
+            now,
+        } => Answer::Applied(record(conn, lease, outcome, *now).await?),
+        Op::Probe { now } => {
+            // Room for about one message: a probe that fits proves little less.
+            sqlx::query(
+                "INSERT OR REPLACE INTO store_health (id, probed_at, room) VALUES (1, ?, zeroblob(65536))",
+            )
+            .bind(ms(*now))
+            .execute(&mut *conn)
+            .await?;
+            Answer::Probed
         }
-    }
-}
-
-impl Write {
-    /// The write as one that was never applied (its answer will be a failure).
-    fn unapplied(self) -> Done {
-        let not_applied = || StoreError(anyhow::anyhow!("not applied"));
-        match self {
-            Write::Enqueue(_, reply) => Done::Enqueued(Err(not_applied()), reply),
-            Write::Claim { reply, .. } => Done::Claimed(Err(not_applied()), reply),
-            Write::Record(_, reply) => Done::Recorded(Err(not_applied()), reply),
-        }
-    }
+    })
 }
 
 async fn insert(tx: &mut SqliteConnection, job: &NewJob) -> anyhow::Result<Enqueued> {
@@ -171,9 +90,9 @@ async fn insert(tx: &mut SqliteConnection, job: &NewJob) -> anyhow::Result<Enque
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = existing {
-            let created: i64 = row.get("created_at");
+            let created: i64 = row.try_get("created_at")?;
             if created > now - IDEMPOTENCY_WINDOW.as_millis() as i64 {
-                let id: String = row.get("id");
+                let id: String = row.try_get("id")?;
                 return Ok(Enqueued::Duplicate(Uuid::parse_str(&id)?));
             }
             // An expired key may be used again: the old row lets go of it.
@@ -184,17 +103,24 @@ async fn insert(tx: &mut SqliteConnection, job: &NewJob) -> anyhow::Result<Enque
                 .await?;
         }
     }
-    let (status, attempts, lease_until) = match job.lease {
-        Some(lease) => (Status::Sending, 1, Some(now + lease.as_millis() as i64)),
-        None => (Status::Queued, 0, None),
+    let lease = job.lease.map(|lease| Lease {
+        id: message.id,
+        attempt: 1,
+        claim: 1,
+        until: job.now + lease,
+    });
+    let (status, attempts) = match lease {
+        Some(_) => (Status::Sending, 1),
+        None => (Status::Queued, 0),
     };
     sqlx::query(
-        "INSERT INTO messages (id, tenant, status, attempts, transport, message, idempotency_key, \
-         created_at, age_from, updated_at, next_attempt_at, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO messages (id, tenant, status, attempts, claims, transport, message, idempotency_key, \
+         created_at, age_from, updated_at, next_attempt_at, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(message.id.to_string())
     .bind(&message.tenant)
     .bind(status.as_str())
+    .bind(attempts)
     .bind(attempts)
     .bind(&job.transport)
     .bind(serde_json::to_string(message)?)
@@ -203,10 +129,13 @@ async fn insert(tx: &mut SqliteConnection, job: &NewJob) -> anyhow::Result<Enque
     .bind(now)
     .bind(now)
     .bind(now)
-    .bind(lease_until)
+    .bind(lease.map(|l| ms(l.until)))
     .execute(&mut *tx)
     .await?;
-    Ok(Enqueued::Created(message.id))
+    Ok(match lease {
+        Some(lease) => Enqueued::Claimed(lease),
+        None => Enqueued::Created(message.id),
+    })
 }
 
 async fn claim(
@@ -216,67 +145,130 @@ async fn claim(
     limit: u32,
 ) -> anyhow::Result<Vec<ClaimedJob>> {
     let now_ms = ms(now);
+    let until = now + lease;
     let rows = sqlx::query(
-        "UPDATE messages SET status = 'sending', attempts = attempts + 1, lease_until = ?1, updated_at = ?2 \
+        "UPDATE messages SET status = 'sending', attempts = attempts + 1, claims = claims + 1, \
+             lease_until = ?1, updated_at = ?2 \
          WHERE id IN (SELECT id FROM messages WHERE \
              (status IN ('queued', 'retrying') AND next_attempt_at <= ?2) \
              OR (status = 'sending' AND lease_until < ?2) \
            ORDER BY next_attempt_at LIMIT ?3) \
          AND message IS NOT NULL \
-         RETURNING message, transport, attempts, age_from",
+         RETURNING rowid, id, message, transport, attempts, claims, age_from",
     )
-    .bind(now_ms + lease.as_millis() as i64)
+    .bind(ms(until))
     .bind(now_ms)
     .bind(i64::from(limit))
     .fetch_all(&mut *tx)
     .await?;
-    rows.iter()
-        .map(|row| {
-            let json: String = row.get("message");
-            let attempts: i64 = row.get("attempts");
-            Ok(ClaimedJob {
-                message: serde_json::from_str(&json)?,
-                transport: row.get("transport"),
-                attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
-                created_at: from_ms(row.get("age_from")),
-            })
-        })
-        .collect()
+    let mut jobs = Vec::with_capacity(rows.len());
+    for row in &rows {
+        match decode(row, until) {
+            Ok(job) => jobs.push(job),
+            Err(e) => {
+                let rowid: i64 = row.try_get("rowid")?;
+                tracing::error!(rowid, error = %e, "a stored message cannot be read; it is marked failed");
+                sqlx::query(
+                    "UPDATE messages SET status = 'failed', last_error = ?, updated_at = ?, \
+                     lease_until = NULL, next_attempt_at = NULL WHERE rowid = ?",
+                )
+                .bind(batch::undecodable(&e))
+                .bind(now_ms)
+                .bind(rowid)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+    }
+    Ok(jobs)
 }
 
-async fn record(tx: &mut SqliteConnection, outcome: &Outcome) -> anyhow::Result<()> {
+/// A claimed row as a job; an error names what could not be read.
+fn decode(row: &sqlx::sqlite::SqliteRow, until: OffsetDateTime) -> anyhow::Result<ClaimedJob> {
+    let id: String = row.try_get("id").context("id")?;
+    let json: String = row.try_get("message").context("message")?;
+    let attempts: i64 = row.try_get("attempts").context("attempts")?;
+    let claims: i64 = row.try_get("claims").context("claims")?;
+    let message: crate::email::OutgoingMessage =
+        serde_json::from_str(&json).context("message body")?;
+    let id = Uuid::parse_str(&id).context("id")?;
+    anyhow::ensure!(message.id == id, "the body belongs to another message");
+    Ok(ClaimedJob {
+        message,
+        transport: row.try_get("transport").context("transport")?,
+        lease: Lease {
+            id,
+            attempt: u32::try_from(attempts).context("attempts")?,
+            claim: u32::try_from(claims).context("claims")?,
+            until,
+        },
+        created_at: from_ms(row.try_get("age_from").context("age_from")?),
+    })
+}
+
+/// The condition every lease-fenced write carries.
+const FENCE: &str = "id = ? AND claims = ? AND status = 'sending'";
+
+async fn renew(
+    tx: &mut SqliteConnection,
+    lease: &Lease,
+    until: OffsetDateTime,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE messages SET lease_until = ? WHERE {FENCE}"
+    )))
+    .bind(ms(until))
+    .bind(lease.id.to_string())
+    .bind(i64::from(lease.claim))
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn record(
+    tx: &mut SqliteConnection,
+    lease: &Lease,
+    outcome: &Outcome,
+    now: OffsetDateTime,
+) -> anyhow::Result<bool> {
+    let now = ms(now);
     let query = match outcome {
-        Outcome::Sent { id, provider_message_id, now } => sqlx::query(
+        Outcome::Sent {
+            provider_message_id,
+        } => sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE messages SET status = 'sent', provider_message_id = ?, sent_at = ?, updated_at = ?, \
-             lease_until = NULL, next_attempt_at = NULL WHERE id = ?",
-        )
+             lease_until = NULL, next_attempt_at = NULL WHERE {FENCE}"
+        )))
         .bind(provider_message_id.clone())
-        .bind(ms(*now))
-        .bind(ms(*now))
-        .bind(id.to_string()),
-        Outcome::Retrying { id, error, next, now } => sqlx::query(
+        .bind(now)
+        .bind(now),
+        Outcome::Retrying {
+            error,
+            next_attempt_at,
+        } => sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE messages SET status = 'retrying', last_error = ?, next_attempt_at = ?, updated_at = ?, \
-             lease_until = NULL WHERE id = ?",
-        )
+             lease_until = NULL WHERE {FENCE}"
+        )))
         .bind(error.clone())
-        .bind(ms(*next))
-        .bind(ms(*now))
-        .bind(id.to_string()),
-        Outcome::Failed { id, error, now } => sqlx::query(
+        .bind(ms(*next_attempt_at))
+        .bind(now),
+        Outcome::Failed { error } => sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE messages SET status = 'failed', last_error = ?, updated_at = ?, lease_until = NULL, \
-             next_attempt_at = NULL WHERE id = ?",
-        )
+             next_attempt_at = NULL WHERE {FENCE}"
+        )))
         .bind(error.clone())
-        .bind(ms(*now))
-        .bind(id.to_string()),
-        Outcome::Released { id, next, now } => sqlx::query(
+        .bind(now),
+        Outcome::Released { next_attempt_at } => sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE messages SET status = 'retrying', attempts = MAX(attempts - 1, 0), next_attempt_at = ?, \
-             updated_at = ?, lease_until = NULL WHERE id = ? AND status = 'sending'",
-        )
-        .bind(ms(*next))
-        .bind(ms(*now))
-        .bind(id.to_string()),
+             updated_at = ?, lease_until = NULL WHERE {FENCE}"
+        )))
+        .bind(ms(*next_attempt_at))
+        .bind(now),
     };
-    query.execute(&mut *tx).await?;
-    Ok(())
+    let done = query
+        .bind(lease.id.to_string())
+        .bind(i64::from(lease.claim))
+        .execute(&mut *tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }

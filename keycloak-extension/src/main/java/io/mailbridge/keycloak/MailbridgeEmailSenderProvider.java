@@ -3,6 +3,7 @@ package io.mailbridge.keycloak;
 import java.net.URI;
 import java.net.URISyntaxException;
 import java.security.GeneralSecurityException;
+import java.time.Duration;
 import java.util.Map;
 import java.util.UUID;
 import org.jboss.logging.Logger;
@@ -81,19 +82,45 @@ public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
         AddressRules.checkRecipient(address);
         TemplateRecord record = session.getAttribute(TemplateRecord.SESSION_ATTRIBUTE, TemplateRecord.class);
         String realm = realmName(record);
+        // One key per email, made once and reused by the retry: the service stores the email at most once.
         String key = "kc-" + UUID.randomUUID();
         byte[] body = MessageBody.build(realm, config, address.trim(), content, record, userLocale, key);
         boolean wait = record != null && record.waitForDelivery();
         try {
-            MailbridgeClient.Accepted accepted = client.post(body, key, token(realm), wait,
-                    wait ? options.waitTimeout() : options.timeout());
+            MailbridgeClient.Accepted accepted = postOnceMore(body, key, realm, wait);
             LOG.infof("mailbridge %s message %s for realm %s (%s)", accepted.status(), accepted.id(), realm,
                     record == null ? "no template" : record.kind());
         } catch (ServiceUnreachableException e) {
             handleUnreachable(e, config, address, content, realm, wait);
+        } catch (UnconfirmedException e) {
+            LOG.warnf("mailbridge did not confirm an email for realm %s: %s; not sent by SMTP, the service may hold it",
+                    realm, e.getMessage());
+            throw new EmailException("The mail service did not confirm the email (" + e.getMessage()
+                    + "); it may still be delivered, so it was not sent another way.", e);
         } catch (EmailException e) {
             LOG.warnf("mailbridge did not take an email for realm %s: %s", realm, e.getMessage());
             throw e;
+        }
+    }
+
+    /**
+     * Posts the email, and once more with the same key when the first answer is unknown. After an
+     * unknown first answer, every failure of the second is unknown too: the first may be stored.
+     */
+    private MailbridgeClient.Accepted postOnceMore(byte[] body, String key, String realm, boolean wait)
+            throws ServiceUnreachableException, UnconfirmedException, EmailException {
+        Duration timeout = wait ? options.waitTimeout() : options.timeout();
+        try {
+            return client.post(body, key, token(realm), wait, timeout);
+        } catch (UnconfirmedException first) {
+            LOG.infof("mailbridge did not confirm an email for realm %s (%s); sending it again with the same key",
+                    realm, first.getMessage());
+        }
+        try {
+            // A fresh token: each request gets its own jti and lifetime.
+            return client.post(body, key, token(realm), wait, timeout);
+        } catch (ServiceUnreachableException second) {
+            throw new UnconfirmedException(second.getMessage() + ", after a first attempt without an answer", second);
         }
     }
 

@@ -82,12 +82,13 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
                 .helpText("HS256 secret shared with the service (MAILBRIDGE_JWT_SECRET). Without it no token is sent.").add()
                 .property().name("timeout").type(ProviderConfigProperty.STRING_TYPE)
                 .defaultValue(String.valueOf(MailbridgeOptions.DEFAULT_TIMEOUT_MS))
-                .helpText("Bound of one request to the service in milliseconds.").add()
+                .helpText("Bound of one request to the service in milliseconds; a request left without an answer is sent once more with the same idempotency key.").add()
                 .property().name("waitTimeout").type(ProviderConfigProperty.STRING_TYPE)
                 .defaultValue(String.valueOf(MailbridgeOptions.DEFAULT_WAIT_TIMEOUT_MS))
                 .helpText("Bound in milliseconds of the admin console's test email, which waits for delivery.").add()
                 .property().name("fallback").type(ProviderConfigProperty.LIST_TYPE).options("none", "smtp").defaultValue("none")
-                .helpText("When the service cannot be reached: 'none' fails the send, 'smtp' uses Keycloak's own SMTP sender.").add()
+                .helpText("When the service cannot have taken the email (refused connection, DNS failure, 503): 'none' fails the send, "
+                        + "'smtp' uses Keycloak's own SMTP sender. Never used after a timeout, where the service may hold the email.").add()
                 .build();
     }
 }

@@ -13,7 +13,7 @@ import java.util.function.UnaryOperator;
  * @param secret HS256 secret shared with the service, or null to send no token
  * @param timeout bound of one request (connect and answer)
  * @param waitTimeout bound of a request sent with {@code ?wait=true} (the test email)
- * @param fallback what to do when the service cannot be reached
+ * @param fallback what to do when the service cannot have taken an email
  */
 public record MailbridgeOptions(URI url, String secret, Duration timeout, Duration waitTimeout, Fallback fallback) {
 
@@ -22,7 +22,7 @@ public record MailbridgeOptions(URI url, String secret, Duration timeout, Durati
     /** Default bound of a {@code ?wait=true} request: the service's own 30 s bound plus a margin. */
     public static final long DEFAULT_WAIT_TIMEOUT_MS = 35000;
 
-    /** What happens to an email when the service cannot be reached. */
+    /** What happens to an email the service cannot have taken (refused connection, DNS failure, 503). */
     public enum Fallback {
         /** Fail the send with an EmailException. */
         NONE,

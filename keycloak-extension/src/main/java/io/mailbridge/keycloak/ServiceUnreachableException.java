@@ -1,8 +1,8 @@
 package io.mailbridge.keycloak;
 
 /**
- * The service could not take the email: no connection, no answer within the timeout, or a 5xx
- * that is not the service's own verdict on a delivery. The only failure that may fall back to SMTP.
+ * The service cannot have stored the email: the connection was never made (refused, no route, DNS
+ * failure, connect timeout) or the service answered 503. The only failure that may fall back to SMTP.
  */
 public class ServiceUnreachableException extends Exception {
 

@@ -10,8 +10,10 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
@@ -43,6 +45,7 @@ final class FakeMailbridge implements AutoCloseable {
     private volatile String contentType = "application/json";
     private volatile String answer = "{\"id\":\"0b7c4a52-6f55-4d0c-a2d4-3d1f0f2f6a11\",\"status\":\"queued\"}";
     private volatile boolean silent;
+    private final ConcurrentLinkedQueue<Duration> delays = new ConcurrentLinkedQueue<>();
 
     FakeMailbridge() throws IOException {
         server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
@@ -69,6 +72,12 @@ final class FakeMailbridge implements AutoCloseable {
         return this;
     }
 
+    /** Answer the next requests only after these delays, one per request; later ones at once. */
+    FakeMailbridge answerLate(Duration... delays) {
+        this.delays.addAll(List.of(delays));
+        return this;
+    }
+
     List<Request> requests() {
         return requests;
     }
@@ -86,19 +95,27 @@ final class FakeMailbridge implements AutoCloseable {
         requests.add(new Request(exchange.getRequestMethod(), uri.getPath(), uri.getQuery(),
                 Map.copyOf(exchange.getRequestHeaders()), body));
         if (silent) {
-            try {
-                released.await(30, TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+            pause(Duration.ofSeconds(30));
             exchange.close();
             return;
+        }
+        Duration delay = delays.poll();
+        if (delay != null) {
+            pause(delay);
         }
         byte[] bytes = answer.getBytes(StandardCharsets.UTF_8);
         exchange.getResponseHeaders().add("Content-Type", contentType);
         exchange.sendResponseHeaders(status, bytes.length);
         try (OutputStream out = exchange.getResponseBody()) {
             out.write(bytes);
+        }
+    }
+
+    private void pause(Duration delay) {
+        try {
+            released.await(delay.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 

@@ -125,7 +125,7 @@ class MailbridgeEmailSenderProviderTest {
 
         EmailException e = assertTimeoutPreemptively(Duration.ofSeconds(10), () -> assertThrows(EmailException.class,
                 () -> keycloak.sender().send(KeycloakFixture.smtpConfig(), "ada@example.com", "Hello", "plain", null)));
-        assertTrue(e.getMessage().contains("unreachable"), e.getMessage());
+        assertTrue(e.getMessage().contains("did not confirm"), e.getMessage());
         assertTrue(keycloak.smtp.sent.isEmpty(), "fallback none must not use SMTP");
     }
 
@@ -169,16 +169,6 @@ class MailbridgeEmailSenderProviderTest {
         assertEquals("wait=true", service.only().query());
         assertTrue(e.getMessage().contains("not delivered within 30s"), e.getMessage());
         assertTrue(keycloak.smtp.sent.isEmpty(), "the test email went around mailbridge");
-    }
-
-    @Test
-    void aBadGatewayInFrontOfTheServiceFallsBack() throws Exception {
-        keycloak.service(service.url(), TIMEOUT, MailbridgeOptions.Fallback.SMTP);
-        service.answer(502, "text/html", "<html>502 Bad Gateway</html>");
-
-        keycloak.sender().send(KeycloakFixture.smtpConfig(), "ada@example.com", "Hello", "plain", null);
-
-        assertEquals(1, keycloak.smtp.sent.size());
     }
 
     @Test

@@ -87,6 +87,7 @@ class MailbridgeEmailTemplateProviderTest {
 
     @Test
     void theTestEmailWaitsForDelivery() throws Exception {
+        service.answer(200, "application/json", "{\"id\":\"0b7c4a52-6f55-4d0c-a2d4-3d1f0f2f6a11\",\"status\":\"sent\"}");
         templates.sendSmtpTestEmail(KeycloakFixture.smtpConfig(), keycloak.user);
 
         FakeMailbridge.Request request = service.only();

@@ -1,0 +1,205 @@
+//! Group commit, shared by the stores: every state change is an [`Op`] handed
+//! to a writer task, which applies whatever is waiting in one transaction and
+//! answers each caller only after that transaction committed. If any
+//! statement of the group fails, or the commit does, the whole group is
+//! rolled back and every caller is told so: nothing of a failed group is
+//! visible or delivered later, and a caller that got an answer knows its
+//! change is on disk.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, StoreError};
+
+/// Most operations applied in one transaction.
+pub(crate) const MAX_BATCH: usize = 512;
+/// How long an idempotency key holds.
+pub(crate) const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// One state change.
+#[derive(Debug)]
+pub(crate) enum Op {
+    /// Store a new message (claimed at once when the job asks for a lease).
+    Enqueue(Box<NewJob>),
+    /// Claim due messages under a lease.
+    Claim {
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: u32,
+    },
+    /// Extend a lease.
+    Renew { lease: Lease, until: OffsetDateTime },
+    /// Record an attempt's outcome through its lease.
+    Record {
+        lease: Lease,
+        outcome: Outcome,
+        now: OffsetDateTime,
+    },
+    /// A small real write, to learn whether commits work again.
+    Probe { now: OffsetDateTime },
+}
+
+impl Op {
+    /// Whether a failed commit of this op means commits fail (a claim that
+    /// found nothing due wrote nothing, and proves nothing either way).
+    fn writes(&self) -> bool {
+        !matches!(self, Op::Claim { .. })
+    }
+
+    /// Whether a commit of this op shows there is room for new messages
+    /// again (a small outcome may fit where a message does not).
+    fn proves_room(&self) -> bool {
+        matches!(self, Op::Enqueue(_) | Op::Probe { .. })
+    }
+}
+
+/// What an applied op answers.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    Enqueued(Enqueued),
+    Claimed(Vec<ClaimedJob>),
+    /// Whether a fenced write applied (false: the lease is no longer held).
+    Applied(bool),
+    Probed,
+}
+
+/// An op with the channel its answer goes back on.
+pub(crate) struct Write {
+    pub(crate) op: Op,
+    pub(crate) reply: oneshot::Sender<Result<Answer, StoreError>>,
+}
+
+/// Whether the last group that wrote data committed. `/readyz` answers 503
+/// while it did not; the next group that commits (or a probe) clears it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Health(Arc<AtomicBool>);
+
+impl Health {
+    /// True while commits fail.
+    pub(crate) fn failing(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn committed(&self, ops: &[Op]) {
+        if ops.iter().any(Op::proves_room) && self.0.swap(false, Ordering::SeqCst) {
+            tracing::info!("queue store: commits succeed again");
+        }
+    }
+
+    fn failed(&self, ops: &[Op]) {
+        if ops.iter().any(Op::writes) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The sending side: hands an op to a writer and waits for its commit.
+#[derive(Debug, Clone)]
+pub(crate) struct Writes {
+    inbox: mpsc::Sender<Write>,
+    pub(crate) health: Health,
+}
+
+impl Writes {
+    /// A channel for writers; `spawn` starts them on its receiving end.
+    pub(crate) fn channel() -> (Writes, mpsc::Receiver<Write>) {
+        let (inbox, outbox) = mpsc::channel(4 * MAX_BATCH);
+        let writes = Writes {
+            inbox,
+            health: Health::default(),
+        };
+        (writes, outbox)
+    }
+
+    /// Applies `op` in the next group and answers once it committed.
+    pub(crate) async fn apply(&self, op: Op) -> Result<Answer, StoreError> {
+        let stopped = || StoreError(anyhow::anyhow!("the store's writer has stopped"));
+        let (reply, answer) = oneshot::channel();
+        self.inbox
+            .send(Write { op, reply })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// The claimed jobs `op` answers.
+    pub(crate) async fn claim(&self, op: Op) -> Result<Vec<ClaimedJob>, StoreError> {
+        match self.apply(op).await? {
+            Answer::Claimed(jobs) => Ok(jobs),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Whether the fenced write `op` applied.
+    pub(crate) async fn fenced(&self, op: Op) -> Result<bool, StoreError> {
+        match self.apply(op).await? {
+            Answer::Applied(applied) => Ok(applied),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The enqueue answer of `op`.
+    pub(crate) async fn enqueue(&self, op: Op) -> Result<Enqueued, StoreError> {
+        match self.apply(op).await? {
+            Answer::Enqueued(done) => Ok(done),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Fails unless a probe write commits.
+    pub(crate) async fn probe(&self) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        match self.apply(Op::Probe { now }).await? {
+            Answer::Probed => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn unexpected(answer: Answer) -> StoreError {
+    StoreError(anyhow::anyhow!("queue store: unexpected answer {answer:?}"))
+}
+
+/// Answers a group: each its own answer after a commit, all the failure
+/// otherwise.
+pub(crate) fn answer(
+    health: &Health,
+    ops: &[Op],
+    replies: Vec<oneshot::Sender<Result<Answer, StoreError>>>,
+    result: anyhow::Result<Vec<Answer>>,
+) {
+    match result {
+        Ok(answers) => {
+            health.committed(ops);
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                let _ = reply.send(Ok(answer));
+            }
+        }
+        Err(e) => {
+            health.failed(ops);
+            let e = format!("{e:#}");
+            tracing::error!(error = %e, count = replies.len(), "could not commit queue changes; none of them is stored, callers get an error");
+            for reply in replies {
+                let _ = reply.send(Err(StoreError(anyhow::anyhow!(
+                    "commit failed, nothing stored: {e}"
+                ))));
+            }
+        }
+    }
+}
+
+/// Splits waiting writes into their ops and reply channels.
+pub(crate) fn split(
+    batch: &mut Vec<Write>,
+) -> (Vec<Op>, Vec<oneshot::Sender<Result<Answer, StoreError>>>) {
+    batch.drain(..).map(|w| (w.op, w.reply)).unzip()
+}
+
+/// Why a stored row cannot be delivered, for its `last_error`.
+pub(crate) fn undecodable(e: impl std::fmt::Display) -> String {
+    format!("the stored message cannot be read ({e}); it was not delivered")
+}

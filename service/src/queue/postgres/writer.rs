@@ -1,0 +1,287 @@
+//! The writers of the PostgreSQL store: a few tasks, each taking whatever is
+//! waiting and applying it in one transaction (group commit, see
+//! [`crate::queue::batch`]), so that many requests share one commit while
+//! groups still overlap on the server. A failing statement aborts the whole
+//! transaction in PostgreSQL; the group is rolled back and answered as failed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool, Row};
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, mpsc};
+use uuid::Uuid;
+
+use crate::email::OutgoingMessage;
+use crate::queue::batch::{self, Answer, Health, IDEMPOTENCY_WINDOW, MAX_BATCH, Op, Write};
+use crate::queue::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, Status};
+
+/// Groups in flight at once per replica.
+pub(super) const WRITERS: usize = 4;
+
+/// Applies waiting writes in groups until every sender is gone.
+pub(super) async fn run(pool: PgPool, inbox: Arc<Mutex<mpsc::Receiver<Write>>>, health: Health) {
+    let mut waiting = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let taken = inbox.lock().await.recv_many(&mut waiting, MAX_BATCH).await;
+        if taken == 0 {
+            return;
+        }
+        let (ops, replies) = batch::split(&mut waiting);
+        let result = group(&pool, &ops).await;
+        batch::answer(&health, &ops, replies, result);
+    }
+}
+
+async fn group(pool: &PgPool, ops: &[Op]) -> anyhow::Result<Vec<Answer>> {
+    let mut tx = pool.begin().await.context("beginning a transaction")?;
+    let mut answers = Vec::with_capacity(ops.len());
+    for op in ops {
+        answers.push(apply(&mut tx, op).await?);
+    }
+    tx.commit().await.context("committing")?;
+    Ok(answers)
+}
+
+async fn apply(conn: &mut PgConnection, op: &Op) -> anyhow::Result<Answer> {
+    Ok(match op {
+        Op::Enqueue(job) => Answer::Enqueued(enqueue(conn, job).await?),
+        Op::Claim { now, lease, limit } => {
+            Answer::Claimed(claim(conn, *now, *lease, *limit).await?)
+        }
+        Op::Renew { lease, until } => Answer::Applied(renew(conn, lease, *until).await?),
+        Op::Record {
+            lease,
+            outcome,
+            now,
+        } => Answer::Applied(record(conn, lease, outcome, *now).await?),
+        Op::Probe { now } => {
+            sqlx::query(
+                "INSERT INTO store_health (id, probed_at) VALUES (1, $1) \
+                 ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
+            )
+            .bind(*now)
+            .execute(&mut *conn)
+            .await?;
+            Answer::Probed
+        }
+    })
+}
+
+/// Inserts `job`, or finds the message that already holds its idempotency key.
+async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<Enqueued> {
+    // An expired key is let go of, then taken: two rounds suffice unless
+    // other requests race for the same key.
+    for _ in 0..3 {
+        if let Some(done) = try_insert(conn, job).await? {
+            return Ok(done);
+        }
+    }
+    anyhow::bail!("storing a message: its idempotency key kept changing hands")
+}
+
+/// One attempt at inserting `job`: `None` when its idempotency key was
+/// taken by an expired row and let go of meanwhile (try again).
+async fn try_insert(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<Option<Enqueued>> {
+    let message = &job.message;
+    let lease = job.lease.map(|lease| Lease {
+        id: message.id,
+        attempt: 1,
+        claim: 1,
+        until: job.now + lease,
+    });
+    let (status, attempts) = match lease {
+        Some(_) => (Status::Sending, 1),
+        None => (Status::Queued, 0),
+    };
+    let inserted: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO messages (id, tenant, status, attempts, claims, transport, message, idempotency_key, \
+         created_at, age_from, updated_at, next_attempt_at, lease_until) \
+         VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $8, $8, $8, $9) \
+         ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         RETURNING id",
+    )
+    .bind(message.id)
+    .bind(&message.tenant)
+    .bind(status.as_str())
+    .bind(attempts)
+    .bind(&job.transport)
+    .bind(Json(message))
+    .bind(&job.idempotency_key)
+    .bind(job.now)
+    .bind(lease.map(|l| l.until))
+    .fetch_optional(&mut *conn)
+    .await?;
+    if inserted.is_some() {
+        return Ok(Some(match lease {
+            Some(lease) => Enqueued::Claimed(lease),
+            None => Enqueued::Created(message.id),
+        }));
+    }
+    // The key is taken: by a message of the last 24 hours (a repeat), or
+    // by an older one, which lets go of it.
+    let Some(key) = &job.idempotency_key else {
+        anyhow::bail!("an insert without an idempotency key conflicted");
+    };
+    let existing = sqlx::query(
+        "SELECT id, created_at FROM messages WHERE tenant = $1 AND idempotency_key = $2",
+    )
+    .bind(&message.tenant)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = existing else {
+        return Ok(None);
+    };
+    let id: Uuid = row.try_get("id")?;
+    let created: OffsetDateTime = row.try_get("created_at")?;
+    if created > job.now - IDEMPOTENCY_WINDOW {
+        return Ok(Some(Enqueued::Duplicate(id)));
+    }
+    sqlx::query(
+        "UPDATE messages SET idempotency_key = NULL WHERE id = $1 AND idempotency_key = $2",
+    )
+    .bind(id)
+    .bind(key)
+    .execute(&mut *conn)
+    .await?;
+    Ok(None)
+}
+
+async fn claim(
+    conn: &mut PgConnection,
+    now: OffsetDateTime,
+    lease: Duration,
+    limit: u32,
+) -> anyhow::Result<Vec<ClaimedJob>> {
+    let until = now + lease;
+    let rows = sqlx::query(
+        "UPDATE messages AS m SET status = 'sending', attempts = m.attempts + 1, claims = m.claims + 1, \
+         lease_until = $1, updated_at = $2 \
+         FROM (SELECT id FROM messages WHERE \
+                 ((status IN ('queued', 'retrying') AND next_attempt_at <= $2) \
+                  OR (status = 'sending' AND lease_until < $2)) \
+                 AND message IS NOT NULL \
+               ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) AS due \
+         WHERE m.id = due.id \
+         RETURNING m.id, m.message, m.transport, m.attempts, m.claims, m.age_from",
+    )
+    .bind(until)
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut jobs = Vec::with_capacity(rows.len());
+    for row in &rows {
+        match decode(row, until) {
+            Ok(job) => jobs.push(job),
+            Err(e) => {
+                let id: Uuid = row.try_get("id")?;
+                tracing::error!(message_id = %id, error = %e, "a stored message cannot be read; it is marked failed");
+                sqlx::query(
+                    "UPDATE messages SET status = 'failed', last_error = $2, updated_at = $3, \
+                     lease_until = NULL, next_attempt_at = NULL WHERE id = $1",
+                )
+                .bind(id)
+                .bind(batch::undecodable(&e))
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+    }
+    Ok(jobs)
+}
+
+/// A claimed row as a job; an error names what could not be read.
+fn decode(row: &sqlx::postgres::PgRow, until: OffsetDateTime) -> anyhow::Result<ClaimedJob> {
+    let id: Uuid = row.try_get("id").context("id")?;
+    let Json(message): Json<OutgoingMessage> = row.try_get("message").context("message body")?;
+    anyhow::ensure!(message.id == id, "the body belongs to another message");
+    let attempts: i32 = row.try_get("attempts").context("attempts")?;
+    let claims: i32 = row.try_get("claims").context("claims")?;
+    Ok(ClaimedJob {
+        message,
+        transport: row.try_get("transport").context("transport")?,
+        lease: Lease {
+            id,
+            attempt: u32::try_from(attempts).context("attempts")?,
+            claim: u32::try_from(claims).context("claims")?,
+            until,
+        },
+        created_at: row.try_get("age_from").context("age_from")?,
+    })
+}
+
+async fn renew(
+    conn: &mut PgConnection,
+    lease: &Lease,
+    until: OffsetDateTime,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE messages SET lease_until = $3 WHERE id = $1 AND claims = $2 AND status = 'sending'",
+    )
+    .bind(lease.id)
+    .bind(claim_number(lease)?)
+    .bind(until)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+fn claim_number(lease: &Lease) -> anyhow::Result<i32> {
+    i32::try_from(lease.claim).context("claim number out of range")
+}
+
+/// `$1` id, `$2` claim, `$3` now: every outcome is fenced by its lease.
+async fn record(
+    conn: &mut PgConnection,
+    lease: &Lease,
+    outcome: &Outcome,
+    now: OffsetDateTime,
+) -> anyhow::Result<bool> {
+    const FENCE: &str = "WHERE id = $1 AND claims = $2 AND status = 'sending'";
+    let query = match outcome {
+        Outcome::Sent {
+            provider_message_id,
+        } => sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE messages SET status = 'sent', provider_message_id = $4, sent_at = $3, updated_at = $3, \
+             lease_until = NULL, next_attempt_at = NULL {FENCE}"
+        )))
+        .bind(lease.id)
+        .bind(claim_number(lease)?)
+        .bind(now)
+        .bind(provider_message_id.clone()),
+        Outcome::Retrying {
+            error,
+            next_attempt_at,
+        } => sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE messages SET status = 'retrying', last_error = $4, next_attempt_at = $5, updated_at = $3, \
+             lease_until = NULL {FENCE}"
+        )))
+        .bind(lease.id)
+        .bind(claim_number(lease)?)
+        .bind(now)
+        .bind(error.clone())
+        .bind(*next_attempt_at),
+        Outcome::Failed { error } => sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE messages SET status = 'failed', last_error = $4, updated_at = $3, lease_until = NULL, \
+             next_attempt_at = NULL {FENCE}"
+        )))
+        .bind(lease.id)
+        .bind(claim_number(lease)?)
+        .bind(now)
+        .bind(error.clone()),
+        Outcome::Released { next_attempt_at } => sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE messages SET status = 'retrying', attempts = GREATEST(attempts - 1, 0), \
+             next_attempt_at = $4, updated_at = $3, lease_until = NULL {FENCE}"
+        )))
+        .bind(lease.id)
+        .bind(claim_number(lease)?)
+        .bind(now)
+        .bind(*next_attempt_at),
+    };
+    Ok(query.execute(&mut *conn).await?.rows_affected() == 1)
+}

@@ -1,0 +1,321 @@
+//! One delivery attempt under its lease: the lease is renewed every third of
+//! its length while the transport works; the send is bounded by the lease's
+//! length (a failover group's members share that one bound); an attempt
+//! whose lease is lost, or cannot be renewed in time, stops at once and
+//! records nothing. Every outcome is written through the lease, so it
+//! applies only while this attempt still holds the message. A panic inside
+//! a transport ends the message as `failed` with the reason instead of
+//! being claimed again forever.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use futures::FutureExt as _;
+use time::OffsetDateTime;
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument as _;
+
+use super::{AttemptOutcome, Worker};
+use crate::queue::retry::Decision;
+use crate::queue::{ClaimedJob, Lease, Outcome};
+use crate::telemetry;
+use crate::transport::{Delivery, TransportError};
+
+/// How a send under a lease ended.
+enum Held {
+    /// The transport answered while the lease was held.
+    Answered(Result<Delivery, TransportError>),
+    /// The lease was lost (or could not be renewed in time): record nothing.
+    Lost(String),
+    /// The service is stopping: give the lease back.
+    Stopping,
+}
+
+impl Worker {
+    /// One attempt holding one of the worker's slots; the slot is given back
+    /// as soon as the transport answered, so that recording the outcome
+    /// (a grouped commit) does not hold up the next delivery.
+    pub(super) async fn run_attempt(
+        &self,
+        job: ClaimedJob,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> AttemptOutcome {
+        let span = tracing::info_span!(
+            "delivery",
+            message_id = %job.message.id,
+            tenant = %job.message.tenant,
+            transport = %job.transport,
+            attempt = job.attempt(),
+            outcome = tracing::field::Empty,
+        );
+        telemetry::handoff::continue_trace(&span, job.message.id);
+        self.attempt_inner(job, slot).instrument(span).await
+    }
+
+    async fn attempt_inner(
+        &self,
+        job: ClaimedJob,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> AttemptOutcome {
+        if let Err(wait) = self.limits.check(&job.message.tenant, &job.transport) {
+            drop(slot);
+            return self.hold_back(&job, wait).await;
+        }
+        let started = Instant::now();
+        let held = self.send_held(&job).await;
+        drop(slot);
+        let outcome = match held {
+            Held::Answered(result) => {
+                self.metrics.attempted(&job.transport, started.elapsed());
+                self.record(&job, result).await
+            }
+            Held::Lost(reason) => {
+                tracing::warn!(reason = %reason, "lease lost; this attempt records nothing");
+                AttemptOutcome::Abandoned { reason }
+            }
+            Held::Stopping => self.give_back(&job.lease).await,
+        };
+        let name = match &outcome {
+            AttemptOutcome::Sent { .. } => "sent",
+            AttemptOutcome::Retrying { .. } => "retrying",
+            AttemptOutcome::Failed { .. } => "failed",
+            AttemptOutcome::Abandoned { .. } => "abandoned",
+        };
+        tracing::Span::current().record("outcome", name);
+        if matches!(name, "sent" | "failed") {
+            telemetry::handoff::forget(job.message.id);
+        }
+        outcome
+    }
+
+    /// The rate limit is reached: the message goes back without counting the attempt.
+    async fn hold_back(&self, job: &ClaimedJob, wait: std::time::Duration) -> AttemptOutcome {
+        let at = OffsetDateTime::now_utc() + wait;
+        tracing::info!(
+            wait_ms = wait.as_millis() as u64,
+            "rate limit reached; held back"
+        );
+        self.metrics
+            .rate_limited(&job.message.tenant, &job.transport);
+        let released = Outcome::Released {
+            next_attempt_at: at,
+        };
+        match self.write(&job.lease, &released).await {
+            Some(()) => AttemptOutcome::Retrying {
+                at,
+                error: format!("rate limit reached; next attempt in {}ms", wait.as_millis()),
+            },
+            None => AttemptOutcome::Abandoned {
+                reason: "the lease was lost while holding back".into(),
+            },
+        }
+    }
+
+    /// Shutdown: the message goes back, due now, without counting the attempt.
+    async fn give_back(&self, lease: &Lease) -> AttemptOutcome {
+        let released = Outcome::Released {
+            next_attempt_at: OffsetDateTime::now_utc(),
+        };
+        let _ = self.write(lease, &released).await;
+        AttemptOutcome::Abandoned {
+            reason: "the service is stopping; the message was given back".into(),
+        }
+    }
+
+    /// Sends while keeping the lease; see [`Held`].
+    async fn send_held(&self, job: &ClaimedJob) -> Held {
+        let Some(transport) = self.transports.get(&job.transport) else {
+            return Held::Answered(Err(TransportError::transient(format!(
+                "transport `{}` is not configured (check [transports])",
+                job.transport
+            ))));
+        };
+        let bound = self.config.lease;
+        let send = AssertUnwindSafe(transport.send(&job.message)).catch_unwind();
+        tokio::select! {
+            sent = tokio::time::timeout(bound, send) => Held::Answered(match sent {
+                Ok(Ok(result)) => result,
+                Ok(Err(panic)) => Err(TransportError::permanent(format!(
+                    "the delivery attempt failed unexpectedly ({}); not retried",
+                    panic_text(panic.as_ref())
+                ))),
+                Err(_) => Err(TransportError::transient(format!(
+                    "no answer within {} (the attempt's bound)",
+                    humantime::format_duration(bound)
+                ))),
+            }),
+            reason = self.keep(job.lease) => Held::Lost(reason),
+            () = self.stopping.cancelled() => Held::Stopping,
+        }
+    }
+
+    /// Renews `lease` every third of its length; completes (with why) only
+    /// when the lease is lost, or when renewals failed so long that the
+    /// lease could expire before the next try.
+    async fn keep(&self, mut lease: Lease) -> String {
+        let length = self.config.lease;
+        let every = length / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            let now = OffsetDateTime::now_utc();
+            match self.store.renew(&lease, now + length).await {
+                Ok(true) => lease.until = now + length,
+                Ok(false) => return "another attempt holds the message now".into(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not renew a lease");
+                    if now + every >= lease.until {
+                        return format!("the lease could not be renewed before it expired ({e})");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes `outcome` through `lease`: `None` if the lease was lost. A
+    /// store that fails (disk full, database gone) is tried again for up to
+    /// one lease length: the outcome is known and should not be lost to a
+    /// passing fault; the fence keeps a late write harmless.
+    async fn write(&self, lease: &Lease, outcome: &Outcome) -> Option<()> {
+        let give_up = std::time::Instant::now() + self.config.lease;
+        let mut pause = std::time::Duration::from_millis(100);
+        loop {
+            let now = OffsetDateTime::now_utc();
+            match self.store.record(lease, outcome, now).await {
+                Ok(true) => return Some(()),
+                Ok(false) => {
+                    tracing::warn!(
+                        "lease lost before the outcome was recorded; another attempt decides"
+                    );
+                    return None;
+                }
+                Err(e) if std::time::Instant::now() + pause < give_up => {
+                    tracing::warn!(error = %e, "could not record the outcome; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                }
+                Err(e) => {
+                    // Not recorded: the lease expires and another attempt follows.
+                    tracing::warn!(error = %e, "could not record the outcome; the message will be attempted again when its lease expires");
+                    return Some(());
+                }
+            }
+        }
+    }
+
+    /// Counts one attempt's answer and what it means for the message.
+    fn count(
+        &self,
+        job: &ClaimedJob,
+        result: &Result<Delivery, TransportError>,
+        now: OffsetDateTime,
+    ) {
+        let (tenant, transport) = (job.message.tenant.as_str(), job.transport.as_str());
+        self.metrics
+            .reply_class(transport, telemetry::reply_class(result));
+        match result {
+            Ok(_) => {
+                let latency = (now - job.created_at).try_into().unwrap_or_default();
+                self.metrics.sent(tenant, transport, latency);
+            }
+            Err(TransportError::Permanent { .. }) => {
+                self.metrics.failed(tenant, transport, "permanent");
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Turns the transport's answer into an outcome with the retry policy,
+    /// and records it through the lease.
+    async fn record(
+        &self,
+        job: &ClaimedJob,
+        result: Result<Delivery, TransportError>,
+    ) -> AttemptOutcome {
+        let now = OffsetDateTime::now_utc();
+        self.count(job, &result, now);
+        let (stored, outcome) = match result {
+            Ok(delivery) => {
+                tracing::info!(outcome = "sent", "delivered");
+                let provider_message_id = delivery.provider_message_id;
+                (
+                    Outcome::Sent {
+                        provider_message_id: provider_message_id.clone(),
+                    },
+                    AttemptOutcome::Sent {
+                        provider_message_id,
+                    },
+                )
+            }
+            Err(TransportError::Permanent { message, .. }) => {
+                tracing::warn!(outcome = "failed", error = %message, "permanent failure");
+                failed(message)
+            }
+            Err(error) => self.after_transient(job, error, now),
+        };
+        match self.write(&job.lease, &stored).await {
+            Some(()) => outcome,
+            None => AttemptOutcome::Abandoned {
+                reason: "the lease was lost before the outcome was recorded".into(),
+            },
+        }
+    }
+
+    fn after_transient(
+        &self,
+        job: &ClaimedJob,
+        error: TransportError,
+        now: OffsetDateTime,
+    ) -> (Outcome, AttemptOutcome) {
+        let jitter = (self.jitter)();
+        let decision = self.policy.decide(
+            job.attempt(),
+            job.created_at,
+            now,
+            error.retry_after(),
+            jitter,
+        );
+        match decision {
+            Decision::Retry { at } => {
+                self.metrics.retried(
+                    &job.message.tenant,
+                    &job.transport,
+                    telemetry::classify::retry_class(&error),
+                );
+                tracing::info!(outcome = "retrying", error = %error, next_attempt_at = %at, "transient failure");
+                let error = error.to_string();
+                (
+                    Outcome::Retrying {
+                        error: error.clone(),
+                        next_attempt_at: at,
+                    },
+                    AttemptOutcome::Retrying { at, error },
+                )
+            }
+            Decision::Fail { reason } => {
+                self.metrics
+                    .failed(&job.message.tenant, &job.transport, "expired");
+                let error = format!("{error}; {reason}");
+                tracing::warn!(outcome = "failed", error = %error, "giving up");
+                failed(error)
+            }
+        }
+    }
+}
+
+fn failed(error: String) -> (Outcome, AttemptOutcome) {
+    (
+        Outcome::Failed {
+            error: error.clone(),
+        },
+        AttemptOutcome::Failed { error },
+    )
+}
+
+/// The text a panic carried, if it is one.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic")
+}
