@@ -25,7 +25,7 @@ def disk_full(ctx):
     sink = ctx.sink()
     env = ctx.env(f"sqlite://{db}", sink.port)
     svc = ctx.service("service", env)
-    traffic = ctx.load([svc.url], size=40_000, concurrency=4, limit=600)
+    traffic = ctx.load([svc.url], size=40_000, concurrency=4, limit=1_000)
     if not peers.wait_until(lambda: traffic.count(503) > 0, 60):
         ctx.note("the disk never filled: no 503 within 60 s")
     full_at = time.time()
