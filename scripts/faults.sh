@@ -19,6 +19,9 @@ CACHE="${MAILBRIDGE_CACHE:-$HOME/.cache/mailbridge}"
 bash scripts/test-deps.sh >/dev/null
 cargo build --release --locked -q -p mailbridge
 
+# The judgement itself first: it must fail on made-up broken runs.
+(cd scripts/faults && "$CACHE/venv/bin/python" -m unittest -q test_verdict)
+
 bound=600
 for what in "$@"; do [ "$what" = quick ] || bound=1800; done
 args=(--binary target/release/mailbridge --toxiproxy "$CACHE/bin/toxiproxy-server")
