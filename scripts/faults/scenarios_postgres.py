@@ -129,6 +129,7 @@ SCENARIOS = {
     "kill9-replicas": kill9_replicas,
     "lease-outlived": lease_outlived,
     "net-pg-latency": network_fault("postgres", "latency", {"latency": 300, "jitter": 100}, on=4, rounds=2),
+    "net-pg-bandwidth": network_fault("postgres", "bandwidth", {"rate": 256}, on=4, rounds=2, stream="upstream"),
     "net-pg-reset": network_fault("postgres", "reset_peer", {"timeout": 0}, on=1.5),
     "net-pg-timeout": network_fault("postgres", "timeout", {"timeout": 0}, on=4, off=6, rounds=2),
     "net-smtp-latency": network_fault("smtp", "latency", {"latency": 300, "jitter": 100}, on=4, rounds=2),
