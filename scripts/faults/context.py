@@ -92,7 +92,23 @@ class Context:
         return records
 
     def judge(self, answers, records, sink, in_flight=()):
-        return verdict.judge(self.name, answers, records, sink.events(), in_flight, self.notes)
+        report = verdict.judge(self.name, answers, records, sink.events(), in_flight, self.notes)
+        leaks = self.leaking_log_lines()
+        if leaks:
+            report["broken"].append(f"{len(leaks)} log line(s) of the service carry a body or a link, "
+                                    f"e.g. in {leaks[0]}")
+        return report
+
+    def leaking_log_lines(self):
+        """`file:line` of every service log line with a message's body or link in it."""
+        leaks = []
+        for log in sorted(self.work.glob("*.log")):
+            if log.stem in ("sink", "toxiproxy"):
+                continue
+            with open(log, encoding="utf-8", errors="replace") as f:
+                leaks += [f"{log.name}:{n}" for n, line in enumerate(f, 1)
+                          if load.BODY_MARK in line or load.LINK_MARK in line]
+        return leaks
 
 
 def sqlite_ids(path, where):

@@ -29,9 +29,16 @@ class Answer:
     ended: float = 0.0
 
 
+BODY_MARK = "quick brown fox"
+LINK_MARK = "reset?key=RESETKEY"
+
+
 def body_for(token, size):
+    """A message whose text holds a reset link and a known phrase, so that
+    logs can be searched for both."""
     line = ("The quick brown fox jumps over the lazy dog " * 2)[:76] + "\n"
-    text = (line * (size // len(line) + 1))[:size] if size else "fault suite message"
+    link = f"https://sso.example/realms/acme/login-actions/{LINK_MARK}-{token}\n"
+    text = link + (line * (size // len(line) + 1))[:size]
     return json.dumps({"to": [{"email": "ada@example.com", "name": "Ada"}],
                        "subject": token, "text": text}).encode()
 

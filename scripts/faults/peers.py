@@ -92,7 +92,7 @@ class Service:
         full.update({
             "MAILBRIDGE_LISTEN": f"127.0.0.1:{self.port}",
             "MAILBRIDGE_TEMPLATES": str(ROOT / "templates"),
-            "MAILBRIDGE_LOG": "warn",
+            "MAILBRIDGE_LOG": "info",
             "MAILBRIDGE_SHUTDOWN_DELAY": "0s",
             "MAILBRIDGE_MAX_PENDING": "100000000",
         })

@@ -2,10 +2,12 @@
 made-up answers and sink journals (run by scripts/faults.sh before the
 scenarios: `python -m unittest test_verdict`)."""
 
+import tempfile
 import unittest
 import uuid
 
-from load import Answer
+from context import Context
+from load import Answer, body_for
 from verdict import judge
 
 DOMAIN = "localhost"
@@ -78,6 +80,21 @@ class Judge(unittest.TestCase):
         report = judge("s", answers, records, delivery(ids[0], 1))
         self.assertFalse(report["agree"])
         self.assertTrue(report["broken"])
+
+
+
+class Logs(unittest.TestCase):
+    def test_a_log_line_with_a_body_or_link_is_found(self):
+        with tempfile.TemporaryDirectory() as work, Context("s", "bin", work, None) as ctx:
+            text = body_for("t1", 200).decode()
+            (ctx.work / "service.log").write_text("INFO accepted\n")
+            self.assertEqual(ctx.leaking_log_lines(), [])
+            (ctx.work / "replica1.log").write_text("ok\nDEBUG body=" + text[120:180] + "\n")
+            (ctx.work / "sink.log").write_text(text)  # the sink sees bodies by design
+            self.assertEqual(ctx.leaking_log_lines(), ["replica1.log:2"])
+            link = "href=" + text.split("\\n")[0].split('"text": "')[1][:90]
+            (ctx.work / "service.log").write_text(link + "\n")
+            self.assertEqual(ctx.leaking_log_lines(), ["replica1.log:2", "service.log:1"])
 
 
 if __name__ == "__main__":
