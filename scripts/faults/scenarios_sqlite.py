@@ -26,8 +26,7 @@ def disk_full(ctx):
     env = ctx.env(f"sqlite://{db}", sink.port)
     svc = ctx.service("service", env)
     traffic = ctx.load([svc.url], size=40_000, concurrency=4, limit=1_000)
-    if not peers.wait_until(lambda: traffic.count(503) > 0, 60):
-        ctx.note("the disk never filled: no 503 within 60 s")
+    filled = peers.wait_until(lambda: traffic.count(503) > 0, 60)
     full_at = time.time()
     ctx.note(f"first 503 after {traffic.count(202)} accepted")
     readyz_503, seen = svc.readiness(5, 503)
@@ -50,6 +49,10 @@ def disk_full(ctx):
     records = ctx.drain(svc.url, answers, 30)
     report = ctx.judge(answers, records, sink, in_flight=deliveries_between(sink, full_at - 1, freed_at))
     accepted = report["accepted"]
+    if not filled:
+        report["broken"].append("no commit failed within 60 s: the disk never filled")
+    if exit_code != 0:
+        report["broken"].append(f"stopping with SIGTERM after the fault: exit {exit_code}, not 0")
     if not readyz_503:
         report["broken"].append("/readyz stayed 200 while commits failed")
     if not recovered or not accepts_again:
