@@ -87,10 +87,14 @@ class Load:
         return self
 
     def stop(self):
+        """Stops posting; the answers so far (a request still waiting after
+        35 s is left to its daemon thread and not counted)."""
         self.stopping.set()
+        deadline = time.monotonic() + 35
         for t in self.threads:
-            t.join(60)
-        return self.answers
+            t.join(max(0.0, deadline - time.monotonic()))
+        with self.lock:
+            return list(self.answers)
 
     def post_loop(self, i):
         conns = {}
