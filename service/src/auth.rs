@@ -1,17 +1,19 @@
-//! Who is calling: HS256 JWT verification and the [`Caller`] extractor.
+//! Who is calling: verification of the HS256 JWTs callers present, as a pure
+//! function of the token, the secret and the time. The HTTP side (reading
+//! the `Authorization` header) is `api::caller`.
 //!
-//! Tokens carry `aud` = `mailbridge`, `exp` (at most 10 minutes ahead), an
-//! optional `tenant`, and an optional `scope` that may hold `mailbridge:admin`.
+//! Tokens carry `aud` = `mailbridge`, `exp` (at most 10 minutes after `iat`),
+//! an optional `tenant`, and an optional `scope` that may hold
+//! `mailbridge:admin`. `nbf` is honoured, an `iat` in the future and any
+//! `crit` header are refused, and so is every algorithm but HS256.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-
-use crate::api::AppState;
-use crate::api::error::ApiError;
 
 /// The audience every token must name.
 pub const AUDIENCE: &str = "mailbridge";
@@ -25,12 +27,17 @@ pub const MAX_LIFETIME_SECS: u64 = 600;
 const LEEWAY_SECS: u64 = 30;
 
 /// The claims we read and write.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Claims {
-    /// Audience.
+    /// Audience (refused when missing, by the verification).
+    #[serde(default)]
     pub aud: String,
-    /// Expiry, seconds since the epoch.
-    pub exp: u64,
+    /// Expiry, seconds since the epoch (required when reading).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+    /// Not valid before, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     /// Issue time, seconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
@@ -48,6 +55,50 @@ pub struct Claims {
     pub jti: Option<String>,
 }
 
+/// Why a token is refused: the rule it breaks, in words fit for the caller
+/// (never a parser's message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not three base64url parts with a JSON header.
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    /// `alg` is not HS256 (`none` included).
+    #[error("the token must be signed with HS256")]
+    Algorithm,
+    /// The header has a `crit` parameter: extensions we do not understand.
+    #[error("the token's header has a `crit` parameter, which is not supported")]
+    Critical,
+    /// The signature does not match the shared secret.
+    #[error("the token's signature does not match")]
+    Signature,
+    /// The claims are not a JSON object of the expected types.
+    #[error("the token's claims are malformed")]
+    Claims,
+    /// `aud` is missing or is not `mailbridge`.
+    #[error("the token's `aud` must be `mailbridge`")]
+    Audience,
+    /// No `exp` claim.
+    #[error("the token has no `exp` claim")]
+    NoExpiry,
+    /// `exp` has passed.
+    #[error("the token has expired")]
+    Expired,
+    /// `nbf` is still ahead.
+    #[error("the token is not valid yet (`nbf` is in the future)")]
+    NotYetValid,
+    /// `iat` is ahead by more than the tolerated skew.
+    #[error("the token's `iat` is in the future")]
+    IssuedInFuture,
+    /// `exp` is too far after `iat` (or after now).
+    #[error("the token's lifetime exceeds {MAX_LIFETIME_SECS} seconds")]
+    Lifetime,
+}
+
+/// Why an authenticated caller may not do what it asks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Forbidden(pub String);
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -59,11 +110,11 @@ pub struct Caller {
 
 impl Caller {
     /// The tenant a request acts for: the body's, which must match unless the caller is admin.
-    pub fn tenant_for(&self, requested: Option<&str>) -> Result<String, ApiError> {
+    pub fn tenant_for(&self, requested: Option<&str>) -> Result<String, Forbidden> {
         match requested {
             None => Ok(self.tenant.clone()),
             Some(t) if t == self.tenant || self.admin => Ok(t.to_owned()),
-            Some(t) => Err(ApiError::forbidden(format!(
+            Some(t) => Err(Forbidden(format!(
                 "this token acts for tenant `{}`, not `{t}`",
                 self.tenant
             ))),
@@ -71,11 +122,11 @@ impl Caller {
     }
 
     /// Refuses a caller without the admin scope.
-    pub fn require_admin(&self) -> Result<(), ApiError> {
+    pub fn require_admin(&self) -> Result<(), Forbidden> {
         if self.admin {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!(
+            Err(Forbidden(format!(
                 "this endpoint needs the `{ADMIN_SCOPE}` scope"
             )))
         }
@@ -100,37 +151,86 @@ impl Verifier {
     pub fn new(secret: &[u8]) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "aud"]);
-        validation.leeway = LEEWAY_SECS;
+        validation.set_required_spec_claims(&["aud"]);
+        // Times are checked in `times`, against the time we are given.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         Self {
             key: DecodingKey::from_secret(secret),
             validation,
         }
     }
 
-    /// The caller a bearer token stands for, or why it is refused.
-    pub fn verify(&self, token: &str) -> Result<Caller, String> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| format!("invalid token: {e}"))?;
-        let claims = data.claims;
-        let now = unix_now();
-        let lifetime_ok = match claims.iat {
-            Some(iat) => claims.exp.saturating_sub(iat) <= MAX_LIFETIME_SECS,
-            None => claims.exp <= now + MAX_LIFETIME_SECS + LEEWAY_SECS,
-        };
-        if !lifetime_ok || claims.exp > now + MAX_LIFETIME_SECS + LEEWAY_SECS {
-            return Err(format!(
-                "token lifetime exceeds {MAX_LIFETIME_SECS} seconds"
-            ));
-        }
+    /// The caller a bearer token stands for at time `now`, or the rule it breaks.
+    pub fn verify(&self, token: &str, now: SystemTime) -> Result<Caller, TokenError> {
+        check_header(token)?;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| refusal(e.kind()))?
+            .claims;
+        times(&claims, unix_secs(now))?;
         let admin = claims
             .scope
             .as_deref()
             .is_some_and(|s| s.split_whitespace().any(|s| s == ADMIN_SCOPE));
         let tenant = claims.tenant.unwrap_or_else(|| DEFAULT_TENANT.to_owned());
-        crate::api::request::check_tenant_name(&tenant).map_err(|e| e.reason)?;
         Ok(Caller { tenant, admin })
     }
+}
+
+/// The header, read before the library does: `crit` is refused (RFC 7515
+/// 4.1.11: a recipient that does not understand it must refuse the token),
+/// and an algorithm other than HS256 is named as such, not as a parse error.
+fn check_header(token: &str) -> Result<(), TokenError> {
+    let (encoded, _) = token.split_once('.').ok_or(TokenError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| TokenError::Malformed)?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
+    if header.contains_key("crit") {
+        return Err(TokenError::Critical);
+    }
+    match header.get("alg").and_then(|a| a.as_str()) {
+        Some("HS256") => Ok(()),
+        _ => Err(TokenError::Algorithm),
+    }
+}
+
+/// The library's verdict as the rule broken.
+fn refusal(kind: &ErrorKind) -> TokenError {
+    match kind {
+        ErrorKind::InvalidSignature => TokenError::Signature,
+        ErrorKind::InvalidAudience | ErrorKind::MissingRequiredClaim(_) => TokenError::Audience,
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::MissingAlgorithm
+        | ErrorKind::UnsupportedAlgorithm => TokenError::Algorithm,
+        ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Utf8(_) => {
+            TokenError::Malformed
+        }
+        _ => TokenError::Claims,
+    }
+}
+
+/// `exp`, `nbf`, `iat` and the lifetime, each with [`LEEWAY_SECS`] of skew.
+fn times(claims: &Claims, now: u64) -> Result<(), TokenError> {
+    let exp = claims.exp.ok_or(TokenError::NoExpiry)?;
+    if exp.saturating_add(LEEWAY_SECS) < now {
+        return Err(TokenError::Expired);
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
+        return Err(TokenError::NotYetValid);
+    }
+    if claims.iat.is_some_and(|iat| iat > now + LEEWAY_SECS) {
+        return Err(TokenError::IssuedInFuture);
+    }
+    let from_issue = claims
+        .iat
+        .is_some_and(|iat| exp.saturating_sub(iat) > MAX_LIFETIME_SECS);
+    if from_issue || exp > now + MAX_LIFETIME_SECS + LEEWAY_SECS {
+        return Err(TokenError::Lifetime);
+    }
+    Ok(())
 }
 
 /// Makes a token for `tenant` valid for `ttl_secs` (the CLI and tests use it).
@@ -140,15 +240,16 @@ pub fn mint(
     admin: bool,
     ttl_secs: u64,
 ) -> Result<String, jsonwebtoken::errors::Error> {
-    let now = unix_now();
+    let now = unix_secs(SystemTime::now());
     let claims = Claims {
         aud: AUDIENCE.to_owned(),
-        exp: now + ttl_secs.min(MAX_LIFETIME_SECS),
+        exp: Some(now + ttl_secs.min(MAX_LIFETIME_SECS)),
         iat: Some(now),
         iss: Some("mailbridge-cli".to_owned()),
         tenant: tenant.map(str::to_owned),
         scope: admin.then(|| ADMIN_SCOPE.to_owned()),
         jti: Some(uuid::Uuid::new_v4().to_string()),
+        nbf: None,
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -157,158 +258,11 @@ pub fn mint(
     )
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+fn unix_secs(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default()
 }
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let Some(verifier) = &state.verifier else {
-            // `--insecure-no-auth` on a loopback address: every caller is an administrator.
-            return Ok(Caller {
-                tenant: DEFAULT_TENANT.to_owned(),
-                admin: true,
-            });
-        };
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::unauthorized("missing `Authorization: Bearer <token>` header")
-            })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .ok_or_else(|| {
-                ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
-            })?;
-        verifier
-            .verify(token.trim())
-            .map_err(ApiError::unauthorized)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
-
-    #[test]
-    fn accepts_a_fresh_token_and_reads_claims() {
-        let v = Verifier::new(SECRET);
-        let caller = v
-            .verify(&mint(SECRET, Some("acme"), false, 60).unwrap())
-            .unwrap();
-        assert_eq!(
-            caller,
-            Caller {
-                tenant: "acme".into(),
-                admin: false
-            }
-        );
-        let admin = v.verify(&mint(SECRET, None, true, 60).unwrap()).unwrap();
-        assert_eq!(admin.tenant, "default");
-        assert!(admin.admin);
-    }
-
-    #[test]
-    fn refuses_foreign_long_lived_and_unsigned_tokens() {
-        let v = Verifier::new(SECRET);
-        let foreign = mint(b"another-secret-another-secret-xx", Some("acme"), false, 60).unwrap();
-        assert!(v.verify(&foreign).is_err());
-        let now = unix_now();
-        let long = Claims {
-            aud: AUDIENCE.into(),
-            exp: now + 3600,
-            iat: Some(now),
-            iss: None,
-            tenant: None,
-            scope: None,
-            jti: None,
-        };
-        let long = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &long,
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap();
-        assert!(v.verify(&long).unwrap_err().contains("lifetime"));
-        // alg: none, with the same claims.
-        use base64::Engine as _;
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let none = format!(
-            "{}.{}.",
-            b64.encode(r#"{"alg":"none","typ":"JWT"}"#),
-            b64.encode(format!(r#"{{"aud":"mailbridge","exp":{}}}"#, now + 60))
-        );
-        assert!(v.verify(&none).is_err());
-        let wrong_aud = Claims {
-            aud: "other".into(),
-            exp: now + 60,
-            iat: Some(now),
-            iss: None,
-            tenant: None,
-            scope: None,
-            jti: None,
-        };
-        let wrong_aud = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &wrong_aud,
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap();
-        assert!(v.verify(&wrong_aud).is_err());
-        let expired = Claims {
-            aud: AUDIENCE.into(),
-            exp: now - 120,
-            iat: Some(now - 180),
-            iss: None,
-            tenant: None,
-            scope: None,
-            jti: None,
-        };
-        let expired = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &expired,
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap();
-        assert!(v.verify(&expired).is_err());
-    }
-
-    #[test]
-    fn tenant_rules() {
-        let caller = Caller {
-            tenant: "acme".into(),
-            admin: false,
-        };
-        assert_eq!(caller.tenant_for(None).unwrap(), "acme");
-        assert_eq!(caller.tenant_for(Some("acme")).unwrap(), "acme");
-        assert_eq!(
-            caller
-                .tenant_for(Some("other"))
-                .unwrap_err()
-                .status
-                .as_u16(),
-            403
-        );
-        let admin = Caller {
-            tenant: "default".into(),
-            admin: true,
-        };
-        assert_eq!(admin.tenant_for(Some("other")).unwrap(), "other");
-    }
-}
+mod tests;

@@ -6,7 +6,6 @@
 //! into parts.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,6 +14,7 @@ use serde::Deserialize;
 
 use crate::email::Mailbox;
 use crate::queue::retry::RetryPolicy;
+use crate::secret::Secret;
 use crate::transport::Dsn;
 
 /// A setting is missing or wrong. The message names the setting, never its secret value.
@@ -42,28 +42,6 @@ fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name: name.to_owned(),
         reason: reason.into(),
-    }
-}
-
-/// A secret value: never printed by `Debug` or `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
     }
 }
 
@@ -109,6 +87,13 @@ pub struct Settings {
     /// `MAILBRIDGE_LEASE`: how long a worker's claim on a message holds; renewed
     /// every third of it while an attempt runs, and the bound of one attempt's send.
     pub lease: Duration,
+    /// `MAILBRIDGE_HEADER_TIMEOUT`: time a connection has to send a complete
+    /// request head (also the longest an idle keep-alive connection stays open).
+    pub header_timeout: Duration,
+    /// `MAILBRIDGE_BODY_TIMEOUT`: time a request has to send its whole body (408 beyond).
+    pub body_timeout: Duration,
+    /// `MAILBRIDGE_MAX_CONNECTIONS`: open connections beyond which new ones are closed at once.
+    pub max_connections: usize,
     /// The transports by name: `default` from `MAILBRIDGE_TRANSPORT(_FILE)` or
     /// `[transports] default`, the others from `[transports]`. Values are secrets (they hold credentials).
     pub transports: BTreeMap<String, Secret>,
@@ -135,6 +120,9 @@ struct FileSettings {
     retention: Option<String>,
     shutdown_delay: Option<String>,
     lease: Option<String>,
+    header_timeout: Option<String>,
+    body_timeout: Option<String>,
+    max_connections: Option<usize>,
     #[serde(default)]
     transports: BTreeMap<String, String>,
     #[serde(default)]
@@ -240,6 +228,19 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
             "2s",
         )?,
         lease: duration(&lookup, "MAILBRIDGE_LEASE", file.lease, "2m")?,
+        header_timeout: duration(
+            &lookup,
+            "MAILBRIDGE_HEADER_TIMEOUT",
+            file.header_timeout,
+            "10s",
+        )?,
+        body_timeout: duration(&lookup, "MAILBRIDGE_BODY_TIMEOUT", file.body_timeout, "30s")?,
+        max_connections: number(
+            &lookup,
+            "MAILBRIDGE_MAX_CONNECTIONS",
+            file.max_connections,
+            4096,
+        )?,
         transports,
         tenants: file.tenants,
     };
@@ -255,6 +256,15 @@ impl Settings {
                 "MAILBRIDGE_LEASE",
                 "must be at least 3s (it is renewed every third of its length)",
             ));
+        }
+        if self.header_timeout.is_zero() || self.body_timeout.is_zero() {
+            return Err(invalid(
+                "MAILBRIDGE_HEADER_TIMEOUT / MAILBRIDGE_BODY_TIMEOUT",
+                "must be above zero",
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("MAILBRIDGE_MAX_CONNECTIONS", "must be above zero"));
         }
         for (name, dsn) in &self.transports {
             Dsn::parse(dsn.expose())
@@ -443,6 +453,13 @@ rate = "30/minute"
         let err = load(&env(&[("MAILBRIDGE_JWT_SECRET", "short")])).unwrap_err();
         assert!(err.to_string().contains("32 bytes"), "{err}");
         assert!(!err.to_string().contains("short"));
+        let err = load(&env(&[("MAILBRIDGE_MAX_CONNECTIONS", "0")])).unwrap_err();
+        assert!(
+            err.to_string().contains("MAILBRIDGE_MAX_CONNECTIONS"),
+            "{err}"
+        );
+        let err = load(&env(&[("MAILBRIDGE_BODY_TIMEOUT", "0s")])).unwrap_err();
+        assert!(err.to_string().contains("MAILBRIDGE_BODY_TIMEOUT"), "{err}");
         let err = load(&env(&[("MAILBRIDGE_TRANSPORT", "bogus")])).unwrap_err();
         assert!(err.to_string().contains("transport `default`"), "{err}");
     }

@@ -1,6 +1,7 @@
 //! Domain types of a message: addresses, content, the message as it is queued
 //! and delivered. No I/O here.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -108,6 +109,33 @@ pub fn check_header_text(field: &str, value: &str) -> Result<(), InvalidField> {
     Ok(())
 }
 
+/// Refuses body text holding NUL: no transfer encoding of text may carry
+/// it, and servers disagree on what it means.
+pub fn check_body_text(field: &str, value: &str) -> Result<(), InvalidField> {
+    if value.contains('\0') {
+        return Err(InvalidField::new(field, "must not contain NUL"));
+    }
+    Ok(())
+}
+
+/// `text` with every line ending (CRLF, a bare CR, a bare LF) as CRLF. On the
+/// wire a bare CR or LF is what SMTP smuggling hides `<CR>.<CR>` behind.
+pub fn crlf_line_endings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 32);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                chars.next_if_eq(&'\n');
+                out.push_str("\r\n");
+            }
+            '\n' => out.push_str("\r\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A fully rendered message, ready for any transport. This is what the queue
 /// stores and what every transport receives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,6 +184,39 @@ impl OutgoingMessage {
     pub fn recipients(&self) -> impl Iterator<Item = &Mailbox> {
         self.to.iter().chain(&self.cc).chain(&self.bcc)
     }
+
+    /// The message with its bodies as every transport sends them: CRLF line
+    /// ends only; refused if a body holds NUL. Borrowed when already so.
+    pub fn with_wire_bodies(&self) -> Result<Cow<'_, Self>, InvalidField> {
+        let bodies = [
+            ("text", self.text.as_deref()),
+            ("html", self.html.as_deref()),
+        ];
+        let mut bare = false;
+        for (field, body) in bodies {
+            if let Some(body) = body {
+                check_body_text(field, body)?;
+                bare |= has_bare_line_end(body);
+            }
+        }
+        if !bare {
+            return Ok(Cow::Borrowed(self));
+        }
+        let mut message = self.clone();
+        message.text = self.text.as_deref().map(crlf_line_endings);
+        message.html = self.html.as_deref().map(crlf_line_endings);
+        Ok(Cow::Owned(message))
+    }
+}
+
+/// Whether `text` has a CR or LF that is not part of a CRLF pair.
+fn has_bare_line_end(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| match b {
+        b'\r' => bytes.get(i + 1) != Some(&b'\n'),
+        b'\n' => i == 0 || bytes[i - 1] != b'\r',
+        _ => false,
+    })
 }
 
 /// Makes a `Message-ID` value (without brackets) for message `id` sent from `domain`.
@@ -178,6 +239,19 @@ mod tests {
         assert_eq!(m.email, "no-reply@acme.example");
         assert_eq!(m.name.as_deref(), Some("ACME"));
         assert_eq!(Mailbox::parse("a@b.example").unwrap().name, None);
+    }
+
+    #[test]
+    fn every_line_ending_becomes_crlf() {
+        assert_eq!(
+            crlf_line_endings("a\rb\nc\r\nd\r\re\n\n"),
+            "a\r\nb\r\nc\r\nd\r\n\r\ne\r\n\r\n"
+        );
+        assert_eq!(crlf_line_endings("über\r.\r"), "über\r\n.\r\n");
+        assert!(has_bare_line_end("a\rb") && has_bare_line_end("\n") && has_bare_line_end("a\r"));
+        assert!(!has_bare_line_end("a\r\nb\r\n") && !has_bare_line_end(""));
+        assert!(check_body_text("text", "a\0b").is_err());
+        assert!(check_body_text("text", "a\r\nb").is_ok());
     }
 
     #[test]

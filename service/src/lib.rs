@@ -4,12 +4,17 @@
 //!
 //! - [`config`]: settings from the environment and an optional TOML file,
 //!   validated at start.
+//! - [`listener`]: accepts HTTP connections within the serving limits
+//!   (header and body timeouts, the connection cap).
 //! - [`server`]: turns settings into parts (store, renderer, transports,
 //!   worker) and runs them until a shutdown signal.
+//! - [`secret`]: [`secret::Secret`], a value kept out of logs; a leaf.
 //! - [`email`]: domain types (addresses, the rendered message); no I/O.
 //! - [`tenant`]: each tenant's transport and allowed sender.
-//! - [`auth`]: JWT verification and the [`auth::Caller`] extractor.
-//! - [`api`]: the HTTP API, one file per resource, errors as problem+json;
+//! - [`auth`]: JWT verification, pure: the token, the secret and the time
+//!   give an [`auth::Caller`] or the rule the token breaks.
+//! - [`api`]: the HTTP API, one file per resource, errors as problem+json,
+//!   the caller from the `Authorization` header (`api::caller`);
 //!   [`app`] assembles the router.
 //! - [`render`]: templates (minijinja), Fluent strings, HTML to text; pure.
 //! - [`queue`]: the [`queue::JobStore`] trait, the SQLite store, the pure retry
@@ -23,9 +28,11 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod email;
+pub mod listener;
 pub mod oauth;
 pub mod queue;
 pub mod render;
+pub mod secret;
 pub mod server;
 pub mod telemetry;
 pub mod tenant;

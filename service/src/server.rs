@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::api::AppState;
 use crate::auth::Verifier;
 use crate::config::Settings;
+use crate::listener::ServingLimits;
 use crate::queue::JobStore;
 use crate::queue::worker::{Worker, WorkerConfig};
 use crate::render::Renderer;
@@ -42,6 +43,8 @@ pub struct Parts {
     pub retention: Duration,
     /// How long to keep serving, not ready, after the stop signal.
     pub shutdown_delay: Duration,
+    /// Header and body timeouts, the connection cap.
+    pub serving: ServingLimits,
 }
 
 /// Loads the templates of `settings`.
@@ -144,6 +147,12 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         worker,
         retention: settings.retention,
         shutdown_delay: settings.shutdown_delay,
+        serving: ServingLimits {
+            header_timeout: settings.header_timeout,
+            idle_timeout: crate::listener::IDLE_TIMEOUT,
+            body_timeout: settings.body_timeout,
+            max_connections: settings.max_connections,
+        },
     })
 }
 
@@ -158,6 +167,7 @@ pub async fn serve(
         worker,
         retention,
         shutdown_delay,
+        serving,
     } = parts;
     let purger = tokio::spawn(retention_task(state.store.clone(), retention));
     let gauges = state.metrics.pushes_otlp().then(|| {
@@ -174,16 +184,15 @@ pub async fn serve(
     }));
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    axum::serve(listener, crate::app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Readiness answers 503 first, then the listener closes.
-            accepting.store(false, Ordering::SeqCst);
-            drain_delay(shutdown_delay).await;
-            tracing::info!("shutting down: no longer accepting");
-        })
-        .await
-        .context("HTTP server")?;
+    crate::listener::raise_open_files_limit();
+    crate::listener::serve(listener, crate::app(state), serving, async move {
+        shutdown.await;
+        // Readiness answers 503 first, then the listener closes.
+        accepting.store(false, Ordering::SeqCst);
+        drain_delay(shutdown_delay).await;
+        tracing::info!("shutting down: no longer accepting");
+    })
+    .await;
     let _ = stop_worker.send(());
     purger.abort();
     if let Some(gauges) = gauges {

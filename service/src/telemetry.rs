@@ -1,6 +1,7 @@
 //! Logs, traces and metrics.
 //!
-//! - Logs: `tracing` with an `EnvFilter` from `MAILBRIDGE_LOG`, to stderr.
+//! - Logs: `tracing` with an `EnvFilter` from `MAILBRIDGE_LOG`, to stderr;
+//!   other crates log at INFO and above only (their debug output carries content).
 //! - Traces: OpenTelemetry over OTLP/HTTP (protobuf), only when the standard
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is
 //!   set (see [`otel`]); an incoming W3C `traceparent` becomes the parent of the
@@ -17,10 +18,10 @@ pub mod request;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing::Level;
+use tracing::{Level, Metadata};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{FilterExt as _, Targets, filter_fn};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -53,6 +54,15 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// Whether a log line or span may be written, whatever `MAILBRIDGE_LOG`
+/// says: our own at every level, other crates' only at INFO and above. Their
+/// debug and trace output carries content: html5ever prints every character
+/// it reads (reset links included), hyper and h2 headers, sqlx statements
+/// with bound values, lettre and reqwest what they send.
+fn content_free(meta: &Metadata<'_>) -> bool {
+    meta.target().starts_with("mailbridge") || *meta.level() <= Level::INFO
+}
+
 /// Installs the global subscriber: logs to stderr filtered by `filter`
 /// (`tracing`'s EnvFilter syntax), plus OTLP trace export when the standard
 /// OpenTelemetry variables ask for it.
@@ -74,7 +84,7 @@ pub fn init_with(filter: &str, settings: &OtelSettings) -> anyhow::Result<Teleme
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
-        .with_filter(env_filter);
+        .with_filter(env_filter.and(filter_fn(content_free)));
     // Spans go out whatever the log level; only our own and the HTTP layer's,
     // never those of the exporter's HTTP client (which would feed back).
     let spans = tracer.as_ref().map(|provider| {

@@ -124,6 +124,21 @@ async fn malformed_bodies() {
             "template",
         ),
         (
+            json!({"to": [{"email": "ada@example.com"}], "subject": "Hi", "text": "d\u{0}.\r\n"}),
+            400,
+            "text: must not contain NUL",
+        ),
+        (
+            json!({"to": [{"email": "ada@example.com"}], "subject": "Hi", "html": "<p>\u{0}</p>"}),
+            400,
+            "html: must not contain NUL",
+        ),
+        (
+            json!({"to": [{"email": "ada@example.com"}], "template": "password-reset", "data": {"user": {"firstName": "A\u{0}"}}}),
+            400,
+            "data.user.firstName",
+        ),
+        (
             json!({"to": [{"email": "ada@example.com"}], "subject": "Hi", "text": "x", "tags": ["a\r\nb"]}),
             400,
             "tags[0]",

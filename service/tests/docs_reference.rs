@@ -86,6 +86,9 @@ fn actual_default(settings: &Settings, variable: &str) -> String {
         "MAILBRIDGE_RETENTION" => duration(settings.retention),
         "MAILBRIDGE_SHUTDOWN_DELAY" => duration(settings.shutdown_delay),
         "MAILBRIDGE_LEASE" => duration(settings.lease),
+        "MAILBRIDGE_HEADER_TIMEOUT" => duration(settings.header_timeout),
+        "MAILBRIDGE_BODY_TIMEOUT" => duration(settings.body_timeout),
+        "MAILBRIDGE_MAX_CONNECTIONS" => settings.max_connections.to_string(),
         other => panic!("{other} is read by the code but this test does not know its default"),
     }
 }

@@ -48,10 +48,10 @@ impl Transport for Switchable {
             UP => Ok(Delivery {
                 provider_message_id: Some(self.name.to_owned()),
             }),
-            DOWN => Err(TransportError::Transient {
-                message: format!("{} unreachable", self.name),
-                retry_after: Some(Duration::from_secs(if self.name == "a" { 30 } else { 7 })),
-            }),
+            DOWN => Err(TransportError::transient_after(
+                format!("{} unreachable", self.name),
+                Some(Duration::from_secs(if self.name == "a" { 30 } else { 7 })),
+            )),
             REFUSES => Err(TransportError::permanent("550 5.1.1 no such user")),
             _ => Err(TransportError::refused_credentials(format!(
                 "{}: HTTP 401 Unauthorized: invalid API key",

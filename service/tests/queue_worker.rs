@@ -113,9 +113,8 @@ async fn transient_failures_are_retried_with_the_same_message_id() {
     let rig = rig(quick()).await;
     rig.transport
         .push_result(Err(TransportError::transient("451 4.3.0 try later")));
-    rig.transport.push_result(Err(TransportError::Auth {
-        message: "535 token expired".into(),
-    }));
+    rig.transport
+        .push_result(Err(TransportError::auth("535 token expired")));
     let id = enqueue(&rig.store).await;
     let record = wait_for(&rig.store, id, Status::Sent).await;
     assert_eq!(record.attempts, 3);
@@ -138,10 +137,11 @@ async fn a_transient_failure_shows_retrying_with_the_next_attempt_time() {
         ..quick()
     })
     .await;
-    rig.transport.push_result(Err(TransportError::Transient {
-        message: "429 slow down".into(),
-        retry_after: Some(Duration::from_secs(120)),
-    }));
+    rig.transport
+        .push_result(Err(TransportError::transient_after(
+            "429 slow down",
+            Some(Duration::from_secs(120)),
+        )));
     let before = OffsetDateTime::now_utc();
     let id = enqueue(&rig.store).await;
     let record = wait_for(&rig.store, id, Status::Retrying).await;

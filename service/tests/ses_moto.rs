@@ -197,3 +197,28 @@ async fn credentials_and_region_come_from_the_environment_when_absent() {
     let none = SesTransport::from_dsn_with_env(&dsn, reqwest::Client::new(), |_| None);
     assert!(none.unwrap_err().to_string().contains("region"));
 }
+
+#[tokio::test]
+async fn the_raw_message_has_crlf_only_and_ascii_domains() {
+    let ses = ses(&dsn(&moto().secret_key));
+    let mut msg = message("no-reply@acme.example");
+    msg.text = Some("d\r.\rMAIL FROM:<evil@attacker.example>\rnext\nlast".into());
+    msg.to = vec![Mailbox::new("a@münchen.de")];
+    let id = ses.send(&msg).await.unwrap().provider_message_id.unwrap();
+
+    let sent = sent_messages().await;
+    let (_, destinations, raw) = sent.iter().find(|(i, _, _)| *i == id).unwrap();
+    let bytes = raw.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'\r' => assert_eq!(bytes.get(i + 1), Some(&b'\n'), "bare CR: {raw:?}"),
+            b'\n' => assert_eq!(bytes[i - 1], b'\r', "bare LF: {raw:?}"),
+            _ => {}
+        }
+    }
+    assert!(raw.contains("To: a@xn--mnchen-3ya.de\r\n"), "{raw}");
+    assert!(
+        destinations.iter().any(|d| d == "a@xn--mnchen-3ya.de"),
+        "{destinations:?}"
+    );
+}

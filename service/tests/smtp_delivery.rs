@@ -105,6 +105,7 @@ async fn temporary_refusal_is_transient_with_the_reply() {
             .contains("451 4.3.0 Temporary local problem, try later"),
         "{err}"
     );
+    assert_eq!(err.code(), Some(451));
     assert!(peer.received().is_empty());
 
     // The server recovers: the next attempt goes through.
@@ -125,6 +126,7 @@ async fn unknown_recipient_is_permanent() {
     );
     assert!(err.detail().contains("550 5.1.1"), "{err}");
     assert!(err.detail().contains("user unknown"), "{err}");
+    assert_eq!(err.code(), Some(550));
 }
 
 #[tokio::test]
@@ -136,6 +138,7 @@ async fn rejection_after_data_is_classified_too() {
         .unwrap_err();
     assert!(matches!(err, TransportError::Permanent { .. }), "{err:?}");
     assert!(err.detail().contains("554 5.7.1"), "{err}");
+    assert_eq!(err.code(), Some(554));
 }
 
 #[tokio::test]
@@ -150,6 +153,7 @@ async fn unreachable_server_is_transient_and_check_says_so() {
     let err = smtp.send(&message(1)).await.unwrap_err();
     assert!(matches!(err, TransportError::Transient { .. }), "{err:?}");
     assert!(err.detail().contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert_eq!(err.code(), None, "no server answered");
     assert!(smtp.check().await.is_err());
 
     let peer = SmtpPeer::start(&[]).await;

@@ -1,7 +1,10 @@
 //! Turns a validated request into rendered content and a message: template or
 //! the caller's own content, per DESIGN.md's rule "never the wrong language".
 
+use std::sync::{Arc, LazyLock};
+
 use serde::Serialize;
+use tokio::sync::Semaphore;
 
 use super::error::ApiError;
 use super::request::MessageRequest;
@@ -18,6 +21,36 @@ pub struct Content {
     pub text: Option<String>,
     /// The HTML body.
     pub html: Option<String>,
+}
+
+/// Renderings running at once on the blocking threads: one per core, so
+/// that a burst of heavy requests queues here instead of taking every thread.
+static RENDER_SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    Arc::new(Semaphore::new(cores))
+});
+
+/// [`content`] off the async threads: rendering and deriving text are CPU
+/// work, which would otherwise hold up every other request (even `/healthz`).
+pub async fn render_content(
+    renderer: Arc<Renderer>,
+    tenant: &str,
+    req: &MessageRequest,
+) -> Result<Content, ApiError> {
+    let slot = RENDER_SLOTS
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let (tenant, req) = (tenant.to_owned(), req.clone());
+    // The slot goes with the work: it is freed when the work ends, even if
+    // the client has gone and the request was dropped before.
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        content(&renderer, &tenant, &req)
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?
 }
 
 /// Renders the request's template, or falls back to its own content.
@@ -51,6 +84,9 @@ pub fn content(
             tracing::warn!(tenant, template = %template, %error, "template failed; sending the request's own content");
             own_content(req)
         }
+        Err(RenderError::HtmlTooComplex { source, .. }) => Err(ApiError::html_too_complex(
+            format!("template `{template}`: {source}"),
+        )),
         Err(error) => Err(ApiError::unprocessable(format!(
             "template `{template}` could not be rendered: {error}"
         ))),
@@ -69,10 +105,14 @@ fn own_content(req: &MessageRequest) -> Result<Content, ApiError> {
         ));
     }
     // A text part helps deliverability and plain-text readers: derive it when missing.
-    let text = req
-        .text
-        .clone()
-        .or_else(|| req.html.as_deref().map(crate::render::html_to_text));
+    let text = match (&req.text, &req.html) {
+        (Some(text), _) => Some(text.clone()),
+        (None, Some(html)) => Some(
+            crate::render::html_to_text(html)
+                .map_err(|e| ApiError::html_too_complex(format!("html: {e}")))?,
+        ),
+        (None, None) => None,
+    };
     Ok(Content {
         subject,
         text,

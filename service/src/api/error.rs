@@ -17,6 +17,9 @@ pub struct ApiError {
     pub detail: String,
     /// For 429/503: when to come back.
     pub retry_after: Option<Duration>,
+    /// The last segment of the problem type when it says more than the
+    /// status (`html-too-complex`); the status code otherwise.
+    pub problem: Option<&'static str>,
 }
 
 /// The body of every error answer (RFC 9457).
@@ -36,6 +39,7 @@ impl ApiError {
             status,
             detail: detail.into(),
             retry_after: None,
+            problem: None,
         }
     }
 
@@ -67,6 +71,20 @@ impl ApiError {
     /// 422: well-formed but cannot be processed (e.g. nothing to send).
     pub fn unprocessable(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
+    }
+
+    /// 422 of type `…/html-too-complex`: deriving text from the HTML would
+    /// pass the bound on its work.
+    pub fn html_too_complex(detail: impl Into<String>) -> Self {
+        Self {
+            problem: Some("html-too-complex"),
+            ..Self::unprocessable(detail)
+        }
+    }
+
+    /// 408: the request's body did not arrive within its time.
+    pub fn body_timeout(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, detail)
     }
 
     /// 429: the tenant's queue is over its bound.
@@ -103,8 +121,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let title = self.status.canonical_reason().unwrap_or("Error");
+        let kind = match self.problem {
+            Some(name) => format!("https://mailbridge.dev/problems/{name}"),
+            None => format!("https://mailbridge.dev/problems/{}", self.status.as_u16()),
+        };
         let problem = Problem {
-            kind: format!("https://mailbridge.dev/problems/{}", self.status.as_u16()),
+            kind,
             title,
             status: self.status.as_u16(),
             detail: &self.detail,

@@ -60,7 +60,7 @@ pub async fn create(
     let from = route
         .sender(req.from.as_ref())
         .map_err(ApiError::forbidden)?;
-    let content = compose::content(&state.renderer, &tenant, &req)?;
+    let content = compose::render_content(state.renderer.clone(), &tenant, &req).await?;
     if state.store.pending_count(&tenant).await? >= state.max_pending {
         return Err(ApiError::too_many(
             format!(
@@ -235,5 +235,7 @@ pub async fn render(
             .push(crate::email::Mailbox::new("render@example.invalid"));
     }
     probe.validate()?;
-    Ok(Json(compose::content(&state.renderer, &tenant, &req)?))
+    Ok(Json(
+        compose::render_content(state.renderer.clone(), &tenant, &req).await?,
+    ))
 }

@@ -1,6 +1,7 @@
 //! The HTTP API (v1): one file per resource; errors are problem+json.
 
 pub mod admin;
+pub mod caller;
 pub mod compose;
 pub mod error;
 pub mod health;

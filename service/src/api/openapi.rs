@@ -102,8 +102,9 @@ fn paths() -> Value {
                     "202": answer("Queued.", "Accepted"),
                     "200": answer("Delivered (`?wait=true`), or a repeated idempotency key: the first message.", "Accepted"),
                     "400": problem("Invalid field."),
+                    "408": problem("The body did not arrive within MAILBRIDGE_BODY_TIMEOUT."),
                     "413": problem("Body over 1 MiB."),
-                    "422": problem("Nothing to send (unknown template and no content)."),
+                    "422": problem("Nothing to send (unknown template and no content), or HTML nested too deep to derive its text (type `…/html-too-complex`)."),
                     "429": problem("The tenant's queue is over its bound; see Retry-After."),
                     "502": problem("`?wait=true`: the transport refused; detail carries its error."),
                     "504": problem("`?wait=true`: not delivered in time; the message stays queued.")
@@ -165,7 +166,8 @@ fn paths() -> Value {
                 "responses": with_auth_errors(json!({
                     "200": answer("The rendered content.", "RenderedContent"),
                     "400": problem("Invalid field."),
-                    "422": problem("Nothing to render.")
+                    "408": problem("The body did not arrive within MAILBRIDGE_BODY_TIMEOUT."),
+                    "422": problem("Nothing to render, or HTML nested too deep to derive its text (type `…/html-too-complex`).")
                 }))
             }
         },

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::email::{InvalidField, MAX_CC_BCC, MAX_TO, Mailbox, check_header_text};
+use crate::email::{InvalidField, MAX_CC_BCC, MAX_TO, Mailbox, check_body_text, check_header_text};
 
 /// Most tags one message may carry.
 const MAX_TAGS: usize = 10;
@@ -91,6 +91,14 @@ impl MessageRequest {
         if let Some(subject) = &self.subject {
             check_header_text("subject", subject)?;
         }
+        if let Some(text) = &self.text {
+            check_body_text("text", text)?;
+        }
+        if let Some(html) = &self.html {
+            check_body_text("html", html)?;
+        }
+        // Template data ends up in the bodies.
+        check_data("data", &self.data)?;
         if let Some(tenant) = &self.tenant {
             check_tenant_name(tenant)?;
         }
@@ -136,6 +144,23 @@ impl MessageRequest {
     /// Whether the request carries its own rendered content.
     pub fn has_content(&self) -> bool {
         self.subject.is_some() && (self.text.is_some() || self.html.is_some())
+    }
+}
+
+/// Refuses NUL anywhere in template data, keys included.
+fn check_data(field: &str, value: &serde_json::Value) -> Result<(), InvalidField> {
+    match value {
+        serde_json::Value::String(s) => check_body_text(field, s),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| check_data(&format!("{field}[{i}]"), item)),
+        serde_json::Value::Object(map) => map.iter().try_for_each(|(key, item)| {
+            let path = format!("{field}.{}", key.escape_debug());
+            check_body_text(&path, key)?;
+            check_data(&path, item)
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -221,6 +246,12 @@ mod tests {
         let mut r = request();
         r.metadata.insert("k".into(), "v\n".into());
         assert!(r.validate().is_err());
+        let mut r = request();
+        r.text = Some("a\0b".into());
+        assert_eq!(r.validate().unwrap_err().field, "text");
+        let mut r = request();
+        r.data = serde_json::json!({"user": {"names": ["ok", "a\u{0}b"]}});
+        assert_eq!(r.validate().unwrap_err().field, "data.user.names[1]");
         let mut r = request();
         r.tenant = Some("a/b".into());
         assert_eq!(r.validate().unwrap_err().field, "tenant");

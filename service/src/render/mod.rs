@@ -14,7 +14,9 @@
 //! ```
 
 mod fluent;
+mod nesting;
 mod sources;
+mod text;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -23,7 +25,9 @@ use fluent_bundle::FluentValue;
 use minijinja::value::{Kwargs, Value};
 use minijinja::{AutoEscape, Environment, State};
 
+pub use nesting::{HtmlTooComplex, MAX_NESTING};
 pub use sources::load_dir;
+pub use text::html_to_text;
 
 /// The language used when a request names none, or names one we lack without content of its own.
 pub const DEFAULT_LANG: &str = "en";
@@ -108,6 +112,14 @@ pub enum RenderError {
         template: String,
         /// What went wrong.
         detail: String,
+    },
+    /// The rendered HTML nests too deep to derive its text.
+    #[error("rendering `{template}`: {source}")]
+    HtmlTooComplex {
+        /// The template.
+        template: String,
+        /// The bound that was passed.
+        source: HtmlTooComplex,
     },
     /// Reading the template directory failed.
     #[error("{path}: {detail}")]
@@ -212,7 +224,10 @@ impl Renderer {
         let text = if self.files.contains(&text_file) {
             self.render_file(&text_file, &ctx)?
         } else {
-            html_to_text(&html)
+            html_to_text(&html).map_err(|source| RenderError::HtmlTooComplex {
+                template: req.template.to_owned(),
+                source,
+            })?
         };
         Ok(Rendered {
             subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
@@ -397,11 +412,6 @@ fn fluent_value(value: &Value) -> FluentValue<'static> {
             _ => FluentValue::from(value.to_string()),
         },
     }
-}
-
-/// A readable plain-text version of an HTML body; links keep their URLs.
-pub fn html_to_text(html: &str) -> String {
-    html2text::from_read(html.as_bytes(), 78).unwrap_or_else(|_| html.to_owned())
 }
 
 #[cfg(test)]

@@ -3,15 +3,16 @@
 use crate::transport::{Delivery, TransportError};
 
 /// The class of a peer's answer to one attempt: `2xx`, `4xx`, `5xx` (the
-/// SMTP or HTTP reply's first digit), `network` (no answer: refused, reset,
-/// timed out), `auth` (credentials refused without a reply code, e.g. by a
-/// token endpoint) or `local` (the message could not be built or sent at all).
+/// first digit of the SMTP or HTTP reply code the transport recorded),
+/// `network` (no answer: refused, reset, timed out), `auth` (credentials
+/// refused without a reply code, e.g. by a token endpoint) or `local` (the
+/// message could not be built or sent at all).
 pub fn reply_class(result: &Result<Delivery, TransportError>) -> &'static str {
     let error = match result {
         Ok(_) => return "2xx",
         Err(error) => error,
     };
-    match reply_code(error.detail()) {
+    match error.code() {
         Some(400..=499) => "4xx",
         Some(500..=599) => "5xx",
         Some(_) => "other",
@@ -31,16 +32,6 @@ pub fn retry_class(error: &TransportError) -> &'static str {
     }
 }
 
-/// The reply code transports put in their messages: SMTP's
-/// `HOST answered 550 …` and the API transports' `PROVIDER: HTTP 429 …`.
-fn reply_code(detail: &str) -> Option<u16> {
-    ["answered ", "HTTP "].iter().find_map(|marker| {
-        let (_, rest) = detail.split_once(marker)?;
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        (digits.len() == 3).then(|| digits.parse().ok()).flatten()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,36 +43,16 @@ mod tests {
     #[test]
     fn reads_smtp_and_http_reply_codes() {
         assert_eq!(reply_class(&Ok(Delivery::default())), "2xx");
-        assert_eq!(
-            class(TransportError::transient(
-                "mx.example:25 answered 451 4.7.1 greylisted"
-            )),
-            "4xx"
-        );
-        assert_eq!(
-            class(TransportError::permanent(
-                "mx.example:25 answered 550 5.1.1 no such user"
-            )),
-            "5xx"
-        );
-        assert_eq!(
-            class(TransportError::Auth {
-                message: "smtp.office365.com:587 answered 535 5.7.3 rejected".into()
-            }),
-            "5xx"
-        );
-        assert_eq!(
-            class(TransportError::transient(
-                "sendgrid: HTTP 429 Too Many Requests: slow down"
-            )),
-            "4xx"
-        );
-        assert_eq!(
-            class(TransportError::permanent(
-                "postmark: HTTP 422 Unprocessable Entity"
-            )),
-            "4xx"
-        );
+        let greylisted = TransportError::transient("mx.example:25 answered 451 4.7.1 greylisted");
+        assert_eq!(class(greylisted.with_code(451)), "4xx");
+        let unknown = TransportError::permanent("mx.example:25 answered 550 5.1.1 no such user");
+        assert_eq!(class(unknown.with_code(550)), "5xx");
+        let refused = TransportError::auth("smtp.office365.com:587 answered 535 5.7.3 rejected");
+        assert_eq!(class(refused.with_code(535)), "5xx");
+        let slow_down = TransportError::transient("sendgrid: HTTP 429 Too Many Requests");
+        assert_eq!(class(slow_down.with_code(429)), "4xx");
+        let invalid = TransportError::permanent("postmark: HTTP 422 Unprocessable Entity");
+        assert_eq!(class(invalid.with_code(422)), "4xx");
     }
 
     #[test]
@@ -93,18 +64,18 @@ mod tests {
             "network"
         );
         assert_eq!(
-            class(TransportError::Auth {
-                message: "no OAuth2 access token: refused".into()
-            }),
+            class(TransportError::auth("no OAuth2 access token: refused")),
             "auth"
         );
         assert_eq!(
             class(TransportError::permanent("cannot build the message: x")),
             "local"
         );
-        // A number that is not a reply code is not mistaken for one.
+        // The code is a field: text that looks like a reply is not read as one.
         assert_eq!(
-            class(TransportError::transient("cannot connect: HTTP 1.1 is off")),
+            class(TransportError::transient(
+                "relay said: answered 550 earlier"
+            )),
             "network"
         );
     }
@@ -112,11 +83,6 @@ mod tests {
     #[test]
     fn retry_classes() {
         assert_eq!(retry_class(&TransportError::transient("x")), "transient");
-        assert_eq!(
-            retry_class(&TransportError::Auth {
-                message: "x".into()
-            }),
-            "auth"
-        );
+        assert_eq!(retry_class(&TransportError::auth("x")), "auth");
     }
 }

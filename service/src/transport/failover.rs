@@ -167,29 +167,23 @@ fn all_failed(failures: &[(&str, TransportError)]) -> TransportError {
         .map(|(name, e)| format!("{name}: {e}"))
         .collect::<Vec<_>>()
         .join("; ");
-    if failures.iter().all(|(_, e)| !e.is_transient()) {
-        return TransportError::refused_credentials(format!("all transports failed: {message}"));
-    }
-    TransportError::Transient {
-        message: format!("all transports failed: {message}"),
-        retry_after: failures.iter().filter_map(|(_, e)| e.retry_after()).min(),
+    let message = format!("all transports failed: {message}");
+    let error = if failures.iter().all(|(_, e)| !e.is_transient()) {
+        TransportError::refused_credentials(message)
+    } else {
+        let retry_after = failures.iter().filter_map(|(_, e)| e.retry_after()).min();
+        TransportError::transient_after(message, retry_after)
+    };
+    // The first member's reply stands for the group's.
+    match failures.iter().find_map(|(_, e)| e.code()) {
+        Some(code) => error.with_code(code),
+        None => error,
     }
 }
 
 /// The same error, prefixed with the transport's name.
 fn named(name: &str, e: &TransportError) -> TransportError {
-    let message = format!("{name}: {}", e.detail());
-    match e {
-        TransportError::Transient { retry_after, .. } => TransportError::Transient {
-            message,
-            retry_after: *retry_after,
-        },
-        TransportError::Auth { .. } => TransportError::Auth { message },
-        TransportError::Permanent { credentials, .. } => TransportError::Permanent {
-            message,
-            credentials: *credentials,
-        },
-    }
+    e.clone().map_message(|m| format!("{name}: {m}"))
 }
 
 /// A name for an inner DSN that never shows its credentials: `scheme://host[:port]`.

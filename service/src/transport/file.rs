@@ -40,7 +40,7 @@ impl FileTransport {
 #[async_trait]
 impl Transport for FileTransport {
     async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
-        let bytes = mime::to_eml(message)?;
+        let bytes = mime::to_eml(message, mime::AddressForm::AsGiven)?;
         let path = self.dir.join(format!("{}.eml", message.id));
         // Written under a temporary name and renamed, so a reader of the
         // directory never sees half a message.

@@ -81,45 +81,65 @@ impl GraphTransport {
         self.tokens.token().await.map_err(|e| token_error(&e))
     }
 
-    async fn post(&self, token: &AccessToken, body: &[u8]) -> Result<(), TransportError> {
-        let response = self
-            .http
-            .post(&self.url)
-            .bearer_auth(token.secret())
+    /// `message` sent with `token`.
+    async fn post(
+        &self,
+        token: &AccessToken,
+        message: &OutgoingMessage,
+    ) -> Result<Delivery, TransportError> {
+        http::deliver(&self.http, &SendMail { graph: self, token }, message).await
+    }
+}
+
+/// One `sendMail` call with one access token.
+#[derive(Debug)]
+struct SendMail<'a> {
+    graph: &'a GraphTransport,
+    token: &'a AccessToken,
+}
+
+impl http::Provider for SendMail<'_> {
+    const NAME: &'static str = "Microsoft Graph";
+
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        message: &OutgoingMessage,
+    ) -> Result<reqwest::RequestBuilder, TransportError> {
+        let body = serde_json::to_vec(&body::SendMail::new(
+            message,
+            self.graph.internet_message_id,
+        ))
+        .map_err(|e| TransportError::permanent(format!("cannot encode the Graph request: {e}")))?;
+        Ok(client
+            .post(&self.graph.url)
+            .bearer_auth(self.token.secret())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_vec())
-            .send()
-            .await
-            .map_err(|e| http::network_error("Microsoft Graph", e))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
+            .body(body))
+    }
+
+    /// Graph answers 202 without an id of the message.
+    fn judge(&self, answer: &http::Answer) -> Result<Delivery, TransportError> {
+        if answer.status.is_success() {
+            return Ok(Delivery::default());
         }
-        let headers = response.headers().clone();
-        let answer = response.bytes().await.unwrap_or_default();
-        Err(classify(status, &headers, &answer))
+        Err(classify(answer.status, &answer.headers, &answer.body))
     }
 }
 
 #[async_trait]
 impl Transport for GraphTransport {
     async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
-        let body = serde_json::to_vec(&body::SendMail::new(message, self.internet_message_id))
-            .map_err(|e| {
-                TransportError::permanent(format!("cannot encode the Graph request: {e}"))
-            })?;
         let token = self.token().await?;
-        match self.post(&token, &body).await {
-            Err(TransportError::Auth { message }) => {
-                tracing::info!(error = %message, "Microsoft Graph refused the access token, fetching a new one");
+        match self.post(&token, message).await {
+            Err(TransportError::Auth { message: error, .. }) => {
+                tracing::info!(%error, "Microsoft Graph refused the access token, fetching a new one");
                 self.tokens.invalidate(&token);
                 let token = self.token().await?;
-                self.post(&token, &body).await?;
+                self.post(&token, message).await
             }
-            other => other?,
+            other => other,
         }
-        // Graph answers 202 without an id of the message.
-        Ok(Delivery::default())
     }
 
     async fn check(&self) -> Result<(), TransportError> {
@@ -158,7 +178,7 @@ fn token_error(e: &OAuthError) -> TransportError {
     let message = format!("no Microsoft Graph access token: {e}");
     match e {
         OAuthError::Unavailable { .. } => TransportError::transient(message),
-        OAuthError::Refused { .. } => TransportError::Auth { message },
+        OAuthError::Refused { .. } => TransportError::auth(message),
         OAuthError::Config(_) => TransportError::permanent(message),
     }
 }
@@ -171,16 +191,17 @@ fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> TransportEr
     let throttled = ["Throttl", "Quota", "ExceededMessageLimit", "Concurrency"]
         .iter()
         .any(|c| code.contains(c));
-    if matches!(status.as_u16(), 401 | 403) {
-        TransportError::Auth { message }
+    let error = if matches!(status.as_u16(), 401 | 403) {
+        TransportError::auth(message)
     } else if http::is_transient_status(status) || throttled {
-        TransportError::Transient {
+        TransportError::transient_after(
             message,
-            retry_after: http::parse_retry_after(headers, SystemTime::now()),
-        }
+            http::parse_retry_after(headers, SystemTime::now()),
+        )
     } else {
         TransportError::permanent(message)
-    }
+    };
+    error.with_code(status.as_u16())
 }
 
 /// `{"error": {"code", "message"}}`, or the start of the body.

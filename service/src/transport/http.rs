@@ -1,5 +1,6 @@
-//! What every provider API transport shares: one HTTP client, the `?endpoint=`
-//! option, and one classification of answers into
+//! What every provider API transport shares: one shape ([`Provider`]: build
+//! the request, read the message id; [`Api`] does the rest), one HTTP client,
+//! the `?endpoint=` option, and one classification of answers into
 //! [`TransportError`](super::TransportError).
 //!
 //! Classification: 2xx is success; 408, 429 and 5xx (but 501 and 505) are
@@ -10,13 +11,16 @@
 //! itself, see [`error_for`].
 
 mod answer;
+mod provider;
 
 use std::time::Duration;
 
+use answer::read_answer;
 pub use answer::{
-    classify, error_for, error_text, is_transient_status, network_error, parse_retry_after,
-    read_answer, status_error, without_secret,
+    error_for, error_text, is_transient_status, network_error, parse_retry_after, status_error,
+    without_secret,
 };
+pub use provider::{Answer, Api, Provider, deliver};
 
 use super::{Dsn, DsnError};
 use crate::email::{Mailbox, OutgoingMessage};
@@ -84,7 +88,7 @@ pub fn check_dsn(dsn: &Dsn, allowed: &[&str]) -> Result<(), DsnError> {
 }
 
 /// An API key or token: kept out of `Debug` output.
-pub use crate::config::Secret;
+pub use crate::secret::Secret;
 
 /// `base` with `segments` appended to its path, each percent-encoded.
 pub fn join(base: &url::Url, segments: &[&str]) -> url::Url {

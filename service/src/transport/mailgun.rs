@@ -8,14 +8,12 @@
 //! Variables travel in the delivered mail's `X-Mailgun-Variables` header, so
 //! recipients can see them.
 
-use async_trait::async_trait;
 use reqwest::multipart::Form;
 
 use super::http::{self, Secret};
-use super::{Delivery, Dsn, DsnError, Transport, TransportError};
+use super::{Dsn, DsnError, TransportError};
 use crate::email::OutgoingMessage;
 
-const PROVIDER: &str = "mailgun";
 const US: &str = "https://api.mailgun.net";
 const EU: &str = "https://api.eu.mailgun.net";
 const MAX_TAGS: usize = 3;
@@ -24,7 +22,6 @@ const MAX_TAG_LEN: usize = 128;
 /// Delivers through Mailgun's Messages API.
 #[derive(Clone)]
 pub struct Mailgun {
-    client: reqwest::Client,
     url: url::Url,
     key: Secret,
 }
@@ -54,30 +51,32 @@ impl Mailgun {
         let domain = dsn.require_password("sending domain")?;
         let base = http::endpoint(dsn, default)?;
         Ok(Self {
-            client: http::client()?,
             url: http::join(&base, &["v3", domain, "messages"]),
             key: Secret::new(dsn.require_user("API key")?),
         })
     }
 }
 
-#[async_trait]
-impl Transport for Mailgun {
-    async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
-        let resp = self
-            .client
+impl http::Provider for Mailgun {
+    const NAME: &'static str = "mailgun";
+
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        message: &OutgoingMessage,
+    ) -> Result<reqwest::RequestBuilder, TransportError> {
+        Ok(client
             .post(self.url.clone())
             .basic_auth("api", Some(self.key.expose()))
-            .multipart(form(message))
-            .send()
-            .await
-            .map_err(|e| http::network_error(PROVIDER, e))?;
-        let (_, _, body) = http::classify(PROVIDER, resp)
-            .await
-            .map_err(|e| http::without_secret(e, self.key.expose()))?;
-        Ok(Delivery {
-            provider_message_id: queued_id(&body),
-        })
+            .multipart(form(message)))
+    }
+
+    fn message_id(&self, answer: &http::Answer) -> Option<String> {
+        queued_id(&answer.body)
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        vec![self.key.expose()]
     }
 }
 

@@ -11,14 +11,13 @@
 
 use std::time::SystemTime;
 
-use async_trait::async_trait;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::http::{self, Secret};
-use super::{Delivery, Dsn, DsnError, Transport, TransportError};
+use super::{Delivery, Dsn, DsnError, TransportError};
 use crate::email::{Mailbox, OutgoingMessage};
 
 const PROVIDER: &str = "mailjet";
@@ -27,7 +26,6 @@ const DEFAULT: &str = "https://api.mailjet.com";
 /// Delivers through Mailjet's Send API v3.1.
 #[derive(Clone)]
 pub struct Mailjet {
-    client: reqwest::Client,
     url: url::Url,
     key: Secret,
     secret: Secret,
@@ -47,33 +45,33 @@ impl Mailjet {
         http::check_dsn(dsn, &[])?;
         let base = http::endpoint(dsn, DEFAULT)?;
         Ok(Self {
-            client: http::client()?,
             url: http::join(&base, &["v3.1", "send"]),
             key: Secret::new(dsn.require_user("API key")?),
             secret: Secret::new(dsn.require_password("API secret")?),
         })
     }
-
-    /// `err` without the key or the secret, should an answer echo them.
-    fn scrub(&self, err: TransportError) -> TransportError {
-        let err = http::without_secret(err, self.secret.expose());
-        http::without_secret(err, self.key.expose())
-    }
 }
 
-#[async_trait]
-impl Transport for Mailjet {
-    async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
-        let resp = self
-            .client
+impl http::Provider for Mailjet {
+    const NAME: &'static str = PROVIDER;
+
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        message: &OutgoingMessage,
+    ) -> Result<reqwest::RequestBuilder, TransportError> {
+        Ok(client
             .post(self.url.clone())
             .basic_auth(self.key.expose(), Some(self.secret.expose()))
-            .json(&request_body(message))
-            .send()
-            .await
-            .map_err(|e| http::network_error(PROVIDER, e))?;
-        let (status, headers, body) = http::read_answer(PROVIDER, resp).await?;
-        judge(status, &headers, &body).map_err(|e| self.scrub(e))
+            .json(&request_body(message)))
+    }
+
+    fn judge(&self, answer: &http::Answer) -> Result<Delivery, TransportError> {
+        judge(answer.status, &answer.headers, &answer.body)
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        vec![self.secret.expose(), self.key.expose()]
     }
 }
 
@@ -198,14 +196,15 @@ fn message_error(
         .collect();
     let detail = http::error_text(details.join("; ").as_bytes());
     let message = format!("{PROVIDER}: HTTP {status}: message refused: {detail}");
-    if transient {
-        TransportError::Transient {
+    let error = if transient {
+        TransportError::transient_after(
             message,
-            retry_after: http::parse_retry_after(headers, SystemTime::now()),
-        }
+            http::parse_retry_after(headers, SystemTime::now()),
+        )
     } else {
         TransportError::permanent(message)
-    }
+    };
+    error.with_code(status.as_u16())
 }
 
 /// Mailjet's id of the message for its first recipient.

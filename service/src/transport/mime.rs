@@ -1,71 +1,160 @@
 //! An [`OutgoingMessage`] as an RFC 5322 message with its SMTP envelope, for
 //! every transport that sends whole messages (SMTP, files, SES raw).
+//!
+//! What leaves here is safe on the wire: bodies have CRLF line ends only
+//! (a bare CR or LF could end DATA early on some servers), NUL is refused,
+//! bodies with long lines are quoted-printable or base64 (lettre picks), and
+//! headers lettre would leave over 998 octets are RFC 2047 encoded
+//! (`header`).
+
+mod header;
+
+use std::borrow::Cow;
 
 use lettre::Address;
 use lettre::address::Envelope;
-use lettre::message::{Mailbox as LettreMailbox, MultiPart, SinglePart};
+use lettre::message::{Mailbox as LettreMailbox, MessageBuilder, MultiPart, SinglePart};
 
 use super::TransportError;
 use crate::email::{Mailbox, OutgoingMessage, check_header_text};
 
+/// How addresses are written in the envelope and the headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressForm {
+    /// As the request gave them: UTF-8 where they are (needs SMTPUTF8).
+    AsGiven,
+    /// IDN domains in their ASCII (punycode) form wherever the local part is
+    /// ASCII, for servers without SMTPUTF8.
+    Ascii,
+}
+
 /// Builds the message: From, Reply-To, To, Cc (Bcc only in the envelope),
 /// Subject, our Message-ID, and a text/html alternative or a single part.
 /// The envelope sender is `envelope_from` when set, else the From address.
-pub fn build_mime(msg: &OutgoingMessage) -> Result<lettre::Message, TransportError> {
-    let mut builder = lettre::Message::builder()
-        .from(mailbox("from", &msg.from)?)
-        .subject(header_text("subject", &msg.subject)?)
-        .message_id(Some(format!("<{}>", message_id(&msg.message_id)?)))
-        .envelope(envelope(msg)?);
-    if let Some(reply_to) = &msg.reply_to {
-        builder = builder.reply_to(mailbox("reply_to", reply_to)?);
-    }
-    for to in &msg.to {
-        builder = builder.to(mailbox("to", to)?);
-    }
-    for cc in &msg.cc {
-        builder = builder.cc(mailbox("cc", cc)?);
-    }
-    let built = match (&msg.text, &msg.html) {
-        (Some(text), Some(html)) => builder.multipart(MultiPart::alternative_plain_html(
-            text.clone(),
-            html.clone(),
-        )),
-        (None, Some(html)) => builder.singlepart(SinglePart::html(html.clone())),
-        (text, None) => builder.singlepart(SinglePart::plain(text.clone().unwrap_or_default())),
+pub fn build_mime(
+    msg: &OutgoingMessage,
+    form: AddressForm,
+) -> Result<lettre::Message, TransportError> {
+    let msg = &*wire_bodies(msg)?;
+    let heads = Heads::of(msg, form)?;
+    let builder = heads.apply(
+        lettre::Message::builder()
+            .subject(header_text("subject", &msg.subject)?)
+            .message_id(Some(format!("<{}>", message_id(&msg.message_id)?)))
+            .envelope(envelope(msg, form)?),
+    );
+    let built = match (msg.text.clone(), msg.html.clone()) {
+        (Some(text), Some(html)) => {
+            builder.multipart(MultiPart::alternative_plain_html(text, html))
+        }
+        (None, Some(html)) => builder.singlepart(SinglePart::html(html)),
+        (text, None) => builder.singlepart(SinglePart::plain(text.unwrap_or_default())),
     };
-    built.map_err(|e| TransportError::permanent(format!("cannot build the message: {e}")))
+    let mut message =
+        built.map_err(|e| TransportError::permanent(format!("cannot build the message: {e}")))?;
+    header::encode_long_headers(&mut message, &msg.subject, &heads.by_name());
+    Ok(message)
+}
+
+/// The mailboxes of the address headers.
+struct Heads {
+    from: [LettreMailbox; 1],
+    reply_to: Vec<LettreMailbox>,
+    to: Vec<LettreMailbox>,
+    cc: Vec<LettreMailbox>,
+}
+
+impl Heads {
+    fn of(msg: &OutgoingMessage, form: AddressForm) -> Result<Self, TransportError> {
+        Ok(Self {
+            from: [mailbox("from", &msg.from, form)?],
+            reply_to: mailboxes("reply_to", msg.reply_to.as_slice(), form)?,
+            to: mailboxes("to", &msg.to, form)?,
+            cc: mailboxes("cc", &msg.cc, form)?,
+        })
+    }
+
+    fn apply(&self, mut builder: MessageBuilder) -> MessageBuilder {
+        builder = builder.from(self.from[0].clone());
+        for m in &self.reply_to {
+            builder = builder.reply_to(m.clone());
+        }
+        for m in &self.to {
+            builder = builder.to(m.clone());
+        }
+        for m in &self.cc {
+            builder = builder.cc(m.clone());
+        }
+        builder
+    }
+
+    fn by_name(&self) -> [(&'static str, &[LettreMailbox]); 4] {
+        [
+            ("From", &self.from),
+            ("Reply-To", &self.reply_to),
+            ("To", &self.to),
+            ("Cc", &self.cc),
+        ]
+    }
 }
 
 /// The message as it would travel over SMTP (CRLF line ends, encoded bodies).
-pub fn to_eml(msg: &OutgoingMessage) -> Result<Vec<u8>, TransportError> {
-    Ok(build_mime(msg)?.formatted())
+pub fn to_eml(msg: &OutgoingMessage, form: AddressForm) -> Result<Vec<u8>, TransportError> {
+    Ok(build_mime(msg, form)?.formatted())
+}
+
+/// `local@domain` with an IDN domain in its ASCII (punycode) form. Unchanged
+/// when the domain is ASCII already, or the local part is not (only SMTPUTF8
+/// can carry that address, in any form).
+pub fn ascii_address(email: &str) -> Cow<'_, str> {
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return Cow::Borrowed(email);
+    };
+    if domain.is_ascii() || !local.is_ascii() {
+        return Cow::Borrowed(email);
+    }
+    match idna::domain_to_ascii(domain) {
+        Ok(ascii) => Cow::Owned(format!("{local}@{ascii}")),
+        Err(_) => Cow::Borrowed(email),
+    }
 }
 
 /// MAIL FROM and RCPT TO: every to, cc and bcc address.
-fn envelope(msg: &OutgoingMessage) -> Result<Envelope, TransportError> {
+fn envelope(msg: &OutgoingMessage, form: AddressForm) -> Result<Envelope, TransportError> {
     let sender = match &msg.envelope_from {
-        Some(addr) => address("envelope_from", addr)?,
-        None => address("from", &msg.from.email)?,
+        Some(addr) => address("envelope_from", addr, form)?,
+        None => address("from", &msg.from.email, form)?,
     };
     let recipients = msg
         .recipients()
-        .map(|m| address("recipient", &m.email))
+        .map(|m| address("recipient", &m.email, form))
         .collect::<Result<Vec<_>, _>>()?;
     Envelope::new(Some(sender), recipients)
         .map_err(|e| TransportError::permanent(format!("invalid envelope: {e}")))
 }
 
-fn mailbox(field: &str, m: &Mailbox) -> Result<LettreMailbox, TransportError> {
+fn mailbox(field: &str, m: &Mailbox, form: AddressForm) -> Result<LettreMailbox, TransportError> {
     let name = m
         .name
         .as_deref()
         .map(|n| header_text(field, n))
         .transpose()?;
-    Ok(LettreMailbox::new(name, address(field, &m.email)?))
+    Ok(LettreMailbox::new(name, address(field, &m.email, form)?))
 }
 
-fn address(field: &str, text: &str) -> Result<Address, TransportError> {
+fn mailboxes(
+    field: &str,
+    list: &[Mailbox],
+    form: AddressForm,
+) -> Result<Vec<LettreMailbox>, TransportError> {
+    list.iter().map(|m| mailbox(field, m, form)).collect()
+}
+
+fn address(field: &str, text: &str, form: AddressForm) -> Result<Address, TransportError> {
+    let text = match form {
+        AddressForm::AsGiven => Cow::Borrowed(text),
+        AddressForm::Ascii => ascii_address(text),
+    };
     text.parse().map_err(|e| {
         TransportError::permanent(format!("{field}: `{text}` is not a valid address ({e})"))
     })
@@ -76,6 +165,13 @@ fn address(field: &str, text: &str) -> Result<Address, TransportError> {
 fn header_text(field: &str, text: &str) -> Result<String, TransportError> {
     check_header_text(field, text).map_err(|e| TransportError::permanent(e.to_string()))?;
     Ok(text.to_owned())
+}
+
+/// `msg` with CRLF line ends only. NUL is refused when a message is
+/// accepted; refused again here for messages stored before that rule.
+pub fn wire_bodies(msg: &OutgoingMessage) -> Result<Cow<'_, OutgoingMessage>, TransportError> {
+    msg.with_wire_bodies()
+        .map_err(|e| TransportError::permanent(e.to_string()))
 }
 
 /// The Message-ID is written as given (not encoded), so it must be a plain
@@ -123,7 +219,7 @@ mod tests {
 
     #[test]
     fn headers_and_envelope() {
-        let msg = build_mime(&sample()).unwrap();
+        let msg = build_mime(&sample(), AddressForm::AsGiven).unwrap();
         let text = String::from_utf8(msg.formatted()).unwrap();
         assert!(
             text.contains("Message-ID: <abc@acme.example>\r\n"),
@@ -148,7 +244,7 @@ mod tests {
     fn html_only_is_a_single_part() {
         let mut m = sample();
         m.text = None;
-        let text = String::from_utf8(to_eml(&m).unwrap()).unwrap();
+        let text = String::from_utf8(to_eml(&m, AddressForm::AsGiven).unwrap()).unwrap();
         assert!(text.contains("Content-Type: text/html"), "{text}");
         assert!(!text.contains("multipart"), "{text}");
     }
@@ -157,12 +253,24 @@ mod tests {
     fn bad_input_is_permanent() {
         let mut m = sample();
         m.to[0].email = "not an address".into();
-        assert!(!build_mime(&m).unwrap_err().is_transient());
+        assert!(
+            !build_mime(&m, AddressForm::AsGiven)
+                .unwrap_err()
+                .is_transient()
+        );
         let mut m = sample();
         m.subject = "x\r\nBcc: evil@example.com".into();
-        assert!(!build_mime(&m).unwrap_err().is_transient());
+        assert!(
+            !build_mime(&m, AddressForm::AsGiven)
+                .unwrap_err()
+                .is_transient()
+        );
         let mut m = sample();
         m.message_id = "a@b>\r\nX: y".into();
-        assert!(!build_mime(&m).unwrap_err().is_transient());
+        assert!(
+            !build_mime(&m, AddressForm::AsGiven)
+                .unwrap_err()
+                .is_transient()
+        );
     }
 }

@@ -39,6 +39,11 @@ pub struct Delivery {
 }
 
 /// Why a delivery attempt failed, decided where the failure arises.
+///
+/// Each variant carries the peer's reply code as a field (`code`): the SMTP
+/// reply (`550`) or the HTTP status (`429`), set where the reply is read;
+/// `None` when no peer answered (network, timeout, a message that could not
+/// be built). Nothing parses it back out of the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
     /// Try again later: network error, timeout, SMTP 4xx, HTTP 429/5xx.
@@ -48,12 +53,16 @@ pub enum TransportError {
         message: String,
         /// The provider's hint of when to try again.
         retry_after: Option<Duration>,
+        /// The peer's reply code, if it answered.
+        code: Option<u16>,
     },
     /// Credentials were refused: refresh them and retry once, then transient.
     #[error("authentication failed: {message}")]
     Auth {
         /// What went wrong; never a secret.
         message: String,
+        /// The peer's reply code, if it answered.
+        code: Option<u16>,
     },
     /// Will never succeed as it is: SMTP 5xx, HTTP 400/401/403/404/413/422.
     #[error("permanent failure: {message}")]
@@ -64,15 +73,31 @@ pub enum TransportError {
         /// not the message: another transport of a failover group may still
         /// deliver it.
         credentials: bool,
+        /// The peer's reply code, if it answered.
+        code: Option<u16>,
     },
 }
 
 impl TransportError {
     /// A transient failure without a hint.
     pub fn transient(message: impl Into<String>) -> Self {
+        Self::transient_after(message, None)
+    }
+
+    /// A transient failure with the provider's hint of when to try again.
+    pub fn transient_after(message: impl Into<String>, retry_after: Option<Duration>) -> Self {
         Self::Transient {
             message: message.into(),
-            retry_after: None,
+            retry_after,
+            code: None,
+        }
+    }
+
+    /// Refused credentials: refresh them and retry once.
+    pub fn auth(message: impl Into<String>) -> Self {
+        Self::Auth {
+            message: message.into(),
+            code: None,
         }
     }
 
@@ -81,6 +106,7 @@ impl TransportError {
         Self::Permanent {
             message: message.into(),
             credentials: false,
+            code: None,
         }
     }
 
@@ -89,7 +115,39 @@ impl TransportError {
         Self::Permanent {
             message: message.into(),
             credentials: true,
+            code: None,
         }
+    }
+
+    /// The same failure, answered by the peer with reply code `reply`.
+    pub fn with_code(mut self, reply: u16) -> Self {
+        match &mut self {
+            Self::Transient { code, .. }
+            | Self::Auth { code, .. }
+            | Self::Permanent { code, .. } => {
+                *code = Some(reply);
+            }
+        }
+        self
+    }
+
+    /// The peer's reply code (SMTP reply or HTTP status), if it answered.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            Self::Transient { code, .. }
+            | Self::Auth { code, .. }
+            | Self::Permanent { code, .. } => *code,
+        }
+    }
+
+    /// The same failure with its message rewritten by `f`.
+    pub fn map_message(mut self, f: impl FnOnce(String) -> String) -> Self {
+        match &mut self {
+            Self::Transient { message, .. }
+            | Self::Auth { message, .. }
+            | Self::Permanent { message, .. } => *message = f(std::mem::take(message)),
+        }
+        self
     }
 
     /// Whether another attempt later may succeed.
@@ -109,7 +167,7 @@ impl TransportError {
     pub fn detail(&self) -> &str {
         match self {
             Self::Transient { message, .. }
-            | Self::Auth { message }
+            | Self::Auth { message, .. }
             | Self::Permanent { message, .. } => message,
         }
     }
@@ -142,16 +200,21 @@ pub fn from_dsn(dsn: &Dsn) -> Result<SharedTransport, DsnError> {
         "smtp" | "smtps" => Ok(Arc::new(smtp::SmtpTransport::from_dsn(dsn)?)),
         "memory" => Ok(Arc::new(memory::MemoryTransport::new())),
         "file" => Ok(Arc::new(file::FileTransport::from_dsn(dsn)?)),
-        "sendgrid+api" => Ok(Arc::new(sendgrid::SendGrid::from_dsn(dsn)?)),
-        "mailgun+api" => Ok(Arc::new(mailgun::Mailgun::from_dsn(dsn)?)),
-        "postmark+api" => Ok(Arc::new(postmark::Postmark::from_dsn(dsn)?)),
-        "mailjet+api" => Ok(Arc::new(mailjet::Mailjet::from_dsn(dsn)?)),
-        "resend+api" => Ok(Arc::new(resend::Resend::from_dsn(dsn)?)),
+        "sendgrid+api" => api(sendgrid::SendGrid::from_dsn(dsn)?),
+        "mailgun+api" => api(mailgun::Mailgun::from_dsn(dsn)?),
+        "postmark+api" => api(postmark::Postmark::from_dsn(dsn)?),
+        "mailjet+api" => api(mailjet::Mailjet::from_dsn(dsn)?),
+        "resend+api" => api(resend::Resend::from_dsn(dsn)?),
         "ses+api" => Ok(Arc::new(ses::SesTransport::from_dsn(dsn)?)),
         "microsoftgraph+api" => Ok(Arc::new(graph::GraphTransport::from_dsn(dsn)?)),
         "failover" | "roundrobin" => failover::from_dsn(dsn),
         other => Err(DsnError::UnknownScheme(other.to_owned())),
     }
+}
+
+/// A provider's API as a shared transport.
+fn api<P: http::Provider + 'static>(provider: P) -> Result<SharedTransport, DsnError> {
+    Ok(Arc::new(http::Api::new(provider)?))
 }
 
 /// The configured transports by name (`default` and those of `[transports]`).

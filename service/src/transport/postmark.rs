@@ -11,14 +11,13 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use async_trait::async_trait;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::http::{self, Secret};
-use super::{Delivery, Dsn, DsnError, Transport, TransportError};
+use super::{Delivery, Dsn, DsnError, TransportError};
 use crate::email::{Mailbox, OutgoingMessage};
 
 const PROVIDER: &str = "postmark";
@@ -31,7 +30,6 @@ const TRANSIENT_CODES: [i64; 2] = [100, 429];
 /// Delivers through Postmark's Email API.
 #[derive(Clone)]
 pub struct Postmark {
-    client: reqwest::Client,
     url: url::Url,
     token: Secret,
     stream: String,
@@ -52,7 +50,6 @@ impl Postmark {
         http::check_dsn(dsn, &["stream"])?;
         let base = http::endpoint(dsn, DEFAULT)?;
         Ok(Self {
-            client: http::client()?,
             url: http::join(&base, &["email"]),
             token: Secret::new(dsn.require_user("server token")?),
             stream: dsn.option("stream").unwrap_or(DEFAULT_STREAM).to_owned(),
@@ -93,20 +90,27 @@ impl Postmark {
     }
 }
 
-#[async_trait]
-impl Transport for Postmark {
-    async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
-        let resp = self
-            .client
+impl http::Provider for Postmark {
+    const NAME: &'static str = PROVIDER;
+
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        message: &OutgoingMessage,
+    ) -> Result<reqwest::RequestBuilder, TransportError> {
+        Ok(client
             .post(self.url.clone())
             .header("X-Postmark-Server-Token", self.token.expose())
             .header(reqwest::header::ACCEPT, "application/json")
-            .json(&self.request_body(message))
-            .send()
-            .await
-            .map_err(|e| http::network_error(PROVIDER, e))?;
-        let (status, headers, body) = http::read_answer(PROVIDER, resp).await?;
-        judge(status, &headers, &body).map_err(|e| http::without_secret(e, self.token.expose()))
+            .json(&self.request_body(message)))
+    }
+
+    fn judge(&self, answer: &http::Answer) -> Result<Delivery, TransportError> {
+        judge(answer.status, &answer.headers, &answer.body)
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        vec![self.token.expose()]
     }
 }
 
@@ -152,10 +156,8 @@ fn api_error(
     let detail = http::error_text(text.unwrap_or_default().as_bytes());
     let message = format!("{PROVIDER}: HTTP {status}: ErrorCode {code}: {detail}");
     if TRANSIENT_CODES.contains(&code) {
-        TransportError::Transient {
-            message,
-            retry_after: http::parse_retry_after(headers, SystemTime::now()),
-        }
+        let retry_after = http::parse_retry_after(headers, SystemTime::now());
+        TransportError::transient_after(message, retry_after).with_code(status.as_u16())
     } else {
         http::status_error(status, headers, message, SystemTime::now())
     }

@@ -13,14 +13,13 @@
 use std::collections::HashSet;
 use std::time::SystemTime;
 
-use async_trait::async_trait;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::http::{self, Secret};
-use super::{Delivery, Dsn, DsnError, Transport, TransportError};
+use super::{Delivery, Dsn, DsnError, TransportError};
 use crate::email::{Mailbox, OutgoingMessage};
 
 const PROVIDER: &str = "resend";
@@ -30,7 +29,6 @@ const MAX_TAG_LEN: usize = 256;
 /// Delivers through Resend's Emails API.
 #[derive(Clone)]
 pub struct Resend {
-    client: reqwest::Client,
     url: url::Url,
     key: Secret,
 }
@@ -49,27 +47,33 @@ impl Resend {
         http::check_dsn(dsn, &[])?;
         let base = http::endpoint(dsn, DEFAULT)?;
         Ok(Self {
-            client: http::client()?,
             url: http::join(&base, &["emails"]),
             key: Secret::new(dsn.require_user("API key")?),
         })
     }
 }
 
-#[async_trait]
-impl Transport for Resend {
-    async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
-        let resp = self
-            .client
+impl http::Provider for Resend {
+    const NAME: &'static str = PROVIDER;
+
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        message: &OutgoingMessage,
+    ) -> Result<reqwest::RequestBuilder, TransportError> {
+        Ok(client
             .post(self.url.clone())
             .bearer_auth(self.key.expose())
             .header("Idempotency-Key", message.id.to_string())
-            .json(&request_body(message))
-            .send()
-            .await
-            .map_err(|e| http::network_error(PROVIDER, e))?;
-        let (status, headers, body) = http::read_answer(PROVIDER, resp).await?;
-        judge(status, &headers, &body).map_err(|e| http::without_secret(e, self.key.expose()))
+            .json(&request_body(message)))
+    }
+
+    fn judge(&self, answer: &http::Answer) -> Result<Delivery, TransportError> {
+        judge(answer.status, &answer.headers, &answer.body)
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        vec![self.key.expose()]
     }
 }
 
@@ -154,10 +158,10 @@ fn judge(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Result<Deliver
         && answer.name.as_deref() == Some("concurrent_idempotent_requests")
     {
         // The first attempt is still running: ask again later, it will answer.
-        return Err(TransportError::Transient {
-            message: err.detail().to_owned(),
-            retry_after: http::parse_retry_after(headers, SystemTime::now()),
-        });
+        let retry_after = http::parse_retry_after(headers, SystemTime::now());
+        return Err(
+            TransportError::transient_after(err.detail(), retry_after).with_code(status.as_u16())
+        );
     }
     Err(err)
 }

@@ -3,19 +3,17 @@
 //! `POST {base}/v3/mail/send` with `Authorization: Bearer KEY`; SendGrid
 //! answers `202 Accepted` with an empty body and its id in `X-Message-Id`.
 //! Errors come as `{"errors":[{"message","field","help"}]}`; a 429 carries
-//! `X-RateLimit-Reset` (Unix time), which [`http::classify`] turns into
+//! `X-RateLimit-Reset` (Unix time), which [`http::error_for`] turns into
 //! `retry_after`.
 
 use std::collections::{BTreeMap, HashSet};
 
-use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::http::{self, Secret};
-use super::{Delivery, Dsn, DsnError, Transport, TransportError};
+use super::{Dsn, DsnError, TransportError};
 use crate::email::{Mailbox, OutgoingMessage};
 
-const PROVIDER: &str = "sendgrid";
 const GLOBAL: &str = "https://api.sendgrid.com";
 /// For EU regional subusers; their keys work only there.
 const EU: &str = "https://api.eu.sendgrid.com";
@@ -26,7 +24,6 @@ const MAX_CATEGORY_LEN: usize = 255;
 /// Delivers through SendGrid's v3 Mail Send API.
 #[derive(Clone)]
 pub struct SendGrid {
-    client: reqwest::Client,
     url: url::Url,
     key: Secret,
 }
@@ -55,34 +52,33 @@ impl SendGrid {
         };
         let base = http::endpoint(dsn, default)?;
         Ok(Self {
-            client: http::client()?,
             url: http::join(&base, &["v3", "mail", "send"]),
             key: Secret::new(dsn.require_user("API key")?),
         })
     }
 }
 
-#[async_trait]
-impl Transport for SendGrid {
-    async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
-        let resp = self
-            .client
+impl http::Provider for SendGrid {
+    const NAME: &'static str = "sendgrid";
+
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        message: &OutgoingMessage,
+    ) -> Result<reqwest::RequestBuilder, TransportError> {
+        Ok(client
             .post(self.url.clone())
             .bearer_auth(self.key.expose())
-            .json(&request_body(message))
-            .send()
-            .await
-            .map_err(|e| http::network_error(PROVIDER, e))?;
-        let (_, headers, _) = http::classify(PROVIDER, resp)
-            .await
-            .map_err(|e| http::without_secret(e, self.key.expose()))?;
-        let provider_message_id = headers
-            .get("x-message-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        Ok(Delivery {
-            provider_message_id,
-        })
+            .json(&request_body(message)))
+    }
+
+    fn message_id(&self, answer: &http::Answer) -> Option<String> {
+        let id = answer.headers.get("x-message-id")?.to_str().ok()?;
+        Some(id.to_owned())
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        vec![self.key.expose()]
     }
 }
 

@@ -42,13 +42,6 @@ impl fmt::Debug for SesTransport {
     }
 }
 
-/// What SES answered.
-struct Answer {
-    status: reqwest::StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: bytes::Bytes,
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct SendEmailAnswer {
@@ -81,33 +74,6 @@ impl SesTransport {
             region,
             credentials: credentials(dsn, env)?,
             configuration_set: dsn.option("configuration_set").map(str::to_owned),
-        })
-    }
-
-    /// Signs and posts `body`.
-    async fn post(&self, body: Vec<u8>) -> Result<Answer, TransportError> {
-        let mut request = self
-            .http
-            .post(&self.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
-        for (name, value) in self.signature(&body, SystemTime::now())? {
-            request = request.header(name, value);
-        }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| http::network_error("SES", e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| http::network_error("SES", e))?;
-        Ok(Answer {
-            status,
-            headers,
-            body,
         })
     }
 
@@ -146,33 +112,60 @@ impl SesTransport {
     }
 }
 
-#[async_trait]
-impl Transport for SesTransport {
-    async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
-        let eml = mime::to_eml(message)?;
+impl http::Provider for SesTransport {
+    const NAME: &'static str = "SES";
+
+    /// `SendEmail` with the raw message, signed.
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        message: &OutgoingMessage,
+    ) -> Result<reqwest::RequestBuilder, TransportError> {
+        // SES takes no SMTPUTF8: IDN domains go in their ASCII form.
+        let eml = mime::to_eml(message, mime::AddressForm::Ascii)?;
         let body = serde_json::to_vec(&body::SendEmail::new(
             message,
             &eml,
             self.configuration_set.as_deref(),
         ))
         .map_err(|e| TransportError::permanent(format!("cannot encode the SES request: {e}")))?;
-        let answer = self.post(body).await?;
-        if !answer.status.is_success() {
-            let hint = http::parse_retry_after(&answer.headers, SystemTime::now());
-            return Err(error::classify(
-                answer.status,
-                &answer.headers,
-                &answer.body,
-                hint,
-            ));
+        let mut request = client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        for (name, value) in self.signature(&body, SystemTime::now())? {
+            request = request.header(name, value);
         }
-        // A 200 whose body we cannot read was still accepted: never send it twice.
-        let id = serde_json::from_slice::<SendEmailAnswer>(&answer.body)
-            .ok()
-            .and_then(|a| a.message_id);
-        Ok(Delivery {
-            provider_message_id: id,
-        })
+        Ok(request.body(body))
+    }
+
+    /// A 200 whose body we cannot read was still accepted: never send it twice.
+    fn message_id(&self, answer: &http::Answer) -> Option<String> {
+        serde_json::from_slice::<SendEmailAnswer>(&answer.body)
+            .ok()?
+            .message_id
+    }
+
+    /// SES's own error codes decide, before the status (see `error`).
+    fn judge(&self, answer: &http::Answer) -> Result<Delivery, TransportError> {
+        if answer.status.is_success() {
+            return Ok(Delivery {
+                provider_message_id: self.message_id(answer),
+            });
+        }
+        let hint = http::parse_retry_after(&answer.headers, SystemTime::now());
+        Err(error::classify(
+            answer.status,
+            &answer.headers,
+            &answer.body,
+            hint,
+        ))
+    }
+}
+
+#[async_trait]
+impl Transport for SesTransport {
+    async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
+        http::deliver(&self.http, self, message).await
     }
 }
 

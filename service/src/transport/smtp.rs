@@ -15,26 +15,26 @@ mod connect;
 mod conversation;
 mod pool;
 mod settings;
+mod transaction;
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use lettre::address::Envelope;
-use lettre::transport::smtp::commands::{Data, Mail, Noop, Rcpt};
-use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::commands::Noop;
 use lettre::transport::smtp::response::Response;
 use tokio::sync::Semaphore;
 
-use super::{Delivery, Dsn, DsnError, Transport, TransportError, mime};
+use super::{Delivery, Dsn, DsnError, Transport, TransportError};
 use crate::email::OutgoingMessage;
 use crate::oauth::AccessToken;
 use classify::{accepted_id, classify, is_token_refusal, token_error};
 use connect::{Connection, Failure};
-use conversation::{Conversation, mask};
+use conversation::Conversation;
 use pool::Pool;
 use settings::Settings;
+use transaction::{Forms, transaction};
 
 /// Delivers over SMTP. Cheap to share: one per configured DSN.
 pub struct SmtpTransport {
@@ -50,10 +50,7 @@ pub struct SmtpTransport {
 /// What one attempt does on its connection.
 #[derive(Clone, Copy)]
 enum Job<'a> {
-    Send {
-        envelope: &'a Envelope,
-        bytes: &'a [u8],
-    },
+    Send(&'a Forms),
     Check,
 }
 
@@ -138,7 +135,7 @@ impl SmtpTransport {
     /// Runs `job` on `connection`.
     async fn finish(&self, connection: &mut Connection, job: Job<'_>) -> Result<Response, Failure> {
         match job {
-            Job::Send { envelope, bytes } => transaction(connection, envelope, bytes).await,
+            Job::Send(forms) => transaction(connection, forms).await,
             Job::Check => {
                 connection.log.sent("NOOP");
                 let reply = connection.smtp.command(Noop).await;
@@ -183,71 +180,11 @@ impl SmtpTransport {
     }
 }
 
-/// MAIL FROM, RCPT TO for each recipient, DATA and the message, as lettre's
-/// `send` does, but step by step so that each step is in the log.
-async fn transaction(
-    connection: &mut Connection,
-    envelope: &Envelope,
-    bytes: &[u8],
-) -> Result<Response, Failure> {
-    let Connection { smtp, log, .. } = connection;
-    let info = smtp.server_info();
-    let mut parameters = Vec::new();
-    let mut addresses = envelope.from().into_iter().chain(envelope.to());
-    if addresses.any(|a| !address(a).is_ascii()) {
-        if !info.supports_feature(Extension::SmtpUtfEight) {
-            return Err(Failure::Refused(format!(
-                "{} does not support SMTPUTF8, needed for a non-ASCII address",
-                info.name()
-            )));
-        }
-        parameters.push(MailParameter::SmtpUtfEight);
-    }
-    if !bytes.is_ascii() {
-        if !info.supports_feature(Extension::EightBitMime) {
-            return Err(Failure::Refused(format!(
-                "{} does not support 8BITMIME, needed for this message",
-                info.name()
-            )));
-        }
-        parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
-    }
-    let sender = envelope
-        .from()
-        .map(|a| mask(address(a)))
-        .unwrap_or_default();
-    let shown: String = parameters.iter().map(|p| format!(" {p}")).collect();
-    log.sent(format!("MAIL FROM:<{sender}>{shown}"));
-    let reply = smtp
-        .command(Mail::new(envelope.from().cloned(), parameters))
-        .await;
-    log.answer(&reply);
-    reply.map_err(stale_or_smtp)?;
-    for recipient in envelope.to() {
-        log.sent(format!("RCPT TO:<{}>", mask(address(recipient))));
-        let reply = smtp.command(Rcpt::new(recipient.clone(), Vec::new())).await;
-        log.answer(&reply);
-        reply.map_err(Failure::Smtp)?;
-    }
-    log.sent("DATA");
-    let reply = smtp.command(Data).await;
-    log.answer(&reply);
-    reply.map_err(Failure::Smtp)?;
-    log.sent(format!("<message, {} bytes, not logged>", bytes.len()));
-    let reply = smtp.message(bytes).await;
-    log.answer(&reply);
-    reply.map_err(Failure::Smtp)
-}
-
-fn address(a: &lettre::Address) -> &str {
-    a.as_ref()
-}
-
 /// The first command on a connection: failing without a reply, or with
 /// `421`, means the server closed it (possibly while it idled).
 fn stale_or_smtp(error: lettre::transport::smtp::Error) -> Failure {
     let closed = error.status().is_none() && !error.is_client();
-    let code_421 = error.status().is_some_and(|c| c.to_string() == "421");
+    let code_421 = classify::reply_code(&error) == Some(421);
     if closed || code_421 {
         Failure::Stale(error)
     } else {
@@ -258,14 +195,8 @@ fn stale_or_smtp(error: lettre::transport::smtp::Error) -> Failure {
 #[async_trait]
 impl Transport for SmtpTransport {
     async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
-        let email = mime::build_mime(message)?;
-        let (envelope, bytes) = (email.envelope(), email.formatted());
-        let response = self
-            .run(Job::Send {
-                envelope,
-                bytes: &bytes,
-            })
-            .await?;
+        let forms = Forms::of(message)?;
+        let response = self.run(Job::Send(&forms)).await?;
         Ok(Delivery {
             provider_message_id: accepted_id(&response),
         })

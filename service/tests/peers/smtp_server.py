@@ -159,6 +159,7 @@ def server_factory(args, handler):
             auth_require_tls=False,
             authenticator=authenticator,
             auth_exclude_mechanism=[] if authenticator else ["PLAIN", "LOGIN"],
+            enable_SMTPUTF8=args.smtputf8,
         )
         smtp.connection_number = next(numbers)
         return smtp
@@ -266,6 +267,7 @@ def main():
     p.add_argument("--fail-at", choices=["rcpt", "data"], default="rcpt")
     p.add_argument("--fail-times", type=int, default=0, help="fail only the first N messages (0: all)")
     p.add_argument("--reply-delay", type=float, default=0, help="wait this many seconds before every reply")
+    p.add_argument("--smtputf8", action="store_true", help="offer SMTPUTF8 (off by default, as aiosmtpd)")
     p.add_argument("--stall-data", type=float, default=0, help="wait this many seconds before answering DATA")
     args = p.parse_args()
     if args.make_certs:

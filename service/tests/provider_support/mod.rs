@@ -111,6 +111,7 @@ pub fn expect_refused_credentials(result: Result<Delivery, TransportError>) -> S
         Err(TransportError::Permanent {
             message,
             credentials: true,
+            ..
         }) => message,
         other => panic!("expected a refusal of the credentials, got {other:?}"),
     }

@@ -15,27 +15,8 @@ const MAX_BODY: usize = 64 * 1024;
 pub(super) const MAX_ERROR_TEXT: usize = 500;
 /// Longest wait we accept from a provider's hint; beyond it a hint is likely wrong.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
-/// 2xx, else the [`TransportError`] its status calls for (see [`error_for`]).
-pub async fn classify(
-    provider: &str,
-    resp: reqwest::Response,
-) -> Result<(StatusCode, HeaderMap, Bytes), TransportError> {
-    let (status, headers, body) = read_answer(provider, resp).await?;
-    if status.is_success() {
-        return Ok((status, headers, body));
-    }
-    Err(error_for(
-        provider,
-        status,
-        &headers,
-        &body,
-        SystemTime::now(),
-    ))
-}
-
-/// Reads the answer without judging it, for providers whose body can
-/// contradict the status (a 200 carrying an error, a 4xx that is transient).
-pub async fn read_answer(
+/// Reads the answer without judging it: [`super::Provider::judge`] does.
+pub(super) async fn read_answer(
     provider: &str,
     resp: reqwest::Response,
 ) -> Result<(StatusCode, HeaderMap, Bytes), TransportError> {
@@ -86,16 +67,14 @@ pub fn status_error(
     message: String,
     now: SystemTime,
 ) -> TransportError {
-    if is_transient_status(status) {
-        TransportError::Transient {
-            message,
-            retry_after: parse_retry_after(headers, now),
-        }
+    let error = if is_transient_status(status) {
+        TransportError::transient_after(message, parse_retry_after(headers, now))
     } else if matches!(status.as_u16(), 401 | 403) {
         TransportError::refused_credentials(message)
     } else {
         TransportError::permanent(message)
-    }
+    };
+    error.with_code(status.as_u16())
 }
 
 /// Whether an HTTP status calls for a later retry.
@@ -227,24 +206,5 @@ pub fn without_secret(err: TransportError, secret: &str) -> TransportError {
     if secret.is_empty() || !err.detail().contains(secret) {
         return err;
     }
-    let scrub = |m: String| m.replace(secret, "<redacted>");
-    match err {
-        TransportError::Transient {
-            message,
-            retry_after,
-        } => TransportError::Transient {
-            message: scrub(message),
-            retry_after,
-        },
-        TransportError::Auth { message } => TransportError::Auth {
-            message: scrub(message),
-        },
-        TransportError::Permanent {
-            message,
-            credentials,
-        } => TransportError::Permanent {
-            message: scrub(message),
-            credentials,
-        },
-    }
+    err.map_message(|m| m.replace(secret, "<redacted>"))
 }

@@ -63,10 +63,12 @@ fn statuses_are_classified() {
     for code in [408, 429, 500, 502, 503, 504] {
         let err = error_for("p", StatusCode::from_u16(code).unwrap(), &h, b"", now);
         assert_eq!(err.retry_after(), Some(Duration::from_secs(3)), "{code}");
+        assert_eq!(err.code(), Some(code));
     }
     for code in [300, 400, 401, 403, 404, 409, 413, 422, 501] {
         let err = error_for("p", StatusCode::from_u16(code).unwrap(), &h, b"", now);
         assert!(matches!(err, TransportError::Permanent { .. }), "{code}");
+        assert_eq!(err.code(), Some(code));
     }
 }
 

@@ -6,11 +6,14 @@
 //! written into headers. SES replaces the `Message-ID` header with its own, so
 //! our message id also travels as the tag `mailbridge-id`, next to the tenant.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 
 use crate::email::OutgoingMessage;
+use crate::transport::mime::ascii_address;
 
 /// Most tags SES takes on one message.
 const MAX_TAGS: usize = 50;
@@ -21,7 +24,7 @@ const MAX_TAG_LEN: usize = 256;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct SendEmail<'a> {
-    from_email_address: &'a str,
+    from_email_address: Cow<'a, str>,
     destination: Destination<'a>,
     content: Content,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -33,11 +36,11 @@ pub(super) struct SendEmail<'a> {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct Destination<'a> {
-    to_addresses: Vec<&'a str>,
+    to_addresses: Vec<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    cc_addresses: Vec<&'a str>,
+    cc_addresses: Vec<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    bcc_addresses: Vec<&'a str>,
+    bcc_addresses: Vec<Cow<'a, str>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -67,9 +70,11 @@ impl<'a> SendEmail<'a> {
         eml: &[u8],
         configuration_set: Option<&'a str>,
     ) -> Self {
-        let emails = |list: &'a [crate::email::Mailbox]| list.iter().map(|m| m.email.as_str());
+        // SES takes no SMTPUTF8: IDN domains go in their ASCII form.
+        let emails =
+            |list: &'a [crate::email::Mailbox]| list.iter().map(|m| ascii_address(&m.email));
         Self {
-            from_email_address: &msg.from.email,
+            from_email_address: ascii_address(&msg.from.email),
             destination: Destination {
                 to_addresses: emails(&msg.to).collect(),
                 cc_addresses: emails(&msg.cc).collect(),

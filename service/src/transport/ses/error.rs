@@ -56,16 +56,14 @@ pub(super) fn classify(
     let (code, text) = parse(headers, body);
     let code = code.unwrap_or_else(|| status.as_u16().to_string());
     let message = format!("SES: HTTP {status}: {code}: {text}");
-    if TRANSIENT.contains(&code.as_str()) || http::is_transient_status(status) {
-        TransportError::Transient {
-            message,
-            retry_after,
-        }
+    let error = if TRANSIENT.contains(&code.as_str()) || http::is_transient_status(status) {
+        TransportError::transient_after(message, retry_after)
     } else if AUTH.contains(&code.as_str()) {
-        TransportError::Auth { message }
+        TransportError::auth(message)
     } else {
         TransportError::permanent(message)
-    }
+    };
+    error.with_code(status.as_u16())
 }
 
 /// The error code and message, from the header, the JSON or the XML body.

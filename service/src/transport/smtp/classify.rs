@@ -21,14 +21,15 @@ pub(super) fn classify(server: &str, error: &SmtpError) -> TransportError {
         return without_reply(server, error);
     };
     let message = format!("{server} answered {code} {}", reply_text(error));
-    if AUTH_CODES.contains(&code) {
-        TransportError::Auth { message }
+    let class = if AUTH_CODES.contains(&code) {
+        TransportError::auth(message)
     } else if error.is_permanent() {
         TransportError::permanent(message)
     } else {
         // 4xx, and anything odd: a later attempt may pass.
         TransportError::transient(message)
-    }
+    };
+    class.with_code(code)
 }
 
 /// Whether the server refused an XOAUTH2 access token (so a fresh one may pass).
@@ -46,7 +47,7 @@ pub(super) fn token_error(error: &OAuthError) -> TransportError {
         // The configured client or key is refused. Classed as an auth failure
         // (retried later), not permanent: once an operator fixes the secret,
         // the waiting mail goes out instead of having been dead-lettered.
-        TransportError::Auth { message }
+        TransportError::auth(message)
     }
 }
 
@@ -70,8 +71,9 @@ fn is_enhanced_code(word: &str) -> bool {
     word.split('.').count() == 3 && word.split('.').all(|p| p.parse::<u16>().is_ok())
 }
 
-fn reply_code(error: &SmtpError) -> Option<u16> {
-    error.status().and_then(|c| c.to_string().parse().ok())
+/// The reply's code as lettre read it off the wire.
+pub(super) fn reply_code(error: &SmtpError) -> Option<u16> {
+    error.status().map(u16::from)
 }
 
 /// The reply lines lettre keeps as the error's source.
@@ -86,14 +88,14 @@ fn reply_text(error: &SmtpError) -> String {
 fn without_reply(server: &str, error: &SmtpError) -> TransportError {
     let text = chain(error);
     if error.is_client() && text.contains(XOAUTH2_CHALLENGE) {
-        return TransportError::Auth {
-            message: format!("{server} refused the OAuth2 access token (XOAUTH2 challenge)"),
-        };
+        return TransportError::auth(format!(
+            "{server} refused the OAuth2 access token (XOAUTH2 challenge)"
+        ));
     }
     if error.is_client() && text.contains("No compatible authentication mechanism") {
-        return TransportError::Auth {
-            message: format!("{server} offers none of the configured AUTH mechanisms"),
-        };
+        return TransportError::auth(format!(
+            "{server} offers none of the configured AUTH mechanisms"
+        ));
     }
     let what = if error.is_timeout() {
         "timed out"

@@ -1,0 +1,217 @@
+//! Accepting HTTP connections within the serving limits (the service faces
+//! untrusted networks): a connection sends its request head within the
+//! header timeout, its body within the body timeout (408 beyond), stays idle
+//! between requests at most the idle timeout, and beyond the connection cap
+//! new connections are closed at once, so that a crowd of idle or slow
+//! clients cannot exhaust file descriptors or threads.
+
+mod clock;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
+
+use clock::{ConnectionClock, Watched};
+
+use crate::api::MAX_BODY_BYTES;
+use crate::api::error::ApiError;
+
+/// How long the accept loop waits after a failed accept (out of file
+/// descriptors, say) before trying again, instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long a keep-alive connection may stay idle between requests: longer
+/// than clients keep theirs (Java's HttpClient: 30 s), so that the client,
+/// not the server, closes an idle connection and no request meets a closing one.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The serving limits of DESIGN.md.
+#[derive(Debug, Clone, Copy)]
+pub struct ServingLimits {
+    /// Time to send a complete request head, from its first byte (from the
+    /// accept for a connection's first request).
+    pub header_timeout: Duration,
+    /// Time a keep-alive connection may stay idle between requests.
+    pub idle_timeout: Duration,
+    /// Time to send the whole body, counted from the end of the head.
+    pub body_timeout: Duration,
+    /// Open connections beyond which new ones are closed at once.
+    pub max_connections: usize,
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown` completes;
+/// then stops accepting and waits for open connections to finish their
+/// requests (idle ones close at once).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ServingLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let app = app.layer(middleware::from_fn(move |req, next| {
+        body_deadline(limits.body_timeout, req, next)
+    }));
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    // No timer for hyper: the connection's clock bounds heads and idle time.
+    let http = http1::Builder::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "could not accept a connection");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(
+                max = limits.max_connections,
+                "too many open connections: closing a new one"
+            );
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let clock = ConnectionClock::start(limits.header_timeout, limits.idle_timeout);
+        let connection = serve_connection(&http, &graceful, stream, &app, clock.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            // Dropping a connection that used up its time closes it.
+            tokio::select! {
+                () = connection => {}
+                () = clock.expired() => {}
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Serves the requests of one connection, keeping its clock; ends early
+/// (idle ones at once) when `graceful` shuts down.
+fn serve_connection(
+    http: &http1::Builder,
+    graceful: &GracefulShutdown,
+    stream: TcpStream,
+    app: &Router,
+    clock: Arc<ConnectionClock>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let app = app.clone();
+    let watched = clock.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        clock.serving();
+        let (clock, app) = (clock.clone(), app.clone());
+        async move {
+            let response = app.oneshot(req).await;
+            clock.served();
+            response
+        }
+    });
+    let io = TokioIo::new(Watched {
+        io: stream,
+        clock: watched,
+    });
+    let connection = graceful.watch(http.serve_connection(io, service));
+    async move {
+        // A client that breaks off is no error of ours.
+        let _ = connection.await;
+    }
+}
+
+/// Reads the whole body within `timeout` (408 beyond) and at most
+/// [`MAX_BODY_BYTES`] (413 beyond, at once when announced), then hands the
+/// request on with its body in memory.
+async fn body_deadline(timeout: Duration, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let announced = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return closing(too_large());
+    }
+    match tokio::time::timeout(timeout, collect(body)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err(refusal)) => closing(refusal),
+        Err(_) => closing(ApiError::body_timeout(format!(
+            "the request body did not arrive within {}",
+            humantime::format_duration(timeout)
+        ))),
+    }
+}
+
+async fn collect(body: Body) -> Result<Bytes, ApiError> {
+    let mut chunks = body.into_data_stream();
+    let mut collected = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk
+            .map_err(|_| ApiError::bad_request("the request body could not be read to its end"))?;
+        if collected.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        collected.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(collected))
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "the request body is larger than 1 MiB",
+    )
+}
+
+/// The answer, and the connection closes: what is left of the body is not read.
+fn closing(error: ApiError) -> Response {
+    let mut response = error.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Raises the soft limit of open files to the hard one, so that the
+/// connection cap, not the process's default soft limit (often 1024), is
+/// what bounds connections. Failing to do so is not fatal.
+#[cfg(unix)]
+pub fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return;
+    }
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    if let Err(error) = setrlimit(Resource::Nofile, raised) {
+        tracing::warn!(%error, "could not raise the limit of open files");
+    }
+}
+
+/// Nothing to raise on this platform.
+#[cfg(not(unix))]
+pub fn raise_open_files_limit() {}
