@@ -11,6 +11,7 @@ say why and do not fail the run).
 import argparse
 import json
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,6 +56,9 @@ def run_one(name, args, work):
         report = {"scenario": name, "broken": ["the scenario itself failed:\n" + traceback.format_exc() + output]}
     report["seconds"] = round(time.time() - began, 1)
     print_report(report)
+    if not report["broken"] and not args.keep:
+        # Databases add up over a full run: keep only what explains a failure.
+        shutil.rmtree(Path(work) / name, ignore_errors=True)
     return report
 
 
@@ -99,7 +103,7 @@ def main():
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
             "reports": reports}, indent=2))
     if not args.keep and not broken:
-        subprocess.run(["rm", "-rf", str(work)])
+        shutil.rmtree(work, ignore_errors=True)
     print()
     print(f"FAILED: {', '.join(broken)} (logs in {work})" if broken else f"all {len(names)} scenario(s) kept every promise")
     return 1 if broken else 0
