@@ -67,7 +67,7 @@ class Context:
         if peers.postgres_bin() is None:
             raise Skip("no PostgreSQL server binaries (run scripts/test-deps.sh)")
         pg = peers.Postgres(self.work)
-        self.stack.callback(pg.stop)
+        self.stack.callback(pg.remove)
         return pg.create()
 
     def toxiproxy(self):

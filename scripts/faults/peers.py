@@ -208,6 +208,11 @@ class Postgres:
         except subprocess.CalledProcessError:
             pass  # not running
 
+    def remove(self):
+        """Stops the server and removes its data (its log stays)."""
+        self.stop()
+        shutil.rmtree(self.dir / "data", ignore_errors=True)
+
     def query(self, sql):
         out = subprocess.run([str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U",
                               "mailbridge", "-d", "faults", "-Atc", sql], capture_output=True, text=True,
