@@ -224,6 +224,19 @@ impl From<crate::queue::StoreError> for ApiError {
     /// `Retry-After`, the cause in the log only.
     fn from(error: crate::queue::StoreError) -> Self {
         tracing::error!(error = %error, "the queue store failed while handling a request");
+        if error.outcome_unknown() {
+            // Not 503: a caller may take 503 as "not stored" and send the
+            // email another way. The same key again tells which it was.
+            return Self {
+                retry_after: Some(Duration::from_secs(5)),
+                ..Self::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "the queue store did not confirm the commit, and it may have happened: repeat the \
+                     request with the same Idempotency-Key to learn the message's id (it is never \
+                     stored twice)",
+                )
+            };
+        }
         Self::unavailable(
             "the queue store did not answer; try again shortly (a retry with the same \
              Idempotency-Key cannot send twice; the cause is in the service log)",

@@ -181,12 +181,19 @@ pub(crate) fn answer(
         }
         Err(e) => {
             health.failed(ops);
+            let unknown = super::outcome_unknown(&e);
             let e = format!("{e:#}");
-            tracing::error!(error = %e, count = replies.len(), "could not commit queue changes; none of them is stored, callers get an error");
+            if unknown {
+                tracing::error!(error = %e, count = replies.len(), "queue changes may or may not be committed; callers are told so");
+            } else {
+                tracing::error!(error = %e, count = replies.len(), "could not commit queue changes; none of them is stored, callers get an error");
+            }
             for reply in replies {
-                let _ = reply.send(Err(StoreError(anyhow::anyhow!(
-                    "commit failed, nothing stored: {e}"
-                ))));
+                let error = match unknown {
+                    true => anyhow::Error::new(super::OutcomeUnknown).context(e.clone()),
+                    false => anyhow::anyhow!("commit failed, nothing stored: {e}"),
+                };
+                let _ = reply.send(Err(StoreError(error)));
             }
         }
     }

@@ -258,6 +258,42 @@ impl QueueStats {
 #[error("queue store: {0}")]
 pub struct StoreError(#[from] pub anyhow::Error);
 
+impl StoreError {
+    /// Whether the change may have been stored after all: the commit was sent
+    /// but its answer was lost, and the store could not find out.
+    pub fn outcome_unknown(&self) -> bool {
+        outcome_unknown(&self.0)
+    }
+}
+
+/// Whether `error` has [`OutcomeUnknown`] among its causes.
+pub(crate) fn outcome_unknown(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.is::<OutcomeUnknown>())
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context as _;
+
+    use super::{OutcomeUnknown, StoreError};
+
+    #[test]
+    fn an_unknown_outcome_is_recognised_through_every_wrapping() {
+        let root = anyhow::Error::new(OutcomeUnknown).context("committing: connection reset");
+        let store = StoreError(root);
+        assert!(store.outcome_unknown());
+        let wrapped: Result<(), StoreError> = Err(store);
+        let again = StoreError(wrapped.context("storing a message").unwrap_err());
+        assert!(again.outcome_unknown());
+        assert!(!StoreError(anyhow::anyhow!("disk full")).outcome_unknown());
+    }
+}
+
+/// The cause of a [`StoreError`] whose change may or may not be committed.
+#[derive(Debug, thiserror::Error)]
+#[error("the commit's answer was lost and the store could not be asked whether it happened")]
+pub struct OutcomeUnknown;
+
 /// The durable queue. One implementation per database; the worker and the API
 /// only see this trait.
 #[async_trait]

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::email::OutgoingMessage;
 use crate::queue::batch::{self, Answer, Health, IDEMPOTENCY_WINDOW, MAX_BATCH, Op, Write};
-use crate::queue::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, Status};
+use crate::queue::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, OutcomeUnknown, Status};
 
 /// Groups in flight at once per replica.
 pub(super) const WRITERS: usize = 4;
@@ -41,8 +41,63 @@ async fn group(pool: &PgPool, ops: &[Op]) -> anyhow::Result<Vec<Answer>> {
     for op in ops {
         answers.push(apply(&mut tx, op).await?);
     }
-    tx.commit().await.context("committing")?;
-    Ok(answers)
+    match tx.commit().await {
+        Ok(()) => Ok(answers),
+        Err(e) => settle(pool, answers, e).await,
+    }
+}
+
+/// A `COMMIT` that failed on the way (connection reset, server stopped) may
+/// have happened on the server all the same. Its new messages decide: all of
+/// them there, the group is committed; none there (asked twice), it is not;
+/// the server out of reach, nobody can know, and callers are told so
+/// ([`OutcomeUnknown`]) rather than that nothing was stored. Claims and
+/// outcomes alone need no answer: leases decide for them.
+async fn settle(
+    pool: &PgPool,
+    answers: Vec<Answer>,
+    error: sqlx::Error,
+) -> anyhow::Result<Vec<Answer>> {
+    let ids: Vec<Uuid> = answers
+        .iter()
+        .filter_map(|a| match a {
+            Answer::Enqueued(Enqueued::Created(id)) => Some(*id),
+            Answer::Enqueued(Enqueued::Claimed(lease)) => Some(lease.id),
+            _ => None,
+        })
+        .collect();
+    let failed = anyhow::Error::new(error).context("committing");
+    if ids.is_empty() {
+        return Err(failed);
+    }
+    for pause in [Duration::from_millis(200), Duration::from_secs(1)] {
+        tokio::time::sleep(pause).await;
+        let count = tokio::time::timeout(Duration::from_secs(3), stored(pool, &ids)).await;
+        match count {
+            Ok(Ok(n)) if n == ids.len() => {
+                tracing::warn!(
+                    count = n,
+                    "a commit's answer was lost, but the messages are stored"
+                );
+                return Ok(answers);
+            }
+            Ok(Ok(0)) => continue,
+            _ => break,
+        }
+    }
+    match tokio::time::timeout(Duration::from_secs(3), stored(pool, &ids)).await {
+        Ok(Ok(0)) => Err(failed),
+        _ => Err(anyhow::Error::new(OutcomeUnknown).context(format!("{failed:#}"))),
+    }
+}
+
+/// How many of `ids` are in the table.
+async fn stored(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<usize> {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_one(pool)
+        .await?;
+    Ok(usize::try_from(n).unwrap_or_default())
 }
 
 async fn apply(conn: &mut PgConnection, op: &Op) -> anyhow::Result<Answer> {
