@@ -63,6 +63,13 @@ class Judge(unittest.TestCase):
         events = delivery(str(uuid.uuid4()), 1, token="r1")
         self.assertTrue(judge("s", answers, {}, events)["broken"])
 
+    def test_a_504_may_be_delivered_later(self):
+        answers = [Answer(token="u1", target="x", status=504, problem=True)]
+        events = delivery(str(uuid.uuid4()), 1, token="u1")
+        self.assertEqual(judge("s", answers, {}, events)["broken"], [])
+        answers[0].problem = False
+        self.assertTrue(judge("s", answers, {}, events)["broken"])
+
     def test_only_503_with_problem_and_retry_after(self):
         for answer in (Answer(token="a", target="x", status=500, problem=True, retry_after="1"),
                        Answer(token="b", target="x", status=503, problem=False, retry_after="1"),

@@ -46,16 +46,22 @@ def sink_view(events):
 
 
 def refusal_problems(refused, tokens):
-    """What is wrong with the refusals: kind -> example tokens."""
+    """What is wrong with the refusals: kind -> example tokens. 503 means
+    "not stored"; 504 means "the database did not confirm the commit, and it
+    may have happened" (README, "Choices we made")."""
     problems = {}
     for a in refused:
-        if a.status >= 500 and a.status != 503:
-            problems.setdefault(f"answered {a.status} (of 5xx, only 503 is allowed)", []).append(a.token)
+        if a.status >= 500 and a.status not in (503, 504):
+            problems.setdefault(f"answered {a.status} (of 5xx, only 503 and 504 are documented)",
+                                []).append(a.token)
         elif a.status == 503 and not (a.problem and a.retry_after):
             problems.setdefault("answered 503 without problem+json and Retry-After", []).append(a.token)
+        elif a.status == 504 and not a.problem:
+            problems.setdefault("answered 504 without problem+json", []).append(a.token)
         elif a.status < 500 and a.status != 429:
             problems.setdefault(f"answered {a.status} to a valid request", []).append(a.token)
-        if a.token in tokens:
+        # 504 says the commit's outcome is unknown: such a message may go.
+        if a.token in tokens and a.status != 504:
             problems.setdefault(f"answered {a.status}, yet delivered later", []).append(a.token)
     return problems
 
