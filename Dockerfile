@@ -9,6 +9,7 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY render render
 COPY service service
 COPY tests tests
 RUN cargo build --release --locked -p mailbridge

@@ -2,6 +2,7 @@
 # Installs what the test suite needs beyond Rust and Java, once, under ~/.cache:
 # a Python virtualenv with the SMTP server (aiosmtpd) and the SES emulator (moto);
 # Debian's PostgreSQL server binaries (the tests start their own servers);
+# Chromium and Playwright for the render parity test;
 # and Toxiproxy for the network faults of scripts/faults.sh.
 # Safe to run again: work already done is skipped.
 set -euo pipefail
@@ -30,6 +31,20 @@ if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
 fi
 # The Debian package starts a cluster of its own; the tests do not use it.
 echo "test-deps: postgres at $(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+
+# Headless Chromium runs the browser module (render/wasm/render.js) in the
+# render parity test: Debian's browser (Playwright's own download does not
+# work everywhere), driven by Playwright for Python.
+if ! command -v chromium >/dev/null; then
+  echo "test-deps: installing Chromium from Debian's packages"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+if ! "$VENV/bin/python" -c "import playwright" 2>/dev/null; then
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check 'playwright>=1.40,<2'
+fi
+echo "test-deps: chromium at $(command -v chromium)"
 
 # Toxiproxy (Shopify's), for the network faults of scripts/faults.sh: built from
 # the Go module proxy into $CACHE/bin as toxiproxy-server and toxiproxy-cli.

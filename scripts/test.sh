@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of mailbridge: formatting and lints, the Rust service's unit and
-# black-box tests (real SMTP servers, the SES emulator), the Keycloak extension's
-# unit tests, the end-to-end suite through a real Keycloak, and the quick part
-# of the fault suite (scripts/faults.sh) against the release binary.
+# black-box tests (real SMTP servers, the SES emulator), the renderer built as
+# WebAssembly, the Keycloak extension's unit tests (with the renderer in the JVM),
+# the end-to-end suite (a real Keycloak, and the JVM's renders against the
+# service's), and the quick part of the fault suite (scripts/faults.sh) against
+# the release binary.
 # Installs what it needs first (cached under ~/.cache/mailbridge). Exits non-zero
 # when any step fails, after running them all.
 set -uo pipefail
@@ -19,6 +21,8 @@ step() {
 step "test dependencies" bash scripts/test-deps.sh
 step "rustfmt" cargo fmt --all -- --check
 step "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+# Installs Debian's Rust for wasm32 when missing; the Maven build runs it again (then a no-op).
+step "renderer as WebAssembly" bash scripts/build-wasm.sh
 step "keycloak extension (maven)" mvn -B -ntp -f keycloak-extension/pom.xml verify
 step "rust tests" cargo test --workspace --locked --no-fail-fast
 step "docker-compose.yml" bash scripts/check-compose.sh

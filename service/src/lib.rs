@@ -16,7 +16,8 @@
 //! - [`api`]: the HTTP API, one file per resource, errors as problem+json,
 //!   the caller from the `Authorization` header (`api::caller`);
 //!   [`app`] assembles the router.
-//! - [`render`]: templates (minijinja), Fluent strings, HTML to text; pure.
+//! - [`render`]: templates (minijinja), Fluent strings, HTML to text: the crate
+//!   `mailbridge-render` (pure; also built as WebAssembly), plus reading a template directory.
 //! - [`queue`]: the [`queue::JobStore`] trait, the SQLite store, the pure retry
 //!   policy and the delivery worker.
 //! - [`transport`]: the [`transport::Transport`] trait, DSN parsing, SMTP,

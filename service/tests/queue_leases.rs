@@ -3,16 +3,18 @@
 //! whose lease was taken stops and records nothing, a panicking transport
 //! ends its message as `failed` once, and the worker keeps going.
 
+mod store_contract;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mailbridge::email::{Mailbox, OutgoingMessage};
+use mailbridge::email::OutgoingMessage;
 use mailbridge::queue::retry::RetryPolicy;
 use mailbridge::queue::sqlite::SqliteStore;
 use mailbridge::queue::worker::{Worker, WorkerConfig};
-use mailbridge::queue::{JobStore, MessageRecord, NewJob, Outcome, Status};
+use mailbridge::queue::{JobStore, MessageRecord, Outcome, Status};
 use mailbridge::transport::{Delivery, Transport, TransportError, Transports};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -114,30 +116,8 @@ async fn rig(steps: Vec<Step>) -> Rig {
 }
 
 async fn enqueue(store: &Arc<dyn JobStore>) -> Uuid {
-    let id = Uuid::now_v7();
-    let message = OutgoingMessage {
-        id,
-        tenant: "acme".into(),
-        message_id: format!("{}@acme.example", id.simple()),
-        from: Mailbox::new("no-reply@acme.example"),
-        envelope_from: None,
-        reply_to: None,
-        to: vec![Mailbox::new("ada@example.com")],
-        cc: vec![],
-        bcc: vec![],
-        subject: "Hi".into(),
-        text: Some("Hello".into()),
-        html: None,
-        tags: vec![],
-        metadata: Default::default(),
-    };
-    let job = NewJob {
-        message,
-        idempotency_key: None,
-        transport: "default".into(),
-        now: OffsetDateTime::now_utc(),
-        lease: None,
-    };
+    let job = store_contract::job("acme", None, OffsetDateTime::now_utc());
+    let id = job.message.id;
     store.enqueue(job).await.unwrap();
     id
 }

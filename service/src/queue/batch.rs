@@ -126,26 +126,67 @@ impl Writes {
         answer.await.map_err(|_| stopped())?
     }
 
-    /// The claimed jobs `op` answers.
-    pub(crate) async fn claim(&self, op: Op) -> Result<Vec<ClaimedJob>, StoreError> {
-        match self.apply(op).await? {
+    /// [`super::JobStore::claim`] through the writers.
+    pub(crate) async fn claim(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        match self.apply(Op::Claim { now, lease, limit }).await? {
             Answer::Claimed(jobs) => Ok(jobs),
             other => Err(unexpected(other)),
         }
     }
 
-    /// Whether the fenced write `op` applied.
-    pub(crate) async fn fenced(&self, op: Op) -> Result<bool, StoreError> {
+    /// [`super::JobStore::renew`] through the writers.
+    pub(crate) async fn renew(
+        &self,
+        lease: &Lease,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let lease = *lease;
+        self.fenced(Op::Renew { lease, until }).await
+    }
+
+    /// [`super::JobStore::record`] through the writers.
+    pub(crate) async fn record(
+        &self,
+        lease: &Lease,
+        outcome: &Outcome,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let (lease, outcome) = (*lease, outcome.clone());
+        self.fenced(Op::Record {
+            lease,
+            outcome,
+            now,
+        })
+        .await
+    }
+
+    async fn fenced(&self, op: Op) -> Result<bool, StoreError> {
         match self.apply(op).await? {
             Answer::Applied(applied) => Ok(applied),
             other => Err(unexpected(other)),
         }
     }
 
-    /// The enqueue answer of `op`.
-    pub(crate) async fn enqueue(&self, op: Op) -> Result<Enqueued, StoreError> {
-        match self.apply(op).await? {
-            Answer::Enqueued(done) => Ok(done),
+    /// [`super::JobStore::enqueue`] through the writers; a new message counts
+    /// in its tenant's pending figure at once.
+    pub(crate) async fn enqueue(
+        &self,
+        job: NewJob,
+        pending: &super::pending::PendingCache,
+    ) -> Result<Enqueued, StoreError> {
+        let tenant = job.message.tenant.clone();
+        match self.apply(Op::Enqueue(Box::new(job))).await? {
+            Answer::Enqueued(done) => {
+                if !matches!(done, Enqueued::Duplicate(_)) {
+                    pending.accepted(&tenant);
+                }
+                Ok(done)
+            }
             other => Err(unexpected(other)),
         }
     }

@@ -20,7 +20,7 @@ use sqlx::{Executor as _, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::batch::{Op, Writes};
+use super::batch::Writes;
 use super::pending::PendingCache;
 use super::{
     ClaimedJob, Enqueued, JobStore, Lease, ListFilter, MessageRecord, NewJob, Outcome, QueueStats,
@@ -132,16 +132,11 @@ fn record(row: &PgRow) -> Result<MessageRecord, StoreError> {
 #[async_trait]
 impl JobStore for PgStore {
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
-        let tenant = job.message.tenant.clone();
-        let result = self
+        Ok(self
             .writes
-            .enqueue(Op::Enqueue(Box::new(job)))
+            .enqueue(job, &self.pending)
             .await
-            .context("storing a message")?;
-        if !matches!(result, Enqueued::Duplicate(_)) {
-            self.pending.accepted(&tenant);
-        }
-        Ok(result)
+            .context("storing a message")?)
     }
 
     async fn claim(
@@ -150,12 +145,11 @@ impl JobStore for PgStore {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
-        self.writes.claim(Op::Claim { now, lease, limit }).await
+        self.writes.claim(now, lease, limit).await
     }
 
     async fn renew(&self, lease: &Lease, until: OffsetDateTime) -> Result<bool, StoreError> {
-        let lease = *lease;
-        self.writes.fenced(Op::Renew { lease, until }).await
+        self.writes.renew(lease, until).await
     }
 
     async fn record(
@@ -164,14 +158,7 @@ impl JobStore for PgStore {
         outcome: &Outcome,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let (lease, outcome) = (*lease, outcome.clone());
-        self.writes
-            .fenced(Op::Record {
-                lease,
-                outcome,
-                now,
-            })
-            .await
+        self.writes.record(lease, outcome, now).await
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<MessageRecord>, StoreError> {

@@ -207,6 +207,16 @@ pub struct Service {
 impl Service {
     /// Starts the service on `port`, delivering to `smtp_port`, sharing `secret`.
     pub async fn start(port: u16, smtp_port: u16, secret: &str) -> Service {
+        Self::start_with_templates(port, smtp_port, secret, &root().join("templates")).await
+    }
+
+    /// As [`Service::start`], rendering from the template directory `templates`.
+    pub async fn start_with_templates(
+        port: u16,
+        smtp_port: u16,
+        secret: &str,
+        templates: &Path,
+    ) -> Service {
         let dir = tempfile::tempdir().expect("temp dir");
         let vars = std::collections::BTreeMap::from([
             ("MAILBRIDGE_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
@@ -220,7 +230,7 @@ impl Service {
             ),
             (
                 "MAILBRIDGE_TEMPLATES".to_owned(),
-                root().join("templates").display().to_string(),
+                templates.display().to_string(),
             ),
             ("MAILBRIDGE_JWT_SECRET".to_owned(), secret.to_owned()),
             ("MAILBRIDGE_RETRY_BASE".to_owned(), "200ms".to_owned()),

@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
@@ -6,7 +6,29 @@ use super::*;
 
 fn shipped() -> Renderer {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../templates");
-    Renderer::new(load_dir(&dir).expect("templates load")).expect("templates compile")
+    let mut sources = TemplateSources::new();
+    read_dir(&dir, &dir, &mut sources);
+    Renderer::new(sources).expect("templates compile")
+}
+
+/// The shipped templates, as the service's `load_dir` reads them.
+fn read_dir(root: &Path, dir: &Path, sources: &mut TemplateSources) {
+    for entry in std::fs::read_dir(dir).expect("templates directory") {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            read_dir(root, &path, sources);
+        } else if path
+            .extension()
+            .is_some_and(|e| e == "j2" || e == "ftl" || e == "json")
+        {
+            let name = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            sources.insert(name, std::fs::read_to_string(&path).expect("template file"));
+        }
+    }
 }
 
 fn req<'a>(

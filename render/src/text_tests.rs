@@ -1,5 +1,5 @@
 use super::html_to_text;
-use crate::render::nesting::{HtmlTooComplex, MAX_NESTING};
+use crate::nesting::{HtmlTooComplex, MAX_NESTING};
 
 #[test]
 fn blocks_become_lines_and_links_keep_their_url() {

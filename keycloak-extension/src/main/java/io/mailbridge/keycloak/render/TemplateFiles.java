@@ -1,0 +1,91 @@
+package io.mailbridge.keycloak.render;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+
+/**
+ * A template set laid out like the service's template directory ({@code emails/…}, {@code
+ * locales/…}, {@code tenants/…}), as the renderer module takes it: one JSON object {@code {path:
+ * source}}.
+ */
+public final class TemplateFiles {
+
+    /** Where the shipped templates are inside the jar, and the list of their paths. */
+    private static final String SHIPPED = "/mailbridge/templates/";
+
+    private static final String INDEX = "/mailbridge/templates.index";
+
+    private final Map<String, String> files;
+
+    private TemplateFiles(Map<String, String> files) {
+        this.files = files;
+    }
+
+    /** The templates shipped inside the jar. */
+    public static TemplateFiles shipped() {
+        Map<String, String> files = new TreeMap<>();
+        String index = resource(INDEX);
+        for (String path : index.split("\n")) {
+            if (!path.isBlank()) {
+                files.put(path, resource(SHIPPED + path));
+            }
+        }
+        return new TemplateFiles(files);
+    }
+
+    /** Every template, Fluent file and sample under {@code dir}. */
+    public static TemplateFiles fromDirectory(Path dir) throws IOException {
+        Map<String, String> files = new TreeMap<>();
+        try (Stream<Path> walk = Files.walk(dir)) {
+            for (Path file : (Iterable<Path>) walk::iterator) {
+                String name = file.getFileName().toString();
+                boolean template =
+                        name.endsWith(".j2") || name.endsWith(".ftl") || name.endsWith(".json");
+                if (template && Files.isRegularFile(file)) {
+                    String path = dir.relativize(file).toString().replace('\\', '/');
+                    files.put(path, Files.readString(file, StandardCharsets.UTF_8));
+                }
+            }
+        }
+        return new TemplateFiles(files);
+    }
+
+    /** How many files the set holds. */
+    public int size() {
+        return files.size();
+    }
+
+    /** The set as the module's {@code mb_load_templates} takes it. */
+    public byte[] toJson() {
+        StringBuilder json = new StringBuilder();
+        json.append('{');
+        for (Map.Entry<String, String> file : files.entrySet()) {
+            if (json.length() > 1) {
+                json.append(',');
+            }
+            Json.string(json, file.getKey());
+            json.append(':');
+            Json.string(json, file.getValue());
+        }
+        json.append('}');
+        return json.toString().getBytes(StandardCharsets.UTF_8);
+    }
+
+    private static String resource(String name) {
+        try (InputStream in = TemplateFiles.class.getResourceAsStream(name)) {
+            if (in == null) {
+                throw new IllegalStateException("the jar lacks " + name + ": it was built without its templates");
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException("reading " + name + " from the jar", e);
+        }
+    }
+}

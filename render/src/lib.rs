@@ -1,0 +1,418 @@
+//! The mailbridge renderer: a pure function of template sources and data (no
+//! I/O, no threads, no clock), so that the same code runs natively in the
+//! service and compiled to WebAssembly inside Keycloak (`render/wasm`,
+//! `scripts/build-wasm.sh`) with byte-identical output.
+//!
+//! Layout of the sources (paths relative to the template directory):
+//!
+//! ```text
+//! emails/<name>/subject.j2 | html.j2 | text.j2    text.j2 optional: derived from the HTML
+//! emails/<name>/<lang>/…                          a language's own version
+//! emails/<name>/sample.json                       sample data (for tests and `mailbridge check`)
+//! locales/<lang>.ftl                              shared strings, `t("key", name=value)`
+//! layouts/base.html.j2                            the HTML frame the emails extend
+//! tenants/<tenant>/emails/<name>/…                a tenant's override (also per language)
+//! tenants/<tenant>/layouts/base.html.j2           a tenant's frame
+//! ```
+
+mod fluent;
+mod nesting;
+mod text;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use fluent_bundle::FluentValue;
+use minijinja::value::{Kwargs, Value};
+use minijinja::{AutoEscape, Environment, State};
+
+pub use nesting::{HtmlTooComplex, MAX_NESTING};
+pub use text::html_to_text;
+
+/// The language used when a request names none, or names one we lack without content of its own.
+pub const DEFAULT_LANG: &str = "en";
+/// Bound on the work of one rendering (minijinja fuel): a runaway template fails instead of hanging.
+const FUEL: u64 = 200_000;
+/// Bound on nesting (includes, macros, recursion).
+const RECURSION_LIMIT: usize = 32;
+
+/// Template sources by relative path.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateSources {
+    files: BTreeMap<String, String>,
+}
+
+impl TemplateSources {
+    /// No sources.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) the file at `path`.
+    pub fn insert(&mut self, path: impl Into<String>, contents: impl Into<String>) {
+        self.files.insert(path.into(), contents.into());
+    }
+}
+
+/// What to render.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderRequest<'a> {
+    /// The tenant whose overrides apply.
+    pub tenant: &'a str,
+    /// The template name (`password-reset`, …).
+    pub template: &'a str,
+    /// The recipient's language (`de`, `de-AT`, …).
+    pub locale: Option<&'a str>,
+    /// The template's data.
+    pub data: &'a serde_json::Value,
+    /// Refuse with [`RenderError::LanguageUnavailable`] rather than use another language.
+    pub require_locale: bool,
+}
+
+/// A rendered email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The subject line (one line).
+    pub subject: String,
+    /// The HTML body.
+    pub html: String,
+    /// The plain-text body.
+    pub text: String,
+}
+
+/// Why a template could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// No such template, for this tenant or shipped.
+    #[error("unknown template `{name}`")]
+    UnknownTemplate {
+        /// The name asked for.
+        name: String,
+    },
+    /// The template exists, but not in this language.
+    #[error("template `{template}` is not available in `{locale}`")]
+    LanguageUnavailable {
+        /// The template.
+        template: String,
+        /// The language asked for.
+        locale: String,
+    },
+    /// A template or Fluent file does not parse.
+    #[error("{path}: {detail}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Rendering failed (bad data, a runaway loop).
+    #[error("rendering `{template}` failed: {detail}")]
+    Render {
+        /// The template file.
+        template: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The rendered HTML nests too deep to derive its text.
+    #[error("rendering `{template}`: {source}")]
+    HtmlTooComplex {
+        /// The template.
+        template: String,
+        /// The bound that was passed.
+        source: HtmlTooComplex,
+    },
+    /// Reading the template directory failed.
+    #[error("{path}: {detail}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+/// Compiled templates and strings. Cheap to share.
+#[derive(Debug)]
+pub struct Renderer {
+    env: Environment<'static>,
+    strings: Arc<fluent::Strings>,
+    /// Paths of every template file.
+    files: BTreeSet<String>,
+    samples: BTreeMap<String, serde_json::Value>,
+}
+
+impl Renderer {
+    /// Compiles every template and Fluent file; a syntax error names its file.
+    pub fn new(sources: TemplateSources) -> Result<Renderer, RenderError> {
+        let mut strings = fluent::Strings::default();
+        let mut env = Environment::new();
+        env.set_fuel(Some(FUEL));
+        // Keycloak data varies by kind and version: a missing attribute renders empty.
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        env.set_recursion_limit(RECURSION_LIMIT);
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html.j2") || name.ends_with("/html.j2") {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        env.set_formatter(html_formatter);
+        let mut files = BTreeSet::new();
+        let mut samples = BTreeMap::new();
+        for (path, contents) in sources.files {
+            if let Some(lang) = path
+                .strip_prefix("locales/")
+                .and_then(|p| p.strip_suffix(".ftl"))
+            {
+                strings.add(lang, &path, &contents)?;
+            } else if path.ends_with(".j2") {
+                env.add_template_owned(path.clone(), contents)
+                    .map_err(|e| RenderError::Syntax {
+                        path: path.clone(),
+                        detail: e.to_string(),
+                    })?;
+                files.insert(path);
+            } else if let Some(name) = path
+                .strip_prefix("emails/")
+                .and_then(|p| p.strip_suffix("/sample.json"))
+            {
+                let data = serde_json::from_str(&contents).map_err(|e| RenderError::Syntax {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
+                samples.insert(name.to_owned(), data);
+            }
+        }
+        let strings = Arc::new(strings);
+        let lookup = strings.clone();
+        env.add_function("t", move |state: &State, key: String, kwargs: Kwargs| {
+            let lang = state
+                .lookup("lang")
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| DEFAULT_LANG.into());
+            let mut args = Vec::new();
+            for name in kwargs.args() {
+                let value: Value = kwargs.get(name)?;
+                args.push((name.to_owned(), fluent_value(&value)));
+            }
+            Ok(lookup.format(&lang, &key, &args))
+        });
+        Ok(Renderer {
+            env,
+            strings,
+            files,
+            samples,
+        })
+    }
+
+    /// Renders `req`.
+    pub fn render(&self, req: &RenderRequest<'_>) -> Result<Rendered, RenderError> {
+        let (dir, lang) = self.resolve(req)?;
+        let layout = self.layout(req.tenant);
+        let mut ctx = match req.data {
+            serde_json::Value::Object(map) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        ctx.insert("lang".into(), lang.clone().into());
+        ctx.insert("template_name".into(), req.template.into());
+        ctx.insert("layout".into(), layout.into());
+        let ctx = serde_json::Value::Object(ctx);
+        let subject = self.render_file(&format!("{dir}/subject.j2"), &ctx)?;
+        let html = self.render_file(&format!("{dir}/html.j2"), &ctx)?;
+        let text_file = format!("{dir}/text.j2");
+        let text = if self.files.contains(&text_file) {
+            self.render_file(&text_file, &ctx)?
+        } else {
+            html_to_text(&html).map_err(|source| RenderError::HtmlTooComplex {
+                template: req.template.to_owned(),
+                source,
+            })?
+        };
+        Ok(Rendered {
+            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+            html,
+            text: text.trim().to_owned() + "\n",
+        })
+    }
+
+    /// Whether `tenant` has (its own or the shipped) template `name`.
+    pub fn has_template(&self, tenant: &str, name: &str) -> bool {
+        self.versions(tenant, name).next().is_some()
+    }
+
+    /// The shipped template names, sorted.
+    pub fn template_names(&self) -> Vec<String> {
+        let names: BTreeSet<String> = self
+            .files
+            .iter()
+            .filter_map(|f| f.strip_prefix("emails/"))
+            .filter_map(|f| f.split('/').next())
+            .filter(|name| self.has_template("", name))
+            .map(str::to_owned)
+            .collect();
+        names.into_iter().collect()
+    }
+
+    /// The sample data of a shipped template.
+    pub fn sample_data(&self, name: &str) -> Option<serde_json::Value> {
+        self.samples.get(name).cloned()
+    }
+
+    /// The directories that hold a complete version (subject and HTML) of
+    /// `name`, most specific first, each with its language (None: shared).
+    fn versions<'a>(
+        &'a self,
+        tenant: &str,
+        name: &'a str,
+    ) -> impl Iterator<Item = (String, Option<String>)> + 'a {
+        let bases = [
+            format!("tenants/{tenant}/emails/{name}"),
+            format!("emails/{name}"),
+        ];
+        bases.into_iter().flat_map(move |base| {
+            let prefix = format!("{base}/");
+            let mut found: Vec<(String, Option<String>)> = self
+                .files
+                .iter()
+                .filter_map(|f| f.strip_prefix(&prefix)?.strip_suffix("/subject.j2"))
+                .filter(|lang| !lang.contains('/'))
+                .map(|lang| (format!("{base}/{lang}"), Some(lang.to_owned())))
+                .collect();
+            if self.files.contains(&format!("{base}/subject.j2")) {
+                found.push((base.clone(), None));
+            }
+            found.retain(|(dir, _)| self.files.contains(&format!("{dir}/html.j2")));
+            found
+        })
+    }
+
+    /// The directory and language to render `req` in.
+    fn resolve(&self, req: &RenderRequest<'_>) -> Result<(String, String), RenderError> {
+        let versions: Vec<_> = self.versions(req.tenant, req.template).collect();
+        if versions.is_empty() {
+            return Err(RenderError::UnknownTemplate {
+                name: req.template.to_owned(),
+            });
+        }
+        let wanted = req.locale.map(language_candidates).unwrap_or_default();
+        for lang in &wanted {
+            if let Some(found) = self.pick(&versions, lang) {
+                return Ok(found);
+            }
+        }
+        if req.require_locale && !wanted.is_empty() {
+            return Err(RenderError::LanguageUnavailable {
+                template: req.template.to_owned(),
+                locale: req.locale.unwrap_or_default().to_owned(),
+            });
+        }
+        self.pick(&versions, DEFAULT_LANG)
+            .or_else(|| {
+                versions
+                    .iter()
+                    .find(|(_, l)| l.is_none())
+                    .map(|(d, _)| (d.clone(), DEFAULT_LANG.into()))
+            })
+            .or_else(|| {
+                versions
+                    .first()
+                    .map(|(d, l)| (d.clone(), l.clone().unwrap_or_default()))
+            })
+            .ok_or_else(|| RenderError::UnknownTemplate {
+                name: req.template.to_owned(),
+            })
+    }
+
+    /// A version in `lang`: its own directory, or the shared one when strings exist for `lang`.
+    fn pick(&self, versions: &[(String, Option<String>)], lang: &str) -> Option<(String, String)> {
+        versions
+            .iter()
+            .find(|(_, l)| match l {
+                Some(own) => own.eq_ignore_ascii_case(lang),
+                None => self.strings.has(lang),
+            })
+            .map(|(dir, _)| (dir.clone(), lang.to_owned()))
+    }
+
+    fn layout(&self, tenant: &str) -> String {
+        let own = format!("tenants/{tenant}/layouts/base.html.j2");
+        if self.files.contains(&own) {
+            own
+        } else {
+            "layouts/base.html.j2".to_owned()
+        }
+    }
+
+    fn render_file(&self, path: &str, ctx: &serde_json::Value) -> Result<String, RenderError> {
+        let failed = |e: minijinja::Error| RenderError::Render {
+            template: path.to_owned(),
+            detail: e.to_string(),
+        };
+        let ctx = Value::from(minijinja::value::Serde(ctx));
+        self.env
+            .get_template(path)
+            .map_err(failed)?
+            .render(ctx)
+            .map_err(failed)
+    }
+}
+
+/// HTML escaping of `&`, `<`, `>`, `"` and `'` only: minijinja's own also
+/// escapes `/`, which leaves links unreadable in the source of the email.
+fn html_formatter(
+    out: &mut minijinja::Output,
+    state: &mut State,
+    value: &Value,
+) -> Result<(), minijinja::Error> {
+    let text = value
+        .as_str()
+        .filter(|_| *state.auto_escape() == AutoEscape::Html && !value.is_safe());
+    let Some(text) = text else {
+        return minijinja::escape_formatter(out, state, value);
+    };
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    out.write_str(&escaped)
+        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
+}
+
+/// `de-AT` → `de-AT`, `de`; `pt_BR` → `pt-BR`, `pt`.
+fn language_candidates(locale: &str) -> Vec<String> {
+    let normalized = locale.replace('_', "-");
+    let primary = normalized
+        .split('-')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let mut out = Vec::new();
+    if normalized.contains('-') {
+        out.push(normalized.clone());
+    }
+    if !primary.is_empty() {
+        out.push(primary);
+    }
+    out
+}
+
+fn fluent_value(value: &Value) -> FluentValue<'static> {
+    match value.as_i64() {
+        Some(n) => FluentValue::from(n),
+        None => match f64::try_from(value.clone()) {
+            Ok(n) if value.is_number() => FluentValue::from(n),
+            _ => FluentValue::from(value.to_string()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;
