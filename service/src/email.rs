@@ -62,6 +62,7 @@ impl Mailbox {
                 format!("not a valid address ({e})"),
             )
         })?;
+        check_ascii_domain(&format!("{field}.email"), &self.email)?;
         if let Some(name) = &self.name {
             check_header_text(&format!("{field}.name"), name)?;
         }
@@ -92,6 +93,31 @@ impl fmt::Display for Mailbox {
             Some(name) => write!(f, "{name} <{}>", self.email),
             None => f.write_str(&self.email),
         }
+    }
+}
+
+/// An IDN domain must have a valid ASCII (punycode) form: that is what DNS
+/// and servers without SMTPUTF8 see. lettre checks the Unicode form only, and
+/// a label within 63 characters can grow past 63 octets once encoded.
+fn check_ascii_domain(field: &str, email: &str) -> Result<(), InvalidField> {
+    let Some((_, domain)) = email.rsplit_once('@') else {
+        return Ok(());
+    };
+    if domain.is_ascii() {
+        return Ok(());
+    }
+    let valid = idna::domain_to_ascii(domain).is_ok_and(|ascii| {
+        format!("postmaster@{ascii}")
+            .parse::<lettre::Address>()
+            .is_ok()
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(InvalidField::new(
+            field,
+            "the domain has no valid ASCII (punycode) form",
+        ))
     }
 }
 
@@ -252,6 +278,18 @@ mod tests {
         assert!(!has_bare_line_end("a\r\nb\r\n") && !has_bare_line_end(""));
         assert!(check_body_text("text", "a\0b").is_err());
         assert!(check_body_text("text", "a\r\nb").is_ok());
+    }
+
+    #[test]
+    fn an_idn_domain_needs_a_valid_ascii_form() {
+        // Found by fuzz/message_request: accepted, then refused by every
+        // server without SMTPUTF8 (its punycode label is over 63 octets).
+        let long = format!("a@mün{}chen.de", "x".repeat(55));
+        assert!(long.parse::<lettre::Address>().is_ok());
+        let error = Mailbox::new(long).validate("to[0]").unwrap_err();
+        assert_eq!(error.field, "to[0].email");
+        Mailbox::new("a@münchen.de").validate("to[0]").unwrap();
+        Mailbox::new("ü@example.com").validate("to[0]").unwrap();
     }
 
     #[test]
