@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Rust and Java, once, under ~/.cache:
 # a Python virtualenv with the SMTP server (aiosmtpd) and the SES emulator (moto);
-# and Debian's PostgreSQL server binaries (the tests start their own servers).
+# Debian's PostgreSQL server binaries (the tests start their own servers);
+# Chromium and Playwright for the render parity test;
+# and Toxiproxy for the network faults of scripts/faults.sh.
 # Safe to run again: work already done is skipped.
 set -euo pipefail
 
@@ -43,3 +45,27 @@ if ! "$VENV/bin/python" -c "import playwright" 2>/dev/null; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check 'playwright>=1.40,<2'
 fi
 echo "test-deps: chromium at $(command -v chromium)"
+
+# Toxiproxy (Shopify's), for the network faults of scripts/faults.sh: built from
+# the Go module proxy into $CACHE/bin as toxiproxy-server and toxiproxy-cli.
+TOXIPROXY_VERSION="v2.5.0"
+BIN="$CACHE/bin"
+if [ ! -x "$BIN/toxiproxy-server" ] || [ ! -x "$BIN/toxiproxy-cli" ] \
+   || [ "$(cat "$BIN/.toxiproxy-version" 2>/dev/null)" != "$TOXIPROXY_VERSION" ]; then
+  if command -v go >/dev/null; then
+    echo "test-deps: building Toxiproxy $TOXIPROXY_VERSION into $BIN"
+    build="$(mktemp -d)"
+    GOBIN="$build" go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
+    GOBIN="$build" go install "github.com/Shopify/toxiproxy/v2/cmd/cli@$TOXIPROXY_VERSION"
+    mkdir -p "$BIN"
+    mv "$build/server" "$BIN/toxiproxy-server"
+    mv "$build/cli" "$BIN/toxiproxy-cli"
+    echo "$TOXIPROXY_VERSION" > "$BIN/.toxiproxy-version"
+    rm -rf "$build"
+  else
+    echo "test-deps: no Go toolchain: the network faults of scripts/faults.sh will be skipped"
+  fi
+fi
+if [ -x "$BIN/toxiproxy-server" ]; then
+  echo "test-deps: toxiproxy at $BIN/toxiproxy-server"
+fi

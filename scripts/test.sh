@@ -2,7 +2,9 @@
 # Runs every test of mailbridge: formatting and lints, the Rust service's unit and
 # black-box tests (real SMTP servers, the SES emulator), the renderer built as
 # WebAssembly, the Keycloak extension's unit tests (with the renderer in the JVM),
-# and the end-to-end suite: a real Keycloak, and the JVM's renders against the service's.
+# the end-to-end suite (a real Keycloak, and the JVM's renders against the
+# service's), and the quick part of the fault suite (scripts/faults.sh) against
+# the release binary.
 # Installs what it needs first (cached under ~/.cache/mailbridge). Exits non-zero
 # when any step fails, after running them all.
 set -uo pipefail
@@ -24,6 +26,7 @@ step "renderer as WebAssembly" bash scripts/build-wasm.sh
 step "keycloak extension (maven)" mvn -B -ntp -f keycloak-extension/pom.xml verify
 step "rust tests" cargo test --workspace --locked --no-fail-fast
 step "docker-compose.yml" bash scripts/check-compose.sh
+step "fault suite (quick)" bash scripts/faults.sh quick
 
 echo
 if [ ${#failed[@]} -gt 0 ]; then

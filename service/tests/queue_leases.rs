@@ -215,3 +215,31 @@ async fn a_panicking_transport_fails_its_message_once_and_the_worker_goes_on() {
     assert_eq!(rig.transport.calls.load(Ordering::SeqCst), 2);
     running.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_whose_lease_already_ended_does_not_send() {
+    let rig = rig(vec![]).await;
+    let id = enqueue(&rig.store).await;
+    let mut claimed = rig
+        .store
+        .claim(OffsetDateTime::now_utc(), LEASE, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    claimed.lease.until = OffsetDateTime::now_utc() - Duration::from_secs(1);
+    let outcome = rig.worker.attempt(claimed).await;
+    assert!(
+        matches!(
+            &outcome,
+            mailbridge::queue::worker::AttemptOutcome::Abandoned { .. }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        rig.transport.calls.load(Ordering::SeqCst),
+        0,
+        "nothing sent"
+    );
+    let record = rig.store.get(id).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Sending, "nothing recorded");
+}

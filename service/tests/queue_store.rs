@@ -115,3 +115,9 @@ async fn an_unreadable_row_fails_alone() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_late_claim_hands_out_a_live_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::a_late_claim_hands_out_a_live_lease(Arc::new(open(&dir).await)).await;
+}

@@ -247,6 +247,14 @@ pub(crate) fn split(
     batch.drain(..).map(|w| (w.op, w.reply)).unzip()
 }
 
+/// An op's time, never older than the moment the op is applied: a claim that
+/// waited out a store outage must not hand out a lease that already ended
+/// (the next claim would take the message again while it is being sent).
+/// Later times are kept (tests claim "in an hour").
+pub(crate) fn current(queued_at: OffsetDateTime) -> OffsetDateTime {
+    queued_at.max(OffsetDateTime::now_utc())
+}
+
 /// Why a stored row cannot be delivered, for its `last_error`.
 pub(crate) fn undecodable(e: impl std::fmt::Display) -> String {
     format!("the stored message cannot be read ({e}); it was not delivered")

@@ -421,3 +421,23 @@ where
             == 2
     );
 }
+
+/// A claim that waited for the store (an outage longer than a lease) still
+/// hands out a lease counted from when it ran, so the next claim cannot take
+/// the message again while it is being sent.
+pub async fn a_late_claim_hands_out_a_live_lease(store: Arc<dyn JobStore>) {
+    let long_ago = OffsetDateTime::now_utc() - Duration::from_secs(600);
+    store.enqueue(job("acme", None, long_ago)).await.unwrap();
+    let claimed = store
+        .claim(long_ago, Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(claimed[0].lease.until > OffsetDateTime::now_utc());
+    assert!(
+        claim(&store, OffsetDateTime::now_utc(), 10)
+            .await
+            .is_empty(),
+        "held by a live lease"
+    );
+}

@@ -145,7 +145,7 @@ async fn try_insert(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<Opt
         id: message.id,
         attempt: 1,
         claim: 1,
-        until: job.now + lease,
+        until: batch::current(job.now) + lease,
     });
     let (status, attempts) = match lease {
         Some(_) => (Status::Sending, 1),
@@ -211,6 +211,7 @@ async fn claim(
     lease: Duration,
     limit: u32,
 ) -> anyhow::Result<Vec<ClaimedJob>> {
+    let now = batch::current(now);
     let until = now + lease;
     let rows = sqlx::query(
         "UPDATE messages AS m SET status = 'sending', attempts = m.attempts + 1, claims = m.claims + 1, \

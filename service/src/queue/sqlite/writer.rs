@@ -107,7 +107,7 @@ async fn insert(tx: &mut SqliteConnection, job: &NewJob) -> anyhow::Result<Enque
         id: message.id,
         attempt: 1,
         claim: 1,
-        until: job.now + lease,
+        until: batch::current(job.now) + lease,
     });
     let (status, attempts) = match lease {
         Some(_) => (Status::Sending, 1),
@@ -144,6 +144,7 @@ async fn claim(
     lease: Duration,
     limit: u32,
 ) -> anyhow::Result<Vec<ClaimedJob>> {
+    let now = batch::current(now);
     let now_ms = ms(now);
     let until = now + lease;
     let rows = sqlx::query(

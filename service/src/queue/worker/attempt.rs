@@ -57,6 +57,13 @@ impl Worker {
         job: ClaimedJob,
         slot: Option<OwnedSemaphorePermit>,
     ) -> AttemptOutcome {
+        if job.lease.until <= OffsetDateTime::now_utc() {
+            // Another attempt may take it any moment: sending now could send twice.
+            tracing::warn!("the lease ended before the attempt began; not sending");
+            return AttemptOutcome::Abandoned {
+                reason: "the lease ended before the attempt began".into(),
+            };
+        }
         if let Err(wait) = self.limits.check(&job.message.tenant, &job.transport) {
             drop(slot);
             return self.hold_back(&job, wait).await;

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The fault suite: injects real faults into the real release binary with real
+# peers, all on 127.0.0.1, and checks mailbridge's promises (RELIABILITY.md):
+# nothing accepted is lost, duplicates stay within the attempts in flight at a
+# fault, every 202 is on disk, refusals are 503 problem+json with Retry-After,
+# final statuses agree with what the SMTP server saw.
+#
+#   scripts/faults.sh quick            disk full, SMTP drop mid-DATA, kill -9 (~30 s)
+#   scripts/faults.sh full             every scenario (~5 min, bounded to 30)
+#   scripts/faults.sh SCENARIO...      some of them (names: scripts/faults/run.py --help)
+#
+# FAULTS_RESULTS=FILE writes the figures as JSON; FAULTS_KEEP=1 keeps the work
+# directory (logs of every process). Exits non-zero when a promise breaks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -gt 0 ] || set -- quick
+
+CACHE="${MAILBRIDGE_CACHE:-$HOME/.cache/mailbridge}"
+bash scripts/test-deps.sh >/dev/null
+cargo build --release --locked -q -p mailbridge
+
+# The judgement itself first: it must fail on made-up broken runs.
+(cd scripts/faults && "$CACHE/venv/bin/python" -m unittest -q test_verdict)
+
+bound=600
+for what in "$@"; do [ "$what" = quick ] || bound=1800; done
+args=(--binary target/release/mailbridge --toxiproxy "$CACHE/bin/toxiproxy-server")
+[ -n "${FAULTS_RESULTS:-}" ] && args+=(--results "$FAULTS_RESULTS")
+[ -n "${FAULTS_KEEP:-}" ] && args+=(--keep)
+# Every wait inside is bounded; this bounds the whole run as well.
+exec timeout --kill-after=30 "$bound" "$CACHE/venv/bin/python" scripts/faults/run.py "${args[@]}" "$@"

@@ -1,0 +1,139 @@
+"""Scenarios on one PostgreSQL shared by replicas: the database stops and
+comes back, a replica is killed with SIGKILL again and again, an attempt
+outlives its lease, and Toxiproxy breaks the network to PostgreSQL or SMTP."""
+
+import time
+
+import peers
+from context import deliveries_between
+
+
+def replicas(ctx, pg_url, sink_port, count, dsn="timeout=10s&max_connections=8"):
+    return [ctx.service(f"replica{n}", ctx.env(pg_url, sink_port, dsn)) for n in range(count)]
+
+
+def pg_restart(ctx, down=8.0):
+    """PostgreSQL stopped (immediate, as a crash) mid-load and started again
+    8 s later, under two replicas."""
+    pg, sink = ctx.postgres(), ctx.sink()
+    services = replicas(ctx, pg.url, sink.port, 2)
+    traffic = ctx.load([s.url for s in services], size=2_000, concurrency=6, limit=20_000, pause=0.02)
+    time.sleep(4)
+    in_flight = pg.query("SELECT id FROM messages WHERE status = 'sending'") or []
+    stopped_at = time.time()
+    pg.stop()
+    ctx.note(f"PostgreSQL stopped: {traffic.count(202)} accepted, {len(in_flight)} sending")
+    readyz_503, seen = services[0].readiness(down, 503)
+    ctx.note(f"/readyz while PostgreSQL is down: {', '.join(seen[-3:])}")
+    time.sleep(max(0.0, down - (time.time() - stopped_at)))
+    pg.start()
+    started_at = time.time()
+    accepted_before = traffic.count(202)
+    recovered = all(s.readiness(30, 200)[0] for s in services)
+    accepts_again = peers.wait_until(lambda: traffic.count(202) > accepted_before, 20)
+    ctx.note(f"PostgreSQL back: /readyz 200 after {time.time() - started_at:.1f}s: {recovered}; "
+             f"{traffic.count(503)} answered 503 in all")
+    time.sleep(3)
+    answers = traffic.stop()
+    records = ctx.drain(services[0].url, answers, 90)
+    # A delivery while the database was down could not be recorded: in flight at the fault.
+    in_flight += deliveries_between(sink, stopped_at, started_at)
+    report = ctx.judge(answers, records, sink, in_flight=in_flight)
+    if not readyz_503:
+        report["broken"].append("/readyz did not turn 503 while PostgreSQL was down")
+    if not recovered or not accepts_again:
+        report["broken"].append("the replicas did not recover when PostgreSQL came back")
+    return report
+
+
+def kill9_replicas(ctx, kills=5, every=3.0):
+    """Three replicas on one PostgreSQL; one of them is killed with SIGKILL and
+    restarted five times while load goes to all three."""
+    pg, sink = ctx.postgres(), ctx.sink()
+    services = replicas(ctx, pg.url, sink.port, 3)
+    traffic = ctx.load([s.url for s in services], size=2_000, concurrency=6, limit=20_000, pause=0.02)
+    victim, in_flight = services[0], []
+    for n in range(kills):
+        time.sleep(every)
+        victim.process.kill9()
+        # Which replica holds a row is not visible: count all of them.
+        sending = pg.query("SELECT id FROM messages WHERE status = 'sending'") or []
+        in_flight += sending
+        ctx.note(f"kill -9 #{n + 1} of replica0: {traffic.count(202)} accepted, {len(sending)} sending")
+        time.sleep(0.5)
+        victim.process.start()
+    time.sleep(every)
+    answers = traffic.stop()
+    records = ctx.drain(services[1].url, answers, 90)
+    return ctx.judge(answers, records, sink, in_flight=in_flight)
+
+
+def lease_outlived(ctx):
+    """Two replicas, a 5 s lease, and an SMTP server that answers the first
+    attempt of every message with 550 after 8 s. A send is bounded by its
+    lease: the attempt is cut at 5 s and the next one delivers (`sent`).
+    Unbounded and unfenced, the late 550 ends the message `failed`, or
+    overwrites the `sent` of a second attempt."""
+    pg = ctx.postgres()
+    sink = ctx.sink({"slow_reply": 1.0, "slow_seconds": 8, "slow_code": 550, "fault_attempts": 1})
+    services = replicas(ctx, pg.url, sink.port, 2, dsn="timeout=30s&max_connections=8")
+    traffic = ctx.load([s.url for s in services], size=2_000, concurrency=2, limit=30)
+    peers.wait_until(lambda: len(traffic.answers) >= 30, 30)
+    answers = traffic.stop()
+    records = ctx.drain(services[0].url, answers, 120)
+    report = ctx.judge(answers, records, sink)
+    if report["failed_with_reason"]:
+        report["broken"].append(f"{report['failed_with_reason']} message(s) failed with the 550 that came "
+                                "8 s into an attempt: the send outlived its 5 s lease")
+    return report
+
+
+def network_fault(through, toxic, attributes, on=2.0, off=2.0, rounds=3, stream="downstream"):
+    """A scenario: Toxiproxy between the two replicas and `through` ("postgres"
+    or "smtp") injects `toxic` for `on` seconds out of every `on + off`."""
+
+    def scenario(ctx):
+        pg, sink, proxy = ctx.postgres(), ctx.sink(), ctx.toxiproxy()
+        pg_port = proxy.proxy("postgres", pg.port) if through == "postgres" else pg.port
+        smtp_port = proxy.proxy("smtp", sink.port) if through == "smtp" else sink.port
+        pg_url = pg.url.replace(f":{pg.port}/", f":{pg_port}/")
+        services = replicas(ctx, pg_url, smtp_port, 2)
+        traffic = ctx.load([s.url for s in services], size=20_000, concurrency=6, limit=20_000, pause=0.02)
+        time.sleep(2)
+        windows = []
+        for n in range(rounds):
+            began = time.time()
+            proxy.add(through, "fault", toxic, stream=stream, **attributes)
+            time.sleep(on)
+            proxy.remove(through, "fault")
+            windows.append((began - 1, time.time() + 1))
+            ctx.note(f"{toxic} {attributes} on {through} #{n + 1}: {traffic.count(202)} accepted, "
+                     f"{traffic.count(503)} answered 503, {traffic.count(None)} unanswered")
+            time.sleep(off)
+        answers = traffic.stop()
+        records = ctx.drain(services[0].url, answers, 90)
+        # With the database out of reach, a delivery's outcome may not be
+        # recorded: every delivery while the fault was on was in flight at it.
+        # A broken SMTP link leaves its trace at the sink (unconfirmed).
+        in_flight = [id for w in windows for id in deliveries_between(sink, *w)] if through == "postgres" else []
+        return ctx.judge(answers, records, sink, in_flight=in_flight)
+
+    direction = "its replies" if stream == "downstream" else "what the service sends it"
+    scenario.__doc__ = (f"Toxiproxy: `{toxic}` {attributes} on the link to {through} ({direction}), "
+                        f"{on:g} s on / {off:g} s off, {rounds} times, two replicas on PostgreSQL.")
+    return scenario
+
+
+SCENARIOS = {
+    "pg-restart": pg_restart,
+    "kill9-replicas": kill9_replicas,
+    "lease-outlived": lease_outlived,
+    "net-pg-latency": network_fault("postgres", "latency", {"latency": 300, "jitter": 100}, on=4, rounds=2),
+    "net-pg-bandwidth": network_fault("postgres", "bandwidth", {"rate": 256}, on=4, rounds=2, stream="upstream"),
+    "net-pg-reset": network_fault("postgres", "reset_peer", {"timeout": 0}, on=1.5),
+    "net-pg-timeout": network_fault("postgres", "timeout", {"timeout": 0}, on=4, off=6, rounds=2),
+    "net-smtp-latency": network_fault("smtp", "latency", {"latency": 300, "jitter": 100}, on=4, rounds=2),
+    "net-smtp-bandwidth": network_fault("smtp", "bandwidth", {"rate": 64}, on=5, rounds=2, stream="upstream"),
+    "net-smtp-reset": network_fault("smtp", "reset_peer", {"timeout": 20}, on=1.5, stream="upstream"),
+    "net-smtp-timeout": network_fault("smtp", "timeout", {"timeout": 0}, on=4, off=6, rounds=2),
+}

@@ -1,0 +1,117 @@
+"""Scenarios of one service on the embedded SQLite store: the disk fills up,
+the process is killed with SIGKILL, and the SMTP server misbehaves."""
+
+import os
+import subprocess
+import time
+
+import peers
+from context import Skip, deliveries_between, sqlite_ids
+
+
+def disk_full(ctx):
+    """SQLite on a 2 MiB tmpfs, 40 KB messages until the disk is full; then
+    space comes back. Every 202 is on disk, delivered and survives a restart;
+    every refusal is a 503 problem+json with Retry-After and never delivered;
+    /readyz is 503 while commits fail and 200 again once they can."""
+    if os.geteuid() != 0:
+        raise Skip("needs root to mount a tmpfs")
+    try:
+        disk = peers.Tmpfs(ctx.work / "disk", "2m").mount()
+    except subprocess.CalledProcessError as e:
+        raise Skip(f"cannot mount a tmpfs here ({(e.stderr or b'').decode().strip() or e})") from e
+    ctx.stack.callback(disk.unmount)
+    db = disk.path / "mb.db"
+    sink = ctx.sink()
+    env = ctx.env(f"sqlite://{db}", sink.port)
+    svc = ctx.service("service", env)
+    traffic = ctx.load([svc.url], size=40_000, concurrency=4, limit=1_000)
+    filled = peers.wait_until(lambda: traffic.count(503) > 0, 60)
+    full_at = time.time()
+    ctx.note(f"first 503 after {traffic.count(202)} accepted")
+    readyz_503, seen = svc.readiness(5, 503)
+    ctx.note(f"/readyz while commits fail: {', '.join(seen[-3:])}")
+    time.sleep(2)
+    disk.grow("64m")
+    freed_at = time.time()
+    accepted_before = traffic.count(202)
+    recovered, seen = svc.readiness(30, 200)
+    ctx.note(f"space back: /readyz {', '.join(seen[-3:])} ({time.time() - freed_at:.1f}s)")
+    accepts_again = peers.wait_until(lambda: traffic.count(202) > accepted_before, 20)
+    time.sleep(1)
+    answers = traffic.stop()
+    ctx.note(f"202 again after space came back: {accepts_again}")
+    ctx.drain(svc.url, answers, 30)
+    exit_code = svc.process.stop()
+    rows = len(sqlite_ids(db, "1=1"))
+    ctx.note(f"stopped (exit {exit_code}); {rows} rows on disk")
+    svc = ctx.service("service-restarted", env)
+    records = ctx.drain(svc.url, answers, 30)
+    report = ctx.judge(answers, records, sink, in_flight=deliveries_between(sink, full_at - 1, freed_at))
+    accepted = report["accepted"]
+    if not filled:
+        report["broken"].append("no commit failed within 60 s: the disk never filled")
+    if exit_code != 0:
+        report["broken"].append(f"stopping with SIGTERM after the fault: exit {exit_code}, not 0")
+    if not readyz_503:
+        report["broken"].append("/readyz stayed 200 while commits failed")
+    if not recovered or not accepts_again:
+        report["broken"].append("the service did not recover when space came back")
+    if rows != accepted:
+        report["broken"].append(f"{rows} rows on disk for {accepted} messages answered 202")
+    return report
+
+
+def kill9_sqlite(ctx, kills=3, every=3.0):
+    """One service on SQLite killed with SIGKILL mid-load, restarted on the
+    same file, three times. What was `sending` at a kill may go twice."""
+    sink = ctx.sink()
+    db = ctx.work / "mb.db"
+    env = ctx.env(f"sqlite://{db}", sink.port)
+    svc = ctx.service("service", env)
+    traffic = ctx.load([svc.url], size=2_000, concurrency=6, limit=20_000, pause=0.02)
+    in_flight = []
+    for n in range(kills):
+        time.sleep(every)
+        svc.process.kill9()
+        sending = sqlite_ids(db, "status = 'sending'")
+        in_flight += sending
+        ctx.note(f"kill -9 #{n + 1}: {traffic.count(202)} accepted so far, {len(sending)} sending")
+        time.sleep(0.5)
+        svc.process.start()
+        peers.wait_until(lambda: peers.http_get(svc.url + "/healthz")[0] == 200, 30)
+    time.sleep(every)
+    answers = traffic.stop()
+    records = ctx.drain(svc.url, answers)
+    return ctx.judge(answers, records, sink, in_flight=in_flight)
+
+
+def smtp_fault(faults, limit=2_000, dsn="timeout=10s&max_connections=8"):
+    """A scenario: one SQLite service delivering to a sink with `faults`."""
+
+    def scenario(ctx):
+        sink = ctx.sink(faults)
+        svc = ctx.service("service", ctx.env(f"sqlite://{ctx.work / 'mb.db'}", sink.port, dsn))
+        traffic = ctx.load([svc.url], size=4_000, concurrency=4, limit=limit)
+        peers.wait_until(lambda: len(traffic.answers) >= limit, 60)
+        answers = traffic.stop()
+        ctx.note(f"faults {faults}: {len(answers)} requests")
+        records = ctx.drain(svc.url, answers, 90)
+        report = ctx.judge(answers, records, sink)
+        if report["attempts_recorded"] <= report["accepted"]:
+            report["broken"].append("no message needed a second attempt: the fault never struck")
+        return report
+
+    scenario.__doc__ = f"An SMTP server with the faults {faults}; transport options {dsn}."
+    return scenario
+
+
+SCENARIOS = {
+    "disk-full": disk_full,
+    "kill9-sqlite": kill9_sqlite,
+    "smtp-drop-mid-data": smtp_fault({"drop_data": 0.3}),
+    "smtp-stall": smtp_fault({"stall": 0.1, "fault_attempts": 2}, limit=500, dsn="timeout=3s&max_connections=8"),
+    "smtp-garbage": smtp_fault({"garbage": 0.15, "garbage_greeting": 0.1}),
+    "smtp-lost-reply": smtp_fault({"lose_reply": 0.1}),
+    "smtp-tempfail": smtp_fault({"tempfail": 0.3}),
+}
