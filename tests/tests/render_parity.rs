@@ -249,34 +249,45 @@ async fn render_by_service(service: &Service, requests: &[Value]) -> Vec<Value> 
 
 /// `java -jar mailbridge-keycloak.jar render ARGS` with `stdin`: its stdout and exit status.
 async fn render_by_jvm(args: &[&str], stdin: &str) -> (String, i32) {
-    let mut child = tokio::process::Command::new("java")
-        .arg("-jar")
+    let mut java = tokio::process::Command::new("java");
+    java.arg("-jar")
         .arg(extension_jar())
         .arg("render")
-        .args(args)
+        .args(args);
+    let output = run_with_input(java, stdin, "the JVM").await;
+    (
+        String::from_utf8(output.stdout).expect("UTF-8 answers"),
+        output.status.code().unwrap_or(-1),
+    )
+}
+
+/// Runs `command` with `stdin` as its input, bounded to 120 s; `what` names
+/// it in failures.
+async fn run_with_input(
+    mut command: tokio::process::Command,
+    stdin: &str,
+    what: &str,
+) -> std::process::Output {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
-        .expect("start java");
+        .unwrap_or_else(|e| panic!("start {what} (scripts/test-deps.sh installs it): {e}"));
     let mut input = child.stdin.take().expect("stdin");
     input
         .write_all(stdin.as_bytes())
         .await
         .expect("write the requests");
     drop(input);
-    let output = tokio::time::timeout(
+    tokio::time::timeout(
         std::time::Duration::from_secs(120),
         child.wait_with_output(),
     )
     .await
-    .expect("the JVM answers within 120 s")
-    .expect("java runs");
-    (
-        String::from_utf8(output.stdout).expect("UTF-8 answers"),
-        output.status.code().unwrap_or(-1),
-    )
+    .unwrap_or_else(|_| panic!("{what} answers within 120 s"))
+    .unwrap_or_else(|e| panic!("{what} runs: {e}"))
 }
 
 /// `render/wasm/render.js` in headless Chromium (`support/render_browser.py`)
@@ -291,29 +302,12 @@ async fn render_by_browser_module(templates: &Path, lines: &str) -> String {
             .expect("run build-wasm.sh");
         assert!(status.success(), "building the module failed");
     }
-    let mut child = tokio::process::Command::new(support::python())
+    let mut driver = tokio::process::Command::new(support::python());
+    driver
         .arg(root().join("tests/tests/support/render_browser.py"))
         .arg(root())
-        .arg(templates)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the browser driver (scripts/test-deps.sh installs it)");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(lines.as_bytes())
-        .await
-        .expect("write the requests");
-    drop(input);
-    let output = tokio::time::timeout(
-        std::time::Duration::from_secs(120),
-        child.wait_with_output(),
-    )
-    .await
-    .expect("the browser answers within 120 s")
-    .expect("the browser driver runs");
+        .arg(templates);
+    let output = run_with_input(driver, lines, "the browser driver").await;
     assert!(output.status.success(), "browser driver: {}", output.status);
     String::from_utf8(output.stdout).expect("UTF-8 answers")
 }
