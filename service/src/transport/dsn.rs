@@ -85,6 +85,11 @@ fn redacted_options(options: &BTreeMap<String, String>) -> BTreeMap<&str, &str> 
 impl Dsn {
     /// Parses one DSN.
     pub fn parse(text: &str) -> Result<Self, DsnError> {
+        Self::parse_nested(text, 0)
+    }
+
+    /// Parses one DSN that sits `depth` combinators deep.
+    fn parse_nested(text: &str, depth: usize) -> Result<Self, DsnError> {
         let text = text.trim();
         for combinator in ["failover", "roundrobin"] {
             if let Some(inner) = text
@@ -92,9 +97,15 @@ impl Dsn {
                 .and_then(|rest| rest.strip_prefix('('))
                 .and_then(|rest| rest.strip_suffix(')'))
             {
-                let children = inner
-                    .split_whitespace()
-                    .map(Dsn::parse)
+                if depth >= MAX_NESTING {
+                    return Err(DsnError::invalid(
+                        combinator,
+                        format!("nested more than {MAX_NESTING} deep"),
+                    ));
+                }
+                let children = members(combinator, inner)?
+                    .into_iter()
+                    .map(|member| Dsn::parse_nested(member, depth + 1))
                     .collect::<Result<Vec<_>, _>>()?;
                 if children.is_empty() {
                     return Err(DsnError::invalid(
@@ -221,6 +232,39 @@ fn parse_port(scheme: &str, port: &str) -> Result<u16, DsnError> {
         .map_err(|_| DsnError::invalid(scheme, format!("`{port}` is not a port number")))
 }
 
+/// How deep `failover(…)` and `roundrobin(…)` may nest: deeper is a typo,
+/// and the bound keeps parsing a hostile value from exhausting the stack.
+const MAX_NESTING: usize = 4;
+
+/// The members of a combinator: split at whitespace outside parentheses, so
+/// `failover(roundrobin(a b) c)` has two.
+fn members<'a>(combinator: &str, inner: &'a str) -> Result<Vec<&'a str>, DsnError> {
+    let unbalanced = || DsnError::invalid(combinator, "unbalanced parentheses");
+    let mut members = Vec::new();
+    let (mut open, mut start) = (0usize, None);
+    for (i, c) in inner.char_indices() {
+        match c {
+            '(' => open += 1,
+            ')' => open = open.checked_sub(1).ok_or_else(unbalanced)?,
+            c if c.is_whitespace() && open == 0 => {
+                if let Some(s) = start.take() {
+                    members.push(&inner[s..i]);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        start.get_or_insert(i);
+    }
+    if open != 0 {
+        return Err(unbalanced());
+    }
+    if let Some(s) = start {
+        members.push(&inner[s..]);
+    }
+    Ok(members)
+}
+
 /// The DSN with everything between `://` and `@` hidden, for error messages.
 pub fn redact(text: &str) -> String {
     match (text.find("://"), text.rfind('@')) {
@@ -254,6 +298,33 @@ mod tests {
         assert_eq!(d.children.len(), 2);
         assert_eq!(d.children[1].scheme, "file");
         assert_eq!(d.children[1].host, "outbox");
+    }
+
+    #[test]
+    fn nested_combinators_keep_their_members() {
+        let d = Dsn::parse("failover(roundrobin(smtp://a:25 smtp://b:25) file://outbox)").unwrap();
+        assert_eq!(d.children.len(), 2);
+        assert_eq!(d.children[0].scheme, "roundrobin");
+        assert_eq!(d.children[0].children.len(), 2);
+        assert_eq!(d.children[0].children[1].host, "b");
+        assert_eq!(d.children[1].scheme, "file");
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_balanced() {
+        let deep = format!(
+            "{}file://x{}",
+            "failover(".repeat(100_000),
+            ")".repeat(100_000)
+        );
+        let err = Dsn::parse(&deep).unwrap_err().to_string();
+        assert!(err.contains("nested more than 4 deep"), "{err}");
+        let four = format!("{}file://x{}", "failover(".repeat(4), ")".repeat(4));
+        assert!(Dsn::parse(&four).is_ok());
+        let err = Dsn::parse("failover(smtp://a:25) file://x)")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unbalanced"), "{err}");
     }
 
     #[test]
