@@ -92,7 +92,7 @@ pub struct Settings {
     pub header_timeout: Duration,
     /// `MAILBRIDGE_BODY_TIMEOUT`: time a request has to send its whole body (408 beyond).
     pub body_timeout: Duration,
-    /// `MAILBRIDGE_MAX_CONNECTIONS`: open connections beyond which new ones are closed at once.
+    /// `MAILBRIDGE_MAX_CONNECTIONS`: open connections beyond which new ones get only the probes (else 503) or are closed.
     pub max_connections: usize,
     /// The transports by name: `default` from `MAILBRIDGE_TRANSPORT(_FILE)` or
     /// `[transports] default`, the others from `[transports]`. Values are secrets (they hold credentials).

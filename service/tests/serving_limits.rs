@@ -1,6 +1,7 @@
 //! Serving limits against a real listener: a connection must send its head
-//! and its body in time, connections beyond the cap are closed at once, and
-//! `/healthz` keeps answering.
+//! and its body in time, connections beyond the cap get one quick answer
+//! (probes as usual, anything else 503) or are closed at once, and `/healthz`
+//! keeps answering.
 
 mod common;
 
@@ -49,7 +50,8 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
     for _ in 0..200 {
         open.push(TcpStream::connect(server.addr).await.expect("connect"));
     }
-    // Long before the head's time is up, exactly the 150 beyond the cap are closed.
+    // Long before the head's time is up, exactly the 150 beyond the cap are
+    // closed: most at once, the few of the overflow lane after its 2 s for a head.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut closed = 0;
     while closed < 150 && tokio::time::Instant::now() < deadline {
@@ -83,6 +85,56 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
         answered,
         "/healthz did not answer in the freed place within 5 s"
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_probes_still_answer_and_requests_get_503() {
+    let server = TestServer::start(&[
+        ("MAILBRIDGE_MAX_CONNECTIONS", "20"),
+        ("MAILBRIDGE_HEADER_TIMEOUT", "60s"),
+    ])
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(TcpStream::connect(server.addr).await.expect("connect"));
+    }
+    // The cap is full of clients that send nothing; a probe on a new
+    // connection is still answered, so an orchestrator keeps the replica.
+    let mut probes_ok = false;
+    for _ in 0..50 {
+        let fresh = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client");
+        let health = fresh.get(server.url("/healthz")).send().await;
+        if health.is_ok_and(|r| r.status() == 200) {
+            probes_ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(probes_ok, "/healthz did not answer beyond the cap");
+    // Anything else: 503 problem+json with Retry-After, nothing stored.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let answer = fresh
+        .post(server.url("/v1/messages"))
+        .bearer_auth(server.token(Some("acme"), false))
+        .header("content-type", "application/json")
+        .body(r#"{"to":["a@example.com"],"subject":"s","text":"t"}"#)
+        .send()
+        .await
+        .expect("an answer, not a reset");
+    assert_eq!(answer.status(), 503);
+    assert!(answer.headers().contains_key("retry-after"));
+    assert_eq!(
+        answer.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    drop(idle);
     server.stop().await;
 }
 

@@ -2,8 +2,10 @@
 //! untrusted networks): a connection sends its request head within the
 //! header timeout, its body within the body timeout (408 beyond), stays idle
 //! between requests at most the idle timeout, and beyond the connection cap
-//! new connections are closed at once, so that a crowd of idle or slow
-//! clients cannot exhaust file descriptors or threads.
+//! a few more connections get one quick answer (the health probes as usual,
+//! anything else 503) while the rest are closed at once, so that a crowd of
+//! idle or slow clients cannot exhaust file descriptors or threads, nor make
+//! an orchestrator's probes fail and restart a busy replica.
 
 mod clock;
 
@@ -40,6 +42,16 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// not the server, closes an idle connection and no request meets a closing one.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Connections served beyond the cap, one request each.
+const OVERFLOW_CONNECTIONS: usize = 64;
+
+/// The time an overflow connection has to send its request head.
+const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The paths an overflow connection is served as usual: the probes, so that
+/// a replica that is busy is not taken for a dead one.
+const PROBES: [&str; 2] = ["/healthz", "/readyz"];
+
 /// The serving limits of DESIGN.md.
 #[derive(Debug, Clone, Copy)]
 pub struct ServingLimits {
@@ -66,10 +78,14 @@ pub async fn serve(
     let app = app.layer(middleware::from_fn(move |req, next| {
         body_deadline(limits.body_timeout, req, next)
     }));
+    let overflow_app = app.clone().layer(middleware::from_fn(probes_only));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let overflow_slots = Arc::new(Semaphore::new(OVERFLOW_CONNECTIONS));
     let graceful = GracefulShutdown::new();
     // No timer for hyper: the connection's clock bounds heads and idle time.
     let http = http1::Builder::new();
+    let mut one_request = http1::Builder::new();
+    one_request.keep_alive(false);
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -83,16 +99,31 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let _ = stream.set_nodelay(true);
+        let (slot, connection, clock) = if let Ok(slot) = slots.clone().try_acquire_owned() {
+            let clock = ConnectionClock::start(limits.header_timeout, limits.idle_timeout);
+            let connection = serve_connection(&http, &graceful, stream, &app, clock.clone());
+            (slot, connection, clock)
+        } else if let Ok(slot) = overflow_slots.clone().try_acquire_owned() {
+            let clock = ConnectionClock::start(
+                limits.header_timeout.min(OVERFLOW_HEADER_TIMEOUT),
+                Duration::ZERO,
+            );
+            let connection = serve_connection(
+                &one_request,
+                &graceful,
+                stream,
+                &overflow_app,
+                clock.clone(),
+            );
+            (slot, connection, clock)
+        } else {
             tracing::debug!(
                 max = limits.max_connections,
                 "too many open connections: closing a new one"
             );
             continue;
         };
-        let _ = stream.set_nodelay(true);
-        let clock = ConnectionClock::start(limits.header_timeout, limits.idle_timeout);
-        let connection = serve_connection(&http, &graceful, stream, &app, clock.clone());
         tokio::spawn(async move {
             let _slot = slot;
             // Dropping a connection that used up its time closes it.
@@ -135,6 +166,17 @@ fn serve_connection(
         // A client that breaks off is no error of ours.
         let _ = connection.await;
     }
+}
+
+/// On a connection beyond the cap: the probes as usual, anything else 503
+/// (nothing was stored, so a client may send it elsewhere or again).
+async fn probes_only(req: Request, next: Next) -> Response {
+    if PROBES.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    closing(ApiError::unavailable(
+        "too many open connections; try again shortly",
+    ))
 }
 
 /// Reads the whole body within `timeout` (408 beyond) and at most
