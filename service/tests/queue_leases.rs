@@ -165,7 +165,7 @@ async fn an_attempt_whose_lease_was_taken_stops_and_records_nothing() {
     let attempt = rig.worker.spawn_attempt(claimed);
     // Another replica sees the lease as expired (its clock runs ahead) and
     // takes the message before the first renewal.
-    let ahead = OffsetDateTime::now_utc() + LEASE + Duration::from_secs(1);
+    let ahead = OffsetDateTime::now_utc() + LEASE + LEASE * 10 + Duration::from_secs(1);
     let thief = rig
         .store
         .claim(ahead, LEASE * 10, 1)

@@ -255,6 +255,17 @@ pub(crate) fn current(queued_at: OffsetDateTime) -> OffsetDateTime {
     queued_at.max(OffsetDateTime::now_utc())
 }
 
+/// The moment before which a lease that ran out counts as abandoned and its
+/// message may be claimed again: one lease length after it ended. Until then
+/// the attempt that held it can still record what it came to (outcomes are
+/// fenced by the claim, not by the lease's end), so an attempt whose send
+/// succeeded while the store was away records `sent` when the store is back,
+/// instead of racing a second claim that would send the message again. A
+/// replica that died has its messages claimed again one to two lease lengths later.
+pub(crate) fn abandoned_before(now: OffsetDateTime, lease: Duration) -> OffsetDateTime {
+    now - lease
+}
+
 /// Why a stored row cannot be delivered, for its `last_error`.
 pub(crate) fn undecodable(e: impl std::fmt::Display) -> String {
     format!("the stored message cannot be read ({e}); it was not delivered")

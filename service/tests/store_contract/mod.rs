@@ -141,9 +141,14 @@ pub async fn leases_expire_and_the_message_is_claimed_again(store: Arc<dyn JobSt
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].attempt(), 1);
     assert!(claim(&store, now, 10).await.is_empty(), "held by the lease");
-    let after = now + Duration::from_secs(61);
+    let ended = now + Duration::from_secs(61);
+    assert!(
+        claim(&store, ended, 10).await.is_empty(),
+        "an ended lease is left to its attempt's outcome for one more lease length"
+    );
+    let after = now + Duration::from_secs(121);
     let again = claim(&store, after, 10).await;
-    assert_eq!(again.len(), 1, "an expired lease is claimable");
+    assert_eq!(again.len(), 1, "an abandoned lease is claimable");
     assert_eq!(again[0].attempt(), 2);
     assert_eq!(
         again[0].message.message_id, claimed[0].message.message_id,
@@ -307,7 +312,7 @@ pub async fn outcomes_are_fenced_by_the_lease(store: Arc<dyn JobStore>) {
     let now = OffsetDateTime::now_utc();
     store.enqueue(job("acme", None, now)).await.unwrap();
     let first = claim(&store, now, 1).await.remove(0);
-    let later = now + Duration::from_secs(61);
+    let later = now + Duration::from_secs(121);
     let second = claim(&store, later, 1).await.remove(0);
     assert_eq!((first.attempt(), second.attempt()), (1, 2));
     let id = first.message.id;

@@ -218,7 +218,7 @@ async fn claim(
          lease_until = $1, updated_at = $2 \
          FROM (SELECT id FROM messages WHERE \
                  ((status IN ('queued', 'retrying') AND next_attempt_at <= $2) \
-                  OR (status = 'sending' AND lease_until < $2)) \
+                  OR (status = 'sending' AND lease_until < $4)) \
                  AND message IS NOT NULL \
                ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) AS due \
          WHERE m.id = due.id \
@@ -227,6 +227,7 @@ async fn claim(
     .bind(until)
     .bind(now)
     .bind(i64::from(limit))
+    .bind(batch::abandoned_before(now, lease))
     .fetch_all(&mut *conn)
     .await?;
     let mut jobs = Vec::with_capacity(rows.len());

@@ -152,7 +152,7 @@ async fn claim(
              lease_until = ?1, updated_at = ?2 \
          WHERE id IN (SELECT id FROM messages WHERE \
              (status IN ('queued', 'retrying') AND next_attempt_at <= ?2) \
-             OR (status = 'sending' AND lease_until < ?2) \
+             OR (status = 'sending' AND lease_until < ?4) \
            ORDER BY next_attempt_at LIMIT ?3) \
          AND message IS NOT NULL \
          RETURNING rowid, id, message, transport, attempts, claims, age_from",
@@ -160,6 +160,7 @@ async fn claim(
     .bind(ms(until))
     .bind(now_ms)
     .bind(i64::from(limit))
+    .bind(ms(batch::abandoned_before(now, lease)))
     .fetch_all(&mut *tx)
     .await?;
     let mut jobs = Vec::with_capacity(rows.len());

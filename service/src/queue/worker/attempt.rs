@@ -183,7 +183,15 @@ impl Worker {
     /// one lease length: the outcome is known and should not be lost to a
     /// passing fault; the fence keeps a late write harmless.
     async fn write(&self, lease: &Lease, outcome: &Outcome) -> Option<()> {
+        // Within a lease length of the send's end: the message is not claimed
+        // again before its lease ended and as long again passed
+        // (`batch::abandoned_before`), so a store that comes back in time
+        // gets the outcome, tried often enough to be there first.
         let give_up = std::time::Instant::now() + self.config.lease;
+        let longest_pause = (self.config.lease / 8).clamp(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(5),
+        );
         let mut pause = std::time::Duration::from_millis(100);
         loop {
             let now = OffsetDateTime::now_utc();
@@ -198,11 +206,11 @@ impl Worker {
                 Err(e) if std::time::Instant::now() + pause < give_up => {
                     tracing::warn!(error = %e, "could not record the outcome; trying again");
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                    pause = (pause * 2).min(longest_pause);
                 }
                 Err(e) => {
-                    // Not recorded: the lease expires and another attempt follows.
-                    tracing::warn!(error = %e, "could not record the outcome; the message will be attempted again when its lease expires");
+                    // Not recorded: once the lease is abandoned another attempt follows.
+                    tracing::warn!(error = %e, "could not record the outcome; the message will be attempted again once its lease is abandoned");
                     return Some(());
                 }
             }
