@@ -37,7 +37,7 @@ public class TemplatePreviewProviderFactory implements AdminRealmResourceProvide
     @Override
     public Object getResource(KeycloakSession session, RealmModel realm, AdminPermissionEvaluator auth,
             AdminEventBuilder adminEvent) {
-        return new TemplatePreviewResource(realm, auth, renderer, templates);
+        return new TemplatePreviewResource(realm, auth, new TemplatePreview(renderer, templates));
     }
 
     @Override

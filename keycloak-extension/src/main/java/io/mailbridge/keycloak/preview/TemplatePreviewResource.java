@@ -1,12 +1,5 @@
 package io.mailbridge.keycloak.preview;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.mailbridge.keycloak.render.RenderException;
-import io.mailbridge.keycloak.render.TemplateFiles;
-import io.mailbridge.keycloak.render.WasmRenderer;
 import jakarta.ws.rs.GET;
 import jakarta.ws.rs.Path;
 import jakarta.ws.rs.PathParam;
@@ -14,7 +7,6 @@ import jakarta.ws.rs.QueryParam;
 import jakarta.ws.rs.core.Response;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
-import org.jboss.logging.Logger;
 import org.keycloak.models.RealmModel;
 import org.keycloak.services.resources.admin.fgap.AdminPermissionEvaluator;
 
@@ -28,22 +20,18 @@ public final class TemplatePreviewResource {
     /** Response header with the rendered subject, percent-encoded UTF-8 (a header holds ASCII only). */
     public static final String SUBJECT_HEADER = "Mailbridge-Subject";
 
-    private static final Logger LOG = Logger.getLogger(TemplatePreviewResource.class);
-    private static final ObjectMapper JSON = new ObjectMapper();
     /** The preview is the operator's template shown in Keycloak's origin: no script, no form, no fetch. */
-    private static final String SANDBOX = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data: https:";
+    static final String SANDBOX = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data: https:";
 
     private final RealmModel realm;
     private final AdminPermissionEvaluator auth;
-    private final WasmRenderer renderer;
-    private final TemplateFiles templates;
+    private final TemplatePreview preview;
 
     /** The preview of one realm for the admin behind {@code auth}. */
-    TemplatePreviewResource(RealmModel realm, AdminPermissionEvaluator auth, WasmRenderer renderer, TemplateFiles templates) {
+    TemplatePreviewResource(RealmModel realm, AdminPermissionEvaluator auth, TemplatePreview preview) {
         this.realm = realm;
         this.auth = auth;
-        this.renderer = renderer;
-        this.templates = templates;
+        this.preview = preview;
     }
 
     /** The rendered template: 200 with the html or text, else a problem+json (400, 404, 422). */
@@ -51,43 +39,18 @@ public final class TemplatePreviewResource {
     @Path("preview/{template}")
     public Response preview(@PathParam("template") String template, @QueryParam("locale") String locale,
             @QueryParam("format") String format) {
+        // Keycloak answers 403 for a caller without view-realm (and 401 without a valid token, before this).
         auth.realm().requireViewRealm();
-        PreviewFormat wanted = PreviewFormat.parse(format);
-        if (wanted == null) {
-            return Problems.of(400, "bad-format", "format must be html or text");
+        TemplatePreview.Answer answer = preview.render(realm.getName(), template, locale, format);
+        if (answer.status() != 200) {
+            return Problems.of(answer.status(), answer.kind(), answer.body());
         }
-        JsonNode answer;
-        try {
-            answer = JSON.readTree(renderer.render(request(template, locale)));
-        } catch (JsonProcessingException e) {
-            return Problems.of(422, "bad-sample", "the sample data of " + template + " is not valid JSON");
-        } catch (RenderException e) {
-            LOG.warnf("mailbridge preview of %s for realm %s: %s", template, realm.getName(), e.getMessage());
-            return Problems.of(422, "render", "the render broke a bound: " + e.getMessage());
-        }
-        if (answer.has("error")) {
-            String kind = answer.path("kind").asText();
-            int status = "unknown-template".equals(kind) ? 404 : 422;
-            return Problems.of(status, kind, answer.path("error").asText());
-        }
-        String subject = URLEncoder.encode(answer.path("subject").asText(), StandardCharsets.UTF_8).replace("+", "%20");
-        return Response.ok(answer.path(wanted.field()).asText(), wanted.mediaType())
+        String subject = URLEncoder.encode(answer.subject(), StandardCharsets.UTF_8).replace("+", "%20");
+        return Response.ok(answer.body(), answer.mediaType())
                 .header(SUBJECT_HEADER, subject)
                 .header("Content-Security-Policy", SANDBOX)
                 .header("X-Content-Type-Options", "nosniff")
                 .header("Cache-Control", "no-store")
                 .build();
-    }
-
-    /** The render request: the template's sample data for this realm, in {@code locale}. */
-    private String request(String template, String locale) throws JsonProcessingException {
-        ObjectNode request = JSON.createObjectNode();
-        request.put("tenant", realm.getName());
-        request.put("template", template);
-        if (locale != null && !locale.isBlank()) {
-            request.put("locale", locale.trim());
-        }
-        request.set("data", JSON.readTree(templates.sample(realm.getName(), template)));
-        return JSON.writeValueAsString(request);
     }
 }
