@@ -125,7 +125,8 @@ async fn preview(kc: &Keycloak, token: Option<&str>, path: &str) -> (u16, String
 
 /// The preview: a realm admin gets the template rendered with its sample data
 /// (as the service renders it), a user without `view-realm` 403, no token 401,
-/// an unknown template 404, a bad format 400.
+/// an unknown template 404, a bad format 400; an admin of this realm alone
+/// (view-realm) 200.
 pub async fn check_preview(kc: &Keycloak, admin: &Admin, render_url: &str, secret: &str) {
     let sample: Value = serde_json::from_str(
         &std::fs::read_to_string(super::root().join("templates/emails/password-reset/sample.json"))
@@ -158,20 +159,32 @@ pub async fn check_preview(kc: &Keycloak, admin: &Admin, render_url: &str, secre
     let (status, body, ..) = preview(kc, None, "password-reset").await;
     assert_eq!(status, 401, "{body}");
 
-    let user = plain_user_token(kc, admin).await;
+    let user = user_token(kc, admin, "bob", &[]).await;
     let (status, body, ..) = preview(kc, Some(&user), "password-reset").await;
     assert_eq!(status, 403, "a user without view-realm: {body}");
+
+    // An admin of this realm only, with realm-management's view-realm role.
+    let viewer = user_token(kc, admin, "carol", &["view-realm"]).await;
+    let (status, body, ..) = preview(kc, Some(&viewer), "password-reset?locale=de").await;
+    assert_eq!(status, 200, "a realm admin with view-realm: {body}");
+    assert_eq!(body, expected["html"].as_str().unwrap_or_default());
 }
 
-/// A token of an `acme` user with no admin role at all.
-async fn plain_user_token(kc: &Keycloak, admin: &Admin) -> String {
-    let user = json!({"username": "bob", "email": "bob@example.com", "enabled": true, "emailVerified": true,
-        "firstName": "Bob", "lastName": "Plain",
-        "credentials": [{"type": "password", "value": "bob-password", "temporary": false}]});
-    let (status, body, _) = admin
+/// A token of a new `acme` user holding `roles` of the `realm-management` client.
+async fn user_token(kc: &Keycloak, admin: &Admin, username: &str, roles: &[&str]) -> String {
+    let user = json!({"username": username, "email": format!("{username}@example.com"), "enabled": true,
+        "emailVerified": true, "firstName": username, "lastName": "Tester",
+        "credentials": [{"type": "password", "value": "user-password", "temporary": false}]});
+    let (status, body, location) = admin
         .call(reqwest::Method::POST, "/acme/users", Some(user))
         .await;
-    assert_eq!(status, 201, "create bob: {body}");
+    assert_eq!(status, 201, "create {username}: {body}");
+    let id = location
+        .and_then(|l| l.rsplit('/').next().map(str::to_owned))
+        .expect("the new user's id");
+    if !roles.is_empty() {
+        grant_realm_management(admin, &id, roles).await;
+    }
     let resp: Value = reqwest::Client::new()
         .post(format!(
             "{}/realms/acme/protocol/openid-connect/token",
@@ -180,8 +193,8 @@ async fn plain_user_token(kc: &Keycloak, admin: &Admin) -> String {
         .form(&[
             ("grant_type", "password"),
             ("client_id", "admin-cli"),
-            ("username", "bob"),
-            ("password", "bob-password"),
+            ("username", username),
+            ("password", "user-password"),
         ])
         .send()
         .await
@@ -191,6 +204,29 @@ async fn plain_user_token(kc: &Keycloak, admin: &Admin) -> String {
         .expect("token JSON");
     resp["access_token"]
         .as_str()
-        .unwrap_or_else(|| panic!("bob's token: {resp}"))
+        .unwrap_or_else(|| panic!("{username}'s token: {resp}"))
         .to_owned()
+}
+
+/// Gives user `id` the `realm-management` client's `roles` in `acme`.
+async fn grant_realm_management(admin: &Admin, id: &str, roles: &[&str]) {
+    let get = |path: String| async move {
+        let (status, body, _) = admin.call(reqwest::Method::GET, &path, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str::<Value>(&body).expect("JSON")
+    };
+    let clients = get("/acme/clients?clientId=realm-management".to_owned()).await;
+    let client = clients[0]["id"].as_str().expect("realm-management's id");
+    let mut granted = Vec::new();
+    for role in roles {
+        granted.push(get(format!("/acme/clients/{client}/roles/{role}")).await);
+    }
+    let (status, body, _) = admin
+        .call(
+            reqwest::Method::POST,
+            &format!("/acme/users/{id}/role-mappings/clients/{client}"),
+            Some(Value::Array(granted)),
+        )
+        .await;
+    assert_eq!(status, 204, "grant {roles:?}: {body}");
 }
