@@ -3,8 +3,9 @@
 # black-box tests (real SMTP servers, the SES emulator), the renderer built as
 # WebAssembly, the Keycloak extension's unit tests (with the renderer in the JVM),
 # the end-to-end suite (a real Keycloak, and the JVM's renders against the
-# service's), and the quick part of the fault suite (scripts/faults.sh) against
-# the release binary.
+# service's), its smoke on the newest Keycloak in keycloak-versions.txt, and
+# the quick part of the fault suite (scripts/faults.sh) against the release
+# binary.
 # Installs what it needs first (cached under ~/.cache/mailbridge). Exits non-zero
 # when any step fails, after running them all.
 set -uo pipefail
@@ -25,6 +26,8 @@ step "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "renderer as WebAssembly" bash scripts/build-wasm.sh
 step "keycloak extension (maven)" mvn -B -ntp -f keycloak-extension/pom.xml verify
 step "rust tests" cargo test --workspace --locked --no-fail-fast
+# The full end-to-end suite above ran on the pinned Keycloak; the smoke on the newest one too.
+step "keycloak newest (smoke)" bash scripts/keycloak-compat.sh newest
 step "docker-compose.yml" bash scripts/check-compose.sh
 step "fault suite (quick)" bash scripts/faults.sh quick
 

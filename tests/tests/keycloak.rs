@@ -3,7 +3,9 @@
 //! through Keycloak's own APIs and pages, and checked where it lands. Keycloak
 //! and mailbridge both export traces to one OTLP receiver: a Keycloak request
 //! and the delivery of its email must be one trace. The demo realm that
-//! `docker-compose.yml` imports is checked to work as its comment says.
+//! `docker-compose.yml` imports is checked to work as its comment says. With
+//! the service down, the SMTP fallback sends the mailbridge template rendered
+//! inside Keycloak, and the admin preview renders templates for realm admins.
 
 mod support;
 
@@ -11,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::keycloak::{Admin, Keycloak};
+use support::keycloak::{Admin, Keycloak, forgot_password};
 use support::otlp::{Receiver, Span};
-use support::{Mail, Service, SmtpServer, free_port};
+use support::{Mail, Service, SmtpServer, free_port, wasm_in_keycloak};
 
 const SECRET: &str = "e2e-shared-secret-0123456789abcdef-0123";
 const ADA: &str = "ada@example.com";
@@ -171,8 +173,12 @@ async fn keycloak_sends_every_email_through_mailbridge() {
             .contains("data-mailbridge-template=\"password-reset\"")
     );
 
-    // 6. The service goes away: Keycloak's own SMTP sender takes over (fallback=smtp),
-    //    and the admin call is not held up beyond the timeout.
+    // The template preview in Keycloak's admin API, as the service renders it.
+    wasm_in_keycloak::check_preview(&kc, &admin, &service.url, SECRET).await;
+
+    // 6. The service goes away: Keycloak's own SMTP sender takes over (fallback=smtp)
+    //    with the mailbridge template rendered inside Keycloak, and the admin
+    //    call is not held up beyond the timeout.
     service.stop().await;
     let started = Instant::now();
     let (status, body, _) = admin
@@ -193,17 +199,16 @@ async fn keycloak_sends_every_email_through_mailbridge() {
         took < Duration::from_millis(TIMEOUT_MS * 3),
         "took {took:?}"
     );
-    let mail = smtp.wait_for(ADA, seen, Duration::from_secs(30)).await;
-    assert!(
-        !mail.html.contains("data-mailbridge-template"),
-        "rendered by Keycloak itself this time"
-    );
-    assert!(
-        mail.text
-            .contains("/realms/acme/login-actions/action-token"),
-        "{}",
-        mail.text
-    );
+    // Exactly as the service renders it, in German, once.
+    wasm_in_keycloak::exactly(&smtp, ADA, seen + 1).await;
+    let mail = smtp.wait_for(ADA, seen, Duration::from_secs(5)).await;
+    let render_only = Service::start(free_port(), smtp.port, SECRET).await;
+    // What Keycloak gives an admin-triggered action email: 12 hours, in minutes.
+    let extra = json!({"linkExpiration": 720, "requiredActions": ["UPDATE_PASSWORD"]});
+    let render = (render_only.url.as_str(), SECRET);
+    wasm_in_keycloak::check_fallback(&kc, &mail, "execute-actions", extra, render).await;
+    check_sender(&mail);
+    follow_action_link(&kc, &mail).await;
 
     // 7. A realm that opts out of the fallback fails cleanly within the timeout.
     let (status, body, _) = admin
@@ -317,65 +322,6 @@ async fn follow_action_link(kc: &Keycloak, mail: &Mail) {
     assert!(
         !html.contains("kc-error-message"),
         "the action link {link} leads to an error page:\n{html}"
-    );
-}
-
-/// Between `"` quotes around the first occurrence of `needle`.
-fn quoted_around(html: &str, needle: &str) -> String {
-    let at = html
-        .find(needle)
-        .unwrap_or_else(|| panic!("{needle} not in page:\n{html}"));
-    let start = html[..at].rfind('"').map(|i| i + 1).unwrap_or(0);
-    let end = html[at..].find('"').map(|i| at + i).unwrap_or(html.len());
-    html[start..end].replace("&amp;", "&")
-}
-
-async fn forgot_password(kc: &Keycloak, realm: &str, username: &str) {
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let redirect = format!("{}/realms/{realm}/account/", kc.url);
-    let auth = format!("{}/realms/{realm}/protocol/openid-connect/auth", kc.url);
-    let login = http
-        .get(&auth)
-        .query(&[
-            ("client_id", "account-console"),
-            ("redirect_uri", redirect.as_str()),
-            ("response_type", "code"),
-            ("scope", "openid"),
-            (
-                "code_challenge",
-                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-            ),
-            ("code_challenge_method", "S256"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let mut reset = quoted_around(&login, "login-actions/reset-credentials");
-    if reset.starts_with('/') {
-        reset = format!("{}{reset}", kc.url);
-    }
-    let form = http.get(&reset).send().await.unwrap().text().await.unwrap();
-    let mut action = quoted_around(&form, "login-actions/reset-credentials?session_code");
-    if action.starts_with('/') {
-        action = format!("{}{action}", kc.url);
-    }
-    let done = http
-        .post(&action)
-        .form(&[("username", username)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(done.status(), 200, "reset-credentials form");
-    let page = done.text().await.unwrap();
-    assert!(
-        page.contains("You should receive an email"),
-        "no confirmation after POST {action}:\n{page}\nform was:\n{form}"
     );
 }
 

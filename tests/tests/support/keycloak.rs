@@ -11,8 +11,15 @@ use tokio::process::{Child, Command};
 
 use super::{free_port, root};
 
-/// The Keycloak version the extension is built against (`keycloak.version` in its pom).
+/// The Keycloak version to run: `MAILBRIDGE_KEYCLOAK_VERSION` (set by
+/// `scripts/keycloak-compat.sh`), else the one the extension is built against
+/// (`keycloak.version` in its pom).
 pub fn version() -> String {
+    if let Ok(version) = std::env::var("MAILBRIDGE_KEYCLOAK_VERSION")
+        && !version.trim().is_empty()
+    {
+        return version.trim().to_owned();
+    }
     let pom = std::fs::read_to_string(root().join("keycloak-extension/pom.xml"))
         .expect("keycloak-extension/pom.xml");
     let start = pom
@@ -255,6 +262,11 @@ pub struct Admin {
 }
 
 impl Admin {
+    /// The master admin's access token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// Sends `method path` with an optional JSON body; answers status and body text.
     pub async fn call(
         &self,
@@ -339,4 +351,64 @@ impl Admin {
             .and_then(|l| l.rsplit('/').next().map(str::to_owned))
             .expect("the new user's id")
     }
+}
+
+/// Between `"` quotes around the first occurrence of `needle`.
+fn quoted_around(html: &str, needle: &str) -> String {
+    let at = html
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} not in page:\n{html}"));
+    let start = html[..at].rfind('"').map(|i| i + 1).unwrap_or(0);
+    let end = html[at..].find('"').map(|i| at + i).unwrap_or(html.len());
+    html[start..end].replace("&amp;", "&")
+}
+
+/// "Forgot password?" on `realm`'s login page for `username`, as a browser does it.
+pub async fn forgot_password(kc: &Keycloak, realm: &str, username: &str) {
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let redirect = format!("{}/realms/{realm}/account/", kc.url);
+    let auth = format!("{}/realms/{realm}/protocol/openid-connect/auth", kc.url);
+    let login = http
+        .get(&auth)
+        .query(&[
+            ("client_id", "account-console"),
+            ("redirect_uri", redirect.as_str()),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut reset = quoted_around(&login, "login-actions/reset-credentials");
+    if reset.starts_with('/') {
+        reset = format!("{}{reset}", kc.url);
+    }
+    let form = http.get(&reset).send().await.unwrap().text().await.unwrap();
+    let mut action = quoted_around(&form, "login-actions/reset-credentials?session_code");
+    if action.starts_with('/') {
+        action = format!("{}{action}", kc.url);
+    }
+    let done = http
+        .post(&action)
+        .form(&[("username", username)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200, "reset-credentials form");
+    let page = done.text().await.unwrap();
+    assert!(
+        page.contains("You should receive an email"),
+        "no confirmation after POST {action}:\n{page}\nform was:\n{form}"
+    );
 }

@@ -5,6 +5,7 @@
 
 pub mod keycloak;
 pub mod otlp;
+pub mod wasm_in_keycloak;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

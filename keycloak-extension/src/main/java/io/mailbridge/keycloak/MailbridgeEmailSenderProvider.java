@@ -1,11 +1,13 @@
 package io.mailbridge.keycloak;
 
+import io.mailbridge.keycloak.render.WasmRenderer;
 import java.net.URI;
 import java.net.URISyntaxException;
 import java.security.GeneralSecurityException;
 import java.time.Duration;
 import java.util.Map;
 import java.util.UUID;
+import java.util.function.Supplier;
 import org.jboss.logging.Logger;
 import org.keycloak.email.EmailException;
 import org.keycloak.email.EmailSenderProvider;
@@ -29,15 +31,20 @@ public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
     private final MailbridgeClient client;
     private final TokenSigner signer;
     private final FallbackSender fallback;
+    private final WasmRenderer renderer;
 
-    /** A sender for one session; the client and signer are shared by the factory. */
+    /**
+     * A sender for one session; the client, signer and renderer are shared by the factory. The
+     * renderer (null: none) renders what the SMTP fallback sends from the mailbridge templates.
+     */
     public MailbridgeEmailSenderProvider(KeycloakSession session, MailbridgeOptions options, MailbridgeClient client,
-            TokenSigner signer, FallbackSender fallback) {
+            TokenSigner signer, FallbackSender fallback, WasmRenderer renderer) {
         this.session = session;
         this.options = options;
         this.client = client;
         this.signer = signer;
         this.fallback = fallback;
+        this.renderer = renderer;
     }
 
     @Override
@@ -91,7 +98,8 @@ public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
             LOG.infof("mailbridge %s message %s for realm %s (%s)", accepted.status(), accepted.id(), realm,
                     record == null ? "no template" : record.kind());
         } catch (ServiceUnreachableException e) {
-            handleUnreachable(e, config, address, content, realm, wait);
+            handleUnreachable(e, config, address,
+                    () -> FallbackContent.choose(renderer, realm, record, userLocale, content), realm, wait);
         } catch (UnconfirmedException e) {
             LOG.warnf("mailbridge did not confirm an email for realm %s: %s; not sent by SMTP, the service may hold it",
                     realm, e.getMessage());
@@ -124,11 +132,13 @@ public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
         }
     }
 
+    /** Hands the email to Keycloak's SMTP sender when allowed; its content is rendered only then. */
     private void handleUnreachable(ServiceUnreachableException e, Map<String, String> config, String address,
-            MessageBody.Content content, String realm, boolean wait) throws EmailException {
+            Supplier<MessageBody.Content> fallbackContent, String realm, boolean wait) throws EmailException {
         // The test email never falls back: the admin is testing the path through mailbridge.
         if (fallbackFor(config) == MailbridgeOptions.Fallback.SMTP && !wait) {
             LOG.warnf("mailbridge unreachable for realm %s (%s); handing the email to Keycloak's SMTP sender", realm, e.getMessage());
+            MessageBody.Content content = fallbackContent.get();
             fallback.open(session).send(config, address, content.subject(), content.text(), content.html());
             return;
         }

@@ -1,5 +1,7 @@
 package io.mailbridge.keycloak;
 
+import io.mailbridge.keycloak.render.TemplateFiles;
+import io.mailbridge.keycloak.render.WasmRenderer;
 import java.time.Clock;
 import java.util.List;
 import org.jboss.logging.Logger;
@@ -18,6 +20,9 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
     /** Provider id, as selected with {@code --spi-email-sender--provider=mailbridge}. */
     public static final String ID = "mailbridge";
 
+    /** Option naming the template directory; blank: the templates inside the jar. */
+    public static final String TEMPLATES_OPTION = "templates";
+
     private static final Logger LOG = Logger.getLogger(MailbridgeEmailSenderProviderFactory.class);
 
     private MailbridgeOptions options;
@@ -25,16 +30,43 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
     private TokenSigner signer;
     private final DefaultEmailSenderProviderFactory smtp = new DefaultEmailSenderProviderFactory();
     private FallbackSender fallback = FallbackSender.keycloakSmtp(smtp);
+    private TemplateFiles templates;
+    private WasmRenderer renderer;
 
     @Override
     public EmailSenderProvider create(KeycloakSession session) {
-        return new MailbridgeEmailSenderProvider(session, options, client, signer, fallback);
+        return new MailbridgeEmailSenderProvider(session, options, client, signer, fallback, renderer);
     }
 
     @Override
     public void init(Config.Scope config) {
         smtp.init(config);
         configure(MailbridgeOptions.read(config::get), Clock.systemUTC());
+        templates(TemplateFiles.forOption(config.get(TEMPLATES_OPTION)));
+    }
+
+    /**
+     * Renders with {@code templates} from now on: the SMTP fallback's emails and the admin preview.
+     * The renderer instantiates its module on first use, so an unused one costs nothing.
+     */
+    void templates(TemplateFiles templates) {
+        WasmRenderer previous = renderer;
+        this.templates = templates;
+        // Two workers: the fallback and the preview are rare, and each worker holds a module instance.
+        this.renderer = new WasmRenderer(templates, WasmRenderer.DEFAULT_TIMEOUT, WasmRenderer.DEFAULT_MAX_MEMORY, 2);
+        if (previous != null) {
+            previous.close();
+        }
+    }
+
+    /** The template set the renderer uses (from the {@code templates} option), or null before init. */
+    public TemplateFiles templateFiles() {
+        return templates;
+    }
+
+    /** The shared renderer of the mailbridge templates, or null before init. */
+    public WasmRenderer renderer() {
+        return renderer;
     }
 
     /** Builds the shared parts from the options; also the entry point of tests. */
@@ -61,6 +93,9 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
     @Override
     public void close() {
         smtp.close();
+        if (renderer != null) {
+            renderer.close();
+        }
     }
 
     @Override
@@ -89,6 +124,9 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
                 .property().name("fallback").type(ProviderConfigProperty.LIST_TYPE).options("none", "smtp").defaultValue("none")
                 .helpText("When the service cannot have taken the email (refused connection, DNS failure, 503): 'none' fails the send, "
                         + "'smtp' uses Keycloak's own SMTP sender. Never used after a timeout, where the service may hold the email.").add()
+                .property().name(TEMPLATES_OPTION).type(ProviderConfigProperty.STRING_TYPE)
+                .helpText("Template directory laid out like the service's (tenant overrides included) that the SMTP fallback "
+                        + "and the admin preview render from; default: the templates inside the jar.").add()
                 .build();
     }
 }

@@ -49,6 +49,14 @@ class MailbridgeOptionsTest {
     }
 
     @Test
+    void aTemplatesOptionThatNamesNoDirectoryStopsTheStart() {
+        assertThrows(IllegalArgumentException.class,
+                () -> io.mailbridge.keycloak.render.TemplateFiles.forOption("/nonexistent/mailbridge-templates"));
+        assertEquals(io.mailbridge.keycloak.render.TemplateFiles.shipped().size(),
+                io.mailbridge.keycloak.render.TemplateFiles.forOption(" ").size(), "blank: the shipped templates");
+    }
+
+    @Test
     void withoutAUrlTheProviderLoadsButIsNotConfigured() {
         assertFalse(read(Map.of()).configured());
     }
@@ -58,6 +66,6 @@ class MailbridgeOptionsTest {
         var names = new MailbridgeEmailSenderProviderFactory().getConfigMetadata().stream()
                 .map(ProviderConfigProperty::getName).toList();
 
-        assertEquals(java.util.List.of("url", "secret", "timeout", "waitTimeout", "fallback"), names);
+        assertEquals(java.util.List.of("url", "secret", "timeout", "waitTimeout", "fallback", "templates"), names);
     }
 }

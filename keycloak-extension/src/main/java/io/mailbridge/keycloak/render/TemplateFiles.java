@@ -57,6 +57,40 @@ public final class TemplateFiles {
         return new TemplateFiles(files);
     }
 
+    /**
+     * The set named by the extension option {@code templates}: the directory it names, laid out like
+     * the service's, or the shipped templates when the option is blank.
+     *
+     * @throws IllegalArgumentException when the option names no readable directory, so that a typo
+     *     stops Keycloak's start instead of silently rendering other templates
+     */
+    public static TemplateFiles forOption(String dir) {
+        if (dir == null || dir.isBlank()) {
+            return shipped();
+        }
+        Path path = Path.of(dir.trim());
+        if (!Files.isDirectory(path)) {
+            throw new IllegalArgumentException("mailbridge option templates must name a directory, got '" + dir + "'");
+        }
+        try {
+            return fromDirectory(path);
+        } catch (IOException e) {
+            throw new IllegalArgumentException("mailbridge option templates: cannot read " + path + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * The sample data of template {@code name} as JSON: the tenant's own {@code sample.json}, else the
+     * shipped one, else an empty object.
+     */
+    public String sample(String tenant, String name) {
+        String own = tenant == null ? null : files.get("tenants/" + tenant + "/emails/" + name + "/sample.json");
+        if (own != null) {
+            return own;
+        }
+        return files.getOrDefault("emails/" + name + "/sample.json", "{}");
+    }
+
     /** How many files the set holds. */
     public int size() {
         return files.size();
