@@ -10,6 +10,8 @@
 //!   worker) and runs them until a shutdown signal.
 //! - [`secret`]: [`secret::Secret`], a value kept out of logs; a leaf.
 //! - [`email`]: domain types (addresses, the rendered message); no I/O.
+//! - [`events`]: delivery events from providers (verified with each
+//!   provider's own signature scheme) and their normalised form.
 //! - [`tenant`]: each tenant's transport and allowed sender.
 //! - [`auth`]: JWT verification, pure: the token, the secret and the time
 //!   give an [`auth::Caller`] or the rule the token breaks.
@@ -29,6 +31,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod email;
+pub mod events;
 pub mod listener;
 pub mod oauth;
 pub mod queue;
@@ -48,7 +51,9 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use api::error::ApiError;
-use api::{AppState, MAX_BODY_BYTES, admin, health, messages, metrics, openapi};
+use api::{
+    AppState, MAX_BODY_BYTES, admin, events as event_api, health, messages, metrics, openapi,
+};
 
 /// The HTTP API as a router over `state`.
 pub fn app(state: AppState) -> Router {
@@ -60,6 +65,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/messages/{id}/retry", post(admin::retry))
         .route("/v1/render", post(messages::render))
+        .route("/v1/events/{transport}", post(event_api::receive))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))

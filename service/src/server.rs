@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::api::AppState;
 use crate::auth::Verifier;
 use crate::config::Settings;
+use crate::events::source::EventSources;
 use crate::listener::ServingLimits;
 use crate::queue::JobStore;
 use crate::queue::worker::{Worker, WorkerConfig};
@@ -59,12 +60,25 @@ pub fn build_transports(settings: &Settings) -> anyhow::Result<Transports> {
     let mut transports = Transports::default();
     for (name, dsn) in &settings.transports {
         let mut dsn = Dsn::parse(dsn.expose()).with_context(|| format!("transport `{name}`"))?;
-        // `rate` belongs to the worker's limits, not to the transport itself.
+        // `rate` belongs to the worker's limits and `webhook_key` to the
+        // event endpoint, not to the transport itself.
         dsn.options.remove("rate");
+        dsn.options.remove(crate::events::source::WEBHOOK_KEY);
         let built = transport::from_dsn(&dsn).with_context(|| format!("transport `{name}`"))?;
         transports.insert(name.clone(), built);
     }
     Ok(transports)
+}
+
+/// The event endpoints: transports with a `webhook_key`.
+pub fn build_event_sources(settings: &Settings) -> anyhow::Result<EventSources> {
+    let mut dsns = Vec::new();
+    for (name, dsn) in &settings.transports {
+        let dsn = Dsn::parse(dsn.expose()).with_context(|| format!("transport `{name}`"))?;
+        dsns.push((name.as_str(), dsn));
+    }
+    EventSources::from_dsns(dsns.iter().map(|(n, d)| (*n, d)))
+        .map_err(|(name, error)| anyhow::anyhow!(error).context(format!("transport `{name}`")))
 }
 
 /// The sending limits: a transport's `?rate=` and a tenant's `rate`.
@@ -141,6 +155,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         max_pending: settings.max_pending,
         accepting: Arc::new(AtomicBool::new(true)),
         metrics,
+        event_sources: Arc::new(build_event_sources(settings)?),
     };
     Ok(Parts {
         state,

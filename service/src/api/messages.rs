@@ -13,6 +13,7 @@ use super::compose::{self, Content};
 use super::error::ApiError;
 use super::request::{MessageRequest, check_idempotency_key};
 use crate::auth::Caller;
+use crate::events::DeliveryEvent;
 use crate::queue::worker::AttemptOutcome;
 use crate::queue::{ClaimedJob, Enqueued, MessageRecord, NewJob, Status};
 use crate::telemetry;
@@ -204,15 +205,35 @@ fn idempotency_key(headers: &HeaderMap, field: Option<String>) -> Result<Option<
     }
 }
 
-/// `GET /v1/messages/{id}`: the status row (a tenant sees only its own).
+/// One message as `GET /v1/messages/{id}` shows it: its status row and what
+/// the provider reported since.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MessageView {
+    /// The status row.
+    #[serde(flatten)]
+    pub record: MessageRecord,
+    /// The latest delivery event, if any.
+    pub delivery: Option<DeliveryEvent>,
+    /// Every delivery event, oldest first.
+    pub events: Vec<DeliveryEvent>,
+}
+
+/// `GET /v1/messages/{id}`: the status row and delivery events (a tenant sees only its own).
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
-) -> Result<Json<MessageRecord>, ApiError> {
+) -> Result<Json<MessageView>, ApiError> {
     let Path(id) = path.map_err(|_| ApiError::not_found("no such message (ids are UUIDs)"))?;
     match state.store.get(id).await? {
-        Some(record) if caller.admin || record.tenant == caller.tenant => Ok(Json(record)),
+        Some(record) if caller.admin || record.tenant == caller.tenant => {
+            let events = state.store.events(id).await?;
+            Ok(Json(MessageView {
+                record,
+                delivery: events.last().cloned(),
+                events,
+            }))
+        }
         _ => Err(ApiError::not_found(format!("no message {id}"))),
     }
 }

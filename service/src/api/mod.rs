@@ -4,6 +4,7 @@ pub mod admin;
 pub mod caller;
 pub mod compose;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod messages;
 pub mod metrics;
@@ -15,6 +16,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::auth::Verifier;
+use crate::events::source::EventSources;
 use crate::queue::JobStore;
 use crate::queue::worker::Worker;
 use crate::render::Renderer;
@@ -45,4 +47,6 @@ pub struct AppState {
     pub accepting: Arc<AtomicBool>,
     /// Counters and gauges served at `/metrics`.
     pub metrics: Metrics,
+    /// The transports that take delivery events, with their keys.
+    pub event_sources: Arc<EventSources>,
 }

@@ -13,9 +13,11 @@ use utoipa::OpenApi;
 use super::admin::Page;
 use super::compose::Content;
 use super::error::Problem;
-use super::messages::Accepted;
+use super::events::Received;
+use super::messages::{Accepted, MessageView};
 use super::request::MessageRequest;
 use crate::email::Mailbox;
+use crate::events::{Bounce, DeliveryEvent, EventType};
 use crate::queue::{MessageRecord, Status};
 
 #[derive(OpenApi)]
@@ -31,6 +33,11 @@ use crate::queue::{MessageRecord, Status};
         Mailbox,
         Accepted,
         MessageRecord,
+        MessageView,
+        DeliveryEvent,
+        EventType,
+        Bounce,
+        Received,
         Status,
         Page,
         Content,
@@ -129,9 +136,9 @@ fn paths() -> Value {
             "get": {
                 "operationId": "getMessage",
                 "parameters": [id_parameter()],
-                "summary": "One message's status (no bodies)",
+                "summary": "One message's status and delivery events (no bodies)",
                 "responses": with_auth_errors(json!({
-                    "200": answer("The status row.", "MessageRecord"),
+                    "200": answer("The status row, `delivery` (the latest event) and `events`.", "MessageView"),
                     "404": problem("No such message, or not the caller's tenant's.")
                 }))
             },
@@ -169,6 +176,23 @@ fn paths() -> Value {
                     "408": problem("The body did not arrive within MAILBRIDGE_BODY_TIMEOUT."),
                     "422": problem("Nothing to render, or HTML nested too deep to derive its text (type `…/html-too-complex`).")
                 }))
+            }
+        },
+        "/v1/events/{transport}": {
+            "post": {
+                "operationId": "receiveDeliveryEvents",
+                "summary": "A provider's delivery events, verified with its own scheme and the transport's webhook_key",
+                "security": [],
+                "parameters": [{"name": "transport", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {}}}},
+                "responses": {
+                    "200": answer("Stored, unmatched and repeated counts.", "Received"),
+                    "400": problem("Verified, but not the provider's event format."),
+                    "401": problem("Not verified as the provider's, or signed more than 10 minutes ago."),
+                    "404": problem("No such transport, or it has no webhook_key."),
+                    "413": problem("Body over 1 MiB."),
+                    "503": problem("The queue store does not answer.")
+                }
             }
         },
         "/healthz": {"get": open("health", "200 while the process runs.", "text")},

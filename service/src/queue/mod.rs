@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::email::OutgoingMessage;
+use crate::events::DeliveryEvent;
 
 mod batch;
 mod pending;
@@ -354,4 +355,17 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
 
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a delivery event of a message; false (nothing written) when
+    /// the same provider event was stored before.
+    async fn add_event(&self, event: &DeliveryEvent) -> Result<bool, StoreError>;
+
+    /// A message's delivery events, oldest first.
+    async fn events(&self, id: Uuid) -> Result<Vec<DeliveryEvent>, StoreError>;
+
+    /// The message a provider's id names (the id its send answer gave).
+    async fn find_by_provider_id(
+        &self,
+        provider_message_id: &str,
+    ) -> Result<Option<Uuid>, StoreError>;
 }

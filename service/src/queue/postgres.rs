@@ -27,6 +27,7 @@ use super::{
     RECORD_COLUMNS, Status, StoreError,
 };
 
+mod events;
 mod writer;
 
 /// Connections per replica: the writers, the API's reads and the worker share them.
@@ -260,6 +261,21 @@ impl JobStore for PgStore {
         }
         self.pool.execute("SELECT 1").await.context("store ping")?;
         Ok(())
+    }
+
+    async fn add_event(&self, event: &crate::events::DeliveryEvent) -> Result<bool, StoreError> {
+        events::add(&self.pool, event).await
+    }
+
+    async fn events(&self, id: Uuid) -> Result<Vec<crate::events::DeliveryEvent>, StoreError> {
+        events::list(&self.pool, id).await
+    }
+
+    async fn find_by_provider_id(
+        &self,
+        provider_message_id: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
+        events::by_provider_id(&self.pool, provider_message_id).await
     }
 }
 

@@ -27,6 +27,7 @@ use super::{
     RECORD_COLUMNS, Status, StoreError,
 };
 
+mod events;
 mod stats;
 mod writer;
 
@@ -252,5 +253,20 @@ impl JobStore for SqliteStore {
             .await
             .context("store ping")?;
         Ok(())
+    }
+
+    async fn add_event(&self, event: &crate::events::DeliveryEvent) -> Result<bool, StoreError> {
+        events::add(&self.write, event).await
+    }
+
+    async fn events(&self, id: Uuid) -> Result<Vec<crate::events::DeliveryEvent>, StoreError> {
+        events::list(&self.read, id).await
+    }
+
+    async fn find_by_provider_id(
+        &self,
+        provider_message_id: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
+        events::by_provider_id(&self.read, provider_message_id).await
     }
 }

@@ -1,0 +1,20 @@
+-- What happened to a message after its transport took it: the provider's
+-- delivery events (and bounces parsed from DSNs), normalised.
+CREATE TABLE delivery_events (
+    id                BIGSERIAL PRIMARY KEY,
+    message_id        UUID NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    transport         TEXT NOT NULL,            -- the transport whose endpoint received it
+    type              TEXT NOT NULL
+        CHECK (type IN ('delivered', 'deferred', 'bounced', 'complained')),
+    bounce            TEXT CHECK (bounce IN ('hard', 'soft')),
+    recipient         TEXT,
+    detail            TEXT,                     -- the provider's reason (an SMTP reply, a bounce description)
+    provider_event_id TEXT,                     -- the provider's id of the event: a repeated delivery is stored once
+    occurred_at       TIMESTAMPTZ NOT NULL,
+    received_at       TIMESTAMPTZ NOT NULL
+);
+
+CREATE INDEX delivery_events_message ON delivery_events (message_id, occurred_at);
+CREATE UNIQUE INDEX delivery_events_once ON delivery_events (transport, provider_event_id);
+-- Events name messages by the provider's id.
+CREATE INDEX messages_provider_message_id ON messages (provider_message_id);
