@@ -441,3 +441,60 @@ pub async fn a_late_claim_hands_out_a_live_lease(store: Arc<dyn JobStore>) {
         "held by a live lease"
     );
 }
+
+/// Delivery events: stored per message in order of occurrence, a provider
+/// event stored once, a message found by its provider id, and the events go
+/// with their message when it is deleted.
+pub async fn delivery_events_are_kept_once_per_provider_event(store: Arc<dyn JobStore>) {
+    use mailbridge::events::{Bounce, DeliveryEvent, EventType};
+    let now = OffsetDateTime::now_utc();
+    store.enqueue(job("acme", None, now)).await.unwrap();
+    let claimed = claim(&store, now, 1).await;
+    let id = claimed[0].message.id;
+    settle(&store, &claimed[0], sent(Some("prov-7")), now).await;
+    assert_eq!(store.find_by_provider_id("prov-7").await.unwrap(), Some(id));
+    assert_eq!(store.find_by_provider_id("prov-8").await.unwrap(), None);
+
+    let event = |kind, bounce, event_id: Option<&str>, seconds_ago| DeliveryEvent {
+        message_id: id,
+        kind,
+        bounce,
+        recipient: Some("ada@example.com".into()),
+        detail: Some("550 5.1.1 unknown user".into()),
+        transport: "sg".into(),
+        provider_event_id: event_id.map(str::to_owned),
+        occurred_at: now - Duration::from_secs(seconds_ago),
+        received_at: now,
+    };
+    let bounced = event(EventType::Bounced, Some(Bounce::Hard), Some("ev-2"), 0);
+    assert!(store.add_event(&bounced).await.unwrap());
+    assert!(
+        !store.add_event(&bounced).await.unwrap(),
+        "a repeat is stored once"
+    );
+    // Events without a provider id are never taken for repeats.
+    let delivered = event(EventType::Delivered, None, None, 60);
+    assert!(store.add_event(&delivered).await.unwrap());
+    assert!(store.add_event(&delivered).await.unwrap());
+
+    let events = store.events(id).await.unwrap();
+    let kinds: Vec<EventType> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventType::Delivered,
+            EventType::Delivered,
+            EventType::Bounced
+        ]
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last.bounce, Some(Bounce::Hard));
+    assert_eq!(last.detail.as_deref(), Some("550 5.1.1 unknown user"));
+    assert_eq!(
+        last.occurred_at.unix_timestamp(),
+        bounced.occurred_at.unix_timestamp()
+    );
+
+    assert!(store.delete(id).await.unwrap());
+    assert!(store.events(id).await.unwrap().is_empty());
+}
