@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::events::source::Refused;
+use crate::events::source::{Delivered, Refused};
 use crate::events::{DeliveryEvent, ProviderEvent};
 use crate::queue::JobStore;
 
@@ -43,19 +43,26 @@ pub async fn receive(
     };
     let body = body.map_err(|e| ApiError::new(e.status(), "the body could not be read"))?;
     let now = OffsetDateTime::now_utc();
-    let events = source.receive(&headers, &body, now).map_err(|refused| {
-        tracing::warn!(%transport, reason = %refused, "delivery events refused");
-        match refused {
-            Refused::Unverified(why) => ApiError::unauthorized(format!(
-                "the events could not be verified as the provider's: {why}"
-            )),
-            Refused::Unreadable(why) => ApiError::bad_request(why.0),
-        }
-    })?;
+    let delivered = source
+        .receive(&headers, &body, now)
+        .await
+        .map_err(|refused| {
+            tracing::warn!(%transport, reason = %refused, "delivery events refused");
+            match refused {
+                Refused::Unverified(why) => ApiError::unauthorized(format!(
+                    "the events could not be verified as the provider's: {why}"
+                )),
+                Refused::Unreadable(why) => ApiError::bad_request(why.0),
+                Refused::Unconfirmed(why) => ApiError::bad_gateway(why),
+            }
+        })?;
     let mut received = Received {
         stored: 0,
         unmatched: 0,
         repeated: 0,
+    };
+    let Delivered::Events(events) = delivered else {
+        return Ok(Json(received));
     };
     for event in events {
         let Some(id) = find_message(state.store.as_ref(), &event).await? else {

@@ -12,7 +12,9 @@ pub mod mailjet;
 pub mod postmark;
 pub mod resend;
 pub mod sendgrid;
+pub mod ses;
 pub mod signature;
+pub mod sns;
 pub mod source;
 
 pub use signature::Unverified;

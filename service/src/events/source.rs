@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use axum::http::HeaderMap;
 use time::OffsetDateTime;
 
-use super::{ProviderEvent, Unreadable, Unverified, mailgun, mailjet, postmark, resend, sendgrid};
+use super::sns::{Envelope, Sns};
+use super::{
+    ProviderEvent, Unreadable, Unverified, mailgun, mailjet, postmark, resend, sendgrid, ses,
+};
 use crate::secret::Secret;
 use crate::transport::{Dsn, DsnError};
 
@@ -26,6 +29,8 @@ pub enum Provider {
     Mailjet,
     /// Svix-signed webhooks.
     Resend,
+    /// SES events through SNS (signed with SNS's certificate).
+    Ses,
 }
 
 /// Why events were not taken.
@@ -37,6 +42,18 @@ pub enum Refused {
     /// Verified, but not a body of the provider's format: 400.
     #[error(transparent)]
     Unreadable(#[from] Unreadable),
+    /// A verified SNS subscription could not be confirmed: 502 (SNS tries again).
+    #[error("{0}")]
+    Unconfirmed(String),
+}
+
+/// What a verified request brought.
+#[derive(Debug)]
+pub enum Delivered {
+    /// Events to match and store.
+    Events(Vec<ProviderEvent>),
+    /// An SNS subscription (or unsubscription) was confirmed; no events.
+    Subscription,
 }
 
 /// One transport's event endpoint.
@@ -44,6 +61,8 @@ pub enum Refused {
 pub struct EventSource {
     provider: Provider,
     key: Secret,
+    /// For SES: the topics accepted and the certificate fetcher.
+    sns: Option<Sns>,
 }
 
 impl EventSource {
@@ -59,10 +78,11 @@ impl EventSource {
             "postmark+api" => Provider::Postmark,
             "mailjet+api" => Provider::Mailjet,
             "resend+api" => Provider::Resend,
+            "ses+api" => Provider::Ses,
             other => {
                 return Err(DsnError::invalid(
                     other,
-                    "`webhook_key` is read only for sendgrid+api, mailgun+api, postmark+api, mailjet+api and resend+api",
+                    "`webhook_key` is read only for sendgrid+api, mailgun+api, postmark+api, mailjet+api, resend+api and ses+api",
                 ));
             }
         };
@@ -72,39 +92,78 @@ impl EventSource {
                 "`webhook_key` must be `user:password` (basic auth)",
             ));
         }
+        let sns = match provider {
+            Provider::Ses => {
+                let topics = key.split(',').map(|t| t.trim().to_owned()).collect();
+                Some(Sns::new(crate::transport::http::client()?, topics))
+            }
+            _ => None,
+        };
         Ok(Some(Self {
             provider,
             key: Secret::new(key),
+            sns,
         }))
     }
 
+    /// The same endpoint fetching SNS certificates and confirmations through
+    /// `http` (a test's resolver and trust roots); the URL rules stay.
+    pub fn with_sns_http(&self, http: reqwest::Client) -> Self {
+        Self {
+            sns: self.sns.as_ref().map(|sns| sns.with_http(http)),
+            ..self.clone()
+        }
+    }
+
     /// Verifies a request and reads its events.
-    pub fn receive(
+    pub async fn receive(
         &self,
         headers: &HeaderMap,
         body: &[u8],
         now: OffsetDateTime,
-    ) -> Result<Vec<ProviderEvent>, Refused> {
+    ) -> Result<Delivered, Refused> {
         let key = self.key.expose();
-        Ok(match self.provider {
-            Provider::SendGrid => {
+        Ok(Delivered::Events(match (self.provider, &self.sns) {
+            (Provider::SendGrid, _) => {
                 sendgrid::verify(key, headers, body, now)?;
                 sendgrid::parse(body)?
             }
-            Provider::Mailgun => mailgun::verify_and_parse(key, body, now)?,
-            Provider::Postmark => {
+            (Provider::Mailgun, _) => mailgun::verify_and_parse(key, body, now)?,
+            (Provider::Postmark, _) => {
                 super::signature::basic_auth(headers, key)?;
                 postmark::parse(body)?
             }
-            Provider::Mailjet => {
+            (Provider::Mailjet, _) => {
                 super::signature::basic_auth(headers, key)?;
                 mailjet::parse(body)?
             }
-            Provider::Resend => {
+            (Provider::Resend, _) => {
                 let id = resend::verify(key, headers, body, now)?;
                 resend::parse(body, id)?
             }
-        })
+            (Provider::Ses, Some(sns)) => return receive_sns(sns, body, now).await,
+            (Provider::Ses, None) => return Err(Unverified::new("no SNS settings").into()),
+        }))
+    }
+}
+
+/// An SNS message: verified first, then a confirmation is confirmed and a
+/// notification read as SES events.
+async fn receive_sns(sns: &Sns, body: &[u8], now: OffsetDateTime) -> Result<Delivered, Refused> {
+    let envelope: Envelope = serde_json::from_slice(body)
+        .map_err(|_| Unverified::new("not an SNS message (JSON with Type, Signature, …)"))?;
+    sns.verify(&envelope, now).await?;
+    match envelope.kind.as_str() {
+        "SubscriptionConfirmation" => {
+            sns.confirm(&envelope).await.map_err(Refused::Unconfirmed)?;
+            tracing::info!(topic = %envelope.topic_arn, "SNS subscription confirmed");
+            Ok(Delivered::Subscription)
+        }
+        "UnsubscribeConfirmation" => Ok(Delivered::Subscription),
+        _ => Ok(Delivered::Events(ses::parse(
+            &envelope.message,
+            &envelope.message_id,
+        )?)),
     }
 }
 
@@ -126,6 +185,15 @@ impl EventSources {
             }
         }
         Ok(Self { by_transport })
+    }
+
+    /// Every SES endpoint fetching through `http` instead (tests: a local
+    /// certificate server under an SNS host name); nothing else changes.
+    pub fn with_sns_http(mut self, http: &reqwest::Client) -> Self {
+        for source in self.by_transport.values_mut() {
+            *source = source.with_sns_http(http.clone());
+        }
+        self
     }
 
     /// The endpoint of transport `name`, if it takes events.
