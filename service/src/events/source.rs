@@ -155,6 +155,7 @@ async fn receive_sns(sns: &Sns, body: &[u8], now: OffsetDateTime) -> Result<Deli
     sns.verify(&envelope, now).await?;
     match envelope.kind.as_str() {
         "SubscriptionConfirmation" => {
+            super::sns::sns_url(envelope.subscribe_url.as_deref().unwrap_or_default())?;
             sns.confirm(&envelope).await.map_err(Refused::Unconfirmed)?;
             tracing::info!(topic = %envelope.topic_arn, "SNS subscription confirmed");
             Ok(Delivered::Subscription)
