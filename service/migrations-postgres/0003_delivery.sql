@@ -18,3 +18,20 @@ CREATE INDEX delivery_events_message ON delivery_events (message_id, occurred_at
 CREATE UNIQUE INDEX delivery_events_once ON delivery_events (transport, provider_event_id);
 -- Events name messages by the provider's id.
 CREATE INDEX messages_provider_message_id ON messages (provider_message_id);
+
+-- Addresses a tenant no longer sends to (hard bounce, complaint, or an
+-- administrator's choice). `email` has its domain part in lower case.
+CREATE TABLE suppressions (
+    tenant     TEXT NOT NULL,
+    email      TEXT NOT NULL,
+    reason     TEXT NOT NULL CHECK (reason IN ('bounce', 'complaint', 'manual')),
+    detail     TEXT,
+    message_id UUID,                            -- the message whose event added it
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (tenant, email)
+);
+
+-- A message whose every recipient is suppressed is kept, not sent.
+ALTER TABLE messages DROP CONSTRAINT messages_status_check;
+ALTER TABLE messages ADD CONSTRAINT messages_status_check
+    CHECK (status IN ('queued', 'sending', 'sent', 'retrying', 'failed', 'suppressed'));

@@ -18,3 +18,15 @@ CREATE INDEX delivery_events_message ON delivery_events (message_id, occurred_at
 CREATE UNIQUE INDEX delivery_events_once ON delivery_events (transport, provider_event_id);
 -- Events name messages by the provider's id.
 CREATE INDEX messages_provider_message_id ON messages (provider_message_id);
+
+-- Addresses a tenant no longer sends to (hard bounce, complaint, or an
+-- administrator's choice). `email` has its domain part in lower case.
+CREATE TABLE suppressions (
+    tenant     TEXT NOT NULL,
+    email      TEXT NOT NULL,
+    reason     TEXT NOT NULL,                   -- bounce | complaint | manual
+    detail     TEXT,
+    message_id TEXT,                            -- the message whose event added it
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, email)
+);

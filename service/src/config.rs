@@ -55,6 +55,9 @@ pub struct TenantSettings {
     pub from: Option<String>,
     /// Its sending rate, e.g. `30/minute` (delays sending, never refuses accepting).
     pub rate: Option<String>,
+    /// Which delivery events put an address on its suppression list:
+    /// `bounce` (hard bounces), `complaint`; default both, `[]` for none.
+    pub suppress: Option<Vec<String>>,
 }
 
 /// Everything the service needs, validated.
@@ -286,6 +289,14 @@ impl Settings {
             if let Some(rate) = &t.rate {
                 crate::transport::ratelimit::Rate::parse(rate)
                     .map_err(|e| invalid(&format!("{key}.rate"), e.to_string()))?;
+            }
+            if let Some(suppress) = &t.suppress {
+                crate::suppression::SuppressOn::parse(suppress).map_err(|other| {
+                    invalid(
+                        &format!("{key}.suppress"),
+                        format!("`{other}` is not `bounce` or `complaint`"),
+                    )
+                })?;
             }
         }
         Ok(())

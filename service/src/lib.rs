@@ -12,6 +12,7 @@
 //! - [`email`]: domain types (addresses, the rendered message); no I/O.
 //! - [`events`]: delivery events from providers (verified with each
 //!   provider's own signature scheme) and their normalised form.
+//! - [`suppression`]: the per-tenant suppression list's types (pure).
 //! - [`tenant`]: each tenant's transport and allowed sender.
 //! - [`auth`]: JWT verification, pure: the token, the secret and the time
 //!   give an [`auth::Caller`] or the rule the token breaks.
@@ -38,6 +39,7 @@ pub mod queue;
 pub mod render;
 pub mod secret;
 pub mod server;
+pub mod suppression;
 pub mod telemetry;
 pub mod tenant;
 pub mod transport;
@@ -45,7 +47,7 @@ pub mod transport;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, header};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
@@ -53,6 +55,7 @@ use tower_http::trace::TraceLayer;
 use api::error::ApiError;
 use api::{
     AppState, MAX_BODY_BYTES, admin, events as event_api, health, messages, metrics, openapi,
+    suppressions,
 };
 
 /// The HTTP API as a router over `state`.
@@ -66,6 +69,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/messages/{id}/retry", post(admin::retry))
         .route("/v1/render", post(messages::render))
         .route("/v1/events/{transport}", post(event_api::receive))
+        .route("/v1/suppressions", get(suppressions::list))
+        .route(
+            "/v1/suppressions/{tenant}/{email}",
+            put(suppressions::put).delete(suppressions::delete),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{Settings, TenantSettings};
 use crate::email::Mailbox;
+use crate::suppression::SuppressOn;
 
 /// The transport every tenant uses unless its settings name another.
 pub const DEFAULT_TRANSPORT: &str = "default";
@@ -18,6 +19,8 @@ pub struct Route {
     pub from: Mailbox,
     /// When set, the only domain its requests may send from.
     pub sender_domain: Option<String>,
+    /// Which delivery events put an address on its suppression list.
+    pub suppress: SuppressOn,
 }
 
 /// Every configured tenant, and the defaults for the others.
@@ -50,6 +53,7 @@ impl Tenants {
                 transport: DEFAULT_TRANSPORT.to_owned(),
                 from: self.default_from.clone(),
                 sender_domain: None,
+                suppress: SuppressOn::default(),
             })
     }
 }
@@ -65,6 +69,12 @@ fn resolve(t: &TenantSettings, default_from: &Mailbox) -> Route {
             .as_ref()
             .map(|m| domain(&m.email).to_ascii_lowercase()),
         from: own_from.unwrap_or_else(|| default_from.clone()),
+        // Validated at start; an unreadable value cannot reach here.
+        suppress: t
+            .suppress
+            .as_deref()
+            .and_then(|values| SuppressOn::parse(values).ok())
+            .unwrap_or_default(),
     }
 }
 
@@ -99,6 +109,7 @@ mod tests {
                 transport: Some("m365".into()),
                 from: Some("ACME <no-reply@acme.example>".into()),
                 rate: None,
+                ..TenantSettings::default()
             },
             &Mailbox::new("mailbridge@localhost"),
         );

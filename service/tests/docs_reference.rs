@@ -150,6 +150,7 @@ fn every_metric() -> String {
     metrics.reply_class("m365", "2xx");
     metrics.rate_limited("acme", "m365");
     metrics.delivery_event("m365", "bounced");
+    metrics.suppressed("acme");
     metrics.observe_queue(
         &QueueStats {
             oldest_unsent: Some(OffsetDateTime::now_utc()),

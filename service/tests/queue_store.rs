@@ -128,3 +128,9 @@ async fn delivery_events_are_kept_once_per_provider_event() {
     store_contract::delivery_events_are_kept_once_per_provider_event(Arc::new(open(&dir).await))
         .await;
 }
+
+#[tokio::test]
+async fn suppressions_and_suppressed_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::suppressions_and_suppressed_messages(Arc::new(open(&dir).await)).await;
+}

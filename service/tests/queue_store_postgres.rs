@@ -38,6 +38,7 @@ async fn the_store_contract_holds_on_postgres() {
     store_contract::a_late_claim_hands_out_a_live_lease(open(&pg.database()).await).await;
     store_contract::delivery_events_are_kept_once_per_provider_event(open(&pg.database()).await)
         .await;
+    store_contract::suppressions_and_suppressed_messages(open(&pg.database()).await).await;
     let url = pg.database();
     store_contract::an_unreadable_row_fails_alone(open(&url).await, |id| async move {
         let other = sqlx::PgPool::connect(&url).await.unwrap();

@@ -10,13 +10,14 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
+use tracing::Instrument as _;
 
 use super::AppState;
 use super::error::ApiError;
 use crate::events::source::{Delivered, Refused};
-use crate::events::{DeliveryEvent, ProviderEvent};
-use crate::queue::JobStore;
+use crate::events::{Bounce, DeliveryEvent, EventType, ProviderEvent};
+use crate::queue::{JobStore, MessageRecord, StoreError};
+use crate::suppression::{Reason, Suppression, normalise};
 
 /// The answer to `POST /v1/events/{transport}`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -65,17 +66,26 @@ pub async fn receive(
         return Ok(Json(received));
     };
     for event in events {
-        let Some(id) = find_message(state.store.as_ref(), &event).await? else {
+        let Some(message) = find_message(state.store.as_ref(), &event).await? else {
             received.unmatched += 1;
             continue;
         };
+        let id = message.id;
         let event = DeliveryEvent::matched(event, id, &transport, now);
-        if state.store.add_event(&event).await? {
+        // A span per event, carrying the message id that its delivery's spans carry too.
+        let span = tracing::info_span!(
+            "delivery_event",
+            message_id = %id,
+            transport = %transport,
+            event = event.kind.as_str()
+        );
+        if state.store.add_event(&event).instrument(span).await? {
             received.stored += 1;
             state
                 .metrics
                 .delivery_event(&transport, event.kind.as_str());
             tracing::info!(message_id = %id, %transport, event = event.kind.as_str(), "delivery event");
+            suppress_after(&state, &message.tenant, &event).await?;
         } else {
             received.repeated += 1;
         }
@@ -88,17 +98,52 @@ pub async fn receive(
 async fn find_message(
     store: &dyn JobStore,
     event: &ProviderEvent,
-) -> Result<Option<Uuid>, crate::queue::StoreError> {
+) -> Result<Option<MessageRecord>, StoreError> {
     for id in [event.message.ours, event.message.id_from_header()]
         .into_iter()
         .flatten()
     {
-        if store.get(id).await?.is_some() {
-            return Ok(Some(id));
+        if let Some(record) = store.get(id).await? {
+            return Ok(Some(record));
         }
     }
     match &event.message.provider {
-        Some(provider_id) => store.find_by_provider_id(provider_id).await,
+        Some(provider_id) => match store.find_by_provider_id(provider_id).await? {
+            Some(id) => store.get(id).await,
+            None => Ok(None),
+        },
         None => Ok(None),
     }
+}
+
+/// Puts the recipient of a hard bounce or a complaint on the tenant's
+/// suppression list, if the tenant's `suppress` setting says so.
+async fn suppress_after(
+    state: &AppState,
+    tenant: &str,
+    event: &DeliveryEvent,
+) -> Result<(), StoreError> {
+    let reason = match (event.kind, event.bounce) {
+        (EventType::Bounced, Some(Bounce::Hard)) => Reason::Bounce,
+        (EventType::Complained, _) => Reason::Complaint,
+        _ => return Ok(()),
+    };
+    let Some(recipient) = &event.recipient else {
+        return Ok(());
+    };
+    if !state.tenants.route(tenant).suppress.covers(reason) {
+        return Ok(());
+    }
+    let entry = Suppression {
+        tenant: tenant.to_owned(),
+        email: normalise(recipient),
+        reason,
+        detail: event.detail.clone(),
+        message_id: Some(event.message_id),
+        created_at: event.received_at,
+    };
+    if state.store.suppress(&entry).await? {
+        tracing::info!(message_id = %event.message_id, %tenant, reason = reason.as_str(), "address suppressed");
+    }
+    Ok(())
 }

@@ -12,6 +12,7 @@ use super::AppState;
 use super::compose::{self, Content};
 use super::error::ApiError;
 use super::request::{MessageRequest, check_idempotency_key};
+use super::suppressions;
 use crate::auth::Caller;
 use crate::events::DeliveryEvent;
 use crate::queue::worker::AttemptOutcome;
@@ -41,8 +42,22 @@ pub struct SendQuery {
 pub struct Accepted {
     /// Our id of the message.
     pub id: Uuid,
-    /// `queued`, `sent`, or for a repeated idempotency key the first message's status.
+    /// `queued`, `sent`, `suppressed`, or for a repeated idempotency key the first message's status.
     pub status: Status,
+    /// Recipients left out because they are on the tenant's suppression list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressed_recipients: Vec<String>,
+}
+
+impl Accepted {
+    /// Message `id` in `status`, nobody suppressed.
+    pub fn new(id: Uuid, status: Status) -> Self {
+        Self {
+            id,
+            status,
+            suppressed_recipients: Vec::new(),
+        }
+    }
 }
 
 /// `POST /v1/messages`: validate, render, commit durably, answer 202.
@@ -62,6 +77,7 @@ pub async fn create(
         .sender(req.from.as_ref())
         .map_err(ApiError::forbidden)?;
     let content = compose::render_content(state.renderer.clone(), &tenant, &req).await?;
+    let suppressed = suppressions::leave_out(state.store.as_ref(), &tenant, &mut req).await?;
     if state.store.pending_count(&tenant).await? >= state.max_pending {
         return Err(ApiError::too_many(
             format!(
@@ -77,7 +93,8 @@ pub async fn create(
     let message = compose::message(id, &tenant, from, req, content);
     // `?wait=true` stores the message already claimed, so that no worker
     // takes it while this request's attempt runs.
-    let lease = query.wait.then(|| state.worker.lease());
+    // A message to suppressed addresses only is stored claimed, then settled as `suppressed`.
+    let lease = (query.wait || suppressed.everyone).then(|| state.worker.lease());
     let transport = route.transport.clone();
     let job = NewJob {
         message: message.clone(),
@@ -96,7 +113,10 @@ pub async fn create(
             telemetry::request::record_message(first);
             telemetry::request::record_outcome("duplicate");
             tracing::info!(message_id = %first, %tenant, "idempotent repeat; nothing queued");
-            Ok((StatusCode::OK, Json(Accepted { id: first, status })).into_response())
+            Ok((StatusCode::OK, Json(Accepted::new(first, status))).into_response())
+        }
+        Enqueued::Claimed(lease) if suppressed.everyone => {
+            suppressions::settle(&state, &tenant, &lease, suppressed.addresses).await
         }
         Enqueued::Claimed(lease) => {
             accepted(&state, &tenant, lease.id);
@@ -113,14 +133,11 @@ pub async fn create(
             telemetry::request::record_outcome("queued");
             tracing::info!(message_id = %id, %tenant, "accepted");
             state.worker.notifier().notify_one();
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(Accepted {
-                    id,
-                    status: Status::Queued,
-                }),
-            )
-                .into_response())
+            let answer = Accepted {
+                suppressed_recipients: suppressed.addresses,
+                ..Accepted::new(id, Status::Queued)
+            };
+            Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
     }
 }
@@ -153,14 +170,9 @@ async fn deliver_now(state: &AppState, job: ClaimedJob) -> Result<Response, ApiE
         Err(_) => "timeout",
     });
     match outcome {
-        Ok(AttemptOutcome::Sent { .. }) => Ok((
-            StatusCode::OK,
-            Json(Accepted {
-                id,
-                status: Status::Sent,
-            }),
-        )
-            .into_response()),
+        Ok(AttemptOutcome::Sent { .. }) => {
+            Ok((StatusCode::OK, Json(Accepted::new(id, Status::Sent))).into_response())
+        }
         Ok(AttemptOutcome::Retrying { error, .. }) => Err(ApiError::bad_gateway(format!(
             "delivery failed, will be retried (message {id}): {error}"
         ))),

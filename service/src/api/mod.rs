@@ -10,6 +10,7 @@ pub mod messages;
 pub mod metrics;
 pub mod openapi;
 pub mod request;
+pub mod suppressions;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

@@ -16,9 +16,11 @@ use super::error::Problem;
 use super::events::Received;
 use super::messages::{Accepted, MessageView};
 use super::request::MessageRequest;
+use super::suppressions::SuppressionList;
 use crate::email::Mailbox;
 use crate::events::{Bounce, DeliveryEvent, EventType};
 use crate::queue::{MessageRecord, Status};
+use crate::suppression::{Reason, Suppression};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,6 +40,9 @@ use crate::queue::{MessageRecord, Status};
         EventType,
         Bounce,
         Received,
+        Suppression,
+        SuppressionList,
+        Reason,
         Status,
         Page,
         Content,
@@ -83,6 +88,13 @@ fn problem(description: &str) -> Value {
 
 fn id_parameter() -> Value {
     json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}})
+}
+
+fn suppression_parameters() -> Value {
+    json!([
+        {"name": "tenant", "in": "path", "required": true, "schema": {"type": "string"}},
+        {"name": "email", "in": "path", "required": true, "schema": {"type": "string", "format": "email"}}
+    ])
 }
 
 /// Answers shared by every authenticated endpoint (each reads the store).
@@ -175,6 +187,42 @@ fn paths() -> Value {
                     "400": problem("Invalid field."),
                     "408": problem("The body did not arrive within MAILBRIDGE_BODY_TIMEOUT."),
                     "422": problem("Nothing to render, or HTML nested too deep to derive its text (type `…/html-too-complex`).")
+                }))
+            }
+        },
+        "/v1/suppressions": {
+            "get": {
+                "operationId": "listSuppressions",
+                "summary": "Admin: the suppression list, newest first",
+                "parameters": [
+                    {"name": "tenant", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
+                ],
+                "responses": with_auth_errors(json!({
+                    "200": answer("The list.", "SuppressionList"),
+                    "400": problem("Invalid tenant name.")
+                }))
+            }
+        },
+        "/v1/suppressions/{tenant}/{email}": {
+            "put": {
+                "operationId": "suppressAddress",
+                "summary": "Admin: stop sending to an address",
+                "parameters": suppression_parameters(),
+                "responses": with_auth_errors(json!({
+                    "201": answer("Listed.", "Suppression"),
+                    "200": answer("Listed already (the first entry is kept).", "Suppression"),
+                    "400": problem("Invalid tenant name or address.")
+                }))
+            },
+            "delete": {
+                "operationId": "unsuppressAddress",
+                "summary": "Admin: send to an address again",
+                "parameters": suppression_parameters(),
+                "responses": with_auth_errors(json!({
+                    "204": {"description": "Taken off the list."},
+                    "400": problem("Invalid tenant name or address."),
+                    "404": problem("Not on the list.")
                 }))
             }
         },

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::email::OutgoingMessage;
 use crate::events::DeliveryEvent;
+use crate::suppression::Suppression;
 
 mod batch;
 mod pending;
@@ -47,6 +48,8 @@ pub enum Status {
     Retrying,
     /// Given up (permanent failure, too many attempts or too old): the dead-letter state.
     Failed,
+    /// Not sent: every recipient is on the tenant's suppression list.
+    Suppressed,
 }
 
 impl Status {
@@ -58,6 +61,7 @@ impl Status {
             Status::Sent => "sent",
             Status::Retrying => "retrying",
             Status::Failed => "failed",
+            Status::Suppressed => "suppressed",
         }
     }
 
@@ -69,6 +73,7 @@ impl Status {
             "sent" => Status::Sent,
             "retrying" => Status::Retrying,
             "failed" => Status::Failed,
+            "suppressed" => Status::Suppressed,
             _ => return None,
         })
     }
@@ -138,6 +143,12 @@ pub enum Outcome {
     Failed {
         /// Why.
         error: String,
+    },
+    /// Not sent because every recipient is suppressed (recorded at accept
+    /// time, through the lease the message was stored under).
+    Suppressed {
+        /// The suppressed recipients, for `last_error`.
+        reason: String,
     },
     /// Given back without counting the attempt (shutdown, rate limit).
     Released {
@@ -243,7 +254,7 @@ impl QueueStats {
             Some(Status::Sending) => self.sending = count,
             Some(Status::Retrying) => self.retrying = count,
             Some(Status::Failed) => self.failed = count,
-            Some(Status::Sent) | None => return,
+            Some(Status::Sent | Status::Suppressed) | None => return,
         }
         if status != Some(Status::Failed) {
             self.oldest_unsent = match (self.oldest_unsent, oldest) {
@@ -368,4 +379,25 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         &self,
         provider_message_id: &str,
     ) -> Result<Option<Uuid>, StoreError>;
+
+    /// Puts an address on its tenant's suppression list; false (the first
+    /// entry kept) when it is there already.
+    async fn suppress(&self, entry: &Suppression) -> Result<bool, StoreError>;
+
+    /// Takes `email` (normalised) off `tenant`'s list; false if it was not on it.
+    async fn unsuppress(&self, tenant: &str, email: &str) -> Result<bool, StoreError>;
+
+    /// The suppression list of `tenant` (or of all), newest first, at most `limit`.
+    async fn suppressions(
+        &self,
+        tenant: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Suppression>, StoreError>;
+
+    /// Which of `emails` (normalised) are on `tenant`'s list.
+    async fn suppressed_among(
+        &self,
+        tenant: &str,
+        emails: &[String],
+    ) -> Result<Vec<String>, StoreError>;
 }

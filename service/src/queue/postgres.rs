@@ -28,6 +28,7 @@ use super::{
 };
 
 mod events;
+mod suppressions;
 mod writer;
 
 /// Connections per replica: the writers, the API's reads and the worker share them.
@@ -226,9 +227,10 @@ impl JobStore for PgStore {
     }
 
     async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
-        let query =
-            sqlx::query("DELETE FROM messages WHERE id = $1 AND status IN ('sent', 'failed')")
-                .bind(id);
+        let query = sqlx::query(
+            "DELETE FROM messages WHERE id = $1 AND status IN ('sent', 'failed', 'suppressed')",
+        )
+        .bind(id);
         Ok(self.update(query, "deleting a message").await? == 1)
     }
 
@@ -276,6 +278,30 @@ impl JobStore for PgStore {
         provider_message_id: &str,
     ) -> Result<Option<Uuid>, StoreError> {
         events::by_provider_id(&self.pool, provider_message_id).await
+    }
+
+    async fn suppress(&self, entry: &crate::suppression::Suppression) -> Result<bool, StoreError> {
+        suppressions::add(&self.pool, entry).await
+    }
+
+    async fn unsuppress(&self, tenant: &str, email: &str) -> Result<bool, StoreError> {
+        suppressions::remove(&self.pool, tenant, email).await
+    }
+
+    async fn suppressions(
+        &self,
+        tenant: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<crate::suppression::Suppression>, StoreError> {
+        suppressions::list(&self.pool, tenant, limit).await
+    }
+
+    async fn suppressed_among(
+        &self,
+        tenant: &str,
+        emails: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        suppressions::among(&self.pool, tenant, emails).await
     }
 }
 

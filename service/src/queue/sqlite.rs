@@ -29,6 +29,7 @@ use super::{
 
 mod events;
 mod stats;
+mod suppressions;
 mod writer;
 
 /// The SQLite queue store.
@@ -231,12 +232,13 @@ impl JobStore for SqliteStore {
     }
 
     async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("DELETE FROM messages WHERE id = ? AND status IN ('sent', 'failed')")
-                .bind(id.to_string())
-                .execute(&self.write)
-                .await
-                .context("deleting a message")?;
+        let done = sqlx::query(
+            "DELETE FROM messages WHERE id = ? AND status IN ('sent', 'failed', 'suppressed')",
+        )
+        .bind(id.to_string())
+        .execute(&self.write)
+        .await
+        .context("deleting a message")?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -268,5 +270,29 @@ impl JobStore for SqliteStore {
         provider_message_id: &str,
     ) -> Result<Option<Uuid>, StoreError> {
         events::by_provider_id(&self.read, provider_message_id).await
+    }
+
+    async fn suppress(&self, entry: &crate::suppression::Suppression) -> Result<bool, StoreError> {
+        suppressions::add(&self.write, entry).await
+    }
+
+    async fn unsuppress(&self, tenant: &str, email: &str) -> Result<bool, StoreError> {
+        suppressions::remove(&self.write, tenant, email).await
+    }
+
+    async fn suppressions(
+        &self,
+        tenant: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<crate::suppression::Suppression>, StoreError> {
+        suppressions::list(&self.read, tenant, limit).await
+    }
+
+    async fn suppressed_among(
+        &self,
+        tenant: &str,
+        emails: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        suppressions::among(&self.read, tenant, emails).await
     }
 }

@@ -62,6 +62,7 @@ struct Inner {
     token_refreshes: Mutex<Option<ObservableCounter<u64>>>,
     rate_limited: Counter<u64>,
     delivery_events: Counter<u64>,
+    suppressed: Counter<u64>,
     duration: Histogram<f64>,
     latency: Histogram<f64>,
     depth: Gauge<u64>,
@@ -142,6 +143,12 @@ impl Metrics {
             KeyValue::new("type", kind),
         ];
         self.inner.delivery_events.add(1, &attrs);
+    }
+
+    /// A message was kept unsent: every recipient is suppressed.
+    pub fn suppressed(&self, tenant: &str) {
+        let inner = &self.inner;
+        inner.suppressed.add(1, &[inner.tenant(tenant)]);
     }
 
     /// A message was delivered, `latency` after it was accepted.
@@ -309,6 +316,10 @@ impl Inner {
             rate_limited: counter(
                 "mailbridge.rate_limited",
                 "Messages held back by a rate limit (not attempts).",
+            ),
+            suppressed: counter(
+                "mailbridge.messages.suppressed",
+                "Messages not sent because every recipient is on the tenant's suppression list.",
             ),
             delivery_events: counter(
                 "mailbridge.delivery_events",

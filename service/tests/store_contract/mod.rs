@@ -498,3 +498,86 @@ pub async fn delivery_events_are_kept_once_per_provider_event(store: Arc<dyn Job
     assert!(store.delete(id).await.unwrap());
     assert!(store.events(id).await.unwrap().is_empty());
 }
+
+/// The suppression list: one entry per tenant and address, looked up in
+/// bulk, listed per tenant; a message stored claimed can be settled as
+/// `suppressed`, and then deleted.
+pub async fn suppressions_and_suppressed_messages(store: Arc<dyn JobStore>) {
+    use mailbridge::suppression::{Reason, Suppression};
+    let now = OffsetDateTime::now_utc();
+    let entry = |tenant: &str, email: &str, reason| Suppression {
+        tenant: tenant.into(),
+        email: email.into(),
+        reason,
+        detail: Some("550 5.1.1".into()),
+        message_id: Some(Uuid::now_v7()),
+        created_at: now,
+    };
+    assert!(
+        store
+            .suppress(&entry("acme", "ada@example.com", Reason::Bounce))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .suppress(&entry("acme", "ada@example.com", Reason::Manual))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .suppress(&entry("other", "grace@example.com", Reason::Complaint))
+            .await
+            .unwrap()
+    );
+    let among = |tenant: &'static str| {
+        let store = store.clone();
+        async move {
+            let asked = ["ada@example.com".to_owned(), "grace@example.com".to_owned()];
+            store.suppressed_among(tenant, &asked).await.unwrap()
+        }
+    };
+    assert_eq!(among("acme").await, ["ada@example.com"]);
+    assert_eq!(among("other").await, ["grace@example.com"]);
+    assert!(
+        store
+            .suppressed_among("acme", &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let listed = store.suppressions(Some("acme"), 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].reason, Reason::Bounce, "the first entry is kept");
+    assert_eq!(store.suppressions(None, 10).await.unwrap().len(), 2);
+    assert!(store.unsuppress("acme", "ada@example.com").await.unwrap());
+    assert!(!store.unsuppress("acme", "ada@example.com").await.unwrap());
+
+    let mut new = job("acme", None, now);
+    new.lease = Some(Duration::from_secs(60));
+    let Enqueued::Claimed(lease) = store.enqueue(new).await.unwrap() else {
+        panic!("stored claimed");
+    };
+    let outcome = Outcome::Suppressed {
+        reason: "every recipient is suppressed".into(),
+    };
+    settle_lease(&store, &lease, outcome, now).await;
+    let record = store.get(lease.id).await.unwrap().unwrap();
+    assert_eq!((record.status, record.attempts), (Status::Suppressed, 0));
+    assert!(
+        claim(&store, now + Duration::from_secs(120), 10)
+            .await
+            .is_empty()
+    );
+    assert!(store.delete(lease.id).await.unwrap());
+}
+
+async fn settle_lease(
+    store: &Arc<dyn JobStore>,
+    lease: &mailbridge::queue::Lease,
+    outcome: Outcome,
+    now: OffsetDateTime,
+) {
+    assert!(store.record(lease, &outcome, now).await.unwrap());
+}
