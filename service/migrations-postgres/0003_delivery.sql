@@ -35,3 +35,11 @@ CREATE TABLE suppressions (
 ALTER TABLE messages DROP CONSTRAINT messages_status_check;
 ALTER TABLE messages ADD CONSTRAINT messages_status_check
     CHECK (status IN ('queued', 'sending', 'sent', 'retrying', 'failed', 'suppressed'));
+
+-- Limits that follow Keycloak's flows, shared by every replica: one GCRA
+-- cell per (tenant, limit, kind, address), keyed by a SHA-256 digest (no
+-- address in clear). `tat` is the cell's theoretical arrival time, unix ms.
+CREATE TABLE flow_limits (
+    key TEXT PRIMARY KEY,
+    tat BIGINT NOT NULL
+);

@@ -30,3 +30,11 @@ CREATE TABLE suppressions (
     created_at INTEGER NOT NULL,
     PRIMARY KEY (tenant, email)
 );
+
+-- Limits that follow Keycloak's flows: one GCRA cell per (tenant, limit,
+-- kind, address), keyed by a SHA-256 digest (no address in clear). `tat` is
+-- the cell's theoretical arrival time, unix milliseconds.
+CREATE TABLE flow_limits (
+    key TEXT PRIMARY KEY,
+    tat INTEGER NOT NULL
+);

@@ -58,6 +58,12 @@ pub struct TenantSettings {
     /// Which delivery events put an address on its suppression list:
     /// `bounce` (hard bounces), `complaint`; default both, `[]` for none.
     pub suppress: Option<Vec<String>>,
+    /// Most messages per recipient address, across kinds, e.g. `5/hour`
+    /// (429 beyond, with Retry-After).
+    pub recipient_rate: Option<String>,
+    /// `[tenants.<name>.template_rates]`: most messages of a kind per
+    /// address, e.g. `email-verification = "1/minute"` (429 beyond).
+    pub template_rates: Option<BTreeMap<String, String>>,
 }
 
 /// Everything the service needs, validated.
@@ -289,6 +295,17 @@ impl Settings {
             if let Some(rate) = &t.rate {
                 crate::transport::ratelimit::Rate::parse(rate)
                     .map_err(|e| invalid(&format!("{key}.rate"), e.to_string()))?;
+            }
+            let rates = t
+                .recipient_rate
+                .iter()
+                .map(|r| ("recipient_rate".to_owned(), r));
+            let templates = t.template_rates.iter().flatten();
+            for (name, rate) in
+                rates.chain(templates.map(|(k, r)| (format!("template_rates.{k}"), r)))
+            {
+                crate::transport::ratelimit::Rate::parse(rate)
+                    .map_err(|e| invalid(&format!("{key}.{name}"), e.to_string()))?;
             }
             if let Some(suppress) = &t.suppress {
                 crate::suppression::SuppressOn::parse(suppress).map_err(|other| {

@@ -4,6 +4,8 @@
 //!
 //! - [`config`]: settings from the environment and an optional TOML file,
 //!   validated at start.
+//! - [`limits`]: limits that follow Keycloak's flows (per address, per
+//!   kind of email), as cells the store checks; pure.
 //! - [`listener`]: accepts HTTP connections within the serving limits
 //!   (header and body timeouts, the connection cap).
 //! - [`server`]: turns settings into parts (store, renderer, transports,
@@ -33,6 +35,7 @@ pub mod auth;
 pub mod config;
 pub mod email;
 pub mod events;
+pub mod limits;
 pub mod listener;
 pub mod oauth;
 pub mod queue;

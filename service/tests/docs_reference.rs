@@ -151,6 +151,7 @@ fn every_metric() -> String {
     metrics.rate_limited("acme", "m365");
     metrics.delivery_event("m365", "bounced");
     metrics.suppressed("acme");
+    metrics.limited("acme", "template");
     metrics.observe_queue(
         &QueueStats {
             oldest_unsent: Some(OffsetDateTime::now_utc()),

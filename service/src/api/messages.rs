@@ -78,6 +78,11 @@ pub async fn create(
         .map_err(ApiError::forbidden)?;
     let content = compose::render_content(state.renderer.clone(), &tenant, &req).await?;
     let suppressed = suppressions::leave_out(state.store.as_ref(), &tenant, &mut req).await?;
+    if !suppressed.everyone
+        && let Some(repeat) = super::limits::check(&state, &tenant, &req).await?
+    {
+        return Ok(repeat);
+    }
     if state.store.pending_count(&tenant).await? >= state.max_pending {
         return Err(ApiError::too_many(
             format!(

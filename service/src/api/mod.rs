@@ -6,6 +6,7 @@ pub mod compose;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod limits;
 pub mod messages;
 pub mod metrics;
 pub mod openapi;

@@ -124,7 +124,7 @@ fn paths() -> Value {
                     "408": problem("The body did not arrive within MAILBRIDGE_BODY_TIMEOUT."),
                     "413": problem("Body over 1 MiB."),
                     "422": problem("Nothing to send (unknown template and no content), or HTML nested too deep to derive its text (type `…/html-too-complex`)."),
-                    "429": problem("The tenant's queue is over its bound; see Retry-After."),
+                    "429": problem("The tenant's queue is over its bound, or the message is beyond its recipient_rate or template_rates; see Retry-After."),
                     "502": problem("`?wait=true`: the transport refused; detail carries its error."),
                     "504": problem("`?wait=true`: not delivered in time; the message stays queued.")
                 }))

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::email::OutgoingMessage;
 use crate::events::DeliveryEvent;
+use crate::limits::LimitCell;
 use crate::suppression::Suppression;
 
 mod batch;
@@ -400,4 +401,21 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         tenant: &str,
         emails: &[String],
     ) -> Result<Vec<String>, StoreError>;
+
+    /// Spends one message from every flow-limit cell if all allow it
+    /// (`None`), else spends nothing and answers the longest wait and the
+    /// index of the cell that needs it.
+    async fn admit(
+        &self,
+        cells: &[LimitCell],
+        now: OffsetDateTime,
+    ) -> Result<Option<(Duration, usize)>, StoreError>;
+
+    /// The message `tenant` stored under idempotency `key` in the last 24 h, if any.
+    async fn find_idempotent(
+        &self,
+        tenant: &str,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Uuid>, StoreError>;
 }

@@ -28,6 +28,7 @@ use super::{
 };
 
 mod events;
+mod limits;
 mod suppressions;
 mod writer;
 
@@ -302,6 +303,26 @@ impl JobStore for PgStore {
         emails: &[String],
     ) -> Result<Vec<String>, StoreError> {
         suppressions::among(&self.pool, tenant, emails).await
+    }
+
+    async fn admit(
+        &self,
+        cells: &[crate::limits::LimitCell],
+        now: OffsetDateTime,
+    ) -> Result<Option<(Duration, usize)>, StoreError> {
+        if cells.is_empty() {
+            return Ok(None);
+        }
+        limits::admit(&self.pool, cells, now).await
+    }
+
+    async fn find_idempotent(
+        &self,
+        tenant: &str,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Uuid>, StoreError> {
+        limits::idempotent(&self.pool, tenant, key, now).await
     }
 }
 

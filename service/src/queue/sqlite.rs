@@ -28,6 +28,7 @@ use super::{
 };
 
 mod events;
+mod limits;
 mod stats;
 mod suppressions;
 mod writer;
@@ -294,5 +295,25 @@ impl JobStore for SqliteStore {
         emails: &[String],
     ) -> Result<Vec<String>, StoreError> {
         suppressions::among(&self.read, tenant, emails).await
+    }
+
+    async fn admit(
+        &self,
+        cells: &[crate::limits::LimitCell],
+        now: OffsetDateTime,
+    ) -> Result<Option<(Duration, usize)>, StoreError> {
+        if cells.is_empty() {
+            return Ok(None);
+        }
+        limits::admit(&self.write, cells, now).await
+    }
+
+    async fn find_idempotent(
+        &self,
+        tenant: &str,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Uuid>, StoreError> {
+        limits::idempotent(&self.read, tenant, key, now).await
     }
 }

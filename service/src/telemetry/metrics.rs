@@ -63,6 +63,7 @@ struct Inner {
     rate_limited: Counter<u64>,
     delivery_events: Counter<u64>,
     suppressed: Counter<u64>,
+    limited: Counter<u64>,
     duration: Histogram<f64>,
     latency: Histogram<f64>,
     depth: Gauge<u64>,
@@ -143,6 +144,13 @@ impl Metrics {
             KeyValue::new("type", kind),
         ];
         self.inner.delivery_events.add(1, &attrs);
+    }
+
+    /// A message was refused by a flow limit (`recipient` or `template`).
+    pub fn limited(&self, tenant: &str, limit: &'static str) {
+        let inner = &self.inner;
+        let attrs = [inner.tenant(tenant), KeyValue::new("limit", limit)];
+        inner.limited.add(1, &attrs);
     }
 
     /// A message was kept unsent: every recipient is suppressed.
@@ -320,6 +328,10 @@ impl Inner {
             suppressed: counter(
                 "mailbridge.messages.suppressed",
                 "Messages not sent because every recipient is on the tenant's suppression list.",
+            ),
+            limited: counter(
+                "mailbridge.messages.limited",
+                "Messages refused (429) by a tenant's recipient_rate or template_rates.",
             ),
             delivery_events: counter(
                 "mailbridge.delivery_events",
