@@ -64,6 +64,12 @@ pub struct TenantSettings {
     /// `[tenants.<name>.template_rates]`: most messages of a kind per
     /// address, e.g. `email-verification = "1/minute"` (429 beyond).
     pub template_rates: Option<BTreeMap<String, String>>,
+    /// Where its webhooks go (`https://…`): `message.sent`, `message.failed`,
+    /// `message.delivered`, `message.bounced`, `message.complained`, `message.suppressed`.
+    pub webhook_url: Option<String>,
+    /// The `whsec_…` secret its webhooks are signed with (Standard Webhooks);
+    /// `${VAR}` is replaced from the environment.
+    pub webhook_secret: Option<String>,
 }
 
 /// Everything the service needs, validated.
@@ -275,6 +281,12 @@ impl Settings {
         if self.max_connections == 0 {
             return Err(invalid("MAILBRIDGE_MAX_CONNECTIONS", "must be above zero"));
         }
+        if self.transports.contains_key(crate::webhooks::TRANSPORT) {
+            return Err(invalid(
+                "transport `webhook`",
+                "the name `webhook` is reserved for the queue's webhook deliveries",
+            ));
+        }
         for (name, dsn) in &self.transports {
             Dsn::parse(dsn.expose())
                 .map_err(|e| invalid(&format!("transport `{name}`"), e.to_string()))?;
@@ -307,6 +319,7 @@ impl Settings {
                 crate::transport::ratelimit::Rate::parse(rate)
                     .map_err(|e| invalid(&format!("{key}.{name}"), e.to_string()))?;
             }
+            check_webhook(&key, t)?;
             if let Some(suppress) = &t.suppress {
                 crate::suppression::SuppressOn::parse(suppress).map_err(|other| {
                     invalid(
@@ -322,6 +335,28 @@ impl Settings {
     /// The tenant's settings, or the defaults for a tenant the file does not name.
     pub fn tenant(&self, name: &str) -> TenantSettings {
         self.tenants.get(name).cloned().unwrap_or_default()
+    }
+}
+
+/// A tenant's webhook settings: both or neither, an http(s) URL, a `whsec_` secret.
+fn check_webhook(key: &str, t: &TenantSettings) -> Result<(), ConfigError> {
+    match (&t.webhook_url, &t.webhook_secret) {
+        (None, None) => Ok(()),
+        (Some(url), Some(secret)) => {
+            let parsed = url::Url::parse(url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+            if parsed.is_none() {
+                return Err(invalid(
+                    &format!("{key}.webhook_url"),
+                    "must be an http(s) URL",
+                ));
+            }
+            crate::webhooks::sign::key(secret)
+                .map(|_| ())
+                .map_err(|e| invalid(&format!("{key}.webhook_secret"), e.to_string()))
+        }
+        _ => Err(invalid(key, "webhook_url and webhook_secret go together")),
     }
 }
 
@@ -393,6 +428,11 @@ fn read_file(path: &Path, lookup: &Lookup<'_>) -> Result<FileSettings, ConfigErr
     let mut file: FileSettings = toml::from_str(&text).map_err(|e| file_error(e.to_string()))?;
     for dsn in file.transports.values_mut() {
         *dsn = substitute(dsn, lookup).map_err(file_error)?;
+    }
+    for tenant in file.tenants.values_mut() {
+        if let Some(secret) = tenant.webhook_secret.as_mut() {
+            *secret = substitute(secret, lookup).map_err(file_error)?;
+        }
     }
     Ok(file)
 }

@@ -27,6 +27,8 @@
 //!   policy and the delivery worker.
 //! - [`transport`]: the [`transport::Transport`] trait, DSN parsing, SMTP,
 //!   file and provider API transports.
+//! - [`webhooks`]: webhooks out to the application, rows of the same queue
+//!   under the reserved transport `webhook`, signed as Standard Webhooks.
 //! - [`oauth`]: OAuth2 token sources with caching (XOAUTH2, Graph).
 //! - [`telemetry`]: logs, OpenTelemetry traces, and the metrics of `/metrics`.
 
@@ -46,6 +48,7 @@ pub mod suppression;
 pub mod telemetry;
 pub mod tenant;
 pub mod transport;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -19,10 +19,13 @@ use crate::listener::ServingLimits;
 use crate::queue::JobStore;
 use crate::queue::worker::{Worker, WorkerConfig};
 use crate::render::Renderer;
+use crate::secret::Secret;
 use crate::telemetry::Metrics;
 use crate::tenant::Tenants;
 use crate::transport::ratelimit::RateLimits;
 use crate::transport::{self, Dsn, Transports};
+use crate::webhooks::transport::WebhookTransport;
+use crate::webhooks::{Target, Webhooks};
 
 /// How the server should treat authentication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +71,20 @@ pub fn build_transports(settings: &Settings) -> anyhow::Result<Transports> {
         transports.insert(name.clone(), built);
     }
     Ok(transports)
+}
+
+/// Each tenant's webhook target (validated at start).
+pub fn build_webhooks(settings: &Settings) -> Webhooks {
+    let targets = settings
+        .tenants
+        .iter()
+        .filter_map(|(name, t)| {
+            let url = url::Url::parse(t.webhook_url.as_deref()?).ok()?;
+            let secret = Secret::new(t.webhook_secret.clone()?);
+            Some((name.clone(), Target { url, secret }))
+        })
+        .collect();
+    Webhooks::new(targets)
 }
 
 /// The event endpoints: transports with a `webhook_key`.
@@ -131,7 +148,10 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         );
     }
     let renderer = Arc::new(load_renderer(settings)?);
-    let transports = build_transports(settings)?;
+    let webhooks = build_webhooks(settings);
+    let mut transports = build_transports(settings)?;
+    let deliver_webhooks = WebhookTransport::new(webhooks.clone(), transport::http::client()?);
+    transports.insert(crate::webhooks::TRANSPORT, Arc::new(deliver_webhooks));
     let metrics = Metrics::from_env()?;
     metrics.watch_token_refreshes(&transports);
     let worker = Worker::new(
@@ -144,6 +164,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         },
     )
     .with_limits(build_limits(settings)?)
+    .with_webhooks(webhooks.clone())
     .with_metrics(metrics.clone());
     let state = AppState {
         store,
@@ -156,6 +177,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         accepting: Arc::new(AtomicBool::new(true)),
         metrics,
         event_sources: Arc::new(build_event_sources(settings)?),
+        webhooks,
     };
     Ok(Parts {
         state,

@@ -18,6 +18,7 @@ use crate::events::source::{Delivered, Refused};
 use crate::events::{Bounce, DeliveryEvent, EventType, ProviderEvent};
 use crate::queue::{JobStore, MessageRecord, StoreError};
 use crate::suppression::{Reason, Suppression, normalise};
+use crate::webhooks::WebhookType;
 
 /// The answer to `POST /v1/events/{transport}`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -86,6 +87,7 @@ pub async fn receive(
                 .delivery_event(&transport, event.kind.as_str());
             tracing::info!(message_id = %id, %transport, event = event.kind.as_str(), "delivery event");
             suppress_after(&state, &message.tenant, &event).await?;
+            tell_application(&state, &message.tenant, &event).await?;
         } else {
             received.repeated += 1;
         }
@@ -114,6 +116,31 @@ async fn find_message(
         },
         None => Ok(None),
     }
+}
+
+/// Queues the event's webhook (`message.delivered`, `message.bounced`,
+/// `message.complained`) for the tenant, if it has a `webhook_url`.
+async fn tell_application(
+    state: &AppState,
+    tenant: &str,
+    event: &DeliveryEvent,
+) -> Result<(), StoreError> {
+    let kind = match event.kind {
+        EventType::Delivered => WebhookType::Delivered,
+        EventType::Bounced => WebhookType::Bounced,
+        EventType::Complained => WebhookType::Complained,
+        EventType::Deferred => return Ok(()),
+    };
+    let data = serde_json::to_value(event).unwrap_or_default();
+    let store = state.store.as_ref();
+    if state
+        .webhooks
+        .queue(store, tenant, kind, event.message_id, data)
+        .await?
+    {
+        state.worker.notifier().notify_one();
+    }
+    Ok(())
 }
 
 /// Puts the recipient of a hard bounce or a complaint on the tenant's

@@ -24,6 +24,7 @@ use crate::queue::worker::Worker;
 use crate::render::Renderer;
 use crate::telemetry::Metrics;
 use crate::tenant::Tenants;
+use crate::webhooks::Webhooks;
 
 /// Largest request body we accept.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -51,4 +52,6 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The transports that take delivery events, with their keys.
     pub event_sources: Arc<EventSources>,
+    /// Webhooks out to the tenants' applications.
+    pub webhooks: Webhooks,
 }

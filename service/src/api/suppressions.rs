@@ -18,6 +18,7 @@ use crate::auth::Caller;
 use crate::email::Mailbox;
 use crate::queue::{JobStore, Lease, Outcome, Status};
 use crate::suppression::{Reason, Suppression, normalise};
+use crate::webhooks::WebhookType;
 
 /// The suppressed recipients of a request.
 #[derive(Debug, Default)]
@@ -78,6 +79,15 @@ pub async fn settle(
         .record(lease, &outcome, OffsetDateTime::now_utc())
         .await?;
     state.metrics.suppressed(tenant);
+    let data = serde_json::json!({"suppressed_recipients": addresses});
+    let store = state.store.as_ref();
+    if state
+        .webhooks
+        .queue(store, tenant, WebhookType::Suppressed, lease.id, data)
+        .await?
+    {
+        state.worker.notifier().notify_one();
+    }
     crate::telemetry::request::record_message(lease.id);
     crate::telemetry::request::record_outcome("suppressed");
     tracing::info!(message_id = %lease.id, %tenant, "every recipient is suppressed; not sent");
