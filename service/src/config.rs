@@ -70,6 +70,15 @@ pub struct TenantSettings {
     /// The `whsec_…` secret its webhooks are signed with (Standard Webhooks);
     /// `${VAR}` is replaced from the environment.
     pub webhook_secret: Option<String>,
+    /// Its Keycloak realm's URL (`https://sso.example/realms/acme`), for
+    /// feedback on hard bounces and complaints.
+    pub keycloak_url: Option<String>,
+    /// A confidential client of that realm with `manage-users` (client-credentials grant).
+    pub keycloak_client_id: Option<String>,
+    /// That client's secret; `${VAR}` is replaced from the environment.
+    pub keycloak_client_secret: Option<String>,
+    /// Also set `emailVerified = false` on such users (default false).
+    pub keycloak_unverify: Option<bool>,
 }
 
 /// Everything the service needs, validated.
@@ -281,11 +290,13 @@ impl Settings {
         if self.max_connections == 0 {
             return Err(invalid("MAILBRIDGE_MAX_CONNECTIONS", "must be above zero"));
         }
-        if self.transports.contains_key(crate::webhooks::TRANSPORT) {
-            return Err(invalid(
-                "transport `webhook`",
-                "the name `webhook` is reserved for the queue's webhook deliveries",
-            ));
+        for reserved in [crate::webhooks::TRANSPORT, crate::feedback::TRANSPORT] {
+            if self.transports.contains_key(reserved) {
+                return Err(invalid(
+                    &format!("transport `{reserved}`"),
+                    "the name is reserved for the queue's webhook and Keycloak deliveries",
+                ));
+            }
         }
         for (name, dsn) in &self.transports {
             Dsn::parse(dsn.expose())
@@ -320,6 +331,7 @@ impl Settings {
                     .map_err(|e| invalid(&format!("{key}.{name}"), e.to_string()))?;
             }
             check_webhook(&key, t)?;
+            check_keycloak(&key, t)?;
             if let Some(suppress) = &t.suppress {
                 crate::suppression::SuppressOn::parse(suppress).map_err(|other| {
                     invalid(
@@ -357,6 +369,29 @@ fn check_webhook(key: &str, t: &TenantSettings) -> Result<(), ConfigError> {
                 .map_err(|e| invalid(&format!("{key}.webhook_secret"), e.to_string()))
         }
         _ => Err(invalid(key, "webhook_url and webhook_secret go together")),
+    }
+}
+
+/// A tenant's Keycloak feedback settings: URL, client id and secret together.
+fn check_keycloak(key: &str, t: &TenantSettings) -> Result<(), ConfigError> {
+    match (
+        &t.keycloak_url,
+        &t.keycloak_client_id,
+        &t.keycloak_client_secret,
+    ) {
+        (None, None, None) => Ok(()),
+        (Some(url), Some(_), Some(_)) => crate::feedback::Realm::parse_url(url)
+            .map(|_| ())
+            .ok_or_else(|| {
+                invalid(
+                    &format!("{key}.keycloak_url"),
+                    "must be a realm's URL, like https://sso.example/realms/acme",
+                )
+            }),
+        _ => Err(invalid(
+            key,
+            "keycloak_url, keycloak_client_id and keycloak_client_secret go together",
+        )),
     }
 }
 
@@ -430,7 +465,13 @@ fn read_file(path: &Path, lookup: &Lookup<'_>) -> Result<FileSettings, ConfigErr
         *dsn = substitute(dsn, lookup).map_err(file_error)?;
     }
     for tenant in file.tenants.values_mut() {
-        if let Some(secret) = tenant.webhook_secret.as_mut() {
+        for secret in [
+            &mut tenant.webhook_secret,
+            &mut tenant.keycloak_client_secret,
+        ]
+        .into_iter()
+        .flatten()
+        {
             *secret = substitute(secret, lookup).map_err(file_error)?;
         }
     }

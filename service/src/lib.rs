@@ -29,6 +29,8 @@
 //!   file and provider API transports.
 //! - [`webhooks`]: webhooks out to the application, rows of the same queue
 //!   under the reserved transport `webhook`, signed as Standard Webhooks.
+//! - [`feedback`]: feedback into Keycloak (a user attribute on hard bounces
+//!   and complaints), rows of the same queue under the reserved transport `keycloak`.
 //! - [`oauth`]: OAuth2 token sources with caching (XOAUTH2, Graph).
 //! - [`telemetry`]: logs, OpenTelemetry traces, and the metrics of `/metrics`.
 
@@ -37,6 +39,7 @@ pub mod auth;
 pub mod config;
 pub mod email;
 pub mod events;
+pub mod feedback;
 pub mod limits;
 pub mod listener;
 pub mod oauth;

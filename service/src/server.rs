@@ -15,7 +15,10 @@ use crate::api::AppState;
 use crate::auth::Verifier;
 use crate::config::Settings;
 use crate::events::source::EventSources;
+use crate::feedback::transport::KeycloakTransport;
+use crate::feedback::{Feedback, Realm};
 use crate::listener::ServingLimits;
+use crate::oauth::ClientCredentials;
 use crate::queue::JobStore;
 use crate::queue::worker::{Worker, WorkerConfig};
 use crate::render::Renderer;
@@ -87,6 +90,45 @@ pub fn build_webhooks(settings: &Settings) -> Webhooks {
     Webhooks::new(targets)
 }
 
+/// Each tenant's Keycloak realm for feedback (validated at start).
+pub fn build_feedback(settings: &Settings) -> anyhow::Result<Feedback> {
+    let mut realms = std::collections::BTreeMap::new();
+    for (name, t) in &settings.tenants {
+        let (Some(url), Some(id), Some(secret)) = (
+            &t.keycloak_url,
+            &t.keycloak_client_id,
+            &t.keycloak_client_secret,
+        ) else {
+            continue;
+        };
+        let (base, realm) = Realm::parse_url(url)
+            .with_context(|| format!("tenant `{name}`: keycloak_url is not a realm's URL"))?;
+        let token_url = format!(
+            "{}/protocol/openid-connect/token",
+            url.trim_end_matches('/')
+        );
+        let tokens = ClientCredentials::new(
+            transport::http::client()?,
+            token_url,
+            id.clone(),
+            secret.clone(),
+            String::new(),
+        );
+        let unverify = t.keycloak_unverify.unwrap_or(false);
+        let tokens = Arc::new(tokens);
+        realms.insert(
+            name.clone(),
+            Realm {
+                base,
+                realm,
+                tokens,
+                unverify,
+            },
+        );
+    }
+    Ok(Feedback::new(realms))
+}
+
 /// The event endpoints: transports with a `webhook_key`.
 pub fn build_event_sources(settings: &Settings) -> anyhow::Result<EventSources> {
     let mut dsns = Vec::new();
@@ -152,6 +194,9 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
     let mut transports = build_transports(settings)?;
     let deliver_webhooks = WebhookTransport::new(webhooks.clone(), transport::http::client()?);
     transports.insert(crate::webhooks::TRANSPORT, Arc::new(deliver_webhooks));
+    let feedback = build_feedback(settings)?;
+    let tell_keycloak = KeycloakTransport::new(feedback.clone(), transport::http::client()?);
+    transports.insert(crate::feedback::TRANSPORT, Arc::new(tell_keycloak));
     let metrics = Metrics::from_env()?;
     metrics.watch_token_refreshes(&transports);
     let worker = Worker::new(
@@ -178,6 +223,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         metrics,
         event_sources: Arc::new(build_event_sources(settings)?),
         webhooks,
+        feedback,
     };
     Ok(Parts {
         state,

@@ -143,21 +143,30 @@ async fn tell_application(
     Ok(())
 }
 
-/// Puts the recipient of a hard bounce or a complaint on the tenant's
-/// suppression list, if the tenant's `suppress` setting says so.
+/// After a hard bounce or a complaint: tells the tenant's Keycloak (if it has
+/// one), and puts the recipient on the tenant's suppression list if its
+/// `suppress` setting says so.
 async fn suppress_after(
     state: &AppState,
     tenant: &str,
     event: &DeliveryEvent,
 ) -> Result<(), StoreError> {
-    let reason = match (event.kind, event.bounce) {
-        (EventType::Bounced, Some(Bounce::Hard)) => Reason::Bounce,
-        (EventType::Complained, _) => Reason::Complaint,
+    let (reason, status) = match (event.kind, event.bounce) {
+        (EventType::Bounced, Some(Bounce::Hard)) => (Reason::Bounce, "bounced"),
+        (EventType::Complained, _) => (Reason::Complaint, "complained"),
         _ => return Ok(()),
     };
     let Some(recipient) = &event.recipient else {
         return Ok(());
     };
+    let store = state.store.as_ref();
+    if state
+        .feedback
+        .queue(store, tenant, recipient, status, event.message_id)
+        .await?
+    {
+        state.worker.notifier().notify_one();
+    }
     if !state.tenants.route(tenant).suppress.covers(reason) {
         return Ok(());
     }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use crate::auth::Verifier;
 use crate::events::source::EventSources;
+use crate::feedback::Feedback;
 use crate::queue::JobStore;
 use crate::queue::worker::Worker;
 use crate::render::Renderer;
@@ -54,4 +55,6 @@ pub struct AppState {
     pub event_sources: Arc<EventSources>,
     /// Webhooks out to the tenants' applications.
     pub webhooks: Webhooks,
+    /// Feedback into the tenants' Keycloak realms.
+    pub feedback: Feedback,
 }

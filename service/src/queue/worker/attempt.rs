@@ -275,7 +275,7 @@ impl Worker {
     /// (never for a webhook row itself). A store that fails here loses the
     /// webhook, not the message's outcome.
     async fn tell_application(&self, job: &ClaimedJob, outcome: &AttemptOutcome) {
-        if job.transport == webhooks::TRANSPORT {
+        if is_notice(&job.transport) {
             return;
         }
         let (kind, data) = match outcome {
@@ -307,7 +307,7 @@ impl Worker {
         now: OffsetDateTime,
     ) -> (Outcome, AttemptOutcome) {
         let jitter = (self.jitter)();
-        let policy = if job.transport == webhooks::TRANSPORT {
+        let policy = if is_notice(&job.transport) {
             &self.webhook_policy
         } else {
             &self.policy
@@ -345,6 +345,13 @@ impl Worker {
             }
         }
     }
+}
+
+/// Whether rows of `transport` are notices about messages (webhooks,
+/// Keycloak feedback) rather than messages: retried for 24 hours, and never
+/// the subject of a webhook themselves.
+fn is_notice(transport: &str) -> bool {
+    transport == webhooks::TRANSPORT || transport == crate::feedback::TRANSPORT
 }
 
 fn failed(error: String) -> (Outcome, AttemptOutcome) {
