@@ -232,7 +232,10 @@ fn paths() -> Value {
                 "summary": "A provider's delivery events, verified with its own scheme and the transport's webhook_key",
                 "security": [],
                 "parameters": [{"name": "transport", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {}}}},
+                "requestBody": {"required": true, "content": {
+                    "application/json": {"schema": {}},
+                    "message/rfc822": {"schema": {"type": "string"}, "description": "SMTP transports: a delivery status notification (RFC 3464), raw"}
+                }},
                 "responses": {
                     "200": answer("Stored, unmatched and repeated counts.", "Received"),
                     "400": problem("Verified, but not the provider's event format."),

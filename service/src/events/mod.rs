@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub mod dsn_report;
 pub mod mailgun;
 pub mod mailjet;
 pub mod postmark;

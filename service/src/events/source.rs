@@ -31,6 +31,8 @@ pub enum Provider {
     Resend,
     /// SES events through SNS (signed with SNS's certificate).
     Ses,
+    /// Delivery status notifications posted by the mail server (basic auth).
+    Smtp,
 }
 
 /// Why events were not taken.
@@ -79,14 +81,19 @@ impl EventSource {
             "mailjet+api" => Provider::Mailjet,
             "resend+api" => Provider::Resend,
             "ses+api" => Provider::Ses,
+            "smtp" | "smtps" => Provider::Smtp,
             other => {
                 return Err(DsnError::invalid(
                     other,
-                    "`webhook_key` is read only for sendgrid+api, mailgun+api, postmark+api, mailjet+api, resend+api and ses+api",
+                    "`webhook_key` is read only for sendgrid+api, mailgun+api, postmark+api, mailjet+api, resend+api, ses+api, smtp and smtps",
                 ));
             }
         };
-        if matches!(provider, Provider::Postmark | Provider::Mailjet) && !key.contains(':') {
+        let basic = matches!(
+            provider,
+            Provider::Postmark | Provider::Mailjet | Provider::Smtp
+        );
+        if basic && !key.contains(':') {
             return Err(DsnError::invalid(
                 &dsn.scheme,
                 "`webhook_key` must be `user:password` (basic auth)",
@@ -140,6 +147,10 @@ impl EventSource {
             (Provider::Resend, _) => {
                 let id = resend::verify(key, headers, body, now)?;
                 resend::parse(body, id)?
+            }
+            (Provider::Smtp, _) => {
+                super::signature::basic_auth(headers, key)?;
+                super::dsn_report::parse(body)?
             }
             (Provider::Ses, Some(sns)) => return receive_sns(sns, body, now).await,
             (Provider::Ses, None) => return Err(Unverified::new("no SNS settings").into()),
