@@ -178,6 +178,17 @@ async fn a_hard_bounce_stops_mail_to_that_address() {
             json!("ada@example.com")
         ]
     );
+    // `?wait=true` names them too.
+    let body = json!({"to": [{"email": "Ada@example.com"}, {"email": "grace@example.com"}], "subject": "Reset", "text": "Hi"});
+    let (status, _, answer) = server
+        .post("/v1/messages?wait=true", Some("acme"), &body)
+        .await;
+    assert_eq!(
+        (status, answer["status"].clone()),
+        (200, json!("sent")),
+        "{answer}"
+    );
+    assert_eq!(answer["suppressed_recipients"], json!(["Ada@example.com"]));
     // Another tenant's list is its own.
     let (_, elsewhere) = send(&server, "quiet", &["Ada@example.com"]).await;
     assert_eq!(elsewhere["status"], "queued");

@@ -131,7 +131,7 @@ pub async fn create(
                 lease,
                 created_at: now,
             };
-            deliver_now(&state, claimed).await
+            deliver_now(&state, claimed, suppressed.addresses).await
         }
         Enqueued::Created(id) => {
             accepted(&state, &tenant, id);
@@ -157,7 +157,11 @@ fn accepted(state: &AppState, tenant: &str, id: Uuid) {
 /// `?wait=true`: the worker's own attempt, started at once; the answer waits
 /// for it up to the wait timeout. The attempt is a task of its own: a client
 /// that goes away, or a timeout, leaves it running to its recorded end.
-async fn deliver_now(state: &AppState, job: ClaimedJob) -> Result<Response, ApiError> {
+async fn deliver_now(
+    state: &AppState,
+    job: ClaimedJob,
+    suppressed_recipients: Vec<String>,
+) -> Result<Response, ApiError> {
     let id = job.message.id;
     let attempt = state.worker.spawn_attempt(job);
     let outcome = match tokio::time::timeout(state.wait_timeout, attempt).await {
@@ -176,7 +180,11 @@ async fn deliver_now(state: &AppState, job: ClaimedJob) -> Result<Response, ApiE
     });
     match outcome {
         Ok(AttemptOutcome::Sent { .. }) => {
-            Ok((StatusCode::OK, Json(Accepted::new(id, Status::Sent))).into_response())
+            let answer = Accepted {
+                suppressed_recipients,
+                ..Accepted::new(id, Status::Sent)
+            };
+            Ok((StatusCode::OK, Json(answer)).into_response())
         }
         Ok(AttemptOutcome::Retrying { error, .. }) => Err(ApiError::bad_gateway(format!(
             "delivery failed, will be retried (message {id}): {error}"
