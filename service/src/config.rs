@@ -55,6 +55,30 @@ pub struct TenantSettings {
     pub from: Option<String>,
     /// Its sending rate, e.g. `30/minute` (delays sending, never refuses accepting).
     pub rate: Option<String>,
+    /// Which delivery events put an address on its suppression list:
+    /// `bounce` (hard bounces), `complaint`; default both, `[]` for none.
+    pub suppress: Option<Vec<String>>,
+    /// Most messages per recipient address, across kinds, e.g. `5/hour`
+    /// (429 beyond, with Retry-After).
+    pub recipient_rate: Option<String>,
+    /// `[tenants.<name>.template_rates]`: most messages of a kind per
+    /// address, e.g. `email-verification = "1/minute"` (429 beyond).
+    pub template_rates: Option<BTreeMap<String, String>>,
+    /// Where its webhooks go (`https://…`): `message.sent`, `message.failed`,
+    /// `message.delivered`, `message.bounced`, `message.complained`, `message.suppressed`.
+    pub webhook_url: Option<String>,
+    /// The `whsec_…` secret its webhooks are signed with (Standard Webhooks);
+    /// `${VAR}` is replaced from the environment.
+    pub webhook_secret: Option<String>,
+    /// Its Keycloak realm's URL (`https://sso.example/realms/acme`), for
+    /// feedback on hard bounces and complaints.
+    pub keycloak_url: Option<String>,
+    /// A confidential client of that realm with `manage-users` (client-credentials grant).
+    pub keycloak_client_id: Option<String>,
+    /// That client's secret; `${VAR}` is replaced from the environment.
+    pub keycloak_client_secret: Option<String>,
+    /// Also set `emailVerified = false` on such users (default false).
+    pub keycloak_unverify: Option<bool>,
 }
 
 /// Everything the service needs, validated.
@@ -266,6 +290,14 @@ impl Settings {
         if self.max_connections == 0 {
             return Err(invalid("MAILBRIDGE_MAX_CONNECTIONS", "must be above zero"));
         }
+        for reserved in [crate::webhooks::TRANSPORT, crate::feedback::TRANSPORT] {
+            if self.transports.contains_key(reserved) {
+                return Err(invalid(
+                    &format!("transport `{reserved}`"),
+                    "the name is reserved for the queue's webhook and Keycloak deliveries",
+                ));
+            }
+        }
         for (name, dsn) in &self.transports {
             Dsn::parse(dsn.expose())
                 .map_err(|e| invalid(&format!("transport `{name}`"), e.to_string()))?;
@@ -287,6 +319,27 @@ impl Settings {
                 crate::transport::ratelimit::Rate::parse(rate)
                     .map_err(|e| invalid(&format!("{key}.rate"), e.to_string()))?;
             }
+            let rates = t
+                .recipient_rate
+                .iter()
+                .map(|r| ("recipient_rate".to_owned(), r));
+            let templates = t.template_rates.iter().flatten();
+            for (name, rate) in
+                rates.chain(templates.map(|(k, r)| (format!("template_rates.{k}"), r)))
+            {
+                crate::transport::ratelimit::Rate::parse(rate)
+                    .map_err(|e| invalid(&format!("{key}.{name}"), e.to_string()))?;
+            }
+            check_webhook(&key, t)?;
+            check_keycloak(&key, t)?;
+            if let Some(suppress) = &t.suppress {
+                crate::suppression::SuppressOn::parse(suppress).map_err(|other| {
+                    invalid(
+                        &format!("{key}.suppress"),
+                        format!("`{other}` is not `bounce` or `complaint`"),
+                    )
+                })?;
+            }
         }
         Ok(())
     }
@@ -294,6 +347,51 @@ impl Settings {
     /// The tenant's settings, or the defaults for a tenant the file does not name.
     pub fn tenant(&self, name: &str) -> TenantSettings {
         self.tenants.get(name).cloned().unwrap_or_default()
+    }
+}
+
+/// A tenant's webhook settings: both or neither, an http(s) URL, a `whsec_` secret.
+fn check_webhook(key: &str, t: &TenantSettings) -> Result<(), ConfigError> {
+    match (&t.webhook_url, &t.webhook_secret) {
+        (None, None) => Ok(()),
+        (Some(url), Some(secret)) => {
+            let parsed = url::Url::parse(url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+            if parsed.is_none() {
+                return Err(invalid(
+                    &format!("{key}.webhook_url"),
+                    "must be an http(s) URL",
+                ));
+            }
+            crate::webhooks::sign::key(secret)
+                .map(|_| ())
+                .map_err(|e| invalid(&format!("{key}.webhook_secret"), e.to_string()))
+        }
+        _ => Err(invalid(key, "webhook_url and webhook_secret go together")),
+    }
+}
+
+/// A tenant's Keycloak feedback settings: URL, client id and secret together.
+fn check_keycloak(key: &str, t: &TenantSettings) -> Result<(), ConfigError> {
+    match (
+        &t.keycloak_url,
+        &t.keycloak_client_id,
+        &t.keycloak_client_secret,
+    ) {
+        (None, None, None) => Ok(()),
+        (Some(url), Some(_), Some(_)) => crate::feedback::Realm::parse_url(url)
+            .map(|_| ())
+            .ok_or_else(|| {
+                invalid(
+                    &format!("{key}.keycloak_url"),
+                    "must be a realm's URL, like https://sso.example/realms/acme",
+                )
+            }),
+        _ => Err(invalid(
+            key,
+            "keycloak_url, keycloak_client_id and keycloak_client_secret go together",
+        )),
     }
 }
 
@@ -365,6 +463,17 @@ fn read_file(path: &Path, lookup: &Lookup<'_>) -> Result<FileSettings, ConfigErr
     let mut file: FileSettings = toml::from_str(&text).map_err(|e| file_error(e.to_string()))?;
     for dsn in file.transports.values_mut() {
         *dsn = substitute(dsn, lookup).map_err(file_error)?;
+    }
+    for tenant in file.tenants.values_mut() {
+        for secret in [
+            &mut tenant.webhook_secret,
+            &mut tenant.keycloak_client_secret,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *secret = substitute(secret, lookup).map_err(file_error)?;
+        }
     }
     Ok(file)
 }

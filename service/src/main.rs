@@ -41,6 +41,13 @@ enum Command {
         #[command(subcommand)]
         command: cli::queue::QueueCommand,
     },
+    /// A running service's suppression list: list, add, remove.
+    Suppressions {
+        #[command(flatten)]
+        target: cli::queue::Target,
+        #[command(subcommand)]
+        command: cli::suppressions::SuppressionsCommand,
+    },
     /// Check the configuration, templates and transports (and, with --connect, reach each transport).
     Check {
         /// Also connect to every transport (SMTP handshake, no message sent).

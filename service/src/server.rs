@@ -14,14 +14,21 @@ use tokio::net::TcpListener;
 use crate::api::AppState;
 use crate::auth::Verifier;
 use crate::config::Settings;
+use crate::events::source::EventSources;
+use crate::feedback::transport::KeycloakTransport;
+use crate::feedback::{Feedback, Realm};
 use crate::listener::ServingLimits;
+use crate::oauth::ClientCredentials;
 use crate::queue::JobStore;
 use crate::queue::worker::{Worker, WorkerConfig};
 use crate::render::Renderer;
+use crate::secret::Secret;
 use crate::telemetry::Metrics;
 use crate::tenant::Tenants;
 use crate::transport::ratelimit::RateLimits;
 use crate::transport::{self, Dsn, Transports};
+use crate::webhooks::transport::WebhookTransport;
+use crate::webhooks::{Target, Webhooks};
 
 /// How the server should treat authentication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,12 +66,78 @@ pub fn build_transports(settings: &Settings) -> anyhow::Result<Transports> {
     let mut transports = Transports::default();
     for (name, dsn) in &settings.transports {
         let mut dsn = Dsn::parse(dsn.expose()).with_context(|| format!("transport `{name}`"))?;
-        // `rate` belongs to the worker's limits, not to the transport itself.
+        // `rate` belongs to the worker's limits and `webhook_key` to the
+        // event endpoint, not to the transport itself.
         dsn.options.remove("rate");
+        dsn.options.remove(crate::events::source::WEBHOOK_KEY);
         let built = transport::from_dsn(&dsn).with_context(|| format!("transport `{name}`"))?;
         transports.insert(name.clone(), built);
     }
     Ok(transports)
+}
+
+/// Each tenant's webhook target (validated at start).
+pub fn build_webhooks(settings: &Settings) -> Webhooks {
+    let targets = settings
+        .tenants
+        .iter()
+        .filter_map(|(name, t)| {
+            let url = url::Url::parse(t.webhook_url.as_deref()?).ok()?;
+            let secret = Secret::new(t.webhook_secret.clone()?);
+            Some((name.clone(), Target { url, secret }))
+        })
+        .collect();
+    Webhooks::new(targets)
+}
+
+/// Each tenant's Keycloak realm for feedback (validated at start).
+pub fn build_feedback(settings: &Settings) -> anyhow::Result<Feedback> {
+    let mut realms = std::collections::BTreeMap::new();
+    for (name, t) in &settings.tenants {
+        let (Some(url), Some(id), Some(secret)) = (
+            &t.keycloak_url,
+            &t.keycloak_client_id,
+            &t.keycloak_client_secret,
+        ) else {
+            continue;
+        };
+        let (base, realm) = Realm::parse_url(url)
+            .with_context(|| format!("tenant `{name}`: keycloak_url is not a realm's URL"))?;
+        let token_url = format!(
+            "{}/protocol/openid-connect/token",
+            url.trim_end_matches('/')
+        );
+        let tokens = ClientCredentials::new(
+            transport::http::client()?,
+            token_url,
+            id.clone(),
+            secret.clone(),
+            String::new(),
+        );
+        let unverify = t.keycloak_unverify.unwrap_or(false);
+        let tokens = Arc::new(tokens);
+        realms.insert(
+            name.clone(),
+            Realm {
+                base,
+                realm,
+                tokens,
+                unverify,
+            },
+        );
+    }
+    Ok(Feedback::new(realms))
+}
+
+/// The event endpoints: transports with a `webhook_key`.
+pub fn build_event_sources(settings: &Settings) -> anyhow::Result<EventSources> {
+    let mut dsns = Vec::new();
+    for (name, dsn) in &settings.transports {
+        let dsn = Dsn::parse(dsn.expose()).with_context(|| format!("transport `{name}`"))?;
+        dsns.push((name.as_str(), dsn));
+    }
+    EventSources::from_dsns(dsns.iter().map(|(n, d)| (*n, d)))
+        .map_err(|(name, error)| anyhow::anyhow!(error).context(format!("transport `{name}`")))
 }
 
 /// The sending limits: a transport's `?rate=` and a tenant's `rate`.
@@ -117,7 +190,13 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         );
     }
     let renderer = Arc::new(load_renderer(settings)?);
-    let transports = build_transports(settings)?;
+    let webhooks = build_webhooks(settings);
+    let mut transports = build_transports(settings)?;
+    let deliver_webhooks = WebhookTransport::new(webhooks.clone(), transport::http::client()?);
+    transports.insert(crate::webhooks::TRANSPORT, Arc::new(deliver_webhooks));
+    let feedback = build_feedback(settings)?;
+    let tell_keycloak = KeycloakTransport::new(feedback.clone(), transport::http::client()?);
+    transports.insert(crate::feedback::TRANSPORT, Arc::new(tell_keycloak));
     let metrics = Metrics::from_env()?;
     metrics.watch_token_refreshes(&transports);
     let worker = Worker::new(
@@ -130,6 +209,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         },
     )
     .with_limits(build_limits(settings)?)
+    .with_webhooks(webhooks.clone())
     .with_metrics(metrics.clone());
     let state = AppState {
         store,
@@ -141,6 +221,9 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         max_pending: settings.max_pending,
         accepting: Arc::new(AtomicBool::new(true)),
         metrics,
+        event_sources: Arc::new(build_event_sources(settings)?),
+        webhooks,
+        feedback,
     };
     Ok(Parts {
         state,

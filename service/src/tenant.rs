@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 
 use crate::config::{Settings, TenantSettings};
 use crate::email::Mailbox;
+use crate::limits::FlowLimits;
+use crate::suppression::SuppressOn;
+use crate::transport::ratelimit::Rate;
 
 /// The transport every tenant uses unless its settings name another.
 pub const DEFAULT_TRANSPORT: &str = "default";
@@ -18,6 +21,10 @@ pub struct Route {
     pub from: Mailbox,
     /// When set, the only domain its requests may send from.
     pub sender_domain: Option<String>,
+    /// Which delivery events put an address on its suppression list.
+    pub suppress: SuppressOn,
+    /// Its limits per address and per kind of email.
+    pub limits: FlowLimits,
 }
 
 /// Every configured tenant, and the defaults for the others.
@@ -50,6 +57,8 @@ impl Tenants {
                 transport: DEFAULT_TRANSPORT.to_owned(),
                 from: self.default_from.clone(),
                 sender_domain: None,
+                suppress: SuppressOn::default(),
+                limits: FlowLimits::default(),
             })
     }
 }
@@ -65,6 +74,27 @@ fn resolve(t: &TenantSettings, default_from: &Mailbox) -> Route {
             .as_ref()
             .map(|m| domain(&m.email).to_ascii_lowercase()),
         from: own_from.unwrap_or_else(|| default_from.clone()),
+        // Validated at start; an unreadable value cannot reach here.
+        suppress: t
+            .suppress
+            .as_deref()
+            .and_then(|values| SuppressOn::parse(values).ok())
+            .unwrap_or_default(),
+        limits: flow_limits(t),
+    }
+}
+
+/// The tenant's flow limits; rates that do not parse were refused at start.
+fn flow_limits(t: &TenantSettings) -> FlowLimits {
+    let rate = |text: &String| Rate::parse(text).ok();
+    FlowLimits {
+        recipient_rate: t.recipient_rate.as_ref().and_then(rate),
+        template_rates: t
+            .template_rates
+            .iter()
+            .flatten()
+            .filter_map(|(kind, text)| Some((kind.clone(), rate(text)?)))
+            .collect(),
     }
 }
 
@@ -99,6 +129,7 @@ mod tests {
                 transport: Some("m365".into()),
                 from: Some("ACME <no-reply@acme.example>".into()),
                 rate: None,
+                ..TenantSettings::default()
             },
             &Mailbox::new("mailbridge@localhost"),
         );

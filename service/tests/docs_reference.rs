@@ -149,6 +149,9 @@ fn every_metric() -> String {
     metrics.failed("acme", "m365", "permanent");
     metrics.reply_class("m365", "2xx");
     metrics.rate_limited("acme", "m365");
+    metrics.delivery_event("m365", "bounced");
+    metrics.suppressed("acme");
+    metrics.limited("acme", "template");
     metrics.observe_queue(
         &QueueStats {
             oldest_unsent: Some(OffsetDateTime::now_utc()),

@@ -47,6 +47,22 @@ fn properties(doc: &Value, schema: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The properties of a schema, with those of the schemas it flattens (`allOf`).
+fn flattened_properties(doc: &Value, schema: &str) -> BTreeSet<String> {
+    let node = &doc["components"]["schemas"][schema];
+    let mut found = BTreeSet::new();
+    let parts = node["allOf"].as_array().cloned().unwrap_or_default();
+    for part in parts.iter().chain(std::iter::once(node)) {
+        if let Some(name) = part["$ref"].as_str().and_then(|r| r.rsplit('/').next()) {
+            found.extend(flattened_properties(doc, name));
+        }
+        if let Some(own) = part["properties"].as_object() {
+            found.extend(own.keys().cloned());
+        }
+    }
+    found
+}
+
 #[tokio::test]
 async fn documents_every_route_and_nothing_else() {
     let server = TestServer::start(&[]).await;
@@ -146,8 +162,12 @@ async fn schemas_follow_the_contract_and_every_reference_resolves() {
     }
     assert_eq!(
         properties(&doc, "Accepted"),
-        BTreeSet::from(["id".into(), "status".into()])
+        BTreeSet::from(["id".into(), "status".into(), "suppressed_recipients".into()])
     );
+    let view = flattened_properties(&doc, "MessageView");
+    for field in ["id", "status", "delivery", "events"] {
+        assert!(view.contains(field), "MessageView lacks {field}");
+    }
     assert_eq!(
         properties(&doc, "RenderedContent"),
         BTreeSet::from(["subject".into(), "text".into(), "html".into()])
@@ -164,7 +184,14 @@ async fn schemas_follow_the_contract_and_every_reference_resolves() {
     let statuses = doc["components"]["schemas"]["Status"]["enum"].clone();
     assert_eq!(
         statuses,
-        serde_json::json!(["queued", "sending", "sent", "retrying", "failed"])
+        serde_json::json!([
+            "queued",
+            "sending",
+            "sent",
+            "retrying",
+            "failed",
+            "suppressed"
+        ])
     );
     let send = &doc["paths"]["/v1/messages"]["post"];
     assert_eq!(

@@ -121,3 +121,16 @@ async fn a_late_claim_hands_out_a_live_lease() {
     let dir = tempfile::tempdir().unwrap();
     store_contract::a_late_claim_hands_out_a_live_lease(Arc::new(open(&dir).await)).await;
 }
+
+#[tokio::test]
+async fn delivery_events_are_kept_once_per_provider_event() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::delivery_events_are_kept_once_per_provider_event(Arc::new(open(&dir).await))
+        .await;
+}
+
+#[tokio::test]
+async fn suppressions_and_suppressed_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::suppressions_and_suppressed_messages(Arc::new(open(&dir).await)).await;
+}

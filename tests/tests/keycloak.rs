@@ -239,7 +239,112 @@ async fn keycloak_sends_every_email_through_mailbridge() {
         took < Duration::from_millis(TIMEOUT_MS * 3),
         "failed within the timeout, took {took:?}"
     );
+    // 8. A hard bounce marks the user in Keycloak (feedback), through a
+    //    confidential client of the realm with manage-users.
+    feedback_marks_the_user(&kc, &admin, &smtp, &ada).await;
     kc.stop().await;
+}
+
+/// An SMTP bounce report for Ada's message, posted to a service whose tenant
+/// `acme` has Keycloak feedback: Keycloak's own admin API then shows the
+/// attribute and `emailVerified = false`.
+async fn feedback_marks_the_user(kc: &Keycloak, admin: &Admin, smtp: &SmtpServer, ada: &str) {
+    let client = json!({"clientId": "mailbridge-feedback", "enabled": true, "publicClient": false,
+        "serviceAccountsEnabled": true, "standardFlowEnabled": false,
+        "clientAuthenticatorType": "client-secret", "secret": "kc-feedback-secret"});
+    let (status, body, location) = admin
+        .call(Method::POST, "/acme/clients", Some(client))
+        .await;
+    assert_eq!(status, 201, "create the feedback client: {body}");
+    let client_id = location
+        .and_then(|l| l.rsplit('/').next().map(str::to_owned))
+        .unwrap();
+    let get = |path: String| async move {
+        let (status, body, _) = admin.call(Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str::<Value>(&body).unwrap()
+    };
+    let account = get(format!("/acme/clients/{client_id}/service-account-user")).await;
+    let management = get("/acme/clients?clientId=realm-management".to_owned()).await;
+    let management = management[0]["id"].as_str().unwrap().to_owned();
+    let role = get(format!("/acme/clients/{management}/roles/manage-users")).await;
+    let path = format!(
+        "/acme/users/{}/role-mappings/clients/{management}",
+        account["id"].as_str().unwrap()
+    );
+    let (status, body, _) = admin.call(Method::POST, &path, Some(json!([role]))).await;
+    assert_eq!(status, 204, "grant manage-users: {body}");
+    // Keycloak keeps only attributes its user profile allows.
+    let mut profile = get("/acme/users/profile".to_owned()).await;
+    profile["unmanagedAttributePolicy"] = json!("ADMIN_EDIT");
+    let (status, body, _) = admin
+        .call(Method::PUT, "/acme/users/profile", Some(profile))
+        .await;
+    assert_eq!(status, 200, "user profile: {body}");
+
+    let config = format!(
+        r#"
+[transports]
+bounces = "smtp://127.0.0.1:{{smtp_port}}?tls=none&webhook_key=pipe%3Apipe-secret"
+[tenants.acme]
+transport = "bounces"
+keycloak_url = "{}/realms/acme"
+keycloak_client_id = "mailbridge-feedback"
+keycloak_client_secret = "kc-feedback-secret"
+keycloak_unverify = true
+"#,
+        kc.url
+    );
+    let port = free_port();
+    let mut service = Service::start_with_config(port, smtp.port, SECRET, &config).await;
+    let token = mailbridge::auth::mint(SECRET.as_bytes(), Some("acme"), false, 60).unwrap();
+    let http = reqwest::Client::new();
+    let seen = smtp.count_to(ADA);
+    let sent = http
+        .post(format!("{}/v1/messages?wait=true", service.url))
+        .bearer_auth(&token)
+        .json(&json!({"to": [{"email": ADA}], "subject": "Hello", "text": "Hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    let mail = smtp.wait_for(ADA, seen, Duration::from_secs(30)).await;
+    let message_id = mail.header("message-id");
+    let report = format!(
+        "From: MAILER-DAEMON@mx.acme.example\r\nTo: bounces@acme.example\r\nMessage-Id: <r1@mx.acme.example>\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.acme.example\r\n\r\n\
+Final-Recipient: rfc822; {ADA}\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 user unknown\r\n\r\n\
+--B\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {message_id}\r\n\r\n--B--\r\n"
+    );
+    let posted = http
+        .post(format!("{}/v1/events/bounces", service.url))
+        .basic_auth("pipe", Some("pipe-secret"))
+        .header("content-type", "message/rfc822")
+        .body(report)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let user = get(format!("/acme/users/{ada}")).await;
+        let marked = user["attributes"]["mailbridge_email_status"] == json!(["bounced"]);
+        if marked && user["emailVerified"] == json!(false) {
+            assert_eq!(
+                user["attributes"]["locale"],
+                json!(["de"]),
+                "other attributes kept"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Keycloak never learnt of the bounce: {user}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    service.stop().await;
 }
 
 fn check_sender(mail: &Mail) {

@@ -112,8 +112,5 @@ pub async fn retry(
     }
     tracing::info!(message_id = %id, tenant = %record.tenant, "failed message queued again by an admin");
     state.worker.notifier().notify_one();
-    Ok(Json(Accepted {
-        id,
-        status: Status::Queued,
-    }))
+    Ok(Json(Accepted::new(id, Status::Queued)))
 }

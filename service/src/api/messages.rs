@@ -12,7 +12,9 @@ use super::AppState;
 use super::compose::{self, Content};
 use super::error::ApiError;
 use super::request::{MessageRequest, check_idempotency_key};
+use super::suppressions;
 use crate::auth::Caller;
+use crate::events::DeliveryEvent;
 use crate::queue::worker::AttemptOutcome;
 use crate::queue::{ClaimedJob, Enqueued, MessageRecord, NewJob, Status};
 use crate::telemetry;
@@ -40,8 +42,22 @@ pub struct SendQuery {
 pub struct Accepted {
     /// Our id of the message.
     pub id: Uuid,
-    /// `queued`, `sent`, or for a repeated idempotency key the first message's status.
+    /// `queued`, `sent`, `suppressed`, or for a repeated idempotency key the first message's status.
     pub status: Status,
+    /// Recipients left out because they are on the tenant's suppression list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressed_recipients: Vec<String>,
+}
+
+impl Accepted {
+    /// Message `id` in `status`, nobody suppressed.
+    pub fn new(id: Uuid, status: Status) -> Self {
+        Self {
+            id,
+            status,
+            suppressed_recipients: Vec::new(),
+        }
+    }
 }
 
 /// `POST /v1/messages`: validate, render, commit durably, answer 202.
@@ -61,6 +77,12 @@ pub async fn create(
         .sender(req.from.as_ref())
         .map_err(ApiError::forbidden)?;
     let content = compose::render_content(state.renderer.clone(), &tenant, &req).await?;
+    let suppressed = suppressions::leave_out(state.store.as_ref(), &tenant, &mut req).await?;
+    if !suppressed.everyone
+        && let Some(repeat) = super::limits::check(&state, &tenant, &req).await?
+    {
+        return Ok(repeat);
+    }
     if state.store.pending_count(&tenant).await? >= state.max_pending {
         return Err(ApiError::too_many(
             format!(
@@ -76,7 +98,8 @@ pub async fn create(
     let message = compose::message(id, &tenant, from, req, content);
     // `?wait=true` stores the message already claimed, so that no worker
     // takes it while this request's attempt runs.
-    let lease = query.wait.then(|| state.worker.lease());
+    // A message to suppressed addresses only is stored claimed, then settled as `suppressed`.
+    let lease = (query.wait || suppressed.everyone).then(|| state.worker.lease());
     let transport = route.transport.clone();
     let job = NewJob {
         message: message.clone(),
@@ -95,7 +118,10 @@ pub async fn create(
             telemetry::request::record_message(first);
             telemetry::request::record_outcome("duplicate");
             tracing::info!(message_id = %first, %tenant, "idempotent repeat; nothing queued");
-            Ok((StatusCode::OK, Json(Accepted { id: first, status })).into_response())
+            Ok((StatusCode::OK, Json(Accepted::new(first, status))).into_response())
+        }
+        Enqueued::Claimed(lease) if suppressed.everyone => {
+            suppressions::settle(&state, &tenant, &lease, suppressed.addresses).await
         }
         Enqueued::Claimed(lease) => {
             accepted(&state, &tenant, lease.id);
@@ -105,21 +131,18 @@ pub async fn create(
                 lease,
                 created_at: now,
             };
-            deliver_now(&state, claimed).await
+            deliver_now(&state, claimed, suppressed.addresses).await
         }
         Enqueued::Created(id) => {
             accepted(&state, &tenant, id);
             telemetry::request::record_outcome("queued");
             tracing::info!(message_id = %id, %tenant, "accepted");
             state.worker.notifier().notify_one();
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(Accepted {
-                    id,
-                    status: Status::Queued,
-                }),
-            )
-                .into_response())
+            let answer = Accepted {
+                suppressed_recipients: suppressed.addresses,
+                ..Accepted::new(id, Status::Queued)
+            };
+            Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
     }
 }
@@ -134,7 +157,11 @@ fn accepted(state: &AppState, tenant: &str, id: Uuid) {
 /// `?wait=true`: the worker's own attempt, started at once; the answer waits
 /// for it up to the wait timeout. The attempt is a task of its own: a client
 /// that goes away, or a timeout, leaves it running to its recorded end.
-async fn deliver_now(state: &AppState, job: ClaimedJob) -> Result<Response, ApiError> {
+async fn deliver_now(
+    state: &AppState,
+    job: ClaimedJob,
+    suppressed_recipients: Vec<String>,
+) -> Result<Response, ApiError> {
     let id = job.message.id;
     let attempt = state.worker.spawn_attempt(job);
     let outcome = match tokio::time::timeout(state.wait_timeout, attempt).await {
@@ -152,14 +179,13 @@ async fn deliver_now(state: &AppState, job: ClaimedJob) -> Result<Response, ApiE
         Err(_) => "timeout",
     });
     match outcome {
-        Ok(AttemptOutcome::Sent { .. }) => Ok((
-            StatusCode::OK,
-            Json(Accepted {
-                id,
-                status: Status::Sent,
-            }),
-        )
-            .into_response()),
+        Ok(AttemptOutcome::Sent { .. }) => {
+            let answer = Accepted {
+                suppressed_recipients,
+                ..Accepted::new(id, Status::Sent)
+            };
+            Ok((StatusCode::OK, Json(answer)).into_response())
+        }
         Ok(AttemptOutcome::Retrying { error, .. }) => Err(ApiError::bad_gateway(format!(
             "delivery failed, will be retried (message {id}): {error}"
         ))),
@@ -204,15 +230,35 @@ fn idempotency_key(headers: &HeaderMap, field: Option<String>) -> Result<Option<
     }
 }
 
-/// `GET /v1/messages/{id}`: the status row (a tenant sees only its own).
+/// One message as `GET /v1/messages/{id}` shows it: its status row and what
+/// the provider reported since.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MessageView {
+    /// The status row.
+    #[serde(flatten)]
+    pub record: MessageRecord,
+    /// The latest delivery event, if any.
+    pub delivery: Option<DeliveryEvent>,
+    /// Every delivery event, oldest first.
+    pub events: Vec<DeliveryEvent>,
+}
+
+/// `GET /v1/messages/{id}`: the status row and delivery events (a tenant sees only its own).
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
-) -> Result<Json<MessageRecord>, ApiError> {
+) -> Result<Json<MessageView>, ApiError> {
     let Path(id) = path.map_err(|_| ApiError::not_found("no such message (ids are UUIDs)"))?;
     match state.store.get(id).await? {
-        Some(record) if caller.admin || record.tenant == caller.tenant => Ok(Json(record)),
+        Some(record) if caller.admin || record.tenant == caller.tenant => {
+            let events = state.store.events(id).await?;
+            Ok(Json(MessageView {
+                record,
+                delivery: events.last().cloned(),
+                events,
+            }))
+        }
         _ => Err(ApiError::not_found(format!("no message {id}"))),
     }
 }

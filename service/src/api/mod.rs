@@ -4,22 +4,28 @@ pub mod admin;
 pub mod caller;
 pub mod compose;
 pub mod error;
+pub mod events;
 pub mod health;
+pub mod limits;
 pub mod messages;
 pub mod metrics;
 pub mod openapi;
 pub mod request;
+pub mod suppressions;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::auth::Verifier;
+use crate::events::source::EventSources;
+use crate::feedback::Feedback;
 use crate::queue::JobStore;
 use crate::queue::worker::Worker;
 use crate::render::Renderer;
 use crate::telemetry::Metrics;
 use crate::tenant::Tenants;
+use crate::webhooks::Webhooks;
 
 /// Largest request body we accept.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -45,4 +51,10 @@ pub struct AppState {
     pub accepting: Arc<AtomicBool>,
     /// Counters and gauges served at `/metrics`.
     pub metrics: Metrics,
+    /// The transports that take delivery events, with their keys.
+    pub event_sources: Arc<EventSources>,
+    /// Webhooks out to the tenants' applications.
+    pub webhooks: Webhooks,
+    /// Feedback into the tenants' Keycloak realms.
+    pub feedback: Feedback,
 }

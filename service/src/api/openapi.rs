@@ -13,10 +13,14 @@ use utoipa::OpenApi;
 use super::admin::Page;
 use super::compose::Content;
 use super::error::Problem;
-use super::messages::Accepted;
+use super::events::Received;
+use super::messages::{Accepted, MessageView};
 use super::request::MessageRequest;
+use super::suppressions::SuppressionList;
 use crate::email::Mailbox;
+use crate::events::{Bounce, DeliveryEvent, EventType};
 use crate::queue::{MessageRecord, Status};
+use crate::suppression::{Reason, Suppression};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,6 +35,14 @@ use crate::queue::{MessageRecord, Status};
         Mailbox,
         Accepted,
         MessageRecord,
+        MessageView,
+        DeliveryEvent,
+        EventType,
+        Bounce,
+        Received,
+        Suppression,
+        SuppressionList,
+        Reason,
         Status,
         Page,
         Content,
@@ -78,6 +90,13 @@ fn id_parameter() -> Value {
     json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}})
 }
 
+fn suppression_parameters() -> Value {
+    json!([
+        {"name": "tenant", "in": "path", "required": true, "schema": {"type": "string"}},
+        {"name": "email", "in": "path", "required": true, "schema": {"type": "string", "format": "email"}}
+    ])
+}
+
 /// Answers shared by every authenticated endpoint (each reads the store).
 fn with_auth_errors(mut responses: Value) -> Value {
     responses["401"] = problem("No valid token.");
@@ -105,7 +124,7 @@ fn paths() -> Value {
                     "408": problem("The body did not arrive within MAILBRIDGE_BODY_TIMEOUT."),
                     "413": problem("Body over 1 MiB."),
                     "422": problem("Nothing to send (unknown template and no content), or HTML nested too deep to derive its text (type `…/html-too-complex`)."),
-                    "429": problem("The tenant's queue is over its bound; see Retry-After."),
+                    "429": problem("The tenant's queue is over its bound, or the message is beyond its recipient_rate or template_rates; see Retry-After."),
                     "502": problem("`?wait=true`: the transport refused; detail carries its error."),
                     "504": problem("`?wait=true`: not delivered in time; the message stays queued.")
                 }))
@@ -129,9 +148,9 @@ fn paths() -> Value {
             "get": {
                 "operationId": "getMessage",
                 "parameters": [id_parameter()],
-                "summary": "One message's status (no bodies)",
+                "summary": "One message's status and delivery events (no bodies)",
                 "responses": with_auth_errors(json!({
-                    "200": answer("The status row.", "MessageRecord"),
+                    "200": answer("The status row, `delivery` (the latest event) and `events`.", "MessageView"),
                     "404": problem("No such message, or not the caller's tenant's.")
                 }))
             },
@@ -169,6 +188,62 @@ fn paths() -> Value {
                     "408": problem("The body did not arrive within MAILBRIDGE_BODY_TIMEOUT."),
                     "422": problem("Nothing to render, or HTML nested too deep to derive its text (type `…/html-too-complex`).")
                 }))
+            }
+        },
+        "/v1/suppressions": {
+            "get": {
+                "operationId": "listSuppressions",
+                "summary": "Admin: the suppression list, newest first",
+                "parameters": [
+                    {"name": "tenant", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
+                ],
+                "responses": with_auth_errors(json!({
+                    "200": answer("The list.", "SuppressionList"),
+                    "400": problem("Invalid tenant name.")
+                }))
+            }
+        },
+        "/v1/suppressions/{tenant}/{email}": {
+            "put": {
+                "operationId": "suppressAddress",
+                "summary": "Admin: stop sending to an address",
+                "parameters": suppression_parameters(),
+                "responses": with_auth_errors(json!({
+                    "201": answer("Listed.", "Suppression"),
+                    "200": answer("Listed already (the first entry is kept).", "Suppression"),
+                    "400": problem("Invalid tenant name or address.")
+                }))
+            },
+            "delete": {
+                "operationId": "unsuppressAddress",
+                "summary": "Admin: send to an address again",
+                "parameters": suppression_parameters(),
+                "responses": with_auth_errors(json!({
+                    "204": {"description": "Taken off the list."},
+                    "400": problem("Invalid tenant name or address."),
+                    "404": problem("Not on the list.")
+                }))
+            }
+        },
+        "/v1/events/{transport}": {
+            "post": {
+                "operationId": "receiveDeliveryEvents",
+                "summary": "A provider's delivery events, verified with its own scheme and the transport's webhook_key",
+                "security": [],
+                "parameters": [{"name": "transport", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {
+                    "application/json": {"schema": {}},
+                    "message/rfc822": {"schema": {"type": "string"}, "description": "SMTP transports: a delivery status notification (RFC 3464), raw"}
+                }},
+                "responses": {
+                    "200": answer("Stored, unmatched and repeated counts.", "Received"),
+                    "400": problem("Verified, but not the provider's event format."),
+                    "401": problem("Not verified as the provider's, or signed more than 10 minutes ago."),
+                    "404": problem("No such transport, or it has no webhook_key."),
+                    "413": problem("Body over 1 MiB."),
+                    "503": problem("The queue store does not answer.")
+                }
             }
         },
         "/healthz": {"get": open("health", "200 while the process runs.", "text")},

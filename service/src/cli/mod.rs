@@ -3,6 +3,7 @@
 pub mod check;
 pub mod queue;
 pub mod send;
+pub mod suppressions;
 
 use std::process::ExitCode;
 
@@ -18,6 +19,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve { insecure_no_auth } => serve(insecure_no_auth).await,
         Command::Send(args) => send::run(args).await,
         Command::Queue { target, command } => queue::run(target, command).await,
+        Command::Suppressions { target, command } => suppressions::run(target, command).await,
         Command::Check { connect } => check::run(connect).await,
         Command::Token { tenant, admin, ttl } => token(tenant.as_deref(), admin, ttl),
         Command::Render {

@@ -58,17 +58,19 @@ pub struct Target {
         default_value = "http://127.0.0.1:8090",
         global = true
     )]
-    server: String,
+    pub(super) server: String,
 }
 
-struct Client {
+/// The admin API of a running service, with an admin token.
+pub(super) struct Client {
     base: String,
     http: reqwest::Client,
     token: Option<String>,
 }
 
 impl Client {
-    fn new(server: &str) -> anyhow::Result<Client> {
+    /// A client of the service at `server`.
+    pub(super) fn new(server: &str) -> anyhow::Result<Client> {
         let settings = config::from_env()?;
         let token = match &settings.jwt_secret {
             Some(secret) => Some(auth::mint(secret.expose().as_bytes(), None, true, 60)?),
@@ -81,7 +83,12 @@ impl Client {
         })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<(u16, Value)> {
+    /// Calls `path`; answers the status and the JSON body.
+    pub(super) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> anyhow::Result<(u16, Value)> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -154,7 +161,8 @@ pub async fn run(target: Target, command: QueueCommand) -> anyhow::Result<ExitCo
     report(status, &body)
 }
 
-fn report(status: u16, body: &Value) -> anyhow::Result<ExitCode> {
+/// Prints a 2xx answer, or the problem's detail with exit code 1.
+pub(super) fn report(status: u16, body: &Value) -> anyhow::Result<ExitCode> {
     if (200..300).contains(&status) {
         println!("{}", serde_json::to_string_pretty(body)?);
         Ok(ExitCode::SUCCESS)

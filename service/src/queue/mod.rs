@@ -9,6 +9,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::email::OutgoingMessage;
+use crate::events::DeliveryEvent;
+use crate::limits::LimitCell;
+use crate::suppression::Suppression;
 
 mod batch;
 mod pending;
@@ -46,6 +49,8 @@ pub enum Status {
     Retrying,
     /// Given up (permanent failure, too many attempts or too old): the dead-letter state.
     Failed,
+    /// Not sent: every recipient is on the tenant's suppression list.
+    Suppressed,
 }
 
 impl Status {
@@ -57,6 +62,7 @@ impl Status {
             Status::Sent => "sent",
             Status::Retrying => "retrying",
             Status::Failed => "failed",
+            Status::Suppressed => "suppressed",
         }
     }
 
@@ -68,6 +74,7 @@ impl Status {
             "sent" => Status::Sent,
             "retrying" => Status::Retrying,
             "failed" => Status::Failed,
+            "suppressed" => Status::Suppressed,
             _ => return None,
         })
     }
@@ -137,6 +144,12 @@ pub enum Outcome {
     Failed {
         /// Why.
         error: String,
+    },
+    /// Not sent because every recipient is suppressed (recorded at accept
+    /// time, through the lease the message was stored under).
+    Suppressed {
+        /// The suppressed recipients, for `last_error`.
+        reason: String,
     },
     /// Given back without counting the attempt (shutdown, rate limit).
     Released {
@@ -242,7 +255,7 @@ impl QueueStats {
             Some(Status::Sending) => self.sending = count,
             Some(Status::Retrying) => self.retrying = count,
             Some(Status::Failed) => self.failed = count,
-            Some(Status::Sent) | None => return,
+            Some(Status::Sent | Status::Suppressed) | None => return,
         }
         if status != Some(Status::Failed) {
             self.oldest_unsent = match (self.oldest_unsent, oldest) {
@@ -354,4 +367,55 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
 
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a delivery event of a message; false (nothing written) when
+    /// the same provider event was stored before.
+    async fn add_event(&self, event: &DeliveryEvent) -> Result<bool, StoreError>;
+
+    /// A message's delivery events, oldest first.
+    async fn events(&self, id: Uuid) -> Result<Vec<DeliveryEvent>, StoreError>;
+
+    /// The message a provider's id names (the id its send answer gave).
+    async fn find_by_provider_id(
+        &self,
+        provider_message_id: &str,
+    ) -> Result<Option<Uuid>, StoreError>;
+
+    /// Puts an address on its tenant's suppression list; false (the first
+    /// entry kept) when it is there already.
+    async fn suppress(&self, entry: &Suppression) -> Result<bool, StoreError>;
+
+    /// Takes `email` (normalised) off `tenant`'s list; false if it was not on it.
+    async fn unsuppress(&self, tenant: &str, email: &str) -> Result<bool, StoreError>;
+
+    /// The suppression list of `tenant` (or of all), newest first, at most `limit`.
+    async fn suppressions(
+        &self,
+        tenant: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Suppression>, StoreError>;
+
+    /// Which of `emails` (normalised) are on `tenant`'s list.
+    async fn suppressed_among(
+        &self,
+        tenant: &str,
+        emails: &[String],
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Spends one message from every flow-limit cell if all allow it
+    /// (`None`), else spends nothing and answers the longest wait and the
+    /// index of the cell that needs it.
+    async fn admit(
+        &self,
+        cells: &[LimitCell],
+        now: OffsetDateTime,
+    ) -> Result<Option<(Duration, usize)>, StoreError>;
+
+    /// The message `tenant` stored under idempotency `key` in the last 24 h, if any.
+    async fn find_idempotent(
+        &self,
+        tenant: &str,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Uuid>, StoreError>;
 }

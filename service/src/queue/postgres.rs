@@ -27,6 +27,9 @@ use super::{
     RECORD_COLUMNS, Status, StoreError,
 };
 
+mod events;
+mod limits;
+mod suppressions;
 mod writer;
 
 /// Connections per replica: the writers, the API's reads and the worker share them.
@@ -225,9 +228,10 @@ impl JobStore for PgStore {
     }
 
     async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
-        let query =
-            sqlx::query("DELETE FROM messages WHERE id = $1 AND status IN ('sent', 'failed')")
-                .bind(id);
+        let query = sqlx::query(
+            "DELETE FROM messages WHERE id = $1 AND status IN ('sent', 'failed', 'suppressed')",
+        )
+        .bind(id);
         Ok(self.update(query, "deleting a message").await? == 1)
     }
 
@@ -260,6 +264,65 @@ impl JobStore for PgStore {
         }
         self.pool.execute("SELECT 1").await.context("store ping")?;
         Ok(())
+    }
+
+    async fn add_event(&self, event: &crate::events::DeliveryEvent) -> Result<bool, StoreError> {
+        events::add(&self.pool, event).await
+    }
+
+    async fn events(&self, id: Uuid) -> Result<Vec<crate::events::DeliveryEvent>, StoreError> {
+        events::list(&self.pool, id).await
+    }
+
+    async fn find_by_provider_id(
+        &self,
+        provider_message_id: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
+        events::by_provider_id(&self.pool, provider_message_id).await
+    }
+
+    async fn suppress(&self, entry: &crate::suppression::Suppression) -> Result<bool, StoreError> {
+        suppressions::add(&self.pool, entry).await
+    }
+
+    async fn unsuppress(&self, tenant: &str, email: &str) -> Result<bool, StoreError> {
+        suppressions::remove(&self.pool, tenant, email).await
+    }
+
+    async fn suppressions(
+        &self,
+        tenant: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<crate::suppression::Suppression>, StoreError> {
+        suppressions::list(&self.pool, tenant, limit).await
+    }
+
+    async fn suppressed_among(
+        &self,
+        tenant: &str,
+        emails: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        suppressions::among(&self.pool, tenant, emails).await
+    }
+
+    async fn admit(
+        &self,
+        cells: &[crate::limits::LimitCell],
+        now: OffsetDateTime,
+    ) -> Result<Option<(Duration, usize)>, StoreError> {
+        if cells.is_empty() {
+            return Ok(None);
+        }
+        limits::admit(&self.pool, cells, now).await
+    }
+
+    async fn find_idempotent(
+        &self,
+        tenant: &str,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Uuid>, StoreError> {
+        limits::idempotent(&self.pool, tenant, key, now).await
     }
 }
 

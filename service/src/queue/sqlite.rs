@@ -27,7 +27,10 @@ use super::{
     RECORD_COLUMNS, Status, StoreError,
 };
 
+mod events;
+mod limits;
 mod stats;
+mod suppressions;
 mod writer;
 
 /// The SQLite queue store.
@@ -230,12 +233,13 @@ impl JobStore for SqliteStore {
     }
 
     async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("DELETE FROM messages WHERE id = ? AND status IN ('sent', 'failed')")
-                .bind(id.to_string())
-                .execute(&self.write)
-                .await
-                .context("deleting a message")?;
+        let done = sqlx::query(
+            "DELETE FROM messages WHERE id = ? AND status IN ('sent', 'failed', 'suppressed')",
+        )
+        .bind(id.to_string())
+        .execute(&self.write)
+        .await
+        .context("deleting a message")?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -252,5 +256,64 @@ impl JobStore for SqliteStore {
             .await
             .context("store ping")?;
         Ok(())
+    }
+
+    async fn add_event(&self, event: &crate::events::DeliveryEvent) -> Result<bool, StoreError> {
+        events::add(&self.write, event).await
+    }
+
+    async fn events(&self, id: Uuid) -> Result<Vec<crate::events::DeliveryEvent>, StoreError> {
+        events::list(&self.read, id).await
+    }
+
+    async fn find_by_provider_id(
+        &self,
+        provider_message_id: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
+        events::by_provider_id(&self.read, provider_message_id).await
+    }
+
+    async fn suppress(&self, entry: &crate::suppression::Suppression) -> Result<bool, StoreError> {
+        suppressions::add(&self.write, entry).await
+    }
+
+    async fn unsuppress(&self, tenant: &str, email: &str) -> Result<bool, StoreError> {
+        suppressions::remove(&self.write, tenant, email).await
+    }
+
+    async fn suppressions(
+        &self,
+        tenant: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<crate::suppression::Suppression>, StoreError> {
+        suppressions::list(&self.read, tenant, limit).await
+    }
+
+    async fn suppressed_among(
+        &self,
+        tenant: &str,
+        emails: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        suppressions::among(&self.read, tenant, emails).await
+    }
+
+    async fn admit(
+        &self,
+        cells: &[crate::limits::LimitCell],
+        now: OffsetDateTime,
+    ) -> Result<Option<(Duration, usize)>, StoreError> {
+        if cells.is_empty() {
+            return Ok(None);
+        }
+        limits::admit(&self.write, cells, now).await
+    }
+
+    async fn find_idempotent(
+        &self,
+        tenant: &str,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Uuid>, StoreError> {
+        limits::idempotent(&self.read, tenant, key, now).await
     }
 }

@@ -19,6 +19,7 @@ use super::{ClaimedJob, JobStore};
 use crate::telemetry::Metrics;
 use crate::transport::Transports;
 use crate::transport::ratelimit::RateLimits;
+use crate::webhooks::Webhooks;
 
 mod attempt;
 
@@ -89,6 +90,10 @@ pub struct Worker {
     notify: Arc<Notify>,
     jitter: Jitter,
     metrics: Metrics,
+    /// Webhooks out: queued after a message is sent or failed.
+    webhooks: Webhooks,
+    /// The retry policy of webhook rows (24 hours).
+    webhook_policy: RetryPolicy,
     /// Every attempt in flight: the worker's own and `?wait=true`'s.
     attempts: TaskTracker,
     /// Cancelled once the shutdown grace is over: attempts give their lease back.
@@ -118,15 +123,23 @@ impl Worker {
             store,
             transports: Arc::new(transports),
             limits: Arc::new(RateLimits::default()),
-            policy,
+            policy: policy.clone(),
             config,
             notify: Arc::new(Notify::new()),
             jitter: Arc::new(rand::random::<f64>),
             metrics: Metrics::new(),
+            webhooks: Webhooks::default(),
+            webhook_policy: Webhooks::policy(&policy),
             attempts: TaskTracker::new(),
             stopping: CancellationToken::new(),
             running: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// Queues webhooks (`message.sent`, `message.failed`) for tenants that have one.
+    pub fn with_webhooks(mut self, webhooks: Webhooks) -> Self {
+        self.webhooks = webhooks;
+        self
     }
 
     /// Holds back sending per transport and tenant.

@@ -61,6 +61,9 @@ struct Inner {
     /// Reads the transports' token fetch counts at each collection.
     token_refreshes: Mutex<Option<ObservableCounter<u64>>>,
     rate_limited: Counter<u64>,
+    delivery_events: Counter<u64>,
+    suppressed: Counter<u64>,
+    limited: Counter<u64>,
     duration: Histogram<f64>,
     latency: Histogram<f64>,
     depth: Gauge<u64>,
@@ -132,6 +135,28 @@ impl Metrics {
     pub fn accepted(&self, tenant: &str) {
         let inner = &self.inner;
         inner.accepted.add(1, &[inner.tenant(tenant)]);
+    }
+
+    /// A provider's delivery event of `kind` was stored, received through `transport`.
+    pub fn delivery_event(&self, transport: &str, kind: &'static str) {
+        let attrs = [
+            KeyValue::new("transport", transport.to_owned()),
+            KeyValue::new("type", kind),
+        ];
+        self.inner.delivery_events.add(1, &attrs);
+    }
+
+    /// A message was refused by a flow limit (`recipient` or `template`).
+    pub fn limited(&self, tenant: &str, limit: &'static str) {
+        let inner = &self.inner;
+        let attrs = [inner.tenant(tenant), KeyValue::new("limit", limit)];
+        inner.limited.add(1, &attrs);
+    }
+
+    /// A message was kept unsent: every recipient is suppressed.
+    pub fn suppressed(&self, tenant: &str) {
+        let inner = &self.inner;
+        inner.suppressed.add(1, &[inner.tenant(tenant)]);
     }
 
     /// A message was delivered, `latency` after it was accepted.
@@ -299,6 +324,18 @@ impl Inner {
             rate_limited: counter(
                 "mailbridge.rate_limited",
                 "Messages held back by a rate limit (not attempts).",
+            ),
+            suppressed: counter(
+                "mailbridge.messages.suppressed",
+                "Messages not sent because every recipient is on the tenant's suppression list.",
+            ),
+            limited: counter(
+                "mailbridge.messages.limited",
+                "Messages refused (429) by a tenant's recipient_rate or template_rates.",
+            ),
+            delivery_events: counter(
+                "mailbridge.delivery_events",
+                "Providers' delivery events stored, by transport and type (delivered, deferred, bounced, complained).",
             ),
             duration: meter
                 .f64_histogram("mailbridge.delivery.duration")

@@ -195,6 +195,19 @@ fn stale_or_smtp(error: lettre::transport::smtp::Error) -> Failure {
 #[async_trait]
 impl Transport for SmtpTransport {
     async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
+        let tagged;
+        let message = match &self.settings.verp {
+            Some((local, domain)) => {
+                tagged = OutgoingMessage {
+                    envelope_from: Some(crate::events::dsn_report::verp_address(
+                        local, message.id, domain,
+                    )),
+                    ..message.clone()
+                };
+                &tagged
+            }
+            None => message,
+        };
         let forms = Forms::of(message)?;
         let response = self.run(Job::Send(&forms)).await?;
         Ok(Delivery {

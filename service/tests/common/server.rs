@@ -26,6 +26,15 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with the embedded defaults, overridden by `env`.
     pub async fn start(env: &[(&str, &str)]) -> TestServer {
+        Self::start_with(env, |_| {}).await
+    }
+
+    /// The same, with the built parts changed by `adjust` before serving
+    /// (what only code, not configuration, can change: a test's HTTP client).
+    pub async fn start_with(
+        env: &[(&str, &str)],
+        adjust: impl FnOnce(&mut server::Parts),
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut vars: BTreeMap<String, String> = BTreeMap::from([
@@ -52,9 +61,10 @@ impl TestServer {
             vars.insert((*k).into(), (*v).into());
         }
         let settings = config::load(&vars).expect("test settings");
-        let parts = server::build(&settings, server::AuthMode::Required)
+        let mut parts = server::build(&settings, server::AuthMode::Required)
             .await
             .expect("server parts");
+        adjust(&mut parts);
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .expect("bind");

@@ -446,3 +446,143 @@ pub async fn a_late_claim_hands_out_a_live_lease(store: Arc<dyn JobStore>) {
         "held by a live lease"
     );
 }
+
+/// Delivery events: stored per message in order of occurrence, a provider
+/// event stored once, a message found by its provider id, and the events go
+/// with their message when it is deleted.
+pub async fn delivery_events_are_kept_once_per_provider_event(store: Arc<dyn JobStore>) {
+    use mailbridge::events::{Bounce, DeliveryEvent, EventType};
+    let now = OffsetDateTime::now_utc();
+    store.enqueue(job("acme", None, now)).await.unwrap();
+    let claimed = claim(&store, now, 1).await;
+    let id = claimed[0].message.id;
+    settle(&store, &claimed[0], sent(Some("prov-7")), now).await;
+    assert_eq!(store.find_by_provider_id("prov-7").await.unwrap(), Some(id));
+    assert_eq!(store.find_by_provider_id("prov-8").await.unwrap(), None);
+
+    let event = |kind, bounce, event_id: Option<&str>, seconds_ago| DeliveryEvent {
+        message_id: id,
+        kind,
+        bounce,
+        recipient: Some("ada@example.com".into()),
+        detail: Some("550 5.1.1 unknown user".into()),
+        transport: "sg".into(),
+        provider_event_id: event_id.map(str::to_owned),
+        occurred_at: now - Duration::from_secs(seconds_ago),
+        received_at: now,
+    };
+    let bounced = event(EventType::Bounced, Some(Bounce::Hard), Some("ev-2"), 0);
+    assert!(store.add_event(&bounced).await.unwrap());
+    assert!(
+        !store.add_event(&bounced).await.unwrap(),
+        "a repeat is stored once"
+    );
+    // Events without a provider id are never taken for repeats.
+    let delivered = event(EventType::Delivered, None, None, 60);
+    assert!(store.add_event(&delivered).await.unwrap());
+    assert!(store.add_event(&delivered).await.unwrap());
+
+    let events = store.events(id).await.unwrap();
+    let kinds: Vec<EventType> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventType::Delivered,
+            EventType::Delivered,
+            EventType::Bounced
+        ]
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last.bounce, Some(Bounce::Hard));
+    assert_eq!(last.detail.as_deref(), Some("550 5.1.1 unknown user"));
+    assert_eq!(
+        last.occurred_at.unix_timestamp(),
+        bounced.occurred_at.unix_timestamp()
+    );
+
+    assert!(store.delete(id).await.unwrap());
+    assert!(store.events(id).await.unwrap().is_empty());
+}
+
+/// The suppression list: one entry per tenant and address, looked up in
+/// bulk, listed per tenant; a message stored claimed can be settled as
+/// `suppressed`, and then deleted.
+pub async fn suppressions_and_suppressed_messages(store: Arc<dyn JobStore>) {
+    use mailbridge::suppression::{Reason, Suppression};
+    let now = OffsetDateTime::now_utc();
+    let entry = |tenant: &str, email: &str, reason| Suppression {
+        tenant: tenant.into(),
+        email: email.into(),
+        reason,
+        detail: Some("550 5.1.1".into()),
+        message_id: Some(Uuid::now_v7()),
+        created_at: now,
+    };
+    assert!(
+        store
+            .suppress(&entry("acme", "ada@example.com", Reason::Bounce))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .suppress(&entry("acme", "ada@example.com", Reason::Manual))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .suppress(&entry("other", "grace@example.com", Reason::Complaint))
+            .await
+            .unwrap()
+    );
+    let among = |tenant: &'static str| {
+        let store = store.clone();
+        async move {
+            let asked = ["ada@example.com".to_owned(), "grace@example.com".to_owned()];
+            store.suppressed_among(tenant, &asked).await.unwrap()
+        }
+    };
+    assert_eq!(among("acme").await, ["ada@example.com"]);
+    assert_eq!(among("other").await, ["grace@example.com"]);
+    assert!(
+        store
+            .suppressed_among("acme", &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let listed = store.suppressions(Some("acme"), 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].reason, Reason::Bounce, "the first entry is kept");
+    assert_eq!(store.suppressions(None, 10).await.unwrap().len(), 2);
+    assert!(store.unsuppress("acme", "ada@example.com").await.unwrap());
+    assert!(!store.unsuppress("acme", "ada@example.com").await.unwrap());
+
+    let mut new = job("acme", None, now);
+    new.lease = Some(Duration::from_secs(60));
+    let Enqueued::Claimed(lease) = store.enqueue(new).await.unwrap() else {
+        panic!("stored claimed");
+    };
+    let outcome = Outcome::Suppressed {
+        reason: "every recipient is suppressed".into(),
+    };
+    settle_lease(&store, &lease, outcome, now).await;
+    let record = store.get(lease.id).await.unwrap().unwrap();
+    assert_eq!((record.status, record.attempts), (Status::Suppressed, 0));
+    assert!(
+        claim(&store, now + Duration::from_secs(120), 10)
+            .await
+            .is_empty()
+    );
+    assert!(store.delete(lease.id).await.unwrap());
+}
+
+async fn settle_lease(
+    store: &Arc<dyn JobStore>,
+    lease: &mailbridge::queue::Lease,
+    outcome: Outcome,
+    now: OffsetDateTime,
+) {
+    assert!(store.record(lease, &outcome, now).await.unwrap());
+}

@@ -211,6 +211,25 @@ impl Service {
         Self::start_with_templates(port, smtp_port, secret, &root().join("templates")).await
     }
 
+    /// As [`Service::start_with_templates`], with the TOML file `config`
+    /// (`{smtp_port}` in it is replaced).
+    pub async fn start_with_config(
+        port: u16,
+        smtp_port: u16,
+        secret: &str,
+        config: &str,
+    ) -> Service {
+        let file = tempfile::NamedTempFile::new().expect("config file");
+        std::fs::write(
+            file.path(),
+            config.replace("{smtp_port}", &smtp_port.to_string()),
+        )
+        .expect("write the config");
+        let path = file.path().display().to_string();
+        let extra = [("MAILBRIDGE_CONFIG", path.as_str())];
+        Self::start_with_vars(port, smtp_port, secret, &root().join("templates"), &extra).await
+    }
+
     /// As [`Service::start`], rendering from the template directory `templates`.
     pub async fn start_with_templates(
         port: u16,
@@ -218,8 +237,18 @@ impl Service {
         secret: &str,
         templates: &Path,
     ) -> Service {
+        Self::start_with_vars(port, smtp_port, secret, templates, &[]).await
+    }
+
+    async fn start_with_vars(
+        port: u16,
+        smtp_port: u16,
+        secret: &str,
+        templates: &Path,
+        extra: &[(&str, &str)],
+    ) -> Service {
         let dir = tempfile::tempdir().expect("temp dir");
-        let vars = std::collections::BTreeMap::from([
+        let mut vars = std::collections::BTreeMap::from([
             ("MAILBRIDGE_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
             (
                 "MAILBRIDGE_DATABASE_URL".to_owned(),
@@ -237,6 +266,9 @@ impl Service {
             ("MAILBRIDGE_RETRY_BASE".to_owned(), "200ms".to_owned()),
             ("MAILBRIDGE_SHUTDOWN_DELAY".to_owned(), "0s".to_owned()),
         ]);
+        for (name, value) in extra {
+            vars.insert((*name).to_owned(), (*value).to_owned());
+        }
         let settings = mailbridge::config::load(&vars).expect("settings");
         let parts = mailbridge::server::build(&settings, mailbridge::server::AuthMode::Required)
             .await

@@ -331,6 +331,14 @@ async fn record(
         .bind(claim_number(lease)?)
         .bind(now)
         .bind(error.clone()),
+        Outcome::Suppressed { reason } => sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE messages SET status = 'suppressed', attempts = 0, last_error = $4, updated_at = $3, \
+             lease_until = NULL, next_attempt_at = NULL {FENCE}"
+        )))
+        .bind(lease.id)
+        .bind(claim_number(lease)?)
+        .bind(now)
+        .bind(reason.clone()),
         Outcome::Released { next_attempt_at } => sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE messages SET status = 'retrying', attempts = GREATEST(attempts - 1, 0), \
              next_attempt_at = $4, updated_at = $3, lease_until = NULL {FENCE}"

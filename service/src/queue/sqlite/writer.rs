@@ -260,6 +260,12 @@ async fn record(
         )))
         .bind(error.clone())
         .bind(now),
+        Outcome::Suppressed { reason } => sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE messages SET status = 'suppressed', attempts = 0, last_error = ?, updated_at = ?, \
+             lease_until = NULL, next_attempt_at = NULL WHERE {FENCE}"
+        )))
+        .bind(reason.clone())
+        .bind(now),
         Outcome::Released { next_attempt_at } => sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE messages SET status = 'retrying', attempts = MAX(attempts - 1, 0), next_attempt_at = ?, \
              updated_at = ?, lease_until = NULL WHERE {FENCE}"

@@ -20,6 +20,7 @@ use crate::queue::retry::Decision;
 use crate::queue::{ClaimedJob, Lease, Outcome};
 use crate::telemetry;
 use crate::transport::{Delivery, TransportError};
+use crate::webhooks::{self, WebhookType};
 
 /// How a send under a lease ended.
 enum Held {
@@ -268,10 +269,42 @@ impl Worker {
             Err(error) => self.after_transient(job, error, now),
         };
         match self.write(&job.lease, &stored).await {
-            Some(()) => outcome,
+            Some(()) => {
+                self.tell_application(job, &outcome).await;
+                outcome
+            }
             None => AttemptOutcome::Abandoned {
                 reason: "the lease was lost before the outcome was recorded".into(),
             },
+        }
+    }
+
+    /// Queues `message.sent` or `message.failed` for the message's tenant
+    /// (never for a webhook row itself). A store that fails here loses the
+    /// webhook, not the message's outcome.
+    async fn tell_application(&self, job: &ClaimedJob, outcome: &AttemptOutcome) {
+        if is_notice(&job.transport) {
+            return;
+        }
+        let (kind, data) = match outcome {
+            AttemptOutcome::Sent {
+                provider_message_id,
+            } => (
+                WebhookType::Sent,
+                serde_json::json!({"transport": job.transport, "provider_message_id": provider_message_id}),
+            ),
+            AttemptOutcome::Failed { error } => (
+                WebhookType::Failed,
+                serde_json::json!({"transport": job.transport, "error": error}),
+            ),
+            _ => return,
+        };
+        let store = self.store.as_ref();
+        let (tenant, id) = (&job.message.tenant, job.message.id);
+        match self.webhooks.queue(store, tenant, kind, id, data).await {
+            Ok(true) => self.notify.notify_one(),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "a webhook could not be queued; it is lost"),
         }
     }
 
@@ -282,7 +315,12 @@ impl Worker {
         now: OffsetDateTime,
     ) -> (Outcome, AttemptOutcome) {
         let jitter = (self.jitter)();
-        let decision = self.policy.decide(
+        let policy = if is_notice(&job.transport) {
+            &self.webhook_policy
+        } else {
+            &self.policy
+        };
+        let decision = policy.decide(
             job.attempt(),
             job.created_at,
             now,
@@ -315,6 +353,13 @@ impl Worker {
             }
         }
     }
+}
+
+/// Whether rows of `transport` are notices about messages (webhooks,
+/// Keycloak feedback) rather than messages: retried for 24 hours, and never
+/// the subject of a webhook themselves.
+fn is_notice(transport: &str) -> bool {
+    transport == webhooks::TRANSPORT || transport == crate::feedback::TRANSPORT
 }
 
 fn failed(error: String) -> (Outcome, AttemptOutcome) {

@@ -29,6 +29,7 @@ const KNOWN_OPTIONS: &[&str] = &[
     "scope",
     "google_key_file",
     "debug",
+    "verp",
 ];
 const XOAUTH2_OPTIONS: &[&str] = &[
     "token_url",
@@ -67,6 +68,9 @@ pub(super) struct Settings {
     pub xoauth2: Option<(String, Arc<dyn TokenSource>)>,
     /// `debug=true`: log the SMTP conversation (secrets redacted).
     pub debug: bool,
+    /// `verp=bounces@domain`: every message's envelope sender is
+    /// `bounces+<its id>@domain`, so that a bounce names the message.
+    pub verp: Option<(String, String)>,
 }
 
 /// How a connection is encrypted.
@@ -147,7 +151,32 @@ pub(super) fn from_dsn(dsn: &Dsn) -> Result<Settings, DsnError> {
         login,
         xoauth2,
         debug,
+        verp: verp(dsn)?,
     })
+}
+
+/// The `verp` option: a plain address whose local part gets the message's tag.
+fn verp(dsn: &Dsn) -> Result<Option<(String, String)>, DsnError> {
+    let Some(address) = dsn.option("verp") else {
+        return Ok(None);
+    };
+    let refuse = || {
+        DsnError::invalid(
+            &dsn.scheme,
+            "verp must be an address like bounces@acme.example",
+        )
+    };
+    let (local, domain) = address.rsplit_once('@').ok_or_else(refuse)?;
+    let plain = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    };
+    if !plain(local) || !plain(domain) {
+        return Err(refuse());
+    }
+    Ok(Some((local.to_owned(), domain.to_owned())))
 }
 
 /// The duration option `name`, or `default`.

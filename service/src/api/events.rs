@@ -1,0 +1,185 @@
+//! `POST /v1/events/{transport}`: a provider's delivery events, verified with
+//! that provider's own scheme and the transport's `webhook_key`, matched to
+//! our messages and stored. No bearer token: the provider's signature (or
+//! basic auth) is the authentication.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tracing::Instrument as _;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::events::source::{Delivered, Refused};
+use crate::events::{Bounce, DeliveryEvent, EventType, ProviderEvent};
+use crate::queue::{JobStore, MessageRecord, StoreError};
+use crate::suppression::{Reason, Suppression, normalise};
+use crate::webhooks::WebhookType;
+
+/// The answer to `POST /v1/events/{transport}`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Received {
+    /// Events stored (matched to one of our messages, not seen before).
+    pub stored: u32,
+    /// Events about messages we do not know (sent by something else): dropped.
+    pub unmatched: u32,
+    /// Events stored before (a provider's repeated delivery): dropped.
+    pub repeated: u32,
+}
+
+/// `POST /v1/events/{transport}`.
+pub async fn receive(
+    State(state): State<AppState>,
+    Path(transport): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Received>, ApiError> {
+    let Some(source) = state.event_sources.get(&transport) else {
+        return Err(ApiError::not_found(format!(
+            "transport `{transport}` takes no events (it is unknown or has no webhook_key)"
+        )));
+    };
+    let body = body.map_err(|e| ApiError::new(e.status(), "the body could not be read"))?;
+    let now = OffsetDateTime::now_utc();
+    let delivered = source
+        .receive(&headers, &body, now)
+        .await
+        .map_err(|refused| {
+            tracing::warn!(%transport, reason = %refused, "delivery events refused");
+            match refused {
+                Refused::Unverified(why) => ApiError::unauthorized(format!(
+                    "the events could not be verified as the provider's: {why}"
+                )),
+                Refused::Unreadable(why) => ApiError::bad_request(why.0),
+                Refused::Unconfirmed(why) => ApiError::bad_gateway(why),
+            }
+        })?;
+    let mut received = Received {
+        stored: 0,
+        unmatched: 0,
+        repeated: 0,
+    };
+    let Delivered::Events(events) = delivered else {
+        return Ok(Json(received));
+    };
+    for event in events {
+        let Some(message) = find_message(state.store.as_ref(), &event).await? else {
+            received.unmatched += 1;
+            continue;
+        };
+        let id = message.id;
+        let event = DeliveryEvent::matched(event, id, &transport, now);
+        // A span per event, carrying the message id that its delivery's spans carry too.
+        let span = tracing::info_span!(
+            "delivery_event",
+            message_id = %id,
+            transport = %transport,
+            event = event.kind.as_str()
+        );
+        if state.store.add_event(&event).instrument(span).await? {
+            received.stored += 1;
+            state
+                .metrics
+                .delivery_event(&transport, event.kind.as_str());
+            tracing::info!(message_id = %id, %transport, event = event.kind.as_str(), "delivery event");
+            suppress_after(&state, &message.tenant, &event).await?;
+            tell_application(&state, &message.tenant, &event).await?;
+        } else {
+            received.repeated += 1;
+        }
+    }
+    Ok(Json(received))
+}
+
+/// The message an event is about: by our id, our `Message-ID`, or the
+/// provider's id, whichever names a message we have.
+async fn find_message(
+    store: &dyn JobStore,
+    event: &ProviderEvent,
+) -> Result<Option<MessageRecord>, StoreError> {
+    for id in [event.message.ours, event.message.id_from_header()]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(record) = store.get(id).await? {
+            return Ok(Some(record));
+        }
+    }
+    match &event.message.provider {
+        Some(provider_id) => match store.find_by_provider_id(provider_id).await? {
+            Some(id) => store.get(id).await,
+            None => Ok(None),
+        },
+        None => Ok(None),
+    }
+}
+
+/// Queues the event's webhook (`message.delivered`, `message.bounced`,
+/// `message.complained`) for the tenant, if it has a `webhook_url`.
+async fn tell_application(
+    state: &AppState,
+    tenant: &str,
+    event: &DeliveryEvent,
+) -> Result<(), StoreError> {
+    let kind = match event.kind {
+        EventType::Delivered => WebhookType::Delivered,
+        EventType::Bounced => WebhookType::Bounced,
+        EventType::Complained => WebhookType::Complained,
+        EventType::Deferred => return Ok(()),
+    };
+    let data = serde_json::to_value(event).unwrap_or_default();
+    let store = state.store.as_ref();
+    if state
+        .webhooks
+        .queue(store, tenant, kind, event.message_id, data)
+        .await?
+    {
+        state.worker.notifier().notify_one();
+    }
+    Ok(())
+}
+
+/// After a hard bounce or a complaint: tells the tenant's Keycloak (if it has
+/// one), and puts the recipient on the tenant's suppression list if its
+/// `suppress` setting says so.
+async fn suppress_after(
+    state: &AppState,
+    tenant: &str,
+    event: &DeliveryEvent,
+) -> Result<(), StoreError> {
+    let (reason, status) = match (event.kind, event.bounce) {
+        (EventType::Bounced, Some(Bounce::Hard)) => (Reason::Bounce, "bounced"),
+        (EventType::Complained, _) => (Reason::Complaint, "complained"),
+        _ => return Ok(()),
+    };
+    let Some(recipient) = &event.recipient else {
+        return Ok(());
+    };
+    let store = state.store.as_ref();
+    if state
+        .feedback
+        .queue(store, tenant, recipient, status, event.message_id)
+        .await?
+    {
+        state.worker.notifier().notify_one();
+    }
+    if !state.tenants.route(tenant).suppress.covers(reason) {
+        return Ok(());
+    }
+    let entry = Suppression {
+        tenant: tenant.to_owned(),
+        email: normalise(recipient),
+        reason,
+        detail: event.detail.clone(),
+        message_id: Some(event.message_id),
+        created_at: event.received_at,
+    };
+    if state.store.suppress(&entry).await? {
+        tracing::info!(message_id = %event.message_id, %tenant, reason = reason.as_str(), "address suppressed");
+    }
+    Ok(())
+}

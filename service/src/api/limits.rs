@@ -1,0 +1,68 @@
+//! The flow limits of `POST /v1/messages` (see [`crate::limits`]): a
+//! message beyond its tenant's `recipient_rate` or `template_rates` is
+//! refused with 429 and `Retry-After`; nothing is stored.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use time::OffsetDateTime;
+
+use super::AppState;
+use super::error::ApiError;
+use super::messages::Accepted;
+use super::request::MessageRequest;
+use crate::queue::Status;
+
+/// Checks and spends the request's flow limits. A repeat of an idempotency
+/// key is the same message, not a new one: it is answered as the first one
+/// was (200), never limited.
+pub async fn check(
+    state: &AppState,
+    tenant: &str,
+    req: &MessageRequest,
+) -> Result<Option<Response>, ApiError> {
+    let route = state.tenants.route(tenant);
+    let recipients = [&req.to, &req.cc, &req.bcc]
+        .into_iter()
+        .flatten()
+        .map(|m| m.email.as_str());
+    let cells = route
+        .limits
+        .cells(tenant, req.template.as_deref(), recipients);
+    if cells.is_empty() {
+        return Ok(None);
+    }
+    let now = OffsetDateTime::now_utc();
+    if let Some(key) = &req.idempotency_key
+        && let Some(first) = state.store.find_idempotent(tenant, key, now).await?
+    {
+        let status = state
+            .store
+            .get(first)
+            .await?
+            .map_or(Status::Queued, |r| r.status);
+        return Ok(Some(
+            (StatusCode::OK, Json(Accepted::new(first, status))).into_response(),
+        ));
+    }
+    let Some((wait, index)) = state.store.admit(&cells, now).await? else {
+        return Ok(None);
+    };
+    let limit = cells.get(index).map_or("recipient", |c| c.limit.as_str());
+    state.metrics.limited(tenant, limit);
+    crate::telemetry::request::record_outcome("limited");
+    tracing::info!(%tenant, limit, wait_ms = wait.as_millis() as u64, "message refused by a flow limit");
+    // Whole seconds, rounded up: a client waiting that long is let through.
+    let retry_after = std::time::Duration::from_secs(wait.as_millis().div_ceil(1000).max(1) as u64);
+    let what = match limit {
+        "template" => format!(
+            "too many `{}` emails to this address (tenant `{tenant}`'s template_rates)",
+            req.template.as_deref().unwrap_or_default()
+        ),
+        _ => format!("too many emails to this address (tenant `{tenant}`'s recipient_rate)"),
+    };
+    Err(ApiError::too_many(
+        format!("{what}; try again in {} s", retry_after.as_secs()),
+        retry_after,
+    ))
+}

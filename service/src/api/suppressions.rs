@@ -1,0 +1,186 @@
+//! The suppression list: `GET /v1/suppressions`, `PUT` and `DELETE
+//! /v1/suppressions/{tenant}/{email}` (admin), and what `POST /v1/messages`
+//! does with suppressed recipients: leaves them out, or, when no `to`
+//! recipient is left, keeps the message as `suppressed` and sends nothing.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::AppState;
+use super::error::ApiError;
+use super::messages::{Accepted, ApiQuery};
+use super::request::{MessageRequest, check_tenant_name};
+use crate::auth::Caller;
+use crate::email::Mailbox;
+use crate::queue::{JobStore, Lease, Outcome, Status};
+use crate::suppression::{Reason, Suppression, normalise};
+use crate::webhooks::WebhookType;
+
+/// The suppressed recipients of a request.
+#[derive(Debug, Default)]
+pub struct LeftOut {
+    /// The request's suppressed addresses, as written, each once.
+    pub addresses: Vec<String>,
+    /// No `to` recipient is left: nothing is sent.
+    pub everyone: bool,
+}
+
+/// Finds the request's suppressed recipients and, unless that is every `to`
+/// recipient, takes them out of `to`, `cc` and `bcc`.
+pub async fn leave_out(
+    store: &dyn JobStore,
+    tenant: &str,
+    req: &mut MessageRequest,
+) -> Result<LeftOut, ApiError> {
+    let all: Vec<String> = [&req.to, &req.cc, &req.bcc]
+        .into_iter()
+        .flatten()
+        .map(|m| normalise(&m.email))
+        .collect();
+    let listed = store.suppressed_among(tenant, &all).await?;
+    if listed.is_empty() {
+        return Ok(LeftOut::default());
+    }
+    let is_listed = |m: &Mailbox| listed.contains(&normalise(&m.email));
+    let mut addresses: Vec<String> = Vec::new();
+    for mailbox in [&req.to, &req.cc, &req.bcc].into_iter().flatten() {
+        if is_listed(mailbox) && !addresses.contains(&mailbox.email) {
+            addresses.push(mailbox.email.clone());
+        }
+    }
+    let everyone = req.to.iter().all(is_listed);
+    if !everyone {
+        for list in [&mut req.to, &mut req.cc, &mut req.bcc] {
+            list.retain(|m| !is_listed(m));
+        }
+    }
+    Ok(LeftOut {
+        addresses,
+        everyone,
+    })
+}
+
+/// Settles a message stored claimed under `lease` as `suppressed`; answers 202.
+pub async fn settle(
+    state: &AppState,
+    tenant: &str,
+    lease: &Lease,
+    addresses: Vec<String>,
+) -> Result<Response, ApiError> {
+    let outcome = Outcome::Suppressed {
+        reason: "not sent: every recipient is on the tenant's suppression list".into(),
+    };
+    state
+        .store
+        .record(lease, &outcome, OffsetDateTime::now_utc())
+        .await?;
+    state.metrics.suppressed(tenant);
+    let data = serde_json::json!({"suppressed_recipients": addresses});
+    let store = state.store.as_ref();
+    if state
+        .webhooks
+        .queue(store, tenant, WebhookType::Suppressed, lease.id, data)
+        .await?
+    {
+        state.worker.notifier().notify_one();
+    }
+    crate::telemetry::request::record_message(lease.id);
+    crate::telemetry::request::record_outcome("suppressed");
+    tracing::info!(message_id = %lease.id, %tenant, "every recipient is suppressed; not sent");
+    let answer = Accepted {
+        suppressed_recipients: addresses,
+        ..Accepted::new(lease.id, Status::Suppressed)
+    };
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// Query of `GET /v1/suppressions`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// Only this tenant.
+    pub tenant: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// A page of the suppression list.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SuppressionList {
+    /// Newest first.
+    pub suppressions: Vec<Suppression>,
+}
+
+/// `GET /v1/suppressions?tenant=`: the list, newest first (admin).
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<SuppressionList>, ApiError> {
+    caller.require_admin()?;
+    if let Some(tenant) = &query.tenant {
+        check_tenant_name(tenant)?;
+    }
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let suppressions = state
+        .store
+        .suppressions(query.tenant.as_deref(), limit)
+        .await?;
+    Ok(Json(SuppressionList { suppressions }))
+}
+
+/// The tenant and address of a path, checked; the address normalised.
+fn entry(
+    path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
+) -> Result<(String, String), ApiError> {
+    let Path((tenant, email)) = path?;
+    check_tenant_name(&tenant)?;
+    Mailbox::new(email.clone()).validate("email")?;
+    Ok((tenant, normalise(&email)))
+}
+
+/// `PUT /v1/suppressions/{tenant}/{email}`: adds an address (admin); 201, or 200 if listed already.
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_admin()?;
+    let (tenant, email) = entry(path)?;
+    let suppression = Suppression {
+        tenant,
+        email,
+        reason: Reason::Manual,
+        detail: None,
+        message_id: None,
+        created_at: OffsetDateTime::now_utc(),
+    };
+    let created = state.store.suppress(&suppression).await?;
+    tracing::info!(tenant = %suppression.tenant, created, "address suppressed by an admin");
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(suppression)).into_response())
+}
+
+/// `DELETE /v1/suppressions/{tenant}/{email}`: takes an address off (admin); 204, or 404.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let (tenant, email) = entry(path)?;
+    if !state.store.unsuppress(&tenant, &email).await? {
+        return Err(ApiError::not_found(format!(
+            "that address is not on tenant `{tenant}`'s suppression list"
+        )));
+    }
+    tracing::info!(%tenant, "address taken off the suppression list by an admin");
+    Ok(StatusCode::NO_CONTENT)
+}

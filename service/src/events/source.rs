@@ -1,0 +1,215 @@
+//! A transport's event endpoint: which provider's scheme verifies it, with
+//! which key (the DSN option `webhook_key`).
+
+use std::collections::BTreeMap;
+
+use axum::http::HeaderMap;
+use time::OffsetDateTime;
+
+use super::sns::{Envelope, Sns};
+use super::{
+    ProviderEvent, Unreadable, Unverified, mailgun, mailjet, postmark, resend, sendgrid, ses,
+};
+use crate::secret::Secret;
+use crate::transport::{Dsn, DsnError};
+
+/// The DSN option holding a transport's webhook key.
+pub const WEBHOOK_KEY: &str = "webhook_key";
+
+/// The providers whose events we read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// ECDSA-signed Event Webhook.
+    SendGrid,
+    /// HMAC-signed webhooks.
+    Mailgun,
+    /// Basic auth.
+    Postmark,
+    /// Basic auth.
+    Mailjet,
+    /// Svix-signed webhooks.
+    Resend,
+    /// SES events through SNS (signed with SNS's certificate).
+    Ses,
+    /// Delivery status notifications posted by the mail server (basic auth).
+    Smtp,
+}
+
+/// Why events were not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// The request is not from the provider (or is a replay): 401.
+    #[error(transparent)]
+    Unverified(#[from] Unverified),
+    /// Verified, but not a body of the provider's format: 400.
+    #[error(transparent)]
+    Unreadable(#[from] Unreadable),
+    /// A verified SNS subscription could not be confirmed: 502 (SNS tries again).
+    #[error("{0}")]
+    Unconfirmed(String),
+}
+
+/// What a verified request brought.
+#[derive(Debug)]
+pub enum Delivered {
+    /// Events to match and store.
+    Events(Vec<ProviderEvent>),
+    /// An SNS subscription (or unsubscription) was confirmed; no events.
+    Subscription,
+}
+
+/// One transport's event endpoint.
+#[derive(Debug, Clone)]
+pub struct EventSource {
+    provider: Provider,
+    key: Secret,
+    /// For SES: the topics accepted and the certificate fetcher.
+    sns: Option<Sns>,
+}
+
+impl EventSource {
+    /// The endpoint of a transport's DSN: `None` when it has no
+    /// `webhook_key`; an error when it has one but takes no events.
+    pub fn from_dsn(dsn: &Dsn) -> Result<Option<Self>, DsnError> {
+        let Some(key) = dsn.option(WEBHOOK_KEY) else {
+            return Ok(None);
+        };
+        let provider = match dsn.scheme.as_str() {
+            "sendgrid+api" => Provider::SendGrid,
+            "mailgun+api" => Provider::Mailgun,
+            "postmark+api" => Provider::Postmark,
+            "mailjet+api" => Provider::Mailjet,
+            "resend+api" => Provider::Resend,
+            "ses+api" => Provider::Ses,
+            "smtp" | "smtps" => Provider::Smtp,
+            other => {
+                return Err(DsnError::invalid(
+                    other,
+                    "`webhook_key` is read only for sendgrid+api, mailgun+api, postmark+api, mailjet+api, resend+api, ses+api, smtp and smtps",
+                ));
+            }
+        };
+        let basic = matches!(
+            provider,
+            Provider::Postmark | Provider::Mailjet | Provider::Smtp
+        );
+        if basic && !key.contains(':') {
+            return Err(DsnError::invalid(
+                &dsn.scheme,
+                "`webhook_key` must be `user:password` (basic auth)",
+            ));
+        }
+        let sns = match provider {
+            Provider::Ses => {
+                let topics = key.split(',').map(|t| t.trim().to_owned()).collect();
+                Some(Sns::new(crate::transport::http::client()?, topics))
+            }
+            _ => None,
+        };
+        Ok(Some(Self {
+            provider,
+            key: Secret::new(key),
+            sns,
+        }))
+    }
+
+    /// The same endpoint fetching SNS certificates and confirmations through
+    /// `http` (a test's resolver and trust roots); the URL rules stay.
+    pub fn with_sns_http(&self, http: reqwest::Client) -> Self {
+        Self {
+            sns: self.sns.as_ref().map(|sns| sns.with_http(http)),
+            ..self.clone()
+        }
+    }
+
+    /// Verifies a request and reads its events.
+    pub async fn receive(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Delivered, Refused> {
+        let key = self.key.expose();
+        Ok(Delivered::Events(match (self.provider, &self.sns) {
+            (Provider::SendGrid, _) => {
+                sendgrid::verify(key, headers, body, now)?;
+                sendgrid::parse(body)?
+            }
+            (Provider::Mailgun, _) => mailgun::verify_and_parse(key, body, now)?,
+            (Provider::Postmark, _) => {
+                super::signature::basic_auth(headers, key)?;
+                postmark::parse(body)?
+            }
+            (Provider::Mailjet, _) => {
+                super::signature::basic_auth(headers, key)?;
+                mailjet::parse(body)?
+            }
+            (Provider::Resend, _) => {
+                let id = resend::verify(key, headers, body, now)?;
+                resend::parse(body, id)?
+            }
+            (Provider::Smtp, _) => {
+                super::signature::basic_auth(headers, key)?;
+                super::dsn_report::parse(body)?
+            }
+            (Provider::Ses, Some(sns)) => return receive_sns(sns, body, now).await,
+            (Provider::Ses, None) => return Err(Unverified::new("no SNS settings").into()),
+        }))
+    }
+}
+
+/// An SNS message: verified first, then a confirmation is confirmed and a
+/// notification read as SES events.
+async fn receive_sns(sns: &Sns, body: &[u8], now: OffsetDateTime) -> Result<Delivered, Refused> {
+    let envelope: Envelope = serde_json::from_slice(body)
+        .map_err(|_| Unverified::new("not an SNS message (JSON with Type, Signature, …)"))?;
+    sns.verify(&envelope, now).await?;
+    match envelope.kind.as_str() {
+        "SubscriptionConfirmation" => {
+            super::sns::sns_url(envelope.subscribe_url.as_deref().unwrap_or_default())?;
+            sns.confirm(&envelope).await.map_err(Refused::Unconfirmed)?;
+            tracing::info!(topic = %envelope.topic_arn, "SNS subscription confirmed");
+            Ok(Delivered::Subscription)
+        }
+        "UnsubscribeConfirmation" => Ok(Delivered::Subscription),
+        _ => Ok(Delivered::Events(ses::parse(
+            &envelope.message,
+            &envelope.message_id,
+        )?)),
+    }
+}
+
+/// The event endpoints of every transport that has a `webhook_key`, by transport name.
+#[derive(Debug, Clone, Default)]
+pub struct EventSources {
+    by_transport: BTreeMap<String, EventSource>,
+}
+
+impl EventSources {
+    /// Reads the endpoints of named DSNs.
+    pub fn from_dsns<'a>(
+        dsns: impl IntoIterator<Item = (&'a str, &'a Dsn)>,
+    ) -> Result<Self, (String, DsnError)> {
+        let mut by_transport = BTreeMap::new();
+        for (name, dsn) in dsns {
+            if let Some(source) = EventSource::from_dsn(dsn).map_err(|e| (name.to_owned(), e))? {
+                by_transport.insert(name.to_owned(), source);
+            }
+        }
+        Ok(Self { by_transport })
+    }
+
+    /// Every SES endpoint fetching through `http` instead (tests: a local
+    /// certificate server under an SNS host name); nothing else changes.
+    pub fn with_sns_http(mut self, http: &reqwest::Client) -> Self {
+        for source in self.by_transport.values_mut() {
+            *source = source.with_sns_http(http.clone());
+        }
+        self
+    }
+
+    /// The endpoint of transport `name`, if it takes events.
+    pub fn get(&self, name: &str) -> Option<&EventSource> {
+        self.by_transport.get(name)
+    }
+}

@@ -1,0 +1,147 @@
+//! The transport of feedback rows: find the realm's users with the address
+//! (`GET /admin/realms/{realm}/users?email=…&exact=true`), and for each one
+//! read its representation and write it back with the attribute set (and
+//! `emailVerified = false` if asked), keeping its other attributes. Keycloak
+//! unreachable, 5xx or 429 are transient; a refused token is fetched anew
+//! once; other 4xx are permanent (a setting to fix).
+
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ATTRIBUTE, Feedback, Realm};
+use crate::email::OutgoingMessage;
+use crate::oauth::TokenSource as _;
+use crate::transport::{Delivery, Transport, TransportError};
+
+/// Delivers feedback rows to Keycloak.
+#[derive(Debug, Clone)]
+pub struct KeycloakTransport {
+    feedback: Feedback,
+    http: reqwest::Client,
+}
+
+#[derive(Debug, Deserialize)]
+struct Row {
+    email: String,
+    status: String,
+}
+
+impl KeycloakTransport {
+    /// Calls the realms of `feedback` through `http`.
+    pub fn new(feedback: Feedback, http: reqwest::Client) -> Self {
+        Self { feedback, http }
+    }
+
+    /// One admin API call with the realm's token; `Ok(None)` for a 404.
+    async fn call(
+        &self,
+        realm: &Realm,
+        method: reqwest::Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Option<Value>, TransportError> {
+        let mut url = realm.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments
+                .pop_if_empty()
+                .extend(["admin", "realms", &realm.realm])
+                .extend(path);
+        }
+        let token = realm.tokens.token().await.map_err(|e| {
+            let text = format!("keycloak token: {e}");
+            if e.is_transient() {
+                TransportError::transient(text)
+            } else {
+                TransportError::permanent(text)
+            }
+        })?;
+        let mut request = self
+            .http
+            .request(method, url)
+            .bearer_auth(token.secret())
+            .query(query);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let answer = request.send().await.map_err(|e| {
+            TransportError::transient(format!("keycloak unreachable: {}", e.without_url()))
+        })?;
+        let status = answer.status();
+        if status == StatusCode::UNAUTHORIZED {
+            realm.tokens.invalidate(&token);
+        }
+        match status {
+            s if s.is_success() => Ok(Some(answer.json().await.unwrap_or(Value::Null))),
+            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS => Err(
+                TransportError::transient(format!("keycloak answered {status}")),
+            ),
+            s if s.is_server_error() => Err(TransportError::transient(format!(
+                "keycloak answered {status}"
+            ))),
+            s => Err(TransportError::permanent(format!(
+                "keycloak answered {s} (does the client have manage-users, and does the realm's user profile allow `{ATTRIBUTE}`?)"
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl Transport for KeycloakTransport {
+    async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
+        let Some(realm) = self.feedback.realm(&message.tenant) else {
+            return Err(TransportError::permanent(format!(
+                "tenant `{}` has no keycloak_url any more",
+                message.tenant
+            )));
+        };
+        let row: Row = serde_json::from_str(message.text.as_deref().unwrap_or_default())
+            .map_err(|e| TransportError::permanent(format!("unreadable feedback row: {e}")))?;
+        let query = [
+            ("email", row.email.as_str()),
+            ("exact", "true"),
+            ("briefRepresentation", "true"),
+        ];
+        let users = self
+            .call(realm, reqwest::Method::GET, &["users"], &query, None)
+            .await?
+            .unwrap_or_default();
+        let ids: Vec<String> = users
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u["id"].as_str().map(str::to_owned))
+            .collect();
+        for id in &ids {
+            // A user deleted meanwhile has nothing left to mark.
+            let Some(mut user) = self
+                .call(realm, reqwest::Method::GET, &["users", id], &[], None)
+                .await?
+            else {
+                continue;
+            };
+            if !user["attributes"].is_object() {
+                user["attributes"] = json!({});
+            }
+            user["attributes"][ATTRIBUTE] = json!([row.status]);
+            if realm.unverify {
+                user["emailVerified"] = json!(false);
+            }
+            self.call(
+                realm,
+                reqwest::Method::PUT,
+                &["users", id],
+                &[],
+                Some(&user),
+            )
+            .await?;
+        }
+        tracing::info!(users = ids.len(), status = %row.status, "Keycloak told of an address that does not work");
+        Ok(Delivery {
+            provider_message_id: None,
+        })
+    }
+}

@@ -1,0 +1,166 @@
+//! Limits that follow Keycloak's flows: a tenant's `recipient_rate` (per
+//! address, across kinds of email) and `template_rates` (per kind and
+//! address, e.g. `email-verification = "1/minute"`). Unlike the sending rates
+//! of [`crate::transport::ratelimit`], these refuse *accepting* (429 with
+//! Retry-After), so that Keycloak shows its own "failed to send" and the
+//! address is not flooded by a "resend" button pressed in a loop.
+//!
+//! Each quota is a GCRA cell (`N/period` lets N through at once, then one
+//! every `period / N`) kept in the queue store, so replicas sharing a
+//! PostgreSQL store share the limits. This module is pure: it turns a
+//! request's tenant, kind and recipients into the cells to check.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+
+use crate::suppression::normalise;
+use crate::transport::ratelimit::{Quota, Rate};
+
+/// Which limit a cell belongs to (the `limit` label of the metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The tenant's `recipient_rate`.
+    Recipient,
+    /// One of the tenant's `template_rates`.
+    Template,
+}
+
+impl Limit {
+    /// The name used in metrics and problem details.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::Recipient => "recipient",
+            Limit::Template => "template",
+        }
+    }
+}
+
+/// One GCRA cell to check and spend: its stored key and its quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitCell {
+    /// A digest of tenant, limit, kind, quota and address (no address is stored in clear).
+    pub key: String,
+    /// Spacing between two messages once the burst is spent.
+    pub interval: Duration,
+    /// How far ahead of now the cell's time may run: `period − interval`.
+    pub burst: Duration,
+    /// Which limit.
+    pub limit: Limit,
+}
+
+impl LimitCell {
+    fn new(limit: Limit, quota: &Quota, parts: &[&str]) -> Self {
+        let mut context = digest::Context::new(&digest::SHA256);
+        for part in parts {
+            context.update(part.as_bytes());
+            context.update(&[0]);
+        }
+        context.update(quota.to_string().as_bytes());
+        let key = context
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Self {
+            key,
+            interval: quota.interval(),
+            burst: quota.period.saturating_sub(quota.interval()),
+            limit,
+        }
+    }
+}
+
+/// A tenant's flow limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowLimits {
+    /// Per address, across kinds.
+    pub recipient_rate: Option<Rate>,
+    /// Per kind (template name) and address.
+    pub template_rates: BTreeMap<String, Rate>,
+}
+
+impl FlowLimits {
+    /// The cells a message of `tenant`, of kind `template`, to `recipients` must pass.
+    pub fn cells<'a>(
+        &self,
+        tenant: &str,
+        template: Option<&str>,
+        recipients: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<LimitCell> {
+        let template_rate = template.and_then(|t| self.template_rates.get(t).map(|r| (t, r)));
+        let mut cells = Vec::new();
+        for recipient in recipients {
+            let email = normalise(recipient);
+            if let Some((kind, rate)) = template_rate {
+                for quota in rate.quotas() {
+                    let parts = [tenant, "template", kind, &email];
+                    cells.push(LimitCell::new(Limit::Template, quota, &parts));
+                }
+            }
+            for quota in self.recipient_rate.iter().flat_map(Rate::quotas) {
+                let parts = [tenant, "recipient", &email];
+                cells.push(LimitCell::new(Limit::Recipient, quota, &parts));
+            }
+        }
+        // One order everywhere, so that two replicas lock shared cells alike.
+        cells.sort_by(|a, b| a.key.cmp(&b.key));
+        cells.dedup_by(|a, b| a.key == b.key);
+        cells
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> FlowLimits {
+        FlowLimits {
+            recipient_rate: Some(Rate::parse("5/hour").unwrap()),
+            template_rates: BTreeMap::from([(
+                "email-verification".to_owned(),
+                Rate::parse("1/minute").unwrap(),
+            )]),
+        }
+    }
+
+    #[test]
+    fn a_kind_with_a_rate_adds_its_cell_per_address() {
+        let cells = limits().cells("acme", Some("email-verification"), ["ada@Example.com"]);
+        assert_eq!(cells.len(), 2);
+        let template = cells.iter().find(|c| c.limit == Limit::Template).unwrap();
+        assert_eq!(
+            (template.interval, template.burst),
+            (Duration::from_secs(60), Duration::ZERO)
+        );
+        let recipient = cells.iter().find(|c| c.limit == Limit::Recipient).unwrap();
+        assert_eq!(recipient.interval, Duration::from_secs(720));
+        assert_eq!(recipient.burst, Duration::from_secs(2880));
+        assert_eq!(
+            limits()
+                .cells("acme", Some("password-reset"), ["ada@example.com"])
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn keys_tell_tenants_and_addresses_apart_but_not_domain_case() {
+        let key = |tenant, email| limits().cells(tenant, None, [email])[0].key.clone();
+        assert_eq!(
+            key("acme", "ada@example.com"),
+            key("acme", "ada@EXAMPLE.com")
+        );
+        assert_ne!(
+            key("acme", "ada@example.com"),
+            key("other", "ada@example.com")
+        );
+        assert_ne!(
+            key("acme", "ada@example.com"),
+            key("acme", "grace@example.com")
+        );
+        assert!(!key("acme", "ada@example.com").contains("ada"));
+    }
+}

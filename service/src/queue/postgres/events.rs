@@ -1,0 +1,78 @@
+//! Delivery events in PostgreSQL.
+
+use anyhow::Context as _;
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgRow};
+use uuid::Uuid;
+
+use crate::events::{Bounce, DeliveryEvent, EventType};
+use crate::queue::StoreError;
+
+/// Inserts `event`; false when its provider event id was stored before.
+pub async fn add(pool: &PgPool, event: &DeliveryEvent) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO delivery_events (message_id, transport, type, bounce, recipient, detail, \
+         provider_event_id, occurred_at, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(event.message_id)
+    .bind(&event.transport)
+    .bind(event.kind.as_str())
+    .bind(event.bounce.map(Bounce::as_str))
+    .bind(event.recipient.as_deref())
+    .bind(event.detail.as_deref())
+    .bind(event.provider_event_id.as_deref())
+    .bind(event.occurred_at)
+    .bind(event.received_at)
+    .execute(pool)
+    .await
+    .context("storing a delivery event")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The events of message `id`, oldest first.
+pub async fn list(pool: &PgPool, id: Uuid) -> Result<Vec<DeliveryEvent>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT transport, type, bounce, recipient, detail, provider_event_id, \
+         occurred_at, received_at FROM delivery_events WHERE message_id = $1 \
+         ORDER BY occurred_at, id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .context("reading delivery events")?;
+    rows.iter().map(|row| read(row, id)).collect()
+}
+
+/// The message whose provider id is `provider_message_id`.
+pub async fn by_provider_id(
+    pool: &PgPool,
+    provider_message_id: &str,
+) -> Result<Option<Uuid>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM messages WHERE provider_message_id = $1 LIMIT 1")
+            .bind(provider_message_id)
+            .fetch_optional(pool)
+            .await
+            .context("finding a message by its provider id")?,
+    )
+}
+
+fn read(row: &PgRow, id: Uuid) -> Result<DeliveryEvent, StoreError> {
+    let read = || -> anyhow::Result<DeliveryEvent> {
+        let kind: String = row.try_get("type")?;
+        let bounce: Option<String> = row.try_get("bounce")?;
+        Ok(DeliveryEvent {
+            message_id: id,
+            kind: EventType::parse(&kind).with_context(|| format!("unknown event type {kind}"))?,
+            bounce: bounce.as_deref().and_then(Bounce::parse),
+            recipient: row.try_get("recipient")?,
+            detail: row.try_get("detail")?,
+            transport: row.try_get("transport")?,
+            provider_event_id: row.try_get("provider_event_id")?,
+            occurred_at: row.try_get("occurred_at")?,
+            received_at: row.try_get("received_at")?,
+        })
+    };
+    Ok(read().context("a stored delivery event cannot be read")?)
+}

@@ -1,0 +1,89 @@
+//! The suppression list in PostgreSQL.
+
+use anyhow::Context as _;
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgRow};
+
+use crate::queue::StoreError;
+use crate::suppression::{Reason, Suppression};
+
+/// Adds `entry`; false (and the first entry kept) when the address is on the list already.
+pub async fn add(pool: &PgPool, entry: &Suppression) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO suppressions (tenant, email, reason, detail, message_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(&entry.tenant)
+    .bind(&entry.email)
+    .bind(entry.reason.as_str())
+    .bind(entry.detail.as_deref())
+    .bind(entry.message_id)
+    .bind(entry.created_at)
+    .execute(pool)
+    .await
+    .context("adding a suppression")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Removes an address; false if it was not on the list.
+pub async fn remove(pool: &PgPool, tenant: &str, email: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM suppressions WHERE tenant = $1 AND email = $2")
+        .bind(tenant)
+        .bind(email)
+        .execute(pool)
+        .await
+        .context("removing a suppression")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The list (of one tenant, or all), newest first, at most `limit` entries.
+pub async fn list(
+    pool: &PgPool,
+    tenant: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Suppression>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT tenant, email, reason, detail, message_id, created_at FROM suppressions \
+         WHERE ($1::text IS NULL OR tenant = $1) ORDER BY created_at DESC, email LIMIT $2",
+    )
+    .bind(tenant)
+    .bind(i64::from(limit.max(1)))
+    .fetch_all(pool)
+    .await
+    .context("listing suppressions")?;
+    rows.iter().map(read).collect()
+}
+
+/// Which of `emails` (normalised) are on `tenant`'s list.
+pub async fn among(
+    pool: &PgPool,
+    tenant: &str,
+    emails: &[String],
+) -> Result<Vec<String>, StoreError> {
+    if emails.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(
+        sqlx::query_scalar("SELECT email FROM suppressions WHERE tenant = $1 AND email = ANY($2)")
+            .bind(tenant)
+            .bind(emails)
+            .fetch_all(pool)
+            .await
+            .context("looking up suppressions")?,
+    )
+}
+
+fn read(row: &PgRow) -> Result<Suppression, StoreError> {
+    let read = || -> anyhow::Result<Suppression> {
+        let reason: String = row.try_get("reason")?;
+        Ok(Suppression {
+            tenant: row.try_get("tenant")?,
+            email: row.try_get("email")?,
+            reason: Reason::parse(&reason).with_context(|| format!("unknown reason {reason}"))?,
+            detail: row.try_get("detail")?,
+            message_id: row.try_get("message_id")?,
+            created_at: row.try_get("created_at")?,
+        })
+    };
+    Ok(read().context("a stored suppression cannot be read")?)
+}

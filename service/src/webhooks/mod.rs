@@ -1,0 +1,150 @@
+//! Webhooks out: the application learns what happened to its messages
+//! (`message.sent`, `message.failed`, `message.delivered`, `message.bounced`,
+//! `message.complained`, `message.suppressed`), signed as Standard Webhooks.
+//!
+//! A webhook is a row of the same queue as the messages, under the reserved
+//! transport [`TRANSPORT`]: it is committed before anything depends on it,
+//! claimed under a lease, retried with backoff for 24 hours, and `failed`
+//! after that, exactly like an email. Its row holds the event's JSON body
+//! (in the message's `text`); the URL and secret are read from the tenant's
+//! settings when it is sent, so that a rotated secret applies at once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::email::{Mailbox, OutgoingMessage};
+use crate::queue::retry::RetryPolicy;
+use crate::queue::{JobStore, NewJob, StoreError};
+use crate::secret::Secret;
+
+pub mod sign;
+pub mod transport;
+
+/// The reserved transport name of webhook rows.
+pub const TRANSPORT: &str = "webhook";
+/// How long a webhook is retried before it is `failed`.
+pub const RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
+
+/// The kinds of webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookType {
+    /// The transport's peer took the message.
+    Sent,
+    /// The message is `failed` (permanently refused, or given up).
+    Failed,
+    /// The recipient's server accepted it (a provider's event).
+    Delivered,
+    /// It bounced (hard or soft).
+    Bounced,
+    /// The recipient complained.
+    Complained,
+    /// Not sent: every recipient is suppressed.
+    Suppressed,
+}
+
+impl WebhookType {
+    /// The event type name, `message.…`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookType::Sent => "message.sent",
+            WebhookType::Failed => "message.failed",
+            WebhookType::Delivered => "message.delivered",
+            WebhookType::Bounced => "message.bounced",
+            WebhookType::Complained => "message.complained",
+            WebhookType::Suppressed => "message.suppressed",
+        }
+    }
+}
+
+/// Where one tenant's webhooks go.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The application's endpoint.
+    pub url: url::Url,
+    /// The `whsec_…` signing secret.
+    pub secret: Secret,
+}
+
+/// Every tenant's webhook target, and how to queue a webhook.
+#[derive(Debug, Clone, Default)]
+pub struct Webhooks {
+    targets: Arc<BTreeMap<String, Target>>,
+}
+
+impl Webhooks {
+    /// The targets by tenant.
+    pub fn new(targets: BTreeMap<String, Target>) -> Self {
+        Self {
+            targets: Arc::new(targets),
+        }
+    }
+
+    /// The target of `tenant`, if it has one.
+    pub fn target(&self, tenant: &str) -> Option<&Target> {
+        self.targets.get(tenant)
+    }
+
+    /// The retry policy of webhook rows: the service's delays, for 24 hours.
+    pub fn policy(messages: &RetryPolicy) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: u32::MAX,
+            max_age: RETRY_FOR,
+            ..messages.clone()
+        }
+    }
+
+    /// Queues a webhook of `kind` about message `id` of `tenant`, if the
+    /// tenant has a `webhook_url`; answers whether one was queued.
+    pub async fn queue(
+        &self,
+        store: &dyn JobStore,
+        tenant: &str,
+        kind: WebhookType,
+        id: Uuid,
+        mut data: Value,
+    ) -> Result<bool, StoreError> {
+        if self.target(tenant).is_none() {
+            return Ok(false);
+        }
+        let now = OffsetDateTime::now_utc();
+        data["message_id"] = json!(id);
+        data["tenant"] = json!(tenant);
+        let body = json!({
+            "type": kind.as_str(),
+            "timestamp": now.format(&Rfc3339).unwrap_or_default(),
+            "data": data,
+        });
+        let row = Uuid::now_v7();
+        let message = OutgoingMessage {
+            id: row,
+            tenant: tenant.to_owned(),
+            message_id: format!("{}@webhook.invalid", row.simple()),
+            from: Mailbox::new("webhooks@mailbridge.invalid"),
+            envelope_from: None,
+            reply_to: None,
+            to: vec![Mailbox::new("webhook@mailbridge.invalid")],
+            cc: Vec::new(),
+            bcc: Vec::new(),
+            subject: kind.as_str().to_owned(),
+            text: Some(body.to_string()),
+            html: None,
+            tags: vec!["webhook".to_owned()],
+            metadata: BTreeMap::from([("message_id".to_owned(), id.to_string())]),
+        };
+        let job = NewJob {
+            message,
+            idempotency_key: None,
+            transport: TRANSPORT.to_owned(),
+            now,
+            lease: None,
+        };
+        store.enqueue(job).await?;
+        Ok(true)
+    }
+}
