@@ -55,6 +55,10 @@ pub struct TenantSettings {
     pub from: Option<String>,
     /// Its sending rate, e.g. `30/minute` (delays sending, never refuses accepting).
     pub rate: Option<String>,
+    /// The Keycloak realm whose signing keys it trusts, e.g.
+    /// `https://sso.example/realms/acme`: tokens signed by that realm's keys
+    /// (fetched from its JWKS) act for this tenant and no other.
+    pub issuer: Option<String>,
 }
 
 /// Everything the service needs, validated.
@@ -288,7 +292,31 @@ impl Settings {
                     .map_err(|e| invalid(&format!("{key}.rate"), e.to_string()))?;
             }
         }
+        self.validate_issuers()
+    }
+
+    /// Each issuer is an https URL (http only to a loopback host) and names one tenant only:
+    /// a realm's tokens must never act for two tenants.
+    fn validate_issuers(&self) -> Result<(), ConfigError> {
+        let mut seen = BTreeMap::new();
+        for (tenant, issuer) in self.issuers() {
+            let key = format!("tenants.{tenant}.issuer");
+            crate::auth::realm::check_issuer(issuer).map_err(|e| invalid(&key, e))?;
+            if let Some(other) = seen.insert(issuer, tenant) {
+                return Err(invalid(
+                    &key,
+                    format!("`{issuer}` is already the issuer of tenant `{other}`"),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Every tenant that trusts a realm's keys, with that realm's issuer.
+    pub fn issuers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.tenants
+            .iter()
+            .filter_map(|(name, t)| t.issuer.as_deref().map(|i| (name.as_str(), i)))
     }
 
     /// The tenant's settings, or the defaults for a tenant the file does not name.
@@ -462,5 +490,30 @@ rate = "30/minute"
         assert!(err.to_string().contains("MAILBRIDGE_BODY_TIMEOUT"), "{err}");
         let err = load(&env(&[("MAILBRIDGE_TRANSPORT", "bogus")])).unwrap_err();
         assert!(err.to_string().contains("transport `default`"), "{err}");
+    }
+
+    #[test]
+    fn one_issuer_one_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        let load_with = |toml: &str| {
+            std::fs::write(&path, toml).unwrap();
+            load(&env(&[("MAILBRIDGE_CONFIG", path.to_str().unwrap())]))
+        };
+        let ok =
+            load_with("[tenants.acme]\nissuer = \"https://sso.example/realms/acme\"\n").unwrap();
+        assert_eq!(
+            ok.issuers().collect::<Vec<_>>(),
+            [("acme", "https://sso.example/realms/acme")]
+        );
+        let twice = "[tenants.a]\nissuer = \"https://sso.example/realms/a\"\n\
+                     [tenants.b]\nissuer = \"https://sso.example/realms/a\"\n";
+        let err = load_with(twice).unwrap_err();
+        assert!(
+            err.to_string().contains("already the issuer of tenant `a`"),
+            "{err}"
+        );
+        let err = load_with("[tenants.a]\nissuer = \"http://sso.example/realms/a\"\n").unwrap_err();
+        assert!(err.to_string().contains("tenants.a.issuer"), "{err}");
     }
 }

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::api::AppState;
 use crate::auth::Verifier;
+use crate::auth::realm::RealmKeys;
 use crate::config::Settings;
 use crate::listener::ServingLimits;
 use crate::queue::JobStore;
@@ -83,10 +84,23 @@ pub fn build_limits(settings: &Settings) -> anyhow::Result<RateLimits> {
     Ok(RateLimits::new(by_transport, by_tenant)?)
 }
 
+/// Token verification: the shared secret and the tenants' realms, at least one of them.
+fn build_verifier(settings: &Settings) -> anyhow::Result<Verifier> {
+    let realms = RealmKeys::new(settings.issuers(), reqwest::Client::new());
+    anyhow::ensure!(
+        settings.jwt_secret.is_some() || !realms.is_empty(),
+        "no MAILBRIDGE_JWT_SECRET (or MAILBRIDGE_JWT_SECRET_FILE) is set and no tenant has an `issuer`; \
+         set a tenant's realm issuer or the secret shared with Keycloak, \
+         or for a local trial start with --insecure-no-auth"
+    );
+    let secret = settings.jwt_secret.as_ref().map(|s| s.expose().as_bytes());
+    Ok(Verifier::with(secret, realms))
+}
+
 /// Opens the store and builds the parts.
 pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts> {
-    let verifier = match (auth, &settings.jwt_secret) {
-        (AuthMode::InsecureNoAuth, _) => {
+    let verifier = match auth {
+        AuthMode::InsecureNoAuth => {
             anyhow::ensure!(
                 settings.listen.ip().is_loopback(),
                 "--insecure-no-auth is allowed only on a loopback address, not {}",
@@ -97,13 +111,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
             );
             None
         }
-        (AuthMode::Required, Some(secret)) => {
-            Some(Arc::new(Verifier::new(secret.expose().as_bytes())))
-        }
-        (AuthMode::Required, None) => anyhow::bail!(
-            "no MAILBRIDGE_JWT_SECRET (or MAILBRIDGE_JWT_SECRET_FILE) is set; set the secret shared with Keycloak, \
-             or for a local trial start with --insecure-no-auth"
-        ),
+        AuthMode::Required => Some(Arc::new(build_verifier(settings)?)),
     };
     // The store's errors name its URL (without a password).
     let store: Arc<dyn JobStore> = crate::queue::open(&settings.database_url)
