@@ -14,6 +14,7 @@
 pub mod jwks;
 pub mod realm;
 
+use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -91,6 +92,9 @@ pub enum TokenError {
     /// The `tenant` claim is not the tenant of the realm that signed it.
     #[error("the token's `tenant` is not the tenant of its issuer")]
     OtherTenant,
+    /// A shared-secret token for a tenant that accepts only its realm's keys.
+    #[error("the token's tenant accepts only tokens signed with its realm's keys")]
+    SharedSecretOff,
     /// A Keycloak access, ID or refresh token (it has a `typ` claim).
     #[error("a Keycloak access, ID or refresh token is not a mailbridge token")]
     NotForMailbridge,
@@ -166,6 +170,8 @@ impl Caller {
 pub struct Verifier {
     shared: Option<(DecodingKey, Validation)>,
     realms: realm::RealmKeys,
+    /// Tenants for which a non-admin shared-secret token is refused.
+    realm_key_only: HashSet<String>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -197,27 +203,24 @@ impl Verifier {
             validation.validate_nbf = false;
             (DecodingKey::from_secret(secret), validation)
         });
-        Self { shared, realms }
+        Self {
+            shared,
+            realms,
+            realm_key_only: HashSet::new(),
+        }
+    }
+
+    /// Refuses shared-secret tokens that act for these tenants (admin tokens excepted).
+    pub fn realm_key_only<'a>(mut self, tenants: impl IntoIterator<Item = &'a str>) -> Self {
+        self.realm_key_only = tenants.into_iter().map(str::to_owned).collect();
+        self
     }
 
     /// The caller a bearer token stands for at time `now`, or the rule it breaks.
     pub async fn verify(&self, token: &str, now: SystemTime) -> Result<Caller, TokenError> {
         let header = check_header(token)?;
         let (claims, tenant, admin) = match (header.alg.as_str(), &self.shared) {
-            ("HS256", Some((key, validation))) => {
-                let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
-                    .map_err(|e| refusal(e.kind()))?
-                    .claims;
-                let admin = claims
-                    .scope
-                    .as_deref()
-                    .is_some_and(|s| s.split_whitespace().any(|s| s == ADMIN_SCOPE));
-                let tenant = claims
-                    .tenant
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_TENANT.to_owned());
-                (claims, tenant, admin)
-            }
+            ("HS256", Some((key, validation))) => self.verify_shared(token, key, validation)?,
             (name, _) => {
                 let alg = realm::algorithm(name)
                     .filter(|_| !self.realms.is_empty())
@@ -231,6 +234,30 @@ impl Verifier {
         };
         times(&claims, unix_secs(now))?;
         Ok(Caller { tenant, admin })
+    }
+
+    /// An HS256 token: its claims, its tenant and whether it is an administrator's.
+    fn verify_shared(
+        &self,
+        token: &str,
+        key: &DecodingKey,
+        validation: &Validation,
+    ) -> Result<(Claims, String, bool), TokenError> {
+        let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
+            .map_err(|e| refusal(e.kind()))?
+            .claims;
+        let admin = claims
+            .scope
+            .as_deref()
+            .is_some_and(|s| s.split_whitespace().any(|s| s == ADMIN_SCOPE));
+        let tenant = claims
+            .tenant
+            .clone()
+            .unwrap_or_else(|| DEFAULT_TENANT.to_owned());
+        if !admin && self.realm_key_only.contains(&tenant) {
+            return Err(TokenError::SharedSecretOff);
+        }
+        Ok((claims, tenant, admin))
     }
 }
 

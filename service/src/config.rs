@@ -59,6 +59,9 @@ pub struct TenantSettings {
     /// `https://sso.example/realms/acme`: tokens signed by that realm's keys
     /// (fetched from its JWKS) act for this tenant and no other.
     pub issuer: Option<String>,
+    /// `false` refuses tokens signed with the shared secret for this tenant
+    /// (admin tokens excepted), once its realm signs with its own keys; default `true`.
+    pub accept_shared_secret: Option<bool>,
 }
 
 /// Everything the service needs, validated.
@@ -310,6 +313,14 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The tenants that refuse tokens signed with the shared secret.
+    pub fn realm_key_only(&self) -> impl Iterator<Item = &str> {
+        self.tenants
+            .iter()
+            .filter(|(_, t)| t.accept_shared_secret == Some(false))
+            .map(|(name, _)| name.as_str())
     }
 
     /// Every tenant that trusts a realm's keys, with that realm's issuer.

@@ -94,7 +94,7 @@ fn build_verifier(settings: &Settings) -> anyhow::Result<Verifier> {
          or for a local trial start with --insecure-no-auth"
     );
     let secret = settings.jwt_secret.as_ref().map(|s| s.expose().as_bytes());
-    Ok(Verifier::with(secret, realms))
+    Ok(Verifier::with(secret, realms).realm_key_only(settings.realm_key_only()))
 }
 
 /// Opens the store and builds the parts.

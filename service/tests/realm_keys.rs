@@ -134,7 +134,8 @@ async fn server(acme: &Realm, globex: &Realm) -> TestServer {
     std::fs::write(
         &config,
         format!(
-            "[tenants.acme]\nissuer = \"{}\"\n[tenants.globex]\nissuer = \"{}\"\n",
+            "[tenants.acme]\nissuer = \"{}\"\n\
+             [tenants.globex]\nissuer = \"{}\"\naccept_shared_secret = false\n",
             acme.issuer, globex.issuer
         ),
     )
@@ -203,6 +204,23 @@ async fn realm_keys_sign_for_their_own_tenant_only() {
         )
         .await;
     assert_eq!(status, 202);
+    // ... unless the tenant turned it off (globex): then only an admin token passes.
+    let (status, _, body) = server
+        .post(
+            "/v1/messages",
+            Some("globex"),
+            &json!({
+        "to": [{"email": "ada@example.com"}], "subject": "Hi", "text": "Hello"}),
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("realm's keys"),
+        "{body}"
+    );
+    let admin = server.token(None, true);
+    let (status, body) = post(&server, &admin, Some("globex")).await;
+    assert_eq!(status, 202, "{body}");
 
     // A realm's token may not name, or act for, another tenant.
     let claimed = claims(&acme.issuer, json!({"tenant": "globex"}));
