@@ -5,6 +5,7 @@
 
 pub mod keycloak;
 pub mod otlp;
+pub mod realm_key;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -217,8 +218,25 @@ impl Service {
         secret: &str,
         templates: &Path,
     ) -> Service {
+        Self::start_configured(port, smtp_port, secret, templates, "").await
+    }
+
+    /// As [`Service::start_with_templates`], with `config` as its TOML file (tenants).
+    pub async fn start_configured(
+        port: u16,
+        smtp_port: u16,
+        secret: &str,
+        templates: &Path,
+        config: &str,
+    ) -> Service {
         let dir = tempfile::tempdir().expect("temp dir");
+        let config_file = dir.path().join("mailbridge.toml");
+        std::fs::write(&config_file, config).expect("write the config file");
         let vars = std::collections::BTreeMap::from([
+            (
+                "MAILBRIDGE_CONFIG".to_owned(),
+                config_file.display().to_string(),
+            ),
             ("MAILBRIDGE_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
             (
                 "MAILBRIDGE_DATABASE_URL".to_owned(),
