@@ -77,6 +77,9 @@ pub struct Settings {
     pub from: Mailbox,
     /// `MAILBRIDGE_JWT_SECRET(_FILE)`: the HS256 secret shared with Keycloak.
     pub jwt_secret: Option<Secret>,
+    /// `MAILBRIDGE_ENCRYPTION_KEYS(_FILE)`: `id:base64key,…` sealing stored
+    /// messages (the first seals, all open); checked at start.
+    pub encryption_keys: Option<Secret>,
     /// `MAILBRIDGE_RETRY_*`: the retry policy.
     pub retry: RetryPolicy,
     /// `MAILBRIDGE_WAIT_TIMEOUT`: bound of `?wait=true`.
@@ -200,6 +203,11 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
             "must be at least 32 bytes long",
         ));
     }
+    let encryption_keys = lookup.secret("MAILBRIDGE_ENCRYPTION_KEYS")?;
+    if let Some(keys) = &encryption_keys {
+        crate::queue::sealing::Keyring::parse(keys.expose())
+            .map_err(|e| invalid("MAILBRIDGE_ENCRYPTION_KEYS", e.0))?;
+    }
     let mut transports: BTreeMap<String, Secret> = file
         .transports
         .into_iter()
@@ -223,6 +231,7 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
         templates: PathBuf::from(pick("MAILBRIDGE_TEMPLATES", file.templates, "templates")?),
         from: Mailbox::parse(&from).map_err(|e| invalid("MAILBRIDGE_FROM", e.reason))?,
         jwt_secret,
+        encryption_keys,
         retry,
         wait_timeout: duration(&lookup, "MAILBRIDGE_WAIT_TIMEOUT", file.wait_timeout, "30s")?,
         max_pending: number(&lookup, "MAILBRIDGE_MAX_PENDING", file.max_pending, 100_000)?,
@@ -497,6 +506,13 @@ rate = "30/minute"
             err.to_string().contains("MAILBRIDGE_MAX_CONNECTIONS"),
             "{err}"
         );
+        let err = load(&env(&[("MAILBRIDGE_ENCRYPTION_KEYS", "k1:c2hvcnQ=")])).unwrap_err();
+        assert!(
+            err.to_string().contains("MAILBRIDGE_ENCRYPTION_KEYS"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("exactly 32"), "{err}");
+        assert!(!err.to_string().contains("c2hvcnQ="), "{err}");
         let err = load(&env(&[("MAILBRIDGE_BODY_TIMEOUT", "0s")])).unwrap_err();
         assert!(err.to_string().contains("MAILBRIDGE_BODY_TIMEOUT"), "{err}");
         let err = load(&env(&[("MAILBRIDGE_TRANSPORT", "bogus")])).unwrap_err();

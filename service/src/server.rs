@@ -17,6 +17,7 @@ use crate::auth::realm::RealmKeys;
 use crate::config::Settings;
 use crate::listener::ServingLimits;
 use crate::queue::JobStore;
+use crate::queue::sealing::Keyring;
 use crate::queue::worker::{Worker, WorkerConfig};
 use crate::render::Renderer;
 use crate::telemetry::Metrics;
@@ -97,6 +98,27 @@ fn build_verifier(settings: &Settings) -> anyhow::Result<Verifier> {
     Ok(Verifier::with(secret, realms).realm_key_only(settings.realm_key_only()))
 }
 
+/// The keys that seal stored messages, or a warning that they are stored in plain text.
+pub fn keyring(settings: &Settings) -> anyhow::Result<Option<Arc<Keyring>>> {
+    match &settings.encryption_keys {
+        Some(keys) => {
+            let keyring = Keyring::parse(keys.expose()).context("MAILBRIDGE_ENCRYPTION_KEYS")?;
+            tracing::info!(
+                key = keyring.primary(),
+                "stored messages are encrypted (AES-256-GCM)"
+            );
+            Ok(Some(Arc::new(keyring)))
+        }
+        None => {
+            tracing::warn!(
+                "MAILBRIDGE_ENCRYPTION_KEYS is not set: stored messages (subjects, bodies, reset and \
+                 verification links) are kept in plain text in the queue database"
+            );
+            Ok(None)
+        }
+    }
+}
+
 /// Opens the store and builds the parts.
 pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts> {
     let verifier = match auth {
@@ -114,9 +136,10 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         AuthMode::Required => Some(Arc::new(build_verifier(settings)?)),
     };
     // The store's errors name its URL (without a password).
-    let store: Arc<dyn JobStore> = crate::queue::open(&settings.database_url)
-        .await
-        .context("opening the queue store")?;
+    let store: Arc<dyn JobStore> =
+        crate::queue::open_sealed(&settings.database_url, keyring(settings)?)
+            .await
+            .context("opening the queue store")?;
     let recovered = store.recover_interrupted().await?;
     if recovered > 0 {
         tracing::warn!(

@@ -27,6 +27,7 @@ use super::{
     RECORD_COLUMNS, Status, StoreError,
 };
 
+mod reseal;
 mod writer;
 
 /// Connections per replica: the writers, the API's reads and the worker share them.
@@ -44,6 +45,14 @@ impl PgStore {
     /// Connects to `url` (`postgres://user:password@host/db?sslmode=…`) and
     /// applies the store's migrations (replicas starting together take turns).
     pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+        Self::open_sealed(url, None).await
+    }
+
+    /// [`PgStore::open`], sealing new messages with `keyring` (and opening sealed ones).
+    pub async fn open_sealed(
+        url: &str,
+        keyring: Option<std::sync::Arc<super::sealing::Keyring>>,
+    ) -> Result<PgStore, StoreError> {
         let shown = redact(url);
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| {
@@ -63,13 +72,14 @@ impl PgStore {
             .run(&pool)
             .await
             .context("applying the store's migrations")?;
-        let (writes, inbox) = Writes::channel();
+        let (writes, inbox) = Writes::channel(keyring.clone());
         let inbox = std::sync::Arc::new(tokio::sync::Mutex::new(inbox));
         for _ in 0..writer::WRITERS {
             tokio::spawn(writer::run(
                 pool.clone(),
                 inbox.clone(),
                 writes.health.clone(),
+                keyring.clone(),
             ));
         }
         Ok(PgStore {
