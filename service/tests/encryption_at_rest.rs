@@ -42,7 +42,8 @@ async fn accept(server: &TestServer, count: usize) -> Vec<String> {
     ids
 }
 
-/// The markers found in the files of `dir` (the database and its WAL).
+/// The markers of subject, bodies and link found in the files of `dir` (the
+/// database and its WAL). Recipients stay searchable, so they are not among them.
 fn markers_in_files(dir: &std::path::Path) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -56,7 +57,7 @@ fn markers_in_files(dir: &std::path::Path) -> Vec<String> {
             continue;
         }
         let bytes = std::fs::read(&path).unwrap();
-        for marker in MARKERS {
+        for marker in &MARKERS[..3] {
             if bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) {
                 found.push(format!("{marker} in {}", path.display()));
             }
@@ -193,7 +194,11 @@ async fn a_postgres_dump_holds_no_plain_text() {
         .await;
     let dump = pg.dump(&url);
     assert!(dump.contains(&ids[0]), "the rows are in the dump");
-    for marker in MARKERS {
+    assert!(
+        dump.contains(&MARKERS[3].to_lowercase()),
+        "recipients stay searchable, in their own column"
+    );
+    for marker in &MARKERS[..3] {
         assert!(!dump.contains(marker), "{marker} in the PostgreSQL dump");
     }
     server.stop().await;

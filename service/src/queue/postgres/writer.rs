@@ -174,8 +174,8 @@ async fn try_insert(
     };
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO messages (id, tenant, status, attempts, claims, transport, message, idempotency_key, \
-         created_at, age_from, updated_at, next_attempt_at, lease_until) \
-         VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $8, $8, $8, $9) \
+         created_at, age_from, updated_at, next_attempt_at, lease_until, recipients) \
+         VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $8, $8, $8, $9, $10) \
          ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
          RETURNING id",
     )
@@ -188,6 +188,7 @@ async fn try_insert(
     .bind(&job.idempotency_key)
     .bind(job.now)
     .bind(lease.map(|l| l.until))
+    .bind(message.searchable_recipients())
     .fetch_optional(&mut *conn)
     .await?;
     if inserted.is_some() {

@@ -138,7 +138,8 @@ async fn insert(
     };
     sqlx::query(
         "INSERT INTO messages (id, tenant, status, attempts, claims, transport, message, idempotency_key, \
-         created_at, age_from, updated_at, next_attempt_at, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         created_at, age_from, updated_at, next_attempt_at, lease_until, recipients) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(message.id.to_string())
     .bind(&message.tenant)
@@ -153,6 +154,7 @@ async fn insert(
     .bind(now)
     .bind(now)
     .bind(lease.map(|l| ms(l.until)))
+    .bind(message.searchable_recipients())
     .execute(&mut *tx)
     .await?;
     Ok(match lease {
