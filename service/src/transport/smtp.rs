@@ -13,6 +13,7 @@
 mod classify;
 mod connect;
 mod conversation;
+mod dkim;
 mod pool;
 mod settings;
 mod transaction;
@@ -195,7 +196,7 @@ fn stale_or_smtp(error: lettre::transport::smtp::Error) -> Failure {
 #[async_trait]
 impl Transport for SmtpTransport {
     async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
-        let forms = Forms::of(message)?;
+        let forms = Forms::of(message, self.settings.dkim.as_deref())?;
         let response = self.run(Job::Send(&forms)).await?;
         Ok(Delivery {
             provider_message_id: accepted_id(&response),

@@ -11,6 +11,7 @@ use lettre::transport::smtp::extension::ClientId;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
+use super::dkim::DkimSigner;
 use crate::oauth::{ClientCredentials, GMAIL_SCOPE, GoogleServiceAccount, TokenSource};
 use crate::transport::{Dsn, DsnError};
 
@@ -29,6 +30,9 @@ const KNOWN_OPTIONS: &[&str] = &[
     "scope",
     "google_key_file",
     "debug",
+    "dkim_domain",
+    "dkim_selector",
+    "dkim_key_file",
 ];
 const XOAUTH2_OPTIONS: &[&str] = &[
     "token_url",
@@ -67,6 +71,8 @@ pub(super) struct Settings {
     pub xoauth2: Option<(String, Arc<dyn TokenSource>)>,
     /// `debug=true`: log the SMTP conversation (secrets redacted).
     pub debug: bool,
+    /// `dkim_domain`, `dkim_selector`, `dkim_key_file`: sign every message.
+    pub dkim: Option<Arc<DkimSigner>>,
 }
 
 /// How a connection is encrypted.
@@ -147,7 +153,34 @@ pub(super) fn from_dsn(dsn: &Dsn) -> Result<Settings, DsnError> {
         login,
         xoauth2,
         debug,
+        dkim: dkim(dsn)?,
     })
+}
+
+/// The DKIM signer the DSN asks for: all three options or none; the key
+/// is read and checked here, at start.
+fn dkim(dsn: &Dsn) -> Result<Option<Arc<DkimSigner>>, DsnError> {
+    let scheme = dsn.scheme.as_str();
+    let options = (
+        dsn.option("dkim_domain"),
+        dsn.option("dkim_selector"),
+        dsn.option("dkim_key_file"),
+    );
+    let (domain, selector, key_file) = match options {
+        (None, None, None) => return Ok(None),
+        (Some(d), Some(s), Some(k)) => (d, s, k),
+        _ => {
+            return Err(DsnError::invalid(
+                scheme,
+                "DKIM needs all of dkim_domain, dkim_selector and dkim_key_file",
+            ));
+        }
+    };
+    let pem = std::fs::read_to_string(key_file)
+        .map_err(|e| DsnError::invalid(scheme, format!("dkim_key_file {key_file}: {e}")))?;
+    let signer = DkimSigner::new(domain, selector, &pem)
+        .map_err(|e| DsnError::invalid(scheme, format!("dkim_key_file {key_file}: {e}")))?;
+    Ok(Some(Arc::new(signer)))
 }
 
 /// The duration option `name`, or `default`.
