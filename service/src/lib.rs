@@ -9,6 +9,7 @@
 //! - [`server`]: turns settings into parts (store, renderer, transports,
 //!   worker) and runs them until a shutdown signal.
 //! - [`secret`]: [`secret::Secret`], a value kept out of logs; a leaf.
+//! - [`security`]: what `mailbridge check` reports about secrets and storage.
 //! - [`email`]: domain types (addresses, the rendered message); no I/O.
 //! - [`tenant`]: each tenant's transport and allowed sender.
 //! - [`auth`]: JWT verification, pure: the token, the secret and the time
@@ -34,6 +35,7 @@ pub mod oauth;
 pub mod queue;
 pub mod render;
 pub mod secret;
+pub mod security;
 pub mod server;
 pub mod telemetry;
 pub mod tenant;
