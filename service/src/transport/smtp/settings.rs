@@ -29,6 +29,8 @@ const KNOWN_OPTIONS: &[&str] = &[
     "client_secret",
     "scope",
     "google_key_file",
+    "cert_file",
+    "key_file",
     "debug",
     "dkim_domain",
     "dkim_selector",
@@ -38,6 +40,8 @@ const XOAUTH2_OPTIONS: &[&str] = &[
     "token_url",
     "client_id",
     "client_secret",
+    "cert_file",
+    "key_file",
     "scope",
     "google_key_file",
 ];
@@ -329,7 +333,7 @@ fn xoauth2(dsn: &Dsn, timeout: Duration) -> Result<(String, Arc<dyn TokenSource>
     if dsn.password.is_some() {
         return Err(DsnError::invalid(
             scheme,
-            "auth=xoauth2 takes no password: give client_secret or google_key_file",
+            "auth=xoauth2 takes no password: give client_secret, cert_file and key_file, or google_key_file",
         ));
     }
     let http = reqwest::Client::builder()
@@ -344,13 +348,22 @@ fn xoauth2(dsn: &Dsn, timeout: Duration) -> Result<(String, Arc<dyn TokenSource>
                     .map_err(|e| DsnError::invalid(scheme, e.to_string()))?;
             Arc::new(account)
         }
-        None => Arc::new(ClientCredentials::new(
-            http,
-            dsn.require("token_url")?.to_owned(),
-            dsn.require("client_id")?.to_owned(),
-            dsn.require("client_secret")?.to_owned(),
-            dsn.option("scope").unwrap_or_default().to_owned(),
-        )),
+        None => match crate::transport::graph::certificate(dsn)? {
+            Some(assertion) => Arc::new(ClientCredentials::with_certificate(
+                http,
+                dsn.require("token_url")?.to_owned(),
+                dsn.require("client_id")?.to_owned(),
+                assertion,
+                dsn.option("scope").unwrap_or_default().to_owned(),
+            )),
+            None => Arc::new(ClientCredentials::new(
+                http,
+                dsn.require("token_url")?.to_owned(),
+                dsn.require("client_id")?.to_owned(),
+                dsn.require("client_secret")?.to_owned(),
+                dsn.option("scope").unwrap_or_default().to_owned(),
+            )),
+        },
     };
     Ok((user, source))
 }
