@@ -1,9 +1,10 @@
 //! `ses+api://default?region=R` without keys: the AWS SDK's default
 //! credential chain. The binary runs with an environment that holds no keys
-//! and no profile, only the address of a local stand-in for the EC2 instance
-//! metadata service (IMDSv2: a session token first, then the role's
-//! temporary credentials); the message reaches moto's SES, which checks the
-//! SigV4 signature made with those credentials.
+//! and no profile, only (a) a web identity token file and a role, exchanged
+//! at moto's STS (`AssumeRoleWithWebIdentity`, as on EKS), or (b) the address
+//! of a local stand-in for the EC2 instance metadata service (IMDSv2: a
+//! session token first, then the role's temporary credentials). The message
+//! reaches moto's SES, which checks the SigV4 signature and session token.
 
 mod common;
 
@@ -25,6 +26,8 @@ struct Moto {
     region: String,
     /// A sending role's temporary credentials (moto's STS `AssumeRoleWithWebIdentity`).
     temporary: Temporary,
+    /// That role.
+    role_arn: String,
 }
 
 #[derive(Deserialize)]
@@ -130,10 +133,9 @@ async fn start_imds(moto: &Moto) -> (String, Imds) {
     (url, imds)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn instance_metadata_v2_credentials_sign_ses_requests() {
-    let (moto, _moto_process) = start_moto();
-    let (imds_url, imds) = start_imds(&moto).await;
+/// `mailbridge send --direct` through SES with `env` and nothing else of this
+/// process's environment; answers its stdout, or panics with its output.
+async fn send_direct(moto: &Moto, env: &[(&str, String)]) -> String {
     let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
     let home = tempfile::tempdir().unwrap();
     let transport = format!(
@@ -156,18 +158,50 @@ async fn instance_metadata_v2_credentials_sign_ses_requests() {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("MAILBRIDGE_TRANSPORT", transport)
         .env("MAILBRIDGE_TEMPLATES", templates)
-        // No keys, no profile: only the instance metadata service can answer.
+        // No keys, no profile: only what `env` names can answer.
         .env("AWS_CONFIG_FILE", home.path().join("none"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"))
-        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds_url);
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
         .await
         .expect("send finishes")
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
     assert!(stdout.starts_with("sent "), "{stdout}");
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_web_identity_token_file_is_exchanged_at_sts() {
+    let (moto, _moto_process) = start_moto();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "web-identity-token-of-the-pod").unwrap();
+    send_direct(
+        &moto,
+        &[
+            (
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                token_file.display().to_string(),
+            ),
+            ("AWS_ROLE_ARN", moto.role_arn.clone()),
+            ("AWS_ROLE_SESSION_NAME", "mailbridge".into()),
+            ("AWS_ENDPOINT_URL_STS", moto.endpoint.clone()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instance_metadata_v2_credentials_sign_ses_requests() {
+    let (moto, _moto_process) = start_moto();
+    let (imds_url, imds) = start_imds(&moto).await;
+    send_direct(&moto, &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds_url)]).await;
     let served = imds.served.lock().unwrap().clone();
     assert!(
         served.contains(&"credentials".to_owned()),
