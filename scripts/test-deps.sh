@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Rust and Java, once, under ~/.cache:
-# a Python virtualenv with the SMTP server (aiosmtpd) and the SES emulator (moto);
+# a Python virtualenv with the SMTP server (aiosmtpd), the SES emulator (moto)
+# and an independent DKIM verifier (dkimpy with PyNaCl for Ed25519);
 # Debian's PostgreSQL server binaries (the tests start their own servers);
 # Chromium and Playwright for the render parity test;
 # and Toxiproxy for the network faults of scripts/faults.sh.
@@ -9,14 +10,14 @@ set -euo pipefail
 
 CACHE="${MAILBRIDGE_CACHE:-$HOME/.cache/mailbridge}"
 VENV="$CACHE/venv"
-STAMP="$VENV/.mailbridge-deps-v1"
+STAMP="$VENV/.mailbridge-deps-v2"
 mkdir -p "$CACHE"
 
 if [ ! -f "$STAMP" ]; then
   echo "test-deps: creating Python environment in $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-    'aiosmtpd>=1.4,<2' 'moto[server]>=5,<6'
+    'aiosmtpd>=1.4,<2' 'moto[server]>=5,<6' 'dkimpy[ed25519]>=1.1,<2'
   touch "$STAMP"
 fi
 echo "test-deps: python at $VENV/bin/python"

@@ -1,18 +1,26 @@
-//! Who is calling: verification of the HS256 JWTs callers present, as a pure
-//! function of the token, the secret and the time. The HTTP side (reading
-//! the `Authorization` header) is `api::caller`.
+//! Who is calling: verification of the JWTs callers present, from the
+//! token, the keys and the time. The HTTP side (reading the `Authorization`
+//! header) is `api::caller`.
 //!
+//! Two kinds of token are accepted, each only when configured: HS256 with
+//! the secret shared with Keycloak, and RS256/ES256/EdDSA signed with a
+//! Keycloak realm's own keys (`realm`, keys fetched by `jwks`).
 //! Tokens carry `aud` = `mailbridge`, `exp` (at most 10 minutes after `iat`),
 //! an optional `tenant`, and an optional `scope` that may hold
-//! `mailbridge:admin`. `nbf` is honoured, an `iat` in the future and any
-//! `crit` header are refused, and so is every algorithm but HS256.
+//! `mailbridge:admin` (honoured for shared-secret tokens only). `nbf` is
+//! honoured, an `iat` in the future and any `crit` header are refused, and
+//! so is every other algorithm (`none` included).
+
+pub mod jwks;
+pub mod realm;
+mod verifier;
+
+pub use verifier::Verifier;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
 /// The audience every token must name.
@@ -53,6 +61,10 @@ pub struct Claims {
     /// Token id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// Keycloak's token type (`Bearer`, `ID`, `Refresh`): present only on
+    /// Keycloak's own tokens, which are never accepted as a mailbridge token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typ: Option<String>,
 }
 
 /// Why a token is refused: the rule it breaks, in words fit for the caller
@@ -62,13 +74,34 @@ pub enum TokenError {
     /// Not three base64url parts with a JSON header.
     #[error("the token is not a well-formed JWT")]
     Malformed,
-    /// `alg` is not HS256 (`none` included).
-    #[error("the token must be signed with HS256")]
+    /// `alg` is not one this service is configured for (`none` included),
+    /// or not the algorithm of the key it names.
+    #[error(
+        "the token's algorithm is not accepted (HS256 with the shared secret, or RS256, ES256, EdDSA with a trusted realm's key)"
+    )]
     Algorithm,
+    /// `iss` names no tenant's `issuer`.
+    #[error("the token's `iss` is not the issuer of any tenant")]
+    UnknownIssuer,
+    /// The realm has no signing key with the token's `kid`.
+    #[error("the token's `kid` is not a signing key of its realm")]
+    UnknownKey,
+    /// The realm's keys could not be fetched.
+    #[error("the keys of the token's realm cannot be fetched now")]
+    KeysUnavailable,
+    /// The `tenant` claim is not the tenant of the realm that signed it.
+    #[error("the token's `tenant` is not the tenant of its issuer")]
+    OtherTenant,
+    /// A shared-secret token for a tenant that accepts only its realm's keys.
+    #[error("the token's tenant accepts only tokens signed with its realm's keys")]
+    SharedSecretOff,
+    /// A Keycloak access, ID or refresh token (it has a `typ` claim).
+    #[error("a Keycloak access, ID or refresh token is not a mailbridge token")]
+    NotForMailbridge,
     /// The header has a `crit` parameter: extensions we do not understand.
     #[error("the token's header has a `crit` parameter, which is not supported")]
     Critical,
-    /// The signature does not match the shared secret.
+    /// The signature does not match the key.
     #[error("the token's signature does not match")]
     Signature,
     /// The claims are not a JSON object of the expected types.
@@ -133,74 +166,12 @@ impl Caller {
     }
 }
 
-/// Checks tokens against the shared secret.
-#[derive(Clone)]
-pub struct Verifier {
-    key: DecodingKey,
-    validation: Validation,
-}
-
-impl std::fmt::Debug for Verifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Verifier(HS256)")
-    }
-}
-
-impl Verifier {
-    /// A verifier for HS256 tokens signed with `secret`.
-    pub fn new(secret: &[u8]) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["aud"]);
-        // Times are checked in `times`, against the time we are given.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        Self {
-            key: DecodingKey::from_secret(secret),
-            validation,
-        }
-    }
-
-    /// The caller a bearer token stands for at time `now`, or the rule it breaks.
-    pub fn verify(&self, token: &str, now: SystemTime) -> Result<Caller, TokenError> {
-        check_header(token)?;
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| refusal(e.kind()))?
-            .claims;
-        times(&claims, unix_secs(now))?;
-        let admin = claims
-            .scope
-            .as_deref()
-            .is_some_and(|s| s.split_whitespace().any(|s| s == ADMIN_SCOPE));
-        let tenant = claims.tenant.unwrap_or_else(|| DEFAULT_TENANT.to_owned());
-        Ok(Caller { tenant, admin })
-    }
-}
-
-/// The header, read before the library does: `crit` is refused (RFC 7515
-/// 4.1.11: a recipient that does not understand it must refuse the token),
-/// and an algorithm other than HS256 is named as such, not as a parse error.
-fn check_header(token: &str) -> Result<(), TokenError> {
-    let (encoded, _) = token.split_once('.').ok_or(TokenError::Malformed)?;
-    let bytes = URL_SAFE_NO_PAD
-        .decode(encoded)
-        .map_err(|_| TokenError::Malformed)?;
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
-    if header.contains_key("crit") {
-        return Err(TokenError::Critical);
-    }
-    match header.get("alg").and_then(|a| a.as_str()) {
-        Some("HS256") => Ok(()),
-        _ => Err(TokenError::Algorithm),
-    }
-}
-
 /// The library's verdict as the rule broken.
 fn refusal(kind: &ErrorKind) -> TokenError {
     match kind {
         ErrorKind::InvalidSignature => TokenError::Signature,
         ErrorKind::InvalidAudience | ErrorKind::MissingRequiredClaim(_) => TokenError::Audience,
+        ErrorKind::InvalidIssuer => TokenError::UnknownIssuer,
         ErrorKind::InvalidAlgorithm
         | ErrorKind::InvalidAlgorithmName
         | ErrorKind::MissingAlgorithm
@@ -250,6 +221,7 @@ pub fn mint(
         scope: admin.then(|| ADMIN_SCOPE.to_owned()),
         jti: Some(uuid::Uuid::new_v4().to_string()),
         nbf: None,
+        typ: None,
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),

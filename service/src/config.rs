@@ -79,6 +79,13 @@ pub struct TenantSettings {
     pub keycloak_client_secret: Option<String>,
     /// Also set `emailVerified = false` on such users (default false).
     pub keycloak_unverify: Option<bool>,
+    /// The Keycloak realm whose signing keys it trusts, e.g.
+    /// `https://sso.example/realms/acme`: tokens signed by that realm's keys
+    /// (fetched from its JWKS) act for this tenant and no other.
+    pub issuer: Option<String>,
+    /// `false` refuses tokens signed with the shared secret for this tenant
+    /// (admin tokens excepted), once its realm signs with its own keys; default `true`.
+    pub accept_shared_secret: Option<bool>,
 }
 
 /// Everything the service needs, validated.
@@ -94,6 +101,9 @@ pub struct Settings {
     pub from: Mailbox,
     /// `MAILBRIDGE_JWT_SECRET(_FILE)`: the HS256 secret shared with Keycloak.
     pub jwt_secret: Option<Secret>,
+    /// `MAILBRIDGE_ENCRYPTION_KEYS(_FILE)`: `id:base64key,…` sealing stored
+    /// messages (the first seals, all open); checked at start.
+    pub encryption_keys: Option<Secret>,
     /// `MAILBRIDGE_RETRY_*`: the retry policy.
     pub retry: RetryPolicy,
     /// `MAILBRIDGE_WAIT_TIMEOUT`: bound of `?wait=true`.
@@ -217,6 +227,11 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
             "must be at least 32 bytes long",
         ));
     }
+    let encryption_keys = lookup.secret("MAILBRIDGE_ENCRYPTION_KEYS")?;
+    if let Some(keys) = &encryption_keys {
+        crate::queue::sealing::Keyring::parse(keys.expose())
+            .map_err(|e| invalid("MAILBRIDGE_ENCRYPTION_KEYS", e.0))?;
+    }
     let mut transports: BTreeMap<String, Secret> = file
         .transports
         .into_iter()
@@ -240,6 +255,7 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
         templates: PathBuf::from(pick("MAILBRIDGE_TEMPLATES", file.templates, "templates")?),
         from: Mailbox::parse(&from).map_err(|e| invalid("MAILBRIDGE_FROM", e.reason))?,
         jwt_secret,
+        encryption_keys,
         retry,
         wait_timeout: duration(&lookup, "MAILBRIDGE_WAIT_TIMEOUT", file.wait_timeout, "30s")?,
         max_pending: number(&lookup, "MAILBRIDGE_MAX_PENDING", file.max_pending, 100_000)?,
@@ -341,7 +357,39 @@ impl Settings {
                 })?;
             }
         }
+        self.validate_issuers()
+    }
+
+    /// Each issuer is an https URL (http only to a loopback host) and names one tenant only:
+    /// a realm's tokens must never act for two tenants.
+    fn validate_issuers(&self) -> Result<(), ConfigError> {
+        let mut seen = BTreeMap::new();
+        for (tenant, issuer) in self.issuers() {
+            let key = format!("tenants.{tenant}.issuer");
+            crate::auth::realm::check_issuer(issuer).map_err(|e| invalid(&key, e))?;
+            if let Some(other) = seen.insert(issuer, tenant) {
+                return Err(invalid(
+                    &key,
+                    format!("`{issuer}` is already the issuer of tenant `{other}`"),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The tenants that refuse tokens signed with the shared secret.
+    pub fn realm_key_only(&self) -> impl Iterator<Item = &str> {
+        self.tenants
+            .iter()
+            .filter(|(_, t)| t.accept_shared_secret == Some(false))
+            .map(|(name, _)| name.as_str())
+    }
+
+    /// Every tenant that trusts a realm's keys, with that realm's issuer.
+    pub fn issuers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.tenants
+            .iter()
+            .filter_map(|(name, t)| t.issuer.as_deref().map(|i| (name.as_str(), i)))
     }
 
     /// The tenant's settings, or the defaults for a tenant the file does not name.
@@ -567,9 +615,41 @@ rate = "30/minute"
             err.to_string().contains("MAILBRIDGE_MAX_CONNECTIONS"),
             "{err}"
         );
+        let err = load(&env(&[("MAILBRIDGE_ENCRYPTION_KEYS", "k1:c2hvcnQ=")])).unwrap_err();
+        assert!(
+            err.to_string().contains("MAILBRIDGE_ENCRYPTION_KEYS"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("exactly 32"), "{err}");
+        assert!(!err.to_string().contains("c2hvcnQ="), "{err}");
         let err = load(&env(&[("MAILBRIDGE_BODY_TIMEOUT", "0s")])).unwrap_err();
         assert!(err.to_string().contains("MAILBRIDGE_BODY_TIMEOUT"), "{err}");
         let err = load(&env(&[("MAILBRIDGE_TRANSPORT", "bogus")])).unwrap_err();
         assert!(err.to_string().contains("transport `default`"), "{err}");
+    }
+
+    #[test]
+    fn one_issuer_one_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        let load_with = |toml: &str| {
+            std::fs::write(&path, toml).unwrap();
+            load(&env(&[("MAILBRIDGE_CONFIG", path.to_str().unwrap())]))
+        };
+        let ok =
+            load_with("[tenants.acme]\nissuer = \"https://sso.example/realms/acme\"\n").unwrap();
+        assert_eq!(
+            ok.issuers().collect::<Vec<_>>(),
+            [("acme", "https://sso.example/realms/acme")]
+        );
+        let twice = "[tenants.a]\nissuer = \"https://sso.example/realms/a\"\n\
+                     [tenants.b]\nissuer = \"https://sso.example/realms/a\"\n";
+        let err = load_with(twice).unwrap_err();
+        assert!(
+            err.to_string().contains("already the issuer of tenant `a`"),
+            "{err}"
+        );
+        let err = load_with("[tenants.a]\nissuer = \"http://sso.example/realms/a\"\n").unwrap_err();
+        assert!(err.to_string().contains("tenants.a.issuer"), "{err}");
     }
 }

@@ -11,6 +11,7 @@
 //! - [`server`]: turns settings into parts (store, renderer, transports,
 //!   worker) and runs them until a shutdown signal.
 //! - [`secret`]: [`secret::Secret`], a value kept out of logs; a leaf.
+//! - [`security`]: what `mailbridge check` reports about secrets and storage.
 //! - [`email`]: domain types (addresses, the rendered message); no I/O.
 //! - [`events`]: delivery events from providers (verified with each
 //!   provider's own signature scheme) and their normalised form.
@@ -46,6 +47,7 @@ pub mod oauth;
 pub mod queue;
 pub mod render;
 pub mod secret;
+pub mod security;
 pub mod server;
 pub mod suppression;
 pub mod telemetry;

@@ -83,6 +83,18 @@ enum Command {
         #[arg(long)]
         templates: Option<PathBuf>,
     },
+    /// Manage the keys of messages at rest (MAILBRIDGE_ENCRYPTION_KEYS).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+/// `mailbridge keys …`.
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Re-encrypt every stored message with the first key, in batches, while the service runs.
+    Rotate,
 }
 
 fn main() -> ExitCode {

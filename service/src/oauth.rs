@@ -8,6 +8,7 @@
 //! is held while a caller uses the token.
 
 mod cache;
+mod client_assertion;
 mod client_credentials;
 mod google;
 mod token_endpoint;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
+pub use client_assertion::ClientAssertion;
 pub use client_credentials::ClientCredentials;
 pub use google::{GMAIL_SCOPE, GoogleServiceAccount};
 

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::api::AppState;
 use crate::auth::Verifier;
+use crate::auth::realm::RealmKeys;
 use crate::config::Settings;
 use crate::events::source::EventSources;
 use crate::feedback::transport::KeycloakTransport;
@@ -20,6 +21,7 @@ use crate::feedback::{Feedback, Realm};
 use crate::listener::ServingLimits;
 use crate::oauth::ClientCredentials;
 use crate::queue::JobStore;
+use crate::queue::sealing::Keyring;
 use crate::queue::worker::{Worker, WorkerConfig};
 use crate::render::Renderer;
 use crate::secret::Secret;
@@ -156,10 +158,44 @@ pub fn build_limits(settings: &Settings) -> anyhow::Result<RateLimits> {
     Ok(RateLimits::new(by_transport, by_tenant)?)
 }
 
+/// Token verification: the shared secret and the tenants' realms, at least one of them.
+fn build_verifier(settings: &Settings) -> anyhow::Result<Verifier> {
+    let realms = RealmKeys::new(settings.issuers(), reqwest::Client::new());
+    anyhow::ensure!(
+        settings.jwt_secret.is_some() || !realms.is_empty(),
+        "no MAILBRIDGE_JWT_SECRET (or MAILBRIDGE_JWT_SECRET_FILE) is set and no tenant has an `issuer`; \
+         set a tenant's realm issuer or the secret shared with Keycloak, \
+         or for a local trial start with --insecure-no-auth"
+    );
+    let secret = settings.jwt_secret.as_ref().map(|s| s.expose().as_bytes());
+    Ok(Verifier::with(secret, realms).realm_key_only(settings.realm_key_only()))
+}
+
+/// The keys that seal stored messages, or a warning that they are stored in plain text.
+pub fn keyring(settings: &Settings) -> anyhow::Result<Option<Arc<Keyring>>> {
+    match &settings.encryption_keys {
+        Some(keys) => {
+            let keyring = Keyring::parse(keys.expose()).context("MAILBRIDGE_ENCRYPTION_KEYS")?;
+            tracing::info!(
+                key = keyring.primary(),
+                "stored messages are encrypted (AES-256-GCM)"
+            );
+            Ok(Some(Arc::new(keyring)))
+        }
+        None => {
+            tracing::warn!(
+                "MAILBRIDGE_ENCRYPTION_KEYS is not set: stored messages (subjects, bodies, reset and \
+                 verification links) are kept in plain text in the queue database"
+            );
+            Ok(None)
+        }
+    }
+}
+
 /// Opens the store and builds the parts.
 pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts> {
-    let verifier = match (auth, &settings.jwt_secret) {
-        (AuthMode::InsecureNoAuth, _) => {
+    let verifier = match auth {
+        AuthMode::InsecureNoAuth => {
             anyhow::ensure!(
                 settings.listen.ip().is_loopback(),
                 "--insecure-no-auth is allowed only on a loopback address, not {}",
@@ -170,18 +206,13 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
             );
             None
         }
-        (AuthMode::Required, Some(secret)) => {
-            Some(Arc::new(Verifier::new(secret.expose().as_bytes())))
-        }
-        (AuthMode::Required, None) => anyhow::bail!(
-            "no MAILBRIDGE_JWT_SECRET (or MAILBRIDGE_JWT_SECRET_FILE) is set; set the secret shared with Keycloak, \
-             or for a local trial start with --insecure-no-auth"
-        ),
+        AuthMode::Required => Some(Arc::new(build_verifier(settings)?)),
     };
     // The store's errors name its URL (without a password).
-    let store: Arc<dyn JobStore> = crate::queue::open(&settings.database_url)
-        .await
-        .context("opening the queue store")?;
+    let store: Arc<dyn JobStore> =
+        crate::queue::open_sealed(&settings.database_url, keyring(settings)?)
+            .await
+            .context("opening the queue store")?;
     let recovered = store.recover_interrupted().await?;
     if recovered > 0 {
         tracing::warn!(

@@ -128,7 +128,6 @@ mod tests {
             &TenantSettings {
                 transport: Some("m365".into()),
                 from: Some("ACME <no-reply@acme.example>".into()),
-                rate: None,
                 ..TenantSettings::default()
             },
             &Mailbox::new("mailbridge@localhost"),

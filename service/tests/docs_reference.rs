@@ -71,6 +71,10 @@ fn actual_default(settings: &Settings, variable: &str) -> String {
             assert!(settings.jwt_secret.is_none());
             "none".to_owned()
         }
+        "MAILBRIDGE_ENCRYPTION_KEYS" => {
+            assert!(settings.encryption_keys.is_none());
+            "none".to_owned()
+        }
         "MAILBRIDGE_LISTEN" => settings.listen.to_string(),
         "MAILBRIDGE_DATABASE_URL" => settings.database_url.clone(),
         "MAILBRIDGE_TRANSPORT" => settings.transports["default"].expose().to_owned(),

@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use support::keycloak::{Admin, Keycloak, forgot_password};
 use support::otlp::{Receiver, Span};
-use support::{Mail, Service, SmtpServer, free_port, wasm_in_keycloak};
+use support::{Mail, Service, SmtpServer, free_port, realm_key, wasm_in_keycloak};
 
 const SECRET: &str = "e2e-shared-secret-0123456789abcdef-0123";
 const ADA: &str = "ada@example.com";
@@ -33,14 +33,19 @@ async fn keycloak_sends_every_email_through_mailbridge() {
     let _telemetry = mailbridge::telemetry::init_with("warn", &otel).unwrap();
     let smtp = SmtpServer::start().await;
     let mb_port = free_port();
-    let mut service = Service::start(mb_port, smtp.port, SECRET).await;
+    let kc_port = free_port();
+    // One realm signs with its own keys: the service trusts that realm's issuer.
+    let tenants = realm_key::tenant_config(&format!("http://127.0.0.1:{kc_port}"));
+    let templates = support::root().join("templates");
+    let mut service =
+        Service::start_configured(mb_port, smtp.port, SECRET, &templates, &tenants).await;
     let options = [
         ("url", format!("http://127.0.0.1:{mb_port}")),
         ("secret", SECRET.to_owned()),
         ("timeout", TIMEOUT_MS.to_string()),
         ("fallback", "smtp".to_owned()),
     ];
-    let kc = Keycloak::start_traced(&options, logs.path(), &otlp.url).await;
+    let kc = Keycloak::start_traced_at(kc_port, &options, logs.path(), &otlp.url).await;
     let admin = kc.admin().await;
     admin.create_realm("acme", smtp.port).await;
     let ada = admin.create_user("acme", "ada", ADA, "de").await;
@@ -175,6 +180,9 @@ async fn keycloak_sends_every_email_through_mailbridge() {
 
     // The template preview in Keycloak's admin API, as the service renders it.
     wasm_in_keycloak::check_preview(&kc, &admin, &service.url, SECRET).await;
+
+    // A realm on its own keys keeps sending through a key rotation; forgeries are refused.
+    realm_key::realm_key_signing_survives_rotation(&kc, &admin, &smtp, &service, SECRET).await;
 
     // 6. The service goes away: Keycloak's own SMTP sender takes over (fallback=smtp)
     //    with the mailbridge template rendered inside Keycloak, and the admin

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use super::AppState;
 use super::error::ApiError;
 use super::request::check_tenant_name;
-use crate::auth::{Caller, DEFAULT_TENANT, Forbidden};
+use crate::auth::{Caller, DEFAULT_TENANT, Forbidden, TokenError};
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -30,7 +30,12 @@ impl FromRequestParts<AppState> for Caller {
         let token = bearer_token(&parts.headers)?;
         let caller = verifier
             .verify(token, SystemTime::now())
-            .map_err(|e| ApiError::unauthorized(e.to_string()))?;
+            .await
+            .map_err(|e| match e {
+                // Not the caller's fault: its realm's keys cannot be fetched now.
+                TokenError::KeysUnavailable => ApiError::unavailable(e.to_string()),
+                e => ApiError::unauthorized(e.to_string()),
+            })?;
         check_tenant_name(&caller.tenant)
             .map_err(|e| ApiError::unauthorized(format!("the token's {e}")))?;
         Ok(caller)

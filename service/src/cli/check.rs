@@ -50,10 +50,8 @@ pub async fn run(connect: bool) -> anyhow::Result<ExitCode> {
             failures += 1;
         }
     }
-    if settings.jwt_secret.is_none() {
-        println!(
-            "warn  no MAILBRIDGE_JWT_SECRET: `serve` will refuse to start without --insecure-no-auth"
-        );
+    for finding in mailbridge::security::findings(&settings) {
+        println!("warn  {}", finding.0);
     }
     Ok(if failures == 0 {
         ExitCode::SUCCESS

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use mailbridge::{config, server, telemetry};
 
-use crate::Command;
+use crate::{Command, KeysCommand};
 
 /// Runs one command.
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -21,6 +21,9 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Queue { target, command } => queue::run(target, command).await,
         Command::Suppressions { target, command } => suppressions::run(target, command).await,
         Command::Check { connect } => check::run(connect).await,
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => rotate_keys().await,
         Command::Token { tenant, admin, ttl } => token(tenant.as_deref(), admin, ttl),
         Command::Render {
             template,
@@ -59,6 +62,29 @@ async fn serve(insecure_no_auth: bool) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     server::serve(parts, listener, server::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `mailbridge keys rotate`.
+async fn rotate_keys() -> anyhow::Result<ExitCode> {
+    let settings = config::from_env()?;
+    let keys = settings.encryption_keys.as_ref().context(
+        "MAILBRIDGE_ENCRYPTION_KEYS (or MAILBRIDGE_ENCRYPTION_KEYS_FILE) is not set: nothing to rotate to",
+    )?;
+    let keyring = mailbridge::queue::sealing::Keyring::parse(keys.expose())
+        .context("MAILBRIDGE_ENCRYPTION_KEYS")?;
+    let done = mailbridge::queue::rotation::rotate(&settings.database_url, &keyring).await?;
+    println!(
+        "re-encrypted {} stored messages with key `{}`; {} already used it; {} could not be read",
+        done.resealed,
+        keyring.primary(),
+        done.current,
+        done.unreadable
+    );
+    Ok(if done.unreadable == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 fn token(tenant: Option<&str>, admin: bool, ttl: u64) -> anyhow::Result<ExitCode> {

@@ -6,18 +6,27 @@ use std::fmt;
 use async_trait::async_trait;
 
 use super::cache::TokenCache;
+use super::client_assertion::{ASSERTION_TYPE, ClientAssertion};
 use super::token_endpoint::request_token;
 use super::{AccessToken, OAuthError, TokenSource};
 
-/// Tokens of an application (client id and secret) from a token endpoint,
-/// cached. `Debug` hides the secret.
+/// Tokens of an application (client id and secret, or certificate) from a
+/// token endpoint, cached. `Debug` hides the secret.
 pub struct ClientCredentials {
     http: reqwest::Client,
     token_url: String,
     client_id: String,
-    client_secret: String,
+    credential: Credential,
     scope: String,
     cache: TokenCache,
+}
+
+/// How the application proves who it is.
+enum Credential {
+    /// `client_secret` in the body (client_secret_post).
+    Secret(String),
+    /// A signed JWT (RFC 7523 private_key_jwt).
+    Assertion(ClientAssertion),
 }
 
 impl ClientCredentials {
@@ -34,7 +43,26 @@ impl ClientCredentials {
             http,
             token_url,
             client_id,
-            client_secret,
+            credential: Credential::Secret(client_secret),
+            scope,
+            cache: TokenCache::default(),
+        }
+    }
+
+    /// As [`ClientCredentials::new`], proving the client with a certificate
+    /// instead of a secret.
+    pub fn with_certificate(
+        http: reqwest::Client,
+        token_url: String,
+        client_id: String,
+        assertion: ClientAssertion,
+        scope: String,
+    ) -> Self {
+        Self {
+            http,
+            token_url,
+            client_id,
+            credential: Credential::Assertion(assertion),
             scope,
             cache: TokenCache::default(),
         }
@@ -44,15 +72,25 @@ impl ClientCredentials {
         tracing::debug!(token_url = %self.token_url, client_id = %self.client_id, "requesting an OAuth2 access token");
         // The secret travels in the body (client_secret_post): Entra, Keycloak
         // and most servers accept it there, not all accept HTTP Basic.
+        let proof = match &self.credential {
+            Credential::Secret(secret) => secret.clone(),
+            Credential::Assertion(assertion) => assertion.sign(&self.client_id, &self.token_url)?,
+        };
         let mut form = vec![
             ("grant_type", "client_credentials"),
             ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.as_str()),
         ];
+        match self.credential {
+            Credential::Secret(_) => form.push(("client_secret", proof.as_str())),
+            Credential::Assertion(_) => {
+                form.push(("client_assertion_type", ASSERTION_TYPE));
+                form.push(("client_assertion", proof.as_str()));
+            }
+        }
         if !self.scope.is_empty() {
             form.push(("scope", self.scope.as_str()));
         }
-        request_token(&self.http, &self.token_url, &form, &[&self.client_secret]).await
+        request_token(&self.http, &self.token_url, &form, &[&proof]).await
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
+use super::sealing::{Keyring, SealError};
 use super::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, StoreError};
 
 /// Most operations applied in one transaction.
@@ -24,7 +25,7 @@ pub(crate) const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 #[derive(Debug)]
 pub(crate) enum Op {
     /// Store a new message (claimed at once when the job asks for a lease).
-    Enqueue(Box<NewJob>),
+    Enqueue(Box<Enqueue>),
     /// Claim due messages under a lease.
     Claim {
         now: OffsetDateTime,
@@ -55,6 +56,15 @@ impl Op {
     fn proves_room(&self) -> bool {
         matches!(self, Op::Enqueue(_) | Op::Probe { .. })
     }
+}
+
+/// A new message and the form its `message` column takes: sealed (see
+/// [`super::sealing`]) before it reaches a writer, so a group's commit never
+/// waits for encryption.
+#[derive(Debug)]
+pub(crate) struct Enqueue {
+    pub(crate) job: NewJob,
+    pub(crate) stored: serde_json::Value,
 }
 
 /// What an applied op answers.
@@ -102,15 +112,18 @@ impl Health {
 pub(crate) struct Writes {
     inbox: mpsc::Sender<Write>,
     pub(crate) health: Health,
+    /// Seals new messages; `None` stores them in plain text.
+    pub(crate) keyring: Option<Arc<Keyring>>,
 }
 
 impl Writes {
     /// A channel for writers; `spawn` starts them on its receiving end.
-    pub(crate) fn channel() -> (Writes, mpsc::Receiver<Write>) {
+    pub(crate) fn channel(keyring: Option<Arc<Keyring>>) -> (Writes, mpsc::Receiver<Write>) {
         let (inbox, outbox) = mpsc::channel(4 * MAX_BATCH);
         let writes = Writes {
             inbox,
             health: Health::default(),
+            keyring,
         };
         (writes, outbox)
     }
@@ -180,7 +193,15 @@ impl Writes {
         pending: &super::pending::PendingCache,
     ) -> Result<Enqueued, StoreError> {
         let tenant = job.message.tenant.clone();
-        match self.apply(Op::Enqueue(Box::new(job))).await? {
+        let stored = match &self.keyring {
+            Some(keyring) => keyring.seal(&job.message),
+            None => serde_json::to_value(&job.message).map_err(|e| SealError(e.to_string())),
+        }
+        .map_err(|e| StoreError(anyhow::anyhow!("storing a message: {e}")))?;
+        match self
+            .apply(Op::Enqueue(Box::new(Enqueue { job, stored })))
+            .await?
+        {
             Answer::Enqueued(done) => {
                 if !matches!(done, Enqueued::Duplicate(_)) {
                     pending.accepted(&tenant);

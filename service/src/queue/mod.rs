@@ -17,16 +17,30 @@ mod batch;
 mod pending;
 pub mod postgres;
 pub mod retry;
+pub mod rotation;
+pub mod sealing;
 pub mod sqlite;
 pub mod worker;
 
 /// Opens the store `url` names: `sqlite://PATH` (embedded, one serving
 /// process) or `postgres://…` (shared by replicas).
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn JobStore>, StoreError> {
+    open_sealed(url, None).await
+}
+
+/// [`open`], sealing new messages with `keyring` (see [`sealing`]).
+pub async fn open_sealed(
+    url: &str,
+    keyring: Option<std::sync::Arc<sealing::Keyring>>,
+) -> Result<std::sync::Arc<dyn JobStore>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url).await?))
+        Ok(std::sync::Arc::new(
+            sqlite::SqliteStore::open_sealed(url, keyring).await?,
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(std::sync::Arc::new(postgres::PgStore::open(url).await?))
+        Ok(std::sync::Arc::new(
+            postgres::PgStore::open_sealed(url, keyring).await?,
+        ))
     } else {
         Err(StoreError(anyhow::anyhow!(
             "`{}` names no known store: use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB",

@@ -29,6 +29,7 @@ use super::{
 
 mod events;
 mod limits;
+mod reseal;
 mod suppressions;
 mod writer;
 
@@ -47,6 +48,14 @@ impl PgStore {
     /// Connects to `url` (`postgres://user:password@host/db?sslmode=…`) and
     /// applies the store's migrations (replicas starting together take turns).
     pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+        Self::open_sealed(url, None).await
+    }
+
+    /// [`PgStore::open`], sealing new messages with `keyring` (and opening sealed ones).
+    pub async fn open_sealed(
+        url: &str,
+        keyring: Option<std::sync::Arc<super::sealing::Keyring>>,
+    ) -> Result<PgStore, StoreError> {
         let shown = redact(url);
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| {
@@ -66,13 +75,14 @@ impl PgStore {
             .run(&pool)
             .await
             .context("applying the store's migrations")?;
-        let (writes, inbox) = Writes::channel();
+        let (writes, inbox) = Writes::channel(keyring.clone());
         let inbox = std::sync::Arc::new(tokio::sync::Mutex::new(inbox));
         for _ in 0..writer::WRITERS {
             tokio::spawn(writer::run(
                 pool.clone(),
                 inbox.clone(),
                 writes.health.clone(),
+                keyring.clone(),
             ));
         }
         Ok(PgStore {

@@ -9,6 +9,7 @@
 //! `sending` (it died mid-delivery) claimable at once.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -22,6 +23,7 @@ use uuid::Uuid;
 
 use super::batch::Writes;
 use super::pending::PendingCache;
+use super::sealing::Keyring;
 use super::{
     ClaimedJob, Enqueued, JobStore, Lease, ListFilter, MessageRecord, NewJob, Outcome, QueueStats,
     RECORD_COLUMNS, Status, StoreError,
@@ -29,6 +31,7 @@ use super::{
 
 mod events;
 mod limits;
+mod reseal;
 mod stats;
 mod suppressions;
 mod writer;
@@ -45,6 +48,14 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the store at `url`: `sqlite://PATH` or `sqlite::memory:`.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        Self::open_sealed(url, None).await
+    }
+
+    /// [`SqliteStore::open`], sealing new messages with `keyring` (and opening sealed ones).
+    pub async fn open_sealed(
+        url: &str,
+        keyring: Option<Arc<Keyring>>,
+    ) -> Result<SqliteStore, StoreError> {
         let options = connect_options(url)?;
         let write = SqlitePoolOptions::new()
             .max_connections(1)
@@ -64,8 +75,13 @@ impl SqliteStore {
                 .await
                 .with_context(|| format!("opening {url} for reading"))?
         };
-        let (writes, inbox) = Writes::channel();
-        tokio::spawn(writer::run(write.clone(), inbox, writes.health.clone()));
+        let (writes, inbox) = Writes::channel(keyring.clone());
+        tokio::spawn(writer::run(
+            write.clone(),
+            inbox,
+            writes.health.clone(),
+            keyring,
+        ));
         Ok(SqliteStore {
             read,
             write,

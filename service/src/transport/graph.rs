@@ -22,7 +22,7 @@ use reqwest::header::HeaderMap;
 
 use super::{Delivery, Dsn, DsnError, Transport, TransportError, http};
 use crate::email::OutgoingMessage;
-use crate::oauth::{AccessToken, ClientCredentials, OAuthError, TokenSource};
+use crate::oauth::{AccessToken, ClientAssertion, ClientCredentials, OAuthError, TokenSource};
 
 /// The scope of an application's Graph permissions.
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -154,7 +154,6 @@ impl Transport for GraphTransport {
 /// The application's client-credentials grant at Entra (or `token_url`).
 fn token_source(dsn: &Dsn, http: reqwest::Client) -> Result<ClientCredentials, DsnError> {
     let client_id = dsn.require_user("application (client) id")?;
-    let secret = dsn.require_password("client secret")?;
     let token_url = match dsn.option("token_url") {
         Some(url) => url.to_owned(),
         None => {
@@ -162,14 +161,48 @@ fn token_source(dsn: &Dsn, http: reqwest::Client) -> Result<ClientCredentials, D
             format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
         }
     };
-    let scope = dsn.option("scope").unwrap_or(GRAPH_SCOPE);
+    let scope = dsn.option("scope").unwrap_or(GRAPH_SCOPE).to_owned();
+    if let Some(assertion) = certificate(dsn)? {
+        return Ok(ClientCredentials::with_certificate(
+            http,
+            token_url,
+            client_id.to_owned(),
+            assertion,
+            scope,
+        ));
+    }
+    let secret = dsn.require_password("client secret (or cert_file and key_file)")?;
     Ok(ClientCredentials::new(
         http,
         token_url,
         client_id.to_owned(),
         secret.to_owned(),
-        scope.to_owned(),
+        scope,
     ))
+}
+
+/// The application's certificate (`cert_file`, `key_file`), read and checked
+/// at start, when the DSN gives one instead of a client secret.
+pub(crate) fn certificate(dsn: &Dsn) -> Result<Option<ClientAssertion>, DsnError> {
+    let scheme = dsn.scheme.as_str();
+    match (dsn.option("cert_file"), dsn.option("key_file")) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => {
+            if dsn.password.is_some() || dsn.option("client_secret").is_some() {
+                return Err(DsnError::invalid(
+                    scheme,
+                    "give a client secret or cert_file and key_file, not both",
+                ));
+            }
+            ClientAssertion::from_files(std::path::Path::new(cert), std::path::Path::new(key))
+                .map(Some)
+                .map_err(|e| DsnError::invalid(scheme, e.to_string()))
+        }
+        _ => Err(DsnError::invalid(
+            scheme,
+            "a certificate needs both cert_file and key_file",
+        )),
+    }
 }
 
 /// A token endpoint failure: a refused client is an auth failure (the secret

@@ -3,12 +3,14 @@
 //!
 //! Without credentials in the DSN, the standard `AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` are read once, when the
-//! transport is built; the region likewise falls back to `AWS_REGION`.
+//! transport is built; without those either, the AWS SDK's default
+//! credential chain is used (see `identity`). The region falls back to `AWS_REGION`.
 //! Options: `region`, `endpoint` (base URL, default
 //! `https://email.{region}.amazonaws.com`), `configuration_set`.
 
 mod body;
 mod error;
+mod identity;
 
 use std::fmt;
 use std::time::SystemTime;
@@ -19,6 +21,7 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use serde::Deserialize;
 
+use self::identity::Identity;
 use super::{Delivery, Dsn, DsnError, Transport, TransportError, http, mime};
 use crate::email::OutgoingMessage;
 
@@ -27,7 +30,7 @@ pub struct SesTransport {
     http: reqwest::Client,
     url: String,
     region: String,
-    credentials: Credentials,
+    identity: Identity,
     configuration_set: Option<String>,
 }
 
@@ -36,7 +39,7 @@ impl fmt::Debug for SesTransport {
         f.debug_struct("SesTransport")
             .field("url", &self.url)
             .field("region", &self.region)
-            .field("access_key_id", &self.credentials.access_key_id())
+            .field("credentials", &self.identity.describe())
             .field("configuration_set", &self.configuration_set)
             .finish()
     }
@@ -68,11 +71,12 @@ impl SesTransport {
             .or_else(|| env("AWS_DEFAULT_REGION"))
             .ok_or_else(|| invalid(dsn, "missing option `region` (or AWS_REGION)"))?;
         let base = http::endpoint(dsn, &format!("https://email.{region}.amazonaws.com"))?;
+        let identity = identity(dsn, &region, env)?;
         Ok(Self {
             http,
+            identity,
             url: http::join(&base, &["v2", "email", "outbound-emails"]).to_string(),
             region,
-            credentials: credentials(dsn, env)?,
             configuration_set: dsn.option("configuration_set").map(str::to_owned),
         })
     }
@@ -80,13 +84,14 @@ impl SesTransport {
     /// The SigV4 headers (`authorization`, `x-amz-date`, …) for a POST of `body`.
     fn signature(
         &self,
+        credentials: &Credentials,
         body: &[u8],
         now: SystemTime,
     ) -> Result<Vec<(String, String)>, TransportError> {
         let failed = |e: &dyn fmt::Display| {
             TransportError::permanent(format!("cannot sign the SES request: {e}"))
         };
-        let identity = self.credentials.clone().into();
+        let identity = credentials.clone().into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)
@@ -112,7 +117,20 @@ impl SesTransport {
     }
 }
 
-impl http::Provider for SesTransport {
+/// One send's view of the transport: with the credentials of that moment.
+/// `Debug` shows the transport's, never the credentials.
+struct Signed<'a> {
+    ses: &'a SesTransport,
+    credentials: Credentials,
+}
+
+impl fmt::Debug for Signed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.ses.fmt(f)
+    }
+}
+
+impl http::Provider for Signed<'_> {
     const NAME: &'static str = "SES";
 
     /// `SendEmail` with the raw message, signed.
@@ -126,13 +144,16 @@ impl http::Provider for SesTransport {
         let body = serde_json::to_vec(&body::SendEmail::new(
             message,
             &eml,
-            self.configuration_set.as_deref(),
+            self.ses.configuration_set.as_deref(),
         ))
         .map_err(|e| TransportError::permanent(format!("cannot encode the SES request: {e}")))?;
         let mut request = client
-            .post(&self.url)
+            .post(&self.ses.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
-        for (name, value) in self.signature(&body, SystemTime::now())? {
+        for (name, value) in self
+            .ses
+            .signature(&self.credentials, &body, SystemTime::now())?
+        {
             request = request.header(name, value);
         }
         Ok(request.body(body))
@@ -165,26 +186,35 @@ impl http::Provider for SesTransport {
 #[async_trait]
 impl Transport for SesTransport {
     async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
-        http::deliver(&self.http, self, message).await
+        let credentials = self.identity.current().await?;
+        let signed = Signed {
+            ses: self,
+            credentials,
+        };
+        http::deliver(&self.http, &signed, message).await
     }
 }
 
-/// The key pair from the DSN, else from the standard AWS variables.
-fn credentials(dsn: &Dsn, env: impl Fn(&str) -> Option<String>) -> Result<Credentials, DsnError> {
+/// The key pair from the DSN, else from the standard AWS variables, else
+/// the SDK's default credential chain.
+fn identity(
+    dsn: &Dsn,
+    region: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Identity, DsnError> {
     match (&dsn.user, &dsn.password) {
-        (Some(key), Some(secret)) => Ok(Credentials::new(key, secret, None, None, "dsn")),
+        (Some(key), Some(secret)) => Ok(Identity::Static(Credentials::new(
+            key, secret, None, None, "dsn",
+        ))),
         (None, None) => match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-            (Some(key), Some(secret)) => Ok(Credentials::new(
+            (Some(key), Some(secret)) => Ok(Identity::Static(Credentials::new(
                 key,
                 secret,
                 env("AWS_SESSION_TOKEN"),
                 None,
                 "environment",
-            )),
-            _ => Err(invalid(
-                dsn,
-                "no credentials: give ACCESS_KEY:SECRET_KEY or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-            )),
+            ))),
+            _ => Ok(Identity::chain(region)),
         },
         _ => Err(invalid(dsn, "give both ACCESS_KEY and SECRET_KEY")),
     }

@@ -13,6 +13,7 @@
 mod classify;
 mod connect;
 mod conversation;
+mod dkim;
 mod pool;
 mod settings;
 mod transaction;
@@ -208,7 +209,7 @@ impl Transport for SmtpTransport {
             }
             None => message,
         };
-        let forms = Forms::of(message)?;
+        let forms = Forms::of(message, self.settings.dkim.as_deref())?;
         let response = self.run(Job::Send(&forms)).await?;
         Ok(Delivery {
             provider_message_id: accepted_id(&response),

@@ -130,6 +130,29 @@ impl Postgres {
         )
     }
 
+    /// The SQL dump (`pg_dump`) of the database a [`Postgres::database`] URL names.
+    pub fn dump(&self, url: &str) -> String {
+        let name = url.rsplit('/').next().unwrap_or_default();
+        let out = Command::new(self.bin.join("pg_dump"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "mailbridge",
+                name,
+            ])
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Stops the server now (e.g. to see how the service copes).
     pub fn stop(&self) {
         let mut stop = as_owner(&self.bin.join("pg_ctl"));

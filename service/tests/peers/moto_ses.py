@@ -22,6 +22,13 @@ POLICY = {
 }
 
 
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Federated": "mailbridge-test"},
+                   "Action": "sts:AssumeRoleWithWebIdentity"}],
+}
+
+
 def client(service, endpoint):
     return boto3.client(
         service,
@@ -40,11 +47,43 @@ def prepare(endpoint, domain):
     )
     key = iam.create_access_key(UserName="mailbridge")["AccessKey"]
     client("sesv2", endpoint).create_email_identity(EmailIdentity=domain)
+    # A role allowed to send, for temporary credentials (workload identity tests).
+    role = iam.create_role(
+        RoleName="mailbridge-sender",
+        AssumeRolePolicyDocument=json.dumps(TRUST),
+    )["Role"]
+    iam.put_role_policy(
+        RoleName="mailbridge-sender", PolicyName="send", PolicyDocument=json.dumps(POLICY)
+    )
+    # Its temporary credentials, as a pod on EKS gets them (web identity).
+    assumed = client("sts", endpoint).assume_role_with_web_identity(
+        RoleArn=role["Arn"], RoleSessionName="mailbridge", WebIdentityToken="web-identity-token"
+    )["Credentials"]
+    key["RoleArn"] = role["Arn"]
+    key["Temporary"] = {
+        "access_key": assumed["AccessKeyId"],
+        "secret_key": assumed["SecretAccessKey"],
+        "session_token": assumed["SessionToken"],
+    }
     # From now on every request must carry a valid signature of a known key
     # (what moto's /moto-api/reset-auth does, set here in-process).
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
     ActionAuthenticatorMixin.request_count = 0
     return key
+
+
+# AWS serves AssumeRoleWithWebIdentity unsigned (the web identity token is
+# the proof); moto's signature checks would refuse it once turned on.
+_checked = ActionAuthenticatorMixin._authenticate_and_authorize_action
+
+
+def _unless_web_identity(self, iam_request_cls, resource="*"):
+    if self._get_action() == "AssumeRoleWithWebIdentity":
+        return None
+    return _checked(self, iam_request_cls, resource)
+
+
+ActionAuthenticatorMixin._authenticate_and_authorize_action = _unless_web_identity
 
 
 def main():
@@ -61,6 +100,8 @@ def main():
                 "region": REGION,
                 "access_key": key["AccessKeyId"],
                 "secret_key": key["SecretAccessKey"],
+                "temporary": key["Temporary"],
+                "role_arn": key["RoleArn"],
             }
         ),
         flush=True,

@@ -123,13 +123,23 @@ impl Keycloak {
         log_dir: &std::path::Path,
         traces: &str,
     ) -> Keycloak {
+        Self::start_traced_at(free_port(), options, log_dir, traces).await
+    }
+
+    /// [`Keycloak::start_traced`] on `port`, chosen beforehand so that a
+    /// service started earlier can name the realms' issuer URLs.
+    pub async fn start_traced_at(
+        port: u16,
+        options: &[(&str, String)],
+        log_dir: &std::path::Path,
+        traces: &str,
+    ) -> Keycloak {
         let home = install();
         std::fs::copy(
             extension_jar(),
             home.join("providers/mailbridge-keycloak.jar"),
         )
         .expect("install the jar");
-        let port = free_port();
         let log = log_dir.join("keycloak.log");
         let mut cmd = Command::new("bash");
         cmd.arg(home.join("bin/kc.sh"))
@@ -262,7 +272,7 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// The master admin's access token.
+    /// The master admin's access token (signed with the master realm's key).
     pub fn token(&self) -> &str {
         &self.token
     }

@@ -5,6 +5,7 @@
 
 pub mod keycloak;
 pub mod otlp;
+pub mod realm_key;
 pub mod wasm_in_keycloak;
 
 use std::path::{Path, PathBuf};
@@ -238,6 +239,21 @@ impl Service {
         templates: &Path,
     ) -> Service {
         Self::start_with_vars(port, smtp_port, secret, templates, &[]).await
+    }
+
+    /// As [`Service::start_with_templates`], with `config` as its TOML file (tenants).
+    pub async fn start_configured(
+        port: u16,
+        smtp_port: u16,
+        secret: &str,
+        templates: &Path,
+        config: &str,
+    ) -> Service {
+        let file = tempfile::NamedTempFile::new().expect("config file");
+        std::fs::write(file.path(), config).expect("write the config file");
+        let path = file.path().display().to_string();
+        let extra = [("MAILBRIDGE_CONFIG", path.as_str())];
+        Self::start_with_vars(port, smtp_port, secret, templates, &extra).await
     }
 
     async fn start_with_vars(

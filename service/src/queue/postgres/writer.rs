@@ -14,15 +14,20 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, mpsc};
 use uuid::Uuid;
 
-use crate::email::OutgoingMessage;
 use crate::queue::batch::{self, Answer, Health, IDEMPOTENCY_WINDOW, MAX_BATCH, Op, Write};
+use crate::queue::sealing::{self, Keyring};
 use crate::queue::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, OutcomeUnknown, Status};
 
 /// Groups in flight at once per replica.
 pub(super) const WRITERS: usize = 4;
 
 /// Applies waiting writes in groups until every sender is gone.
-pub(super) async fn run(pool: PgPool, inbox: Arc<Mutex<mpsc::Receiver<Write>>>, health: Health) {
+pub(super) async fn run(
+    pool: PgPool,
+    inbox: Arc<Mutex<mpsc::Receiver<Write>>>,
+    health: Health,
+    keyring: Option<Arc<Keyring>>,
+) {
     let mut waiting = Vec::with_capacity(MAX_BATCH);
     loop {
         let taken = inbox.lock().await.recv_many(&mut waiting, MAX_BATCH).await;
@@ -30,16 +35,20 @@ pub(super) async fn run(pool: PgPool, inbox: Arc<Mutex<mpsc::Receiver<Write>>>, 
             return;
         }
         let (ops, replies) = batch::split(&mut waiting);
-        let result = group(&pool, &ops).await;
+        let result = group(&pool, &ops, keyring.as_deref()).await;
         batch::answer(&health, &ops, replies, result);
     }
 }
 
-async fn group(pool: &PgPool, ops: &[Op]) -> anyhow::Result<Vec<Answer>> {
+async fn group(
+    pool: &PgPool,
+    ops: &[Op],
+    keyring: Option<&Keyring>,
+) -> anyhow::Result<Vec<Answer>> {
     let mut tx = pool.begin().await.context("beginning a transaction")?;
     let mut answers = Vec::with_capacity(ops.len());
     for op in ops {
-        answers.push(apply(&mut tx, op).await?);
+        answers.push(apply(&mut tx, op, keyring).await?);
     }
     match tx.commit().await {
         Ok(()) => Ok(answers),
@@ -100,11 +109,15 @@ async fn stored(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<usize> {
     Ok(usize::try_from(n).unwrap_or_default())
 }
 
-async fn apply(conn: &mut PgConnection, op: &Op) -> anyhow::Result<Answer> {
+async fn apply(
+    conn: &mut PgConnection,
+    op: &Op,
+    keyring: Option<&Keyring>,
+) -> anyhow::Result<Answer> {
     Ok(match op {
-        Op::Enqueue(job) => Answer::Enqueued(enqueue(conn, job).await?),
+        Op::Enqueue(new) => Answer::Enqueued(enqueue(conn, &new.job, &new.stored).await?),
         Op::Claim { now, lease, limit } => {
-            Answer::Claimed(claim(conn, *now, *lease, *limit).await?)
+            Answer::Claimed(claim(conn, *now, *lease, *limit, keyring).await?)
         }
         Op::Renew { lease, until } => Answer::Applied(renew(conn, lease, *until).await?),
         Op::Record {
@@ -126,11 +139,15 @@ async fn apply(conn: &mut PgConnection, op: &Op) -> anyhow::Result<Answer> {
 }
 
 /// Inserts `job`, or finds the message that already holds its idempotency key.
-async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<Enqueued> {
+async fn enqueue(
+    conn: &mut PgConnection,
+    job: &NewJob,
+    stored: &serde_json::Value,
+) -> anyhow::Result<Enqueued> {
     // An expired key is let go of, then taken: two rounds suffice unless
     // other requests race for the same key.
     for _ in 0..3 {
-        if let Some(done) = try_insert(conn, job).await? {
+        if let Some(done) = try_insert(conn, job, stored).await? {
             return Ok(done);
         }
     }
@@ -139,7 +156,11 @@ async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<Enqueu
 
 /// One attempt at inserting `job`: `None` when its idempotency key was
 /// taken by an expired row and let go of meanwhile (try again).
-async fn try_insert(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<Option<Enqueued>> {
+async fn try_insert(
+    conn: &mut PgConnection,
+    job: &NewJob,
+    stored: &serde_json::Value,
+) -> anyhow::Result<Option<Enqueued>> {
     let message = &job.message;
     let lease = job.lease.map(|lease| Lease {
         id: message.id,
@@ -153,8 +174,8 @@ async fn try_insert(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<Opt
     };
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO messages (id, tenant, status, attempts, claims, transport, message, idempotency_key, \
-         created_at, age_from, updated_at, next_attempt_at, lease_until) \
-         VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $8, $8, $8, $9) \
+         created_at, age_from, updated_at, next_attempt_at, lease_until, recipients) \
+         VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $8, $8, $8, $9, $10) \
          ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
          RETURNING id",
     )
@@ -163,10 +184,11 @@ async fn try_insert(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<Opt
     .bind(status.as_str())
     .bind(attempts)
     .bind(&job.transport)
-    .bind(Json(message))
+    .bind(Json(stored))
     .bind(&job.idempotency_key)
     .bind(job.now)
     .bind(lease.map(|l| l.until))
+    .bind(message.searchable_recipients())
     .fetch_optional(&mut *conn)
     .await?;
     if inserted.is_some() {
@@ -210,6 +232,7 @@ async fn claim(
     now: OffsetDateTime,
     lease: Duration,
     limit: u32,
+    keyring: Option<&Keyring>,
 ) -> anyhow::Result<Vec<ClaimedJob>> {
     let now = batch::current(now);
     let until = now + lease;
@@ -232,7 +255,7 @@ async fn claim(
     .await?;
     let mut jobs = Vec::with_capacity(rows.len());
     for row in &rows {
-        match decode(row, until) {
+        match decode(row, until, keyring) {
             Ok(job) => jobs.push(job),
             Err(e) => {
                 let id: Uuid = row.try_get("id")?;
@@ -253,10 +276,14 @@ async fn claim(
 }
 
 /// A claimed row as a job; an error names what could not be read.
-fn decode(row: &sqlx::postgres::PgRow, until: OffsetDateTime) -> anyhow::Result<ClaimedJob> {
+fn decode(
+    row: &sqlx::postgres::PgRow,
+    until: OffsetDateTime,
+    keyring: Option<&Keyring>,
+) -> anyhow::Result<ClaimedJob> {
     let id: Uuid = row.try_get("id").context("id")?;
-    let Json(message): Json<OutgoingMessage> = row.try_get("message").context("message body")?;
-    anyhow::ensure!(message.id == id, "the body belongs to another message");
+    let Json(stored): Json<serde_json::Value> = row.try_get("message").context("message body")?;
+    let message = sealing::open(keyring, id, stored)?;
     let attempts: i32 = row.try_get("attempts").context("attempts")?;
     let claims: i32 = row.try_get("claims").context("claims")?;
     Ok(ClaimedJob {

@@ -9,6 +9,7 @@
 //! runs, the transaction is rolled back, and the connection is closed so
 //! that the next group starts on a fresh one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -19,22 +20,32 @@ use uuid::Uuid;
 
 use super::{from_ms, ms};
 use crate::queue::batch::{self, Answer, Health, IDEMPOTENCY_WINDOW, MAX_BATCH, Op, Write};
+use crate::queue::sealing::{self, Keyring};
 use crate::queue::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, Status};
 
 /// Applies waiting writes in groups until every sender is gone.
-pub(super) async fn run(pool: SqlitePool, mut inbox: mpsc::Receiver<Write>, health: Health) {
+pub(super) async fn run(
+    pool: SqlitePool,
+    mut inbox: mpsc::Receiver<Write>,
+    health: Health,
+    keyring: Option<Arc<Keyring>>,
+) {
     let mut waiting = Vec::with_capacity(MAX_BATCH);
     while inbox.recv_many(&mut waiting, MAX_BATCH).await > 0 {
         let (ops, replies) = batch::split(&mut waiting);
-        let result = group(&pool, &ops).await;
+        let result = group(&pool, &ops, keyring.as_deref()).await;
         batch::answer(&health, &ops, replies, result);
     }
 }
 
 /// One transaction for the whole group, or none of it.
-async fn group(pool: &SqlitePool, ops: &[Op]) -> anyhow::Result<Vec<Answer>> {
+async fn group(
+    pool: &SqlitePool,
+    ops: &[Op],
+    keyring: Option<&Keyring>,
+) -> anyhow::Result<Vec<Answer>> {
     let mut conn = pool.acquire().await.context("opening the queue file")?;
-    let result = transaction(&mut conn, ops).await;
+    let result = transaction(&mut conn, ops, keyring).await;
     if result.is_err() {
         // Whatever state SQLite left the connection in, it is not reused.
         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
@@ -43,21 +54,29 @@ async fn group(pool: &SqlitePool, ops: &[Op]) -> anyhow::Result<Vec<Answer>> {
     result
 }
 
-async fn transaction(conn: &mut SqliteConnection, ops: &[Op]) -> anyhow::Result<Vec<Answer>> {
+async fn transaction(
+    conn: &mut SqliteConnection,
+    ops: &[Op],
+    keyring: Option<&Keyring>,
+) -> anyhow::Result<Vec<Answer>> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     let mut answers = Vec::with_capacity(ops.len());
     for op in ops {
-        answers.push(apply(conn, op).await?);
+        answers.push(apply(conn, op, keyring).await?);
     }
     sqlx::query("COMMIT").execute(&mut *conn).await?;
     Ok(answers)
 }
 
-async fn apply(conn: &mut SqliteConnection, op: &Op) -> anyhow::Result<Answer> {
+async fn apply(
+    conn: &mut SqliteConnection,
+    op: &Op,
+    keyring: Option<&Keyring>,
+) -> anyhow::Result<Answer> {
     Ok(match op {
-        Op::Enqueue(job) => Answer::Enqueued(insert(conn, job).await?),
+        Op::Enqueue(new) => Answer::Enqueued(insert(conn, &new.job, &new.stored).await?),
         Op::Claim { now, lease, limit } => {
-            Answer::Claimed(claim(conn, *now, *lease, *limit).await?)
+            Answer::Claimed(claim(conn, *now, *lease, *limit, keyring).await?)
         }
         Op::Renew { lease, until } => Answer::Applied(renew(conn, lease, *until).await?),
         Op::Record {
@@ -78,7 +97,11 @@ async fn apply(conn: &mut SqliteConnection, op: &Op) -> anyhow::Result<Answer> {
     })
 }
 
-async fn insert(tx: &mut SqliteConnection, job: &NewJob) -> anyhow::Result<Enqueued> {
+async fn insert(
+    tx: &mut SqliteConnection,
+    job: &NewJob,
+    stored: &serde_json::Value,
+) -> anyhow::Result<Enqueued> {
     let message = &job.message;
     let now = ms(job.now);
     if let Some(key) = &job.idempotency_key {
@@ -115,7 +138,8 @@ async fn insert(tx: &mut SqliteConnection, job: &NewJob) -> anyhow::Result<Enque
     };
     sqlx::query(
         "INSERT INTO messages (id, tenant, status, attempts, claims, transport, message, idempotency_key, \
-         created_at, age_from, updated_at, next_attempt_at, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         created_at, age_from, updated_at, next_attempt_at, lease_until, recipients) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(message.id.to_string())
     .bind(&message.tenant)
@@ -123,13 +147,14 @@ async fn insert(tx: &mut SqliteConnection, job: &NewJob) -> anyhow::Result<Enque
     .bind(attempts)
     .bind(attempts)
     .bind(&job.transport)
-    .bind(serde_json::to_string(message)?)
+    .bind(stored.to_string())
     .bind(&job.idempotency_key)
     .bind(now)
     .bind(now)
     .bind(now)
     .bind(now)
     .bind(lease.map(|l| ms(l.until)))
+    .bind(message.searchable_recipients())
     .execute(&mut *tx)
     .await?;
     Ok(match lease {
@@ -143,6 +168,7 @@ async fn claim(
     now: OffsetDateTime,
     lease: Duration,
     limit: u32,
+    keyring: Option<&Keyring>,
 ) -> anyhow::Result<Vec<ClaimedJob>> {
     let now = batch::current(now);
     let now_ms = ms(now);
@@ -165,7 +191,7 @@ async fn claim(
     .await?;
     let mut jobs = Vec::with_capacity(rows.len());
     for row in &rows {
-        match decode(row, until) {
+        match decode(row, until, keyring) {
             Ok(job) => jobs.push(job),
             Err(e) => {
                 let rowid: i64 = row.try_get("rowid")?;
@@ -186,15 +212,18 @@ async fn claim(
 }
 
 /// A claimed row as a job; an error names what could not be read.
-fn decode(row: &sqlx::sqlite::SqliteRow, until: OffsetDateTime) -> anyhow::Result<ClaimedJob> {
+fn decode(
+    row: &sqlx::sqlite::SqliteRow,
+    until: OffsetDateTime,
+    keyring: Option<&Keyring>,
+) -> anyhow::Result<ClaimedJob> {
     let id: String = row.try_get("id").context("id")?;
     let json: String = row.try_get("message").context("message")?;
     let attempts: i64 = row.try_get("attempts").context("attempts")?;
     let claims: i64 = row.try_get("claims").context("claims")?;
-    let message: crate::email::OutgoingMessage =
-        serde_json::from_str(&json).context("message body")?;
     let id = Uuid::parse_str(&id).context("id")?;
-    anyhow::ensure!(message.id == id, "the body belongs to another message");
+    let stored: serde_json::Value = serde_json::from_str(&json).context("message body")?;
+    let message = sealing::open(keyring, id, stored)?;
     Ok(ClaimedJob {
         message,
         transport: row.try_get("transport").context("transport")?,

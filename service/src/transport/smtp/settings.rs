@@ -11,6 +11,7 @@ use lettre::transport::smtp::extension::ClientId;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
+use super::dkim::DkimSigner;
 use crate::oauth::{ClientCredentials, GMAIL_SCOPE, GoogleServiceAccount, TokenSource};
 use crate::transport::{Dsn, DsnError};
 
@@ -28,13 +29,20 @@ const KNOWN_OPTIONS: &[&str] = &[
     "client_secret",
     "scope",
     "google_key_file",
+    "cert_file",
+    "key_file",
     "debug",
     "verp",
+    "dkim_domain",
+    "dkim_selector",
+    "dkim_key_file",
 ];
 const XOAUTH2_OPTIONS: &[&str] = &[
     "token_url",
     "client_id",
     "client_secret",
+    "cert_file",
+    "key_file",
     "scope",
     "google_key_file",
 ];
@@ -71,6 +79,8 @@ pub(super) struct Settings {
     /// `verp=bounces@domain`: every message's envelope sender is
     /// `bounces+<its id>@domain`, so that a bounce names the message.
     pub verp: Option<(String, String)>,
+    /// `dkim_domain`, `dkim_selector`, `dkim_key_file`: sign every message.
+    pub dkim: Option<Arc<DkimSigner>>,
 }
 
 /// How a connection is encrypted.
@@ -152,6 +162,7 @@ pub(super) fn from_dsn(dsn: &Dsn) -> Result<Settings, DsnError> {
         xoauth2,
         debug,
         verp: verp(dsn)?,
+        dkim: dkim(dsn)?,
     })
 }
 
@@ -177,6 +188,32 @@ fn verp(dsn: &Dsn) -> Result<Option<(String, String)>, DsnError> {
         return Err(refuse());
     }
     Ok(Some((local.to_owned(), domain.to_owned())))
+}
+
+/// The DKIM signer the DSN asks for: all three options or none; the key
+/// is read and checked here, at start.
+fn dkim(dsn: &Dsn) -> Result<Option<Arc<DkimSigner>>, DsnError> {
+    let scheme = dsn.scheme.as_str();
+    let options = (
+        dsn.option("dkim_domain"),
+        dsn.option("dkim_selector"),
+        dsn.option("dkim_key_file"),
+    );
+    let (domain, selector, key_file) = match options {
+        (None, None, None) => return Ok(None),
+        (Some(d), Some(s), Some(k)) => (d, s, k),
+        _ => {
+            return Err(DsnError::invalid(
+                scheme,
+                "DKIM needs all of dkim_domain, dkim_selector and dkim_key_file",
+            ));
+        }
+    };
+    let pem = std::fs::read_to_string(key_file)
+        .map_err(|e| DsnError::invalid(scheme, format!("dkim_key_file {key_file}: {e}")))?;
+    let signer = DkimSigner::new(domain, selector, &pem)
+        .map_err(|e| DsnError::invalid(scheme, format!("dkim_key_file {key_file}: {e}")))?;
+    Ok(Some(Arc::new(signer)))
 }
 
 /// The duration option `name`, or `default`.
@@ -325,7 +362,7 @@ fn xoauth2(dsn: &Dsn, timeout: Duration) -> Result<(String, Arc<dyn TokenSource>
     if dsn.password.is_some() {
         return Err(DsnError::invalid(
             scheme,
-            "auth=xoauth2 takes no password: give client_secret or google_key_file",
+            "auth=xoauth2 takes no password: give client_secret, cert_file and key_file, or google_key_file",
         ));
     }
     let http = reqwest::Client::builder()
@@ -340,13 +377,22 @@ fn xoauth2(dsn: &Dsn, timeout: Duration) -> Result<(String, Arc<dyn TokenSource>
                     .map_err(|e| DsnError::invalid(scheme, e.to_string()))?;
             Arc::new(account)
         }
-        None => Arc::new(ClientCredentials::new(
-            http,
-            dsn.require("token_url")?.to_owned(),
-            dsn.require("client_id")?.to_owned(),
-            dsn.require("client_secret")?.to_owned(),
-            dsn.option("scope").unwrap_or_default().to_owned(),
-        )),
+        None => match crate::transport::graph::certificate(dsn)? {
+            Some(assertion) => Arc::new(ClientCredentials::with_certificate(
+                http,
+                dsn.require("token_url")?.to_owned(),
+                dsn.require("client_id")?.to_owned(),
+                assertion,
+                dsn.option("scope").unwrap_or_default().to_owned(),
+            )),
+            None => Arc::new(ClientCredentials::new(
+                http,
+                dsn.require("token_url")?.to_owned(),
+                dsn.require("client_id")?.to_owned(),
+                dsn.require("client_secret")?.to_owned(),
+                dsn.option("scope").unwrap_or_default().to_owned(),
+            )),
+        },
     };
     Ok((user, source))
 }

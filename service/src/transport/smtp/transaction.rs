@@ -11,6 +11,7 @@ use lettre::transport::smtp::response::Response;
 
 use super::connect::{Connection, Failure};
 use super::conversation::mask;
+use super::dkim::DkimSigner;
 use super::stale_or_smtp;
 use crate::email::OutgoingMessage;
 use crate::transport::TransportError;
@@ -32,11 +33,26 @@ struct Form {
 }
 
 impl Form {
-    fn build(message: &OutgoingMessage, form: AddressForm) -> Result<Self, TransportError> {
+    fn build(
+        message: &OutgoingMessage,
+        form: AddressForm,
+        dkim: Option<&DkimSigner>,
+    ) -> Result<Self, TransportError> {
         let email = build_mime(message, form)?;
+        let mut bytes = email.formatted();
+        if let Some(signer) = dkim {
+            // Signed last, over the exact bytes that go on the wire.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            bytes = signer
+                .sign(&bytes, now)
+                .map_err(|e| TransportError::permanent(format!("DKIM signing: {e}")))?;
+        }
         Ok(Self {
             envelope: email.envelope().clone(),
-            bytes: email.formatted(),
+            bytes,
         })
     }
 
@@ -49,12 +65,15 @@ impl Form {
 
 impl Forms {
     /// Builds `message` for the wire.
-    pub(super) fn of(message: &OutgoingMessage) -> Result<Self, TransportError> {
-        let given = Form::build(message, AddressForm::AsGiven)?;
+    pub(super) fn of(
+        message: &OutgoingMessage,
+        dkim: Option<&DkimSigner>,
+    ) -> Result<Self, TransportError> {
+        let given = Form::build(message, AddressForm::AsGiven, dkim)?;
         let ascii = if given.ascii_envelope() {
             None
         } else {
-            Some(Form::build(message, AddressForm::Ascii)?)
+            Some(Form::build(message, AddressForm::Ascii, dkim)?)
         };
         Ok(Self { given, ascii })
     }

@@ -15,6 +15,8 @@ import org.keycloak.models.KeycloakContext;
 import org.keycloak.models.KeycloakSession;
 import org.keycloak.models.RealmModel;
 import org.keycloak.models.UserModel;
+import org.keycloak.services.Urls;
+import org.keycloak.urls.UrlType;
 
 /** Sends every email of a session to the mailbridge service instead of an SMTP server. */
 public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
@@ -32,19 +34,31 @@ public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
     private final TokenSigner signer;
     private final FallbackSender fallback;
     private final WasmRenderer renderer;
+    private final Signing signing;
+    private final RealmKeySigner realmKeys;
+
+    /** A sender for one session that signs with the shared secret and has no renderer for its fallback. */
+    public MailbridgeEmailSenderProvider(KeycloakSession session, MailbridgeOptions options, MailbridgeClient client,
+            TokenSigner signer, FallbackSender fallback) {
+        this(session, options, client, signer, fallback, null, Signing.SECRET, null);
+    }
 
     /**
-     * A sender for one session; the client, signer and renderer are shared by the factory. The
-     * renderer (null: none) renders what the SMTP fallback sends from the mailbridge templates.
+     * A sender for one session; the client, signer and renderer are shared by the factory. The renderer (null:
+     * none) renders what the SMTP fallback sends from the mailbridge templates; requests are signed as
+     * {@code signing} says (realms may override it).
      */
     public MailbridgeEmailSenderProvider(KeycloakSession session, MailbridgeOptions options, MailbridgeClient client,
-            TokenSigner signer, FallbackSender fallback, WasmRenderer renderer) {
+            TokenSigner signer, FallbackSender fallback, WasmRenderer renderer, Signing signing,
+            RealmKeySigner realmKeys) {
         this.session = session;
         this.options = options;
         this.client = client;
         this.signer = signer;
         this.fallback = fallback;
         this.renderer = renderer;
+        this.signing = signing;
+        this.realmKeys = realmKeys;
     }
 
     @Override
@@ -94,7 +108,7 @@ public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
         byte[] body = MessageBody.build(realm, config, address.trim(), content, record, userLocale, key);
         boolean wait = record != null && record.waitForDelivery();
         try {
-            MailbridgeClient.Accepted accepted = postOnceMore(body, key, realm, wait);
+            MailbridgeClient.Accepted accepted = postOnceMore(body, key, realm, wait, signingFor(config));
             LOG.infof("mailbridge %s message %s for realm %s (%s)", accepted.status(), accepted.id(), realm,
                     record == null ? "no template" : record.kind());
         } catch (ServiceUnreachableException e) {
@@ -115,18 +129,18 @@ public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
      * Posts the email, and once more with the same key when the first answer is unknown. After an
      * unknown first answer, every failure of the second is unknown too: the first may be stored.
      */
-    private MailbridgeClient.Accepted postOnceMore(byte[] body, String key, String realm, boolean wait)
+    private MailbridgeClient.Accepted postOnceMore(byte[] body, String key, String realm, boolean wait, Signing signing)
             throws ServiceUnreachableException, UnconfirmedException, EmailException {
         Duration timeout = wait ? options.waitTimeout() : options.timeout();
         try {
-            return client.post(body, key, token(realm), wait, timeout);
+            return client.post(body, key, token(realm, signing), wait, timeout);
         } catch (UnconfirmedException first) {
             LOG.infof("mailbridge did not confirm an email for realm %s (%s); sending it again with the same key",
                     realm, first.getMessage());
         }
         try {
             // A fresh token: each request gets its own jti and lifetime.
-            return client.post(body, key, token(realm), wait, timeout);
+            return client.post(body, key, token(realm, signing), wait, timeout);
         } catch (ServiceUnreachableException second) {
             throw new UnconfirmedException(second.getMessage() + ", after a first attempt without an answer", second);
         }
@@ -169,14 +183,50 @@ public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
         return record == null ? null : record.realm();
     }
 
-    private String token(String realm) throws EmailException {
-        if (signer == null) {
-            return null;
+    /** The realm's own {@code mailbridgeSigning} setting, else the server-wide option. */
+    private Signing signingFor(Map<String, String> config) {
+        String own = config == null ? null : config.get(Signing.REALM_SETTING);
+        if (own == null || own.isBlank()) {
+            return signing;
         }
         try {
-            return signer.sign(issuer(realm), realm);
+            return Signing.parse(own);
+        } catch (IllegalArgumentException e) {
+            LOG.warnf("realm setting %s='%s' is neither secret nor realm-key; using the server option", Signing.REALM_SETTING, own);
+            return signing;
+        }
+    }
+
+    private String token(String realm, Signing signing) throws EmailException {
+        try {
+            if (signing == Signing.REALM_KEY) {
+                return realmKeyToken(realm);
+            }
+            return signer == null ? null : signer.sign(issuer(realm), realm);
         } catch (GeneralSecurityException e) {
-            throw new EmailException("Could not sign the request to mailbridge.", e);
+            LOG.warnf("could not sign the request to mailbridge for realm %s: %s", realm, e.getMessage());
+            throw new EmailException("Could not sign the request to mailbridge: " + e.getMessage(), e);
+        }
+    }
+
+    private String realmKeyToken(String name) throws GeneralSecurityException {
+        KeycloakContext context = session.getContext();
+        RealmModel realm = context == null ? null : context.getRealm();
+        if (realm == null || !realm.getName().equals(name)) {
+            realm = name == null ? null : session.realms().getRealmByName(name);
+        }
+        if (realm == null || realmKeys == null) {
+            throw new GeneralSecurityException("signing=realm-key needs the realm of the email, and none is known");
+        }
+        return realmKeys.sign(session, realm, realmIssuer(name));
+    }
+
+    /** The realm's issuer as its tokens and discovery document name it (the frontend URL), else {@link #issuer}. */
+    private String realmIssuer(String realm) {
+        try {
+            return Urls.realmIssuer(session.getContext().getUri(UrlType.FRONTEND).getBaseUri(), realm);
+        } catch (RuntimeException e) {
+            return issuer(realm);
         }
     }
 

@@ -28,6 +28,8 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
     private MailbridgeOptions options;
     private MailbridgeClient client;
     private TokenSigner signer;
+    private Signing signing = Signing.SECRET;
+    private RealmKeySigner realmKeys = new RealmKeySigner(Clock.systemUTC());
     private final DefaultEmailSenderProviderFactory smtp = new DefaultEmailSenderProviderFactory();
     private FallbackSender fallback = FallbackSender.keycloakSmtp(smtp);
     private TemplateFiles templates;
@@ -35,7 +37,8 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
 
     @Override
     public EmailSenderProvider create(KeycloakSession session) {
-        return new MailbridgeEmailSenderProvider(session, options, client, signer, fallback, renderer);
+        return new MailbridgeEmailSenderProvider(session, options, client, signer, fallback, renderer, signing,
+                realmKeys);
     }
 
     @Override
@@ -43,6 +46,7 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
         smtp.init(config);
         configure(MailbridgeOptions.read(config::get), Clock.systemUTC());
         templates(TemplateFiles.forOption(config.get(TEMPLATES_OPTION)));
+        signing(Signing.parse(config.get("signing")), Clock.systemUTC());
     }
 
     /**
@@ -67,6 +71,15 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
     /** The shared renderer of the mailbridge templates, or null before init. */
     public WasmRenderer renderer() {
         return renderer;
+    }
+
+    /** Chooses how requests are signed by default; also the entry point of tests. */
+    void signing(Signing signing, Clock clock) {
+        this.signing = signing;
+        this.realmKeys = new RealmKeySigner(clock);
+        if (signing == Signing.REALM_KEY) {
+            LOG.infof("mailbridge email sender signs with each realm's own key (signing=realm-key)");
+        }
     }
 
     /** Builds the shared parts from the options; also the entry point of tests. */
@@ -115,6 +128,9 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
                 .helpText("Base URL of the mailbridge service, e.g. http://mailbridge:8090. Required.").add()
                 .property().name("secret").type(ProviderConfigProperty.PASSWORD).secret(true)
                 .helpText("HS256 secret shared with the service (MAILBRIDGE_JWT_SECRET). Without it no token is sent.").add()
+                .property().name("signing").type(ProviderConfigProperty.LIST_TYPE).options("secret", "realm-key").defaultValue("secret")
+                .helpText("'secret': HS256 with the shared secret; 'realm-key': each realm's own active signing key (the service "
+                        + "trusts the realm as a tenant's issuer; no secret anywhere). A realm's SMTP setting mailbridgeSigning overrides it.").add()
                 .property().name("timeout").type(ProviderConfigProperty.STRING_TYPE)
                 .defaultValue(String.valueOf(MailbridgeOptions.DEFAULT_TIMEOUT_MS))
                 .helpText("Bound of one request to the service in milliseconds; a request left without an answer is sent once more with the same idempotency key.").add()

@@ -39,6 +39,15 @@ public final class TokenSigner {
      * @param tenant the realm name, or null to act for the service's default tenant
      */
     public String sign(String issuer, String tenant) throws GeneralSecurityException {
+        String signingInput = HEADER + "." + B64.encodeToString(bytes(claims(issuer, tenant, clock)));
+        Mac mac = Mac.getInstance("HmacSHA256");
+        mac.init(key);
+        byte[] signature = mac.doFinal(signingInput.getBytes(StandardCharsets.US_ASCII));
+        return signingInput + "." + B64.encodeToString(signature);
+    }
+
+    /** The claims of one request's token, whatever signs it. */
+    static ObjectNode claims(String issuer, String tenant, Clock clock) {
         long now = clock.instant().getEpochSecond();
         ObjectNode claims = JSON.createObjectNode();
         claims.put("iss", issuer);
@@ -49,11 +58,7 @@ public final class TokenSigner {
         claims.put("iat", now);
         claims.put("exp", now + LIFETIME_SECONDS);
         claims.put("jti", UUID.randomUUID().toString());
-        String signingInput = HEADER + "." + B64.encodeToString(bytes(claims));
-        Mac mac = Mac.getInstance("HmacSHA256");
-        mac.init(key);
-        byte[] signature = mac.doFinal(signingInput.getBytes(StandardCharsets.US_ASCII));
-        return signingInput + "." + B64.encodeToString(signature);
+        return claims;
     }
 
     private static byte[] bytes(ObjectNode claims) throws GeneralSecurityException {

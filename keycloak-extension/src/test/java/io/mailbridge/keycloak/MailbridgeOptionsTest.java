@@ -66,6 +66,6 @@ class MailbridgeOptionsTest {
         var names = new MailbridgeEmailSenderProviderFactory().getConfigMetadata().stream()
                 .map(ProviderConfigProperty::getName).toList();
 
-        assertEquals(java.util.List.of("url", "secret", "timeout", "waitTimeout", "fallback", "templates"), names);
+        assertEquals(java.util.List.of("url", "secret", "signing", "timeout", "waitTimeout", "fallback", "templates"), names);
     }
 }

@@ -1,0 +1,54 @@
+//! One batch of `mailbridge keys rotate` on SQLite (see [`crate::queue::rotation`]).
+
+use anyhow::Context as _;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::SqliteStore;
+use crate::queue::StoreError;
+use crate::queue::rotation::{self, BATCH, Rotated};
+use crate::queue::sealing::Keyring;
+
+impl SqliteStore {
+    /// Re-seals the next batch of rows after `after`; answers the last id
+    /// read, or `None` when no rows are left.
+    pub async fn reseal_batch(
+        &self,
+        keyring: &Keyring,
+        after: Option<Uuid>,
+        tally: &mut Rotated,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, message FROM messages WHERE message IS NOT NULL AND (?1 IS NULL OR id > ?1) \
+             ORDER BY id LIMIT ?2",
+        )
+        .bind(after.map(|id| id.to_string()))
+        .bind(i64::from(BATCH))
+        .fetch_all(&self.write)
+        .await
+        .context("reading stored messages")?;
+        let mut last = None;
+        for row in &rows {
+            let id: String = row.try_get("id").context("id")?;
+            let text: String = row.try_get("message").context("message")?;
+            let id = Uuid::parse_str(&id).context("id")?;
+            last = Some(id);
+            let Ok(stored) = serde_json::from_str(&text) else {
+                tally.unreadable += 1;
+                continue;
+            };
+            if let Some(sealed) = rotation::reseal(keyring, &(id, stored), tally) {
+                let done =
+                    sqlx::query("UPDATE messages SET message = ? WHERE id = ? AND message = ?")
+                        .bind(sealed.to_string())
+                        .bind(id.to_string())
+                        .bind(&text)
+                        .execute(&self.write)
+                        .await
+                        .context("re-sealing a message")?;
+                tally.resealed += done.rows_affected();
+            }
+        }
+        Ok(last)
+    }
+}
