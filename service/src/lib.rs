@@ -22,12 +22,14 @@
 //!   policy and the delivery worker.
 //! - [`transport`]: the [`transport::Transport`] trait, DSN parsing, SMTP,
 //!   file and provider API transports.
+//! - [`console`]: the operator's web console under `/console/`.
 //! - [`oauth`]: OAuth2 token sources with caching (XOAUTH2, Graph).
 //! - [`telemetry`]: logs, OpenTelemetry traces, and the metrics of `/metrics`.
 
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod email;
 pub mod listener;
 pub mod oauth;
@@ -64,6 +66,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi::openapi))
+        .merge(console::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::api::AppState;
 use crate::auth::Verifier;
 use crate::config::Settings;
+use crate::console::{Console, SignIn};
 use crate::listener::ServingLimits;
 use crate::queue::JobStore;
 use crate::queue::worker::{Worker, WorkerConfig};
@@ -131,6 +132,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
     )
     .with_limits(build_limits(settings)?)
     .with_metrics(metrics.clone());
+    let console = console_for(auth)?;
     let state = AppState {
         store,
         renderer,
@@ -141,6 +143,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         max_pending: settings.max_pending,
         accepting: Arc::new(AtomicBool::new(true)),
         metrics,
+        console,
     };
     Ok(Parts {
         state,
@@ -153,6 +156,17 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
             body_timeout: settings.body_timeout,
             max_connections: settings.max_connections,
         },
+    })
+}
+
+/// The console: on with `--insecure-no-auth` (loopback only, checked above),
+/// where every local browser is an administrator; off otherwise.
+fn console_for(auth: AuthMode) -> anyhow::Result<Option<Arc<Console>>> {
+    Ok(match auth {
+        AuthMode::InsecureNoAuth => Some(Arc::new(
+            Console::new(SignIn::LocalAdmin).context("compiling the console's pages")?,
+        )),
+        AuthMode::Required => None,
     })
 }
 

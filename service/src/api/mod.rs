@@ -45,4 +45,6 @@ pub struct AppState {
     pub accepting: Arc<AtomicBool>,
     /// Counters and gauges served at `/metrics`.
     pub metrics: Metrics,
+    /// The operator's console; `None`: `/console/` answers 404.
+    pub console: Option<Arc<crate::console::Console>>,
 }

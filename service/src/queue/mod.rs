@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::email::OutgoingMessage;
 
 mod batch;
+pub mod history;
 mod pending;
 pub mod postgres;
 pub mod retry;
@@ -354,4 +355,18 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
 
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// A message's attempts that came to an outcome, oldest first (the console's timeline).
+    async fn attempts(&self, id: Uuid) -> Result<Vec<history::AttemptRecord>, StoreError>;
+
+    /// Status rows matching a console search, newest first.
+    async fn search(&self, search: &history::Search) -> Result<Vec<MessageRecord>, StoreError>;
+
+    /// The queue by tenant, transport and status, for `tenants` (`None`: every
+    /// tenant), with the deliveries since `since`.
+    async fn breakdown(
+        &self,
+        tenants: Option<&[String]>,
+        since: OffsetDateTime,
+    ) -> Result<history::Breakdown, StoreError>;
 }

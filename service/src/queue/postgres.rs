@@ -27,6 +27,7 @@ use super::{
     RECORD_COLUMNS, Status, StoreError,
 };
 
+mod console;
 mod writer;
 
 /// Connections per replica: the writers, the API's reads and the worker share them.
@@ -260,6 +261,25 @@ impl JobStore for PgStore {
         }
         self.pool.execute("SELECT 1").await.context("store ping")?;
         Ok(())
+    }
+
+    async fn attempts(&self, id: Uuid) -> Result<Vec<super::history::AttemptRecord>, StoreError> {
+        console::attempts(&self.pool, id).await
+    }
+
+    async fn search(
+        &self,
+        search: &super::history::Search,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        console::search(&self.pool, search).await
+    }
+
+    async fn breakdown(
+        &self,
+        tenants: Option<&[String]>,
+        since: OffsetDateTime,
+    ) -> Result<super::history::Breakdown, StoreError> {
+        console::breakdown(&self.pool, tenants, since).await
     }
 }
 

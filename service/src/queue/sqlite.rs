@@ -27,6 +27,7 @@ use super::{
     RECORD_COLUMNS, Status, StoreError,
 };
 
+mod console;
 mod stats;
 mod writer;
 
@@ -252,5 +253,24 @@ impl JobStore for SqliteStore {
             .await
             .context("store ping")?;
         Ok(())
+    }
+
+    async fn attempts(&self, id: Uuid) -> Result<Vec<super::history::AttemptRecord>, StoreError> {
+        console::attempts(&self.read, id).await
+    }
+
+    async fn search(
+        &self,
+        search: &super::history::Search,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        console::search(&self.read, search).await
+    }
+
+    async fn breakdown(
+        &self,
+        tenants: Option<&[String]>,
+        since: OffsetDateTime,
+    ) -> Result<super::history::Breakdown, StoreError> {
+        console::breakdown(&self.read, tenants, since).await
     }
 }

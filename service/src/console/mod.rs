@@ -1,0 +1,146 @@
+//! The operator's console under `/console/`: server-rendered pages (minijinja
+//! templates, one CSS and one small script, all embedded in the binary) over
+//! the queue store, behind a strict Content-Security-Policy.
+//!
+//! - [`session`]: the viewer, their roles, sessions and CSRF tokens.
+//! - [`pages`]: the overview, the message list and one message's timeline.
+//! - [`actions`]: retry and delete (admins only), one by one or in bulk.
+//! - [`view`]: templates and the headers every console answer carries.
+
+pub mod actions;
+pub mod pages;
+pub mod session;
+pub mod view;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+use crate::api::AppState;
+use session::{Session, Sessions, Viewer};
+
+/// How viewers get in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignIn {
+    /// `--insecure-no-auth` on a loopback address: every local browser is an administrator.
+    LocalAdmin,
+}
+
+/// The console: its sessions and its page templates.
+#[derive(Debug)]
+pub struct Console {
+    sign_in: SignIn,
+    /// Open sessions (the sign-in opens them).
+    pub sessions: Sessions,
+    view: view::Pages,
+}
+
+impl Console {
+    /// A console whose viewers get in by `sign_in`.
+    pub fn new(sign_in: SignIn) -> anyhow::Result<Console> {
+        Ok(Console {
+            sign_in,
+            sessions: Sessions::default(),
+            view: view::Pages::new()?,
+        })
+    }
+}
+
+/// The console's routes; every one answers 404 when the console is off.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/console",
+            get(|| async { Redirect::permanent("/console/") }),
+        )
+        .route("/console/", get(pages::overview))
+        .route("/console/messages", get(pages::messages))
+        .route("/console/messages/retry", post(actions::bulk_retry))
+        .route(
+            "/console/messages/{id}",
+            get(pages::message).post(actions::act),
+        )
+        .route("/console/assets/{file}", get(view::asset))
+        .route("/console/{*rest}", get(|| async { view::not_found() }))
+        .layer(axum::middleware::map_response(view::secure_headers))
+}
+
+/// A console request: the console, the viewer's session, and the cookie to
+/// set when the session was opened by this very request.
+#[derive(Debug)]
+pub struct Visit {
+    /// The console.
+    pub console: Arc<Console>,
+    /// The viewer's session.
+    pub session: Session,
+    /// `Set-Cookie` for a session opened now.
+    pub new_cookie: Option<HeaderValue>,
+}
+
+impl Visit {
+    /// Who is looking.
+    pub fn viewer(&self) -> &Viewer {
+        &self.session.viewer
+    }
+
+    /// `response` with the new session's cookie, if any.
+    pub fn answer(&self, response: impl IntoResponse) -> Response {
+        let mut response = response.into_response();
+        if let Some(cookie) = &self.new_cookie {
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, cookie.clone());
+        }
+        response
+    }
+}
+
+impl FromRequestParts<AppState> for Visit {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Some(console) = state.console.clone() else {
+            return Err(view::not_found());
+        };
+        let existing = parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(session::cookie_value)
+            .and_then(|id| console.sessions.find(id));
+        if let Some(session) = existing {
+            return Ok(Visit {
+                console,
+                session,
+                new_cookie: None,
+            });
+        }
+        match console.sign_in {
+            SignIn::LocalAdmin => {
+                let viewer = Viewer::from_roles("local administrator", ["admin"]);
+                let id = console.sessions.open(viewer);
+                let session = console
+                    .sessions
+                    .find(&id)
+                    .ok_or_else(|| view::not_found())?;
+                let cookie = format!(
+                    "{}={id}; Path=/console; HttpOnly; SameSite=Lax",
+                    session::COOKIE
+                );
+                let new_cookie = HeaderValue::from_str(&cookie)
+                    .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
+                Ok(Visit {
+                    console,
+                    session,
+                    new_cookie: Some(new_cookie),
+                })
+            }
+        }
+    }
+}
