@@ -2,11 +2,13 @@
 //! answer carries (a strict Content-Security-Policy: nothing inline, nothing
 //! from elsewhere, never inside a frame).
 
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::Environment;
 use serde::Serialize;
+
+use crate::api::AppState;
 
 /// The policy of every console answer.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -86,8 +88,11 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// `GET /console/assets/{file}`: the stylesheet or the script.
-pub async fn asset(Path(file): Path<String>) -> Response {
+/// `GET /console/assets/{file}`: the stylesheet or the script (404 when the console is off).
+pub async fn asset(State(state): State<AppState>, Path(file): Path<String>) -> Response {
+    if state.console.is_none() {
+        return not_found();
+    }
     let (body, kind) = match file.as_str() {
         "console.css" => (CSS, "text/css; charset=utf-8"),
         "console.js" => (JS, "text/javascript; charset=utf-8"),

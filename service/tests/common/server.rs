@@ -26,6 +26,15 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with the embedded defaults, overridden by `env`.
     pub async fn start(env: &[(&str, &str)]) -> TestServer {
+        Self::start_as(env, server::AuthMode::Required, |_| {}).await
+    }
+
+    /// Starts a server in `auth` mode; `prepare` sees its parts before it serves.
+    pub async fn start_as(
+        env: &[(&str, &str)],
+        auth: server::AuthMode,
+        prepare: impl FnOnce(&server::Parts),
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut vars: BTreeMap<String, String> = BTreeMap::from([
@@ -52,9 +61,8 @@ impl TestServer {
             vars.insert((*k).into(), (*v).into());
         }
         let settings = config::load(&vars).expect("test settings");
-        let parts = server::build(&settings, server::AuthMode::Required)
-            .await
-            .expect("server parts");
+        let parts = server::build(&settings, auth).await.expect("server parts");
+        prepare(&parts);
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .expect("bind");
