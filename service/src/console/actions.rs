@@ -21,21 +21,21 @@ use crate::queue::Status;
 /// Failed messages one bulk retry queues again at most.
 pub const BULK_LIMIT: u32 = 1000;
 
-/// Refuses a post whose token is not the session's, or whose viewer is not an admin.
-fn permitted(visit: &Visit, csrf: &str) -> Result<(), Response> {
+/// The refusal of a post whose token is not the session's, or whose viewer is not an admin.
+fn refusal(visit: &Visit, csrf: &str) -> Option<Response> {
     if !same_token(csrf, &visit.session.csrf) {
-        return Err(visit.answer(error_page(
+        return Some(visit.answer(error_page(
             StatusCode::FORBIDDEN,
             "This form has expired; reload the page and try again.",
         )));
     }
     if !visit.viewer().admin {
-        return Err(visit.answer(error_page(
+        return Some(visit.answer(error_page(
             StatusCode::FORBIDDEN,
             "Only administrators may retry or delete messages.",
         )));
     }
-    Ok(())
+    None
 }
 
 /// The fields of a message's form: the token and the button pressed.
@@ -54,7 +54,7 @@ pub async fn act(
     Path(id): Path<String>,
     Form(form): Form<MessageForm>,
 ) -> Response {
-    if let Err(refused) = permitted(&visit, &form.csrf) {
+    if let Some(refused) = refusal(&visit, &form.csrf) {
         return refused;
     }
     let Ok(id) = Uuid::parse_str(&id) else {
@@ -114,7 +114,7 @@ pub async fn bulk_retry(
     State(state): State<AppState>,
     Form(form): Form<BulkForm>,
 ) -> Response {
-    if let Err(refused) = permitted(&visit, &form.csrf) {
+    if let Some(refused) = refusal(&visit, &form.csrf) {
         return refused;
     }
     let mut filter = form.filter;

@@ -125,10 +125,7 @@ impl FromRequestParts<AppState> for Visit {
             SignIn::LocalAdmin => {
                 let viewer = Viewer::from_roles("local administrator", ["admin"]);
                 let id = console.sessions.open(viewer);
-                let session = console
-                    .sessions
-                    .find(&id)
-                    .ok_or_else(|| view::not_found())?;
+                let session = console.sessions.find(&id).ok_or_else(view::not_found)?;
                 let cookie = format!(
                     "{}={id}; Path=/console; HttpOnly; SameSite=Lax",
                     session::COOKIE
