@@ -132,7 +132,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
     )
     .with_limits(build_limits(settings)?)
     .with_metrics(metrics.clone());
-    let console = console_for(auth)?;
+    let console = console_for(settings, auth)?;
     let state = AppState {
         store,
         renderer,
@@ -159,15 +159,19 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
     })
 }
 
-/// The console: on with `--insecure-no-auth` (loopback only, checked above),
-/// where every local browser is an administrator; off otherwise.
-fn console_for(auth: AuthMode) -> anyhow::Result<Option<Arc<Console>>> {
-    Ok(match auth {
-        AuthMode::InsecureNoAuth => Some(Arc::new(
-            Console::new(SignIn::LocalAdmin).context("compiling the console's pages")?,
+/// The console: signed in through `MAILBRIDGE_CONSOLE_ISSUER` when set; else
+/// with `--insecure-no-auth` (loopback only, checked above), where every local
+/// browser is an administrator; else off.
+fn console_for(settings: &Settings, auth: AuthMode) -> anyhow::Result<Option<Arc<Console>>> {
+    let sign_in = match (&settings.console, auth) {
+        (Some(oidc), _) => SignIn::Oidc(Arc::new(
+            crate::console::signin::Oidc::new(oidc.clone()).context("the console's sign-in")?,
         )),
-        AuthMode::Required => None,
-    })
+        (None, AuthMode::InsecureNoAuth) => SignIn::LocalAdmin,
+        (None, AuthMode::Required) => return Ok(None),
+    };
+    let console = Console::new(sign_in).context("compiling the console's pages")?;
+    Ok(Some(Arc::new(console)))
 }
 
 /// Serves `parts` on `listener` until `shutdown` completes, then stops cleanly.

@@ -3,13 +3,17 @@
 //! the queue store, behind a strict Content-Security-Policy.
 //!
 //! - [`session`]: the viewer, their roles, sessions and CSRF tokens.
+//! - [`access`]: the sign-in, callback and sign-out pages.
 //! - [`pages`]: the overview, the message list and one message's timeline.
 //! - [`actions`]: retry and delete (admins only), one by one or in bulk.
+//! - [`signin`]: OpenID Connect sign-in and sign-out (see [`access`]'s routes).
 //! - [`view`]: templates and the headers every console answer carries.
 
+pub mod access;
 pub mod actions;
 pub mod pages;
 pub mod session;
+pub mod signin;
 pub mod view;
 
 use std::sync::Arc;
@@ -25,10 +29,12 @@ use crate::api::AppState;
 use session::{Session, Sessions, Viewer};
 
 /// How viewers get in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum SignIn {
     /// `--insecure-no-auth` on a loopback address: every local browser is an administrator.
     LocalAdmin,
+    /// OpenID Connect against `MAILBRIDGE_CONSOLE_ISSUER`.
+    Oidc(Arc<signin::Oidc>),
 }
 
 /// The console: its sessions and its page templates.
@@ -66,6 +72,9 @@ pub fn routes() -> Router<AppState> {
             get(pages::message).post(actions::act),
         )
         .route("/console/assets/{file}", get(view::asset))
+        .route("/console/signin", get(access::sign_in))
+        .route("/console/callback", get(access::callback))
+        .route("/console/signout", post(access::sign_out))
         .route("/console/{*rest}", get(|| async { view::not_found() }))
         .layer(axum::middleware::map_response(view::secure_headers))
 }
@@ -121,23 +130,40 @@ impl FromRequestParts<AppState> for Visit {
                 new_cookie: None,
             });
         }
-        match console.sign_in {
+        match &console.sign_in {
             SignIn::LocalAdmin => {
                 let viewer = Viewer::from_roles("local administrator", ["admin"]);
                 let id = console.sessions.open(viewer);
                 let session = console.sessions.find(&id).ok_or_else(view::not_found)?;
-                let cookie = format!(
-                    "{}={id}; Path=/console; HttpOnly; SameSite=Lax",
-                    session::COOKIE
-                );
-                let new_cookie = HeaderValue::from_str(&cookie)
-                    .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
+                let new_cookie = console.cookie(&id);
                 Ok(Visit {
                     console,
                     session,
-                    new_cookie: Some(new_cookie),
+                    new_cookie,
                 })
             }
+            // Reading pages leads to the sign-in; a form posted without a session changes nothing.
+            SignIn::Oidc(_) if parts.method == axum::http::Method::GET => {
+                Err(Redirect::to("/console/signin").into_response())
+            }
+            SignIn::Oidc(_) => Err(view::error_page(StatusCode::FORBIDDEN, "Sign in first.")),
         }
+    }
+}
+
+impl Console {
+    /// The `Set-Cookie` value of session `id`: `HttpOnly`, `SameSite=Lax`,
+    /// `Secure` when the console is behind https.
+    /// `None` only for an id that is no header value (ids are URL-safe base64).
+    pub fn cookie(&self, id: &str) -> Option<HeaderValue> {
+        let secure = match &self.sign_in {
+            SignIn::Oidc(oidc) if oidc.secure() => "; Secure",
+            _ => "",
+        };
+        HeaderValue::from_str(&format!(
+            "{}={id}; Path=/console; HttpOnly; SameSite=Lax{secure}",
+            session::COOKIE
+        ))
+        .ok()
     }
 }

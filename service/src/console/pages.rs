@@ -101,6 +101,7 @@ pub async fn overview(
         transports => Serde(transports.into_values().collect::<Vec<_>>()),
         sent_last_hour => breakdown.sent_since,
         oldest_unsent,
+        csrf => visit.session.csrf.clone(),
     };
     let template = match query.part.as_deref() {
         Some("figures") => "figures.html",

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use rand::RngCore as _;
 
+use crate::secret::Secret;
+
 /// The session cookie's name.
 pub const COOKIE: &str = "mailbridge_console";
 
@@ -63,8 +65,12 @@ impl Viewer {
 /// One signed-in browser.
 #[derive(Debug, Clone)]
 pub struct Session {
+    /// Its id: the cookie's value.
+    pub id: String,
     /// Who.
     pub viewer: Viewer,
+    /// The ID token of the sign-in, the hint of the sign-out at the issuer.
+    pub id_token: Option<Secret>,
     /// Every form carries it; a POST without it is refused.
     pub csrf: String,
     last_seen: Instant,
@@ -79,9 +85,16 @@ pub struct Sessions {
 impl Sessions {
     /// Opens a session for `viewer`; answers its id (the cookie's value).
     pub fn open(&self, viewer: Viewer) -> String {
+        self.open_signed_in(viewer, None)
+    }
+
+    /// Opens a session for `viewer` signed in with `id_token`; answers its id.
+    pub fn open_signed_in(&self, viewer: Viewer, id_token: Option<Secret>) -> String {
         let id = random_token();
         let session = Session {
+            id: id.clone(),
             viewer,
+            id_token,
             csrf: random_token(),
             last_seen: Instant::now(),
         };
