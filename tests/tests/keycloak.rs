@@ -3,7 +3,8 @@
 //! through Keycloak's own APIs and pages, and checked where it lands. Keycloak
 //! and mailbridge both export traces to one OTLP receiver: a Keycloak request
 //! and the delivery of its email must be one trace. The demo realm that
-//! `docker-compose.yml` imports is checked to work as its comment says.
+//! `docker-compose.yml` imports is checked to work as its comment says. The
+//! operator's console signs in through the same Keycloak (`support/console.rs`).
 
 mod support;
 
@@ -234,6 +235,9 @@ async fn keycloak_sends_every_email_through_mailbridge() {
         took < Duration::from_millis(TIMEOUT_MS * 3),
         "failed within the timeout, took {took:?}"
     );
+
+    // 8. The operator's console, signed in through this Keycloak (a realm of its own).
+    support::console::check(&kc, &kc.admin().await).await;
     kc.stop().await;
 }
 

@@ -44,12 +44,20 @@ pub struct Console {
     /// Open sessions (the sign-in opens them).
     pub sessions: Sessions,
     view: view::Pages,
+    /// The `Content-Security-Policy` of every console answer.
+    pub content_security_policy: HeaderValue,
 }
 
 impl Console {
     /// A console whose viewers get in by `sign_in`.
     pub fn new(sign_in: SignIn) -> anyhow::Result<Console> {
+        let issuer = match &sign_in {
+            SignIn::Oidc(oidc) => Some(oidc.issuer_origin()),
+            SignIn::LocalAdmin => None,
+        };
+        let policy = view::content_security_policy(issuer.as_deref());
         Ok(Console {
+            content_security_policy: HeaderValue::from_str(&policy)?,
             sign_in,
             sessions: Sessions::default(),
             view: view::Pages::new()?,
@@ -58,7 +66,7 @@ impl Console {
 }
 
 /// The console's routes; every one answers 404 when the console is off.
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route(
             "/console",
@@ -76,7 +84,10 @@ pub fn routes() -> Router<AppState> {
         .route("/console/callback", get(access::callback))
         .route("/console/signout", post(access::sign_out))
         .route("/console/{*rest}", get(|| async { view::not_found() }))
-        .layer(axum::middleware::map_response(view::secure_headers))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            view::secure_headers,
+        ))
 }
 
 /// A console request: the console, the viewer's session, and the cookie to

@@ -128,6 +128,11 @@ impl Oidc {
         })
     }
 
+    /// The issuer's origin (`https://sso.example`): sign-out's form goes on there.
+    pub fn issuer_origin(&self) -> String {
+        self.settings.issuer.origin().ascii_serialization()
+    }
+
     /// Whether the session cookie must be `Secure` (the console is behind https).
     pub fn secure(&self) -> bool {
         self.settings.url.scheme() == "https"

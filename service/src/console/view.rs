@@ -10,10 +10,18 @@ use serde::Serialize;
 
 use crate::api::AppState;
 
-/// The policy of every console answer.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
-     base-uri 'none'";
+/// The policy of every console answer; forms may also go to `issuer` (the
+/// sign-out continues at the issuer, and a form's redirects count as the form's).
+pub fn content_security_policy(issuer: Option<&str>) -> String {
+    let form_action = match issuer {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".to_owned(),
+    };
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
 
 /// The page templates, embedded in the binary.
 const TEMPLATES: &[(&str, &str)] = &[
@@ -109,10 +117,14 @@ pub async fn asset(State(state): State<AppState>, Path(file): Path<String>) -> R
 }
 
 /// Adds the console's security headers; pages are never cached.
-pub async fn secure_headers(mut response: Response) -> Response {
+pub async fn secure_headers(State(state): State<AppState>, mut response: Response) -> Response {
+    let policy = match &state.console {
+        Some(console) => console.content_security_policy.clone(),
+        None => HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    };
     let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     let fixed = [
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),

@@ -3,6 +3,7 @@
 //! with the extension jar in `providers/`.
 #![allow(dead_code)]
 
+pub mod console;
 pub mod keycloak;
 pub mod otlp;
 
@@ -217,8 +218,19 @@ impl Service {
         secret: &str,
         templates: &Path,
     ) -> Service {
+        Self::start_with(port, smtp_port, secret, templates, &[]).await
+    }
+
+    /// As [`Service::start_with_templates`], with more variables (`extra` wins).
+    pub async fn start_with(
+        port: u16,
+        smtp_port: u16,
+        secret: &str,
+        templates: &Path,
+        extra: &[(&str, String)],
+    ) -> Service {
         let dir = tempfile::tempdir().expect("temp dir");
-        let vars = std::collections::BTreeMap::from([
+        let mut vars = std::collections::BTreeMap::from([
             ("MAILBRIDGE_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
             (
                 "MAILBRIDGE_DATABASE_URL".to_owned(),
@@ -236,6 +248,7 @@ impl Service {
             ("MAILBRIDGE_RETRY_BASE".to_owned(), "200ms".to_owned()),
             ("MAILBRIDGE_SHUTDOWN_DELAY".to_owned(), "0s".to_owned()),
         ]);
+        vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         let settings = mailbridge::config::load(&vars).expect("settings");
         let parts = mailbridge::server::build(&settings, mailbridge::server::AuthMode::Required)
             .await
