@@ -7,6 +7,7 @@
 //! - [`pages`]: the overview, the message list and one message's timeline.
 //! - [`actions`]: retry and delete (admins only), one by one or in bulk.
 //! - [`signin`]: OpenID Connect sign-in and sign-out (see [`access`]'s routes).
+//! - [`studio`]: the template studio.
 //! - [`view`]: templates and the headers every console answer carries.
 
 pub mod access;
@@ -14,6 +15,7 @@ pub mod actions;
 pub mod pages;
 pub mod session;
 pub mod signin;
+pub mod studio;
 pub mod view;
 
 use std::sync::Arc;
@@ -79,6 +81,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/console/messages/{id}",
             get(pages::message).post(actions::act),
         )
+        .route("/console/templates", get(studio::page))
+        .route("/console/templates/preview", post(studio::preview))
+        .route("/console/templates/render", post(studio::rendered))
         .route("/console/assets/{file}", get(view::asset))
         .route("/console/signin", get(access::sign_in))
         .route("/console/callback", get(access::callback))

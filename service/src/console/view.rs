@@ -19,7 +19,8 @@ pub fn content_security_policy(issuer: Option<&str>) -> String {
     };
     format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         connect-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+         connect-src 'self'; frame-src 'self'; form-action {form_action}; frame-ancestors 'none'; \
+         base-uri 'none'"
     )
 }
 
@@ -30,6 +31,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("figures.html", include_str!("templates/figures.html")),
     ("messages.html", include_str!("templates/messages.html")),
     ("message.html", include_str!("templates/message.html")),
+    ("templates.html", include_str!("templates/templates.html")),
 ];
 
 /// The stylesheet and the script, embedded in the binary.
@@ -123,9 +125,14 @@ pub async fn secure_headers(State(state): State<AppState>, mut response: Respons
         None => HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
     };
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    // Only the studio's preview sets its own (stricter for scripts, framed by the console).
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    if !headers.contains_key(header::X_FRAME_OPTIONS) {
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     let fixed = [
-        (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
     ];
