@@ -121,3 +121,9 @@ async fn a_late_claim_hands_out_a_live_lease() {
     let dir = tempfile::tempdir().unwrap();
     store_contract::a_late_claim_hands_out_a_live_lease(Arc::new(open(&dir).await)).await;
 }
+
+#[tokio::test]
+async fn history_searches_and_breakdown() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::console::history_searches_and_breakdown(Arc::new(open(&dir).await)).await;
+}

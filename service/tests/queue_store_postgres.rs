@@ -36,6 +36,7 @@ async fn the_store_contract_holds_on_postgres() {
     store_contract::renewal_and_release(open(&pg.database()).await).await;
     store_contract::an_enqueue_can_claim_at_once(open(&pg.database()).await).await;
     store_contract::a_late_claim_hands_out_a_live_lease(open(&pg.database()).await).await;
+    store_contract::console::history_searches_and_breakdown(open(&pg.database()).await).await;
     let url = pg.database();
     store_contract::an_unreadable_row_fails_alone(open(&url).await, |id| async move {
         let other = sqlx::PgPool::connect(&url).await.unwrap();

@@ -58,7 +58,7 @@ pub async fn page(
     State(state): State<AppState>,
     Query(mut choice): Query<Choice>,
 ) -> Response {
-    let tenants = tenants(&visit, &state);
+    let mut tenants = tenants(&visit, &state);
     let templates = state.renderer.template_names();
     let locales = state.renderer.locales();
     let first = |list: &[String]| list.first().cloned().unwrap_or_default();
@@ -66,6 +66,10 @@ pub async fn page(
         choice.tenant = first(&tenants);
     } else if !visit.viewer().can_see(&choice.tenant) {
         return visit.answer(not_found());
+    } else if !tenants.contains(&choice.tenant) {
+        // A tenant known only from its messages (a realm without settings).
+        tenants.push(choice.tenant.clone());
+        tenants.sort();
     }
     if !templates.contains(&choice.template) {
         choice.template = first(&templates);

@@ -160,6 +160,32 @@ async fn browse(plan: &Value) -> Value {
     serde_json::from_slice(&output.stdout).expect("the walk's JSON")
 }
 
+/// The studio showed what `POST /v1/render` answers for the same data.
+async fn check_studio(service: &Service, studio: &Value) {
+    let data: Value = serde_json::from_str(studio["data"].as_str().expect("data")).expect("JSON");
+    let token = mailbridge::auth::mint(SECRET.as_bytes(), Some("acme"), false, 120).expect("token");
+    let api: Value = reqwest::Client::new()
+        .post(format!("{}/v1/render", service.url))
+        .bearer_auth(token)
+        .json(&json!({"template": "password-reset", "locale": "de", "data": data}))
+        .send()
+        .await
+        .expect("render")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        studio["html"], api["html"],
+        "the frame holds what /v1/render renders"
+    );
+    assert_eq!(studio["subject"], api["subject"]);
+    assert_eq!(studio["text"], api["text"]);
+    assert_eq!(
+        studio["invalid_data"], "true",
+        "bad JSON is marked as typed"
+    );
+}
+
 /// Signs in as an admin and as a `tenant:acme` viewer and checks what each may see and do.
 pub async fn check(kc: &Keycloak, admin: &Admin) {
     let mut service = start_service(kc).await;
@@ -195,6 +221,7 @@ pub async fn check(kc: &Keycloak, admin: &Admin) {
     for (page, fits) in by_admin["phone_fits"].as_object().expect("phone pages") {
         assert_eq!(fits, true, "{page} scrolls sideways at 375 px");
     }
+    check_studio(&service, &by_admin["studio"]).await;
     let kc_url = kc.url.as_str();
     let after = by_admin["after_sign_out_messages"]
         .as_str()

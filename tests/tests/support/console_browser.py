@@ -32,6 +32,26 @@ def attempts(page) -> int:
     return page.locator("li[data-entry=attempt]").count()
 
 
+def studio(page, console: str, shots: pathlib.Path) -> dict:
+    """The studio renders password-reset in German for acme on its own (the
+    page's script submits the data into the frame); what the frame received,
+    the subject and the text shown beside it."""
+    seen = {}
+    url = f"{console}/console/templates?tenant=acme&template=password-reset&locale=de"
+    with page.expect_response(lambda r: r.url.endswith("/console/templates/preview")) as framed:
+        page.goto(url)
+    seen["html"] = framed.value.text()
+    page.wait_for_function("() => document.getElementById('subject').textContent.length > 0")
+    seen["subject"] = page.inner_text("#subject")
+    seen["text"] = page.eval_on_selector("#text", "e => e.textContent")
+    seen["data"] = page.input_value("textarea[name=data]")
+    page.fill("textarea[name=data]", "{ not json")
+    seen["invalid_data"] = page.get_attribute("textarea[name=data]", "aria-invalid")
+    page.fill("textarea[name=data]", seen["data"])
+    page.screenshot(path=str(shots / "templates.png"), full_page=True)
+    return seen
+
+
 def admin_walk(browser, plan: dict, shots: pathlib.Path) -> dict:
     console, seen = plan["console"], {}
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -68,11 +88,14 @@ def admin_walk(browser, plan: dict, shots: pathlib.Path) -> dict:
         page.reload()
     seen["attempts_after"] = attempts(page)
 
+    seen["studio"] = studio(page, console, shots)
+
     phone = browser.new_page(viewport={"width": 375, "height": 800})
     phone.context.add_cookies(page.context.cookies())
     seen["phone_fits"] = {}
     for name, path in [("overview", "/console/"), ("messages", "/console/messages"),
-                       ("message", f"/console/messages/{failed}")]:
+                       ("message", f"/console/messages/{failed}"),
+                       ("templates", "/console/templates?template=password-reset")]:
         phone.goto(f"{console}{path}")
         seen["phone_fits"][name] = fits(phone, 375)
         phone.screenshot(path=str(shots / f"phone-{name}.png"), full_page=True)
