@@ -8,6 +8,7 @@
 //! - [`actions`]: retry and delete (admins only), one by one or in bulk.
 //! - [`signin`]: OpenID Connect sign-in and sign-out (see [`access`]'s routes).
 //! - [`studio`]: the template studio.
+//! - [`transports`]: the transports' health and a test send.
 //! - [`view`]: templates and the headers every console answer carries.
 
 pub mod access;
@@ -16,6 +17,7 @@ pub mod pages;
 pub mod session;
 pub mod signin;
 pub mod studio;
+pub mod transports;
 pub mod view;
 
 use std::sync::Arc;
@@ -81,6 +83,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/console/messages/{id}",
             get(pages::message).post(actions::act),
         )
+        .route("/console/transports", get(transports::page))
+        .route("/console/transports/test", post(transports::test_send))
         .route("/console/templates", get(studio::page))
         .route("/console/templates/preview", post(studio::preview))
         .route("/console/templates/render", post(studio::rendered))

@@ -32,6 +32,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("messages.html", include_str!("templates/messages.html")),
     ("message.html", include_str!("templates/message.html")),
     ("templates.html", include_str!("templates/templates.html")),
+    ("transports.html", include_str!("templates/transports.html")),
 ];
 
 /// The stylesheet and the script, embedded in the binary.

@@ -77,6 +77,44 @@ pub struct Breakdown {
     pub oldest_unsent: Option<OffsetDateTime>,
 }
 
+/// One transport's health, from its attempts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TransportHealth {
+    /// The transport's name.
+    pub transport: String,
+    /// When it last delivered.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_sent_at: Option<OffsetDateTime>,
+    /// When it last failed, and its answer.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_error_at: Option<OffsetDateTime>,
+    /// The answer of its last failure.
+    pub last_error: Option<String>,
+    /// Failures since its last delivery.
+    pub consecutive_failures: u64,
+}
+
+impl TransportHealth {
+    /// Adds one outcome row (`sent` or a failure) to the figures.
+    pub(crate) fn add(&mut self, outcome: &str, answer: Option<String>, at: OffsetDateTime) {
+        if outcome == "sent" {
+            self.last_sent_at = Some(at);
+        } else {
+            self.last_error_at = Some(at);
+            self.last_error = answer;
+        }
+    }
+}
+
+/// Last delivery and last failure of each transport (one row of each at most).
+pub(crate) const LAST_OUTCOMES: &str = "SELECT transport, outcome, answer, finished_at FROM attempts \
+     WHERE id IN (SELECT max(id) FROM attempts GROUP BY transport, outcome = 'sent')";
+
+/// Failures of each transport since its last delivery.
+pub(crate) const FAILURE_RUNS: &str = "SELECT a.transport, count(*) AS n FROM attempts a \
+     WHERE a.outcome <> 'sent' AND a.id > COALESCE((SELECT max(b.id) FROM attempts b \
+     WHERE b.transport = a.transport AND b.outcome = 'sent'), 0) GROUP BY a.transport";
+
 /// The history row an outcome leaves: `(outcome, answer)`; none for an
 /// attempt given back uncounted (shutdown, rate limit).
 pub(crate) fn attempt_entry(outcome: &Outcome) -> Option<(&'static str, Option<String>)> {

@@ -369,4 +369,7 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         tenants: Option<&[String]>,
         since: OffsetDateTime,
     ) -> Result<history::Breakdown, StoreError>;
+
+    /// Each transport's last delivery, last failure and failures since, from the history.
+    async fn transport_health(&self) -> Result<Vec<history::TransportHealth>, StoreError>;
 }

@@ -281,6 +281,10 @@ impl JobStore for PgStore {
     ) -> Result<super::history::Breakdown, StoreError> {
         console::breakdown(&self.pool, tenants, since).await
     }
+
+    async fn transport_health(&self) -> Result<Vec<super::history::TransportHealth>, StoreError> {
+        console::transport_health(&self.pool).await
+    }
 }
 
 #[cfg(test)]

@@ -273,4 +273,8 @@ impl JobStore for SqliteStore {
     ) -> Result<super::history::Breakdown, StoreError> {
         console::breakdown(&self.read, tenants, since).await
     }
+
+    async fn transport_health(&self) -> Result<Vec<super::history::TransportHealth>, StoreError> {
+        console::transport_health(&self.read).await
+    }
 }

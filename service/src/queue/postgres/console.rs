@@ -6,8 +6,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::record;
-use crate::queue::history::{AttemptRecord, Breakdown, RecipientMatch, Search};
+use crate::queue::history::{
+    AttemptRecord, Breakdown, FAILURE_RUNS, LAST_OUTCOMES, RecipientMatch, Search, TransportHealth,
+};
 use crate::queue::{MessageRecord, RECORD_COLUMNS, Status, StoreError};
+use std::collections::BTreeMap;
 
 /// A message's attempts, oldest first.
 pub(super) async fn attempts(pool: &PgPool, id: Uuid) -> Result<Vec<AttemptRecord>, StoreError> {
@@ -126,4 +129,37 @@ pub(super) async fn breakdown(
     .await
     .context("finding the oldest unsent message")?;
     Ok(breakdown)
+}
+
+/// Each transport's last delivery, last failure and failures since.
+pub(super) async fn transport_health(pool: &PgPool) -> Result<Vec<TransportHealth>, StoreError> {
+    let mut health: BTreeMap<String, TransportHealth> = BTreeMap::new();
+    let rows = sqlx::query(LAST_OUTCOMES)
+        .fetch_all(pool)
+        .await
+        .context("reading the transports' last outcomes")?;
+    for row in rows {
+        let transport: String = row.try_get("transport").context("transport")?;
+        let outcome: String = row.try_get("outcome").context("outcome")?;
+        let at = row.try_get("finished_at").context("finished_at")?;
+        health
+            .entry(transport.clone())
+            .or_insert_with(|| TransportHealth {
+                transport,
+                ..TransportHealth::default()
+            })
+            .add(&outcome, row.try_get("answer").context("answer")?, at);
+    }
+    let runs = sqlx::query(FAILURE_RUNS)
+        .fetch_all(pool)
+        .await
+        .context("counting the transports' failures")?;
+    for row in runs {
+        let transport: String = row.try_get("transport").context("transport")?;
+        let count: i64 = row.try_get("n").context("count")?;
+        if let Some(h) = health.get_mut(&transport) {
+            h.consecutive_failures = u64::try_from(count).unwrap_or_default();
+        }
+    }
+    Ok(health.into_values().collect())
 }

@@ -6,8 +6,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{from_ms, ms, record};
-use crate::queue::history::{AttemptRecord, Breakdown, RecipientMatch, Search, prefix_end};
+use crate::queue::history::{
+    AttemptRecord, Breakdown, FAILURE_RUNS, LAST_OUTCOMES, RecipientMatch, Search, TransportHealth,
+    prefix_end,
+};
 use crate::queue::{MessageRecord, RECORD_COLUMNS, Status, StoreError};
+use std::collections::BTreeMap;
 
 /// A message's attempts, oldest first.
 pub(super) async fn attempts(
@@ -135,4 +139,39 @@ pub(super) async fn breakdown(
     .context("finding the oldest unsent message")?;
     breakdown.oldest_unsent = oldest.map(from_ms);
     Ok(breakdown)
+}
+
+/// Each transport's last delivery, last failure and failures since.
+pub(super) async fn transport_health(
+    pool: &SqlitePool,
+) -> Result<Vec<TransportHealth>, StoreError> {
+    let mut health: BTreeMap<String, TransportHealth> = BTreeMap::new();
+    let rows = sqlx::query(LAST_OUTCOMES)
+        .fetch_all(pool)
+        .await
+        .context("reading the transports' last outcomes")?;
+    for row in rows {
+        let transport: String = row.try_get("transport").context("transport")?;
+        let outcome: String = row.try_get("outcome").context("outcome")?;
+        let at = from_ms(row.try_get("finished_at").context("finished_at")?);
+        health
+            .entry(transport.clone())
+            .or_insert_with(|| TransportHealth {
+                transport,
+                ..TransportHealth::default()
+            })
+            .add(&outcome, row.try_get("answer").context("answer")?, at);
+    }
+    let runs = sqlx::query(FAILURE_RUNS)
+        .fetch_all(pool)
+        .await
+        .context("counting the transports' failures")?;
+    for row in runs {
+        let transport: String = row.try_get("transport").context("transport")?;
+        let count: i64 = row.try_get("n").context("count")?;
+        if let Some(h) = health.get_mut(&transport) {
+            h.consecutive_failures = u64::try_from(count).unwrap_or_default();
+        }
+    }
+    Ok(health.into_values().collect())
 }
