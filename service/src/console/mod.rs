@@ -6,6 +6,7 @@
 //! - [`access`]: the sign-in, callback and sign-out pages.
 //! - [`pages`]: the overview, the message list and one message's timeline.
 //! - [`actions`]: retry and delete (admins only), one by one or in bulk.
+//! - [`issuer_http`]: the HTTP client of the sign-in.
 //! - [`signin`]: OpenID Connect sign-in and sign-out (see [`access`]'s routes).
 //! - [`studio`]: the template studio.
 //! - [`transports`]: the transports' health and a test send.
@@ -13,6 +14,7 @@
 
 pub mod access;
 pub mod actions;
+pub mod issuer_http;
 pub mod pages;
 pub mod session;
 pub mod signin;

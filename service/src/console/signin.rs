@@ -6,20 +6,19 @@
 //! Sign-out ends the session here and at the issuer (RP-initiated logout).
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreIdToken};
 use openidconnect::{
-    AuthorizationCode, ClientId, CsrfToken, HttpRequest, HttpResponse, IssuerUrl, LogoutRequest,
-    Nonce, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout,
-    RedirectUrl, TokenResponse as _,
+    AuthorizationCode, ClientId, CsrfToken, IssuerUrl, LogoutRequest, Nonce, PkceCodeChallenge,
+    PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl,
+    TokenResponse as _,
 };
 use serde_json::Value;
 
+use super::issuer_http::Http;
 use super::session::Viewer;
 use crate::config::ConsoleSettings;
 
@@ -44,40 +43,6 @@ pub enum SignInError {
     /// The issuer's answer was refused (no ID token, or one that fails its checks).
     #[error("the identity provider's answer was refused: {0}")]
     Refused(String),
-}
-
-/// The HTTP client of the sign-in: no redirects, bounded in time.
-#[derive(Debug, Clone)]
-struct Http(reqwest::Client);
-
-/// A failed request to the issuer.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct HttpError(String);
-
-impl<'c> openidconnect::AsyncHttpClient<'c> for Http {
-    type Error = HttpError;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send + 'c>>;
-
-    fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(async move {
-            let request =
-                reqwest::Request::try_from(request).map_err(|e| HttpError(e.to_string()))?;
-            let answer = self
-                .0
-                .execute(request)
-                .await
-                .map_err(|e| HttpError(e.without_url().to_string()))?;
-            let mut built = axum::http::Response::builder().status(answer.status());
-            for (name, value) in answer.headers() {
-                built = built.header(name, value);
-            }
-            let body = answer.bytes().await.map_err(|e| HttpError(e.to_string()))?;
-            built
-                .body(body.to_vec())
-                .map_err(|e| HttpError(e.to_string()))
-        })
-    }
 }
 
 /// A sign-in sent to the issuer, waiting for its callback.
@@ -122,7 +87,7 @@ impl Oidc {
             .build()?;
         Ok(Oidc {
             settings,
-            http: Http(client),
+            http: Http::new(client),
             metadata: tokio::sync::Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
         })

@@ -162,7 +162,10 @@ pub async fn history_searches_and_breakdown(store: Arc<dyn JobStore>) {
     assert_eq!(health.len(), 1);
     assert_eq!(health[0].transport, "default");
     assert!(health[0].last_sent_at.is_some());
-    assert_eq!(health[0].last_error.as_deref(), Some("550 5.1.1 no such user"));
+    assert_eq!(
+        health[0].last_error.as_deref(),
+        Some("550 5.1.1 no such user")
+    );
     assert_eq!(health[0].consecutive_failures, 0, "a delivery came after");
 
     assert!(store.delete(ada).await.unwrap());
