@@ -12,6 +12,7 @@ CREATE TABLE attempts (
 );
 CREATE INDEX attempts_message ON attempts (message_id, id);
 CREATE INDEX attempts_transport ON attempts (transport, id);
+CREATE INDEX attempts_transport_outcome ON attempts (transport, outcome, id);
 
 -- Every recipient address (lower case) of a message, so the console can find
 -- "Ada's email" by exact address or prefix without reading bodies.
@@ -22,7 +23,9 @@ CREATE TABLE recipients (
 CREATE INDEX recipients_address ON recipients (address text_pattern_ops, message_id);
 CREATE INDEX recipients_message ON recipients (message_id);
 
--- The console's filters: by status or tenant, newest first; the last hour's deliveries.
+-- The console's filters: by status or tenant, newest first; the last hour's
+-- deliveries; the overview's counts from the index alone (rows hold bodies).
 CREATE INDEX messages_status_id ON messages (status, id);
 CREATE INDEX messages_tenant_id ON messages (tenant, id);
 CREATE INDEX messages_sent_at ON messages (sent_at) WHERE sent_at IS NOT NULL;
+CREATE INDEX messages_breakdown ON messages (tenant, transport, status);

@@ -45,14 +45,11 @@ struct TestResult {
 }
 
 async fn show(visit: &Visit, state: &AppState, result: Option<TestResult>) -> Response {
-    let health = match state.store.transport_health().await {
+    let names = state.worker.transport_names();
+    let health = match state.store.transport_health(&names).await {
         Ok(h) => h,
         Err(e) => return store_down(&e),
     };
-    let mut names = state.worker.transport_names();
-    names.extend(health.iter().map(|h| h.transport.clone()));
-    names.sort();
-    names.dedup();
     let rows: Vec<Row> = names
         .into_iter()
         .map(|name| {

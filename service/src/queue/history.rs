@@ -106,14 +106,16 @@ impl TransportHealth {
     }
 }
 
-/// Last delivery and last failure of each transport (one row of each at most).
-pub(crate) const LAST_OUTCOMES: &str = "SELECT transport, outcome, answer, finished_at FROM attempts \
-     WHERE id IN (SELECT max(id) FROM attempts GROUP BY transport, outcome = 'sent')";
+/// A transport's last delivery: `(id, answer, finished_at)` (`?1`/`$1`: the transport).
+pub(crate) fn last_outcome(outcome: &str, placeholder: &str) -> String {
+    format!(
+        "SELECT id, answer, finished_at FROM attempts WHERE transport = {placeholder} \
+         AND outcome = '{outcome}' ORDER BY id DESC LIMIT 1"
+    )
+}
 
-/// Failures of each transport since its last delivery.
-pub(crate) const FAILURE_RUNS: &str = "SELECT a.transport, count(*) AS n FROM attempts a \
-     WHERE a.outcome <> 'sent' AND a.id > COALESCE((SELECT max(b.id) FROM attempts b \
-     WHERE b.transport = a.transport AND b.outcome = 'sent'), 0) GROUP BY a.transport";
+/// The outcomes a failure is recorded as.
+pub(crate) const FAILURES: [&str; 2] = ["retrying", "failed"];
 
 /// The history row an outcome leaves: `(outcome, answer)`; none for an
 /// attempt given back uncounted (shutdown, rate limit).

@@ -370,6 +370,10 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         since: OffsetDateTime,
     ) -> Result<history::Breakdown, StoreError>;
 
-    /// Each transport's last delivery, last failure and failures since, from the history.
-    async fn transport_health(&self) -> Result<Vec<history::TransportHealth>, StoreError>;
+    /// The last delivery, last failure and failures since of each of
+    /// `transports`, from the history.
+    async fn transport_health(
+        &self,
+        transports: &[String],
+    ) -> Result<Vec<history::TransportHealth>, StoreError>;
 }

@@ -282,8 +282,11 @@ impl JobStore for PgStore {
         console::breakdown(&self.pool, tenants, since).await
     }
 
-    async fn transport_health(&self) -> Result<Vec<super::history::TransportHealth>, StoreError> {
-        console::transport_health(&self.pool).await
+    async fn transport_health(
+        &self,
+        transports: &[String],
+    ) -> Result<Vec<super::history::TransportHealth>, StoreError> {
+        console::transport_health(&self.pool, transports).await
     }
 }
 

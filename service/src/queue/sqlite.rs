@@ -274,7 +274,10 @@ impl JobStore for SqliteStore {
         console::breakdown(&self.read, tenants, since).await
     }
 
-    async fn transport_health(&self) -> Result<Vec<super::history::TransportHealth>, StoreError> {
-        console::transport_health(&self.read).await
+    async fn transport_health(
+        &self,
+        transports: &[String],
+    ) -> Result<Vec<super::history::TransportHealth>, StoreError> {
+        console::transport_health(&self.read, transports).await
     }
 }

@@ -158,7 +158,10 @@ pub async fn history_searches_and_breakdown(store: Arc<dyn JobStore>) {
     assert_eq!(globex.counts, [("globex".to_owned(), d, Status::Sent, 1)]);
     assert_eq!(globex.oldest_unsent, None);
 
-    let health = store.transport_health().await.unwrap();
+    let health = store
+        .transport_health(&["default".to_owned()])
+        .await
+        .unwrap();
     assert_eq!(health.len(), 1);
     assert_eq!(health[0].transport, "default");
     assert!(health[0].last_sent_at.is_some());

@@ -7,11 +7,10 @@ use uuid::Uuid;
 
 use super::{from_ms, ms, record};
 use crate::queue::history::{
-    AttemptRecord, Breakdown, FAILURE_RUNS, LAST_OUTCOMES, RecipientMatch, Search, TransportHealth,
+    AttemptRecord, Breakdown, FAILURES, RecipientMatch, Search, TransportHealth, last_outcome,
     prefix_end,
 };
 use crate::queue::{MessageRecord, RECORD_COLUMNS, Status, StoreError};
-use std::collections::BTreeMap;
 
 /// A message's attempts, oldest first.
 pub(super) async fn attempts(
@@ -141,37 +140,67 @@ pub(super) async fn breakdown(
     Ok(breakdown)
 }
 
-/// Each transport's last delivery, last failure and failures since.
+/// The last outcome named `outcome` of `transport`: its id, answer and time.
+async fn last(
+    pool: &SqlitePool,
+    transport: &str,
+    outcome: &str,
+) -> Result<Option<(i64, Option<String>, OffsetDateTime)>, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(last_outcome(outcome, "?")))
+        .bind(transport)
+        .fetch_optional(pool)
+        .await
+        .context("reading a transport's last outcome")?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(Some((
+        row.try_get("id").context("id")?,
+        row.try_get("answer").context("answer")?,
+        from_ms(row.try_get("finished_at").context("finished_at")?),
+    )))
+}
+
+/// Each transport's last delivery, last failure and failures since: a few
+/// index lookups per transport, whatever the history's length.
 pub(super) async fn transport_health(
     pool: &SqlitePool,
+    transports: &[String],
 ) -> Result<Vec<TransportHealth>, StoreError> {
-    let mut health: BTreeMap<String, TransportHealth> = BTreeMap::new();
-    let rows = sqlx::query(LAST_OUTCOMES)
-        .fetch_all(pool)
-        .await
-        .context("reading the transports' last outcomes")?;
-    for row in rows {
-        let transport: String = row.try_get("transport").context("transport")?;
-        let outcome: String = row.try_get("outcome").context("outcome")?;
-        let at = from_ms(row.try_get("finished_at").context("finished_at")?);
-        health
-            .entry(transport.clone())
-            .or_insert_with(|| TransportHealth {
-                transport,
-                ..TransportHealth::default()
-            })
-            .add(&outcome, row.try_get("answer").context("answer")?, at);
-    }
-    let runs = sqlx::query(FAILURE_RUNS)
-        .fetch_all(pool)
-        .await
-        .context("counting the transports' failures")?;
-    for row in runs {
-        let transport: String = row.try_get("transport").context("transport")?;
-        let count: i64 = row.try_get("n").context("count")?;
-        if let Some(h) = health.get_mut(&transport) {
-            h.consecutive_failures = u64::try_from(count).unwrap_or_default();
+    let mut health = Vec::with_capacity(transports.len());
+    for transport in transports {
+        let mut h = TransportHealth {
+            transport: transport.clone(),
+            ..TransportHealth::default()
+        };
+        let sent = last(pool, transport, "sent").await?;
+        let mut failure = None;
+        for outcome in FAILURES {
+            if let Some(found) = last(pool, transport, outcome).await?
+                && failure.as_ref().is_none_or(|(id, _, _)| found.0 > *id)
+            {
+                failure = Some(found);
+            }
         }
+        let since = sent.as_ref().map_or(0, |(id, _, _)| *id);
+        if let Some((_, answer, at)) = sent {
+            h.add("sent", answer, at);
+        }
+        if let Some((_, answer, at)) = failure {
+            h.add("failed", answer, at);
+        }
+        let count: i64 = sqlx::query_scalar(FAILURES_SINCE)
+            .bind(transport)
+            .bind(since)
+            .fetch_one(pool)
+            .await
+            .context("counting a transport's failures")?;
+        h.consecutive_failures = u64::try_from(count).unwrap_or_default();
+        health.push(h);
     }
-    Ok(health.into_values().collect())
+    Ok(health)
 }
+
+/// Failures of a transport after a given attempt row.
+const FAILURES_SINCE: &str =
+    "SELECT count(*) FROM attempts WHERE transport = ? AND id > ? AND outcome <> 'sent'";
