@@ -218,6 +218,8 @@ pub async fn check(kc: &Keycloak, admin: &Admin) {
     assert_eq!(by_admin["attempts_before"], 2, "{seen}");
     assert_eq!(by_admin["attempts_after"], 4, "{seen}");
     assert_eq!(by_admin["shows_delete"], true, "{seen}");
+    // Three messages failed twice each, then the retried one twice more.
+    assert_eq!(by_admin["transport_failures"], "8", "{seen}");
     for (page, fits) in by_admin["phone_fits"].as_object().expect("phone pages") {
         assert_eq!(fits, true, "{page} scrolls sideways at 375 px");
     }

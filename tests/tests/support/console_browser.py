@@ -89,13 +89,17 @@ def admin_walk(browser, plan: dict, shots: pathlib.Path) -> dict:
     seen["attempts_after"] = attempts(page)
 
     seen["studio"] = studio(page, console, shots)
+    page.goto(f"{console}/console/transports")
+    seen["transport_failures"] = page.inner_text("tr[data-transport=default] [data-figure=consecutive-failures]")
+    page.screenshot(path=str(shots / "transports.png"), full_page=True)
 
     phone = browser.new_page(viewport={"width": 375, "height": 800})
     phone.context.add_cookies(page.context.cookies())
     seen["phone_fits"] = {}
     for name, path in [("overview", "/console/"), ("messages", "/console/messages"),
                        ("message", f"/console/messages/{failed}"),
-                       ("templates", "/console/templates?template=password-reset")]:
+                       ("templates", "/console/templates?template=password-reset"),
+                       ("transports", "/console/transports")]:
         phone.goto(f"{console}{path}")
         seen["phone_fits"][name] = fits(phone, 375)
         phone.screenshot(path=str(shots / f"phone-{name}.png"), full_page=True)
