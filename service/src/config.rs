@@ -468,6 +468,32 @@ mod tests {
     }
 
     #[test]
+    fn the_console_sign_in_takes_all_three_settings_and_https() {
+        let issuer = (
+            "MAILBRIDGE_CONSOLE_ISSUER",
+            "https://sso.example/realms/master",
+        );
+        let client = ("MAILBRIDGE_CONSOLE_CLIENT_ID", "mailbridge-console");
+        let url = ("MAILBRIDGE_CONSOLE_URL", "https://mailbridge.example");
+        let console = load(&env(&[issuer, client, url])).unwrap().console.unwrap();
+        assert_eq!(console.client_id, "mailbridge-console");
+        assert!(load(&env(&[issuer, client])).is_err(), "all three or none");
+        let plain = (
+            "MAILBRIDGE_CONSOLE_ISSUER",
+            "http://sso.example/realms/master",
+        );
+        assert!(load(&env(&[plain, client, url])).is_err(), "https only");
+        let local = (
+            "MAILBRIDGE_CONSOLE_ISSUER",
+            "http://127.0.0.1:8080/realms/master",
+        );
+        assert!(
+            load(&env(&[local, client, url])).is_ok(),
+            "http to loopback"
+        );
+    }
+
+    #[test]
     fn defaults_are_the_embedded_ones() {
         let s = load(&env(&[])).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:8090");
