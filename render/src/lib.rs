@@ -139,6 +139,8 @@ pub struct Renderer {
     /// Paths of every template file.
     files: BTreeSet<String>,
     samples: BTreeMap<String, serde_json::Value>,
+    /// Languages with shared strings.
+    locales: BTreeSet<String>,
 }
 
 impl Renderer {
@@ -160,12 +162,14 @@ impl Renderer {
         env.set_formatter(html_formatter);
         let mut files = BTreeSet::new();
         let mut samples = BTreeMap::new();
+        let mut locales = BTreeSet::new();
         for (path, contents) in sources.files {
             if let Some(lang) = path
                 .strip_prefix("locales/")
                 .and_then(|p| p.strip_suffix(".ftl"))
             {
                 strings.add(lang, &path, &contents)?;
+                locales.insert(lang.to_owned());
             } else if path.ends_with(".j2") {
                 env.add_template_owned(path.clone(), contents)
                     .map_err(|e| RenderError::Syntax {
@@ -203,6 +207,7 @@ impl Renderer {
             strings,
             files,
             samples,
+            locales,
         })
     }
 
@@ -252,6 +257,11 @@ impl Renderer {
             .map(str::to_owned)
             .collect();
         names.into_iter().collect()
+    }
+
+    /// The languages that have shared strings (`locales/<lang>.ftl`), sorted.
+    pub fn locales(&self) -> Vec<String> {
+        self.locales.iter().cloned().collect()
     }
 
     /// The sample data of a shipped template.

@@ -133,6 +133,21 @@ pub struct Settings {
     pub transports: BTreeMap<String, Secret>,
     /// `[tenants.<name>]`.
     pub tenants: BTreeMap<String, TenantSettings>,
+    /// `MAILBRIDGE_CONSOLE_*`: the console's OpenID Connect sign-in; `None`: the
+    /// console is served only with `--insecure-no-auth` on loopback.
+    pub console: Option<ConsoleSettings>,
+}
+
+/// The console's sign-in through OpenID Connect (a public client with PKCE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSettings {
+    /// `MAILBRIDGE_CONSOLE_ISSUER`: the issuer, e.g. `https://sso.example/realms/master`.
+    pub issuer: url::Url,
+    /// `MAILBRIDGE_CONSOLE_CLIENT_ID`: the public client whose roles say what a viewer may do.
+    pub client_id: String,
+    /// `MAILBRIDGE_CONSOLE_URL`: the service's external base URL; sign-in comes
+    /// back to `<URL>/console/callback`.
+    pub url: url::Url,
 }
 
 /// The optional TOML file. Keys are the variable names without `MAILBRIDGE_`, in lower case.
@@ -157,6 +172,9 @@ struct FileSettings {
     header_timeout: Option<String>,
     body_timeout: Option<String>,
     max_connections: Option<usize>,
+    console_issuer: Option<String>,
+    console_client_id: Option<String>,
+    console_url: Option<String>,
     #[serde(default)]
     transports: BTreeMap<String, String>,
     #[serde(default)]
@@ -283,9 +301,57 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
         )?,
         transports,
         tenants: file.tenants,
+        console: console_settings(
+            lookup
+                .get("MAILBRIDGE_CONSOLE_ISSUER")?
+                .or(file.console_issuer),
+            lookup
+                .get("MAILBRIDGE_CONSOLE_CLIENT_ID")?
+                .or(file.console_client_id),
+            lookup.get("MAILBRIDGE_CONSOLE_URL")?.or(file.console_url),
+        )?,
     };
     settings.validate()?;
     Ok(settings)
+}
+
+/// The console's sign-in: all three settings, or none.
+fn console_settings(
+    issuer: Option<String>,
+    client_id: Option<String>,
+    url: Option<String>,
+) -> Result<Option<ConsoleSettings>, ConfigError> {
+    const NAMES: &str = "MAILBRIDGE_CONSOLE_ISSUER / _CLIENT_ID / _URL";
+    let (issuer, client_id, url) = match (issuer, client_id, url) {
+        (None, None, None) => return Ok(None),
+        (Some(i), Some(c), Some(u)) => (i, c, u),
+        _ => return Err(invalid(NAMES, "set all three, or none (console off)")),
+    };
+    let parse = |name: &str, text: &str| -> Result<url::Url, ConfigError> {
+        let parsed = url::Url::parse(text.trim())
+            .map_err(|e| invalid(name, format!("`{text}` is not a URL: {e}")))?;
+        let loopback = matches!(parsed.host(), Some(url::Host::Domain("localhost")))
+            || match parsed.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                _ => false,
+            };
+        if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+            return Err(invalid(
+                name,
+                "must be https (http only to a loopback host)",
+            ));
+        }
+        Ok(parsed)
+    };
+    if client_id.trim().is_empty() {
+        return Err(invalid("MAILBRIDGE_CONSOLE_CLIENT_ID", "must not be empty"));
+    }
+    Ok(Some(ConsoleSettings {
+        issuer: parse("MAILBRIDGE_CONSOLE_ISSUER", &issuer)?,
+        client_id: client_id.trim().to_owned(),
+        url: parse("MAILBRIDGE_CONSOLE_URL", &url)?,
+    }))
 }
 
 impl Settings {
@@ -556,6 +622,32 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn the_console_sign_in_takes_all_three_settings_and_https() {
+        let issuer = (
+            "MAILBRIDGE_CONSOLE_ISSUER",
+            "https://sso.example/realms/master",
+        );
+        let client = ("MAILBRIDGE_CONSOLE_CLIENT_ID", "mailbridge-console");
+        let url = ("MAILBRIDGE_CONSOLE_URL", "https://mailbridge.example");
+        let console = load(&env(&[issuer, client, url])).unwrap().console.unwrap();
+        assert_eq!(console.client_id, "mailbridge-console");
+        assert!(load(&env(&[issuer, client])).is_err(), "all three or none");
+        let plain = (
+            "MAILBRIDGE_CONSOLE_ISSUER",
+            "http://sso.example/realms/master",
+        );
+        assert!(load(&env(&[plain, client, url])).is_err(), "https only");
+        let local = (
+            "MAILBRIDGE_CONSOLE_ISSUER",
+            "http://127.0.0.1:8080/realms/master",
+        );
+        assert!(
+            load(&env(&[local, client, url])).is_ok(),
+            "http to loopback"
+        );
     }
 
     #[test]

@@ -206,15 +206,6 @@ pub struct OutgoingMessage {
 }
 
 impl OutgoingMessage {
-    /// Every recipient (to, cc, bcc) in lower case, joined by `, `: the
-    /// plain-text column that stays searchable when the message is encrypted.
-    pub fn searchable_recipients(&self) -> String {
-        self.recipients()
-            .map(|m| m.email.to_lowercase())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
     /// Every envelope recipient: to, cc and bcc.
     pub fn recipients(&self) -> impl Iterator<Item = &Mailbox> {
         self.to.iter().chain(&self.cc).chain(&self.bcc)

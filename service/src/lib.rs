@@ -32,12 +32,14 @@
 //!   under the reserved transport `webhook`, signed as Standard Webhooks.
 //! - [`feedback`]: feedback into Keycloak (a user attribute on hard bounces
 //!   and complaints), rows of the same queue under the reserved transport `keycloak`.
+//! - [`console`]: the operator's web console under `/console/`.
 //! - [`oauth`]: OAuth2 token sources with caching (XOAUTH2, Graph).
 //! - [`telemetry`]: logs, OpenTelemetry traces, and the metrics of `/metrics`.
 
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod email;
 pub mod events;
 pub mod feedback;
@@ -89,6 +91,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi::openapi))
+        .merge(console::routes(&state))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

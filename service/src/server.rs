@@ -15,6 +15,7 @@ use crate::api::AppState;
 use crate::auth::Verifier;
 use crate::auth::realm::RealmKeys;
 use crate::config::Settings;
+use crate::console::{Console, SignIn};
 use crate::events::source::EventSources;
 use crate::feedback::transport::KeycloakTransport;
 use crate::feedback::{Feedback, Realm};
@@ -242,6 +243,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
     .with_limits(build_limits(settings)?)
     .with_webhooks(webhooks.clone())
     .with_metrics(metrics.clone());
+    let console = console_for(settings, auth)?;
     let state = AppState {
         store,
         renderer,
@@ -255,6 +257,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         event_sources: Arc::new(build_event_sources(settings)?),
         webhooks,
         feedback,
+        console,
     };
     Ok(Parts {
         state,
@@ -268,6 +271,21 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
             max_connections: settings.max_connections,
         },
     })
+}
+
+/// The console: signed in through `MAILBRIDGE_CONSOLE_ISSUER` when set; else
+/// with `--insecure-no-auth` (loopback only, checked above), where every local
+/// browser is an administrator; else off.
+fn console_for(settings: &Settings, auth: AuthMode) -> anyhow::Result<Option<Arc<Console>>> {
+    let sign_in = match (&settings.console, auth) {
+        (Some(oidc), _) => SignIn::Oidc(Arc::new(
+            crate::console::signin::Oidc::new(oidc.clone()).context("the console's sign-in")?,
+        )),
+        (None, AuthMode::InsecureNoAuth) => SignIn::LocalAdmin,
+        (None, AuthMode::Required) => return Ok(None),
+    };
+    let console = Console::new(sign_in).context("compiling the console's pages")?;
+    Ok(Some(Arc::new(console)))
 }
 
 /// Serves `parts` on `listener` until `shutdown` completes, then stops cleanly.

@@ -35,6 +35,11 @@ pub struct Tenants {
 }
 
 impl Tenants {
+    /// The tenants the settings name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.configured.keys().cloned().collect()
+    }
+
     /// Resolves the tenants of validated settings.
     pub fn from_settings(settings: &Settings) -> Self {
         let configured = settings

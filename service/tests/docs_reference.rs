@@ -67,6 +67,10 @@ fn variables_read_by_the_code() -> BTreeSet<String> {
 fn actual_default(settings: &Settings, variable: &str) -> String {
     let duration = |d: Duration| humantime::format_duration(d).to_string();
     match variable {
+        "MAILBRIDGE_CONSOLE_ISSUER" | "MAILBRIDGE_CONSOLE_CLIENT_ID" | "MAILBRIDGE_CONSOLE_URL" => {
+            assert!(settings.console.is_none());
+            "none".to_owned()
+        }
         "MAILBRIDGE_CONFIG" | "MAILBRIDGE_JWT_SECRET" => {
             assert!(settings.jwt_secret.is_none());
             "none".to_owned()

@@ -196,7 +196,7 @@ async fn a_postgres_dump_holds_no_plain_text() {
     assert!(dump.contains(&ids[0]), "the rows are in the dump");
     assert!(
         dump.contains(&MARKERS[3].to_lowercase()),
-        "recipients stay searchable, in their own column"
+        "recipients stay searchable, in the recipients table"
     );
     for marker in &MARKERS[..3] {
         assert!(!dump.contains(marker), "{marker} in the PostgreSQL dump");

@@ -134,3 +134,9 @@ async fn suppressions_and_suppressed_messages() {
     let dir = tempfile::tempdir().unwrap();
     store_contract::suppressions_and_suppressed_messages(Arc::new(open(&dir).await)).await;
 }
+
+#[tokio::test]
+async fn history_searches_and_breakdown() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::console::history_searches_and_breakdown(Arc::new(open(&dir).await)).await;
+}

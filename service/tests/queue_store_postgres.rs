@@ -39,6 +39,7 @@ async fn the_store_contract_holds_on_postgres() {
     store_contract::delivery_events_are_kept_once_per_provider_event(open(&pg.database()).await)
         .await;
     store_contract::suppressions_and_suppressed_messages(open(&pg.database()).await).await;
+    store_contract::console::history_searches_and_breakdown(open(&pg.database()).await).await;
     let url = pg.database();
     store_contract::an_unreadable_row_fails_alone(open(&url).await, |id| async move {
         let other = sqlx::PgPool::connect(&url).await.unwrap();

@@ -6,6 +6,7 @@
 //! `docker-compose.yml` imports is checked to work as its comment says. With
 //! the service down, the SMTP fallback sends the mailbridge template rendered
 //! inside Keycloak, and the admin preview renders templates for realm admins.
+//! The operator's console signs in through the same Keycloak (`support/console.rs`).
 
 mod support;
 
@@ -250,6 +251,9 @@ async fn keycloak_sends_every_email_through_mailbridge() {
     // 8. A hard bounce marks the user in Keycloak (feedback), through a
     //    confidential client of the realm with manage-users.
     feedback_marks_the_user(&kc, &admin, &smtp, &ada).await;
+
+    // 9. The operator's console, signed in through this Keycloak (a realm of its own).
+    support::console::check(&kc, &kc.admin().await).await;
     kc.stop().await;
 }
 

@@ -57,4 +57,6 @@ pub struct AppState {
     pub webhooks: Webhooks,
     /// Feedback into the tenants' Keycloak realms.
     pub feedback: Feedback,
+    /// The operator's console; `None`: `/console/` answers 404.
+    pub console: Option<Arc<crate::console::Console>>,
 }

@@ -14,6 +14,7 @@ use crate::limits::LimitCell;
 use crate::suppression::Suppression;
 
 mod batch;
+pub mod history;
 mod pending;
 pub mod postgres;
 pub mod retry;
@@ -432,4 +433,24 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         key: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Uuid>, StoreError>;
+    /// A message's attempts that came to an outcome, oldest first (the console's timeline).
+    async fn attempts(&self, id: Uuid) -> Result<Vec<history::AttemptRecord>, StoreError>;
+
+    /// Status rows matching a console search, newest first.
+    async fn search(&self, search: &history::Search) -> Result<Vec<MessageRecord>, StoreError>;
+
+    /// The queue by tenant, transport and status, for `tenants` (`None`: every
+    /// tenant), with the deliveries since `since`.
+    async fn breakdown(
+        &self,
+        tenants: Option<&[String]>,
+        since: OffsetDateTime,
+    ) -> Result<history::Breakdown, StoreError>;
+
+    /// The last delivery, last failure and failures since of each of
+    /// `transports`, from the history.
+    async fn transport_health(
+        &self,
+        transports: &[String],
+    ) -> Result<Vec<history::TransportHealth>, StoreError>;
 }

@@ -27,6 +27,7 @@ use super::{
     RECORD_COLUMNS, Status, StoreError,
 };
 
+mod console;
 mod events;
 mod limits;
 mod reseal;
@@ -333,6 +334,32 @@ impl JobStore for PgStore {
         now: OffsetDateTime,
     ) -> Result<Option<Uuid>, StoreError> {
         limits::idempotent(&self.pool, tenant, key, now).await
+    }
+
+    async fn attempts(&self, id: Uuid) -> Result<Vec<super::history::AttemptRecord>, StoreError> {
+        console::attempts(&self.pool, id).await
+    }
+
+    async fn search(
+        &self,
+        search: &super::history::Search,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        console::search(&self.pool, search).await
+    }
+
+    async fn breakdown(
+        &self,
+        tenants: Option<&[String]>,
+        since: OffsetDateTime,
+    ) -> Result<super::history::Breakdown, StoreError> {
+        console::breakdown(&self.pool, tenants, since).await
+    }
+
+    async fn transport_health(
+        &self,
+        transports: &[String],
+    ) -> Result<Vec<super::history::TransportHealth>, StoreError> {
+        console::transport_health(&self.pool, transports).await
     }
 }
 

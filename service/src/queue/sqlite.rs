@@ -29,6 +29,7 @@ use super::{
     RECORD_COLUMNS, Status, StoreError,
 };
 
+mod console;
 mod events;
 mod limits;
 mod reseal;
@@ -331,5 +332,31 @@ impl JobStore for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<Option<Uuid>, StoreError> {
         limits::idempotent(&self.read, tenant, key, now).await
+    }
+
+    async fn attempts(&self, id: Uuid) -> Result<Vec<super::history::AttemptRecord>, StoreError> {
+        console::attempts(&self.read, id).await
+    }
+
+    async fn search(
+        &self,
+        search: &super::history::Search,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        console::search(&self.read, search).await
+    }
+
+    async fn breakdown(
+        &self,
+        tenants: Option<&[String]>,
+        since: OffsetDateTime,
+    ) -> Result<super::history::Breakdown, StoreError> {
+        console::breakdown(&self.read, tenants, since).await
+    }
+
+    async fn transport_health(
+        &self,
+        transports: &[String],
+    ) -> Result<Vec<super::history::TransportHealth>, StoreError> {
+        console::transport_health(&self.read, transports).await
     }
 }

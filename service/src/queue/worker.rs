@@ -142,6 +142,11 @@ impl Worker {
         self
     }
 
+    /// The names of the transports it delivers through.
+    pub fn transport_names(&self) -> Vec<String> {
+        self.transports.names().map(str::to_owned).collect()
+    }
+
     /// Holds back sending per transport and tenant.
     pub fn with_limits(mut self, limits: RateLimits) -> Self {
         self.limits = Arc::new(limits);

@@ -23,5 +23,6 @@ pub fn python() -> PathBuf {
 pub fn peers_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
 }
+pub mod console;
 pub mod postgres;
 pub mod server;

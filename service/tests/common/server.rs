@@ -26,14 +26,21 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with the embedded defaults, overridden by `env`.
     pub async fn start(env: &[(&str, &str)]) -> TestServer {
-        Self::start_with(env, |_| {}).await
+        Self::start_as(env, server::AuthMode::Required, |_| {}).await
     }
 
     /// The same, with the built parts changed by `adjust` before serving
     /// (what only code, not configuration, can change: a test's HTTP client).
-    pub async fn start_with(
+    pub async fn start_with(env: &[(&str, &str)], adjust: impl FnOnce(&mut server::Parts)) -> Self {
+        Self::start_as(env, server::AuthMode::Required, adjust).await
+    }
+
+    /// Starts a server in `auth` mode; `prepare` sees (and may change) its
+    /// parts before it serves.
+    pub async fn start_as(
         env: &[(&str, &str)],
-        adjust: impl FnOnce(&mut server::Parts),
+        auth: server::AuthMode,
+        prepare: impl FnOnce(&mut server::Parts),
     ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -61,10 +68,8 @@ impl TestServer {
             vars.insert((*k).into(), (*v).into());
         }
         let settings = config::load(&vars).expect("test settings");
-        let mut parts = server::build(&settings, server::AuthMode::Required)
-            .await
-            .expect("server parts");
-        adjust(&mut parts);
+        let mut parts = server::build(&settings, auth).await.expect("server parts");
+        prepare(&mut parts);
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .expect("bind");

@@ -3,6 +3,8 @@
 //! retention. Each check takes a fresh, empty store.
 #![allow(dead_code)]
 
+pub mod console;
+
 use std::sync::Arc;
 use std::time::Duration;
 

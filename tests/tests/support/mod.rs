@@ -3,6 +3,7 @@
 //! with the extension jar in `providers/`.
 #![allow(dead_code)]
 
+pub mod console;
 pub mod keycloak;
 pub mod otlp;
 pub mod realm_key;
@@ -253,6 +254,18 @@ impl Service {
         std::fs::write(file.path(), config).expect("write the config file");
         let path = file.path().display().to_string();
         let extra = [("MAILBRIDGE_CONFIG", path.as_str())];
+        Self::start_with_vars(port, smtp_port, secret, templates, &extra).await
+    }
+
+    /// As [`Service::start_with_templates`], with more variables (`extra` wins).
+    pub async fn start_with(
+        port: u16,
+        smtp_port: u16,
+        secret: &str,
+        templates: &Path,
+        extra: &[(&str, String)],
+    ) -> Service {
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
         Self::start_with_vars(port, smtp_port, secret, templates, &extra).await
     }
 

@@ -174,8 +174,8 @@ async fn try_insert(
     };
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO messages (id, tenant, status, attempts, claims, transport, message, idempotency_key, \
-         created_at, age_from, updated_at, next_attempt_at, lease_until, recipients) \
-         VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $8, $8, $8, $9, $10) \
+         created_at, age_from, updated_at, next_attempt_at, lease_until) \
+         VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $8, $8, $8, $9) \
          ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
          RETURNING id",
     )
@@ -188,10 +188,15 @@ async fn try_insert(
     .bind(&job.idempotency_key)
     .bind(job.now)
     .bind(lease.map(|l| l.until))
-    .bind(message.searchable_recipients())
     .fetch_optional(&mut *conn)
     .await?;
     if inserted.is_some() {
+        let addresses = crate::queue::history::recipient_addresses(message);
+        sqlx::query("INSERT INTO recipients (message_id, address) SELECT $1, unnest($2::text[])")
+            .bind(message.id)
+            .bind(addresses)
+            .execute(&mut *conn)
+            .await?;
         return Ok(Some(match lease {
             Some(lease) => Enqueued::Claimed(lease),
             None => Enqueued::Created(message.id),
@@ -327,6 +332,21 @@ async fn record(
     now: OffsetDateTime,
 ) -> anyhow::Result<bool> {
     const FENCE: &str = "WHERE id = $1 AND claims = $2 AND status = 'sending'";
+    if let Some((outcome, answer)) = crate::queue::history::attempt_entry(outcome) {
+        // Before the update, under the same fence: only the attempt that
+        // still holds the message leaves a row in its history.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO attempts (message_id, attempt, transport, outcome, answer, finished_at) \
+             SELECT id, attempts, transport, $3, $4, $5 FROM messages {FENCE}"
+        )))
+        .bind(lease.id)
+        .bind(claim_number(lease)?)
+        .bind(outcome)
+        .bind(answer)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
     let query = match outcome {
         Outcome::Sent {
             provider_message_id,

@@ -138,8 +138,8 @@ async fn insert(
     };
     sqlx::query(
         "INSERT INTO messages (id, tenant, status, attempts, claims, transport, message, idempotency_key, \
-         created_at, age_from, updated_at, next_attempt_at, lease_until, recipients) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         created_at, age_from, updated_at, next_attempt_at, lease_until) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(message.id.to_string())
     .bind(&message.tenant)
@@ -154,9 +154,15 @@ async fn insert(
     .bind(now)
     .bind(now)
     .bind(lease.map(|l| ms(l.until)))
-    .bind(message.searchable_recipients())
     .execute(&mut *tx)
     .await?;
+    for address in crate::queue::history::recipient_addresses(message) {
+        sqlx::query("INSERT INTO recipients (message_id, address) VALUES (?, ?)")
+            .bind(message.id.to_string())
+            .bind(address)
+            .execute(&mut *tx)
+            .await?;
+    }
     Ok(match lease {
         Some(lease) => Enqueued::Claimed(lease),
         None => Enqueued::Created(message.id),
@@ -263,6 +269,21 @@ async fn record(
     now: OffsetDateTime,
 ) -> anyhow::Result<bool> {
     let now = ms(now);
+    if let Some((outcome, answer)) = crate::queue::history::attempt_entry(outcome) {
+        // Before the update, under the same fence: only the attempt that
+        // still holds the message leaves a row in its history.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO attempts (message_id, attempt, transport, outcome, answer, finished_at) \
+             SELECT id, attempts, transport, ?, ?, ? FROM messages WHERE {FENCE}"
+        )))
+        .bind(outcome)
+        .bind(answer)
+        .bind(now)
+        .bind(lease.id.to_string())
+        .bind(i64::from(lease.claim))
+        .execute(&mut *tx)
+        .await?;
+    }
     let query = match outcome {
         Outcome::Sent {
             provider_message_id,

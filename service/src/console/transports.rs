@@ -1,0 +1,185 @@
+//! The transports page: each transport's health from its attempts (last
+//! delivery, last failure and its answer, failures since), and, for admins, a
+//! test send to a typed address that shows the server's answer. The test
+//! message is stored and attempted like any other (tenant `default`), so it
+//! is in the message list and the transport's history too.
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use minijinja::value::Serde;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::Visit;
+use super::pages::{stamp, store_down};
+use super::session::same_token;
+use super::view::error_page;
+use crate::api::AppState;
+use crate::api::compose::{Content, message};
+use crate::api::request::MessageRequest;
+use crate::email::Mailbox;
+use crate::queue::worker::AttemptOutcome;
+use crate::queue::{ClaimedJob, Enqueued, NewJob};
+
+/// One row of the page.
+#[derive(Debug, Serialize)]
+struct Row {
+    name: String,
+    last_sent_at: Option<String>,
+    last_error_at: Option<String>,
+    last_error: Option<String>,
+    consecutive_failures: u64,
+    failing: bool,
+}
+
+/// The result of a test send, shown on the page.
+#[derive(Debug, Default, Serialize)]
+struct TestResult {
+    transport: String,
+    to: String,
+    delivered: bool,
+    answer: String,
+}
+
+async fn show(visit: &Visit, state: &AppState, result: Option<TestResult>) -> Response {
+    let names = state.worker.transport_names();
+    let health = match state.store.transport_health(&names).await {
+        Ok(h) => h,
+        Err(e) => return store_down(&e),
+    };
+    let rows: Vec<Row> = names
+        .into_iter()
+        .map(|name| {
+            let h = health.iter().find(|h| h.transport == name);
+            Row {
+                last_sent_at: h.and_then(|h| h.last_sent_at).map(stamp),
+                last_error_at: h.and_then(|h| h.last_error_at).map(stamp),
+                last_error: h.and_then(|h| h.last_error.clone()),
+                consecutive_failures: h.map_or(0, |h| h.consecutive_failures),
+                failing: h.is_some_and(|h| h.consecutive_failures > 0),
+                name,
+            }
+        })
+        .collect();
+    let context = minijinja::context! {
+        viewer => visit.viewer().name.clone(),
+        page => "transports",
+        admin => visit.viewer().admin,
+        rows => Serde(rows),
+        result => Serde(result),
+        csrf => visit.session.csrf.clone(),
+    };
+    visit.answer(visit.console.view.render("transports.html", context))
+}
+
+/// `GET /console/transports`.
+pub async fn page(visit: Visit, State(state): State<AppState>) -> Response {
+    show(&visit, &state, None).await
+}
+
+/// The test send's form.
+#[derive(Debug, Deserialize)]
+pub struct TestForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    transport: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// `POST /console/transports/test`: one message through the chosen transport, at once.
+pub async fn test_send(
+    visit: Visit,
+    State(state): State<AppState>,
+    Form(form): Form<TestForm>,
+) -> Response {
+    if !same_token(&form.csrf, &visit.session.csrf) || !visit.viewer().admin {
+        return visit.answer(error_page(
+            StatusCode::FORBIDDEN,
+            "Only administrators may send a test, from a fresh page.",
+        ));
+    }
+    if !state.worker.transport_names().contains(&form.transport) {
+        return visit.answer(error_page(StatusCode::NOT_FOUND, "No such transport."));
+    }
+    let to = match Mailbox::parse(form.to.trim()) {
+        Ok(to) => to,
+        Err(e) => {
+            let detail = format!("The address cannot be used: {}", e.reason);
+            return visit.answer(error_page(StatusCode::UNPROCESSABLE_ENTITY, &detail));
+        }
+    };
+    let answer = match send(&state, &form.transport, to).await {
+        Ok(answer) => answer,
+        Err(refused) => return visit.answer(refused),
+    };
+    let result = TestResult {
+        transport: form.transport,
+        to: form.to.trim().to_owned(),
+        delivered: matches!(answer, AttemptOutcome::Sent { .. }),
+        answer: match answer {
+            AttemptOutcome::Sent {
+                provider_message_id,
+            } => format!(
+                "delivered{}",
+                provider_message_id
+                    .map(|id| format!(" (id {id})"))
+                    .unwrap_or_default()
+            ),
+            AttemptOutcome::Retrying { error, .. } => format!("{error} (will be retried)"),
+            AttemptOutcome::Failed { error } => error,
+            AttemptOutcome::Abandoned { reason } => reason,
+        },
+    };
+    tracing::info!(transport = %result.transport, delivered = result.delivered, "console: test send");
+    show(&visit, &state, Some(result)).await
+}
+
+/// Stores the test message claimed and attempts it now, within the wait bound.
+async fn send(state: &AppState, transport: &str, to: Mailbox) -> Result<AttemptOutcome, Response> {
+    let tenant = "default";
+    let request = MessageRequest {
+        to: vec![to],
+        tags: vec!["console-test".into()],
+        ..MessageRequest::default()
+    };
+    let content = Content {
+        subject: "mailbridge test message".into(),
+        text: Some("This is a test message sent from the mailbridge console.\n".into()),
+        html: None,
+    };
+    let from = state.tenants.route(tenant).from;
+    let now = OffsetDateTime::now_utc();
+    let outgoing = message(Uuid::now_v7(), tenant, from, request, content);
+    let job = NewJob {
+        message: outgoing.clone(),
+        idempotency_key: None,
+        transport: transport.to_owned(),
+        now,
+        lease: Some(state.worker.lease()),
+    };
+    let lease = match state.store.enqueue(job).await {
+        Ok(Enqueued::Claimed(lease)) => lease,
+        Ok(_) => return Err(error_page(StatusCode::CONFLICT, "The test was not stored.")),
+        Err(e) => return Err(store_down(&e)),
+    };
+    let claimed = ClaimedJob {
+        message: outgoing,
+        transport: transport.to_owned(),
+        lease,
+        created_at: now,
+    };
+    let attempt = state.worker.spawn_attempt(claimed);
+    Ok(
+        match tokio::time::timeout(state.wait_timeout, attempt).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) | Err(_) => AttemptOutcome::Abandoned {
+                reason: "no answer within the wait bound; the message stays queued".into(),
+            },
+        },
+    )
+}

@@ -1,0 +1,152 @@
+//! A console in a real server on 127.0.0.1, and a browser-like client of it
+//! (its own session cookie, redirects not followed).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mailbridge::console::session::{COOKIE, Viewer};
+use mailbridge::server::AuthMode;
+use serde_json::{Value, json};
+
+use super::server::TestServer;
+
+/// A transport that refuses every connection: each attempt fails transiently,
+/// the second is the last, so messages end `failed` with two attempts.
+pub const FAILING: [(&str, &str); 2] = [
+    ("MAILBRIDGE_TRANSPORT", "smtp://127.0.0.1:1?tls=none"),
+    ("MAILBRIDGE_RETRY_MAX_ATTEMPTS", "2"),
+];
+
+/// A browser: its own session cookie, redirects not followed.
+pub struct Browser<'a> {
+    server: &'a TestServer,
+    http: reqwest::Client,
+    /// The session cookie's value.
+    pub cookie: Option<String>,
+}
+
+impl<'a> Browser<'a> {
+    pub fn new(server: &'a TestServer, cookie: Option<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Browser {
+            server,
+            http,
+            cookie,
+        }
+    }
+
+    fn remember(&mut self, resp: &reqwest::Response) {
+        if let Some(set) = resp.headers().get("set-cookie") {
+            let set = set.to_str().expect("cookie");
+            let pair = set.split(';').next().expect("pair");
+            self.cookie = Some(pair.trim_start_matches(&format!("{COOKIE}=")).to_owned());
+        }
+    }
+
+    fn with_cookie(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.cookie {
+            Some(c) => req.header("cookie", format!("{COOKIE}={c}")),
+            None => req,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+        let req = self.with_cookie(self.http.get(self.server.url(path)));
+        let resp = req.send().await.expect("get");
+        self.remember(&resp);
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, headers, resp.text().await.expect("body"))
+    }
+
+    /// POSTs `form`; answers status, headers and body.
+    pub async fn submit(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let req = self.with_cookie(self.http.post(self.server.url(path)).form(form));
+        let resp = req.send().await.expect("post");
+        self.remember(&resp);
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, headers, resp.text().await.expect("body"))
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> u16 {
+        let req = self.with_cookie(self.http.post(self.server.url(path)).form(form));
+        let resp = req.send().await.expect("post");
+        self.remember(&resp);
+        resp.status().as_u16()
+    }
+}
+
+/// The CSRF token in a page's forms.
+pub fn csrf(page: &str) -> String {
+    let start = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a token")
+        + 19;
+    page[start..].split('"').next().expect("token").to_owned()
+}
+
+/// How many `marker`s a page holds.
+pub fn count(page: &str, marker: &str) -> usize {
+    page.matches(marker).count()
+}
+
+/// Queues a message for `tenant` to `to`; answers its id.
+pub async fn accept(server: &TestServer, tenant: &str, to: &str) -> String {
+    let resp = server
+        .http
+        .post(server.url("/v1/messages"))
+        .json(&json!({"tenant": tenant, "to": [{"email": to}], "subject": "Hello", "text": "secret body"}))
+        .send()
+        .await
+        .expect("accept");
+    assert_eq!(resp.status().as_u16(), 202);
+    let body: Value = resp.json().await.expect("json");
+    body["id"].as_str().expect("id").to_owned()
+}
+
+/// Polls the API until message `id` is `status`.
+pub async fn wait_status(server: &TestServer, id: &str, status: &str) -> Value {
+    for _ in 0..200 {
+        let record: Value = server
+            .http
+            .get(server.url(&format!("/v1/messages/{id}")))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if record["status"] == status {
+            return record;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("message {id} never became {status}");
+}
+
+/// A local server with the console; `viewers` get sessions before it serves.
+/// Answers each session's id and CSRF token.
+pub async fn console(viewers: &[Viewer]) -> (TestServer, Vec<(String, String)>) {
+    let sessions = Arc::new(Mutex::new(Vec::new()));
+    let opened = sessions.clone();
+    let viewers = viewers.to_vec();
+    let server = TestServer::start_as(&FAILING, AuthMode::InsecureNoAuth, move |parts| {
+        let console = parts.state.console.as_ref().expect("the console is on");
+        for viewer in viewers {
+            let id = console.sessions.open(viewer);
+            let csrf = console.sessions.find(&id).expect("session").csrf;
+            opened.lock().expect("lock").push((id, csrf));
+        }
+    })
+    .await;
+    let ids = sessions.lock().expect("lock").clone();
+    (server, ids)
+}
