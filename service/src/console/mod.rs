@@ -9,6 +9,8 @@
 //! - [`issuer_http`]: the HTTP client of the sign-in.
 //! - [`signin`]: OpenID Connect sign-in and sign-out (see [`access`]'s routes).
 //! - [`studio`]: the template studio.
+//! - [`suppressions`]: the suppression list; admins add and remove.
+//! - [`timeline`]: one message's attempts and delivery events.
 //! - [`transports`]: the transports' health and a test send.
 //! - [`view`]: templates and the headers every console answer carries.
 
@@ -19,6 +21,8 @@ pub mod pages;
 pub mod session;
 pub mod signin;
 pub mod studio;
+pub mod suppressions;
+pub mod timeline;
 pub mod transports;
 pub mod view;
 
@@ -87,6 +91,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/console/transports", get(transports::page))
         .route("/console/transports/test", post(transports::test_send))
+        .route(
+            "/console/suppressions",
+            get(suppressions::page).post(suppressions::act),
+        )
         .route("/console/templates", get(studio::page))
         .route("/console/templates/preview", post(studio::preview))
         .route("/console/templates/render", post(studio::rendered))

@@ -1,4 +1,5 @@
-//! The pages: the overview, the message list and one message's timeline.
+//! The pages: the overview, the message list and one message's timeline
+//! (its entries come from [`super::timeline`]).
 //! A viewer sees only the tenants their roles give; another tenant's message
 //! answers 404, as if it did not exist.
 
@@ -13,6 +14,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::Visit;
+use super::timeline::timeline;
 use super::view::{error_page, not_found};
 use crate::api::AppState;
 use crate::queue::history::{RecipientMatch, Search};
@@ -243,7 +245,7 @@ pub async fn message(
         Ok(_) => return visit.answer(not_found()),
         Err(e) => return store_down(&e),
     };
-    let attempts = match timeline(&state, id).await {
+    let entries = match timeline(&state, id).await {
         Ok(a) => a,
         Err(e) => return store_down(&e),
     };
@@ -254,41 +256,10 @@ pub async fn message(
         message => Serde(shown(&record)),
         sent_at => record.sent_at.map(stamp),
         provider_message_id => record.provider_message_id.clone(),
-        attempts => Serde(attempts),
+        entries => Serde(entries),
         can_retry => admin && record.status == Status::Failed,
         can_delete => admin && matches!(record.status, Status::Sent | Status::Failed),
         csrf => visit.session.csrf.clone(),
     };
     visit.answer(visit.console.view.render("message.html", context))
-}
-
-/// One entry of a message's timeline after its acceptance.
-#[derive(Debug, Serialize)]
-pub struct Entry {
-    /// When.
-    pub at: String,
-    /// What happened: `sent`, `retrying`, `failed` (provider events join here).
-    pub what: String,
-    /// Which attempt, for an attempt.
-    pub attempt: Option<u32>,
-    /// The transport it went through.
-    pub transport: String,
-    /// The server's or provider's answer.
-    pub answer: Option<String>,
-}
-
-/// The timeline of message `id`, oldest first: every attempt with its
-/// transport and answer. Provider events, once stored, are merged in here.
-pub async fn timeline(state: &AppState, id: Uuid) -> Result<Vec<Entry>, StoreError> {
-    let attempts = state.store.attempts(id).await?;
-    Ok(attempts
-        .into_iter()
-        .map(|a| Entry {
-            at: stamp(a.finished_at),
-            what: a.outcome,
-            attempt: Some(a.attempt),
-            transport: a.transport,
-            answer: a.answer,
-        })
-        .collect())
 }

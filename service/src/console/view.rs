@@ -33,6 +33,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("message.html", include_str!("templates/message.html")),
     ("templates.html", include_str!("templates/templates.html")),
     ("transports.html", include_str!("templates/transports.html")),
+    (
+        "suppressions.html",
+        include_str!("templates/suppressions.html"),
+    ),
 ];
 
 /// The stylesheet and the script, embedded in the binary.

@@ -135,10 +135,18 @@ pub async fn wait_status(server: &TestServer, id: &str, status: &str) -> Value {
 /// A local server with the console; `viewers` get sessions before it serves.
 /// Answers each session's id and CSRF token.
 pub async fn console(viewers: &[Viewer]) -> (TestServer, Vec<(String, String)>) {
+    console_with(&FAILING, viewers).await
+}
+
+/// The same with the settings `env` instead of a failing transport.
+pub async fn console_with(
+    env: &[(&str, &str)],
+    viewers: &[Viewer],
+) -> (TestServer, Vec<(String, String)>) {
     let sessions = Arc::new(Mutex::new(Vec::new()));
     let opened = sessions.clone();
     let viewers = viewers.to_vec();
-    let server = TestServer::start_as(&FAILING, AuthMode::InsecureNoAuth, move |parts| {
+    let server = TestServer::start_as(env, AuthMode::InsecureNoAuth, move |parts| {
         let console = parts.state.console.as_ref().expect("the console is on");
         for viewer in viewers {
             let id = console.sessions.open(viewer);
