@@ -81,7 +81,7 @@ async fn entries(
             Err(e) => return Some(Err(e)),
         }
     }
-    all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    all.sort_by_key(|s| std::cmp::Reverse(s.created_at));
     Some(Ok(all))
 }
 
