@@ -49,7 +49,7 @@ pub async fn history_searches_and_breakdown(store: Arc<dyn JobStore>) {
     let adam = second.message.id;
     store.enqueue(second).await.unwrap();
     let lost = claim(&store, t0, 1).await.remove(0);
-    let later = t0 + Duration::from_secs(61);
+    let later = t0 + Duration::from_secs(121);
     let won = claim(&store, later, 1).await.remove(0);
     assert!(
         !store
