@@ -17,17 +17,26 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{from_ms, ms};
-use crate::queue::batch::{self, Answer, Health, IDEMPOTENCY_WINDOW, MAX_BATCH, Op, Write};
-use crate::queue::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, Status};
+use super::checkpoint::Checkpoints;
+use super::{accept, from_ms, ms};
+use crate::queue::batch::{self, Answer, Health, MAX_BATCH, Op, Write};
+use crate::queue::{ClaimedJob, Lease, Outcome};
 
 /// Applies waiting writes in groups until every sender is gone.
-pub(super) async fn run(pool: SqlitePool, mut inbox: mpsc::Receiver<Write>, health: Health) {
+pub(super) async fn run(
+    pool: SqlitePool,
+    mut inbox: mpsc::Receiver<Write>,
+    health: Health,
+    checkpoints: Option<Checkpoints>,
+) {
     let mut waiting = Vec::with_capacity(MAX_BATCH);
     while inbox.recv_many(&mut waiting, MAX_BATCH).await > 0 {
         let (ops, replies) = batch::split(&mut waiting);
         let result = group(&pool, &ops).await;
         batch::answer(&health, &ops, replies, result);
+        if let Some(checkpoints) = &checkpoints {
+            checkpoints.wanted();
+        }
     }
 }
 
@@ -46,8 +55,25 @@ async fn group(pool: &SqlitePool, ops: &[Op]) -> anyhow::Result<Vec<Answer>> {
 async fn transaction(conn: &mut SqliteConnection, ops: &[Op]) -> anyhow::Result<Vec<Answer>> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     let mut answers = Vec::with_capacity(ops.len());
-    for op in ops {
-        answers.push(apply(conn, op).await?);
+    let mut rest = ops;
+    while let Some(op) = rest.first() {
+        // New messages that arrived together are stored together (see
+        // `accept`); other ops keep their place between them.
+        let run = rest
+            .iter()
+            .map_while(|op| match op {
+                Op::Enqueue(job) => Some(job.as_ref()),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        if run.is_empty() {
+            answers.push(apply(conn, op).await?);
+            rest = &rest[1..];
+        } else {
+            let stored = accept::insert_all(conn, &run).await?;
+            answers.extend(stored.into_iter().map(Answer::Enqueued));
+            rest = &rest[run.len()..];
+        }
     }
     sqlx::query("COMMIT").execute(&mut *conn).await?;
     Ok(answers)
@@ -55,7 +81,11 @@ async fn transaction(conn: &mut SqliteConnection, ops: &[Op]) -> anyhow::Result<
 
 async fn apply(conn: &mut SqliteConnection, op: &Op) -> anyhow::Result<Answer> {
     Ok(match op {
-        Op::Enqueue(job) => Answer::Enqueued(insert(conn, job).await?),
+        Op::Enqueue(job) => {
+            let stored = accept::insert_all(conn, &[job.as_ref()]).await?;
+            let first = stored.into_iter().next();
+            Answer::Enqueued(first.context("no answer for a new message")?)
+        }
         Op::Claim { now, lease, limit } => {
             Answer::Claimed(claim(conn, *now, *lease, *limit).await?)
         }
@@ -75,66 +105,6 @@ async fn apply(conn: &mut SqliteConnection, op: &Op) -> anyhow::Result<Answer> {
             .await?;
             Answer::Probed
         }
-    })
-}
-
-async fn insert(tx: &mut SqliteConnection, job: &NewJob) -> anyhow::Result<Enqueued> {
-    let message = &job.message;
-    let now = ms(job.now);
-    if let Some(key) = &job.idempotency_key {
-        let existing = sqlx::query(
-            "SELECT id, created_at FROM messages WHERE tenant = ? AND idempotency_key = ?",
-        )
-        .bind(&message.tenant)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = existing {
-            let created: i64 = row.try_get("created_at")?;
-            if created > now - IDEMPOTENCY_WINDOW.as_millis() as i64 {
-                let id: String = row.try_get("id")?;
-                return Ok(Enqueued::Duplicate(Uuid::parse_str(&id)?));
-            }
-            // An expired key may be used again: the old row lets go of it.
-            sqlx::query("UPDATE messages SET idempotency_key = NULL WHERE tenant = ? AND idempotency_key = ?")
-                .bind(&message.tenant)
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    let lease = job.lease.map(|lease| Lease {
-        id: message.id,
-        attempt: 1,
-        claim: 1,
-        until: batch::current(job.now) + lease,
-    });
-    let (status, attempts) = match lease {
-        Some(_) => (Status::Sending, 1),
-        None => (Status::Queued, 0),
-    };
-    sqlx::query(
-        "INSERT INTO messages (id, tenant, status, attempts, claims, transport, message, idempotency_key, \
-         created_at, age_from, updated_at, next_attempt_at, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(message.id.to_string())
-    .bind(&message.tenant)
-    .bind(status.as_str())
-    .bind(attempts)
-    .bind(attempts)
-    .bind(&job.transport)
-    .bind(serde_json::to_string(message)?)
-    .bind(&job.idempotency_key)
-    .bind(now)
-    .bind(now)
-    .bind(now)
-    .bind(now)
-    .bind(lease.map(|l| ms(l.until)))
-    .execute(&mut *tx)
-    .await?;
-    Ok(match lease {
-        Some(lease) => Enqueued::Claimed(lease),
-        None => Enqueued::Created(message.id),
     })
 }
 
