@@ -25,8 +25,8 @@ fi
 command -v inferno-flamegraph >/dev/null || cargo install --locked inferno
 # Symbols stay in the release binary (strip = "debuginfo"); stacks are
 # unwound from its .eh_frame with --call-graph dwarf.
-cargo build --release -q -p mailbridge
-BIN=target/release/mailbridge
+if [ -z "${MAILBRIDGE_BIN:-}" ]; then cargo build --release -q -p mailbridge; fi
+BIN="${MAILBRIDGE_BIN:-target/release/mailbridge}"
 mkdir -p "$OUT"
 
 work=$(mktemp -d)

@@ -16,7 +16,8 @@
 #     persistent sessions (SMTP_MESSAGES messages of SMTP_SIZE bytes).
 # STORE=postgres runs the same against a throwaway PostgreSQL server on loopback
 # (Debian's binaries, as scripts/test-deps.sh installs them) instead of SQLite.
-# BASELINE=0 skips step 0, SMTP_BASELINE=0 step 4.
+# BASELINE=0 skips step 0, SMTP_BASELINE=0 step 4. MAILBRIDGE_BIN and NOOP_BIN
+# name ready-built binaries (A/B runs of two builds) instead of building here.
 # Needs: wrk and postfix (smtp-sink, smtp-source) from Debian; installs them when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,12 +34,14 @@ if ! command -v wrk >/dev/null || [ ! -x /usr/sbin/smtp-sink ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq wrk postfix >/dev/null
 fi
-cargo build --release -q -p mailbridge
-BIN=target/release/mailbridge
-if [ "${BASELINE:-1}" = 1 ]; then
+if [ -z "${MAILBRIDGE_BIN:-}" ]; then
+  cargo build --release -q -p mailbridge
+fi
+BIN="${MAILBRIDGE_BIN:-target/release/mailbridge}"
+NOOP="${NOOP_BIN:-target/release/examples/durable_noop}"
+if [ "${BASELINE:-1}" = 1 ] && [ -z "${NOOP_BIN:-}" ]; then
   cargo build --release -q -p mailbridge --example durable_noop
 fi
-NOOP=target/release/examples/durable_noop
 
 work=$(mktemp -d)
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -83,6 +86,8 @@ load() {
   wrk -t"$THREADS" -c"$2" -d"$DURATION" --latency -s bench/post.lua "http://$1/v1/messages" >"$3"
   cat "$3"
 }
+# CPU time a process used so far, in clock ticks (user + system).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rate() { awk '/^Requests\/sec/ {print $2}' "$1"; }
 pct() { awk -v p="$2%" '$1 == p {print $2}' "$1"; }
 
@@ -93,6 +98,7 @@ baseline() {
   wait_http "127.0.0.1:$port/"
   echo "== durable no-op baseline: wrk -t$THREADS -c$c -d$DURATION"
   load "127.0.0.1:$port" "$c" "$work/noop-$c.txt"
+  cpu_ticks "$BASE" >"$work/noop-$c.cpu"
   kill "$BASE"; wait "$BASE" 2>/dev/null || true; BASE=
 }
 
@@ -120,6 +126,7 @@ service() {
   end=$(date +%s.%N)
   sent=$(count "= 'sent'"); failed=$(count "= 'failed'")
   peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$SVC/status")
+  cpu_ticks "$SVC" >"$work/svc-$c.cpu"
   kill "$SVC"; wait "$SVC" 2>/dev/null || true; SVC=
   python3 - "$start" "$end" "$sent" "$failed" "$peak_kib" "$drain_start" "$sent_before" <<'PY' | tee "$work/svc-$c.delivery"
 import sys
@@ -153,14 +160,23 @@ for c in $CONNECTIONS; do
   svc_rate=$(rate "$work/svc-$c.txt")
   noop_rate=$( [ "${BASELINE:-1}" = 1 ] && rate "$work/noop-$c.txt" || echo 0)
   ratio=$(python3 -c "print(f'{100*$svc_rate/$noop_rate:.0f} %' if $noop_rate else '–')")
-  rows+=("| $STORE | $c | $svc_rate | $(pct "$work/svc-$c.txt" 50) / $(pct "$work/svc-$c.txt" 99) | $noop_rate | $ratio | $e2e | $alone | $peak MiB | $stored |")
+  # CPU per message: accepting and delivering it (the service), or storing
+  # it (the baseline); steadier than rates while other work shares the cores.
+  tick_ms=$(python3 -c "print(1000/$(getconf CLK_TCK))")
+  svc_cpu=$(python3 -c "print(f'{$(cat "$work/svc-$c.cpu")*$tick_ms*1000/$stored:.0f}')")
+  noop_cpu=–
+  if [ "${BASELINE:-1}" = 1 ]; then
+    noop_count=$(awk '/requests in/ {print $1}' "$work/noop-$c.txt")
+    noop_cpu=$(python3 -c "print(f'{$(cat "$work/noop-$c.cpu")*$tick_ms*1000/$noop_count:.0f}')")
+  fi
+  rows+=("| $STORE | $c | $svc_rate | $(pct "$work/svc-$c.txt" 50) / $(pct "$work/svc-$c.txt" 99) | $noop_rate | $ratio | $e2e | $alone | $peak MiB | $stored | $svc_cpu / $noop_cpu |")
 done
 SMTP_RATE=
 [ "${SMTP_BASELINE:-1}" = 1 ] && smtp_baseline
 
 echo
-echo "| store | connections | accept req/s | p50 / p99 | durable no-op req/s | ratio | delivery msg/s (first accept to last send) | delivery alone msg/s | peak RSS | stored |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| store | connections | accept req/s | p50 / p99 | durable no-op req/s | ratio | delivery msg/s (first accept to last send) | delivery alone msg/s | peak RSS | stored | CPU µs per message: service / no-op |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 [ -n "$SMTP_RATE" ] && echo "raw SMTP over $SMTP_CONNECTIONS persistent sessions: $SMTP_RATE messages/s ($SMTP_SIZE bytes each)"
 echo "conditions: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end, $(date -u +%FT%TZ)"

@@ -78,7 +78,10 @@ fn write_groups(mut file: File, inbox: &mpsc::Receiver<Append>) {
             bytes.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_le_bytes());
             bytes.extend_from_slice(body);
         }
-        let stored = file.write_all(&bytes).and_then(|()| file.sync_data()).is_ok();
+        let stored = file
+            .write_all(&bytes)
+            .and_then(|()| file.sync_data())
+            .is_ok();
         for (_, done) in group.drain(..) {
             let _ = done.send(stored);
         }

@@ -27,6 +27,7 @@ use super::{
     RECORD_COLUMNS, Status, StoreError,
 };
 
+mod accept;
 mod writer;
 
 /// Connections per replica: the writers, the API's reads and the worker share them.

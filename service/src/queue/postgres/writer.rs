@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, mpsc};
 use uuid::Uuid;
 
+use super::accept;
 use crate::email::OutgoingMessage;
 use crate::queue::batch::{self, Answer, Health, IDEMPOTENCY_WINDOW, MAX_BATCH, Op, Write};
 use crate::queue::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, OutcomeUnknown, Status};
@@ -38,8 +39,25 @@ pub(super) async fn run(pool: PgPool, inbox: Arc<Mutex<mpsc::Receiver<Write>>>, 
 async fn group(pool: &PgPool, ops: &[Op]) -> anyhow::Result<Vec<Answer>> {
     let mut tx = pool.begin().await.context("beginning a transaction")?;
     let mut answers = Vec::with_capacity(ops.len());
-    for op in ops {
-        answers.push(apply(&mut tx, op).await?);
+    let mut rest = ops;
+    while let Some(op) = rest.first() {
+        // New messages that arrived together are stored together (see
+        // `accept`); other ops keep their place between them.
+        let run: Vec<&NewJob> = rest
+            .iter()
+            .map_while(|op| match op {
+                Op::Enqueue(job) => Some(job.as_ref()),
+                _ => None,
+            })
+            .collect();
+        if run.len() > 1 {
+            let stored = accept::insert_all(&mut tx, &run).await?;
+            answers.extend(stored.into_iter().map(Answer::Enqueued));
+            rest = &rest[run.len()..];
+        } else {
+            answers.push(apply(&mut tx, op).await?);
+            rest = &rest[1..];
+        }
     }
     match tx.commit().await {
         Ok(()) => Ok(answers),
@@ -126,7 +144,7 @@ async fn apply(conn: &mut PgConnection, op: &Op) -> anyhow::Result<Answer> {
 }
 
 /// Inserts `job`, or finds the message that already holds its idempotency key.
-async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<Enqueued> {
+pub(super) async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<Enqueued> {
     // An expired key is let go of, then taken: two rounds suffice unless
     // other requests race for the same key.
     for _ in 0..3 {
@@ -141,12 +159,7 @@ async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<Enqueu
 /// taken by an expired row and let go of meanwhile (try again).
 async fn try_insert(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<Option<Enqueued>> {
     let message = &job.message;
-    let lease = job.lease.map(|lease| Lease {
-        id: message.id,
-        attempt: 1,
-        claim: 1,
-        until: batch::current(job.now) + lease,
-    });
+    let lease = lease_of(job);
     let (status, attempts) = match lease {
         Some(_) => (Status::Sending, 1),
         None => (Status::Queued, 0),
@@ -203,6 +216,16 @@ async fn try_insert(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<Opt
     .execute(&mut *conn)
     .await?;
     Ok(None)
+}
+
+/// A message stored already claimed (`?wait=true`) gets its first lease.
+pub(super) fn lease_of(job: &NewJob) -> Option<Lease> {
+    job.lease.map(|lease| Lease {
+        id: job.message.id,
+        attempt: 1,
+        claim: 1,
+        until: batch::current(job.now) + lease,
+    })
 }
 
 async fn claim(

@@ -131,11 +131,13 @@ async fn stored_holders<'a>(
 }
 
 async fn release(conn: &mut SqliteConnection, tenant: &str, key: &str) -> anyhow::Result<()> {
-    sqlx::query("UPDATE messages SET idempotency_key = NULL WHERE tenant = ? AND idempotency_key = ?")
-        .bind(tenant)
-        .bind(key)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE messages SET idempotency_key = NULL WHERE tenant = ? AND idempotency_key = ?",
+    )
+    .bind(tenant)
+    .bind(key)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

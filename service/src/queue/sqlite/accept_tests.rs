@@ -96,7 +96,10 @@ async fn a_large_group_is_stored_whole_and_in_order() {
         .collect();
     let refs: Vec<&NewJob> = jobs.iter().collect();
     let answers = insert_all(&mut conn, &refs).await.unwrap();
-    let created: Vec<Enqueued> = jobs.iter().map(|j| Enqueued::Created(j.message.id)).collect();
+    let created: Vec<Enqueued> = jobs
+        .iter()
+        .map(|j| Enqueued::Created(j.message.id))
+        .collect();
     assert_eq!(answers, created);
     let stored: Vec<String> = sqlx::query_scalar("SELECT id FROM messages ORDER BY rowid")
         .fetch_all(&mut conn)

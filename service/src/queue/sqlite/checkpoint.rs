@@ -55,7 +55,10 @@ pub(super) async fn start(options: SqliteConnectOptions) -> Result<Checkpoints, 
 /// One passive checkpoint; says whether it failed, logging only changes
 /// (a full disk would otherwise log ten times a second).
 async fn checkpoint(pool: &SqlitePool, was_failing: bool) -> bool {
-    match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(pool).await {
+    match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(pool)
+        .await
+    {
         Ok(_) if was_failing => {
             tracing::info!("queue store: WAL checkpoints succeed again");
             false
