@@ -60,7 +60,7 @@ pub async fn create(
     let from = route
         .sender(req.from.as_ref())
         .map_err(ApiError::forbidden)?;
-    let content = compose::render_content(state.renderer.clone(), &tenant, &req).await?;
+    let (req, content) = compose::render_owned(state.renderer.clone(), &tenant, req).await?;
     if state.store.pending_count(&tenant).await? >= state.max_pending {
         return Err(ApiError::too_many(
             format!(
@@ -78,8 +78,10 @@ pub async fn create(
     // takes it while this request's attempt runs.
     let lease = query.wait.then(|| state.worker.lease());
     let transport = route.transport.clone();
+    // Only `?wait=true` delivers the message itself afterwards.
+    let kept = query.wait.then(|| message.clone());
     let job = NewJob {
-        message: message.clone(),
+        message,
         idempotency_key,
         transport: route.transport.clone(),
         now,
@@ -99,6 +101,9 @@ pub async fn create(
         }
         Enqueued::Claimed(lease) => {
             accepted(&state, &tenant, lease.id);
+            let message = kept.ok_or_else(|| {
+                ApiError::internal(&"the store claimed a message that was not to be delivered now")
+            })?;
             let claimed = ClaimedJob {
                 message,
                 transport,
