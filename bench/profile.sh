@@ -2,7 +2,7 @@
 # Where the service's CPU time goes while it accepts (and delivers) under load:
 # perf samples `mailbridge serve` (SQLite, or STORE=postgres) while wrk sends
 # bench/post.lua's Keycloak-shaped requests at CONNECTIONS, the worker
-# delivering to smtp-sink meanwhile. Writes to OUT (default bench/profile/):
+# delivering to smtp-sink meanwhile. Writes to OUT (default target/profile/):
 #   flame.svg   a flame graph (inferno) of every thread's stacks,
 #   top.txt     self time by function, the largest first,
 #   threads.txt samples per thread (async workers, blocking pool, sqlx's
@@ -15,7 +15,7 @@ DURATION="${DURATION:-10}"
 CONNECTIONS="${CONNECTIONS:-64}"
 FREQ="${FREQ:-499}"
 STORE="${STORE:-sqlite}"
-OUT="${OUT:-bench/profile}"
+OUT="${OUT:-target/profile}"
 
 sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
 if ! command -v perf >/dev/null || ! command -v wrk >/dev/null || [ ! -x /usr/sbin/smtp-sink ]; then
