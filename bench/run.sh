@@ -12,11 +12,13 @@
 #     smtp-sink over SMTP_CONNECTIONS pooled connections (messages/s from the
 #     first accept to the last send, and over the drain alone);
 #  3. memory: the service's peak resident set (VmHWM);
-#  4. raw SMTP: Postfix's smtp-source into the same smtp-sink over as many
+#  4. delivery alone: a backlog accepted for BACKLOG_DURATION while smtp-sink
+#     is stopped, then drained once it runs again (messages/s);
+#  5. raw SMTP: Postfix's smtp-source into the same smtp-sink over as many
 #     persistent sessions (SMTP_MESSAGES messages of SMTP_SIZE bytes).
 # STORE=postgres runs the same against a throwaway PostgreSQL server on loopback
 # (Debian's binaries, as scripts/test-deps.sh installs them) instead of SQLite.
-# BASELINE=0 skips step 0, SMTP_BASELINE=0 step 4. MAILBRIDGE_BIN and NOOP_BIN
+# BASELINE=0 skips step 0, SMTP_BASELINE=0 steps 4 and 5. MAILBRIDGE_BIN and NOOP_BIN
 # name ready-built binaries (A/B runs of two builds) instead of building here.
 # Needs: wrk and postfix (smtp-sink, smtp-source) from Debian; installs them when missing.
 set -euo pipefail
@@ -28,6 +30,7 @@ SMTP_CONNECTIONS="${SMTP_CONNECTIONS:-8}"
 SMTP_MESSAGES="${SMTP_MESSAGES:-40000}"
 SMTP_SIZE="${SMTP_SIZE:-5000}"
 STORE="${STORE:-sqlite}"
+BACKLOG_DURATION="${BACKLOG_DURATION:-10s}"
 
 if ! command -v wrk >/dev/null || [ ! -x /usr/sbin/smtp-sink ]; then
   sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
@@ -102,12 +105,12 @@ baseline() {
   kill "$BASE"; wait "$BASE" 2>/dev/null || true; BASE=
 }
 
-service() {
-  local c=$1
-  fresh_store "bench_$c"
+# Starts mailbridge on a fresh store $1; $2 is added to the transport's options.
+start_service() {
+  fresh_store "$1"
   export MAILBRIDGE_LISTEN="127.0.0.1:$(free_port)"
   export MAILBRIDGE_DATABASE_URL="$DB_URL"
-  export MAILBRIDGE_TRANSPORT="smtp://127.0.0.1:$SMTP_PORT?tls=none&max_connections=$SMTP_CONNECTIONS"
+  export MAILBRIDGE_TRANSPORT="smtp://127.0.0.1:$SMTP_PORT?tls=none&max_connections=$SMTP_CONNECTIONS$2"
   export MAILBRIDGE_JWT_SECRET="bench-secret-0123456789abcdef-0123456789"
   export MAILBRIDGE_LOG="warn"
   export MAILBRIDGE_MAX_PENDING=100000000
@@ -116,6 +119,12 @@ service() {
   wait_http "$MAILBRIDGE_LISTEN/readyz"
   MB_TOKEN=$($BIN token --tenant bench --ttl 600)
   export MB_TOKEN
+}
+stop_service() { kill "$SVC"; wait "$SVC" 2>/dev/null || true; SVC=; }
+
+service() {
+  local c=$1
+  start_service "bench_$c" ""
   local start drain_start sent_before end sent failed peak_kib
   start=$(date +%s.%N)
   echo "== mailbridge ($STORE): wrk -t$THREADS -c$c -d$DURATION"
@@ -127,7 +136,7 @@ service() {
   sent=$(count "= 'sent'"); failed=$(count "= 'failed'")
   peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$SVC/status")
   cpu_ticks "$SVC" >"$work/svc-$c.cpu"
-  kill "$SVC"; wait "$SVC" 2>/dev/null || true; SVC=
+  stop_service
   python3 - "$start" "$end" "$sent" "$failed" "$peak_kib" "$drain_start" "$sent_before" <<'PY' | tee "$work/svc-$c.delivery"
 import sys
 start, end, sent, failed, peak = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
@@ -138,6 +147,25 @@ print(f"after the load stopped: {sent-sent_before} messages in {end-drain_start:
 print(f"peak resident memory of the service: {peak/1024:.1f} MiB")
 print(f"SUMMARY {sent/(end-start):.0f} {alone:.0f} {peak/1024:.1f} {sent+failed}")
 PY
+}
+
+# Delivery alone, from a backlog: accepted while the sink is stopped (SIGSTOP:
+# the kernel still completes the worker's connections, but no greeting comes),
+# then sent as fast as the worker can once the sink runs again.
+delivery_ceiling() {
+  local total t0 t1
+  start_service bench_delivery "&timeout=120s"
+  kill -STOP "$SINK"
+  echo "== delivery from a backlog: accepting for $BACKLOG_DURATION with the sink stopped"
+  wrk -t"$THREADS" -c64 -d"$BACKLOG_DURATION" -s bench/post.lua "http://$MAILBRIDGE_LISTEN/v1/messages" >/dev/null
+  total=$(count "is not null")
+  t0=$(date +%s.%N)
+  kill -CONT "$SINK"
+  while [ "$(count "not in ('sent','failed')")" != 0 ]; do sleep 0.1; done
+  t1=$(date +%s.%N)
+  stop_service
+  DELIVERY_RATE=$(python3 -c "print(round($total/($t1-$t0)))")
+  echo "delivered a backlog of $total messages in $(python3 -c "print(round($t1-$t0,2))")s: $DELIVERY_RATE messages/s over $SMTP_CONNECTIONS connections"
 }
 
 # Raw SMTP over persistent sessions, into the same sink.
@@ -171,12 +199,19 @@ for c in $CONNECTIONS; do
   fi
   rows+=("| $STORE | $c | $svc_rate | $(pct "$work/svc-$c.txt" 50) / $(pct "$work/svc-$c.txt" 99) | $noop_rate | $ratio | $e2e | $alone | $peak MiB | $stored | $svc_cpu / $noop_cpu |")
 done
-SMTP_RATE=
-[ "${SMTP_BASELINE:-1}" = 1 ] && smtp_baseline
+SMTP_RATE=; DELIVERY_RATE=
+if [ "${SMTP_BASELINE:-1}" = 1 ]; then
+  delivery_ceiling
+  smtp_baseline
+fi
 
 echo
 echo "| store | connections | accept req/s | p50 / p99 | durable no-op req/s | ratio | delivery msg/s (first accept to last send) | delivery alone msg/s | peak RSS | stored | CPU µs per message: service / no-op |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
-[ -n "$SMTP_RATE" ] && echo "raw SMTP over $SMTP_CONNECTIONS persistent sessions: $SMTP_RATE messages/s ($SMTP_SIZE bytes each)"
+if [ -n "$SMTP_RATE" ]; then
+  echo "delivery from a backlog over $SMTP_CONNECTIONS connections: $DELIVERY_RATE messages/s;" \
+    "raw SMTP over $SMTP_CONNECTIONS persistent sessions: $SMTP_RATE messages/s ($SMTP_SIZE bytes each);" \
+    "ratio $(python3 -c "print(f'{100*$DELIVERY_RATE/$SMTP_RATE:.0f} %')")"
+fi
 echo "conditions: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end, $(date -u +%FT%TZ)"
