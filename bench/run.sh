@@ -157,7 +157,9 @@ delivery_ceiling() {
   start_service bench_delivery "&timeout=120s"
   kill -STOP "$SINK"
   echo "== delivery from a backlog: accepting for $BACKLOG_DURATION with the sink stopped"
-  wrk -t"$THREADS" -c64 -d"$BACKLOG_DURATION" -s bench/post.lua "http://$MAILBRIDGE_LISTEN/v1/messages" >/dev/null
+  wrk -t"$THREADS" -c64 -d"$BACKLOG_DURATION" --latency -s bench/post.lua "http://$MAILBRIDGE_LISTEN/v1/messages" >"$work/backlog.txt"
+  ACCEPT_ALONE="$(rate "$work/backlog.txt") req/s, p50 / p99 $(pct "$work/backlog.txt" 50) / $(pct "$work/backlog.txt" 99)"
+  echo "accepting with no delivery running (64 connections): $ACCEPT_ALONE"
   total=$(count "is not null")
   t0=$(date +%s.%N)
   kill -CONT "$SINK"
@@ -210,6 +212,7 @@ echo "| store | connections | accept req/s | p50 / p99 | durable no-op req/s | r
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 if [ -n "$SMTP_RATE" ]; then
+  echo "accepting with no delivery running (64 connections): $ACCEPT_ALONE"
   echo "delivery from a backlog over $SMTP_CONNECTIONS connections: $DELIVERY_RATE messages/s;" \
     "raw SMTP over $SMTP_CONNECTIONS persistent sessions: $SMTP_RATE messages/s ($SMTP_SIZE bytes each);" \
     "ratio $(python3 -c "print(f'{100*$DELIVERY_RATE/$SMTP_RATE:.0f} %')")"
