@@ -91,6 +91,8 @@ load() {
 }
 # CPU time a process used so far, in clock ticks (user + system).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Bytes a process caused to be written to the disk so far.
+disk_bytes() { awk '/^write_bytes/ {print $2}' "/proc/$1/io"; }
 rate() { awk '/^Requests\/sec/ {print $2}' "$1"; }
 pct() { awk -v p="$2%" '$1 == p {print $2}' "$1"; }
 
@@ -102,6 +104,7 @@ baseline() {
   echo "== durable no-op baseline: wrk -t$THREADS -c$c -d$DURATION"
   load "127.0.0.1:$port" "$c" "$work/noop-$c.txt"
   cpu_ticks "$BASE" >"$work/noop-$c.cpu"
+  disk_bytes "$BASE" >"$work/noop-$c.disk"
   kill "$BASE"; wait "$BASE" 2>/dev/null || true; BASE=
 }
 
@@ -136,6 +139,7 @@ service() {
   sent=$(count "= 'sent'"); failed=$(count "= 'failed'")
   peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$SVC/status")
   cpu_ticks "$SVC" >"$work/svc-$c.cpu"
+  disk_bytes "$SVC" >"$work/svc-$c.disk"
   stop_service
   python3 - "$start" "$end" "$sent" "$failed" "$peak_kib" "$drain_start" "$sent_before" <<'PY' | tee "$work/svc-$c.delivery"
 import sys
@@ -194,12 +198,14 @@ for c in $CONNECTIONS; do
   # it (the baseline); steadier than rates while other work shares the cores.
   tick_ms=$(python3 -c "print(1000/$(getconf CLK_TCK))")
   svc_cpu=$(python3 -c "print(f'{$(cat "$work/svc-$c.cpu")*$tick_ms*1000/$stored:.0f}')")
-  noop_cpu=–
+  svc_disk=$(python3 -c "print(f'{$(cat "$work/svc-$c.disk")/1024/$stored:.1f}')")
+  noop_cpu=–; noop_disk=–
   if [ "${BASELINE:-1}" = 1 ]; then
     noop_count=$(awk '/requests in/ {print $1}' "$work/noop-$c.txt")
     noop_cpu=$(python3 -c "print(f'{$(cat "$work/noop-$c.cpu")*$tick_ms*1000/$noop_count:.0f}')")
+    noop_disk=$(python3 -c "print(f'{$(cat "$work/noop-$c.disk")/1024/$noop_count:.1f}')")
   fi
-  rows+=("| $STORE | $c | $svc_rate | $(pct "$work/svc-$c.txt" 50) / $(pct "$work/svc-$c.txt" 99) | $noop_rate | $ratio | $e2e | $alone | $peak MiB | $stored | $svc_cpu / $noop_cpu |")
+  rows+=("| $STORE | $c | $svc_rate | $(pct "$work/svc-$c.txt" 50) / $(pct "$work/svc-$c.txt" 99) | $noop_rate | $ratio | $e2e | $alone | $peak MiB | $stored | $svc_cpu / $noop_cpu | $svc_disk / $noop_disk |")
 done
 SMTP_RATE=; DELIVERY_RATE=
 if [ "${SMTP_BASELINE:-1}" = 1 ]; then
@@ -208,8 +214,8 @@ if [ "${SMTP_BASELINE:-1}" = 1 ]; then
 fi
 
 echo
-echo "| store | connections | accept req/s | p50 / p99 | durable no-op req/s | ratio | delivery msg/s (first accept to last send) | delivery alone msg/s | peak RSS | stored | CPU µs per message: service / no-op |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| store | connections | accept req/s | p50 / p99 | durable no-op req/s | ratio | delivery msg/s (first accept to last send) | delivery alone msg/s | peak RSS | stored | CPU µs per message: service / no-op | KiB written to disk per message: service / no-op |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 if [ -n "$SMTP_RATE" ]; then
   echo "accepting with no delivery running (64 connections): $ACCEPT_ALONE"
