@@ -121,39 +121,3 @@ async fn a_late_claim_hands_out_a_live_lease() {
     let dir = tempfile::tempdir().unwrap();
     store_contract::a_late_claim_hands_out_a_live_lease(Arc::new(open(&dir).await)).await;
 }
-
-#[tokio::test]
-async fn the_wal_is_checkpointed_beside_the_writer() {
-    // The writer's own connection does not checkpoint (that would hold up
-    // its commits); a separate one does. Without it the WAL would take
-    // every commit for good and the database file would stay empty.
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
-    let now = OffsetDateTime::now_utc();
-    let body = "x".repeat(4000);
-    let mut tasks = Vec::new();
-    for _ in 0..1500 {
-        let (store, body) = (store.clone(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut job = job("acme", None, now);
-            job.message.text = Some(body);
-            store.enqueue(job).await.unwrap()
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let db = dir.path().join("q/mb.db");
-    let size = || std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
-    // 1,500 rows of 4 KB: about 6 MB once copied into the database file.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while size() < 4_000_000 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(
-        size() >= 4_000_000,
-        "database file is {} bytes: no checkpoint ran",
-        size()
-    );
-    assert_eq!(store.pending_count("acme").await.unwrap(), 1500);
-}

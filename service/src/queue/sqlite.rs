@@ -28,7 +28,6 @@ use super::{
 };
 
 mod accept;
-mod checkpoint;
 mod stats;
 mod writer;
 
@@ -45,40 +44,26 @@ impl SqliteStore {
     /// Opens (creating if needed) the store at `url`: `sqlite://PATH` or `sqlite::memory:`.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
         let options = connect_options(url)?;
-        let memory = url.contains(":memory:");
-        let write_options = match memory {
-            true => options.clone(),
-            // See `checkpoint`: not in the writer's commits.
-            false => options
-                .clone()
-                .pragma("wal_autocheckpoint", "0")
-                .pragma("journal_size_limit", checkpoint::WAL_SIZE_LIMIT),
-        };
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(write_options)
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("opening {url}"))?;
         sqlx::migrate!("./migrations")
             .run(&write)
             .await
             .context("applying the store's migrations")?;
-        let read = if memory {
+        let read = if url.contains(":memory:") {
             write.clone()
         } else {
             SqlitePoolOptions::new()
                 .max_connections(4)
-                .connect_with(options.clone().read_only(true))
+                .connect_with(options.read_only(true))
                 .await
                 .with_context(|| format!("opening {url} for reading"))?
         };
-        let checkpoints = match memory {
-            true => None,
-            false => Some(checkpoint::start(options).await?),
-        };
         let (writes, inbox) = Writes::channel();
-        let health = writes.health.clone();
-        tokio::spawn(writer::run(write.clone(), inbox, health, checkpoints));
+        tokio::spawn(writer::run(write.clone(), inbox, writes.health.clone()));
         Ok(SqliteStore {
             read,
             write,

@@ -17,26 +17,17 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::checkpoint::Checkpoints;
 use super::{accept, from_ms, ms};
 use crate::queue::batch::{self, Answer, Health, MAX_BATCH, Op, Write};
 use crate::queue::{ClaimedJob, Lease, Outcome};
 
 /// Applies waiting writes in groups until every sender is gone.
-pub(super) async fn run(
-    pool: SqlitePool,
-    mut inbox: mpsc::Receiver<Write>,
-    health: Health,
-    checkpoints: Option<Checkpoints>,
-) {
+pub(super) async fn run(pool: SqlitePool, mut inbox: mpsc::Receiver<Write>, health: Health) {
     let mut waiting = Vec::with_capacity(MAX_BATCH);
     while inbox.recv_many(&mut waiting, MAX_BATCH).await > 0 {
         let (ops, replies) = batch::split(&mut waiting);
         let result = group(&pool, &ops).await;
         batch::answer(&health, &ops, replies, result);
-        if let Some(checkpoints) = &checkpoints {
-            checkpoints.wanted();
-        }
     }
 }
 
