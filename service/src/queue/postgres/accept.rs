@@ -1,7 +1,6 @@
 //! Storing the new messages of one commit group with one `INSERT` instead of
-//! one each: every statement is a round trip to the server, and under load
-//! those round trips, not the inserts, were most of an accept's time in the
-//! writer. A message whose idempotency key is already taken (by a stored
+//! one each: every statement is a round trip to the server, which the writer
+//! waits for before sending the next. A message whose idempotency key is already taken (by a stored
 //! message, or by one earlier in the group) takes the one-by-one path
 //! afterwards, which answers it exactly as before: a repeat, or a takeover
 //! of an expired key.

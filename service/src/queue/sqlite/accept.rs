@@ -1,9 +1,9 @@
 //! Storing the new messages of one commit group with a few statements instead
-//! of two each. Every statement is a round trip to sqlx's SQLite thread (two
-//! thread wake-ups), and under load that hand-off, not SQLite, was the larger
-//! part of an accept's cost. The answers are the same as one insert after the
-//! other: a key repeated within the group is a repeat of its first use, and a
-//! key whose holder is older than the idempotency window is taken over.
+//! of two each: every statement is a round trip to sqlx's SQLite thread (two
+//! thread wake-ups), paid per message before. The answers are the same as one
+//! insert after the other: a key repeated within the group is a repeat of its
+//! first use, and a key whose holder is older than the idempotency window is
+//! taken over.
 
 use std::collections::HashMap;
 
