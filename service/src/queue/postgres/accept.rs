@@ -1,9 +1,9 @@
 //! Storing the new messages of one commit group with one `INSERT` instead of
 //! one each: every statement is a round trip to the server, which the writer
-//! waits for before sending the next. A message whose idempotency key is already taken (by a stored
-//! message, or by one earlier in the group) takes the one-by-one path
-//! afterwards, which answers it exactly as before: a repeat, or a takeover
-//! of an expired key.
+//! waits for before sending the next. A message whose idempotency key is
+//! already taken (by a stored message, or by one earlier in the group) takes
+//! the one-by-one path afterwards, which answers it exactly as before: a
+//! repeat, or a takeover of an expired key.
 
 use std::collections::HashSet;
 
