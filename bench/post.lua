@@ -1,5 +1,37 @@
--- wrk script: POST one small message per request, as Keycloak's extension does.
+-- wrk script: POST one Keycloak-shaped message per request, as Keycloak's
+-- extension does: template + data + the subject/text/html Keycloak rendered
+-- (bench/keycloak-request.json, about 4 KB), with a fresh idempotency key
+-- each time (the same key twice would be answered as a repeat, storing nothing).
+-- BODY_FILE names another body; its "__KEY__" is replaced the same way.
+local path = os.getenv("BODY_FILE") or "bench/keycloak-request.json"
+local file = assert(io.open(path, "r"))
+local template = file:read("*a"):gsub("%s+$", "")
+file:close()
+local before, after = template:match("^(.*)__KEY__(.*)$")
+if not before then
+  before, after = template, nil
+end
+
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_id", threads)
+end
+
+local counter, prefix = 0, "kc-"
+-- Several runs against one store must not repeat keys either.
+function init(args)
+  prefix = string.format("kc-%d-%d-", thread_id or 0, os.time())
+end
+
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("MB_TOKEN")
-wrk.body = [[{"to":[{"email":"ada@example.com","name":"Ada"}],"from":{"email":"no-reply@acme.example"},"subject":"Reset your password","text":"Open https://sso.example/reset?key=abc to reset your password.","html":"<p>Open <a href=\"https://sso.example/reset?key=abc\">this link</a> to reset your password.</p>"}]]
+wrk.headers["Authorization"] = "Bearer " .. (os.getenv("MB_TOKEN") or "")
+
+function request()
+  if not after then
+    return wrk.format(nil, nil, nil, before)
+  end
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, before .. prefix .. counter .. after)
+end

@@ -37,17 +37,30 @@ pub async fn render_content(
     tenant: &str,
     req: &MessageRequest,
 ) -> Result<Content, ApiError> {
+    let (_, content) = render_owned(renderer, tenant, req.clone()).await?;
+    Ok(content)
+}
+
+/// [`render_content`] for a request that is needed afterwards: it travels to
+/// the blocking thread and back instead of being copied (bodies and data are
+/// most of its size).
+pub async fn render_owned(
+    renderer: Arc<Renderer>,
+    tenant: &str,
+    req: MessageRequest,
+) -> Result<(MessageRequest, Content), ApiError> {
     let slot = RENDER_SLOTS
         .clone()
         .acquire_owned()
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    let (tenant, req) = (tenant.to_owned(), req.clone());
+    let tenant = tenant.to_owned();
     // The slot goes with the work: it is freed when the work ends, even if
     // the client has gone and the request was dropped before.
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        content(&renderer, &tenant, &req)
+        let content = content(&renderer, &tenant, &req)?;
+        Ok((req, content))
     })
     .await
     .map_err(|e| ApiError::internal(&e))?

@@ -76,7 +76,7 @@ pub async fn create(
     let from = route
         .sender(req.from.as_ref())
         .map_err(ApiError::forbidden)?;
-    let content = compose::render_content(state.renderer.clone(), &tenant, &req).await?;
+    let (mut req, content) = compose::render_owned(state.renderer.clone(), &tenant, req).await?;
     let suppressed = suppressions::leave_out(state.store.as_ref(), &tenant, &mut req).await?;
     if !suppressed.everyone
         && let Some(repeat) = super::limits::check(&state, &tenant, &req).await?
@@ -101,8 +101,10 @@ pub async fn create(
     // A message to suppressed addresses only is stored claimed, then settled as `suppressed`.
     let lease = (query.wait || suppressed.everyone).then(|| state.worker.lease());
     let transport = route.transport.clone();
+    // Only `?wait=true` delivers the message itself afterwards.
+    let kept = query.wait.then(|| message.clone());
     let job = NewJob {
-        message: message.clone(),
+        message,
         idempotency_key,
         transport: route.transport.clone(),
         now,
@@ -125,6 +127,9 @@ pub async fn create(
         }
         Enqueued::Claimed(lease) => {
             accepted(&state, &tenant, lease.id);
+            let message = kept.ok_or_else(|| {
+                ApiError::internal(&"the store claimed a message that was not to be delivered now")
+            })?;
             let claimed = ClaimedJob {
                 message,
                 transport,
