@@ -85,9 +85,11 @@ async fn apply(
             now,
         } => Answer::Applied(record(conn, lease, outcome, *now).await?),
         Op::Probe { now } => {
-            // Room for about one message: a probe that fits proves little less.
+            // Room for the largest request (a 1 MiB body): a smaller probe
+            // could fit while a full group of messages does not, and
+            // readiness would flap to 200 while requests are answered 503.
             sqlx::query(
-                "INSERT OR REPLACE INTO store_health (id, probed_at, room) VALUES (1, ?, zeroblob(65536))",
+                "INSERT OR REPLACE INTO store_health (id, probed_at, room) VALUES (1, ?, zeroblob(1048576))",
             )
             .bind(ms(*now))
             .execute(&mut *conn)
