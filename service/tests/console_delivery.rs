@@ -4,29 +4,12 @@
 
 mod common;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use common::console::{Browser, console_with, count, csrf};
 use common::server::TestServer;
 use mailbridge::console::session::Viewer;
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-/// Postmark's send API, answering with a message id.
-async fn postmark() -> MockServer {
-    let server = MockServer::builder().start().await;
-    Mock::given(method("POST"))
-        .and(path("/email"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"MessageID": "pm-msg", "ErrorCode": 0, "Message": "OK"})),
-        )
-        .mount(&server)
-        .await;
-    server
-}
+use wiremock::MockServer;
 
 /// A console server whose tenants `acme` and `globex` send through Postmark;
 /// `viewers` get sessions (id, CSRF token).
@@ -78,17 +61,7 @@ async fn bounce(server: &TestServer) {
     let event = json!({"RecordType": "Bounce", "ID": 42, "Type": "HardBounce", "TypeCode": 1,
         "MessageID": "pm-msg", "Email": "ada@example.com", "BouncedAt": now,
         "Details": "smtp;550 5.1.1 unknown user"});
-    let resp = server
-        .http
-        .post(server.url("/v1/events/pm"))
-        .header(
-            "authorization",
-            format!("Basic {}", STANDARD.encode("hooks:pm-pass")),
-        )
-        .json(&event)
-        .send()
-        .await
-        .unwrap();
+    let resp = common::postmark::post_event(server, &event).await;
     assert_eq!(resp.status().as_u16(), 200);
 }
 
@@ -119,7 +92,7 @@ async fn listed(server: &TestServer, tenant: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_providers_bounce_shows_in_the_timeline_after_the_attempt() {
-    let mock = postmark().await;
+    let mock = common::postmark::send_api().await;
     let (server, _, _dir) = start(&mock, &[]).await;
     let id = send(&server, "acme").await;
     let mut browser = Browser::new(&server, None);
@@ -144,7 +117,7 @@ async fn a_providers_bounce_shows_in_the_timeline_after_the_attempt() {
 
 #[tokio::test]
 async fn a_hard_bounce_puts_the_address_on_the_suppressions_page() {
-    let mock = postmark().await;
+    let mock = common::postmark::send_api().await;
     let (server, _, _dir) = start(&mock, &[]).await;
     let id = send(&server, "acme").await;
     bounce(&server).await;
@@ -166,7 +139,7 @@ async fn a_hard_bounce_puts_the_address_on_the_suppressions_page() {
 
 #[tokio::test]
 async fn an_admin_adds_and_removes_an_address_and_the_api_sees_it() {
-    let mock = postmark().await;
+    let mock = common::postmark::send_api().await;
     let (server, _, _dir) = start(&mock, &[]).await;
     let mut browser = Browser::new(&server, None);
     let (_, _, page) = browser.get("/console/suppressions").await;
@@ -219,7 +192,7 @@ async fn an_admin_adds_and_removes_an_address_and_the_api_sees_it() {
 
 #[tokio::test]
 async fn without_the_token_or_as_a_tenant_viewer_nothing_changes() {
-    let mock = postmark().await;
+    let mock = common::postmark::send_api().await;
     let viewers = [Viewer::from_roles("ada", ["tenant:acme"])];
     let (server, sessions, _dir) = start(&mock, &viewers).await;
     let mut admin = Browser::new(&server, None);

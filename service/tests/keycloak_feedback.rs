@@ -9,8 +9,6 @@ mod common;
 
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use common::server::TestServer;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, header, method, path, query_param};
@@ -126,17 +124,7 @@ async fn a_hard_bounce_marks_the_keycloak_user() {
 
     let bounce = json!({"RecordType": "Bounce", "ID": 11, "Type": "HardBounce", "MessageID": "pm-msg",
         "Email": "ada@example.com", "BouncedAt": "2026-12-04T22:00:00Z", "Metadata": {"mailbridge-id": id}});
-    let answer = server
-        .http
-        .post(server.url("/v1/events/pm"))
-        .header(
-            "authorization",
-            format!("Basic {}", STANDARD.encode("hooks:pm-pass")),
-        )
-        .json(&bounce)
-        .send()
-        .await
-        .unwrap();
+    let answer = common::postmark::post_event(&server, &bounce).await;
     assert_eq!(
         answer.status(),
         200,

@@ -5,26 +5,9 @@
 
 mod common;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use common::server::TestServer;
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-/// Postmark's send API, answering with a message id.
-async fn postmark() -> MockServer {
-    let server = MockServer::builder().start().await;
-    Mock::given(method("POST"))
-        .and(path("/email"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"MessageID": "pm-msg", "ErrorCode": 0, "Message": "OK"})),
-        )
-        .mount(&server)
-        .await;
-    server
-}
+use wiremock::MockServer;
 
 /// Tenants `acme` (default `suppress`), `quiet` (`suppress = []`) and
 /// `complaints` (`suppress = ["complaint"]`), all through Postmark.
@@ -64,17 +47,7 @@ async fn send(server: &TestServer, tenant: &str, to: &[&str]) -> (u16, Value) {
 async fn report(server: &TestServer, id: &str, mut record: Value) {
     record["MessageID"] = json!("pm-msg");
     record["Metadata"] = json!({"mailbridge-id": id});
-    let answer = server
-        .http
-        .post(server.url("/v1/events/pm"))
-        .header(
-            "authorization",
-            format!("Basic {}", STANDARD.encode("hooks:pm-pass")),
-        )
-        .json(&record)
-        .send()
-        .await
-        .unwrap();
+    let answer = common::postmark::post_event(server, &record).await;
     assert_eq!(answer.status(), 200);
 }
 
@@ -113,7 +86,7 @@ async fn list(server: &TestServer, tenant: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_hard_bounce_stops_mail_to_that_address() {
-    let mock = postmark().await;
+    let mock = common::postmark::send_api().await;
     let (server, _dir) = start(&mock).await;
     let (_, first) = send(&server, "acme", &["Ada@example.com"]).await;
     let first = first["id"].as_str().unwrap().to_owned();
@@ -196,7 +169,7 @@ async fn a_hard_bounce_stops_mail_to_that_address() {
 
 #[tokio::test]
 async fn the_tenant_setting_chooses_what_suppresses() {
-    let mock = postmark().await;
+    let mock = common::postmark::send_api().await;
     let (server, _dir) = start(&mock).await;
     let (_, quiet) = send(&server, "quiet", &["ada@example.com"]).await;
     let quiet = quiet["id"].as_str().unwrap().to_owned();
@@ -226,7 +199,7 @@ async fn the_tenant_setting_chooses_what_suppresses() {
 
 #[tokio::test]
 async fn administrators_manage_the_list_by_api_and_command_line() {
-    let mock = postmark().await;
+    let mock = common::postmark::send_api().await;
     let (server, _dir) = start(&mock).await;
     let admin = server.token(None, true);
     let tenant_token = server.token(Some("acme"), false);

@@ -179,17 +179,7 @@ async fn the_application_hears_of_every_outcome_signed_and_retried() {
     let bounce = json!({"RecordType": "Bounce", "ID": 7, "Type": "HardBounce", "MessageID": "pm-msg",
         "Email": "ada@example.com", "BouncedAt": "2026-12-04T22:00:00Z", "Details": "550 5.1.1 unknown user",
         "Metadata": {"mailbridge-id": sent}});
-    let answer = server
-        .http
-        .post(server.url("/v1/events/pm"))
-        .header(
-            "authorization",
-            format!("Basic {}", STANDARD.encode("hooks:pm-pass")),
-        )
-        .json(&bounce)
-        .send()
-        .await
-        .unwrap();
+    let answer = common::postmark::post_event(&server, &bounce).await;
     assert_eq!(answer.status(), 200);
     let (_, _, suppressed) = server
         .post("/v1/messages", Some("acme"), &body("ada@example.com"))

@@ -25,4 +25,5 @@ pub fn peers_dir() -> PathBuf {
 }
 pub mod console;
 pub mod postgres;
+pub mod postmark;
 pub mod server;
