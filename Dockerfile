@@ -12,6 +12,11 @@ COPY Cargo.toml Cargo.lock ./
 COPY render render
 COPY service service
 COPY tests tests
+# The renderer as WebAssembly first (Debian's Rust builds it, as for the
+# Keycloak extension's jar): the service's build embeds it for the console's
+# template studio, which then renders in the browser.
+COPY scripts/build-wasm.sh scripts/build-wasm.sh
+RUN bash scripts/build-wasm.sh
 RUN cargo build --release --locked -p mailbridge
 
 FROM debian:bookworm-slim

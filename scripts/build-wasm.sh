@@ -88,7 +88,7 @@ check() {
     grep '^ (import ' <<<"$text" >&2
     return 1
   fi
-  for name in memory mb_alloc mb_free mb_len mb_load_templates mb_render; do
+  for name in memory mb_alloc mb_free mb_len mb_load_templates mb_render mb_missing; do
     if ! grep -q "^ (export \"$name\"" <<<"$text"; then
       echo "build-wasm: $OUT does not export $name" >&2
       return 1

@@ -3,7 +3,7 @@
 # a Python virtualenv with the SMTP server (aiosmtpd), the SES emulator (moto)
 # and an independent DKIM verifier (dkimpy with PyNaCl for Ed25519);
 # Debian's PostgreSQL server binaries (the tests start their own servers);
-# Chromium and Playwright for the render parity test;
+# Chromium and Playwright for the render parity test and the console's studio;
 # and Toxiproxy for the network faults of scripts/faults.sh.
 # Safe to run again: work already done is skipped.
 set -euo pipefail

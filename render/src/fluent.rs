@@ -49,6 +49,11 @@ impl Strings {
         self.bundles.contains_key(lang)
     }
 
+    /// Whether `lang` itself has the message `key` (without falling back to English).
+    pub fn has_message(&self, lang: &str, key: &str) -> bool {
+        self.bundles.get(lang).is_some_and(|b| b.has_message(key))
+    }
+
     /// The message `key` in `lang` (else English, else the key itself) with `args`.
     pub fn format(&self, lang: &str, key: &str, args: &[(String, FluentValue<'static>)]) -> String {
         for candidate in [lang, "en"] {

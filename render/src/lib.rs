@@ -16,6 +16,7 @@
 //! ```
 
 mod fluent;
+mod missing;
 mod nesting;
 mod text;
 
@@ -26,6 +27,7 @@ use fluent_bundle::FluentValue;
 use minijinja::value::{Kwargs, Value};
 use minijinja::{AutoEscape, Environment, State};
 
+pub use missing::Missing;
 pub use nesting::{HtmlTooComplex, MAX_NESTING};
 pub use text::html_to_text;
 
@@ -51,6 +53,11 @@ impl TemplateSources {
     /// Adds (or replaces) the file at `path`.
     pub fn insert(&mut self, path: impl Into<String>, contents: impl Into<String>) {
         self.files.insert(path.into(), contents.into());
+    }
+
+    /// Every file as (path, contents), in path order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.files.iter().map(|(p, c)| (p.as_str(), c.as_str()))
     }
 }
 
@@ -141,6 +148,9 @@ pub struct Renderer {
     samples: BTreeMap<String, serde_json::Value>,
     /// Languages with shared strings.
     locales: BTreeSet<String>,
+    /// The sources compiled, for hosts that hand them on (the console gives
+    /// them to the same renderer in the browser).
+    sources: TemplateSources,
 }
 
 impl Renderer {
@@ -163,25 +173,25 @@ impl Renderer {
         let mut files = BTreeSet::new();
         let mut samples = BTreeMap::new();
         let mut locales = BTreeSet::new();
-        for (path, contents) in sources.files {
+        for (path, contents) in &sources.files {
             if let Some(lang) = path
                 .strip_prefix("locales/")
                 .and_then(|p| p.strip_suffix(".ftl"))
             {
-                strings.add(lang, &path, &contents)?;
+                strings.add(lang, path, contents)?;
                 locales.insert(lang.to_owned());
             } else if path.ends_with(".j2") {
-                env.add_template_owned(path.clone(), contents)
+                env.add_template_owned(path.clone(), contents.clone())
                     .map_err(|e| RenderError::Syntax {
                         path: path.clone(),
                         detail: e.to_string(),
                     })?;
-                files.insert(path);
+                files.insert(path.clone());
             } else if let Some(name) = path
                 .strip_prefix("emails/")
                 .and_then(|p| p.strip_suffix("/sample.json"))
             {
-                let data = serde_json::from_str(&contents).map_err(|e| RenderError::Syntax {
+                let data = serde_json::from_str(contents).map_err(|e| RenderError::Syntax {
                     path: path.clone(),
                     detail: e.to_string(),
                 })?;
@@ -200,6 +210,9 @@ impl Renderer {
                 let value: Value = kwargs.get(name)?;
                 args.push((name.to_owned(), fluent_value(&value)));
             }
+            if missing::recording() && !lookup.has_message(&lang, &key) {
+                missing::note_translation(&key);
+            }
             Ok(lookup.format(&lang, &key, &args))
         });
         Ok(Renderer {
@@ -208,26 +221,47 @@ impl Renderer {
             files,
             samples,
             locales,
+            sources,
         })
+    }
+
+    /// The sources these templates were compiled from.
+    pub fn sources(&self) -> &TemplateSources {
+        &self.sources
     }
 
     /// Renders `req`.
     pub fn render(&self, req: &RenderRequest<'_>) -> Result<Rendered, RenderError> {
         let (dir, lang) = self.resolve(req)?;
-        let layout = self.layout(req.tenant);
+        let ctx = self.context(req, &lang);
+        self.render_in(req, &dir, &Value::from(minijinja::value::Serde(&ctx)))
+    }
+
+    /// The data of `req` with what every template may use: `lang`,
+    /// `template_name` and `layout`.
+    fn context(&self, req: &RenderRequest<'_>, lang: &str) -> serde_json::Value {
         let mut ctx = match req.data {
             serde_json::Value::Object(map) => map.clone(),
             _ => serde_json::Map::new(),
         };
-        ctx.insert("lang".into(), lang.clone().into());
+        ctx.insert("lang".into(), lang.into());
         ctx.insert("template_name".into(), req.template.into());
-        ctx.insert("layout".into(), layout.into());
-        let ctx = serde_json::Value::Object(ctx);
-        let subject = self.render_file(&format!("{dir}/subject.j2"), &ctx)?;
-        let html = self.render_file(&format!("{dir}/html.j2"), &ctx)?;
+        ctx.insert("layout".into(), self.layout(req.tenant).into());
+        serde_json::Value::Object(ctx)
+    }
+
+    /// Renders the version in `dir` with `ctx`.
+    fn render_in(
+        &self,
+        req: &RenderRequest<'_>,
+        dir: &str,
+        ctx: &Value,
+    ) -> Result<Rendered, RenderError> {
+        let subject = self.render_file(&format!("{dir}/subject.j2"), ctx)?;
+        let html = self.render_file(&format!("{dir}/html.j2"), ctx)?;
         let text_file = format!("{dir}/text.j2");
         let text = if self.files.contains(&text_file) {
-            self.render_file(&text_file, &ctx)?
+            self.render_file(&text_file, ctx)?
         } else {
             html_to_text(&html).map_err(|source| RenderError::HtmlTooComplex {
                 template: req.template.to_owned(),
@@ -354,16 +388,15 @@ impl Renderer {
         }
     }
 
-    fn render_file(&self, path: &str, ctx: &serde_json::Value) -> Result<String, RenderError> {
+    fn render_file(&self, path: &str, ctx: &Value) -> Result<String, RenderError> {
         let failed = |e: minijinja::Error| RenderError::Render {
             template: path.to_owned(),
             detail: e.to_string(),
         };
-        let ctx = Value::from(minijinja::value::Serde(ctx));
         self.env
             .get_template(path)
             .map_err(failed)?
-            .render(ctx)
+            .render(ctx.clone())
             .map_err(failed)
     }
 }

@@ -261,3 +261,77 @@ fn runaway_templates_stop_and_syntax_errors_name_the_file() {
         "{err:?}"
     );
 }
+
+#[test]
+fn a_renderer_hands_on_the_sources_it_compiled() {
+    let mut sources = TemplateSources::new();
+    sources.insert("emails/x/subject.j2", "Hi {{ name }}");
+    sources.insert("emails/x/html.j2", "<p>Hi</p>");
+    let renderer = Renderer::new(sources).expect("compiles");
+    let kept: Vec<(&str, &str)> = renderer.sources().iter().collect();
+    assert_eq!(
+        kept,
+        [
+            ("emails/x/html.j2", "<p>Hi</p>"),
+            ("emails/x/subject.j2", "Hi {{ name }}")
+        ]
+    );
+}
+
+#[test]
+fn missing_lists_the_keys_the_language_lacks_and_the_variables_the_data_lacks() {
+    let mut sources = TemplateSources::new();
+    sources.insert("locales/en.ftl", "a = A\nb = B\n");
+    sources.insert("locales/de.ftl", "a = A auf Deutsch\n");
+    sources.insert(
+        "emails/x/subject.j2",
+        "{{ t(\"a\") }} {{ t(\"b\") }} {{ name }} {{ user.nick }} {{ user.name }}",
+    );
+    sources.insert(
+        "emails/x/html.j2",
+        "<p>{{ t(\"b\") }}{% for i in range(2) %}{{ loop.index }}{% endfor %}\
+         {% if user.admin %}{{ never_looked_up }}{% endif %}</p>",
+    );
+    let renderer = Renderer::new(sources).expect("compiles");
+    let data = json!({"user": {"name": "Ada"}});
+    let missing = renderer
+        .missing(&req("x", Some("de-AT"), &data))
+        .expect("renders");
+    assert_eq!(missing.lang, "de");
+    assert_eq!(missing.translations, ["b"]);
+    assert_eq!(missing.variables, ["name", "user.admin", "user.nick"]);
+    let english = renderer
+        .missing(&req("x", Some("en"), &data))
+        .expect("renders");
+    assert!(english.translations.is_empty(), "{english:?}");
+    // Watching changes nothing of the email itself.
+    let rendered = renderer
+        .render(&req("x", Some("de"), &data))
+        .expect("renders");
+    assert_eq!(rendered.subject, "A auf Deutsch B Ada");
+}
+
+#[test]
+fn the_shipped_samples_lack_nothing_the_shipped_templates_use() {
+    let renderer = shipped();
+    for name in renderer.template_names() {
+        let data = renderer.sample_data(&name).expect("sample data");
+        for lang in renderer.locales() {
+            let missing = renderer
+                .missing(&req(&name, Some(&lang), &data))
+                .expect("renders");
+            assert!(
+                missing.translations.is_empty(),
+                "{name} {lang}: {missing:?}"
+            );
+            assert!(missing.variables.is_empty(), "{name} {lang}: {missing:?}");
+        }
+    }
+    // The link is used only by an included file: lookups there count too.
+    let mut data = renderer.sample_data("password-reset").expect("sample");
+    data.as_object_mut().expect("object").remove("link");
+    let missing = renderer
+        .missing(&req("password-reset", Some("de"), &data))
+        .expect("renders");
+    assert_eq!(missing.variables, ["link"]);
+}

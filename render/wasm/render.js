@@ -54,6 +54,16 @@ export class Renderer {
     return answer;
   }
 
+  /**
+   * What rendering a request has to do without: {lang, translations, variables}
+   * (keys of t() the language lacks, data the templates look up but the request lacks).
+   */
+  missing(request) {
+    const answer = JSON.parse(this.call(this.exports.mb_missing, JSON.stringify(request)));
+    if (answer.error !== undefined) throw new RenderError(answer);
+    return answer;
+  }
+
   /** The module's own answer to a request given as JSON text: {"subject","text","html"} or {"error","kind"}. */
   renderJson(request) {
     return this.call(this.exports.mb_render, request);

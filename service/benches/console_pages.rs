@@ -10,30 +10,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mailbridge::email::{Mailbox, OutgoingMessage};
-use mailbridge::queue::{JobStore, NewJob, Outcome};
+use mailbridge::queue::{JobStore, NewJob, Origin, Outcome};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 const TENANTS: [&str; 5] = ["acme", "globex", "initech", "umbrella", "hooli"];
 
 fn message(i: usize) -> OutgoingMessage {
-    let id = Uuid::now_v7();
-    OutgoingMessage {
-        id,
-        tenant: TENANTS[i % TENANTS.len()].into(),
-        message_id: format!("{}@bench.example", id.simple()),
-        from: Mailbox::new("no-reply@bench.example"),
-        envelope_from: None,
-        reply_to: None,
-        to: vec![Mailbox::new(format!("user{i}@example.com"))],
-        cc: vec![],
-        bcc: vec![],
-        subject: "Reset your password".into(),
-        text: Some("A body of ordinary length. ".repeat(20)),
-        html: None,
-        tags: vec![],
-        metadata: Default::default(),
-    }
+    OutgoingMessage::plain(
+        TENANTS[i % TENANTS.len()],
+        Mailbox::new("no-reply@bench.example"),
+        Mailbox::new(format!("user{i}@example.com")),
+        "Reset your password",
+        &"A body of ordinary length. ".repeat(20),
+    )
 }
 
 /// Enqueues `count` messages, then settles them: sent, failed, or waiting.
@@ -44,9 +33,16 @@ async fn fill(store: &Arc<dyn JobStore>, count: usize) {
             store.enqueue(NewJob {
                 message: message(i),
                 idempotency_key: None,
-                transport: if i % 2 == 0 { "default" } else { "m365" }.into(),
+                // One row in a thousand is the application's webhook: the rare transport.
+                transport: match i {
+                    _ if i % 1000 == 7 => "webhook",
+                    _ if i % 2 == 0 => "default",
+                    _ => "m365",
+                }
+                .into(),
                 now,
                 lease: None,
+                origin: Origin::default(),
             })
         });
         for done in futures::future::join_all(jobs).await {
@@ -125,9 +121,17 @@ fn pages(count: usize, failed: &str) -> Vec<(&'static str, String)> {
             "messages, tenant + failed + day",
             format!("/console/messages?tenant=acme&status=failed&since={today}"),
         ),
+        (
+            "messages, rare transport (webhook)",
+            "/console/messages?transport=webhook".into(),
+        ),
         ("one message", format!("/console/messages/{failed}")),
         ("transports", "/console/transports".into()),
         ("template studio", "/console/templates".into()),
+        (
+            "template sources (for the page's renderer)",
+            "/console/templates/sources?tenant=acme".into(),
+        ),
     ]
 }
 

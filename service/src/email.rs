@@ -206,6 +206,29 @@ pub struct OutgoingMessage {
 }
 
 impl OutgoingMessage {
+    /// A plain-text message from `from` to `to` with a fresh id and a
+    /// `Message-ID` in the sender's domain; no copies, tags or metadata.
+    pub fn plain(tenant: &str, from: Mailbox, to: Mailbox, subject: &str, text: &str) -> Self {
+        let id = uuid::Uuid::now_v7();
+        let domain = from.email.rsplit_once('@').map_or("localhost", |(_, d)| d);
+        Self {
+            id,
+            tenant: tenant.to_owned(),
+            message_id: format!("{}@{domain}", id.simple()),
+            from,
+            envelope_from: None,
+            reply_to: None,
+            to: vec![to],
+            cc: Vec::new(),
+            bcc: Vec::new(),
+            subject: subject.to_owned(),
+            text: Some(text.to_owned()),
+            html: None,
+            tags: Vec::new(),
+            metadata: BTreeMap::new(),
+        }
+    }
+
     /// Every envelope recipient: to, cc and bcc.
     pub fn recipients(&self) -> impl Iterator<Item = &Mailbox> {
         self.to.iter().chain(&self.cc).chain(&self.bcc)

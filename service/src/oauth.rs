@@ -15,7 +15,7 @@ mod token_endpoint;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tokio::time::Instant;
@@ -40,6 +40,25 @@ pub trait TokenSource: Send + Sync + fmt::Debug {
 
     /// How many tokens this source has fetched from its token endpoint so far.
     fn fetches(&self) -> u64;
+
+    /// When its token was fetched and expires, and its latest failure; never the token.
+    fn freshness(&self) -> TokenFreshness {
+        TokenFreshness::default()
+    }
+}
+
+/// What an operator may know of a source's token (per process): when it was
+/// fetched and when it expires, and the latest failed fetch. Never the token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenFreshness {
+    /// When the cached token was fetched.
+    pub fetched_at: Option<SystemTime>,
+    /// When the cached token expires (as the token endpoint said).
+    pub expires_at: Option<SystemTime>,
+    /// When the latest fetch failed, and why (the endpoint's answer, no secret).
+    pub last_error: Option<(SystemTime, String)>,
+    /// Tokens fetched so far.
+    pub fetches: u64,
 }
 
 /// An access token. `Debug` never shows the secret.
@@ -47,6 +66,8 @@ pub trait TokenSource: Send + Sync + fmt::Debug {
 pub struct AccessToken {
     secret: Arc<str>,
     refresh_at: Instant,
+    /// When it expires, on the wall clock (shown to operators).
+    expires_at: SystemTime,
 }
 
 impl AccessToken {
@@ -62,7 +83,13 @@ impl AccessToken {
         Self {
             secret: secret.into(),
             refresh_at: Instant::now() + lifetime - margin,
+            expires_at: SystemTime::now() + lifetime,
         }
+    }
+
+    /// When it expires.
+    pub fn expires_at(&self) -> SystemTime {
+        self.expires_at
     }
 
     /// The bearer token itself.

@@ -53,6 +53,8 @@ pub struct Parts {
     pub retention: Duration,
     /// How long to keep serving, not ready, after the stop signal.
     pub shutdown_delay: Duration,
+    /// How often flow-limit cells whose window has passed are deleted.
+    pub prune_every: Duration,
     /// Header and body timeouts, the connection cap.
     pub serving: ServingLimits,
 }
@@ -264,6 +266,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         worker,
         retention: settings.retention,
         shutdown_delay: settings.shutdown_delay,
+        prune_every: PRUNE_EVERY,
         serving: ServingLimits {
             header_timeout: settings.header_timeout,
             idle_timeout: crate::listener::IDLE_TIMEOUT,
@@ -299,9 +302,11 @@ pub async fn serve(
         worker,
         retention,
         shutdown_delay,
+        prune_every,
         serving,
     } = parts;
     let purger = tokio::spawn(retention_task(state.store.clone(), retention));
+    let pruner = tokio::spawn(prune_task(state.store.clone(), prune_every));
     let gauges = state.metrics.pushes_otlp().then(|| {
         tokio::spawn(queue_gauges_task(
             state.store.clone(),
@@ -327,6 +332,7 @@ pub async fn serve(
     .await;
     let _ = stop_worker.send(());
     purger.abort();
+    pruner.abort();
     if let Some(gauges) = gauges {
         gauges.abort();
     }
@@ -368,6 +374,41 @@ async fn retention_task(store: Arc<dyn JobStore>, retention: Duration) {
             Err(e) => {
                 tracing::warn!(error = %e, "could not apply retention; trying again in an hour")
             }
+        }
+    }
+}
+
+/// How often flow-limit cells are pruned by default.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Cells deleted per statement: short transactions that limit checks
+/// (which wait for the same rows or the same SQLite writer) barely notice.
+const PRUNE_BATCH: u32 = 1000;
+
+/// Deletes flow-limit cells whose window has passed, every `every`, in
+/// batches of [`PRUNE_BATCH`] until none is left.
+async fn prune_task(store: Arc<dyn JobStore>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = time::OffsetDateTime::now_utc();
+        let mut pruned = 0;
+        loop {
+            match store.prune_limits(now, PRUNE_BATCH).await {
+                Ok(n) if n < u64::from(PRUNE_BATCH) => {
+                    pruned += n;
+                    break;
+                }
+                Ok(n) => pruned += n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not prune flow limits; trying again later");
+                    break;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        if pruned > 0 {
+            tracing::debug!(count = pruned, "pruned flow-limit cells past their window");
         }
     }
 }

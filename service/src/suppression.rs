@@ -1,9 +1,11 @@
 //! The suppression list: addresses a tenant no longer sends to, because they
 //! bounced hard or complained (tenant setting `suppress`), or because an
-//! administrator said so. Pure types; the store keeps the list.
+//! administrator said so. Pure types and rules; the store keeps the list.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+use crate::email::Mailbox;
 
 /// Why an address is suppressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -115,6 +117,58 @@ pub fn normalise(email: &str) -> String {
     }
 }
 
+/// The suppressed recipients of a message.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    /// The message's suppressed addresses, as written, each once.
+    pub addresses: Vec<String>,
+    /// No `to` recipient is left: nothing is sent.
+    pub everyone: bool,
+}
+
+/// Asks `store` once which of `lists`' addresses are on `tenant`'s list and
+/// applies [`leave_out`]: what accept and each attempt both do.
+pub async fn screen(
+    store: &dyn crate::queue::JobStore,
+    tenant: &str,
+    lists: [&mut Vec<Mailbox>; 3],
+) -> Result<LeftOut, crate::queue::StoreError> {
+    let all: Vec<String> = lists
+        .iter()
+        .flat_map(|list| list.iter())
+        .map(|m| normalise(&m.email))
+        .collect();
+    let listed = store.suppressed_among(tenant, &all).await?;
+    Ok(leave_out(lists, &listed))
+}
+
+/// Applies `listed` (the normalised addresses on the tenant's list) to a
+/// message's `to`, `cc` and `bcc`: unless that is every `to` recipient, the
+/// listed ones are taken out. The same rule at accept and before each attempt.
+pub fn leave_out(lists: [&mut Vec<Mailbox>; 3], listed: &[String]) -> LeftOut {
+    if listed.is_empty() {
+        return LeftOut::default();
+    }
+    let is_listed = |m: &Mailbox| listed.contains(&normalise(&m.email));
+    let mut addresses: Vec<String> = Vec::new();
+    for mailbox in lists.iter().flat_map(|list| list.iter()) {
+        if is_listed(mailbox) && !addresses.contains(&mailbox.email) {
+            addresses.push(mailbox.email.clone());
+        }
+    }
+    let [to, cc, bcc] = lists;
+    let everyone = to.iter().all(is_listed);
+    if !everyone {
+        for list in [to, cc, bcc] {
+            list.retain(|m| !is_listed(m));
+        }
+    }
+    LeftOut {
+        addresses,
+        everyone,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +188,26 @@ mod tests {
             SuppressOn::default(),
             SuppressOn::parse(&["bounce".into(), "complaint".into()]).unwrap()
         );
+    }
+
+    #[test]
+    fn listed_recipients_are_left_out_unless_no_to_is_left() {
+        let mut to = vec![
+            Mailbox::new("Ada@Example.com"),
+            Mailbox::new("grace@example.com"),
+        ];
+        let mut cc = vec![Mailbox::new("ada@example.COM")];
+        let mut bcc = vec![Mailbox::new("Ada@Example.com")];
+        let listed = vec![normalise("Ada@example.com")];
+        let left = leave_out([&mut to, &mut cc, &mut bcc], &listed);
+        assert_eq!(left.addresses, ["Ada@Example.com"]);
+        assert!(!left.everyone);
+        assert_eq!(to, [Mailbox::new("grace@example.com")]);
+        assert_eq!((cc.len(), bcc.len()), (1, 0), "`ada@` is another mailbox");
+
+        let mut only = vec![Mailbox::new("Ada@example.com")];
+        let left = leave_out([&mut only, &mut cc, &mut Vec::new()], &listed);
+        assert!(left.everyone);
+        assert_eq!(only.len(), 1, "kept as it was: nothing is sent");
     }
 }

@@ -66,6 +66,46 @@ async fn accepts_then_delivers_to_the_outbox() {
 }
 
 #[tokio::test]
+async fn a_message_shows_the_realm_and_kind_it_was_sent_for() {
+    let server = TestServer::start(&[]).await;
+    let body = json!({
+        "to": [{"email": "ada@example.com"}],
+        "template": "password-reset",
+        "data": {"link": "https://kc.example/reset?key=abc", "linkExpiration": 5, "realmName": "Acme", "user": {"username": "ada"}},
+        "metadata": {"realm": "acme-prod"},
+    });
+    let (status, _, accepted) = server.post("/v1/messages", Some("acme"), &body).await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_str().unwrap();
+    let (status, record) = server
+        .get(
+            &format!("/v1/messages/{id}"),
+            &server.token(Some("acme"), false),
+        )
+        .await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["realm"], "acme-prod", "{record}");
+    assert_eq!(record["kind"], "password-reset", "{record}");
+    // Without trace export there is no trace to keep.
+    assert!(record.get("traceparent").is_none(), "{record}");
+
+    // A message with its own content and no metadata names neither.
+    let plain = json!({"to": [{"email": "ada@example.com"}], "subject": "Hi", "text": "Hello"});
+    let (_, _, accepted) = server.post("/v1/messages", Some("acme"), &plain).await;
+    let (_, record) = server
+        .get(
+            &format!("/v1/messages/{}", accepted["id"].as_str().unwrap()),
+            &server.token(Some("acme"), false),
+        )
+        .await;
+    assert!(
+        record.get("realm").is_none() && record.get("kind").is_none(),
+        "{record}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn renders_the_shipped_template_in_the_users_language() {
     let server = TestServer::start(&[]).await;
     let body = json!({

@@ -84,23 +84,13 @@ async fn token_endpoint(server: &MockServer) {
 }
 
 fn message() -> OutgoingMessage {
-    let id = uuid::Uuid::new_v4();
-    OutgoingMessage {
-        id,
-        tenant: "acme".into(),
-        message_id: format!("{id}@acme.example"),
-        from: Mailbox::new("no-reply@acme.example"),
-        envelope_from: None,
-        reply_to: None,
-        to: vec![Mailbox::new("ada@example.com")],
-        cc: vec![],
-        bcc: vec![],
-        subject: "Reset your password".into(),
-        text: Some("Follow the link.".into()),
-        html: None,
-        tags: vec![],
-        metadata: Default::default(),
-    }
+    OutgoingMessage::plain(
+        "acme",
+        Mailbox::new("no-reply@acme.example"),
+        Mailbox::new("ada@example.com"),
+        "Reset your password",
+        "Follow the link.",
+    )
 }
 
 #[tokio::test]

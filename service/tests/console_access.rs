@@ -203,6 +203,26 @@ async fn messages_are_found_by_recipient_exactly_or_by_prefix() {
 }
 
 #[tokio::test]
+async fn messages_are_found_by_transport() {
+    let (server, _) = console(&[]).await;
+    let ada = accept(&server, "acme", "ada@example.com").await;
+    let mut browser = Browser::new(&server, None);
+    let (_, _, by_default) = browser.get("/console/messages?transport=default").await;
+    assert!(by_default.contains(&ada), "{by_default}");
+    // The application's webhooks and Keycloak feedback are rows of their own transports.
+    let (_, _, webhooks) = browser.get("/console/messages?transport=webhook").await;
+    assert!(
+        !webhooks.contains(&ada) && webhooks.contains("No messages match"),
+        "{webhooks}"
+    );
+    let (_, _, overview) = browser.get("/console/").await;
+    assert!(
+        overview.contains("href=\"/console/messages?transport=default\""),
+        "the overview links each transport to its messages: {overview}"
+    );
+}
+
+#[tokio::test]
 async fn the_overview_counts_what_the_api_lists() {
     let (server, _) = console(&[]).await;
     let mut ids = Vec::new();

@@ -147,7 +147,7 @@ async fn a_ciphertext_moved_to_another_row_fails_that_message_clearly() {
     // Swap the two rows' stored messages, as someone with the database could.
     let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
     let stored = |id: &str| {
-        sqlx::query_scalar::<_, String>("SELECT message FROM messages WHERE id = ?")
+        sqlx::query_scalar::<_, String>("SELECT message FROM bodies WHERE message_id = ?")
             .bind(id.to_owned())
             .fetch_one(&pool)
     };
@@ -156,7 +156,7 @@ async fn a_ciphertext_moved_to_another_row_fails_that_message_clearly() {
         stored(&ids[1]).await.unwrap(),
     );
     for (id, message) in [(&ids[0], b), (&ids[1], a)] {
-        let done = sqlx::query("UPDATE messages SET message = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE bodies SET message = ? WHERE message_id = ?")
             .bind(message)
             .bind(id)
             .execute(&pool)

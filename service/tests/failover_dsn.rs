@@ -40,22 +40,13 @@ async fn graph_mock(sends: u64) -> MockServer {
 }
 
 fn message() -> OutgoingMessage {
-    OutgoingMessage {
-        id: uuid::Uuid::new_v4(),
-        tenant: "acme".into(),
-        message_id: "1@acme.example".into(),
-        from: Mailbox::new("no-reply@acme.example"),
-        envelope_from: None,
-        reply_to: None,
-        to: vec![Mailbox::new("ada@example.com")],
-        cc: vec![],
-        bcc: vec![],
-        subject: "Hello".into(),
-        text: Some("Hi".into()),
-        html: None,
-        tags: vec![],
-        metadata: Default::default(),
-    }
+    OutgoingMessage::plain(
+        "acme",
+        Mailbox::new("no-reply@acme.example"),
+        Mailbox::new("ada@example.com"),
+        "Hello",
+        "Hi",
+    )
 }
 
 #[tokio::test]

@@ -137,6 +137,52 @@ async fn a_kind_and_an_address_are_limited_separately() {
 }
 
 #[tokio::test]
+async fn cells_past_their_window_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mailbridge.toml");
+    std::fs::write(&file, "[tenants.acme]\nrecipient_rate = \"1/second\"\n").unwrap();
+    let env = [("MAILBRIDGE_CONFIG", file.to_str().unwrap())];
+    let server = TestServer::start_with(&env, |parts| {
+        parts.prune_every = std::time::Duration::from_millis(100);
+    })
+    .await;
+    let db = format!("sqlite://{}/mb.db?mode=ro", server.dir.path().display());
+    let db = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let cells = || async {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM flow_limits")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        count
+    };
+    for to in ["ada@example.com", "grace@example.com"] {
+        assert_eq!(send(&server, "acme", "password-reset", to).await.0, 202);
+    }
+    assert_eq!(cells().await, 2, "one cell per address, within its second");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cells().await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cells past their window are never deleted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Forgotten, not broken: the address is limited afresh.
+    assert_eq!(
+        send(&server, "acme", "password-reset", "ada@example.com")
+            .await
+            .0,
+        202
+    );
+    assert_eq!(
+        send(&server, "acme", "password-reset", "ada@example.com")
+            .await
+            .0,
+        429
+    );
+}
+
+#[tokio::test]
 async fn an_idempotent_repeat_is_answered_not_limited() {
     let (server, _dir) = start(&[]).await;
     let body = json!({"to": [{"email": "ada@example.com"}], "template": "email-verification",

@@ -6,7 +6,7 @@ mod store_contract;
 use std::sync::Arc;
 
 use mailbridge::queue::sqlite::SqliteStore;
-use mailbridge::queue::{Enqueued, JobStore, Status};
+use mailbridge::queue::{Enqueued, JobStore, Outcome, Status};
 use store_contract::job;
 use time::OffsetDateTime;
 
@@ -100,13 +100,19 @@ async fn an_enqueue_can_claim_at_once() {
 }
 
 #[tokio::test]
+async fn origin_is_kept_beside_the_body() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::origin_is_kept_beside_the_body(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test]
 async fn an_unreadable_row_fails_alone() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/q/mb.db", dir.path().display());
     let store = Arc::new(open(&dir).await);
     store_contract::an_unreadable_row_fails_alone(store, |id| async move {
         let other = sqlx::SqlitePool::connect(&url).await.unwrap();
-        sqlx::query("UPDATE messages SET message = '{\"not\": \"a message\"' WHERE id = ?")
+        sqlx::query("UPDATE bodies SET message = '{\"not\": \"a message\"' WHERE message_id = ?")
             .bind(id.to_string())
             .execute(&other)
             .await
@@ -136,7 +142,136 @@ async fn suppressions_and_suppressed_messages() {
 }
 
 #[tokio::test]
+async fn flow_limit_cells_are_pruned_after_their_window() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::flow_limit_cells_are_pruned_after_their_window(Arc::new(open(&dir).await))
+        .await;
+}
+
+#[tokio::test]
 async fn history_searches_and_breakdown() {
     let dir = tempfile::tempdir().unwrap();
     store_contract::console::history_searches_and_breakdown(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_messages_arriving_together_answer_one_after_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::groups::new_messages_arriving_together_answer_one_after_the_other(Arc::new(
+        open(&dir).await,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_arriving_together_are_fenced_each_by_its_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::groups::outcomes_arriving_together_are_fenced_each_by_its_lease(Arc::new(
+        open(&dir).await,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_and_outcomes_do_not_copy_the_body() {
+    // The body is written once, at accept; a claim and an outcome rewrite
+    // only the small status row. Were the body in that row, SQLite would
+    // copy it into the WAL at each of them (2 MB per round here).
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(&dir).await);
+    let now = OffsetDateTime::now_utc();
+    for _ in 0..16 {
+        let mut job = job("acme", None, now);
+        job.message.text = Some("x".repeat(128 * 1024));
+        store.enqueue(job).await.unwrap();
+    }
+    let other = sqlx::SqlitePool::connect(&format!("sqlite://{}/q/mb.db", dir.path().display()))
+        .await
+        .unwrap();
+    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(&other)
+        .await
+        .unwrap();
+    assert_eq!(busy, 0, "the WAL was emptied");
+    let wal = dir.path().join("q/mb.db-wal");
+    let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal_size(), 0);
+
+    let claimed = store
+        .claim(now, std::time::Duration::from_secs(60), 100)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 16);
+    assert_eq!(
+        claimed[0].message.text.as_ref().map(String::len),
+        Some(128 * 1024)
+    );
+    let tasks: Vec<_> = claimed
+        .into_iter()
+        .map(|job| {
+            let store = store.clone();
+            let sent = Outcome::Sent {
+                provider_message_id: None,
+            };
+            tokio::spawn(async move { store.record(&job.lease, &sent, now).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap());
+    }
+    let written = wal_size();
+    assert!(
+        written < 1024 * 1024,
+        "{written} bytes of WAL for 16 claims and 16 outcomes"
+    );
+    other.close().await;
+}
+
+#[tokio::test]
+async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered() {
+    // A store at migration 0005 (bodies inside the status rows), then opened
+    // by this version: its bodies move to their own table.
+    let dir = tempfile::tempdir().unwrap();
+    let earlier = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir("migrations").unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.as_str() < "0006" {
+            std::fs::copy(&path, earlier.path().join(name)).unwrap();
+        }
+    }
+    std::fs::create_dir_all(dir.path().join("q")).unwrap();
+    let url = format!("sqlite://{}/q/mb.db?mode=rwc", dir.path().display());
+    let old = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(earlier.path())
+        .await
+        .unwrap()
+        .run(&old)
+        .await
+        .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let message = store_contract::message("acme");
+    let ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    sqlx::query(
+        "INSERT INTO messages (id, tenant, status, transport, message, created_at, age_from, \
+         updated_at, next_attempt_at) VALUES (?, 'acme', 'queued', 'default', ?, ?, ?, ?, ?)",
+    )
+    .bind(message.id.to_string())
+    .bind(serde_json::to_string(&message).unwrap())
+    .bind(ms)
+    .bind(ms)
+    .bind(ms)
+    .bind(ms)
+    .execute(&old)
+    .await
+    .unwrap();
+    old.close().await;
+
+    let store = open(&dir).await;
+    let claimed = store
+        .claim(now, std::time::Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].message, message);
 }

@@ -22,6 +22,7 @@ async fn open(url: &str) -> Arc<dyn JobStore> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_contract_holds_on_postgres() {
     let pg = Postgres::start();
+    messages_stored_before_bodies_had_their_own_table_are_still_delivered(&pg.database()).await;
     store_contract::idempotency_keys_hold_for_24_hours_per_tenant(open(&pg.database()).await).await;
     store_contract::concurrent_enqueues_are_all_committed(open(&pg.database()).await).await;
     store_contract::leases_expire_and_the_message_is_claimed_again(open(&pg.database()).await)
@@ -35,16 +36,27 @@ async fn the_store_contract_holds_on_postgres() {
     store_contract::outcomes_are_fenced_by_the_lease(open(&pg.database()).await).await;
     store_contract::renewal_and_release(open(&pg.database()).await).await;
     store_contract::an_enqueue_can_claim_at_once(open(&pg.database()).await).await;
+    store_contract::origin_is_kept_beside_the_body(open(&pg.database()).await).await;
     store_contract::a_late_claim_hands_out_a_live_lease(open(&pg.database()).await).await;
     store_contract::delivery_events_are_kept_once_per_provider_event(open(&pg.database()).await)
         .await;
     store_contract::suppressions_and_suppressed_messages(open(&pg.database()).await).await;
     store_contract::console::history_searches_and_breakdown(open(&pg.database()).await).await;
+    store_contract::groups::new_messages_arriving_together_answer_one_after_the_other(
+        open(&pg.database()).await,
+    )
+    .await;
+    store_contract::groups::outcomes_arriving_together_are_fenced_each_by_its_lease(
+        open(&pg.database()).await,
+    )
+    .await;
+    store_contract::flow_limit_cells_are_pruned_after_their_window(open(&pg.database()).await)
+        .await;
     let url = pg.database();
     store_contract::an_unreadable_row_fails_alone(open(&url).await, |id| async move {
         let other = sqlx::PgPool::connect(&url).await.unwrap();
         sqlx::query(
-            "UPDATE messages SET message = '{\"not\": \"a message\"}'::jsonb WHERE id = $1",
+            "UPDATE bodies SET message = '{\"not\": \"a message\"}'::jsonb WHERE message_id = $1",
         )
         .bind(id)
         .execute(&other)
@@ -72,6 +84,45 @@ async fn the_store_contract_holds_on_postgres() {
     };
     let record = open(&url).await.get(id).await.unwrap().expect("committed");
     assert_eq!(record.tenant, "acme");
+}
+
+/// A database at migration 0005 (bodies inside the status rows) with a
+/// message waiting, opened by this version: the body moves to its own table
+/// and the message is delivered as it was stored.
+async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered(url: &str) {
+    let earlier = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir("migrations-postgres").unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.as_str() < "0006" {
+            std::fs::copy(&path, earlier.path().join(name)).unwrap();
+        }
+    }
+    let old = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::migrate::Migrator::new(earlier.path())
+        .await
+        .unwrap()
+        .run(&old)
+        .await
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let message = store_contract::message("acme");
+    sqlx::query(
+        "INSERT INTO messages (id, tenant, status, transport, message, created_at, age_from, \
+         updated_at, next_attempt_at) VALUES ($1, 'acme', 'queued', 'default', $2, $3, $3, $3, $3)",
+    )
+    .bind(message.id)
+    .bind(sqlx::types::Json(&message))
+    .bind(now)
+    .execute(&old)
+    .await
+    .unwrap();
+    old.close().await;
+
+    let store = open(url).await;
+    let claimed = store.claim(now, Duration::from_secs(60), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].message, message);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

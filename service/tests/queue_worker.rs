@@ -8,7 +8,7 @@ use mailbridge::email::{Mailbox, OutgoingMessage};
 use mailbridge::queue::retry::RetryPolicy;
 use mailbridge::queue::sqlite::SqliteStore;
 use mailbridge::queue::worker::{Worker, WorkerConfig};
-use mailbridge::queue::{JobStore, NewJob, Status};
+use mailbridge::queue::{JobStore, NewJob, Origin, Status};
 use mailbridge::transport::memory::MemoryTransport;
 use mailbridge::transport::{TransportError, Transports};
 use time::OffsetDateTime;
@@ -53,29 +53,21 @@ async fn rig(policy: RetryPolicy) -> Rig {
 }
 
 async fn enqueue(store: &Arc<dyn JobStore>) -> Uuid {
-    let id = Uuid::now_v7();
-    let message = OutgoingMessage {
-        id,
-        tenant: "acme".into(),
-        message_id: format!("{}@acme.example", id.simple()),
-        from: Mailbox::new("no-reply@acme.example"),
-        envelope_from: None,
-        reply_to: None,
-        to: vec![Mailbox::new("ada@example.com")],
-        cc: vec![],
-        bcc: vec![],
-        subject: "Hi".into(),
-        text: Some("Hello".into()),
-        html: None,
-        tags: vec![],
-        metadata: Default::default(),
-    };
+    let message = OutgoingMessage::plain(
+        "acme",
+        Mailbox::new("no-reply@acme.example"),
+        Mailbox::new("ada@example.com"),
+        "Hi",
+        "Hello",
+    );
+    let id = message.id;
     let job = NewJob {
         message,
         idempotency_key: None,
         transport: "default".into(),
         now: OffsetDateTime::now_utc(),
         lease: None,
+        origin: Origin::default(),
     };
     store.enqueue(job).await.unwrap();
     id

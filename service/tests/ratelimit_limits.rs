@@ -130,3 +130,30 @@ fn no_limits_means_no_waiting() {
     assert!(none.is_empty());
     assert_eq!(none.check("acme", "default"), Ok(()));
 }
+
+#[test]
+fn the_state_says_how_many_may_pass_the_wait_and_what_was_held_back() {
+    let limits = RateLimits::new([("smtp", "3/minute")], [("acme", "10/minute")]).unwrap();
+    let t0 = Instant::now();
+    let state = limits.transport_state("smtp", t0).unwrap();
+    assert_eq!(state.quotas[0].available, 3);
+    assert!(state.quotas[0].wait.is_zero());
+    for _ in 0..3 {
+        limits.check_at("acme", "smtp", t0).unwrap();
+    }
+    assert!(limits.check_at("acme", "smtp", t0).is_err());
+    let state = limits.transport_state("smtp", t0).unwrap();
+    assert_eq!(state.quotas[0].available, 0);
+    assert_eq!(state.quotas[0].wait, Duration::from_secs(20));
+    assert_eq!(state.held_back, 1);
+    // The tenant's limit was not reached: the refusal is not counted against it.
+    let [(name, tenant)] = <[_; 1]>::try_from(limits.tenant_states(t0)).unwrap();
+    assert_eq!(name, "acme");
+    assert_eq!((tenant.quotas[0].available, tenant.held_back), (7, 0));
+    // One interval later one more may pass.
+    let later = limits
+        .transport_state("smtp", t0 + Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(later.quotas[0].available, 1);
+    assert!(limits.transport_state("other", t0).is_none());
+}

@@ -233,6 +233,22 @@ async fn the_application_hears_of_every_outcome_signed_and_retried() {
     assert!(id.starts_with("msg_"));
     assert_eq!(of("message.failed").2, 1);
     assert_eq!(calls.len(), 7, "one call each, three more for message.sent");
+
+    // Each delivery is a row of its own, named by its event type.
+    let row = uuid::Uuid::parse_str(id.trim_start_matches("msg_")).unwrap();
+    let (status, record) = server
+        .get(&format!("/v1/messages/{row}"), &server.token(None, true))
+        .await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(
+        (
+            record["transport"].clone(),
+            record["kind"].clone(),
+            record["attempts"].clone()
+        ),
+        (json!("webhook"), json!("message.sent"), json!(4)),
+        "{record}"
+    );
 }
 
 #[tokio::test]

@@ -10,7 +10,8 @@
 //! 3. `mb_len(answer)` bytes of JSON at `answer`, then `mb_free(answer)`.
 //!
 //! Answers: `{"templates": N}` to a load; `{"subject","text","html"}` to a
-//! render; `{"error","kind"}` when either fails. Work is bounded by the
+//! render; `{"lang","translations","variables"}` to `mb_missing` (what a
+//! render had to do without); `{"error","kind"}` when any fails. Work is bounded by the
 //! renderer's own fuel; the host bounds memory and time.
 
 mod buffers;
@@ -82,6 +83,18 @@ pub extern "C" fn mb_load_templates(input: usize) -> usize {
 pub extern "C" fn mb_render(input: usize) -> usize {
     let json = buffers::take(input).unwrap_or_default();
     let answer = RENDERER.with_borrow(|renderer| request::render(renderer.as_ref(), &json));
+    buffers::keep(answer)
+}
+
+/// What rendering the request at `input` does without (translations, variables).
+#[allow(
+    unsafe_code,
+    reason = "exported under its own name; no pointer is dereferenced"
+)]
+#[unsafe(no_mangle)]
+pub extern "C" fn mb_missing(input: usize) -> usize {
+    let json = buffers::take(input).unwrap_or_default();
+    let answer = RENDERER.with_borrow(|renderer| request::missing(renderer.as_ref(), &json));
     buffers::keep(answer)
 }
 

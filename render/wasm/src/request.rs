@@ -30,6 +30,11 @@ enum Answer {
         text: String,
         html: String,
     },
+    Missing {
+        lang: String,
+        translations: Vec<String>,
+        variables: Vec<String>,
+    },
     Failed {
         error: String,
         kind: &'static str,
@@ -55,6 +60,39 @@ pub fn loaded(renderer: &Renderer) -> Vec<u8> {
 
 /// Renders the request `json` into `{"subject","text","html"}` or `{"error","kind"}`.
 pub fn render(renderer: Option<&Renderer>, json: &[u8]) -> Vec<u8> {
+    with_request(renderer, json, |renderer, render| {
+        match renderer.render(render) {
+            Ok(rendered) => answer(&Answer::Rendered {
+                subject: rendered.subject,
+                text: rendered.text,
+                html: rendered.html,
+            }),
+            Err(e) => failed(kind(&e), &e),
+        }
+    })
+}
+
+/// What rendering the request `json` does without:
+/// `{"lang","translations","variables"}` or `{"error","kind"}`.
+pub fn missing(renderer: Option<&Renderer>, json: &[u8]) -> Vec<u8> {
+    with_request(renderer, json, |renderer, render| {
+        match renderer.missing(render) {
+            Ok(missing) => answer(&Answer::Missing {
+                lang: missing.lang,
+                translations: missing.translations,
+                variables: missing.variables,
+            }),
+            Err(e) => failed(kind(&e), &e),
+        }
+    })
+}
+
+/// Reads the request `json` and answers what `work` makes of it.
+fn with_request(
+    renderer: Option<&Renderer>,
+    json: &[u8],
+    work: impl FnOnce(&Renderer, &RenderRequest<'_>) -> Vec<u8>,
+) -> Vec<u8> {
     let Some(renderer) = renderer else {
         return failed("no-templates", &"no templates loaded");
     };
@@ -74,14 +112,7 @@ pub fn render(renderer: Option<&Renderer>, json: &[u8]) -> Vec<u8> {
         // As the service: with content of its own, a missing language is not replaced by another.
         require_locale: has_content,
     };
-    match renderer.render(&render) {
-        Ok(rendered) => answer(&Answer::Rendered {
-            subject: rendered.subject,
-            text: rendered.text,
-            html: rendered.html,
-        }),
-        Err(e) => failed(kind(&e), &e),
-    }
+    work(renderer, &render)
 }
 
 fn kind(error: &RenderError) -> &'static str {

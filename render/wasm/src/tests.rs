@@ -76,3 +76,18 @@ fn an_unknown_address_is_an_empty_input_not_foreign_memory() {
     assert_eq!(answer["kind"], "bad-request");
     mb_free(12345);
 }
+
+#[test]
+fn names_what_a_render_does_without() {
+    load_hello();
+    let request = r#"{"template": "hello", "locale": "de", "data": {}}"#;
+    assert_eq!(
+        call(mb_missing, request.as_bytes()),
+        serde_json::json!({"lang": "de", "translations": [], "variables": ["name"]})
+    );
+    let request = r#"{"template": "nope", "data": {}}"#;
+    assert_eq!(
+        call(mb_missing, request.as_bytes())["kind"],
+        "unknown-template"
+    );
+}

@@ -71,28 +71,42 @@ pub async fn receive(
             received.unmatched += 1;
             continue;
         };
-        let id = message.id;
-        let event = DeliveryEvent::matched(event, id, &transport, now);
-        // A span per event, carrying the message id that its delivery's spans carry too.
+        let event = DeliveryEvent::matched(event, message.id, &transport, now);
+        // A span per event in the message's own trace (accept, deliveries,
+        // events), carrying the message id that its delivery's spans carry too.
         let span = tracing::info_span!(
             "delivery_event",
-            message_id = %id,
+            message_id = %message.id,
             transport = %transport,
-            event = event.kind.as_str()
+            event = event.kind.as_str(),
+            bounce = event.bounce.map(Bounce::as_str),
         );
-        if state.store.add_event(&event).instrument(span).await? {
+        crate::telemetry::handoff::join_stored(&span, message.traceparent.as_deref());
+        if keep(&state, &message, &event).instrument(span).await? {
             received.stored += 1;
-            state
-                .metrics
-                .delivery_event(&transport, event.kind.as_str());
-            tracing::info!(message_id = %id, %transport, event = event.kind.as_str(), "delivery event");
-            suppress_after(&state, &message.tenant, &event).await?;
-            tell_application(&state, &message.tenant, &event).await?;
         } else {
             received.repeated += 1;
         }
     }
     Ok(Json(received))
+}
+
+/// Stores a matched event and acts on it (suppression, Keycloak feedback,
+/// webhook); false when it was stored before.
+async fn keep(
+    state: &AppState,
+    message: &MessageRecord,
+    event: &DeliveryEvent,
+) -> Result<bool, StoreError> {
+    if !state.store.add_event(event).await? {
+        return Ok(false);
+    }
+    let (id, transport, kind) = (message.id, &event.transport, event.kind.as_str());
+    state.metrics.delivery_event(transport, kind);
+    tracing::info!(message_id = %id, %transport, event = kind, "delivery event");
+    suppress_after(state, &message.tenant, event).await?;
+    tell_application(state, &message.tenant, event).await?;
+    Ok(true)
 }
 
 /// The message an event is about: by our id, our `Message-ID`, or the

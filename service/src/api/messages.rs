@@ -16,7 +16,7 @@ use super::suppressions;
 use crate::auth::Caller;
 use crate::events::DeliveryEvent;
 use crate::queue::worker::AttemptOutcome;
-use crate::queue::{ClaimedJob, Enqueued, MessageRecord, NewJob, Status};
+use crate::queue::{ClaimedJob, Enqueued, MessageRecord, NewJob, Origin, Status};
 use crate::telemetry;
 
 /// JSON in, with every rejection as problem+json.
@@ -95,6 +95,11 @@ pub async fn create(
     let now = OffsetDateTime::now_utc();
     let id = Uuid::now_v7();
     let idempotency_key = req.idempotency_key.clone();
+    let origin = Origin {
+        realm: req.metadata.get("realm").cloned(),
+        kind: req.template.clone(),
+        traceparent: telemetry::handoff::current_traceparent(),
+    };
     let message = compose::message(id, &tenant, from, req, content);
     // `?wait=true` stores the message already claimed, so that no worker
     // takes it while this request's attempt runs.
@@ -102,13 +107,16 @@ pub async fn create(
     let lease = (query.wait || suppressed.everyone).then(|| state.worker.lease());
     let transport = route.transport.clone();
     // Only `?wait=true` delivers the message itself afterwards.
-    let kept = query.wait.then(|| message.clone());
+    let kept = query
+        .wait
+        .then(|| (message.clone(), origin.traceparent.clone()));
     let job = NewJob {
         message,
         idempotency_key,
         transport: route.transport.clone(),
         now,
         lease,
+        origin,
     };
     match state.store.enqueue(job).await? {
         Enqueued::Duplicate(first) => {
@@ -127,7 +135,7 @@ pub async fn create(
         }
         Enqueued::Claimed(lease) => {
             accepted(&state, &tenant, lease.id);
-            let message = kept.ok_or_else(|| {
+            let (message, traceparent) = kept.ok_or_else(|| {
                 ApiError::internal(&"the store claimed a message that was not to be delivered now")
             })?;
             let claimed = ClaimedJob {
@@ -135,6 +143,7 @@ pub async fn create(
                 transport,
                 lease,
                 created_at: now,
+                traceparent,
             };
             deliver_now(&state, claimed, suppressed.addresses).await
         }
@@ -180,6 +189,7 @@ async fn deliver_now(
         Ok(AttemptOutcome::Sent { .. }) => "sent",
         Ok(AttemptOutcome::Retrying { .. }) => "retrying",
         Ok(AttemptOutcome::Failed { .. }) => "failed",
+        Ok(AttemptOutcome::Suppressed { .. }) => "suppressed",
         Ok(AttemptOutcome::Abandoned { .. }) => "abandoned",
         Err(_) => "timeout",
     });
@@ -190,6 +200,14 @@ async fn deliver_now(
                 ..Accepted::new(id, Status::Sent)
             };
             Ok((StatusCode::OK, Json(answer)).into_response())
+        }
+        // Suppressed between the accept's check and the attempt.
+        Ok(AttemptOutcome::Suppressed { recipients }) => {
+            let answer = Accepted {
+                suppressed_recipients: recipients,
+                ..Accepted::new(id, Status::Suppressed)
+            };
+            Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
         Ok(AttemptOutcome::Retrying { error, .. }) => Err(ApiError::bad_gateway(format!(
             "delivery failed, will be retried (message {id}): {error}"

@@ -20,14 +20,7 @@ use crate::queue::{JobStore, Lease, Outcome, Status};
 use crate::suppression::{Reason, Suppression, normalise};
 use crate::webhooks::WebhookType;
 
-/// The suppressed recipients of a request.
-#[derive(Debug, Default)]
-pub struct LeftOut {
-    /// The request's suppressed addresses, as written, each once.
-    pub addresses: Vec<String>,
-    /// No `to` recipient is left: nothing is sent.
-    pub everyone: bool,
-}
+pub use crate::suppression::LeftOut;
 
 /// Finds the request's suppressed recipients and, unless that is every `to`
 /// recipient, takes them out of `to`, `cc` and `bcc`.
@@ -36,32 +29,8 @@ pub async fn leave_out(
     tenant: &str,
     req: &mut MessageRequest,
 ) -> Result<LeftOut, ApiError> {
-    let all: Vec<String> = [&req.to, &req.cc, &req.bcc]
-        .into_iter()
-        .flatten()
-        .map(|m| normalise(&m.email))
-        .collect();
-    let listed = store.suppressed_among(tenant, &all).await?;
-    if listed.is_empty() {
-        return Ok(LeftOut::default());
-    }
-    let is_listed = |m: &Mailbox| listed.contains(&normalise(&m.email));
-    let mut addresses: Vec<String> = Vec::new();
-    for mailbox in [&req.to, &req.cc, &req.bcc].into_iter().flatten() {
-        if is_listed(mailbox) && !addresses.contains(&mailbox.email) {
-            addresses.push(mailbox.email.clone());
-        }
-    }
-    let everyone = req.to.iter().all(is_listed);
-    if !everyone {
-        for list in [&mut req.to, &mut req.cc, &mut req.bcc] {
-            list.retain(|m| !is_listed(m));
-        }
-    }
-    Ok(LeftOut {
-        addresses,
-        everyone,
-    })
+    let lists = [&mut req.to, &mut req.cc, &mut req.bcc];
+    Ok(crate::suppression::screen(store, tenant, lists).await?)
 }
 
 /// Settles a message stored claimed under `lease` as `suppressed`; answers 202.

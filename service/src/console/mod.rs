@@ -6,9 +6,13 @@
 //! - [`access`]: the sign-in, callback and sign-out pages.
 //! - [`pages`]: the overview, the message list and one message's timeline.
 //! - [`actions`]: retry and delete (admins only), one by one or in bulk.
+//! - [`inpage`]: the studio's renderer in the page (template sources, preview frame).
+//! - [`live`]: sending limits and OAuth2 tokens, from this process's memory.
 //! - [`issuer_http`]: the HTTP client of the sign-in.
 //! - [`signin`]: OpenID Connect sign-in and sign-out (see [`access`]'s routes).
 //! - [`studio`]: the template studio.
+//! - [`studio_missing`]: what a studio render does without (translations, variables).
+//! - [`studio_test`]: the studio's "send me a test" (admins only).
 //! - [`suppressions`]: the suppression list; admins add and remove.
 //! - [`timeline`]: one message's attempts and delivery events.
 //! - [`transports`]: the transports' health and a test send.
@@ -16,11 +20,15 @@
 
 pub mod access;
 pub mod actions;
+pub mod inpage;
 pub mod issuer_http;
+pub mod live;
 pub mod pages;
 pub mod session;
 pub mod signin;
 pub mod studio;
+pub mod studio_missing;
+pub mod studio_test;
 pub mod suppressions;
 pub mod timeline;
 pub mod transports;
@@ -56,6 +64,8 @@ pub struct Console {
     view: view::Pages,
     /// The `Content-Security-Policy` of every console answer.
     pub content_security_policy: HeaderValue,
+    /// The studio's policy: the same, and WebAssembly when the binary carries the renderer's module.
+    pub studio_policy: HeaderValue,
 }
 
 impl Console {
@@ -65,9 +75,12 @@ impl Console {
             SignIn::Oidc(oidc) => Some(oidc.issuer_origin()),
             SignIn::LocalAdmin => None,
         };
-        let policy = view::content_security_policy(issuer.as_deref());
+        let policy = view::content_security_policy(issuer.as_deref(), false);
+        let wasm = view::render_module().is_some();
+        let studio = view::content_security_policy(issuer.as_deref(), wasm);
         Ok(Console {
             content_security_policy: HeaderValue::from_str(&policy)?,
+            studio_policy: HeaderValue::from_str(&studio)?,
             sign_in,
             sessions: Sessions::default(),
             view: view::Pages::new()?,
@@ -98,6 +111,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/console/templates", get(studio::page))
         .route("/console/templates/preview", post(studio::preview))
         .route("/console/templates/render", post(studio::rendered))
+        .route("/console/templates/test", post(studio_test::send_test))
+        .route("/console/templates/sources", get(inpage::sources))
+        .route("/console/templates/frame", get(inpage::frame))
         .route("/console/assets/{file}", get(view::asset))
         .route("/console/signin", get(access::sign_in))
         .route("/console/callback", get(access::callback))

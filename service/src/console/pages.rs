@@ -124,6 +124,10 @@ pub struct Filter {
     /// A recipient: exact, or a prefix ending in `*`.
     #[serde(default)]
     pub to: String,
+    /// A transport name (`webhook` and `keycloak` for the application's
+    /// webhooks and Keycloak feedback).
+    #[serde(default)]
+    pub transport: String,
     /// Accepted on or after this day (`YYYY-MM-DD`, UTC).
     #[serde(default)]
     pub since: String,
@@ -159,6 +163,9 @@ impl Filter {
             status: Status::parse(self.status.trim()),
             tenants,
             recipient: RecipientMatch::parse(&self.to),
+            transport: Some(self.transport.trim())
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
             since: day(&self.since),
             until: day(&self.until).map(|d| d + time::Duration::days(1)),
             before: Uuid::parse_str(self.before.trim()).ok(),
@@ -175,6 +182,7 @@ struct Row {
     status: &'static str,
     attempts: u32,
     transport: String,
+    kind: Option<String>,
     created_at: String,
     last_error: Option<String>,
 }
@@ -186,6 +194,7 @@ fn shown(record: &MessageRecord) -> Row {
         status: record.status.as_str(),
         attempts: record.attempts,
         transport: record.transport.clone(),
+        kind: record.kind.clone(),
         created_at: stamp(record.created_at),
         last_error: record.last_error.clone(),
     }
@@ -256,6 +265,9 @@ pub async fn message(
         message => Serde(shown(&record)),
         sent_at => record.sent_at.map(stamp),
         provider_message_id => record.provider_message_id.clone(),
+        realm => record.realm.clone(),
+        kind => record.kind.clone(),
+        trace_id => record.traceparent.as_deref().and_then(super::timeline::trace_id),
         entries => Serde(entries),
         can_retry => admin && record.status == Status::Failed,
         can_delete => admin && matches!(record.status, Status::Sent | Status::Failed),

@@ -1,7 +1,8 @@
 //! The template studio: a template, a tenant, a language and editable sample
-//! data, rendered by the service's own renderer (the path `POST /v1/render`
-//! takes) into a sandboxed frame, with the subject and the text version
-//! beside it. The rendered email may carry its own inline styles, so its
+//! data, rendered into a sandboxed frame, with the subject and the text
+//! version beside it: in the page by the WebAssembly renderer when the binary
+//! carries it (see [`super::inpage`]), else by the service's own renderer
+//! (the path `POST /v1/render` takes, through the routes below). The rendered email may carry its own inline styles, so its
 //! frame gets a policy of its own: no script, nothing fetched, only framed
 //! by the console.
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Visit;
 use super::session::same_token;
+use super::transports::TestResult;
 use super::view::{error_page, not_found};
 use crate::api::AppState;
 use crate::api::compose::{Content, render_content};
@@ -56,9 +58,21 @@ fn tenants(visit: &Visit, state: &AppState) -> Vec<String> {
 pub async fn page(
     visit: Visit,
     State(state): State<AppState>,
-    Query(mut choice): Query<Choice>,
+    Query(choice): Query<Choice>,
 ) -> Response {
-    let mut tenants = tenants(&visit, &state);
+    show(&visit, &state, choice, None, None).await
+}
+
+/// The studio for `choice`, with `data` (else the template's sample data)
+/// and the result of a test send, if one was made.
+pub async fn show(
+    visit: &Visit,
+    state: &AppState,
+    mut choice: Choice,
+    data: Option<String>,
+    result: Option<TestResult>,
+) -> Response {
+    let mut tenants = tenants(visit, state);
     let templates = state.renderer.template_names();
     let locales = state.renderer.locales();
     let first = |list: &[String]| list.first().cloned().unwrap_or_default();
@@ -81,35 +95,51 @@ pub async fn page(
             first(&locales)
         };
     }
-    let data = state
-        .renderer
-        .sample_data(&choice.template)
-        .and_then(|d| serde_json::to_string_pretty(&d).ok())
-        .unwrap_or_else(|| "{}".to_owned());
+    let data = data.unwrap_or_else(|| {
+        state
+            .renderer
+            .sample_data(&choice.template)
+            .and_then(|d| serde_json::to_string_pretty(&d).ok())
+            .unwrap_or_else(|| "{}".to_owned())
+    });
+    let missing = super::studio_missing::missing(state, &choice, &data).await;
     let context = minijinja::context! {
         viewer => visit.viewer().name.clone(),
         page => "templates",
         tenants, templates, locales,
         choice => Serde(choice),
         data,
+        renderer => super::inpage::renderer_name(),
+        admin => visit.viewer().admin,
+        result => Serde(result),
+        missing => Serde(missing),
         csrf => visit.session.csrf.clone(),
     };
-    visit.answer(visit.console.view.render("templates.html", context))
+    let mut response = visit.console.view.render("templates.html", context);
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        visit.console.studio_policy.clone(),
+    );
+    visit.answer(response)
 }
 
 /// The studio's form: the choice, the data as JSON text, the token.
 #[derive(Debug, Deserialize)]
 pub struct RenderForm {
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
     #[serde(flatten)]
-    choice: Choice,
+    pub(super) choice: Choice,
     #[serde(default)]
-    data: String,
+    pub(super) data: String,
 }
 
 /// Renders the form's choice; the refusal as a page when it cannot.
-async fn render(visit: &Visit, state: &AppState, form: &RenderForm) -> Result<Content, Response> {
+pub(super) async fn render(
+    visit: &Visit,
+    state: &AppState,
+    form: &RenderForm,
+) -> Result<Content, Response> {
     if !same_token(&form.csrf, &visit.session.csrf) {
         return Err(visit.answer(error_page(
             StatusCode::FORBIDDEN,
@@ -158,14 +188,20 @@ pub async fn preview(
     visit.answer(response)
 }
 
-/// `POST /console/templates/render`: subject, text and HTML as JSON (the text view).
+/// `POST /console/templates/render`: subject, text and HTML as JSON (the text
+/// view), with what the render did without (`missing`).
 pub async fn rendered(
     visit: Visit,
     State(state): State<AppState>,
     Form(form): Form<RenderForm>,
 ) -> Response {
-    match render(&visit, &state, &form).await {
-        Ok(content) => visit.answer(Json(content)),
-        Err(refused) => refused,
-    }
+    let content = match render(&visit, &state, &form).await {
+        Ok(content) => content,
+        Err(refused) => return refused,
+    };
+    let missing = super::studio_missing::missing(&state, &form.choice, &form.data).await;
+    visit.answer(Json(serde_json::json!({
+        "subject": content.subject, "text": content.text, "html": content.html,
+        "missing": missing,
+    })))
 }

@@ -83,3 +83,30 @@ pub async fn timeline(state: &AppState, id: Uuid) -> Result<Vec<Entry>, StoreErr
     entries.sort_by_key(|e| e.happened);
     Ok(entries)
 }
+
+/// The trace id of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`):
+/// what an operator looks up in their tracing system. `None` if it is not one.
+pub fn trace_id(traceparent: &str) -> Option<&str> {
+    let mut parts = traceparent.split('-');
+    let (_version, trace) = (parts.next()?, parts.next()?);
+    let valid = trace.len() == 32
+        && trace.bytes().all(|b| b.is_ascii_hexdigit())
+        && trace.bytes().any(|b| b != b'0');
+    valid.then_some(trace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trace_id;
+
+    #[test]
+    fn the_trace_id_is_the_second_field_of_a_traceparent() {
+        let traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(trace_id(traced), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(
+            trace_id("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            None
+        );
+        assert_eq!(trace_id("not a traceparent"), None);
+    }
+}

@@ -1,5 +1,6 @@
 //! The transports page: each transport's health from its attempts (last
-//! delivery, last failure and its answer, failures since), and, for admins, a
+//! delivery, last failure and its answer, failures since), its sending limit
+//! and OAuth2 token from this process's memory (see [`live`]), and, for admins, a
 //! test send to a typed address that shows the server's answer. The test
 //! message is stored and attempted like any other (tenant `default`), so it
 //! is in the message list and the transport's history too.
@@ -13,16 +14,16 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::Visit;
 use super::pages::{stamp, store_down};
 use super::session::same_token;
 use super::view::error_page;
+use super::{Visit, live};
 use crate::api::AppState;
 use crate::api::compose::{Content, message};
 use crate::api::request::MessageRequest;
 use crate::email::Mailbox;
 use crate::queue::worker::AttemptOutcome;
-use crate::queue::{ClaimedJob, Enqueued, NewJob};
+use crate::queue::{ClaimedJob, Enqueued, NewJob, Origin};
 
 /// One row of the page.
 #[derive(Debug, Serialize)]
@@ -33,15 +34,62 @@ struct Row {
     last_error: Option<String>,
     consecutive_failures: u64,
     failing: bool,
+    limit: Option<live::Limit>,
+    token: Option<live::Token>,
 }
 
-/// The result of a test send, shown on the page.
+/// The result of a test send, shown on the page (here and in the studio).
 #[derive(Debug, Default, Serialize)]
-struct TestResult {
+pub struct TestResult {
     transport: String,
     to: String,
     delivered: bool,
     answer: String,
+}
+
+impl TestResult {
+    /// What `transport` answered to the test to `to`, as the page shows it.
+    pub fn new(transport: String, to: String, outcome: AttemptOutcome) -> TestResult {
+        let delivered = matches!(outcome, AttemptOutcome::Sent { .. });
+        let answer = match outcome {
+            AttemptOutcome::Sent {
+                provider_message_id,
+            } => format!(
+                "delivered{}",
+                provider_message_id
+                    .map(|id| format!(" (id {id})"))
+                    .unwrap_or_default()
+            ),
+            AttemptOutcome::Retrying { error, .. } => format!("{error} (will be retried)"),
+            AttemptOutcome::Failed { error } => error,
+            AttemptOutcome::Suppressed { .. } => {
+                "not sent: the address is on the suppression list".into()
+            }
+            AttemptOutcome::Abandoned { reason } => reason,
+        };
+        tracing::info!(%transport, delivered, "console: test send");
+        TestResult {
+            transport,
+            to,
+            delivered,
+            answer,
+        }
+    }
+}
+
+/// A test message: to whom, through which transport, as which tenant, what.
+#[derive(Debug)]
+pub struct TestMessage {
+    /// The tenant it is stored under (its sender is used).
+    pub tenant: String,
+    /// The transport to attempt it through.
+    pub transport: String,
+    /// The one recipient.
+    pub to: Mailbox,
+    /// Subject and bodies.
+    pub content: Content,
+    /// The template it was rendered from, if any (the message's kind).
+    pub kind: Option<String>,
 }
 
 async fn show(visit: &Visit, state: &AppState, result: Option<TestResult>) -> Response {
@@ -60,6 +108,8 @@ async fn show(visit: &Visit, state: &AppState, result: Option<TestResult>) -> Re
                 last_error: h.and_then(|h| h.last_error.clone()),
                 consecutive_failures: h.map_or(0, |h| h.consecutive_failures),
                 failing: h.is_some_and(|h| h.consecutive_failures > 0),
+                limit: live::transport_limit(&state.worker, &name),
+                token: live::token(&state.worker, &name),
                 name,
             }
         })
@@ -69,6 +119,7 @@ async fn show(visit: &Visit, state: &AppState, result: Option<TestResult>) -> Re
         page => "transports",
         admin => visit.viewer().admin,
         rows => Serde(rows),
+        tenant_limits => Serde(live::tenant_limits(&state.worker, |t| visit.viewer().can_see(t))),
         result => Serde(result),
         csrf => visit.session.csrf.clone(),
     };
@@ -113,54 +164,53 @@ pub async fn test_send(
             return visit.answer(error_page(StatusCode::UNPROCESSABLE_ENTITY, &detail));
         }
     };
-    let answer = match send(&state, &form.transport, to).await {
-        Ok(answer) => answer,
+    let test = TestMessage {
+        tenant: "default".into(),
+        transport: form.transport.clone(),
+        to,
+        content: Content {
+            subject: "mailbridge test message".into(),
+            text: Some("This is a test message sent from the mailbridge console.\n".into()),
+            html: None,
+        },
+        kind: None,
+    };
+    let outcome = match send(&state, test).await {
+        Ok(outcome) => outcome,
         Err(refused) => return visit.answer(refused),
     };
-    let result = TestResult {
-        transport: form.transport,
-        to: form.to.trim().to_owned(),
-        delivered: matches!(answer, AttemptOutcome::Sent { .. }),
-        answer: match answer {
-            AttemptOutcome::Sent {
-                provider_message_id,
-            } => format!(
-                "delivered{}",
-                provider_message_id
-                    .map(|id| format!(" (id {id})"))
-                    .unwrap_or_default()
-            ),
-            AttemptOutcome::Retrying { error, .. } => format!("{error} (will be retried)"),
-            AttemptOutcome::Failed { error } => error,
-            AttemptOutcome::Abandoned { reason } => reason,
-        },
-    };
-    tracing::info!(transport = %result.transport, delivered = result.delivered, "console: test send");
+    let result = TestResult::new(form.transport, form.to.trim().to_owned(), outcome);
     show(&visit, &state, Some(result)).await
 }
 
 /// Stores the test message claimed and attempts it now, within the wait bound.
-async fn send(state: &AppState, transport: &str, to: Mailbox) -> Result<AttemptOutcome, Response> {
-    let tenant = "default";
+/// The message is in the message list and the transport's history like any other.
+pub async fn send(state: &AppState, test: TestMessage) -> Result<AttemptOutcome, Response> {
+    let TestMessage {
+        tenant,
+        transport,
+        to,
+        content,
+        kind,
+    } = test;
     let request = MessageRequest {
         to: vec![to],
         tags: vec!["console-test".into()],
         ..MessageRequest::default()
     };
-    let content = Content {
-        subject: "mailbridge test message".into(),
-        text: Some("This is a test message sent from the mailbridge console.\n".into()),
-        html: None,
-    };
-    let from = state.tenants.route(tenant).from;
+    let from = state.tenants.route(&tenant).from;
     let now = OffsetDateTime::now_utc();
-    let outgoing = message(Uuid::now_v7(), tenant, from, request, content);
+    let outgoing = message(Uuid::now_v7(), &tenant, from, request, content);
     let job = NewJob {
         message: outgoing.clone(),
         idempotency_key: None,
-        transport: transport.to_owned(),
+        transport: transport.clone(),
         now,
         lease: Some(state.worker.lease()),
+        origin: Origin {
+            kind,
+            ..Origin::default()
+        },
     };
     let lease = match state.store.enqueue(job).await {
         Ok(Enqueued::Claimed(lease)) => lease,
@@ -169,9 +219,10 @@ async fn send(state: &AppState, transport: &str, to: Mailbox) -> Result<AttemptO
     };
     let claimed = ClaimedJob {
         message: outgoing,
-        transport: transport.to_owned(),
+        transport,
         lease,
         created_at: now,
+        traceparent: None,
     };
     let attempt = state.worker.spawn_attempt(claimed);
     Ok(

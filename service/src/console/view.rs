@@ -12,13 +12,20 @@ use crate::api::AppState;
 
 /// The policy of every console answer; forms may also go to `issuer` (the
 /// sign-out continues at the issuer, and a form's redirects count as the form's).
-pub fn content_security_policy(issuer: Option<&str>) -> String {
+/// With `wasm`, scripts may also compile WebAssembly (the studio's renderer);
+/// still nothing inline and nothing from elsewhere.
+pub fn content_security_policy(issuer: Option<&str>, wasm: bool) -> String {
     let form_action = match issuer {
         Some(origin) => format!("'self' {origin}"),
         None => "'self'".to_owned(),
     };
+    let script_src = if wasm {
+        "'self' 'wasm-unsafe-eval'"
+    } else {
+        "'self'"
+    };
     format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+        "default-src 'none'; script-src {script_src}; style-src 'self'; img-src 'self' data:; \
          connect-src 'self'; frame-src 'self'; form-action {form_action}; frame-ancestors 'none'; \
          base-uri 'none'"
     )
@@ -39,9 +46,23 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The stylesheet and the script, embedded in the binary.
+/// The stylesheet and the scripts, embedded in the binary.
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
+const STUDIO_JS: &str = include_str!("assets/studio.js");
+const FRAME_JS: &str = include_str!("assets/frame.js");
+/// The renderer's JavaScript side, shipped with the module (`render/wasm`).
+const RENDER_JS: &str = include_str!("../../../render/wasm/render.js");
+/// The renderer as WebAssembly, embedded by the build script; empty when the
+/// binary was built without it (`scripts/build-wasm.sh` not run).
+const RENDER_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mailbridge_render.wasm"));
+/// Where the page finds the module.
+pub const RENDER_WASM_FILE: &str = "mailbridge_render.wasm";
+
+/// The renderer's WebAssembly module, if this binary carries one.
+pub fn render_module() -> Option<&'static [u8]> {
+    (!RENDER_WASM.is_empty()).then_some(RENDER_WASM)
+}
 
 /// The compiled page templates.
 #[derive(Debug)]
@@ -103,14 +124,23 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// `GET /console/assets/{file}`: the stylesheet or the script (404 when the console is off).
+/// `GET /console/assets/{file}`: the stylesheet, a script or the renderer's
+/// module (404 when the console is off, or for a module the binary lacks).
 pub async fn asset(State(state): State<AppState>, Path(file): Path<String>) -> Response {
     if state.console.is_none() {
         return not_found();
     }
-    let (body, kind) = match file.as_str() {
-        "console.css" => (CSS, "text/css; charset=utf-8"),
-        "console.js" => (JS, "text/javascript; charset=utf-8"),
+    let script = "text/javascript; charset=utf-8";
+    let (body, kind): (&'static [u8], _) = match file.as_str() {
+        "console.css" => (CSS.as_bytes(), "text/css; charset=utf-8"),
+        "console.js" => (JS.as_bytes(), script),
+        "studio.js" => (STUDIO_JS.as_bytes(), script),
+        "frame.js" => (FRAME_JS.as_bytes(), script),
+        "render.js" => (RENDER_JS.as_bytes(), script),
+        RENDER_WASM_FILE => match render_module() {
+            Some(module) => (module, "application/wasm"),
+            None => return not_found(),
+        },
         _ => return not_found(),
     };
     (

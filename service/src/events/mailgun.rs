@@ -122,6 +122,29 @@ mod tests {
         .into_bytes()
     }
 
+    /// Mailgun's published example: the signing key, timestamp, token and
+    /// signature of the webhook tests of its official PHP library
+    /// (`tests/Api/WebhookTest.php` of mailgun/mailgun-php).
+    #[test]
+    fn the_published_example_verifies() {
+        let key = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0";
+        let body = |token: &str| {
+            format!(
+                r#"{{"signature":{{"timestamp":"1403645220","token":"{token}","signature":"9cfc5c41582e51246e73c88d34db3af0a3a2692a76fbab81492842f000256d33"}}}}"#
+            )
+            .into_bytes()
+        };
+        let signed_at = OffsetDateTime::from_unix_timestamp(1_403_645_220).unwrap();
+        let good = body("5egbgr1vjgqxtrnp65xfznchgdccwh5d6i09vijqi3whgowmn6");
+        assert_eq!(verify_and_parse(key, &good, signed_at).unwrap().len(), 0);
+        // The library's "bad" case: another token under the same signature.
+        let tampered = body("owyldpe6nxhmrn78epljl6bj0orrki1u3d2v5e6cnlmmuox8jr");
+        assert!(verify_and_parse(key, &tampered, signed_at).is_err());
+        assert!(verify_and_parse("key-other", &good, signed_at).is_err());
+        let today = OffsetDateTime::now_utc();
+        assert!(verify_and_parse(key, &good, today).is_err(), "a replay");
+    }
+
     #[test]
     fn a_permanent_failure_is_a_hard_bounce() {
         let now = OffsetDateTime::now_utc();

@@ -279,6 +279,39 @@ mod tests {
         }
     }
 
+    /// AWS's published example: a notification SNS really signed and the
+    /// certificate it was signed with, the fixtures of the signature check
+    /// of the AWS SDK for Java (`services/sns/src/test/resources/…`).
+    #[tokio::test]
+    async fn the_published_aws_example_verifies() {
+        let message = include_str!("../../tests/fixtures/published/sns-notification.json");
+        let cert = include_bytes!("../../tests/fixtures/published/sns-signing-cert.pem");
+        let envelope: Envelope = serde_json::from_str(message).unwrap();
+        let topic = envelope.topic_arn.clone();
+        let sns = Sns::new(reqwest::Client::new(), vec![topic]);
+        // As if fetched from its SigningCertURL (no network in tests).
+        let key = Arc::new(spki_of(cert).unwrap());
+        sns.keys
+            .lock()
+            .unwrap()
+            .insert(envelope.signing_cert_url.clone(), key);
+        let sent_at = OffsetDateTime::parse(&envelope.timestamp, &Rfc3339).unwrap();
+        sns.verify(&envelope, sent_at).await.unwrap();
+
+        let tampered = Envelope {
+            message: "boo!".into(),
+            ..envelope.clone()
+        };
+        assert!(sns.verify(&tampered, sent_at).await.is_err());
+        let unsubjected = Envelope {
+            subject: None,
+            ..envelope.clone()
+        };
+        assert!(sns.verify(&unsubjected, sent_at).await.is_err());
+        let today = OffsetDateTime::now_utc();
+        assert!(sns.verify(&envelope, today).await.is_err(), "a replay");
+    }
+
     #[test]
     fn a_notification_signs_its_subject_only_when_present() {
         let envelope = Envelope {

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::email::{Mailbox, OutgoingMessage};
 use crate::oauth::ClientCredentials;
-use crate::queue::{JobStore, NewJob, StoreError};
+use crate::queue::{JobStore, NewJob, Origin, StoreError};
 
 pub mod transport;
 
@@ -93,23 +93,17 @@ impl Feedback {
         if self.realm(tenant).is_none() {
             return Ok(false);
         }
-        let row = Uuid::now_v7();
         let body = json!({"email": email, "status": status, "message_id": about});
         let message = OutgoingMessage {
-            id: row,
-            tenant: tenant.to_owned(),
-            message_id: format!("{}@keycloak.invalid", row.simple()),
-            from: Mailbox::new("feedback@mailbridge.invalid"),
-            envelope_from: None,
-            reply_to: None,
-            to: vec![Mailbox::new("keycloak@mailbridge.invalid")],
-            cc: Vec::new(),
-            bcc: Vec::new(),
-            subject: format!("{ATTRIBUTE} = {status}"),
-            text: Some(body.to_string()),
-            html: None,
             tags: vec!["keycloak-feedback".to_owned()],
             metadata: BTreeMap::from([("message_id".to_owned(), about.to_string())]),
+            ..OutgoingMessage::plain(
+                tenant,
+                Mailbox::new("feedback@mailbridge.invalid"),
+                Mailbox::new("keycloak@mailbridge.invalid"),
+                &format!("{ATTRIBUTE} = {status}"),
+                &body.to_string(),
+            )
         };
         let job = NewJob {
             message,
@@ -117,6 +111,10 @@ impl Feedback {
             transport: TRANSPORT.to_owned(),
             now: OffsetDateTime::now_utc(),
             lease: None,
+            origin: Origin {
+                kind: Some("keycloak-feedback".to_owned()),
+                ..Origin::default()
+            },
         };
         store.enqueue(job).await?;
         Ok(true)

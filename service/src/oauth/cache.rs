@@ -3,10 +3,11 @@
 use std::future::Future;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use tokio::time::Instant;
 
-use super::{AccessToken, OAuthError};
+use super::{AccessToken, OAuthError, TokenFreshness};
 
 /// The cached token of one source. Callers that find it stale queue on
 /// `fetching`; the first one fetches, the others take its result.
@@ -20,6 +21,8 @@ pub(super) struct TokenCache {
     fetching: tokio::sync::Mutex<()>,
     /// Tokens fetched successfully, for the refresh metric.
     fetched: AtomicU64,
+    /// What operators see: the latest token's times and the latest failure.
+    shown: Mutex<TokenFreshness>,
 }
 
 impl TokenCache {
@@ -43,11 +46,17 @@ impl TokenCache {
         }
         match fetch().await {
             Ok(token) => {
-                self.fetched.fetch_add(1, Ordering::Relaxed);
+                let fetches = self.fetched.fetch_add(1, Ordering::Relaxed) + 1;
+                let mut shown = lock(&self.shown);
+                shown.fetched_at = Some(SystemTime::now());
+                shown.expires_at = Some(token.expires_at());
+                shown.fetches = fetches;
+                drop(shown);
                 *lock(&self.current) = Some(token.clone());
                 Ok(token)
             }
             Err(error) => {
+                lock(&self.shown).last_error = Some((SystemTime::now(), error.to_string()));
                 *lock(&self.last_failure) = Some((Instant::now(), error.clone()));
                 Err(error)
             }
@@ -65,6 +74,11 @@ impl TokenCache {
     /// How many tokens were fetched successfully so far.
     pub(super) fn fetches(&self) -> u64 {
         self.fetched.load(Ordering::Relaxed)
+    }
+
+    /// The latest token's times and the latest failure.
+    pub(super) fn freshness(&self) -> TokenFreshness {
+        lock(&self.shown).clone()
     }
 
     fn fresh(&self) -> Option<AccessToken> {

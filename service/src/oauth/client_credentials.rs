@@ -107,6 +107,10 @@ impl TokenSource for ClientCredentials {
     fn fetches(&self) -> u64 {
         self.cache.fetches()
     }
+
+    fn freshness(&self) -> super::TokenFreshness {
+        self.cache.freshness()
+    }
 }
 
 impl fmt::Debug for ClientCredentials {

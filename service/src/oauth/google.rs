@@ -143,6 +143,10 @@ impl TokenSource for GoogleServiceAccount {
     fn fetches(&self) -> u64 {
         self.cache.fetches()
     }
+
+    fn freshness(&self) -> super::TokenFreshness {
+        self.cache.freshness()
+    }
 }
 
 impl fmt::Debug for GoogleServiceAccount {

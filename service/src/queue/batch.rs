@@ -287,6 +287,17 @@ pub(crate) fn abandoned_before(now: OffsetDateTime, lease: Duration) -> OffsetDa
     now - lease
 }
 
+/// The lease of a message stored already claimed for its first attempt
+/// (`?wait=true`, or every recipient suppressed); `None` for a queued one.
+pub(crate) fn first_lease(job: &NewJob) -> Option<Lease> {
+    job.lease.map(|lease| Lease {
+        id: job.message.id,
+        attempt: 1,
+        claim: 1,
+        until: current(job.now) + lease,
+    })
+}
+
 /// Why a stored row cannot be delivered, for its `last_error`.
 pub(crate) fn undecodable(e: impl std::fmt::Display) -> String {
     format!("the stored message cannot be read ({e}); it was not delivered")

@@ -56,6 +56,8 @@ pub struct Search {
     pub tenants: Option<Vec<String>>,
     /// Only messages with a recipient that matches.
     pub recipient: Option<RecipientMatch>,
+    /// Only messages through this transport (`webhook`, `keycloak` for those rows).
+    pub transport: Option<String>,
     /// Accepted at or after this.
     pub since: Option<OffsetDateTime>,
     /// Accepted before this.

@@ -14,6 +14,7 @@ use crate::limits::LimitCell;
 use crate::suppression::Suppression;
 
 mod batch;
+mod grouping;
 pub mod history;
 mod pending;
 pub mod postgres;
@@ -110,6 +111,21 @@ pub struct NewJob {
     /// under a lease of this length (`?wait=true` delivers at once), and
     /// [`JobStore::enqueue`] answers [`Enqueued::Claimed`].
     pub lease: Option<Duration>,
+    /// Where it came from, stored in plain columns beside the body.
+    pub origin: Origin,
+}
+
+/// Where a message came from: kept in plain columns beside its body (which
+/// may be sealed at rest), for the console's timeline and for spans that
+/// join the accepting request's trace later (delivery, provider events).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The Keycloak realm it was sent for (the request's `metadata.realm`).
+    pub realm: Option<String>,
+    /// The email kind: the request's `template` (`password-reset`, …).
+    pub kind: Option<String>,
+    /// The W3C `traceparent` of the request that accepted it, when traced.
+    pub traceparent: Option<String>,
 }
 
 /// The answer to [`JobStore::enqueue`].
@@ -160,8 +176,9 @@ pub enum Outcome {
         /// Why.
         error: String,
     },
-    /// Not sent because every recipient is suppressed (recorded at accept
-    /// time, through the lease the message was stored under).
+    /// Not sent because every recipient is suppressed: at accept (through
+    /// the lease the message was stored under), or by an attempt that found
+    /// them suppressed since. The attempt that records it is not counted.
     Suppressed {
         /// The suppressed recipients, for `last_error`.
         reason: String,
@@ -185,6 +202,8 @@ pub struct ClaimedJob {
     /// Start of the message's age for `MAILBRIDGE_RETRY_MAX_AGE`: accept
     /// time, or when an admin queued it again.
     pub created_at: OffsetDateTime,
+    /// The W3C `traceparent` of the request that accepted it, if it was traced.
+    pub traceparent: Option<String>,
 }
 
 impl ClaimedJob {
@@ -223,11 +242,31 @@ pub struct MessageRecord {
     /// Delivery time.
     #[serde(with = "time::serde::rfc3339::option")]
     pub sent_at: Option<OffsetDateTime>,
+    /// The Keycloak realm it was sent for (the request's `metadata.realm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    /// The email kind: the request's `template` (`password-reset`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The W3C `traceparent` of the request that accepted it, when traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+impl MessageRecord {
+    /// Where it came from, as it was stored.
+    pub fn origin(&self) -> Origin {
+        Origin {
+            realm: self.realm.clone(),
+            kind: self.kind.clone(),
+            traceparent: self.traceparent.clone(),
+        }
+    }
 }
 
 /// The columns of a [`MessageRecord`], in every store's `messages` table.
 const RECORD_COLUMNS: &str = "id, tenant, status, attempts, last_error, transport, provider_message_id, \
-     next_attempt_at, created_at, updated_at, sent_at";
+     next_attempt_at, created_at, updated_at, sent_at, realm, kind, traceparent";
 
 /// Which records to list.
 #[derive(Debug, Clone, Default)]
@@ -425,6 +464,11 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         cells: &[LimitCell],
         now: OffsetDateTime,
     ) -> Result<Option<(Duration, usize)>, StoreError>;
+
+    /// Deletes up to `batch` flow-limit cells whose window has passed by
+    /// `now` (such a cell limits nothing: it is as good as absent); answers
+    /// how many. Keeps the table from growing with every address ever seen.
+    async fn prune_limits(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError>;
 
     /// The message `tenant` stored under idempotency `key` in the last 24 h, if any.
     async fn find_idempotent(

@@ -27,7 +27,9 @@ use super::{
     RECORD_COLUMNS, Status, StoreError,
 };
 
+mod accept;
 mod console;
+mod delivered;
 mod events;
 mod limits;
 mod reseal;
@@ -138,6 +140,9 @@ fn record(row: &PgRow) -> Result<MessageRecord, StoreError> {
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
             sent_at: row.try_get("sent_at")?,
+            realm: row.try_get("realm")?,
+            kind: row.try_get("kind")?,
+            traceparent: row.try_get("traceparent")?,
         })
     };
     Ok(read().context("a stored status row cannot be read")?)
@@ -205,7 +210,8 @@ impl JobStore for PgStore {
     async fn requeue_failed(&self, id: Uuid, now: OffsetDateTime) -> Result<bool, StoreError> {
         let query = sqlx::query(
             "UPDATE messages SET status = 'queued', attempts = 0, next_attempt_at = $2, updated_at = $2, \
-             age_from = $2, last_error = NULL WHERE id = $1 AND status = 'failed' AND message IS NOT NULL",
+             age_from = $2, last_error = NULL WHERE id = $1 AND status = 'failed' \
+             AND EXISTS (SELECT 1 FROM bodies WHERE message_id = $1)",
         )
         .bind(id)
         .bind(now);
@@ -231,7 +237,8 @@ impl JobStore for PgStore {
 
     async fn purge_sent_bodies(&self, older_than: OffsetDateTime) -> Result<u64, StoreError> {
         let query = sqlx::query(
-            "UPDATE messages SET message = NULL WHERE status = 'sent' AND sent_at < $1 AND message IS NOT NULL",
+            "DELETE FROM bodies WHERE message_id IN \
+             (SELECT id FROM messages WHERE status = 'sent' AND sent_at < $1)",
         )
         .bind(older_than);
         self.update(query, "removing the bodies of sent messages")
@@ -325,6 +332,10 @@ impl JobStore for PgStore {
             return Ok(None);
         }
         limits::admit(&self.pool, cells, now).await
+    }
+
+    async fn prune_limits(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {
+        limits::prune(&self.pool, now, batch).await
     }
 
     async fn find_idempotent(

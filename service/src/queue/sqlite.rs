@@ -29,7 +29,9 @@ use super::{
     RECORD_COLUMNS, Status, StoreError,
 };
 
+mod accept;
 mod console;
+mod delivered;
 mod events;
 mod limits;
 mod reseal;
@@ -145,6 +147,9 @@ fn record(row: &SqliteRow) -> Result<MessageRecord, StoreError> {
             created_at: from_ms(row.try_get("created_at")?),
             updated_at: from_ms(row.try_get("updated_at")?),
             sent_at: row.try_get::<Option<i64>, _>("sent_at")?.map(from_ms),
+            realm: row.try_get("realm")?,
+            kind: row.try_get("kind")?,
+            traceparent: row.try_get("traceparent")?,
         })
     };
     Ok(read().context("a stored status row cannot be read")?)
@@ -206,11 +211,10 @@ impl JobStore for SqliteStore {
 
     async fn requeue_failed(&self, id: Uuid, now: OffsetDateTime) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE messages SET status = 'queued', attempts = 0, next_attempt_at = ?, updated_at = ?, \
-             age_from = ?, last_error = NULL WHERE id = ? AND status = 'failed' AND message IS NOT NULL",
+            "UPDATE messages SET status = 'queued', attempts = 0, next_attempt_at = ?1, updated_at = ?1, \
+             age_from = ?1, last_error = NULL WHERE id = ?2 AND status = 'failed' \
+             AND EXISTS (SELECT 1 FROM bodies WHERE message_id = ?2)",
         )
-        .bind(ms(now))
-        .bind(ms(now))
         .bind(ms(now))
         .bind(id.to_string())
         .execute(&self.write)
@@ -240,7 +244,8 @@ impl JobStore for SqliteStore {
 
     async fn purge_sent_bodies(&self, older_than: OffsetDateTime) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE messages SET message = NULL WHERE status = 'sent' AND sent_at < ? AND message IS NOT NULL",
+            "DELETE FROM bodies WHERE message_id IN \
+             (SELECT id FROM messages WHERE status = 'sent' AND sent_at < ?)",
         )
         .bind(ms(older_than))
         .execute(&self.write)
@@ -323,6 +328,10 @@ impl JobStore for SqliteStore {
             return Ok(None);
         }
         limits::admit(&self.write, cells, now).await
+    }
+
+    async fn prune_limits(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {
+        limits::prune(&self.write, now, batch).await
     }
 
     async fn find_idempotent(

@@ -17,11 +17,12 @@ use tokio_util::task::TaskTracker;
 use super::retry::RetryPolicy;
 use super::{ClaimedJob, JobStore};
 use crate::telemetry::Metrics;
-use crate::transport::Transports;
 use crate::transport::ratelimit::RateLimits;
+use crate::transport::{SharedTransport, Transports};
 use crate::webhooks::Webhooks;
 
 mod attempt;
+mod screen;
 
 /// How the worker runs.
 #[derive(Debug, Clone)]
@@ -67,6 +68,12 @@ pub enum AttemptOutcome {
     Failed {
         /// Why.
         error: String,
+    },
+    /// Not sent: every `to` recipient joined the tenant's suppression list
+    /// after the message was accepted; the message is `suppressed`.
+    Suppressed {
+        /// The suppressed addresses, as the message wrote them.
+        recipients: Vec<String>,
     },
     /// The attempt no longer held the message (its lease was lost, or the
     /// service stopped): it recorded nothing; another attempt follows.
@@ -151,6 +158,16 @@ impl Worker {
     pub fn with_limits(mut self, limits: RateLimits) -> Self {
         self.limits = Arc::new(limits);
         self
+    }
+
+    /// The sending limits (their state is per process).
+    pub fn limits(&self) -> &RateLimits {
+        &self.limits
+    }
+
+    /// The transport named `name`, if configured.
+    pub fn transport(&self, name: &str) -> Option<SharedTransport> {
+        self.transports.get(name)
     }
 
     /// Counts attempts into `metrics`.

@@ -149,6 +149,10 @@ impl Transport for GraphTransport {
     fn token_fetches(&self) -> Option<u64> {
         Some(self.tokens.fetches())
     }
+
+    fn token_freshness(&self) -> Option<crate::oauth::TokenFreshness> {
+        Some(self.tokens.freshness())
+    }
 }
 
 /// The application's client-credentials grant at Entra (or `token_url`).

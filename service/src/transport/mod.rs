@@ -189,6 +189,12 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
     fn token_fetches(&self) -> Option<u64> {
         None
     }
+
+    /// Its OAuth2 token's freshness (fetched, expires, latest failure), or
+    /// `None` if it does not use OAuth2. Never the token.
+    fn token_freshness(&self) -> Option<crate::oauth::TokenFreshness> {
+        None
+    }
 }
 
 /// A shared transport.

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -145,12 +146,46 @@ impl Cell {
         let tat = self.tat.map_or(now, |t| t.max(now));
         self.tat = Some(tat + self.quota.interval());
     }
+
+    /// How many messages may pass at once at `now` (of the quota's burst).
+    fn available(&self, now: Instant) -> u32 {
+        let ahead = self
+            .tat
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
+        let interval = self.quota.interval().as_nanos().max(1);
+        // Each message spent moves the arrival time one interval ahead.
+        let spent = ahead.as_nanos().div_ceil(interval);
+        let count = self.quota.count.get();
+        count.saturating_sub(u32::try_from(spent).unwrap_or(count))
+    }
+}
+
+/// One quota's state, for operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaState {
+    /// The quota (`30/minute`).
+    pub quota: Quota,
+    /// Messages that may pass at once now.
+    pub available: u32,
+    /// Until the next message may pass; zero when one may now.
+    pub wait: Duration,
+}
+
+/// A limiter's state, for operators (per process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitState {
+    /// Each quota's state.
+    pub quotas: Vec<QuotaState>,
+    /// Messages this limit held back since the process started.
+    pub held_back: u64,
 }
 
 /// The limiter of one tenant or one transport.
 #[derive(Debug)]
 pub struct RateLimiter {
     cells: Mutex<Vec<Cell>>,
+    /// Messages held back (each refusal it took part in).
+    held_back: AtomicU64,
 }
 
 impl RateLimiter {
@@ -159,6 +194,24 @@ impl RateLimiter {
         let cells = rate.quotas.iter().map(|&quota| Cell { quota, tat: None });
         Self {
             cells: Mutex::new(cells.collect()),
+            held_back: AtomicU64::new(0),
+        }
+    }
+
+    /// Its state at `now`.
+    pub fn state_at(&self, now: Instant) -> LimitState {
+        let quotas = self
+            .lock()
+            .iter()
+            .map(|cell| QuotaState {
+                quota: cell.quota,
+                available: cell.available(now),
+                wait: cell.wait(now),
+            })
+            .collect();
+        LimitState {
+            quotas,
+            held_back: self.held_back.load(Ordering::Relaxed),
         }
     }
 
@@ -233,9 +286,33 @@ impl RateLimits {
     /// [`check`](Self::check) at a given time (tests inject the clock here).
     pub fn check_at(&self, tenant: &str, transport: &str, now: Instant) -> Result<(), Duration> {
         // Always transport before tenant, so two workers never lock crosswise.
-        let guards = [self.by_transport.get(transport), self.by_tenant.get(tenant)];
-        let mut locked: Vec<_> = guards.into_iter().flatten().map(|l| l.lock()).collect();
-        check_all(&mut locked, now)
+        let limiters = [self.by_transport.get(transport), self.by_tenant.get(tenant)];
+        let limiters: Vec<&RateLimiter> = limiters.into_iter().flatten().collect();
+        let mut locked: Vec<_> = limiters.iter().map(|l| l.lock()).collect();
+        let checked = check_all(&mut locked, now);
+        if checked.is_err() {
+            // Counted against the limits that were reached, not the others.
+            for (limiter, cells) in limiters.iter().zip(&locked) {
+                if cells.iter().any(|c| !c.wait(now).is_zero()) {
+                    limiter.held_back.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        checked
+    }
+
+    /// The state of `transport`'s limit at `now`, if it has one.
+    pub fn transport_state(&self, transport: &str, now: Instant) -> Option<LimitState> {
+        self.by_transport.get(transport).map(|l| l.state_at(now))
+    }
+
+    /// Every tenant's limit and its state at `now`, by tenant name.
+    pub fn tenant_states(&self, now: Instant) -> Vec<(String, LimitState)> {
+        let mut states: Vec<_> = (self.by_tenant.iter())
+            .map(|(name, l)| (name.clone(), l.state_at(now)))
+            .collect();
+        states.sort_by(|a, b| a.0.cmp(&b.0));
+        states
     }
 }
 

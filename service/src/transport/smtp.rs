@@ -226,6 +226,13 @@ impl Transport for SmtpTransport {
             .as_ref()
             .map(|(_, tokens)| tokens.fetches())
     }
+
+    fn token_freshness(&self) -> Option<crate::oauth::TokenFreshness> {
+        self.settings
+            .xoauth2
+            .as_ref()
+            .map(|(_, tokens)| tokens.freshness())
+    }
 }
 
 impl fmt::Debug for SmtpTransport {

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::email::{Mailbox, OutgoingMessage};
 use crate::queue::retry::RetryPolicy;
-use crate::queue::{JobStore, NewJob, StoreError};
+use crate::queue::{JobStore, NewJob, Origin, StoreError};
 use crate::secret::Secret;
 
 pub mod sign;
@@ -120,22 +120,16 @@ impl Webhooks {
             "timestamp": now.format(&Rfc3339).unwrap_or_default(),
             "data": data,
         });
-        let row = Uuid::now_v7();
         let message = OutgoingMessage {
-            id: row,
-            tenant: tenant.to_owned(),
-            message_id: format!("{}@webhook.invalid", row.simple()),
-            from: Mailbox::new("webhooks@mailbridge.invalid"),
-            envelope_from: None,
-            reply_to: None,
-            to: vec![Mailbox::new("webhook@mailbridge.invalid")],
-            cc: Vec::new(),
-            bcc: Vec::new(),
-            subject: kind.as_str().to_owned(),
-            text: Some(body.to_string()),
-            html: None,
             tags: vec!["webhook".to_owned()],
             metadata: BTreeMap::from([("message_id".to_owned(), id.to_string())]),
+            ..OutgoingMessage::plain(
+                tenant,
+                Mailbox::new("webhooks@mailbridge.invalid"),
+                Mailbox::new("webhook@mailbridge.invalid"),
+                kind.as_str(),
+                &body.to_string(),
+            )
         };
         let job = NewJob {
             message,
@@ -143,6 +137,11 @@ impl Webhooks {
             transport: TRANSPORT.to_owned(),
             now,
             lease: None,
+            // The console and the API name the row by its event type.
+            origin: Origin {
+                kind: Some(kind.as_str().to_owned()),
+                ..Origin::default()
+            },
         };
         store.enqueue(job).await?;
         Ok(true)

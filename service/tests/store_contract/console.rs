@@ -59,9 +59,10 @@ pub async fn history_searches_and_breakdown(store: Arc<dyn JobStore>) {
     );
     settle(&store, &won, sent(Some("provider-1")), later).await;
 
-    // acme, to Carl: given back uncounted (a rate limit): no history row.
+    // acme, to Carl through m365: given back uncounted (a rate limit): no history row.
     let mut third = job("acme", None, t0);
     third.message.to = vec![Mailbox::new("carl@example.org")];
+    third.transport = "m365".into();
     let carl = third.message.id;
     store.enqueue(third).await.unwrap();
     let held = claim(&store, later, 1).await.remove(0);
@@ -122,6 +123,13 @@ pub async fn history_searches_and_breakdown(store: Arc<dyn JobStore>) {
         ..Search::default()
     };
     assert_eq!(found(&store, future).await, NONE);
+    let through = |transport: &str| Search {
+        transport: Some(transport.into()),
+        ..Search::default()
+    };
+    assert_eq!(found(&store, through("m365")).await, [carl]);
+    assert_eq!(found(&store, through("default")).await, [adam, ada]);
+    assert_eq!(found(&store, through("webhook")).await, NONE);
     let page = Search {
         limit: 1,
         ..Search::default()
@@ -145,7 +153,7 @@ pub async fn history_searches_and_breakdown(store: Arc<dyn JobStore>) {
         counts,
         [
             ("acme".to_owned(), d.clone(), Status::Failed, 1),
-            ("acme".to_owned(), d.clone(), Status::Retrying, 1),
+            ("acme".to_owned(), "m365".to_owned(), Status::Retrying, 1),
             ("globex".to_owned(), d.clone(), Status::Sent, 1),
         ]
     );

@@ -4,33 +4,26 @@
 #![allow(dead_code)]
 
 pub mod console;
+pub mod groups;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use mailbridge::email::{Mailbox, OutgoingMessage};
-use mailbridge::queue::{ClaimedJob, Enqueued, JobStore, ListFilter, NewJob, Outcome, Status};
+use mailbridge::queue::{
+    ClaimedJob, Enqueued, JobStore, ListFilter, NewJob, Origin, Outcome, Status,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub fn message(tenant: &str) -> OutgoingMessage {
-    let id = Uuid::now_v7();
-    OutgoingMessage {
-        id,
-        tenant: tenant.into(),
-        message_id: format!("{}@acme.example", id.simple()),
-        from: Mailbox::new("no-reply@acme.example"),
-        envelope_from: None,
-        reply_to: None,
-        to: vec![Mailbox::new("ada@example.com")],
-        cc: vec![],
-        bcc: vec![],
-        subject: "Hi".into(),
-        text: Some("Hello".into()),
-        html: None,
-        tags: vec![],
-        metadata: Default::default(),
-    }
+    OutgoingMessage::plain(
+        tenant,
+        Mailbox::new("no-reply@acme.example"),
+        Mailbox::new("ada@example.com"),
+        "Hi",
+        "Hello",
+    )
 }
 
 pub fn job(tenant: &str, key: Option<&str>, now: OffsetDateTime) -> NewJob {
@@ -40,6 +33,7 @@ pub fn job(tenant: &str, key: Option<&str>, now: OffsetDateTime) -> NewJob {
         transport: "default".into(),
         now,
         lease: None,
+        origin: Origin::default(),
     }
 }
 
@@ -396,6 +390,54 @@ pub async fn an_enqueue_can_claim_at_once(store: Arc<dyn JobStore>) {
     );
 }
 
+/// The realm, kind and trace a message came with are kept in plain columns:
+/// shown by `get` and `list`, and handed out with each claim (a delivery after
+/// a restart still joins the accepting request's trace).
+pub async fn origin_is_kept_beside_the_body(store: Arc<dyn JobStore>) {
+    let now = OffsetDateTime::now_utc();
+    let origin = Origin {
+        realm: Some("acme".into()),
+        kind: Some("password-reset".into()),
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+    };
+    let traced = NewJob {
+        origin: origin.clone(),
+        ..job("acme", None, now)
+    };
+    let plain = job("acme", None, now);
+    store.enqueue(traced.clone()).await.unwrap();
+    store.enqueue(plain.clone()).await.unwrap();
+
+    let record = store.get(traced.message.id).await.unwrap().unwrap();
+    assert_eq!(record.origin(), origin);
+    let listed = store
+        .list(&ListFilter {
+            limit: 10,
+            ..ListFilter::default()
+        })
+        .await
+        .unwrap();
+    let listed = listed.iter().find(|r| r.id == traced.message.id).unwrap();
+    assert_eq!(listed.origin(), origin);
+    assert_eq!(
+        store.get(plain.message.id).await.unwrap().unwrap().origin(),
+        Origin::default()
+    );
+
+    let claimed = claim(&store, now, 10).await;
+    let trace_of = |id: Uuid| {
+        claimed
+            .iter()
+            .find(|job| job.message.id == id)
+            .map(|job| job.traceparent.clone())
+    };
+    assert_eq!(
+        trace_of(traced.message.id),
+        Some(origin.traceparent.clone())
+    );
+    assert_eq!(trace_of(plain.message.id), Some(None));
+}
+
 /// A row whose body cannot be read is not handed out and does not stop the
 /// others: it ends `failed` with the reason, in the claim's own commit.
 /// `corrupt` spoils one row's stored body behind the store's back.
@@ -578,6 +620,33 @@ pub async fn suppressions_and_suppressed_messages(store: Arc<dyn JobStore>) {
             .is_empty()
     );
     assert!(store.delete(lease.id).await.unwrap());
+
+    // Suppressed at a later attempt: the attempts before it stay counted,
+    // and the history ends with the suppression.
+    let id = store_one(&store, now).await;
+    let first = claim(&store, now, 1).await.remove(0);
+    settle(&store, &first, retrying("429", now), now).await;
+    let second = claim(&store, now + Duration::from_secs(1), 1)
+        .await
+        .remove(0);
+    assert_eq!(second.attempt(), 2);
+    let outcome = Outcome::Suppressed {
+        reason: "suppressed since accept".into(),
+    };
+    settle(&store, &second, outcome, now).await;
+    let record = store.get(id).await.unwrap().unwrap();
+    assert_eq!((record.status, record.attempts), (Status::Suppressed, 1));
+    let history: Vec<String> = (store.attempts(id).await.unwrap().into_iter())
+        .map(|a| a.outcome)
+        .collect();
+    assert_eq!(history, ["retrying", "suppressed"]);
+}
+
+async fn store_one(store: &Arc<dyn JobStore>, now: OffsetDateTime) -> Uuid {
+    match store.enqueue(job("acme", None, now)).await.unwrap() {
+        Enqueued::Created(id) => id,
+        other => panic!("stored: {other:?}"),
+    }
 }
 
 async fn settle_lease(
@@ -587,4 +656,44 @@ async fn settle_lease(
     now: OffsetDateTime,
 ) {
     assert!(store.record(lease, &outcome, now).await.unwrap());
+}
+
+/// Flow-limit cells whose window has passed are deleted in bounded
+/// batches; a cell still within its window is kept and still limits.
+pub async fn flow_limit_cells_are_pruned_after_their_window(store: Arc<dyn JobStore>) {
+    use mailbridge::limits::{Limit, LimitCell};
+    let cell = |key: &str, interval: Duration| LimitCell {
+        key: key.into(),
+        interval,
+        burst: Duration::ZERO,
+        limit: Limit::Recipient,
+    };
+    let now = OffsetDateTime::now_utc();
+    let second = Duration::from_secs(1);
+    let passing: Vec<LimitCell> = (0..3).map(|i| cell(&format!("p{i}"), second)).collect();
+    let hour = cell("h", Duration::from_secs(3600));
+    for c in passing.iter().chain([&hour]) {
+        let spent = store.admit(std::slice::from_ref(c), now).await.unwrap();
+        assert_eq!(spent, None, "a new cell lets the first message through");
+    }
+    assert_eq!(
+        store.prune_limits(now, 100).await.unwrap(),
+        0,
+        "all within their window"
+    );
+    let later = now + Duration::from_secs(2);
+    assert_eq!(
+        store.prune_limits(later, 2).await.unwrap(),
+        2,
+        "a bounded batch"
+    );
+    assert_eq!(store.prune_limits(later, 100).await.unwrap(), 1);
+    assert_eq!(store.prune_limits(later, 100).await.unwrap(), 0);
+    let (wait, _) = (store
+        .admit(std::slice::from_ref(&hour), later)
+        .await
+        .unwrap())
+    .expect("the hour's cell was kept and still limits");
+    assert!(wait > Duration::from_secs(3500), "{wait:?}");
+    assert_eq!(store.admit(&passing, later).await.unwrap(), None);
 }

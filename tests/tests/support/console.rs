@@ -160,8 +160,23 @@ async fn browse(plan: &Value) -> Value {
     serde_json::from_slice(&output.stdout).expect("the walk's JSON")
 }
 
-/// The studio showed what `POST /v1/render` answers for the same data.
+/// The studio showed what `POST /v1/render` answers for the same data,
+/// rendered in the page by the WebAssembly renderer: no render request left
+/// the page, neither on load nor while the data was edited.
 async fn check_studio(service: &Service, studio: &Value) {
+    assert_eq!(studio["renderer"], "webassembly", "{studio}");
+    assert_eq!(studio["server_renders"], json!([]), "{studio}");
+    assert!(
+        studio["edited_subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("Edited Realm")),
+        "an edit is rendered in the page: {studio}"
+    );
+    assert_eq!(
+        studio["missing_variables"],
+        json!(["link"]),
+        "data without the link: the page lists it: {studio}"
+    );
     let data: Value = serde_json::from_str(studio["data"].as_str().expect("data")).expect("JSON");
     let token = mailbridge::auth::mint(SECRET.as_bytes(), Some("acme"), false, 120).expect("token");
     let api: Value = reqwest::Client::new()

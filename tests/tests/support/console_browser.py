@@ -32,23 +32,64 @@ def attempts(page) -> int:
     return page.locator("li[data-entry=attempt]").count()
 
 
+# Keeps what the studio posts to its preview frame (the frame's shell shows it),
+# in every frame of the page: the test compares it with /v1/render byte for byte.
+KEEP_PREVIEW = """window.addEventListener("message", (event) => {
+  if (event.data && typeof event.data.html === "string") { window.__preview = event.data.html; }
+});"""
+
+# Requests that would mean the server rendered instead of the page.
+SERVER_RENDERS = ("/v1/render", "/console/templates/render", "/console/templates/preview")
+
+
 def studio(page, console: str, shots: pathlib.Path) -> dict:
-    """The studio renders password-reset in German for acme on its own (the
-    page's script submits the data into the frame); what the frame received,
-    the subject and the text shown beside it."""
-    seen = {}
+    """The studio renders password-reset in German for acme on its own, in the
+    page with the WebAssembly renderer: what the frame was given, the subject
+    and the text shown beside it, and every request made meanwhile (no render
+    may go to the server, neither on load nor while editing)."""
+    seen, requests = {}, []
+    page.add_init_script(KEEP_PREVIEW)
+    def keep(request):
+        requests.append(request.url)
+    page.on("request", keep)
     url = f"{console}/console/templates?tenant=acme&template=password-reset&locale=de"
-    with page.expect_response(lambda r: r.url.endswith("/console/templates/preview")) as framed:
-        page.goto(url)
-    seen["html"] = framed.value.text()
+    page.goto(url)
+    seen["renderer"] = page.get_attribute("#renderer", "data-renderer")
     page.wait_for_function("() => document.getElementById('subject').textContent.length > 0")
+    preview = page.frame(name="preview")
+    # Polled by time: an offscreen frame of another origin gets no animation frames.
+    preview.wait_for_function("() => typeof window.__preview === 'string'", polling=100)
+    seen["html"] = preview.evaluate("() => window.__preview")
     seen["subject"] = page.inner_text("#subject")
     seen["text"] = page.eval_on_selector("#text", "e => e.textContent")
     seen["data"] = page.input_value("textarea[name=data]")
     page.fill("textarea[name=data]", "{ not json")
     seen["invalid_data"] = page.get_attribute("textarea[name=data]", "aria-invalid")
+    edited = json.loads(seen["data"])
+    edited["realmName"] = "Edited Realm"
+    page.fill("textarea[name=data]", json.dumps(edited))
+    preview.wait_for_function("() => window.__preview.includes('Edited Realm')", polling=100)
+    seen["edited_subject"] = page.inner_text("#subject")
+    # Data without the link: the page lists it as missing (the renderer in the page says so).
+    del edited["link"]
+    page.fill("textarea[name=data]", json.dumps(edited))
+    page.wait_for_function("() => document.getElementById('missing-variables').textContent.includes('link')")
+    seen["missing_variables"] = page.eval_on_selector_all("#missing-variables code", "c => c.map(e => e.textContent)")
     page.fill("textarea[name=data]", seen["data"])
+    # The frame shows the sample again before the picture is taken.
+    preview.wait_for_function("(html) => window.__preview === html", arg=seen["html"], polling=100)
+    # An offscreen frame of another origin is painted only once it is in view.
+    page.locator("#preview").scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
     page.screenshot(path=str(shots / "templates.png"), full_page=True)
+    seen["server_renders"] = [u for u in requests if any(p in u for p in SERVER_RENDERS)]
+    # The browser's own record agrees (resource timing of the page).
+    seen["server_renders"] += page.evaluate(
+        "(paths) => performance.getEntriesByType('resource').map(e => e.name)"
+        ".filter(n => paths.some(p => n.includes(p)))",
+        list(SERVER_RENDERS),
+    )
+    page.remove_listener("request", keep)
     return seen
 
 

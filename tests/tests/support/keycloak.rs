@@ -228,31 +228,12 @@ impl Keycloak {
 
     /// An admin REST client for the master admin.
     pub async fn admin(&self) -> Admin {
-        let resp: Value = self
-            .http
-            .post(format!(
-                "{}/realms/master/protocol/openid-connect/token",
-                self.url
-            ))
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", "admin-cli"),
-                ("username", "admin"),
-                ("password", "admin"),
-            ])
-            .send()
-            .await
-            .expect("admin token request")
-            .json()
-            .await
-            .expect("admin token");
-        let token = resp["access_token"]
-            .as_str()
-            .expect("an access token")
-            .to_owned();
+        let token_url = format!("{}/realms/master/protocol/openid-connect/token", self.url);
+        let token = admin_token(&self.http, &token_url).await;
         Admin {
             base: format!("{}/admin/realms", self.url),
-            token,
+            token: std::sync::Mutex::new(token),
+            token_url,
             http: self.http.clone(),
         }
     }
@@ -264,17 +245,53 @@ impl Keycloak {
     }
 }
 
-/// The admin REST API, as the master realm's admin.
+/// A fresh access token of the master realm's admin.
+async fn admin_token(http: &reqwest::Client, token_url: &str) -> String {
+    let resp: Value = http
+        .post(token_url)
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "admin-cli"),
+            ("username", "admin"),
+            ("password", "admin"),
+        ])
+        .send()
+        .await
+        .expect("admin token request")
+        .json()
+        .await
+        .expect("admin token");
+    resp["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
+}
+
+/// The admin REST API, as the master realm's admin. Master's tokens live 60 s,
+/// less than a long test on a busy machine: a call answered 401 is sent once
+/// more with a fresh token.
 pub struct Admin {
     base: String,
-    token: String,
+    token: std::sync::Mutex<String>,
+    token_url: String,
     http: reqwest::Client,
 }
 
 impl Admin {
-    /// The master admin's access token (signed with the master realm's key).
-    pub fn token(&self) -> &str {
-        &self.token
+    /// The master admin's current access token (signed with the master realm's key).
+    pub fn token(&self) -> String {
+        self.token.lock().expect("token").clone()
+    }
+
+    /// Sends what `build` makes with the current token; on 401, once more with a fresh one.
+    async fn send(&self, build: impl Fn(&str) -> reqwest::RequestBuilder) -> reqwest::Response {
+        let resp = build(&self.token()).send().await.expect("admin request");
+        if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return resp;
+        }
+        let fresh = admin_token(&self.http, &self.token_url).await;
+        *self.token.lock().expect("token") = fresh.clone();
+        build(&fresh).send().await.expect("admin request")
     }
 
     /// Sends `method path` with an optional JSON body; answers status and body text.
@@ -284,14 +301,16 @@ impl Admin {
         path: &str,
         body: Option<Value>,
     ) -> (u16, String, Option<String>) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.expect("admin request");
+        let url = format!("{}{path}", self.base);
+        let resp = self
+            .send(|token| {
+                let req = self.http.request(method.clone(), &url).bearer_auth(token);
+                match &body {
+                    Some(body) => req.json(body),
+                    None => req,
+                }
+            })
+            .await;
         let status = resp.status().as_u16();
         let location = resp
             .headers()
@@ -303,14 +322,10 @@ impl Admin {
 
     /// Sends a form.
     pub async fn form(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let url = format!("{}{path}", self.base);
         let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .form(form)
-            .send()
-            .await
-            .expect("admin request");
+            .send(|token| self.http.post(&url).bearer_auth(token).form(form))
+            .await;
         (
             resp.status().as_u16(),
             resp.text().await.unwrap_or_default(),

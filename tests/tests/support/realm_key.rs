@@ -147,7 +147,7 @@ async fn forgeries_are_refused(
     let none = unsigned(&json!({"alg": "none", "kid": kid}), &claims);
     assert_refused(service, &format!("{none}."), "alg none").await;
     // Another realm's real signature (the master admin's token) over this realm's claims.
-    let master = admin.token();
+    let master = &admin.token();
     let mut parts = master.split('.');
     let (header, _, signature) = (parts.next(), parts.next(), parts.next());
     let forged = format!(

@@ -134,7 +134,7 @@ pub async fn check_preview(kc: &Keycloak, admin: &Admin, render_url: &str, secre
     )
     .expect("sample JSON");
     let expected = service_render(render_url, secret, "password-reset", "de", &sample).await;
-    let token = admin.token();
+    let token = &admin.token();
 
     let (status, body, content_type, subject) =
         preview(kc, Some(token), "password-reset?locale=de&format=html").await;

@@ -60,13 +60,18 @@ pub(super) async fn search(
             Some(format!("{}%", like_literal(p))),
         ),
     };
+    // A plain equality, so that a rare transport is read from its index.
+    let transport = match search.transport {
+        Some(_) => "AND transport = $8 ",
+        None => "AND $8::text IS NULL ",
+    };
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {RECORD_COLUMNS} FROM messages WHERE ($1::text IS NULL OR status = $1) \
          AND ($2::text[] IS NULL OR tenant = ANY($2)) \
          AND ($3::timestamptz IS NULL OR created_at >= $3) \
          AND ($4::timestamptz IS NULL OR created_at < $4) \
          {recipient}\
-         AND ($6::uuid IS NULL OR id < $6) ORDER BY id DESC LIMIT $7"
+         {transport}AND ($6::uuid IS NULL OR id < $6) ORDER BY id DESC LIMIT $7"
     )))
     .bind(search.status.map(Status::as_str))
     .bind(search.tenants.clone())
@@ -75,6 +80,7 @@ pub(super) async fn search(
     .bind(pattern)
     .bind(search.before)
     .bind(i64::from(search.limit.max(1)))
+    .bind(&search.transport)
     .fetch_all(pool)
     .await
     .context("searching messages")?;

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use sqlx::PgConnection;
 use sqlx::postgres::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -21,24 +22,15 @@ pub async fn admit(
     cells: &[LimitCell],
     now: OffsetDateTime,
 ) -> Result<Option<(Duration, usize)>, StoreError> {
-    let now = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let now = unix_ms(now);
     let keys: Vec<&str> = cells.iter().map(|c| c.key.as_str()).collect();
     let mut tx = pool.begin().await.context("starting a limit check")?;
-    // A new cell is created (unlocked, at time 0) so that it can be locked like the others.
-    sqlx::query(
-        "INSERT INTO flow_limits (key, tat) SELECT unnest($1::text[]), 0 ON CONFLICT DO NOTHING",
-    )
-    .bind(&keys)
-    .execute(&mut *tx)
-    .await
-    .context("creating limits")?;
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT key, tat FROM flow_limits WHERE key = ANY($1) ORDER BY key FOR UPDATE",
-    )
-    .bind(&keys)
-    .fetch_all(&mut *tx)
-    .await
-    .context("locking limits")?;
+    let mut rows = lock(&mut tx, &keys).await?;
+    if keys.iter().any(|k| !rows.iter().any(|(key, _)| key == k)) {
+        // Pruned between creating and locking it (its window had passed):
+        // created again, now by this transaction, so nobody else prunes it.
+        rows = lock(&mut tx, &keys).await?;
+    }
     let mut wait = (0i64, 0usize);
     let mut next = Vec::with_capacity(cells.len());
     for (index, cell) in cells.iter().enumerate() {
@@ -66,6 +58,40 @@ pub async fn admit(
     Ok(None)
 }
 
+/// Creates the cells of `keys` that do not exist (at time 0, which limits
+/// nothing) and locks them all, in one order; answers their times.
+async fn lock(tx: &mut PgConnection, keys: &[&str]) -> Result<Vec<(String, i64)>, StoreError> {
+    sqlx::query(
+        "INSERT INTO flow_limits (key, tat) SELECT unnest($1::text[]), 0 ON CONFLICT DO NOTHING",
+    )
+    .bind(keys)
+    .execute(&mut *tx)
+    .await
+    .context("creating limits")?;
+    Ok(sqlx::query_as(
+        "SELECT key, tat FROM flow_limits WHERE key = ANY($1) ORDER BY key FOR UPDATE",
+    )
+    .bind(keys)
+    .fetch_all(&mut *tx)
+    .await
+    .context("locking limits")?)
+}
+
+/// Deletes up to `batch` cells whose time is not after `now`, skipping cells
+/// a limit check holds (it is about to move them on).
+pub async fn prune(pool: &PgPool, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM flow_limits WHERE key IN \
+         (SELECT key FROM flow_limits WHERE tat <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(unix_ms(now))
+    .bind(i64::from(batch))
+    .execute(pool)
+    .await
+    .context("pruning limits")?;
+    Ok(done.rows_affected())
+}
+
 /// The message `tenant` stored under idempotency `key` within the window, if any.
 pub async fn idempotent(
     pool: &PgPool,
@@ -82,6 +108,10 @@ pub async fn idempotent(
     .fetch_optional(pool)
     .await
     .context("finding an idempotent repeat")?)
+}
+
+fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 fn millis(d: Duration) -> i64 {

@@ -20,8 +20,8 @@ impl PgStore {
         tally: &mut Rotated,
     ) -> Result<Option<Uuid>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, message FROM messages WHERE message IS NOT NULL AND ($1::uuid IS NULL OR id > $1) \
-             ORDER BY id LIMIT $2",
+            "SELECT message_id AS id, message FROM bodies WHERE ($1::uuid IS NULL OR message_id > $1) \
+             ORDER BY message_id LIMIT $2",
         )
         .bind(after)
         .bind(i64::from(BATCH))
@@ -35,14 +35,15 @@ impl PgStore {
                 row.try_get("message").context("message")?;
             last = Some(id);
             if let Some(sealed) = rotation::reseal(keyring, &(id, stored.clone()), tally) {
-                let done =
-                    sqlx::query("UPDATE messages SET message = $1 WHERE id = $2 AND message = $3")
-                        .bind(Json(&sealed))
-                        .bind(id)
-                        .bind(Json(&stored))
-                        .execute(&self.pool)
-                        .await
-                        .context("re-sealing a message")?;
+                let done = sqlx::query(
+                    "UPDATE bodies SET message = $1 WHERE message_id = $2 AND message = $3",
+                )
+                .bind(Json(&sealed))
+                .bind(id)
+                .bind(Json(&stored))
+                .execute(&self.pool)
+                .await
+                .context("re-sealing a message")?;
                 tally.resealed += done.rows_affected();
             }
         }

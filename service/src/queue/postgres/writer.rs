@@ -14,7 +14,11 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, mpsc};
 use uuid::Uuid;
 
-use crate::queue::batch::{self, Answer, Health, IDEMPOTENCY_WINDOW, MAX_BATCH, Op, Write};
+use super::{accept, delivered};
+use crate::queue::batch::{
+    self, Answer, Enqueue, Health, IDEMPOTENCY_WINDOW, MAX_BATCH, Op, Write,
+};
+use crate::queue::grouping::{self, Answers};
 use crate::queue::sealing::{self, Keyring};
 use crate::queue::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, OutcomeUnknown, Status};
 
@@ -46,14 +50,36 @@ async fn group(
     keyring: Option<&Keyring>,
 ) -> anyhow::Result<Vec<Answer>> {
     let mut tx = pool.begin().await.context("beginning a transaction")?;
-    let mut answers = Vec::with_capacity(ops.len());
-    for op in ops {
-        answers.push(apply(&mut tx, op, keyring).await?);
-    }
+    let answers = apply_all(&mut tx, ops, keyring).await?;
     match tx.commit().await {
         Ok(()) => Ok(answers),
         Err(e) => settle(pool, answers, e).await,
     }
+}
+
+/// Applies a group in the order [`grouping`] plans: new messages together,
+/// `sent` outcomes together, the rest one by one.
+async fn apply_all(
+    conn: &mut PgConnection,
+    ops: &[Op],
+    keyring: Option<&Keyring>,
+) -> anyhow::Result<Vec<Answer>> {
+    let plan = grouping::plan(ops);
+    let mut answers = Answers::new(ops.len());
+    let new: Vec<&Enqueue> = plan.new.iter().map(|(_, new)| *new).collect();
+    let stored = accept::insert_all(conn, &new).await?;
+    for ((place, _), done) in plan.new.iter().zip(stored) {
+        answers.put(*place, Answer::Enqueued(done));
+    }
+    let delivered: Vec<_> = plan.sent.iter().map(|(_, d)| *d).collect();
+    let applied = delivered::record_all(conn, &delivered).await?;
+    for ((place, _), applied) in plan.sent.iter().zip(applied) {
+        answers.put(*place, Answer::Applied(applied));
+    }
+    for &place in &plan.rest {
+        answers.put(place, apply(conn, &ops[place], keyring).await?);
+    }
+    answers.finish()
 }
 
 /// A `COMMIT` that failed on the way (connection reset, server stopped) may
@@ -139,7 +165,7 @@ async fn apply(
 }
 
 /// Inserts `job`, or finds the message that already holds its idempotency key.
-async fn enqueue(
+pub(super) async fn enqueue(
     conn: &mut PgConnection,
     job: &NewJob,
     stored: &serde_json::Value,
@@ -162,20 +188,15 @@ async fn try_insert(
     stored: &serde_json::Value,
 ) -> anyhow::Result<Option<Enqueued>> {
     let message = &job.message;
-    let lease = job.lease.map(|lease| Lease {
-        id: message.id,
-        attempt: 1,
-        claim: 1,
-        until: batch::current(job.now) + lease,
-    });
+    let lease = batch::first_lease(job);
     let (status, attempts) = match lease {
         Some(_) => (Status::Sending, 1),
         None => (Status::Queued, 0),
     };
     let inserted: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO messages (id, tenant, status, attempts, claims, transport, message, idempotency_key, \
-         created_at, age_from, updated_at, next_attempt_at, lease_until) \
-         VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $8, $8, $8, $9) \
+        "INSERT INTO messages (id, tenant, status, attempts, claims, transport, idempotency_key, \
+         created_at, age_from, updated_at, next_attempt_at, lease_until, realm, kind, traceparent) \
+         VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $7, $7, $7, $8, $9, $10, $11) \
          ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
          RETURNING id",
     )
@@ -184,13 +205,20 @@ async fn try_insert(
     .bind(status.as_str())
     .bind(attempts)
     .bind(&job.transport)
-    .bind(Json(stored))
     .bind(&job.idempotency_key)
     .bind(job.now)
     .bind(lease.map(|l| l.until))
+    .bind(&job.origin.realm)
+    .bind(&job.origin.kind)
+    .bind(&job.origin.traceparent)
     .fetch_optional(&mut *conn)
     .await?;
     if inserted.is_some() {
+        sqlx::query("INSERT INTO bodies (message_id, message) VALUES ($1, $2)")
+            .bind(message.id)
+            .bind(Json(stored))
+            .execute(&mut *conn)
+            .await?;
         let addresses = crate::queue::history::recipient_addresses(message);
         sqlx::query("INSERT INTO recipients (message_id, address) SELECT $1, unnest($2::text[])")
             .bind(message.id)
@@ -241,16 +269,20 @@ async fn claim(
 ) -> anyhow::Result<Vec<ClaimedJob>> {
     let now = batch::current(now);
     let until = now + lease;
+    // Only retention removes bodies, and only from `sent` messages, which
+    // are never due: every due row has one. Asking for it in the selection
+    // made PostgreSQL hash-join the whole bodies table at each claim; a row
+    // without one fails decoding and ends `failed` with the reason.
     let rows = sqlx::query(
         "UPDATE messages AS m SET status = 'sending', attempts = m.attempts + 1, claims = m.claims + 1, \
          lease_until = $1, updated_at = $2 \
          FROM (SELECT id FROM messages WHERE \
                  ((status IN ('queued', 'retrying') AND next_attempt_at <= $2) \
                   OR (status = 'sending' AND lease_until < $4)) \
-                 AND message IS NOT NULL \
                ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) AS due \
          WHERE m.id = due.id \
-         RETURNING m.id, m.message, m.transport, m.attempts, m.claims, m.age_from",
+         RETURNING m.id, (SELECT b.message FROM bodies AS b WHERE b.message_id = m.id) AS message, \
+             m.transport, m.attempts, m.claims, m.age_from, m.traceparent",
     )
     .bind(until)
     .bind(now)
@@ -301,6 +333,7 @@ fn decode(
             until,
         },
         created_at: row.try_get("age_from").context("age_from")?,
+        traceparent: row.try_get("traceparent").context("traceparent")?,
     })
 }
 
@@ -379,7 +412,7 @@ async fn record(
         .bind(now)
         .bind(error.clone()),
         Outcome::Suppressed { reason } => sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE messages SET status = 'suppressed', attempts = 0, last_error = $4, updated_at = $3, \
+            "UPDATE messages SET status = 'suppressed', attempts = GREATEST(attempts - 1, 0), last_error = $4, updated_at = $3, \
              lease_until = NULL, next_attempt_at = NULL {FENCE}"
         )))
         .bind(lease.id)

@@ -67,11 +67,17 @@ pub(super) async fn search(
         .map(serde_json::to_string)
         .transpose()
         .context("tenant list")?;
+    // A plain equality, so that a rare transport is read from its index
+    // (`?9 IS NULL OR …` would make SQLite walk every newer row).
+    let transport = match search.transport {
+        Some(_) => "AND transport = ?9 ",
+        None => "AND ?9 IS NULL ",
+    };
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {RECORD_COLUMNS} FROM messages WHERE (?1 IS NULL OR status = ?1) \
          AND (?2 IS NULL OR tenant IN (SELECT value FROM json_each(?2))) \
          AND (?3 IS NULL OR created_at >= ?3) AND (?4 IS NULL OR created_at < ?4) {recipient}\
-         AND (?7 IS NULL OR id < ?7) ORDER BY id DESC LIMIT ?8"
+         {transport}AND (?7 IS NULL OR id < ?7) ORDER BY id DESC LIMIT ?8"
     )))
     .bind(search.status.map(Status::as_str))
     .bind(tenants)
@@ -81,6 +87,7 @@ pub(super) async fn search(
     .bind(hi)
     .bind(search.before.map(|id| id.to_string()))
     .bind(i64::from(search.limit.max(1)))
+    .bind(&search.transport)
     .fetch_all(pool)
     .await
     .context("searching messages")?;

@@ -53,6 +53,21 @@ pub async fn admit(
     Ok(None)
 }
 
+/// Deletes up to `batch` cells whose time is not after `now`. On the
+/// write connection, so it never runs inside a check-and-spend.
+pub async fn prune(pool: &SqlitePool, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM flow_limits WHERE key IN \
+         (SELECT key FROM flow_limits WHERE tat <= ? LIMIT ?)",
+    )
+    .bind(ms(now))
+    .bind(i64::from(batch))
+    .execute(pool)
+    .await
+    .context("pruning limits")?;
+    Ok(done.rows_affected())
+}
+
 /// The message `tenant` stored under idempotency `key` within the window, if any.
 pub async fn idempotent(
     pool: &SqlitePool,

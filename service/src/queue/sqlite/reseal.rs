@@ -19,8 +19,8 @@ impl SqliteStore {
         tally: &mut Rotated,
     ) -> Result<Option<Uuid>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, message FROM messages WHERE message IS NOT NULL AND (?1 IS NULL OR id > ?1) \
-             ORDER BY id LIMIT ?2",
+            "SELECT message_id AS id, message FROM bodies WHERE (?1 IS NULL OR message_id > ?1) \
+             ORDER BY message_id LIMIT ?2",
         )
         .bind(after.map(|id| id.to_string()))
         .bind(i64::from(BATCH))
@@ -38,14 +38,15 @@ impl SqliteStore {
                 continue;
             };
             if let Some(sealed) = rotation::reseal(keyring, &(id, stored), tally) {
-                let done =
-                    sqlx::query("UPDATE messages SET message = ? WHERE id = ? AND message = ?")
-                        .bind(sealed.to_string())
-                        .bind(id.to_string())
-                        .bind(&text)
-                        .execute(&self.write)
-                        .await
-                        .context("re-sealing a message")?;
+                let done = sqlx::query(
+                    "UPDATE bodies SET message = ? WHERE message_id = ? AND message = ?",
+                )
+                .bind(sealed.to_string())
+                .bind(id.to_string())
+                .bind(&text)
+                .execute(&self.write)
+                .await
+                .context("re-sealing a message")?;
                 tally.resealed += done.rows_affected();
             }
         }

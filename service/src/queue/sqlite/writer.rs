@@ -18,10 +18,11 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{from_ms, ms};
-use crate::queue::batch::{self, Answer, Health, IDEMPOTENCY_WINDOW, MAX_BATCH, Op, Write};
+use super::{accept, delivered, from_ms, ms};
+use crate::queue::batch::{self, Answer, Enqueue, Health, MAX_BATCH, Op, Write};
+use crate::queue::grouping::{self, Answers};
 use crate::queue::sealing::{self, Keyring};
-use crate::queue::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, Status};
+use crate::queue::{ClaimedJob, Lease, Outcome};
 
 /// Applies waiting writes in groups until every sender is gone.
 pub(super) async fn run(
@@ -60,12 +61,23 @@ async fn transaction(
     keyring: Option<&Keyring>,
 ) -> anyhow::Result<Vec<Answer>> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let mut answers = Vec::with_capacity(ops.len());
-    for op in ops {
-        answers.push(apply(conn, op, keyring).await?);
+    let plan = grouping::plan(ops);
+    let mut answers = Answers::new(ops.len());
+    let new: Vec<&Enqueue> = plan.new.iter().map(|(_, new)| *new).collect();
+    let stored = accept::insert_all(conn, &new).await?;
+    for ((place, _), done) in plan.new.iter().zip(stored) {
+        answers.put(*place, Answer::Enqueued(done));
+    }
+    let delivered: Vec<_> = plan.sent.iter().map(|(_, d)| *d).collect();
+    let applied = delivered::record_all(conn, &delivered).await?;
+    for ((place, _), applied) in plan.sent.iter().zip(applied) {
+        answers.put(*place, Answer::Applied(applied));
+    }
+    for &place in &plan.rest {
+        answers.put(place, apply(conn, &ops[place], keyring).await?);
     }
     sqlx::query("COMMIT").execute(&mut *conn).await?;
-    Ok(answers)
+    answers.finish()
 }
 
 async fn apply(
@@ -74,7 +86,11 @@ async fn apply(
     keyring: Option<&Keyring>,
 ) -> anyhow::Result<Answer> {
     Ok(match op {
-        Op::Enqueue(new) => Answer::Enqueued(insert(conn, &new.job, &new.stored).await?),
+        Op::Enqueue(new) => {
+            let stored = accept::insert_all(conn, &[new.as_ref()]).await?;
+            let done = stored.into_iter().next();
+            Answer::Enqueued(done.context("no answer for a new message")?)
+        }
         Op::Claim { now, lease, limit } => {
             Answer::Claimed(claim(conn, *now, *lease, *limit, keyring).await?)
         }
@@ -99,78 +115,6 @@ async fn apply(
     })
 }
 
-async fn insert(
-    tx: &mut SqliteConnection,
-    job: &NewJob,
-    stored: &serde_json::Value,
-) -> anyhow::Result<Enqueued> {
-    let message = &job.message;
-    let now = ms(job.now);
-    if let Some(key) = &job.idempotency_key {
-        let existing = sqlx::query(
-            "SELECT id, created_at FROM messages WHERE tenant = ? AND idempotency_key = ?",
-        )
-        .bind(&message.tenant)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = existing {
-            let created: i64 = row.try_get("created_at")?;
-            if created > now - IDEMPOTENCY_WINDOW.as_millis() as i64 {
-                let id: String = row.try_get("id")?;
-                return Ok(Enqueued::Duplicate(Uuid::parse_str(&id)?));
-            }
-            // An expired key may be used again: the old row lets go of it.
-            sqlx::query("UPDATE messages SET idempotency_key = NULL WHERE tenant = ? AND idempotency_key = ?")
-                .bind(&message.tenant)
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    let lease = job.lease.map(|lease| Lease {
-        id: message.id,
-        attempt: 1,
-        claim: 1,
-        until: batch::current(job.now) + lease,
-    });
-    let (status, attempts) = match lease {
-        Some(_) => (Status::Sending, 1),
-        None => (Status::Queued, 0),
-    };
-    sqlx::query(
-        "INSERT INTO messages (id, tenant, status, attempts, claims, transport, message, idempotency_key, \
-         created_at, age_from, updated_at, next_attempt_at, lease_until) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(message.id.to_string())
-    .bind(&message.tenant)
-    .bind(status.as_str())
-    .bind(attempts)
-    .bind(attempts)
-    .bind(&job.transport)
-    .bind(stored.to_string())
-    .bind(&job.idempotency_key)
-    .bind(now)
-    .bind(now)
-    .bind(now)
-    .bind(now)
-    .bind(lease.map(|l| ms(l.until)))
-    .execute(&mut *tx)
-    .await?;
-    for address in crate::queue::history::recipient_addresses(message) {
-        sqlx::query("INSERT INTO recipients (message_id, address) VALUES (?, ?)")
-            .bind(message.id.to_string())
-            .bind(address)
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(match lease {
-        Some(lease) => Enqueued::Claimed(lease),
-        None => Enqueued::Created(message.id),
-    })
-}
-
 async fn claim(
     tx: &mut SqliteConnection,
     now: OffsetDateTime,
@@ -188,8 +132,9 @@ async fn claim(
              (status IN ('queued', 'retrying') AND next_attempt_at <= ?2) \
              OR (status = 'sending' AND lease_until < ?4) \
            ORDER BY next_attempt_at LIMIT ?3) \
-         AND message IS NOT NULL \
-         RETURNING rowid, id, message, transport, attempts, claims, age_from",
+         AND EXISTS (SELECT 1 FROM bodies WHERE message_id = messages.id) \
+         RETURNING rowid, id, (SELECT message FROM bodies WHERE message_id = messages.id) AS message, \
+             transport, attempts, claims, age_from, traceparent",
     )
     .bind(ms(until))
     .bind(now_ms)
@@ -242,6 +187,7 @@ fn decode(
             until,
         },
         created_at: from_ms(row.try_get("age_from").context("age_from")?),
+        traceparent: row.try_get("traceparent").context("traceparent")?,
     })
 }
 
@@ -313,7 +259,7 @@ async fn record(
         .bind(error.clone())
         .bind(now),
         Outcome::Suppressed { reason } => sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE messages SET status = 'suppressed', attempts = 0, last_error = ?, updated_at = ?, \
+            "UPDATE messages SET status = 'suppressed', attempts = MAX(attempts - 1, 0), last_error = ?, updated_at = ?, \
              lease_until = NULL, next_attempt_at = NULL WHERE {FENCE}"
         )))
         .bind(reason.clone())

@@ -49,13 +49,14 @@ impl Worker {
             attempt = job.attempt(),
             outcome = tracing::field::Empty,
         );
-        telemetry::handoff::continue_trace(&span, job.message.id);
+        let stored = job.traceparent.as_deref();
+        telemetry::handoff::continue_trace(&span, job.message.id, stored);
         self.attempt_inner(job, slot).instrument(span).await
     }
 
     async fn attempt_inner(
         &self,
-        job: ClaimedJob,
+        mut job: ClaimedJob,
         slot: Option<OwnedSemaphorePermit>,
     ) -> AttemptOutcome {
         if job.lease.until <= OffsetDateTime::now_utc() {
@@ -65,6 +66,17 @@ impl Worker {
                 reason: "the lease ended before the attempt began".into(),
             };
         }
+        let left_out = match self.screen(&mut job).await {
+            Ok(left_out) if left_out.everyone => {
+                drop(slot);
+                return self.ended(&job, self.settle_suppressed(&job, left_out.addresses).await);
+            }
+            Ok(left_out) => left_out.addresses,
+            Err(e) => {
+                drop(slot);
+                return self.ended(&job, self.unscreened(&job, &e).await);
+            }
+        };
         if let Err(wait) = self.limits.check(&job.message.tenant, &job.transport) {
             drop(slot);
             return self.hold_back(&job, wait).await;
@@ -75,7 +87,7 @@ impl Worker {
         let outcome = match held {
             Held::Answered(result) => {
                 self.metrics.attempted(&job.transport, started.elapsed());
-                self.record(&job, result).await
+                self.record(&job, result, &left_out).await
             }
             Held::Lost(reason) => {
                 tracing::warn!(reason = %reason, "lease lost; this attempt records nothing");
@@ -83,14 +95,21 @@ impl Worker {
             }
             Held::Stopping => self.give_back(&job.lease).await,
         };
+        self.ended(&job, outcome)
+    }
+
+    /// Names the attempt's outcome on its span; a message that reached its
+    /// end needs its trace hand-off no more.
+    fn ended(&self, job: &ClaimedJob, outcome: AttemptOutcome) -> AttemptOutcome {
         let name = match &outcome {
             AttemptOutcome::Sent { .. } => "sent",
             AttemptOutcome::Retrying { .. } => "retrying",
             AttemptOutcome::Failed { .. } => "failed",
+            AttemptOutcome::Suppressed { .. } => "suppressed",
             AttemptOutcome::Abandoned { .. } => "abandoned",
         };
         tracing::Span::current().record("outcome", name);
-        if matches!(name, "sent" | "failed") {
+        if matches!(name, "sent" | "failed" | "suppressed") {
             telemetry::handoff::forget(job.message.id);
         }
         outcome
@@ -183,7 +202,7 @@ impl Worker {
     /// store that fails (disk full, database gone) is tried again for up to
     /// one lease length: the outcome is known and should not be lost to a
     /// passing fault; the fence keeps a late write harmless.
-    async fn write(&self, lease: &Lease, outcome: &Outcome) -> Option<()> {
+    pub(super) async fn write(&self, lease: &Lease, outcome: &Outcome) -> Option<()> {
         // Within a lease length of the send's end: the message is not claimed
         // again before its lease ended and as long again passed
         // (`batch::abandoned_before`), so a store that comes back in time
@@ -246,6 +265,7 @@ impl Worker {
         &self,
         job: &ClaimedJob,
         result: Result<Delivery, TransportError>,
+        left_out: &[String],
     ) -> AttemptOutcome {
         let now = OffsetDateTime::now_utc();
         self.count(job, &result, now);
@@ -270,7 +290,7 @@ impl Worker {
         };
         match self.write(&job.lease, &stored).await {
             Some(()) => {
-                self.tell_application(job, &outcome).await;
+                self.tell_application(job, &outcome, left_out).await;
                 outcome
             }
             None => AttemptOutcome::Abandoned {
@@ -280,13 +300,19 @@ impl Worker {
     }
 
     /// Queues `message.sent` or `message.failed` for the message's tenant
-    /// (never for a webhook row itself). A store that fails here loses the
-    /// webhook, not the message's outcome.
-    async fn tell_application(&self, job: &ClaimedJob, outcome: &AttemptOutcome) {
+    /// (never for a webhook row itself), naming the recipients `left_out`
+    /// because they were suppressed after accept. A store that fails here
+    /// loses the webhook, not the message's outcome.
+    pub(super) async fn tell_application(
+        &self,
+        job: &ClaimedJob,
+        outcome: &AttemptOutcome,
+        left_out: &[String],
+    ) {
         if is_notice(&job.transport) {
             return;
         }
-        let (kind, data) = match outcome {
+        let (kind, mut data) = match outcome {
             AttemptOutcome::Sent {
                 provider_message_id,
             } => (
@@ -299,6 +325,9 @@ impl Worker {
             ),
             _ => return,
         };
+        if !left_out.is_empty() {
+            data["suppressed_recipients"] = serde_json::json!(left_out);
+        }
         let store = self.store.as_ref();
         let (tenant, id) = (&job.message.tenant, job.message.id);
         match self.webhooks.queue(store, tenant, kind, id, data).await {
@@ -308,7 +337,7 @@ impl Worker {
         }
     }
 
-    fn after_transient(
+    pub(super) fn after_transient(
         &self,
         job: &ClaimedJob,
         error: TransportError,
@@ -358,7 +387,7 @@ impl Worker {
 /// Whether rows of `transport` are notices about messages (webhooks,
 /// Keycloak feedback) rather than messages: retried for 24 hours, and never
 /// the subject of a webhook themselves.
-fn is_notice(transport: &str) -> bool {
+pub(super) fn is_notice(transport: &str) -> bool {
     transport == webhooks::TRANSPORT || transport == crate::feedback::TRANSPORT
 }
 

@@ -1,0 +1,143 @@
+//! The order in which a writer applies the ops of one commit group. Every op
+//! of a group is concurrent with every other (each caller waits for its
+//! group's commit before it sends another op), so any serial order is one
+//! the callers could have seen. The writers pick the one that lets like ops
+//! share statements: new messages first, in arrival order (a repeated
+//! idempotency key is a repeat of its first use); then the `sent` outcomes,
+//! each still fenced by its own lease; then everything else in arrival order.
+
+use time::OffsetDateTime;
+
+use super::batch::{Answer, Enqueue, Op};
+use super::{Lease, Outcome};
+
+/// A `sent` outcome to record through its lease.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Delivered<'a> {
+    pub(crate) lease: &'a Lease,
+    pub(crate) provider_message_id: Option<&'a str>,
+    pub(crate) now: OffsetDateTime,
+}
+
+/// A group's ops sorted by how they are applied; each with its place in the group.
+#[derive(Debug, Default)]
+pub(crate) struct Plan<'a> {
+    /// New messages, in arrival order.
+    pub(crate) new: Vec<(usize, &'a Enqueue)>,
+    /// `sent` outcomes, at most one per message (a second one waits in `rest`,
+    /// so that it is answered as if applied after the first).
+    pub(crate) sent: Vec<(usize, Delivered<'a>)>,
+    /// Everything else, in arrival order.
+    pub(crate) rest: Vec<usize>,
+}
+
+/// Sorts `ops` into a [`Plan`].
+pub(crate) fn plan(ops: &[Op]) -> Plan<'_> {
+    let mut plan = Plan::default();
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            Op::Enqueue(new) => plan.new.push((i, new.as_ref())),
+            Op::Record {
+                lease,
+                outcome: Outcome::Sent {
+                    provider_message_id,
+                },
+                now,
+            } if !plan.sent.iter().any(|(_, d)| d.lease.id == lease.id) => {
+                let delivered = Delivered {
+                    lease,
+                    provider_message_id: provider_message_id.as_deref(),
+                    now: *now,
+                };
+                plan.sent.push((i, delivered));
+            }
+            _ => plan.rest.push(i),
+        }
+    }
+    plan
+}
+
+/// The answers of a group, filled in whatever order the ops are applied.
+#[derive(Debug)]
+pub(crate) struct Answers(Vec<Option<Answer>>);
+
+impl Answers {
+    /// Room for `count` answers.
+    pub(crate) fn new(count: usize) -> Self {
+        Answers((0..count).map(|_| None).collect())
+    }
+
+    /// The answer of the op at `place`.
+    pub(crate) fn put(&mut self, place: usize, answer: Answer) {
+        if let Some(slot) = self.0.get_mut(place) {
+            *slot = Some(answer);
+        }
+    }
+
+    /// Every answer in the group's order; an error if one is missing.
+    pub(crate) fn finish(self) -> anyhow::Result<Vec<Answer>> {
+        self.0
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| anyhow::anyhow!("a queue change of the group was not applied"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    use super::plan;
+    use crate::queue::batch::Op;
+    use crate::queue::{Lease, Outcome};
+
+    fn lease(id: Uuid) -> Lease {
+        Lease {
+            id,
+            attempt: 1,
+            claim: 1,
+            until: OffsetDateTime::now_utc(),
+        }
+    }
+
+    fn sent(id: Uuid) -> Op {
+        Op::Record {
+            lease: lease(id),
+            outcome: Outcome::Sent {
+                provider_message_id: None,
+            },
+            now: OffsetDateTime::now_utc(),
+        }
+    }
+
+    #[test]
+    fn sent_outcomes_share_a_statement_unless_they_name_the_same_message() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let now = OffsetDateTime::now_utc();
+        let ops = vec![
+            sent(a),
+            Op::Claim {
+                now,
+                lease: Duration::from_secs(60),
+                limit: 8,
+            },
+            sent(b),
+            sent(a),
+            Op::Record {
+                lease: lease(b),
+                outcome: Outcome::Released {
+                    next_attempt_at: now,
+                },
+                now,
+            },
+        ];
+        let plan = plan(&ops);
+        let sent: Vec<usize> = plan.sent.iter().map(|(i, _)| *i).collect();
+        assert_eq!(sent, vec![0, 2]);
+        assert_eq!(plan.rest, vec![1, 3, 4]);
+        assert!(plan.new.is_empty());
+    }
+}

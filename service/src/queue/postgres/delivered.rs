@@ -1,0 +1,56 @@
+//! The `sent` outcomes of one commit group, recorded with one statement
+//! instead of two each: the status rows are updated under every outcome's
+//! own lease fence (`id`, `claims`, `sending`), and the history rows are
+//! written from exactly the rows that changed, so an attempt that lost its
+//! lease records nothing and each outcome is answered by whether its own
+//! row changed.
+
+use std::collections::HashSet;
+
+use anyhow::Context as _;
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::queue::grouping::Delivered;
+
+/// Records `delivered`; for each, whether its lease still held.
+pub(super) async fn record_all(
+    conn: &mut PgConnection,
+    delivered: &[Delivered<'_>],
+) -> anyhow::Result<Vec<bool>> {
+    if delivered.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = delivered.iter().map(|d| d.lease.id).collect();
+    let claims = delivered
+        .iter()
+        .map(|d| i32::try_from(d.lease.claim))
+        .collect::<Result<Vec<i32>, _>>()
+        .context("claim number out of range")?;
+    let answers: Vec<Option<&str>> = delivered.iter().map(|d| d.provider_message_id).collect();
+    let times: Vec<OffsetDateTime> = delivered.iter().map(|d| d.now).collect();
+    let applied: Vec<Uuid> = sqlx::query_scalar(
+        "WITH done AS ( \
+           UPDATE messages AS m SET status = 'sent', provider_message_id = o.answer, sent_at = o.at, \
+               updated_at = o.at, lease_until = NULL, next_attempt_at = NULL \
+           FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::timestamptz[]) AS o (id, claim, answer, at) \
+           WHERE m.id = o.id AND m.claims = o.claim AND m.status = 'sending' \
+           RETURNING m.id, m.attempts, m.transport, o.answer, o.at), \
+         history AS ( \
+           INSERT INTO attempts (message_id, attempt, transport, outcome, answer, finished_at) \
+           SELECT id, attempts, transport, 'sent', answer, at FROM done) \
+         SELECT id FROM done",
+    )
+    .bind(ids)
+    .bind(claims)
+    .bind(answers)
+    .bind(times)
+    .fetch_all(&mut *conn)
+    .await?;
+    let applied: HashSet<Uuid> = applied.into_iter().collect();
+    Ok(delivered
+        .iter()
+        .map(|d| applied.contains(&d.lease.id))
+        .collect())
+}

@@ -1,0 +1,227 @@
+//! Storing the new messages of one commit group with a few statements instead
+//! of two or three each: every statement is a round trip to sqlx's SQLite
+//! thread (two thread wake-ups). One lookup finds the stored holders of all
+//! the group's idempotency keys; the rows go in with multi-row `INSERT`s,
+//! their recipients with one more. The answers are those of one insert after
+//! the other: a key repeated within the group is a repeat of its first use,
+//! and a key whose holder is older than the idempotency window is taken over.
+
+use std::collections::HashMap;
+
+use sqlx::{Row, SqliteConnection};
+use uuid::Uuid;
+
+use super::ms;
+use crate::queue::batch::{self, Enqueue, IDEMPOTENCY_WINDOW};
+use crate::queue::history::recipient_addresses;
+use crate::queue::{Enqueued, Lease, Status};
+
+/// Rows per `INSERT`, largest first: a few statement shapes, each prepared
+/// once and cached by sqlx, cover any group size.
+const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+/// The columns one new row binds, in order.
+const COLUMNS: &str = "id, tenant, status, attempts, claims, transport, idempotency_key, \
+                       created_at, age_from, updated_at, next_attempt_at, lease_until, realm, kind, traceparent";
+const PLACEHOLDERS: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Who holds an idempotency key: a stored message, or one of this group.
+#[derive(Clone, Copy)]
+struct Holder {
+    id: Uuid,
+    created_ms: i64,
+    /// Its place among the rows about to be inserted, if it is one of them.
+    pending: Option<usize>,
+}
+
+/// A row to insert, with the key it keeps (an expired key is let go of).
+struct NewRow<'a> {
+    new: &'a Enqueue,
+    key: Option<&'a str>,
+    lease: Option<Lease>,
+}
+
+/// Stores `group` in order; one answer each.
+pub(super) async fn insert_all<'a>(
+    conn: &mut SqliteConnection,
+    group: &[&'a Enqueue],
+) -> anyhow::Result<Vec<Enqueued>> {
+    let mut holders = stored_holders(conn, group).await?;
+    let window_ms = i64::try_from(IDEMPOTENCY_WINDOW.as_millis()).unwrap_or(i64::MAX);
+    let mut answers = Vec::with_capacity(group.len());
+    let mut rows: Vec<NewRow<'a>> = Vec::with_capacity(group.len());
+    for &new in group {
+        let job = &new.job;
+        let now = ms(job.now);
+        let tenant = job.message.tenant.as_str();
+        let key = job.idempotency_key.as_deref();
+        if let Some(key) = key {
+            if let Some(holder) = holders.get(&(tenant, key)) {
+                if holder.created_ms > now - window_ms {
+                    answers.push(Enqueued::Duplicate(holder.id));
+                    continue;
+                }
+                // An expired key may be used again: the old row lets go of it.
+                match holder.pending {
+                    Some(i) => rows[i].key = None,
+                    None => release(conn, tenant, key).await?,
+                }
+            }
+            let holder = Holder {
+                id: job.message.id,
+                created_ms: now,
+                pending: Some(rows.len()),
+            };
+            holders.insert((tenant, key), holder);
+        }
+        let lease = batch::first_lease(job);
+        answers.push(match lease {
+            Some(lease) => Enqueued::Claimed(lease),
+            None => Enqueued::Created(job.message.id),
+        });
+        rows.push(NewRow { new, key, lease });
+    }
+    insert_rows(conn, &rows).await?;
+    insert_recipients(conn, &rows).await?;
+    Ok(answers)
+}
+
+/// The stored holders of the keys `group` carries, in one statement.
+async fn stored_holders<'a>(
+    conn: &mut SqliteConnection,
+    group: &[&'a Enqueue],
+) -> anyhow::Result<HashMap<(&'a str, &'a str), Holder>> {
+    let keys: Vec<(&str, &str)> = group
+        .iter()
+        .filter_map(|n| {
+            Some((
+                n.job.message.tenant.as_str(),
+                n.job.idempotency_key.as_deref()?,
+            ))
+        })
+        .collect();
+    let mut holders = HashMap::with_capacity(keys.len());
+    if keys.is_empty() {
+        return Ok(holders);
+    }
+    let rows = sqlx::query(
+        "SELECT json_extract(k.value, '$[0]') AS tenant, json_extract(k.value, '$[1]') AS key, \
+         m.id, m.created_at FROM json_each(?) AS k JOIN messages AS m \
+         ON m.tenant = json_extract(k.value, '$[0]') AND m.idempotency_key = json_extract(k.value, '$[1]')",
+    )
+    .bind(serde_json::to_string(&keys)?)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in rows {
+        let (tenant, key): (String, String) = (row.try_get("tenant")?, row.try_get("key")?);
+        let id: String = row.try_get("id")?;
+        // Borrow the job's own strings, so the map outlives the rows.
+        let Some(&slot) = keys.iter().find(|(t, k)| *t == tenant && *k == key) else {
+            continue;
+        };
+        let holder = Holder {
+            id: Uuid::parse_str(&id)?,
+            created_ms: row.try_get("created_at")?,
+            pending: None,
+        };
+        holders.insert(slot, holder);
+    }
+    Ok(holders)
+}
+
+async fn release(conn: &mut SqliteConnection, tenant: &str, key: &str) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE messages SET idempotency_key = NULL WHERE tenant = ? AND idempotency_key = ?",
+    )
+    .bind(tenant)
+    .bind(key)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Inserts `rows` with as few statements as [`CHUNKS`] allow.
+async fn insert_rows(conn: &mut SqliteConnection, mut rows: &[NewRow<'_>]) -> anyhow::Result<()> {
+    for size in CHUNKS {
+        while rows.len() >= size {
+            let (chunk, rest) = rows.split_at(size);
+            insert_chunk(conn, chunk).await?;
+            rows = rest;
+        }
+    }
+    Ok(())
+}
+
+async fn insert_chunk(conn: &mut SqliteConnection, rows: &[NewRow<'_>]) -> anyhow::Result<()> {
+    let values = vec![PLACEHOLDERS; rows.len()].join(", ");
+    let sql = format!("INSERT INTO messages ({COLUMNS}) VALUES {values}");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for row in rows {
+        let job = &row.new.job;
+        let now = ms(job.now);
+        let (status, attempts) = match row.lease {
+            Some(_) => (Status::Sending, 1),
+            None => (Status::Queued, 0),
+        };
+        query = query
+            .bind(job.message.id.to_string())
+            .bind(&job.message.tenant)
+            .bind(status.as_str())
+            .bind(attempts)
+            .bind(attempts)
+            .bind(&job.transport)
+            .bind(row.key)
+            .bind(now)
+            .bind(now)
+            .bind(now)
+            .bind(now)
+            .bind(row.lease.map(|l| ms(l.until)))
+            .bind(job.origin.realm.as_deref())
+            .bind(job.origin.kind.as_deref())
+            .bind(job.origin.traceparent.as_deref());
+    }
+    query.execute(&mut *conn).await?;
+    insert_bodies(conn, rows).await
+}
+
+/// The bodies of a chunk of new rows, in a table of their own (written once;
+/// claims and outcomes change only the status rows).
+async fn insert_bodies(conn: &mut SqliteConnection, rows: &[NewRow<'_>]) -> anyhow::Result<()> {
+    let values = vec!["(?, ?)"; rows.len()].join(", ");
+    let sql = format!("INSERT INTO bodies (message_id, message) VALUES {values}");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for row in rows {
+        query = query
+            .bind(row.new.job.message.id.to_string())
+            .bind(row.new.stored.to_string());
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Every recipient of the new rows, in one statement.
+async fn insert_recipients(conn: &mut SqliteConnection, rows: &[NewRow<'_>]) -> anyhow::Result<()> {
+    let pairs: Vec<(String, String)> = rows
+        .iter()
+        .flat_map(|row| {
+            let id = row.new.job.message.id.to_string();
+            let addresses = recipient_addresses(&row.new.job.message);
+            addresses.into_iter().map(move |a| (id.clone(), a))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO recipients (message_id, address) \
+         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)",
+    )
+    .bind(serde_json::to_string(&pairs)?)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "accept_tests.rs"]
+mod tests;

@@ -1,0 +1,88 @@
+//! Suppression at send time. An address can join its tenant's suppression
+//! list (a hard bounce of another message, a complaint, an administrator)
+//! while a message to it waits in the queue. Before each attempt the worker
+//! asks the store once which of the message's recipients are listed, leaves
+//! them out, and settles a message with no `to` recipient left as
+//! `suppressed` — the rule [`crate::suppression::leave_out`] applies at accept.
+
+use time::OffsetDateTime;
+
+use super::attempt::is_notice;
+use super::{AttemptOutcome, Worker};
+use crate::queue::{ClaimedJob, Outcome, StoreError};
+use crate::suppression::LeftOut;
+use crate::webhooks::WebhookType;
+
+/// `last_error` of a message whose recipients were all suppressed after accept.
+const REASON: &str = "not sent: every recipient was put on the tenant's suppression list after the message was accepted";
+
+impl Worker {
+    /// Takes the recipients on the tenant's suppression list out of `job`
+    /// (unless none of its `to` would be left, see [`LeftOut::everyone`]).
+    /// Notices (webhooks, Keycloak feedback) have no recipients to screen.
+    pub(super) async fn screen(&self, job: &mut ClaimedJob) -> Result<LeftOut, StoreError> {
+        if is_notice(&job.transport) {
+            return Ok(LeftOut::default());
+        }
+        let message = &mut job.message;
+        let lists = [&mut message.to, &mut message.cc, &mut message.bcc];
+        crate::suppression::screen(self.store.as_ref(), &message.tenant, lists).await
+    }
+
+    /// Every `to` recipient was suppressed since accept: the message ends
+    /// `suppressed` (through the lease, with its history row), and the
+    /// application hears `message.suppressed` as it would at accept.
+    pub(super) async fn settle_suppressed(
+        &self,
+        job: &ClaimedJob,
+        addresses: Vec<String>,
+    ) -> AttemptOutcome {
+        let outcome = Outcome::Suppressed {
+            reason: REASON.into(),
+        };
+        if self.write(&job.lease, &outcome).await.is_none() {
+            return AttemptOutcome::Abandoned {
+                reason: "the lease was lost before the outcome was recorded".into(),
+            };
+        }
+        let tenant = job.message.tenant.as_str();
+        self.metrics.suppressed(tenant);
+        tracing::info!(
+            outcome = "suppressed",
+            "every recipient was suppressed after accept; not sent"
+        );
+        let data = serde_json::json!({"suppressed_recipients": addresses});
+        let store = self.store.as_ref();
+        let kind = WebhookType::Suppressed;
+        match (self.webhooks)
+            .queue(store, tenant, kind, job.message.id, data)
+            .await
+        {
+            Ok(true) => self.notify.notify_one(),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "a webhook could not be queued; it is lost"),
+        }
+        AttemptOutcome::Suppressed {
+            recipients: addresses,
+        }
+    }
+
+    /// The list could not be read: nothing is sent to addresses that may be
+    /// on it; the attempt counts as a transient failure (so the retry
+    /// policy bounds how long a broken store holds the message).
+    pub(super) async fn unscreened(&self, job: &ClaimedJob, error: &StoreError) -> AttemptOutcome {
+        let error = crate::transport::TransportError::transient(format!(
+            "could not read the tenant's suppression list ({error}); not sent"
+        ));
+        let (stored, outcome) = self.after_transient(job, error, OffsetDateTime::now_utc());
+        match self.write(&job.lease, &stored).await {
+            Some(()) => {
+                self.tell_application(job, &outcome, &[]).await;
+                outcome
+            }
+            None => AttemptOutcome::Abandoned {
+                reason: "the lease was lost before the outcome was recorded".into(),
+            },
+        }
+    }
+}
