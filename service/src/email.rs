@@ -147,18 +147,20 @@ pub fn check_body_text(field: &str, value: &str) -> Result<(), InvalidField> {
 /// `text` with every line ending (CRLF, a bare CR, a bare LF) as CRLF. On the
 /// wire a bare CR or LF is what SMTP smuggling hides `<CR>.<CR>` behind.
 pub fn crlf_line_endings(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 32);
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\r' => {
-                chars.next_if_eq(&'\n');
-                out.push_str("\r\n");
-            }
-            '\n' => out.push_str("\r\n"),
-            c => out.push(c),
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + text.len() / 32 + 2);
+    // Line ends are ASCII, so every cut falls between whole characters.
+    let mut start = 0;
+    for at in memchr::memchr2_iter(b'\r', b'\n', bytes) {
+        if at < start {
+            continue; // the LF of a CRLF already written
         }
+        out.push_str(&text[start..at]);
+        out.push_str("\r\n");
+        let crlf = bytes[at] == b'\r' && bytes.get(at + 1) == Some(&b'\n');
+        start = at + if crlf { 2 } else { 1 };
     }
+    out.push_str(&text[start..]);
     out
 }
 
@@ -261,10 +263,9 @@ impl OutgoingMessage {
 /// Whether `text` has a CR or LF that is not part of a CRLF pair.
 fn has_bare_line_end(text: &str) -> bool {
     let bytes = text.as_bytes();
-    bytes.iter().enumerate().any(|(i, &b)| match b {
+    memchr::memchr2_iter(b'\r', b'\n', bytes).any(|i| match bytes[i] {
         b'\r' => bytes.get(i + 1) != Some(&b'\n'),
-        b'\n' => i == 0 || bytes[i - 1] != b'\r',
-        _ => false,
+        _ => i == 0 || bytes[i - 1] != b'\r',
     })
 }
 
@@ -301,6 +302,41 @@ mod tests {
         assert!(!has_bare_line_end("a\r\nb\r\n") && !has_bare_line_end(""));
         assert!(check_body_text("text", "a\0b").is_err());
         assert!(check_body_text("text", "a\r\nb").is_ok());
+    }
+
+    /// Every string of up to six of `a`, `ü`, CR, LF: the byte-wise
+    /// conversion agrees with converting character by character.
+    #[test]
+    fn line_endings_agree_with_a_character_by_character_conversion() {
+        fn by_chars(text: &str) -> String {
+            let mut out = String::new();
+            let mut chars = text.chars().peekable();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\r' => {
+                        chars.next_if_eq(&'\n');
+                        out.push_str("\r\n");
+                    }
+                    '\n' => out.push_str("\r\n"),
+                    c => out.push(c),
+                }
+            }
+            out
+        }
+        let alphabet = ['a', 'ü', '\r', '\n'];
+        let mut texts = vec![String::new()];
+        for _ in 0..6 {
+            let longer: Vec<String> = (texts.iter())
+                .flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            for text in &longer {
+                let converted = crlf_line_endings(text);
+                assert_eq!(converted, by_chars(text), "{text:?}");
+                assert!(!has_bare_line_end(&converted), "{text:?}");
+                assert_eq!(has_bare_line_end(text), converted != *text, "{text:?}");
+            }
+            texts = longer;
+        }
     }
 
     #[test]

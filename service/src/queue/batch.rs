@@ -64,7 +64,8 @@ impl Op {
 #[derive(Debug)]
 pub(crate) struct Enqueue {
     pub(crate) job: NewJob,
-    pub(crate) stored: serde_json::Value,
+    /// The JSON text of the `message` column.
+    pub(crate) stored: String,
 }
 
 /// What an applied op answers.
@@ -194,8 +195,8 @@ impl Writes {
     ) -> Result<Enqueued, StoreError> {
         let tenant = job.message.tenant.clone();
         let stored = match &self.keyring {
-            Some(keyring) => keyring.seal(&job.message),
-            None => serde_json::to_value(&job.message).map_err(|e| SealError(e.to_string())),
+            Some(keyring) => keyring.seal(&job.message).map(|sealed| sealed.to_string()),
+            None => serde_json::to_string(&job.message).map_err(|e| SealError(e.to_string())),
         }
         .map_err(|e| StoreError(anyhow::anyhow!("storing a message: {e}")))?;
         match self

@@ -16,6 +16,7 @@ use crate::suppression::Suppression;
 mod batch;
 mod grouping;
 pub mod history;
+pub(crate) mod lookups;
 mod pending;
 pub mod postgres;
 pub mod retry;

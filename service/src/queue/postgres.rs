@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::batch::Writes;
+use super::lookups::Lookups;
 use super::pending::PendingCache;
 use super::{
     ClaimedJob, Enqueued, JobStore, Lease, ListFilter, MessageRecord, NewJob, Outcome, QueueStats,
@@ -45,6 +46,7 @@ pub struct PgStore {
     pool: PgPool,
     writes: Writes,
     pending: PendingCache,
+    lookups: Lookups,
 }
 
 impl PgStore {
@@ -88,10 +90,16 @@ impl PgStore {
                 keyring.clone(),
             ));
         }
+        let reads = pool.clone();
+        let lookups = Lookups::start(std::sync::Arc::new(move |pairs| {
+            let reads = reads.clone();
+            Box::pin(async move { suppressions::among(&reads, pairs).await })
+        }));
         Ok(PgStore {
             pool,
             writes,
             pending: PendingCache::default(),
+            lookups,
         })
     }
 
@@ -320,7 +328,7 @@ impl JobStore for PgStore {
         tenant: &str,
         emails: &[String],
     ) -> Result<Vec<String>, StoreError> {
-        suppressions::among(&self.pool, tenant, emails).await
+        self.lookups.among(tenant, emails).await
     }
 
     async fn admit(

@@ -22,6 +22,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::batch::Writes;
+use super::lookups::Lookups;
 use super::pending::PendingCache;
 use super::sealing::Keyring;
 use super::{
@@ -46,6 +47,7 @@ pub struct SqliteStore {
     write: SqlitePool,
     writes: Writes,
     pending: PendingCache,
+    lookups: Lookups,
 }
 
 impl SqliteStore {
@@ -85,11 +87,17 @@ impl SqliteStore {
             writes.health.clone(),
             keyring,
         ));
+        let reads = read.clone();
+        let lookups = Lookups::start(std::sync::Arc::new(move |pairs| {
+            let reads = reads.clone();
+            Box::pin(async move { suppressions::among(&reads, pairs).await })
+        }));
         Ok(SqliteStore {
             read,
             write,
             writes,
             pending: Default::default(),
+            lookups,
         })
     }
 }
@@ -316,7 +324,7 @@ impl JobStore for SqliteStore {
         tenant: &str,
         emails: &[String],
     ) -> Result<Vec<String>, StoreError> {
-        suppressions::among(&self.read, tenant, emails).await
+        self.lookups.among(tenant, emails).await
     }
 
     async fn admit(

@@ -589,6 +589,12 @@ pub async fn suppressions_and_suppressed_messages(store: Arc<dyn JobStore>) {
     };
     assert_eq!(among("acme").await, ["ada@example.com"]);
     assert_eq!(among("other").await, ["grace@example.com"]);
+    // Lookups of several tenants at once may go as one query: each answer
+    // is still its own tenant's.
+    let (acme, other, nobody) = tokio::join!(among("acme"), among("other"), among("nobody"));
+    assert_eq!(acme, ["ada@example.com"]);
+    assert_eq!(other, ["grace@example.com"]);
+    assert!(nobody.is_empty(), "{nobody:?}");
     assert!(
         store
             .suppressed_among("acme", &[])

@@ -134,7 +134,7 @@ struct Columns<'a> {
     status: Vec<&'static str>,
     attempts: Vec<i32>,
     transport: Vec<&'a str>,
-    message: Vec<String>,
+    message: Vec<&'a str>,
     idempotency_key: Vec<Option<&'a str>>,
     now: Vec<OffsetDateTime>,
     lease_until: Vec<Option<OffsetDateTime>>,
@@ -155,7 +155,7 @@ impl<'a> Columns<'a> {
         self.status.push(status.as_str());
         self.attempts.push(attempts);
         self.transport.push(&job.transport);
-        self.message.push(new.stored.to_string());
+        self.message.push(&new.stored);
         self.idempotency_key.push(job.idempotency_key.as_deref());
         self.now.push(job.now);
         self.lease_until.push(lease.map(|l| l.until));

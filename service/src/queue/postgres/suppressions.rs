@@ -5,6 +5,7 @@ use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
 
 use crate::queue::StoreError;
+use crate::queue::lookups::Pair;
 use crate::suppression::{Reason, Suppression};
 
 /// Adds `entry`; false (and the first entry kept) when the address is on the list already.
@@ -54,23 +55,22 @@ pub async fn list(
     rows.iter().map(read).collect()
 }
 
-/// Which of `emails` (normalised) are on `tenant`'s list.
-pub async fn among(
-    pool: &PgPool,
-    tenant: &str,
-    emails: &[String],
-) -> Result<Vec<String>, StoreError> {
-    if emails.is_empty() {
+/// Which of `pairs` (tenant, normalised email) are on their tenant's list:
+/// one query for all of them (see [`crate::queue::lookups`]).
+pub async fn among(pool: &PgPool, pairs: Vec<Pair>) -> Result<Vec<Pair>, StoreError> {
+    if pairs.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(
-        sqlx::query_scalar("SELECT email FROM suppressions WHERE tenant = $1 AND email = ANY($2)")
-            .bind(tenant)
-            .bind(emails)
-            .fetch_all(pool)
-            .await
-            .context("looking up suppressions")?,
+    let (tenants, emails): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
+    Ok(sqlx::query_as(
+        "SELECT s.tenant, s.email FROM UNNEST($1::text[], $2::text[]) AS a (tenant, email) \
+         JOIN suppressions AS s ON s.tenant = a.tenant AND s.email = a.email",
     )
+    .bind(tenants)
+    .bind(emails)
+    .fetch_all(pool)
+    .await
+    .context("looking up suppressions")?)
 }
 
 fn read(row: &PgRow) -> Result<Suppression, StoreError> {

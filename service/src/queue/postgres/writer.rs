@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, mpsc};
@@ -168,7 +167,7 @@ async fn apply(
 pub(super) async fn enqueue(
     conn: &mut PgConnection,
     job: &NewJob,
-    stored: &serde_json::Value,
+    stored: &str,
 ) -> anyhow::Result<Enqueued> {
     // An expired key is let go of, then taken: two rounds suffice unless
     // other requests race for the same key.
@@ -185,7 +184,7 @@ pub(super) async fn enqueue(
 async fn try_insert(
     conn: &mut PgConnection,
     job: &NewJob,
-    stored: &serde_json::Value,
+    stored: &str,
 ) -> anyhow::Result<Option<Enqueued>> {
     let message = &job.message;
     let lease = batch::first_lease(job);
@@ -214,9 +213,9 @@ async fn try_insert(
     .fetch_optional(&mut *conn)
     .await?;
     if inserted.is_some() {
-        sqlx::query("INSERT INTO bodies (message_id, message) VALUES ($1, $2)")
+        sqlx::query("INSERT INTO bodies (message_id, message) VALUES ($1, $2::jsonb)")
             .bind(message.id)
-            .bind(Json(stored))
+            .bind(stored)
             .execute(&mut *conn)
             .await?;
         let addresses = crate::queue::history::recipient_addresses(message);
@@ -281,7 +280,7 @@ async fn claim(
                   OR (status = 'sending' AND lease_until < $4)) \
                ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) AS due \
          WHERE m.id = due.id \
-         RETURNING m.id, (SELECT b.message FROM bodies AS b WHERE b.message_id = m.id) AS message, \
+         RETURNING m.id, (SELECT b.message::text FROM bodies AS b WHERE b.message_id = m.id) AS message, \
              m.transport, m.attempts, m.claims, m.age_from, m.traceparent",
     )
     .bind(until)
@@ -319,8 +318,8 @@ fn decode(
     keyring: Option<&Keyring>,
 ) -> anyhow::Result<ClaimedJob> {
     let id: Uuid = row.try_get("id").context("id")?;
-    let Json(stored): Json<serde_json::Value> = row.try_get("message").context("message body")?;
-    let message = sealing::open(keyring, id, stored)?;
+    let stored: String = row.try_get("message").context("message body")?;
+    let message = sealing::open_text(keyring, id, &stored)?;
     let attempts: i32 = row.try_get("attempts").context("attempts")?;
     let claims: i32 = row.try_get("claims").context("claims")?;
     Ok(ClaimedJob {

@@ -193,7 +193,7 @@ async fn insert_bodies(conn: &mut SqliteConnection, rows: &[NewRow<'_>]) -> anyh
     for row in rows {
         query = query
             .bind(row.new.job.message.id.to_string())
-            .bind(row.new.stored.to_string());
+            .bind(row.new.stored.as_str());
     }
     query.execute(&mut *conn).await?;
     Ok(())

@@ -27,7 +27,7 @@ fn new(key: Option<&str>, now: OffsetDateTime) -> Enqueue {
             "Hello",
         )
     };
-    let stored = serde_json::to_value(&message).unwrap();
+    let stored = serde_json::to_string(&message).unwrap();
     let job = NewJob {
         message,
         idempotency_key: key.map(str::to_owned),
@@ -150,7 +150,7 @@ async fn a_message_stored_claimed_gets_its_first_lease_and_its_stored_form() {
     let mut claimed = new(None, now);
     claimed.job.lease = Some(Duration::from_secs(60));
     // The writer stores whatever form sealing gave, not the message itself.
-    claimed.stored = serde_json::json!({"sealed": {"kid": "k1", "nonce": "n", "ct": "c"}});
+    claimed.stored = r#"{"sealed": {"kid": "k1", "nonce": "n", "ct": "c"}}"#.into();
     let queued = new(None, now);
     let answers = insert_all(&mut conn, &[&claimed, &queued]).await.unwrap();
     let Enqueued::Claimed(lease) = answers[0] else {

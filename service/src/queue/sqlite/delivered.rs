@@ -93,7 +93,7 @@ mod tests {
             "Hi",
             "Hello",
         );
-        let stored = serde_json::to_value(&message).unwrap();
+        let stored = serde_json::to_string(&message).unwrap();
         let job = NewJob {
             message,
             idempotency_key: None,

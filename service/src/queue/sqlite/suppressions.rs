@@ -6,6 +6,7 @@ use sqlx::{Row, SqlitePool};
 
 use super::{from_ms, ms};
 use crate::queue::StoreError;
+use crate::queue::lookups::Pair;
 use crate::suppression::{Reason, Suppression};
 
 /// Adds `entry`; false (and the first entry kept) when the address is on the list already.
@@ -55,25 +56,21 @@ pub async fn list(
     rows.iter().map(read).collect()
 }
 
-/// Which of `emails` (normalised) are on `tenant`'s list.
-pub async fn among(
-    pool: &SqlitePool,
-    tenant: &str,
-    emails: &[String],
-) -> Result<Vec<String>, StoreError> {
-    if emails.is_empty() {
+/// Which of `pairs` (tenant, normalised email) are on their tenant's list:
+/// one query for all of them (see [`crate::queue::lookups`]).
+pub async fn among(pool: &SqlitePool, pairs: Vec<Pair>) -> Result<Vec<Pair>, StoreError> {
+    if pairs.is_empty() {
         return Ok(Vec::new());
     }
-    let marks = vec!["?"; emails.len()].join(", ");
-    let sql = format!("SELECT email FROM suppressions WHERE tenant = ? AND email IN ({marks})");
-    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(tenant);
-    for email in emails {
-        query = query.bind(email);
-    }
-    Ok(query
-        .fetch_all(pool)
-        .await
-        .context("looking up suppressions")?)
+    let asked = serde_json::to_string(&pairs).context("listing addresses")?;
+    Ok(sqlx::query_as(
+        "SELECT s.tenant, s.email FROM json_each(?) AS j JOIN suppressions AS s \
+         ON s.tenant = json_extract(j.value, '$[0]') AND s.email = json_extract(j.value, '$[1]')",
+    )
+    .bind(asked)
+    .fetch_all(pool)
+    .await
+    .context("looking up suppressions")?)
 }
 
 fn read(row: &SqliteRow) -> Result<Suppression, StoreError> {

@@ -171,12 +171,11 @@ fn decode(
     keyring: Option<&Keyring>,
 ) -> anyhow::Result<ClaimedJob> {
     let id: String = row.try_get("id").context("id")?;
-    let json: String = row.try_get("message").context("message")?;
+    let json: &str = row.try_get("message").context("message")?;
     let attempts: i64 = row.try_get("attempts").context("attempts")?;
     let claims: i64 = row.try_get("claims").context("claims")?;
     let id = Uuid::parse_str(&id).context("id")?;
-    let stored: serde_json::Value = serde_json::from_str(&json).context("message body")?;
-    let message = sealing::open(keyring, id, stored)?;
+    let message = sealing::open_text(keyring, id, json)?;
     Ok(ClaimedJob {
         message,
         transport: row.try_get("transport").context("transport")?,
