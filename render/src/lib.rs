@@ -414,19 +414,27 @@ fn html_formatter(
     let Some(text) = text else {
         return minijinja::escape_formatter(out, state, value);
     };
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            c => escaped.push(c),
-        }
+    // The five are ASCII: every cut falls between whole characters, and
+    // the text between them is written as it is.
+    let write = |out: &mut minijinja::Output, piece: &str| {
+        out.write_str(piece)
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
+    };
+    let mut start = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let entity = match byte {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&#39;",
+            _ => continue,
+        };
+        write(out, &text[start..at])?;
+        write(out, entity)?;
+        start = at + 1;
     }
-    out.write_str(&escaped)
-        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
+    write(out, &text[start..])
 }
 
 /// `de-AT` → `de-AT`, `de`; `pt_BR` → `pt-BR`, `pt`.

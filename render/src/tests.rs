@@ -242,6 +242,30 @@ fn html_is_escaped_and_text_is_derived() {
 }
 
 #[test]
+fn escaping_replaces_exactly_the_five_and_keeps_the_rest() {
+    let mut sources = TemplateSources::new();
+    sources.insert("emails/esc/subject.j2", "x");
+    sources.insert("emails/esc/html.j2", "<p>{{ v }}</p>");
+    let r = Renderer::new(sources).unwrap();
+    let cases = [
+        ("", ""),
+        ("plain / = ü", "plain / = ü"),
+        ("&<>\"'", "&amp;&lt;&gt;&quot;&#39;"),
+        ("ü&ü<ü", "ü&amp;ü&lt;ü"),
+        ("a'b\"c", "a&#39;b&quot;c"),
+        ("<<", "&lt;&lt;"),
+    ];
+    for (value, escaped) in cases {
+        let out = r.render(&req("esc", None, &json!({ "v": value }))).unwrap();
+        assert!(
+            out.html.contains(&format!("<p>{escaped}</p>")),
+            "{value:?}: {}",
+            out.html
+        );
+    }
+}
+
+#[test]
 fn runaway_templates_stop_and_syntax_errors_name_the_file() {
     let mut sources = small();
     sources.insert("emails/loop/subject.j2", "x");
