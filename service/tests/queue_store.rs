@@ -141,6 +141,13 @@ async fn suppressions_and_suppressed_messages() {
     store_contract::suppressions_and_suppressed_messages(Arc::new(open(&dir).await)).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_admits_spend_a_cell_exactly_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn JobStore> = Arc::new(open(&dir).await);
+    store_contract::concurrent_admits_spend_a_cell_exactly_once_each(vec![store]).await;
+}
+
 #[tokio::test]
 async fn flow_limit_cells_are_pruned_after_their_window() {
     let dir = tempfile::tempdir().unwrap();

@@ -70,6 +70,8 @@ async fn the_store_contract_holds_on_postgres() {
     let shared = pg.database();
     let (a, b) = (open(&shared).await, open(&shared).await);
     store_contract::concurrent_claims_never_overlap(vec![a, b]).await;
+    let (a, b) = (open(&shared).await, open(&shared).await);
+    store_contract::concurrent_admits_spend_a_cell_exactly_once_each(vec![a, b]).await;
 
     // A commit is in the database, not in this process: a new pool sees it.
     let url = pg.database();

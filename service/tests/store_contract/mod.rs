@@ -703,3 +703,30 @@ pub async fn flow_limit_cells_are_pruned_after_their_window(store: Arc<dyn JobSt
     assert!(wait > Duration::from_secs(3500), "{wait:?}");
     assert_eq!(store.admit(&passing, later).await.unwrap(), None);
 }
+
+/// Flow-limit cells spent at the same moment from several stores (replicas
+/// sharing one database): a cell that lets five messages through at once
+/// lets exactly five of twenty concurrent requests through, never more.
+pub async fn concurrent_admits_spend_a_cell_exactly_once_each(stores: Vec<Arc<dyn JobStore>>) {
+    use mailbridge::limits::{Limit, LimitCell};
+    let hour = Duration::from_secs(3600);
+    let cell = LimitCell {
+        key: format!("race-{}", Uuid::now_v7()),
+        interval: hour,
+        burst: hour * 4,
+        limit: Limit::Recipient,
+    };
+    let now = OffsetDateTime::now_utc();
+    let tries = (0..20).map(|i| {
+        let store = stores[i % stores.len()].clone();
+        let cell = cell.clone();
+        tokio::spawn(async move { store.admit(std::slice::from_ref(&cell), now).await })
+    });
+    let mut admitted = 0;
+    for answer in futures::future::join_all(tries).await {
+        if answer.unwrap().unwrap().is_none() {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 5, "one in the hour plus a burst of four hours");
+}
