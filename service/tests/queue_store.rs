@@ -239,23 +239,11 @@ async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered()
     // A store at migration 0005 (bodies inside the status rows), then opened
     // by this version: its bodies move to their own table.
     let dir = tempfile::tempdir().unwrap();
-    let earlier = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir("migrations").unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.as_str() < "0006" {
-            std::fs::copy(&path, earlier.path().join(name)).unwrap();
-        }
-    }
     std::fs::create_dir_all(dir.path().join("q")).unwrap();
     let url = format!("sqlite://{}/q/mb.db?mode=rwc", dir.path().display());
     let old = sqlx::SqlitePool::connect(&url).await.unwrap();
-    sqlx::migrate::Migrator::new(earlier.path())
-        .await
-        .unwrap()
-        .run(&old)
-        .await
-        .unwrap();
+    let earlier = store_contract::migrations_before("migrations", "0006").await;
+    earlier.run(&old).await.unwrap();
     let now = OffsetDateTime::now_utc();
     let message = store_contract::message("acme");
     let ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;

@@ -92,21 +92,9 @@ async fn the_store_contract_holds_on_postgres() {
 /// message waiting, opened by this version: the body moves to its own table
 /// and the message is delivered as it was stored.
 async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered(url: &str) {
-    let earlier = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir("migrations-postgres").unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.as_str() < "0006" {
-            std::fs::copy(&path, earlier.path().join(name)).unwrap();
-        }
-    }
     let old = sqlx::PgPool::connect(url).await.unwrap();
-    sqlx::migrate::Migrator::new(earlier.path())
-        .await
-        .unwrap()
-        .run(&old)
-        .await
-        .unwrap();
+    let earlier = store_contract::migrations_before("migrations-postgres", "0006").await;
+    earlier.run(&old).await.unwrap();
     let now = time::OffsetDateTime::now_utc();
     let message = store_contract::message("acme");
     sqlx::query(

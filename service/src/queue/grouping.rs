@@ -9,7 +9,42 @@
 use time::OffsetDateTime;
 
 use super::batch::{Answer, Enqueue, Op};
-use super::{Lease, Outcome};
+use super::{Enqueued, Lease, Outcome};
+
+/// What a store's writer does with the parts of a group's [`Plan`], inside
+/// its transaction.
+pub(crate) trait GroupWrites {
+    /// Stores new messages together; one answer each, in their order.
+    async fn insert_all(&mut self, new: &[&Enqueue]) -> anyhow::Result<Vec<Enqueued>>;
+    /// Records `sent` outcomes together; whether each one's lease still held.
+    async fn record_all(&mut self, sent: &[Delivered<'_>]) -> anyhow::Result<Vec<bool>>;
+    /// Applies one op on its own.
+    async fn apply(&mut self, op: &Op) -> anyhow::Result<Answer>;
+}
+
+/// Applies `ops` in the order [`plan`] gives: new messages together, `sent`
+/// outcomes together, the rest one by one; answers in the group's order.
+pub(crate) async fn apply_all(
+    writes: &mut impl GroupWrites,
+    ops: &[Op],
+) -> anyhow::Result<Vec<Answer>> {
+    let plan = plan(ops);
+    let mut answers = Answers::new(ops.len());
+    let new: Vec<&Enqueue> = plan.new.iter().map(|(_, new)| *new).collect();
+    let stored = writes.insert_all(&new).await?;
+    for ((place, _), done) in plan.new.iter().zip(stored) {
+        answers.put(*place, Answer::Enqueued(done));
+    }
+    let delivered: Vec<Delivered<'_>> = plan.sent.iter().map(|(_, d)| *d).collect();
+    let applied = writes.record_all(&delivered).await?;
+    for ((place, _), applied) in plan.sent.iter().zip(applied) {
+        answers.put(*place, Answer::Applied(applied));
+    }
+    for &place in &plan.rest {
+        answers.put(place, writes.apply(&ops[place]).await?);
+    }
+    answers.finish()
+}
 
 /// A `sent` outcome to record through its lease.
 #[derive(Debug, Clone, Copy)]

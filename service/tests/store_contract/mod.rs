@@ -730,3 +730,17 @@ pub async fn concurrent_admits_spend_a_cell_exactly_once_each(stores: Vec<Arc<dy
     }
     assert_eq!(admitted, 5, "one in the hour plus a burst of four hours");
 }
+
+/// The store's migrations in `dir` older than `version`: a database as an
+/// earlier release left it, for the tests of a migration.
+pub async fn migrations_before(dir: &str, version: &str) -> sqlx::migrate::Migrator {
+    let earlier = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.as_str() < version {
+            std::fs::copy(&path, earlier.path().join(name)).unwrap();
+        }
+    }
+    sqlx::migrate::Migrator::new(earlier.path()).await.unwrap()
+}

@@ -17,7 +17,7 @@ use super::{accept, delivered};
 use crate::queue::batch::{
     self, Answer, Enqueue, Health, IDEMPOTENCY_WINDOW, MAX_BATCH, Op, Write,
 };
-use crate::queue::grouping::{self, Answers};
+use crate::queue::grouping::{self, Delivered, GroupWrites};
 use crate::queue::sealing::{self, Keyring};
 use crate::queue::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, OutcomeUnknown, Status};
 
@@ -49,36 +49,35 @@ async fn group(
     keyring: Option<&Keyring>,
 ) -> anyhow::Result<Vec<Answer>> {
     let mut tx = pool.begin().await.context("beginning a transaction")?;
-    let answers = apply_all(&mut tx, ops, keyring).await?;
+    let writes = &mut Writes {
+        conn: &mut tx,
+        keyring,
+    };
+    let answers = grouping::apply_all(writes, ops).await?;
     match tx.commit().await {
         Ok(()) => Ok(answers),
         Err(e) => settle(pool, answers, e).await,
     }
 }
 
-/// Applies a group in the order [`grouping`] plans: new messages together,
-/// `sent` outcomes together, the rest one by one.
-async fn apply_all(
-    conn: &mut PgConnection,
-    ops: &[Op],
-    keyring: Option<&Keyring>,
-) -> anyhow::Result<Vec<Answer>> {
-    let plan = grouping::plan(ops);
-    let mut answers = Answers::new(ops.len());
-    let new: Vec<&Enqueue> = plan.new.iter().map(|(_, new)| *new).collect();
-    let stored = accept::insert_all(conn, &new).await?;
-    for ((place, _), done) in plan.new.iter().zip(stored) {
-        answers.put(*place, Answer::Enqueued(done));
+/// A group's writes on one PostgreSQL transaction.
+struct Writes<'a> {
+    conn: &'a mut PgConnection,
+    keyring: Option<&'a Keyring>,
+}
+
+impl GroupWrites for Writes<'_> {
+    async fn insert_all(&mut self, new: &[&Enqueue]) -> anyhow::Result<Vec<Enqueued>> {
+        accept::insert_all(self.conn, new).await
     }
-    let delivered: Vec<_> = plan.sent.iter().map(|(_, d)| *d).collect();
-    let applied = delivered::record_all(conn, &delivered).await?;
-    for ((place, _), applied) in plan.sent.iter().zip(applied) {
-        answers.put(*place, Answer::Applied(applied));
+
+    async fn record_all(&mut self, sent: &[Delivered<'_>]) -> anyhow::Result<Vec<bool>> {
+        delivered::record_all(self.conn, sent).await
     }
-    for &place in &plan.rest {
-        answers.put(place, apply(conn, &ops[place], keyring).await?);
+
+    async fn apply(&mut self, op: &Op) -> anyhow::Result<Answer> {
+        apply(self.conn, op, self.keyring).await
     }
-    answers.finish()
 }
 
 /// A `COMMIT` that failed on the way (connection reset, server stopped) may

@@ -20,9 +20,9 @@ use uuid::Uuid;
 
 use super::{accept, delivered, from_ms, ms};
 use crate::queue::batch::{self, Answer, Enqueue, Health, MAX_BATCH, Op, Write};
-use crate::queue::grouping::{self, Answers};
+use crate::queue::grouping::{self, Delivered, GroupWrites};
 use crate::queue::sealing::{self, Keyring};
-use crate::queue::{ClaimedJob, Lease, Outcome};
+use crate::queue::{ClaimedJob, Enqueued, Lease, Outcome};
 
 /// Applies waiting writes in groups until every sender is gone.
 pub(super) async fn run(
@@ -61,23 +61,29 @@ async fn transaction(
     keyring: Option<&Keyring>,
 ) -> anyhow::Result<Vec<Answer>> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let plan = grouping::plan(ops);
-    let mut answers = Answers::new(ops.len());
-    let new: Vec<&Enqueue> = plan.new.iter().map(|(_, new)| *new).collect();
-    let stored = accept::insert_all(conn, &new).await?;
-    for ((place, _), done) in plan.new.iter().zip(stored) {
-        answers.put(*place, Answer::Enqueued(done));
-    }
-    let delivered: Vec<_> = plan.sent.iter().map(|(_, d)| *d).collect();
-    let applied = delivered::record_all(conn, &delivered).await?;
-    for ((place, _), applied) in plan.sent.iter().zip(applied) {
-        answers.put(*place, Answer::Applied(applied));
-    }
-    for &place in &plan.rest {
-        answers.put(place, apply(conn, &ops[place], keyring).await?);
-    }
+    let answers = grouping::apply_all(&mut Writes { conn, keyring }, ops).await?;
     sqlx::query("COMMIT").execute(&mut *conn).await?;
-    answers.finish()
+    Ok(answers)
+}
+
+/// A group's writes on the SQLite connection, inside its transaction.
+struct Writes<'a> {
+    conn: &'a mut SqliteConnection,
+    keyring: Option<&'a Keyring>,
+}
+
+impl GroupWrites for Writes<'_> {
+    async fn insert_all(&mut self, new: &[&Enqueue]) -> anyhow::Result<Vec<Enqueued>> {
+        accept::insert_all(self.conn, new).await
+    }
+
+    async fn record_all(&mut self, sent: &[Delivered<'_>]) -> anyhow::Result<Vec<bool>> {
+        delivered::record_all(self.conn, sent).await
+    }
+
+    async fn apply(&mut self, op: &Op) -> anyhow::Result<Answer> {
+        apply(self.conn, op, self.keyring).await
+    }
 }
 
 async fn apply(
