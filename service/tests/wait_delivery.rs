@@ -1,6 +1,7 @@
 //! `?wait=true` runs the worker's own attempt as a task of its own: a client
 //! that goes away mid-send does not cut the delivery short, the message is
-//! recorded once, and no worker takes it meanwhile.
+//! recorded once, and no worker takes it meanwhile; a client that leaves
+//! while its message commits does not leave it claimed with no attempt.
 
 mod common;
 mod smtp_support;
@@ -44,5 +45,64 @@ async fn a_client_that_leaves_does_not_cut_the_delivery_short() {
     // Let any second attempt show itself.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(peer.received().len(), 1, "delivered once");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_of_clients_that_left_while_they_committed_are_still_attempted_at_once() {
+    // `?wait=true` stores the message claimed. A lease far longer than the
+    // test: a message stored claimed with no attempt would wait for it.
+    let server = TestServer::start(&[("MAILBRIDGE_LEASE", "10m")]).await;
+    let token = server.token(None, false);
+    let mut clients = Vec::new();
+    for n in 0..300u64 {
+        // Clients that give up after 0.5 to 10 ms: before, during and after
+        // their message's commit.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_micros(500 + (n % 40) * 250))
+            .build()
+            .unwrap();
+        let request = http
+            .post(server.url("/v1/messages?wait=true"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({
+                "to": [{"email": format!("user{n}@example.com")}],
+                "subject": "Hi",
+                "text": "Hello",
+                "idempotency_key": format!("left-{n}"),
+            }));
+        clients.push(tokio::spawn(async move { request.send().await.is_ok() }));
+    }
+    let mut answered = 0;
+    for client in clients {
+        answered += usize::from(client.await.unwrap());
+    }
+
+    let db = format!("sqlite://{}/mb.db?mode=ro", server.dir.path().display());
+    let db = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let mut counts = (0, 0);
+    for _ in 0..200 {
+        counts = sqlx::query_as::<_, (i64, i64)>(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'sent') FROM messages",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        if counts.0 == counts.1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (stored, sent) = counts;
+    assert!(stored > 0, "nothing was stored ({answered} answered)");
+    assert!(
+        stored > answered as i64,
+        "no client left while its message was stored ({stored} stored, {answered} answered): the test proves nothing"
+    );
+    assert_eq!(
+        sent, stored,
+        "{stored} stored, {answered} answered, only {sent} sent"
+    );
+    db.close().await;
     server.stop().await;
 }

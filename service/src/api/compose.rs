@@ -1,15 +1,14 @@
 //! Turns a validated request into rendered content and a message: template or
 //! the caller's own content, per DESIGN.md's rule "never the wrong language".
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::sync::Semaphore;
 
 use super::error::ApiError;
 use super::request::MessageRequest;
 use crate::email::{Mailbox, OutgoingMessage, check_header_text, make_message_id};
-use crate::render::{RenderError, RenderRequest, Rendered, Renderer};
+use crate::render::{RenderError, RenderRequest, Rendered, Renderer, threads};
 
 /// The content of a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -23,15 +22,9 @@ pub struct Content {
     pub html: Option<String>,
 }
 
-/// Renderings running at once on the blocking threads: one per core, so
-/// that a burst of heavy requests queues here instead of taking every thread.
-static RENDER_SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
-    Arc::new(Semaphore::new(cores))
-});
-
-/// [`content`] off the async threads: rendering and deriving text are CPU
-/// work, which would otherwise hold up every other request (even `/healthz`).
+/// [`content`] off the async threads ([`threads`]): rendering and deriving
+/// text are CPU work, which would otherwise hold up every other request
+/// (even `/healthz`).
 pub async fn render_content(
     renderer: Arc<Renderer>,
     tenant: &str,
@@ -42,23 +35,15 @@ pub async fn render_content(
 }
 
 /// [`render_content`] for a request that is needed afterwards: it travels to
-/// the blocking thread and back instead of being copied (bodies and data are
+/// the rendering thread and back instead of being copied (bodies and data are
 /// most of its size).
 pub async fn render_owned(
     renderer: Arc<Renderer>,
     tenant: &str,
     req: MessageRequest,
 ) -> Result<(MessageRequest, Content), ApiError> {
-    let slot = RENDER_SLOTS
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
     let tenant = tenant.to_owned();
-    // The slot goes with the work: it is freed when the work ends, even if
-    // the client has gone and the request was dropped before.
-    tokio::task::spawn_blocking(move || {
-        let _slot = slot;
+    threads::run(move || {
         let content = content(&renderer, &tenant, &req)?;
         Ok((req, content))
     })

@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::AppState;
@@ -105,7 +106,6 @@ pub async fn create(
     // takes it while this request's attempt runs.
     // A message to suppressed addresses only is stored claimed, then settled as `suppressed`.
     let lease = (query.wait || suppressed.everyone).then(|| state.worker.lease());
-    let transport = route.transport.clone();
     // Only `?wait=true` delivers the message itself afterwards.
     let kept = query
         .wait
@@ -118,7 +118,33 @@ pub async fn create(
         lease,
         origin,
     };
-    match state.store.enqueue(job).await? {
+    let (enqueued, attempt) = match kept {
+        None => (state.store.enqueue(job).await?, None),
+        // The commit and the attempt's start go together in a task of their
+        // own: a client that leaves while the group commits does not leave
+        // its message claimed with no attempt until the lease ends.
+        Some((message, traceparent)) => {
+            let (store, worker) = (state.store.clone(), state.worker.clone());
+            let transport = route.transport.clone();
+            tokio::spawn(async move {
+                let enqueued = store.enqueue(job).await?;
+                let Enqueued::Claimed(lease) = enqueued else {
+                    return Ok((enqueued, None));
+                };
+                let attempt = worker.spawn_attempt(ClaimedJob {
+                    message,
+                    transport,
+                    lease,
+                    created_at: now,
+                    traceparent,
+                });
+                Ok::<_, ApiError>((enqueued, Some(attempt)))
+            })
+            .await
+            .map_err(|e| ApiError::internal(&e))??
+        }
+    };
+    match enqueued {
         Enqueued::Duplicate(first) => {
             let status = state
                 .store
@@ -135,17 +161,12 @@ pub async fn create(
         }
         Enqueued::Claimed(lease) => {
             accepted(&state, &tenant, lease.id);
-            let (message, traceparent) = kept.ok_or_else(|| {
-                ApiError::internal(&"the store claimed a message that was not to be delivered now")
-            })?;
-            let claimed = ClaimedJob {
-                message,
-                transport,
-                lease,
-                created_at: now,
-                traceparent,
-            };
-            deliver_now(&state, claimed, suppressed.addresses).await
+            match attempt {
+                Some(attempt) => deliver_now(&state, lease.id, attempt, suppressed.addresses).await,
+                None => Err(ApiError::internal(
+                    &"the store claimed a message that was not to be delivered now",
+                )),
+            }
         }
         Enqueued::Created(id) => {
             accepted(&state, &tenant, id);
@@ -173,11 +194,10 @@ fn accepted(state: &AppState, tenant: &str, id: Uuid) {
 /// that goes away, or a timeout, leaves it running to its recorded end.
 async fn deliver_now(
     state: &AppState,
-    job: ClaimedJob,
+    id: Uuid,
+    attempt: oneshot::Receiver<AttemptOutcome>,
     suppressed_recipients: Vec<String>,
 ) -> Result<Response, ApiError> {
-    let id = job.message.id;
-    let attempt = state.worker.spawn_attempt(job);
     let outcome = match tokio::time::timeout(state.wait_timeout, attempt).await {
         Ok(Ok(outcome)) => Ok(outcome),
         Ok(Err(_)) => Ok(AttemptOutcome::Abandoned {

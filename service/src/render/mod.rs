@@ -3,6 +3,7 @@
 //! reading a template directory into memory.
 
 mod sources;
+pub mod threads;
 
 pub use mailbridge_render::*;
 pub use sources::load_dir;

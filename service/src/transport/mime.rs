@@ -3,17 +3,19 @@
 //!
 //! What leaves here is safe on the wire: bodies have CRLF line ends only
 //! (a bare CR or LF could end DATA early on some servers), NUL is refused,
-//! bodies with long lines are quoted-printable or base64 (lettre picks), and
+//! bodies with long lines are quoted-printable or base64 (`body`), and
 //! headers lettre would leave over 998 octets are RFC 2047 encoded
 //! (`header`).
 
+mod body;
 mod header;
 
 use std::borrow::Cow;
 
 use lettre::Address;
 use lettre::address::Envelope;
-use lettre::message::{Mailbox as LettreMailbox, MessageBuilder, MultiPart, SinglePart};
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox as LettreMailbox, MessageBuilder, MultiPart};
 
 use super::TransportError;
 use crate::email::{Mailbox, OutgoingMessage, check_header_text};
@@ -43,12 +45,17 @@ pub fn build_mime(
             .message_id(Some(format!("<{}>", message_id(&msg.message_id)?)))
             .envelope(envelope(msg, form)?),
     );
-    let built = match (msg.text.clone(), msg.html.clone()) {
-        (Some(text), Some(html)) => {
-            builder.multipart(MultiPart::alternative_plain_html(text, html))
-        }
-        (None, Some(html)) => builder.singlepart(SinglePart::html(html)),
-        (text, None) => builder.singlepart(SinglePart::plain(text.unwrap_or_default())),
+    let built = match (&msg.text, &msg.html) {
+        (Some(text), Some(html)) => builder.multipart(
+            MultiPart::alternative()
+                .singlepart(body::part(ContentType::TEXT_PLAIN, text))
+                .singlepart(body::part(ContentType::TEXT_HTML, html)),
+        ),
+        (None, Some(html)) => builder.singlepart(body::part(ContentType::TEXT_HTML, html)),
+        (text, None) => builder.singlepart(body::part(
+            ContentType::TEXT_PLAIN,
+            text.as_deref().unwrap_or_default(),
+        )),
     };
     let mut message =
         built.map_err(|e| TransportError::permanent(format!("cannot build the message: {e}")))?;

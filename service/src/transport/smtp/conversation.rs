@@ -35,6 +35,11 @@ impl Conversation {
         }
     }
 
+    /// Whether lines are logged: callers skip building costly lines when not.
+    pub(super) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Something that is neither a command nor a reply (connecting, TLS).
     pub(super) fn note(&self, text: impl Display) {
         self.line("--", text);

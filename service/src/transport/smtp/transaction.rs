@@ -119,19 +119,23 @@ pub(super) async fn transaction(
         parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
     let envelope = &form.envelope;
-    let sender = envelope
-        .from()
-        .map(|a| mask(address(a)))
-        .unwrap_or_default();
-    let shown: String = parameters.iter().map(|p| format!(" {p}")).collect();
-    log.sent(format!("MAIL FROM:<{sender}>{shown}"));
+    if log.enabled() {
+        let sender = envelope
+            .from()
+            .map(|a| mask(address(a)))
+            .unwrap_or_default();
+        let shown: String = parameters.iter().map(|p| format!(" {p}")).collect();
+        log.sent(format!("MAIL FROM:<{sender}>{shown}"));
+    }
     let reply = smtp
         .command(Mail::new(envelope.from().cloned(), parameters))
         .await;
     log.answer(&reply);
     reply.map_err(stale_or_smtp)?;
     for recipient in envelope.to() {
-        log.sent(format!("RCPT TO:<{}>", mask(address(recipient))));
+        if log.enabled() {
+            log.sent(format!("RCPT TO:<{}>", mask(address(recipient))));
+        }
         let reply = smtp.command(Rcpt::new(recipient.clone(), Vec::new())).await;
         log.answer(&reply);
         reply.map_err(Failure::Smtp)?;
@@ -140,7 +144,10 @@ pub(super) async fn transaction(
     let reply = smtp.command(Data).await;
     log.answer(&reply);
     reply.map_err(Failure::Smtp)?;
-    log.sent(format!("<message, {} bytes, not logged>", form.bytes.len()));
+    log.sent(format_args!(
+        "<message, {} bytes, not logged>",
+        form.bytes.len()
+    ));
     let reply = smtp.message(&form.bytes).await;
     log.answer(&reply);
     reply.map_err(Failure::Smtp)
