@@ -1,7 +1,8 @@
 //! `?wait=true` runs the worker's own attempt as a task of its own: a client
 //! that goes away mid-send does not cut the delivery short, the message is
 //! recorded once, and no worker takes it meanwhile; a client that leaves
-//! while its message commits does not leave it claimed with no attempt.
+//! while its message commits does not leave it claimed with no attempt (nor
+//! a message to suppressed recipients only claimed and never settled).
 
 mod common;
 mod smtp_support;
@@ -48,25 +49,21 @@ async fn a_client_that_leaves_does_not_cut_the_delivery_short() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_of_clients_that_left_while_they_committed_are_still_attempted_at_once() {
-    // `?wait=true` stores the message claimed. A lease far longer than the
-    // test: a message stored claimed with no attempt would wait for it.
-    let server = TestServer::start(&[("MAILBRIDGE_LEASE", "10m")]).await;
-    let token = server.token(None, false);
+/// Sends 300 messages from clients that give up after 0.5 to 10 ms: before,
+/// during and after their message's commit. Answers how many were answered.
+async fn clients_that_leave(server: &TestServer, path: &str, to: &str) -> i64 {
+    let token = server.token(Some("acme"), false);
     let mut clients = Vec::new();
     for n in 0..300u64 {
-        // Clients that give up after 0.5 to 10 ms: before, during and after
-        // their message's commit.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_micros(500 + (n % 40) * 250))
             .build()
             .unwrap();
         let request = http
-            .post(server.url("/v1/messages?wait=true"))
+            .post(server.url(path))
             .bearer_auth(&token)
-            .json(&serde_json::json!({
-                "to": [{"email": format!("user{n}@example.com")}],
+            .json(&json!({
+                "to": [{"email": to.replace('N', &n.to_string())}],
                 "subject": "Hi",
                 "text": "Hello",
                 "idempotency_key": format!("left-{n}"),
@@ -75,16 +72,22 @@ async fn messages_of_clients_that_left_while_they_committed_are_still_attempted_
     }
     let mut answered = 0;
     for client in clients {
-        answered += usize::from(client.await.unwrap());
+        answered += i64::from(client.await.unwrap());
     }
+    answered
+}
 
+/// Waits (up to 10 s) until every stored message has `status`; answers how
+/// many are stored and how many have it.
+async fn settled(server: &TestServer, status: &str) -> (i64, i64) {
     let db = format!("sqlite://{}/mb.db?mode=ro", server.dir.path().display());
     let db = sqlx::SqlitePool::connect(&db).await.unwrap();
     let mut counts = (0, 0);
     for _ in 0..200 {
         counts = sqlx::query_as::<_, (i64, i64)>(
-            "SELECT count(*), count(*) FILTER (WHERE status = 'sent') FROM messages",
+            "SELECT count(*), count(*) FILTER (WHERE status = ?) FROM messages",
         )
+        .bind(status)
         .fetch_one(&db)
         .await
         .unwrap();
@@ -93,16 +96,50 @@ async fn messages_of_clients_that_left_while_they_committed_are_still_attempted_
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (stored, sent) = counts;
-    assert!(stored > 0, "nothing was stored ({answered} answered)");
+    db.close().await;
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_of_clients_that_left_while_they_committed_are_still_attempted_at_once() {
+    // `?wait=true` stores the message claimed. A lease far longer than the
+    // test: a message stored claimed with no attempt would wait for it.
+    let server = TestServer::start(&[("MAILBRIDGE_LEASE", "10m")]).await;
+    let answered = clients_that_leave(&server, "/v1/messages?wait=true", "userN@example.com").await;
+    let (stored, sent) = settled(&server, "sent").await;
     assert!(
-        stored > answered as i64,
+        stored > answered,
         "no client left while its message was stored ({stored} stored, {answered} answered): the test proves nothing"
     );
     assert_eq!(
         sent, stored,
         "{stored} stored, {answered} answered, only {sent} sent"
     );
-    db.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_suppressed_messages_of_clients_that_left_are_still_settled_at_once() {
+    // A message to suppressed addresses only is stored claimed, then
+    // settled as `suppressed`.
+    let server = TestServer::start(&[("MAILBRIDGE_LEASE", "10m")]).await;
+    let put = server
+        .http
+        .put(server.url("/v1/suppressions/acme/ada@example.com"))
+        .bearer_auth(server.token(None, true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let answered = clients_that_leave(&server, "/v1/messages", "ada@example.com").await;
+    let (stored, suppressed) = settled(&server, "suppressed").await;
+    assert!(
+        stored > answered,
+        "no client left while its message was stored ({stored} stored, {answered} answered): the test proves nothing"
+    );
+    assert_eq!(
+        suppressed, stored,
+        "{stored} stored, {answered} answered, only {suppressed} settled"
+    );
     server.stop().await;
 }

@@ -118,31 +118,43 @@ pub async fn create(
         lease,
         origin,
     };
-    let (enqueued, attempt) = match kept {
-        None => (state.store.enqueue(job).await?, None),
-        // The commit and the attempt's start go together in a task of their
-        // own: a client that leaves while the group commits does not leave
-        // its message claimed with no attempt until the lease ends.
-        Some((message, traceparent)) => {
-            let (store, worker) = (state.store.clone(), state.worker.clone());
-            let transport = route.transport.clone();
-            tokio::spawn(async move {
-                let enqueued = store.enqueue(job).await?;
-                let Enqueued::Claimed(lease) = enqueued else {
-                    return Ok((enqueued, None));
-                };
-                let attempt = worker.spawn_attempt(ClaimedJob {
-                    message,
-                    transport,
-                    lease,
-                    created_at: now,
-                    traceparent,
-                });
-                Ok::<_, ApiError>((enqueued, Some(attempt)))
-            })
-            .await
-            .map_err(|e| ApiError::internal(&e))??
-        }
+    // A message stored claimed is taken further by the task that commits
+    // it: a client that leaves while the group commits does not leave the
+    // message claimed with nothing done until the lease ends.
+    let (enqueued, then) = if let Some((message, traceparent)) = kept {
+        let (store, worker) = (state.store.clone(), state.worker.clone());
+        let transport = route.transport.clone();
+        tokio::spawn(async move {
+            let enqueued = store.enqueue(job).await?;
+            let Enqueued::Claimed(lease) = enqueued else {
+                return Ok((enqueued, None));
+            };
+            let attempt = worker.spawn_attempt(ClaimedJob {
+                message,
+                transport,
+                lease,
+                created_at: now,
+                traceparent,
+            });
+            Ok::<_, ApiError>((enqueued, Some(Then::Attempt(attempt))))
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))??
+    } else if suppressed.everyone {
+        let (state, tenant) = (state.clone(), tenant.clone());
+        let addresses = suppressed.addresses.clone();
+        tokio::spawn(async move {
+            let enqueued = state.store.enqueue(job).await?;
+            let Enqueued::Claimed(lease) = enqueued else {
+                return Ok((enqueued, None));
+            };
+            let settled = suppressions::settle(&state, &tenant, &lease, addresses).await;
+            Ok::<_, ApiError>((enqueued, Some(Then::Settled(settled))))
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))??
+    } else {
+        (state.store.enqueue(job).await?, None)
     };
     match enqueued {
         Enqueued::Duplicate(first) => {
@@ -156,18 +168,16 @@ pub async fn create(
             tracing::info!(message_id = %first, %tenant, "idempotent repeat; nothing queued");
             Ok((StatusCode::OK, Json(Accepted::new(first, status))).into_response())
         }
-        Enqueued::Claimed(lease) if suppressed.everyone => {
-            suppressions::settle(&state, &tenant, &lease, suppressed.addresses).await
-        }
-        Enqueued::Claimed(lease) => {
-            accepted(&state, &tenant, lease.id);
-            match attempt {
-                Some(attempt) => deliver_now(&state, lease.id, attempt, suppressed.addresses).await,
-                None => Err(ApiError::internal(
-                    &"the store claimed a message that was not to be delivered now",
-                )),
+        Enqueued::Claimed(lease) => match then {
+            Some(Then::Settled(answer)) => answer,
+            Some(Then::Attempt(attempt)) => {
+                accepted(&state, &tenant, lease.id);
+                deliver_now(&state, lease.id, attempt, suppressed.addresses).await
             }
-        }
+            None => Err(ApiError::internal(
+                &"the store claimed a message that was not to be delivered now",
+            )),
+        },
         Enqueued::Created(id) => {
             accepted(&state, &tenant, id);
             telemetry::request::record_outcome("queued");
@@ -180,6 +190,14 @@ pub async fn create(
             Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
     }
+}
+
+/// What the task that committed a claimed message did next.
+enum Then {
+    /// `?wait=true`: its attempt runs; the answer waits for this outcome.
+    Attempt(oneshot::Receiver<AttemptOutcome>),
+    /// Every recipient suppressed: settled as `suppressed`, with this answer.
+    Settled(Result<Response, ApiError>),
 }
 
 /// Counts an accepted message and hands its trace on to its delivery.
