@@ -109,14 +109,7 @@ async fn suppressed_while_waiting(database: Option<&str>) {
             .await;
     }
     // A bounce of another message, or an administrator: Ada is suppressed now.
-    let put = server
-        .http
-        .put(server.url("/v1/suppressions/acme/ada@example.com"))
-        .bearer_auth(server.token(None, true))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 201);
+    server.suppress("acme", "ada@example.com").await;
 
     let record = server
         .wait_status(&only_ada, "suppressed", Duration::from_secs(15))

@@ -1,5 +1,7 @@
 //! `POST /v1/messages`, `GET /v1/messages/{id}` and `POST /v1/render`.
 
+use std::future::Future;
+
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,7 +19,7 @@ use super::suppressions;
 use crate::auth::Caller;
 use crate::events::DeliveryEvent;
 use crate::queue::worker::AttemptOutcome;
-use crate::queue::{ClaimedJob, Enqueued, MessageRecord, NewJob, Origin, Status};
+use crate::queue::{ClaimedJob, Enqueued, Lease, MessageRecord, NewJob, Origin, Status};
 use crate::telemetry;
 
 /// JSON in, with every rejection as problem+json.
@@ -118,41 +120,26 @@ pub async fn create(
         lease,
         origin,
     };
-    // A message stored claimed is taken further by the task that commits
-    // it: a client that leaves while the group commits does not leave the
-    // message claimed with nothing done until the lease ends.
     let (enqueued, then) = if let Some((message, traceparent)) = kept {
-        let (store, worker) = (state.store.clone(), state.worker.clone());
+        let worker = state.worker.clone();
         let transport = route.transport.clone();
-        tokio::spawn(async move {
-            let enqueued = store.enqueue(job).await?;
-            let Enqueued::Claimed(lease) = enqueued else {
-                return Ok((enqueued, None));
-            };
-            let attempt = worker.spawn_attempt(ClaimedJob {
+        commit_then(&state, job, move |lease| async move {
+            Then::Attempt(worker.spawn_attempt(ClaimedJob {
                 message,
                 transport,
                 lease,
                 created_at: now,
                 traceparent,
-            });
-            Ok::<_, ApiError>((enqueued, Some(Then::Attempt(attempt))))
+            }))
         })
-        .await
-        .map_err(|e| ApiError::internal(&e))??
+        .await?
     } else if suppressed.everyone {
-        let (state, tenant) = (state.clone(), tenant.clone());
+        let (settling, tenant) = (state.clone(), tenant.clone());
         let addresses = suppressed.addresses.clone();
-        tokio::spawn(async move {
-            let enqueued = state.store.enqueue(job).await?;
-            let Enqueued::Claimed(lease) = enqueued else {
-                return Ok((enqueued, None));
-            };
-            let settled = suppressions::settle(&state, &tenant, &lease, addresses).await;
-            Ok::<_, ApiError>((enqueued, Some(Then::Settled(settled))))
+        commit_then(&state, job, move |lease| async move {
+            Then::Settled(suppressions::settle(&settling, &tenant, &lease, addresses).await)
         })
-        .await
-        .map_err(|e| ApiError::internal(&e))??
+        .await?
     } else {
         (state.store.enqueue(job).await?, None)
     };
@@ -190,6 +177,30 @@ pub async fn create(
             Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
     }
+}
+
+/// Commits `job` (stored claimed) in a task of its own, which then does
+/// `then` with its lease: a client that leaves while the group commits does
+/// not leave the message claimed with nothing done until the lease ends.
+async fn commit_then<F, Fut>(
+    state: &AppState,
+    job: NewJob,
+    then: F,
+) -> Result<(Enqueued, Option<Then>), ApiError>
+where
+    F: FnOnce(Lease) -> Fut + Send + 'static,
+    Fut: Future<Output = Then> + Send,
+{
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        let enqueued = store.enqueue(job).await?;
+        let Enqueued::Claimed(lease) = enqueued else {
+            return Ok((enqueued, None));
+        };
+        Ok((enqueued, Some(then(lease).await)))
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?
 }
 
 /// What the task that committed a claimed message did next.

@@ -128,6 +128,18 @@ impl TestServer {
         (status, body)
     }
 
+    /// Puts `email` on `tenant`'s suppression list, as an administrator.
+    pub async fn suppress(&self, tenant: &str, email: &str) {
+        let put = self
+            .http
+            .put(self.url(&format!("/v1/suppressions/{tenant}/{email}")))
+            .bearer_auth(self.token(None, true))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(put.status(), 201, "suppressing {email}");
+    }
+
     /// Polls a message until its status is `want` (or panics after `timeout`).
     pub async fn wait_status(&self, id: &str, want: &str, timeout: Duration) -> Value {
         let admin = self.token(None, true);
