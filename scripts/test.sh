@@ -19,6 +19,11 @@ step() {
   if "$@"; then echo "<== $name: ok"; else echo "<== $name: FAILED"; failed+=("$name"); fi
 }
 
+# Free disk space before and after: a build needs a few GiB (target/ holds one
+# binary of the service's black-box tests, not one per file).
+disk() { echo "disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free; target/ $(du -sh target 2>/dev/null | cut -f1)"; }
+disk
+
 step "test dependencies" bash scripts/test-deps.sh
 step "rustfmt" cargo fmt --all -- --check
 step "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -32,6 +37,7 @@ step "docker-compose.yml" bash scripts/check-compose.sh
 step "fault suite (quick)" bash scripts/faults.sh quick
 
 echo
+disk
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED: ${failed[*]}"
   exit 1

@@ -3,7 +3,9 @@
 //! message content and the local part of addresses left out. Without it,
 //! nothing of the conversation is logged, even at TRACE.
 
+#[path = "black_box/common/mod.rs"]
 mod common;
+#[path = "black_box/smtp_support/mod.rs"]
 mod smtp_support;
 
 use std::io::Write;

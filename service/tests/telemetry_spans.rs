@@ -2,6 +2,7 @@
 //! caller's W3C trace, carries tenant, message id and outcome (never an
 //! address), and the message's delivery joins the same trace.
 
+#[path = "black_box/common/mod.rs"]
 mod common;
 
 use std::time::Duration;

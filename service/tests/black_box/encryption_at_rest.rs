@@ -1,0 +1,205 @@
+//! Messages at rest with `MAILBRIDGE_ENCRYPTION_KEYS`: after sending known
+//! markers, neither the SQLite files (database, WAL) nor a PostgreSQL dump
+//! hold any of them; `mailbridge keys rotate` re-encrypts stored messages so
+//! that, with the old key removed, they still deliver; a ciphertext moved to
+//! another row fails that message with a clear reason instead of a crash.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::postgres::Postgres;
+use common::server::TestServer;
+use serde_json::{Value, json};
+
+const OLD: &str = "old:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const NEW: &str = "new:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+const MARKERS: [&str; 4] = [
+    "SUBJECT-MARKER-7f3a",
+    "BODY-MARKER-91c2",
+    "LINK-MARKER-4d8e",
+    "rcpt-marker-55aa@example.com",
+];
+/// Nothing listens there: messages stay `retrying`, stored.
+const UNREACHABLE: &str = "smtp://127.0.0.1:9?tls=none";
+
+fn message(n: usize) -> Value {
+    json!({
+        "to": [{"email": MARKERS[3]}],
+        "subject": format!("{} {n}", MARKERS[0]),
+        "text": format!("{} https://sso.example/reset?key={}", MARKERS[1], MARKERS[2]),
+        "html": format!("<p>{}</p>", MARKERS[1]),
+    })
+}
+
+async fn accept(server: &TestServer, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for n in 0..count {
+        let (status, _, body) = server.post("/v1/messages", Some("acme"), &message(n)).await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+/// The markers of subject, bodies and link found in the files of `dir` (the
+/// database and its WAL). Recipients stay searchable, so they are not among them.
+fn markers_in_files(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("mb.db")
+        {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        for marker in &MARKERS[..3] {
+            if bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+                found.push(format!("{marker} in {}", path.display()));
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn sqlite_files_hold_no_plain_text_and_rotation_keeps_messages_deliverable() {
+    // The database lives outside the server's own directory, to outlive it.
+    let kept = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/mb.db", kept.path().display());
+    let first = TestServer::start(&[
+        ("MAILBRIDGE_DATABASE_URL", db.as_str()),
+        ("MAILBRIDGE_ENCRYPTION_KEYS", OLD),
+        ("MAILBRIDGE_TRANSPORT", UNREACHABLE),
+        ("MAILBRIDGE_RETRY_MAX_ATTEMPTS", "1000"),
+    ])
+    .await;
+    let ids = accept(&first, 3).await;
+    first
+        .wait_status(&ids[2], "retrying", Duration::from_secs(10))
+        .await;
+    assert!(
+        kept.path().join("mb.db-wal").exists(),
+        "the WAL is checked as well"
+    );
+    let found = markers_in_files(kept.path());
+    assert!(found.is_empty(), "plain text at rest: {found:?}");
+    first.stop().await;
+
+    // Rotate to the new key (both set, the new one first), online-capable CLI.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailbridge"))
+        .args(["keys", "rotate"])
+        .env("MAILBRIDGE_DATABASE_URL", &db)
+        .env("MAILBRIDGE_ENCRYPTION_KEYS", format!("{NEW},{OLD}"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("re-encrypted 3 "), "{stdout}");
+    let found = markers_in_files(kept.path());
+    assert!(found.is_empty(), "plain text after rotation: {found:?}");
+
+    // The old key removed: stored messages still deliver.
+    let outbox = kept.path().join("outbox");
+    let second = TestServer::start(&[
+        ("MAILBRIDGE_DATABASE_URL", db.as_str()),
+        ("MAILBRIDGE_ENCRYPTION_KEYS", NEW),
+        (
+            "MAILBRIDGE_TRANSPORT",
+            &format!("file://{}", outbox.display()),
+        ),
+    ])
+    .await;
+    for id in &ids {
+        second
+            .wait_status(id, "sent", Duration::from_secs(20))
+            .await;
+    }
+    let delivered: String = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(delivered.contains(MARKERS[0]) && delivered.contains(MARKERS[2]));
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn a_ciphertext_moved_to_another_row_fails_that_message_clearly() {
+    let first = TestServer::start(&[
+        ("MAILBRIDGE_ENCRYPTION_KEYS", OLD),
+        ("MAILBRIDGE_TRANSPORT", UNREACHABLE),
+        ("MAILBRIDGE_RETRY_MAX_ATTEMPTS", "1000"),
+    ])
+    .await;
+    let ids = accept(&first, 2).await;
+    first
+        .wait_status(&ids[1], "retrying", Duration::from_secs(10))
+        .await;
+    let db = format!("sqlite://{}/mb.db", first.dir.path().display());
+    // Swap the two rows' stored messages, as someone with the database could.
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let stored = |id: &str| {
+        sqlx::query_scalar::<_, String>("SELECT message FROM bodies WHERE message_id = ?")
+            .bind(id.to_owned())
+            .fetch_one(&pool)
+    };
+    let (a, b) = (
+        stored(&ids[0]).await.unwrap(),
+        stored(&ids[1]).await.unwrap(),
+    );
+    for (id, message) in [(&ids[0], b), (&ids[1], a)] {
+        let done = sqlx::query("UPDATE bodies SET message = ? WHERE message_id = ?")
+            .bind(message)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+    }
+    pool.close().await;
+    for id in &ids {
+        let record = first
+            .wait_status(id, "failed", Duration::from_secs(20))
+            .await;
+        let error = record["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains("does not decrypt"), "{record}");
+        assert!(error.contains("another row"), "{record}");
+    }
+    let (status, _) = first.get("/readyz", "").await;
+    assert_eq!(status, 200, "the service keeps running");
+    first.stop().await;
+}
+
+#[tokio::test]
+async fn a_postgres_dump_holds_no_plain_text() {
+    let pg = Postgres::start();
+    let url = pg.database();
+    let server = TestServer::start(&[
+        ("MAILBRIDGE_DATABASE_URL", url.as_str()),
+        ("MAILBRIDGE_ENCRYPTION_KEYS", OLD),
+        ("MAILBRIDGE_TRANSPORT", UNREACHABLE),
+    ])
+    .await;
+    let ids = accept(&server, 2).await;
+    server
+        .wait_status(&ids[1], "retrying", Duration::from_secs(10))
+        .await;
+    let dump = pg.dump(&url);
+    assert!(dump.contains(&ids[0]), "the rows are in the dump");
+    assert!(
+        dump.contains(&MARKERS[3].to_lowercase()),
+        "recipients stay searchable, in the recipients table"
+    );
+    for marker in &MARKERS[..3] {
+        assert!(!dump.contains(marker), "{marker} in the PostgreSQL dump");
+    }
+    server.stop().await;
+}

@@ -1,0 +1,177 @@
+//! Feedback into Keycloak, against a stand-in built from Keycloak's admin
+//! REST API (token endpoint, user search, user representation read and
+//! written back): a hard bounce sets the user's `mailbridge_email_status`
+//! and `emailVerified = false`, keeping the user's other attributes; a token
+//! endpoint that fails first only delays it (the feedback is a queue row),
+//! and the provider's event is answered at once.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::server::TestServer;
+use serde_json::{Value, json};
+use wiremock::matchers::{body_string_contains, header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Postmark's send API and a Keycloak realm `acme` with one user, Ada.
+async fn peers() -> MockServer {
+    let server = MockServer::builder().start().await;
+    Mock::given(method("POST"))
+        .and(path("/email"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"MessageID": "pm-msg", "ErrorCode": 0})),
+        )
+        .mount(&server)
+        .await;
+    let token = "/realms/acme/protocol/openid-connect/token";
+    Mock::given(method("POST"))
+        .and(path(token))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(token))
+        .and(body_string_contains("grant_type=client_credentials"))
+        .and(body_string_contains("client_id=mailbridge-feedback"))
+        .and(body_string_contains("client_secret=kc-s3cret"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "kc-admin-token", "expires_in": 300, "token_type": "Bearer"}),
+        ))
+        .mount(&server)
+        .await;
+    let bearer = || header("authorization", "Bearer kc-admin-token");
+    Mock::given(method("GET"))
+        .and(path("/admin/realms/acme/users"))
+        .and(query_param("email", "ada@example.com"))
+        .and(query_param("exact", "true"))
+        .and(bearer())
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!([{"id": "u-1", "username": "ada", "email": "ada@example.com", "emailVerified": true}]),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/admin/realms/acme/users/u-1"))
+        .and(bearer())
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "u-1", "username": "ada", "email": "ada@example.com", "emailVerified": true,
+            "enabled": true, "attributes": {"locale": ["de"]}})))
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/admin/realms/acme/users/u-1"))
+        .and(bearer())
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    server
+}
+
+async fn start(peers: &MockServer) -> (TestServer, tempfile::TempDir) {
+    let encode = |t: &str| {
+        percent_encoding::utf8_percent_encode(t, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let config = format!(
+        r#"
+[transports]
+pm = "postmark+api://pm-token@default?endpoint={uri}&webhook_key=hooks%3Apm-pass"
+[tenants.acme]
+transport = "pm"
+keycloak_url = "{url}/realms/acme"
+keycloak_client_id = "mailbridge-feedback"
+keycloak_client_secret = "${{KC_FEEDBACK_SECRET}}"
+keycloak_unverify = true
+"#,
+        uri = encode(&peers.uri()),
+        url = peers.uri(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mailbridge.toml");
+    std::fs::write(&file, config).unwrap();
+    let env = [
+        ("MAILBRIDGE_CONFIG", file.to_str().unwrap()),
+        ("KC_FEEDBACK_SECRET", "kc-s3cret"),
+    ];
+    (TestServer::start(&env).await, dir)
+}
+
+/// The user representations written back to Keycloak so far.
+async fn written(peers: &MockServer) -> Vec<Value> {
+    peers
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == "PUT")
+        .map(|r| r.body_json().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_hard_bounce_marks_the_keycloak_user() {
+    let peers = peers().await;
+    let (server, _dir) = start(&peers).await;
+    let body = json!({"to": [{"email": "ada@example.com"}], "subject": "Verify", "text": "Hi"});
+    let (_, _, sent) = server.post("/v1/messages", Some("acme"), &body).await;
+    let id = sent["id"].as_str().unwrap().to_owned();
+    server
+        .wait_status(&id, "sent", Duration::from_secs(10))
+        .await;
+
+    let bounce = json!({"RecordType": "Bounce", "ID": 11, "Type": "HardBounce", "MessageID": "pm-msg",
+        "Email": "ada@example.com", "BouncedAt": "2026-12-04T22:00:00Z", "Metadata": {"mailbridge-id": id}});
+    let answer = common::postmark::post_event(&server, &bounce).await;
+    assert_eq!(
+        answer.status(),
+        200,
+        "the event is answered without waiting for Keycloak"
+    );
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let users = loop {
+        let users = written(&peers).await;
+        if !users.is_empty() {
+            break users;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Keycloak was never told"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(users.len(), 1);
+    let user = &users[0];
+    assert_eq!(
+        user["attributes"]["mailbridge_email_status"],
+        json!(["bounced"])
+    );
+    assert_eq!(
+        user["attributes"]["locale"],
+        json!(["de"]),
+        "other attributes are kept"
+    );
+    assert_eq!(user["emailVerified"], false);
+    assert_eq!(user["username"], "ada");
+    // The token endpoint failed once: the feedback row was tried again.
+    let token_calls = peers
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with("/token"))
+        .count();
+    assert_eq!(token_calls, 2);
+    // The feedback is a queue row like any other, and it is done.
+    let (_, page) = server
+        .get(
+            "/v1/messages?tenant=acme&status=sent",
+            &server.token(None, true),
+        )
+        .await;
+    let rows = page["messages"].as_array().unwrap();
+    assert!(rows.iter().any(|m| m["transport"] == "keycloak"), "{page}");
+}

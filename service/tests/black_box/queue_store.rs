@@ -1,0 +1,272 @@
+//! The SQLite store: durable commits, and the store contract (idempotency
+//! window, group commit under concurrency, leases, listing, requeueing).
+
+use crate::store_contract;
+
+use std::sync::Arc;
+
+use mailbridge::queue::sqlite::SqliteStore;
+use mailbridge::queue::{Enqueued, JobStore, Outcome, Status};
+use store_contract::job;
+use time::OffsetDateTime;
+
+async fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(&format!("sqlite://{}/q/mb.db", dir.path().display()))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_commit_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = OffsetDateTime::now_utc();
+    let id = {
+        let store = open(&dir).await;
+        match store.enqueue(job("acme", None, now)).await.unwrap() {
+            Enqueued::Created(id) => id,
+            other => panic!("{other:?}"),
+        }
+    };
+    let store = open(&dir).await;
+    let record = store.get(id).await.unwrap().expect("still there");
+    assert_eq!(record.status, Status::Queued);
+    assert_eq!(record.tenant, "acme");
+    assert_eq!(store.pending_count("acme").await.unwrap(), 1);
+    assert_eq!(store.pending_count("other").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn idempotency_keys_hold_for_24_hours_per_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::idempotency_keys_hold_for_24_hours_per_tenant(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test]
+async fn concurrent_enqueues_are_all_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::concurrent_enqueues_are_all_committed(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test]
+async fn leases_expire_and_the_message_is_claimed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::leases_expire_and_the_message_is_claimed_again(Arc::new(open(&dir).await))
+        .await;
+}
+
+#[tokio::test]
+async fn outcomes_listing_and_requeue() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::outcomes_listing_and_requeue(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test]
+async fn retention_drops_old_sent_bodies_but_keeps_their_status() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::retention_drops_old_sent_bodies_but_keeps_their_status(Arc::new(
+        open(&dir).await,
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_claims_never_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::concurrent_claims_never_overlap(vec![Arc::new(open(&dir).await)]).await;
+}
+
+#[tokio::test]
+async fn queue_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::queue_figures(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test]
+async fn outcomes_are_fenced_by_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::outcomes_are_fenced_by_the_lease(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test]
+async fn renewal_and_release() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::renewal_and_release(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test]
+async fn an_enqueue_can_claim_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::an_enqueue_can_claim_at_once(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test]
+async fn origin_is_kept_beside_the_body() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::origin_is_kept_beside_the_body(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test]
+async fn an_unreadable_row_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/q/mb.db", dir.path().display());
+    let store = Arc::new(open(&dir).await);
+    store_contract::an_unreadable_row_fails_alone(store, |id| async move {
+        let other = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query("UPDATE bodies SET message = '{\"not\": \"a message\"' WHERE message_id = ?")
+            .bind(id.to_string())
+            .execute(&other)
+            .await
+            .unwrap();
+        other.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_late_claim_hands_out_a_live_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::a_late_claim_hands_out_a_live_lease(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test]
+async fn delivery_events_are_kept_once_per_provider_event() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::delivery_events_are_kept_once_per_provider_event(Arc::new(open(&dir).await))
+        .await;
+}
+
+#[tokio::test]
+async fn suppressions_and_suppressed_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::suppressions_and_suppressed_messages(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_admits_spend_a_cell_exactly_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn JobStore> = Arc::new(open(&dir).await);
+    store_contract::concurrent_admits_spend_a_cell_exactly_once_each(vec![store]).await;
+}
+
+#[tokio::test]
+async fn flow_limit_cells_are_pruned_after_their_window() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::flow_limit_cells_are_pruned_after_their_window(Arc::new(open(&dir).await))
+        .await;
+}
+
+#[tokio::test]
+async fn history_searches_and_breakdown() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::console::history_searches_and_breakdown(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_messages_arriving_together_answer_one_after_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::groups::new_messages_arriving_together_answer_one_after_the_other(Arc::new(
+        open(&dir).await,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_arriving_together_are_fenced_each_by_its_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::groups::outcomes_arriving_together_are_fenced_each_by_its_lease(Arc::new(
+        open(&dir).await,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_and_outcomes_do_not_copy_the_body() {
+    // The body is written once, at accept; a claim and an outcome rewrite
+    // only the small status row. Were the body in that row, SQLite would
+    // copy it into the WAL at each of them (2 MB per round here).
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(&dir).await);
+    let now = OffsetDateTime::now_utc();
+    for _ in 0..16 {
+        let mut job = job("acme", None, now);
+        job.message.text = Some("x".repeat(128 * 1024));
+        store.enqueue(job).await.unwrap();
+    }
+    let other = sqlx::SqlitePool::connect(&format!("sqlite://{}/q/mb.db", dir.path().display()))
+        .await
+        .unwrap();
+    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(&other)
+        .await
+        .unwrap();
+    assert_eq!(busy, 0, "the WAL was emptied");
+    let wal = dir.path().join("q/mb.db-wal");
+    let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal_size(), 0);
+
+    let claimed = store
+        .claim(now, std::time::Duration::from_secs(60), 100)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 16);
+    assert_eq!(
+        claimed[0].message.text.as_ref().map(String::len),
+        Some(128 * 1024)
+    );
+    let tasks: Vec<_> = claimed
+        .into_iter()
+        .map(|job| {
+            let store = store.clone();
+            let sent = Outcome::Sent {
+                provider_message_id: None,
+            };
+            tokio::spawn(async move { store.record(&job.lease, &sent, now).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap());
+    }
+    let written = wal_size();
+    assert!(
+        written < 1024 * 1024,
+        "{written} bytes of WAL for 16 claims and 16 outcomes"
+    );
+    other.close().await;
+}
+
+#[tokio::test]
+async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered() {
+    // A store at migration 0005 (bodies inside the status rows), then opened
+    // by this version: its bodies move to their own table.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("q")).unwrap();
+    let url = format!("sqlite://{}/q/mb.db?mode=rwc", dir.path().display());
+    let old = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let earlier = store_contract::migrations_before("migrations", "0006").await;
+    earlier.run(&old).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let message = store_contract::message("acme");
+    let ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    sqlx::query(
+        "INSERT INTO messages (id, tenant, status, transport, message, created_at, age_from, \
+         updated_at, next_attempt_at) VALUES (?, 'acme', 'queued', 'default', ?, ?, ?, ?, ?)",
+    )
+    .bind(message.id.to_string())
+    .bind(serde_json::to_string(&message).unwrap())
+    .bind(ms)
+    .bind(ms)
+    .bind(ms)
+    .bind(ms)
+    .execute(&old)
+    .await
+    .unwrap();
+    old.close().await;
+
+    let store = open(&dir).await;
+    let claimed = store
+        .claim(now, std::time::Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].message, message);
+}

@@ -1,0 +1,201 @@
+//! The PostgreSQL store against a real PostgreSQL server on loopback: the
+//! store contract, two replicas claiming from one database, and two service
+//! processes sharing one queue.
+
+use crate::common;
+use crate::store_contract;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::postgres::Postgres;
+use common::server::TestServer;
+use mailbridge::queue::JobStore;
+use mailbridge::queue::postgres::PgStore;
+use serde_json::json;
+
+async fn open(url: &str) -> Arc<dyn JobStore> {
+    Arc::new(PgStore::open(url).await.expect("open the postgres store"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_contract_holds_on_postgres() {
+    let pg = Postgres::start();
+    messages_stored_before_bodies_had_their_own_table_are_still_delivered(&pg.database()).await;
+    store_contract::idempotency_keys_hold_for_24_hours_per_tenant(open(&pg.database()).await).await;
+    store_contract::concurrent_enqueues_are_all_committed(open(&pg.database()).await).await;
+    store_contract::leases_expire_and_the_message_is_claimed_again(open(&pg.database()).await)
+        .await;
+    store_contract::outcomes_listing_and_requeue(open(&pg.database()).await).await;
+    store_contract::retention_drops_old_sent_bodies_but_keeps_their_status(
+        open(&pg.database()).await,
+    )
+    .await;
+    store_contract::queue_figures(open(&pg.database()).await).await;
+    store_contract::outcomes_are_fenced_by_the_lease(open(&pg.database()).await).await;
+    store_contract::renewal_and_release(open(&pg.database()).await).await;
+    store_contract::an_enqueue_can_claim_at_once(open(&pg.database()).await).await;
+    store_contract::origin_is_kept_beside_the_body(open(&pg.database()).await).await;
+    store_contract::a_late_claim_hands_out_a_live_lease(open(&pg.database()).await).await;
+    store_contract::delivery_events_are_kept_once_per_provider_event(open(&pg.database()).await)
+        .await;
+    store_contract::suppressions_and_suppressed_messages(open(&pg.database()).await).await;
+    store_contract::console::history_searches_and_breakdown(open(&pg.database()).await).await;
+    store_contract::groups::new_messages_arriving_together_answer_one_after_the_other(
+        open(&pg.database()).await,
+    )
+    .await;
+    store_contract::groups::outcomes_arriving_together_are_fenced_each_by_its_lease(
+        open(&pg.database()).await,
+    )
+    .await;
+    store_contract::flow_limit_cells_are_pruned_after_their_window(open(&pg.database()).await)
+        .await;
+    let url = pg.database();
+    store_contract::an_unreadable_row_fails_alone(open(&url).await, |id| async move {
+        let other = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query(
+            "UPDATE bodies SET message = '{\"not\": \"a message\"}'::jsonb WHERE message_id = $1",
+        )
+        .bind(id)
+        .execute(&other)
+        .await
+        .unwrap();
+        other.close().await;
+    })
+    .await;
+
+    // Two replicas (two pools, two caches) on one database.
+    let shared = pg.database();
+    let (a, b) = (open(&shared).await, open(&shared).await);
+    store_contract::concurrent_claims_never_overlap(vec![a, b]).await;
+    let (a, b) = (open(&shared).await, open(&shared).await);
+    store_contract::concurrent_admits_spend_a_cell_exactly_once_each(vec![a, b]).await;
+
+    // A commit is in the database, not in this process: a new pool sees it.
+    let url = pg.database();
+    let now = time::OffsetDateTime::now_utc();
+    let mailbridge::queue::Enqueued::Created(id) = open(&url)
+        .await
+        .enqueue(store_contract::job("acme", None, now))
+        .await
+        .unwrap()
+    else {
+        panic!("not created")
+    };
+    let record = open(&url).await.get(id).await.unwrap().expect("committed");
+    assert_eq!(record.tenant, "acme");
+}
+
+/// A database at migration 0005 (bodies inside the status rows) with a
+/// message waiting, opened by this version: the body moves to its own table
+/// and the message is delivered as it was stored.
+async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered(url: &str) {
+    let old = sqlx::PgPool::connect(url).await.unwrap();
+    let earlier = store_contract::migrations_before("migrations-postgres", "0006").await;
+    earlier.run(&old).await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let message = store_contract::message("acme");
+    sqlx::query(
+        "INSERT INTO messages (id, tenant, status, transport, message, created_at, age_from, \
+         updated_at, next_attempt_at) VALUES ($1, 'acme', 'queued', 'default', $2, $3, $3, $3, $3)",
+    )
+    .bind(message.id)
+    .bind(sqlx::types::Json(&message))
+    .bind(now)
+    .execute(&old)
+    .await
+    .unwrap();
+    old.close().await;
+
+    let store = open(url).await;
+    let claimed = store.claim(now, Duration::from_secs(60), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].message, message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_url_or_a_missing_server_is_a_clear_error_without_the_password() {
+    // Nothing listens on port 1.
+    let nobody = "postgres://mailbridge:hunter2@127.0.0.1:1/mailbridge";
+    let err = PgStore::open(nobody).await.unwrap_err().to_string();
+    assert!(
+        err.contains("connecting to postgres://***@127.0.0.1"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+    let err = mailbridge::queue::open("mysql://u:hunter2@h/db")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("names no known store"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    let err = PgStore::open("postgres://mailbridge:hunter2@127.0.0.1:99999/x")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not a postgres:// URL"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_services_share_one_queue_and_send_each_message_once() {
+    let pg = Postgres::start();
+    let url = pg.database();
+    let env = [("MAILBRIDGE_DATABASE_URL", url.as_str())];
+    let servers = [TestServer::start(&env).await, TestServer::start(&env).await];
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let server = &servers[i % 2];
+        let body = json!({
+            "to": [{"email": "ada@example.com"}],
+            "subject": format!("message {i}"),
+            "text": "hello",
+        });
+        let (status, _, answer) = server.post("/v1/messages", None, &body).await;
+        assert_eq!(status, 202, "{answer}");
+        ids.push(answer["id"].as_str().unwrap().to_owned());
+    }
+    // Each server sees every message, whichever accepted it.
+    for (i, id) in ids.iter().enumerate() {
+        let record = servers[(i + 1) % 2]
+            .wait_status(id, "sent", Duration::from_secs(30))
+            .await;
+        assert_eq!(record["attempts"], 1, "{record}");
+    }
+    // Delivered once in all: every subject in exactly one outbox file.
+    let mut subjects: HashMap<String, u32> = HashMap::new();
+    for server in &servers {
+        let outbox = server.dir.path().join("outbox");
+        for entry in std::fs::read_dir(&outbox).expect("outbox").flatten() {
+            let eml = std::fs::read_to_string(entry.path()).unwrap();
+            let subject = eml
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .expect("a subject")
+                .to_owned();
+            *subjects.entry(subject).or_default() += 1;
+        }
+    }
+    assert_eq!(subjects.len(), 60, "{subjects:?}");
+    assert!(subjects.values().all(|&n| n == 1), "{subjects:?}");
+
+    // The database goes away: readiness says so and requests get a problem,
+    // not a crash; nothing already accepted is lost.
+    pg.stop();
+    let (status, body) = servers[0].get("/readyz", "").await;
+    assert_eq!(status, 503, "{body}");
+    let (status, _, answer) = servers[1]
+        .post(
+            "/v1/messages",
+            None,
+            &json!({"to": [{"email": "ada@example.com"}], "subject": "s", "text": "t"}),
+        )
+        .await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["title"], "Service Unavailable");
+    for server in servers {
+        server.stop().await;
+    }
+}
