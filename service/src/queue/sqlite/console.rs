@@ -73,8 +73,9 @@ pub(super) async fn search(
         Some(_) => "AND transport = ?9 ",
         None => "AND ?9 IS NULL ",
     };
+    let status = super::status_clause(search.status);
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {RECORD_COLUMNS} FROM messages WHERE (?1 IS NULL OR status = ?1) \
+        "SELECT {RECORD_COLUMNS} FROM messages WHERE {status}\
          AND (?2 IS NULL OR tenant IN (SELECT value FROM json_each(?2))) \
          AND (?3 IS NULL OR created_at >= ?3) AND (?4 IS NULL OR created_at < ?4) {recipient}\
          {transport}AND (?7 IS NULL OR id < ?7) ORDER BY id DESC LIMIT ?8"
