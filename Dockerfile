@@ -9,6 +9,9 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# The allocator's settings, read when jemalloc is built (make and a C compiler
+# come with this image).
+COPY .cargo .cargo
 COPY render render
 COPY service service
 COPY tests tests

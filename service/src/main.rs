@@ -7,6 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc: less CPU per message than the C library's allocator (the
+/// accept path allocates a lot in short-lived buffers), and memory handed
+/// back within a second (`.cargo/config.toml`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// mailbridge: durable, retrying email delivery for Keycloak.
 ///
 /// Settings come from MAILBRIDGE_* environment variables and, if
