@@ -179,7 +179,7 @@ async fn a_ciphertext_moved_to_another_row_fails_that_message_clearly() {
 }
 
 #[tokio::test]
-async fn a_postgres_dump_holds_no_plain_text() {
+async fn a_postgres_dump_holds_no_plain_text_and_rotation_keeps_messages_deliverable() {
     let pg = Postgres::start();
     let url = pg.database();
     let server = TestServer::start(&[
@@ -202,4 +202,43 @@ async fn a_postgres_dump_holds_no_plain_text() {
         assert!(!dump.contains(marker), "{marker} in the PostgreSQL dump");
     }
     server.stop().await;
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailbridge"))
+        .args(["keys", "rotate"])
+        .env("MAILBRIDGE_DATABASE_URL", &url)
+        .env("MAILBRIDGE_ENCRYPTION_KEYS", format!("{NEW},{OLD}"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("re-encrypted 2 "), "{stdout}");
+    let dump = pg.dump(&url);
+    for marker in &MARKERS[..3] {
+        assert!(
+            !dump.contains(marker),
+            "{marker} in the dump after rotation"
+        );
+    }
+
+    // The old key removed: stored messages still deliver.
+    let outbox = tempfile::tempdir().unwrap();
+    let second = TestServer::start(&[
+        ("MAILBRIDGE_DATABASE_URL", url.as_str()),
+        ("MAILBRIDGE_ENCRYPTION_KEYS", NEW),
+        (
+            "MAILBRIDGE_TRANSPORT",
+            &format!("file://{}", outbox.path().display()),
+        ),
+    ])
+    .await;
+    for id in &ids {
+        second
+            .wait_status(id, "sent", Duration::from_secs(20))
+            .await;
+    }
+    second.stop().await;
 }
