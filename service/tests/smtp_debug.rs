@@ -18,12 +18,35 @@ use tracing::subscriber::DefaultGuard;
 const TARGET: &str = "mailbridge::smtp::conversation";
 const PASSWORD: &str = "pa55-w0rd-never-logged";
 
+/// One test of this file at a time: each installs a subscriber of its own
+/// thread, and tracing caches which subscribers care about a log site
+/// process-wide, so one test installing or dropping its subscriber while
+/// another logs from a site for the first time could lose that line.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// The test's subscriber, and its turn; dropped in this order.
+struct Installed {
+    _subscriber: DefaultGuard,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
 /// Everything logged on this thread (at every level) while the guard lives.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl Captured {
-    fn install(&self) -> DefaultGuard {
+    fn install(&self) -> Installed {
+        // A test that failed still hands the turn on.
+        let turn = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Installed {
+            _subscriber: self.subscriber(),
+            _turn: turn,
+        }
+    }
+
+    fn subscriber(&self) -> DefaultGuard {
         let writer = self.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
