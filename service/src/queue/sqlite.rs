@@ -125,7 +125,8 @@ fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
 /// The status filter of the console's list and search, as `?1`: a plain
 /// equality when one is asked for, so that SQLite reads that status's rows
 /// newest first from `messages_status_id` (`?1 IS NULL OR status = ?1` would
-/// make it walk every newer row of the table).
+/// make it walk every newer row of the table). The tenant filters are plain
+/// equalities for one tenant for the same reason (`messages_tenant_id`).
 fn status_clause(status: Option<Status>) -> &'static str {
     match status {
         Some(_) => "status = ?1 ",
@@ -215,8 +216,12 @@ impl JobStore for SqliteStore {
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<MessageRecord>, StoreError> {
         let status = status_clause(filter.status);
+        let tenant = match filter.tenant {
+            Some(_) => "AND tenant = ?2 ",
+            None => "AND ?2 IS NULL ",
+        };
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {RECORD_COLUMNS} FROM messages WHERE {status}AND (?2 IS NULL OR tenant = ?2) \
+            "SELECT {RECORD_COLUMNS} FROM messages WHERE {status}{tenant}\
              AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
         )))
         .bind(filter.status.map(Status::as_str))

@@ -61,12 +61,16 @@ pub(super) async fn search(
             Some(prefix_end(p)),
         ),
     };
-    let tenants = search
-        .tenants
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()
-        .context("tenant list")?;
+    // One tenant (a tenant's own console) is read from `messages_tenant_id`;
+    // several are looked up in a JSON list.
+    let (tenant, tenants) = match search.tenants.as_deref() {
+        None => ("AND ?2 IS NULL ", None),
+        Some([one]) => ("AND tenant = ?2 ", Some(one.clone())),
+        Some(many) => (
+            "AND tenant IN (SELECT value FROM json_each(?2)) ",
+            Some(serde_json::to_string(many).context("tenant list")?),
+        ),
+    };
     // A plain equality, so that a rare transport is read from its index
     // (`?9 IS NULL OR …` would make SQLite walk every newer row).
     let transport = match search.transport {
@@ -75,8 +79,7 @@ pub(super) async fn search(
     };
     let status = super::status_clause(search.status);
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {RECORD_COLUMNS} FROM messages WHERE {status}\
-         AND (?2 IS NULL OR tenant IN (SELECT value FROM json_each(?2))) \
+        "SELECT {RECORD_COLUMNS} FROM messages WHERE {status}{tenant}\
          AND (?3 IS NULL OR created_at >= ?3) AND (?4 IS NULL OR created_at < ?4) {recipient}\
          {transport}AND (?7 IS NULL OR id < ?7) ORDER BY id DESC LIMIT ?8"
     )))

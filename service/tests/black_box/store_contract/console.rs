@@ -108,6 +108,21 @@ pub async fn history_searches_and_breakdown(store: Arc<dyn JobStore>) {
         ..by(prefix("ada"))
     };
     assert_eq!(found(&store, acme).await, [ada]);
+    let globex = Search {
+        tenants: Some(vec!["globex".into()]),
+        ..Search::default()
+    };
+    assert_eq!(found(&store, globex).await, [adam]);
+    let both = Search {
+        tenants: Some(vec!["acme".into(), "globex".into()]),
+        ..by(prefix("ada"))
+    };
+    assert_eq!(found(&store, both).await, [adam, ada]);
+    let acme_and_unknown = Search {
+        tenants: Some(vec!["acme".into(), "initech".into()]),
+        ..Search::default()
+    };
+    assert_eq!(found(&store, acme_and_unknown).await, [carl, ada]);
     let none = Search {
         tenants: Some(vec![]),
         ..Search::default()
