@@ -121,7 +121,6 @@ fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
     Ok(options)
 }
 
-/// Unix milliseconds of `t`.
 /// The status filter of the console's list and search, as `?1`: a plain
 /// equality when one is asked for, so that SQLite reads that status's rows
 /// newest first from `messages_status_id` (`?1 IS NULL OR status = ?1` would
@@ -134,6 +133,7 @@ fn status_clause(status: Option<Status>) -> &'static str {
     }
 }
 
+/// Unix milliseconds of `t`.
 fn ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
