@@ -13,47 +13,24 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use smtp_support::{SmtpPeer, TokenEndpoint, make_certs, message, path_in, transport};
-use tracing::subscriber::DefaultGuard;
 
 const TARGET: &str = "mailbridge::smtp::conversation";
 const PASSWORD: &str = "pa55-w0rd-never-logged";
-
-/// One test of this file at a time: each installs a subscriber of its own
-/// thread, and tracing caches which subscribers care about a log site
-/// process-wide, so one test installing or dropping its subscriber while
-/// another logs from a site for the first time could lose that line.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// The test's subscriber, and its turn; dropped in this order.
-struct Installed {
-    _subscriber: DefaultGuard,
-    _turn: std::sync::MutexGuard<'static, ()>,
-}
 
 /// Everything logged on this thread (at every level) while the guard lives.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl Captured {
-    fn install(&self) -> Installed {
-        // A test that failed still hands the turn on.
-        let turn = ONE_AT_A_TIME
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Installed {
-            _subscriber: self.subscriber(),
-            _turn: turn,
-        }
-    }
-
-    fn subscriber(&self) -> DefaultGuard {
+    fn install(&self) -> common::Subscribed {
         let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
+        common::subscribe(
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish(),
+        )
     }
 
     fn text(&self) -> String {

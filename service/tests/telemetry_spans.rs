@@ -18,25 +18,9 @@ use tracing_subscriber::layer::SubscriberExt as _;
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const CALLER_SPAN: &str = "b7ad6b7169203331";
 
-/// One test of this file at a time: each installs a subscriber of its own
-/// thread, and tracing caches which subscribers care about a span site
-/// process-wide, so one test installing or dropping its subscriber while
-/// another's server opens a span for the first time could lose that span.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// The test's subscriber, and its turn; dropped in this order.
-struct Installed {
-    _subscriber: tracing::subscriber::DefaultGuard,
-    _turn: std::sync::MutexGuard<'static, ()>,
-}
-
 /// Installs an exporting subscriber for this test's thread (the tests run on a
 /// current-thread runtime, so the server's tasks run here too).
-fn capture() -> (InMemorySpanExporter, SdkTracerProvider, Installed) {
-    // A test that failed still hands the turn on.
-    let turn = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+fn capture() -> (InMemorySpanExporter, SdkTracerProvider, common::Subscribed) {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     mailbridge::telemetry::handoff::set_enabled(true);
     let exporter = InMemorySpanExporter::default();
@@ -45,12 +29,7 @@ fn capture() -> (InMemorySpanExporter, SdkTracerProvider, Installed) {
         .build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    let guard = tracing::subscriber::set_default(subscriber);
-    let installed = Installed {
-        _subscriber: guard,
-        _turn: turn,
-    };
-    (exporter, provider, installed)
+    (exporter, provider, common::subscribe(subscriber))
 }
 
 fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {

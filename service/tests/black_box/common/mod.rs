@@ -27,3 +27,25 @@ pub mod console;
 pub mod postgres;
 pub mod postmark;
 pub mod server;
+
+/// A subscriber of this test's thread, installed for as long as this lives,
+/// and the process's turn to have one: tracing caches, per site and for the
+/// whole process, which subscribers care about it, so tests that each
+/// install their own lost a span or line now and then when run side by side.
+pub struct Subscribed {
+    _subscriber: tracing::subscriber::DefaultGuard,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+/// Installs `subscriber` for this thread once no other test has one.
+pub fn subscribe(subscriber: impl tracing::Subscriber + Send + Sync + 'static) -> Subscribed {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that failed still hands the turn on.
+    let turn = TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Subscribed {
+        _subscriber: tracing::subscriber::set_default(subscriber),
+        _turn: turn,
+    }
+}
