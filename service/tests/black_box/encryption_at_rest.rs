@@ -66,6 +66,52 @@ fn markers_in_files(dir: &std::path::Path) -> Vec<String> {
     found
 }
 
+/// Re-encrypts the messages stored at `db` with the new key (both keys set,
+/// the new one first); `count` of them.
+fn rotate(db: &str, count: usize) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailbridge"))
+        .args(["keys", "rotate"])
+        .env("MAILBRIDGE_DATABASE_URL", db)
+        .env("MAILBRIDGE_ENCRYPTION_KEYS", format!("{NEW},{OLD}"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("re-encrypted {count} ")),
+        "{stdout}"
+    );
+}
+
+/// The old key removed: the messages `ids` stored at `db` still deliver, with
+/// their content, into `outbox`.
+async fn delivered_with_the_new_key_alone(db: &str, ids: &[String], outbox: &std::path::Path) {
+    let server = TestServer::start(&[
+        ("MAILBRIDGE_DATABASE_URL", db),
+        ("MAILBRIDGE_ENCRYPTION_KEYS", NEW),
+        (
+            "MAILBRIDGE_TRANSPORT",
+            &format!("file://{}", outbox.display()),
+        ),
+    ])
+    .await;
+    for id in ids {
+        server
+            .wait_status(id, "sent", Duration::from_secs(20))
+            .await;
+    }
+    let delivered: String = std::fs::read_dir(outbox)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(delivered.contains(MARKERS[0]) && delivered.contains(MARKERS[2]));
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn sqlite_files_hold_no_plain_text_and_rotation_keeps_messages_deliverable() {
     // The database lives outside the server's own directory, to outlive it.
@@ -91,44 +137,11 @@ async fn sqlite_files_hold_no_plain_text_and_rotation_keeps_messages_deliverable
     first.stop().await;
 
     // Rotate to the new key (both set, the new one first), online-capable CLI.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailbridge"))
-        .args(["keys", "rotate"])
-        .env("MAILBRIDGE_DATABASE_URL", &db)
-        .env("MAILBRIDGE_ENCRYPTION_KEYS", format!("{NEW},{OLD}"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("re-encrypted 3 "), "{stdout}");
+    rotate(&db, 3);
     let found = markers_in_files(kept.path());
     assert!(found.is_empty(), "plain text after rotation: {found:?}");
 
-    // The old key removed: stored messages still deliver.
-    let outbox = kept.path().join("outbox");
-    let second = TestServer::start(&[
-        ("MAILBRIDGE_DATABASE_URL", db.as_str()),
-        ("MAILBRIDGE_ENCRYPTION_KEYS", NEW),
-        (
-            "MAILBRIDGE_TRANSPORT",
-            &format!("file://{}", outbox.display()),
-        ),
-    ])
-    .await;
-    for id in &ids {
-        second
-            .wait_status(id, "sent", Duration::from_secs(20))
-            .await;
-    }
-    let delivered: String = std::fs::read_dir(&outbox)
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect();
-    assert!(delivered.contains(MARKERS[0]) && delivered.contains(MARKERS[2]));
-    second.stop().await;
+    delivered_with_the_new_key_alone(&db, &ids, &kept.path().join("outbox")).await;
 }
 
 #[tokio::test]
@@ -203,19 +216,7 @@ async fn a_postgres_dump_holds_no_plain_text_and_rotation_keeps_messages_deliver
     }
     server.stop().await;
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailbridge"))
-        .args(["keys", "rotate"])
-        .env("MAILBRIDGE_DATABASE_URL", &url)
-        .env("MAILBRIDGE_ENCRYPTION_KEYS", format!("{NEW},{OLD}"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("re-encrypted 2 "), "{stdout}");
+    rotate(&url, 2);
     let dump = pg.dump(&url);
     for marker in &MARKERS[..3] {
         assert!(
@@ -224,21 +225,6 @@ async fn a_postgres_dump_holds_no_plain_text_and_rotation_keeps_messages_deliver
         );
     }
 
-    // The old key removed: stored messages still deliver.
     let outbox = tempfile::tempdir().unwrap();
-    let second = TestServer::start(&[
-        ("MAILBRIDGE_DATABASE_URL", url.as_str()),
-        ("MAILBRIDGE_ENCRYPTION_KEYS", NEW),
-        (
-            "MAILBRIDGE_TRANSPORT",
-            &format!("file://{}", outbox.path().display()),
-        ),
-    ])
-    .await;
-    for id in &ids {
-        second
-            .wait_status(id, "sent", Duration::from_secs(20))
-            .await;
-    }
-    second.stop().await;
+    delivered_with_the_new_key_alone(&url, &ids, outbox.path()).await;
 }
