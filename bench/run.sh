@@ -18,6 +18,9 @@
 #     persistent sessions (SMTP_MESSAGES messages of SMTP_SIZE bytes).
 # STORE=postgres runs the same against a throwaway PostgreSQL server on loopback
 # (Debian's binaries, as scripts/test-deps.sh installs them) instead of SQLite.
+# SMTP_LATENCY_MS=n puts Toxiproxy (as scripts/test-deps.sh installs it)
+# between the service and smtp-sink, delaying every reply by n ms, as a
+# relay across a network would; raw SMTP (step 5) goes the same way.
 # BASELINE=0 skips step 0, SMTP_BASELINE=0 steps 4 and 5. MAILBRIDGE_BIN and NOOP_BIN
 # name ready-built binaries (A/B runs of two builds) instead of building here.
 # Needs: wrk and postfix (smtp-sink, smtp-source) from Debian; installs them when missing.
@@ -50,7 +53,7 @@ work=$(mktemp -d)
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {
-  kill "${SINK:-}" "${SVC:-}" "${BASE:-}" 2>/dev/null || true
+  kill "${SINK:-}" "${SVC:-}" "${BASE:-}" "${TOXI:-}" 2>/dev/null || true
   [ -n "${PG_PORT:-}" ] && as_pg "$PG_BIN/pg_ctl" stop -m fast -D "$work/pg" >/dev/null 2>&1
   rm -rf "$work"
 }
@@ -61,6 +64,18 @@ wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "http://$1" && return
 SMTP_PORT=$(free_port)
 /usr/sbin/smtp-sink -u "$(id -un)" "127.0.0.1:$SMTP_PORT" 1024 >/dev/null 2>&1 &
 SINK=$!
+SMTP_TARGET="127.0.0.1:$SMTP_PORT"
+if [ -n "${SMTP_LATENCY_MS:-}" ]; then
+  toxi_api="127.0.0.1:$(free_port)"; SMTP_TARGET="127.0.0.1:$(free_port)"
+  "${TOXIPROXY:-$HOME/.cache/mailbridge/bin/toxiproxy-server}" -host 127.0.0.1 -port "${toxi_api#*:}" >/dev/null 2>&1 &
+  TOXI=$!
+  wait_http "$toxi_api/version"
+  curl -fsS -o /dev/null -XPOST "http://$toxi_api/proxies" \
+    -d "{\"name\":\"smtp\",\"listen\":\"$SMTP_TARGET\",\"upstream\":\"127.0.0.1:$SMTP_PORT\"}"
+  curl -fsS -o /dev/null -XPOST "http://$toxi_api/proxies/smtp/toxics" \
+    -d "{\"type\":\"latency\",\"stream\":\"downstream\",\"attributes\":{\"latency\":$SMTP_LATENCY_MS}}"
+  echo "SMTP replies delayed by $SMTP_LATENCY_MS ms (Toxiproxy at $SMTP_TARGET)"
+fi
 
 if [ "$STORE" = postgres ]; then
   # Durable as in production: fsync and synchronous_commit stay on.
@@ -113,7 +128,7 @@ start_service() {
   fresh_store "$1"
   export MAILBRIDGE_LISTEN="127.0.0.1:$(free_port)"
   export MAILBRIDGE_DATABASE_URL="$DB_URL"
-  export MAILBRIDGE_TRANSPORT="smtp://127.0.0.1:$SMTP_PORT?tls=none&max_connections=$SMTP_CONNECTIONS$2"
+  export MAILBRIDGE_TRANSPORT="smtp://$SMTP_TARGET?tls=none&max_connections=$SMTP_CONNECTIONS$2"
   export MAILBRIDGE_JWT_SECRET="bench-secret-0123456789abcdef-0123456789"
   export MAILBRIDGE_LOG="warn"
   export MAILBRIDGE_MAX_PENDING=100000000
@@ -180,7 +195,7 @@ smtp_baseline() {
   echo "== raw SMTP: smtp-source -d -s $SMTP_CONNECTIONS -m $SMTP_MESSAGES -l $SMTP_SIZE"
   start=$(date +%s.%N)
   /usr/sbin/smtp-source -d -s "$SMTP_CONNECTIONS" -m "$SMTP_MESSAGES" -l "$SMTP_SIZE" \
-    -f bench@example.com -t sink@example.com "127.0.0.1:$SMTP_PORT"
+    -f bench@example.com -t sink@example.com "$SMTP_TARGET"
   end=$(date +%s.%N)
   SMTP_RATE=$(python3 -c "print(round($SMTP_MESSAGES/($end-$start)))")
   echo "raw SMTP: $SMTP_MESSAGES messages in $(python3 -c "print(round($end-$start,2))")s: $SMTP_RATE messages/s"

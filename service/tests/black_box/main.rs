@@ -60,6 +60,7 @@ mod smtp_bounces;
 mod smtp_delivery;
 mod smtp_dkim;
 mod smtp_file;
+mod smtp_pipelining;
 mod smtp_tls_auth;
 mod smtp_wire;
 mod smtp_xoauth2;

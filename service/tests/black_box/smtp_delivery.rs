@@ -179,8 +179,10 @@ async fn silent_server_times_out() {
 
 /// A minimal SMTP server that takes one message per connection and then
 /// hangs up, as a server does with a client that idled too long. Answers
-/// the number of connections accepted so far.
-async fn one_message_per_connection() -> (u16, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+/// the number of connections accepted so far. Offers PIPELINING if asked.
+async fn one_message_per_connection(
+    pipelining: bool,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU32>) {
     use std::sync::atomic::{AtomicU32, Ordering};
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -198,6 +200,9 @@ async fn one_message_per_connection() -> (u16, std::sync::Arc<std::sync::atomic:
                 while let Ok(Some(line)) = lines.next_line().await {
                     let reply: &[u8] =
                         match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
+                            "EHLO" if pipelining => {
+                                b"250-test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+                            }
                             "EHLO" => b"250-test\r\n250 8BITMIME\r\n",
                             "DATA" => {
                                 write.write_all(b"354 go on\r\n").await.unwrap();
@@ -224,7 +229,13 @@ async fn one_message_per_connection() -> (u16, std::sync::Arc<std::sync::atomic:
 
 #[tokio::test]
 async fn a_connection_closed_while_idle_is_replaced_at_once() {
-    let (port, accepted) = one_message_per_connection().await;
+    for pipelining in [false, true] {
+        replaced_at_once(pipelining).await;
+    }
+}
+
+async fn replaced_at_once(pipelining: bool) {
+    let (port, accepted) = one_message_per_connection(pipelining).await;
     let smtp = transport(&format!("smtp://127.0.0.1:{port}?tls=none"));
     for n in 0..3 {
         let delivery = smtp.send(&message(n)).await.unwrap();

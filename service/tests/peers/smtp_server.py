@@ -8,7 +8,8 @@ Microsoft styles of refusing a token) and injected 4xx/5xx replies.
 
 Each accepted message is written to DIR/<n>.eml, and one JSON line is
 appended to DIR/messages.jsonl: file, mail_from, rcpt_tos, connection (a
-number per TCP connection), tls, auth_user.
+number per TCP connection), tls, auth_user, pipelined (whether RCPT TO had
+already arrived when MAIL FROM was answered).
 """
 
 import argparse
@@ -51,7 +52,23 @@ class Handler:
         self.failures += 1
         return True
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.args.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        # What the client sent after MAIL FROM without waiting for its reply.
+        waiting = bytes(server._reader._buffer)
+        session.pipelined = b"RCPT TO" in waiting.upper()
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.args.reject_address:
+            return FAIL_TEXT[550].format(rcpt=address)
         if self._should_fail("rcpt"):
             return FAIL_TEXT[self.args.fail_rcpt].format(rcpt=address)
         envelope.rcpt_tos.append(address)
@@ -74,6 +91,7 @@ class Handler:
             "connection": server.connection_number,
             "tls": session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None,
             "auth_user": auth_user(session),
+            "pipelined": getattr(session, "pipelined", False),
         }
         with open(os.path.join(self.args.maildir, "messages.jsonl"), "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -267,6 +285,8 @@ def main():
     p.add_argument("--fail-at", choices=["rcpt", "data"], default="rcpt")
     p.add_argument("--fail-times", type=int, default=0, help="fail only the first N messages (0: all)")
     p.add_argument("--reply-delay", type=float, default=0, help="wait this many seconds before every reply")
+    p.add_argument("--pipelining", action="store_true", help="offer PIPELINING (off by default, as aiosmtpd)")
+    p.add_argument("--reject-address", action="append", default=[], help="refuse RCPT TO this address (550)")
     p.add_argument("--smtputf8", action="store_true", help="offer SMTPUTF8 (off by default, as aiosmtpd)")
     p.add_argument("--stall-data", type=float, default=0, help="wait this many seconds before answering DATA")
     args = p.parse_args()

@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
+use lettre::transport::smtp::commands::Ehlo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -45,6 +46,11 @@ pub(super) struct Connection {
     pub log: Conversation,
     /// The XOAUTH2 token it authenticated with, if any.
     pub token: Option<AccessToken>,
+    /// Whether commands go grouped (the server offers PIPELINING, RFC 2920).
+    pub pipelining: bool,
+    /// Left in the middle of a message (the server waits for its end):
+    /// closed without QUIT, which would be taken as part of the message.
+    pub in_data: bool,
 }
 
 /// Opens a connection to the server of `settings`, authenticated with
@@ -82,6 +88,7 @@ pub(super) async fn open(
         smtp.server_info()
     ));
     starttls(settings, &log, &mut smtp).await?;
+    let pipelining = settings.pipelining && offers_pipelining(settings, &log, &mut smtp).await?;
     if let Some((credentials, mechanisms)) = login(settings, token) {
         let offered = smtp.server_info().get_auth_mechanism(&mechanisms);
         let name = offered.map_or_else(|| "(none in common)".to_owned(), |m| m.to_string());
@@ -94,7 +101,32 @@ pub(super) async fn open(
         smtp,
         log,
         token: token.cloned(),
+        pipelining,
+        in_data: false,
     })
+}
+
+/// Whether the server offers PIPELINING. lettre keeps only the extensions
+/// it uses, so EHLO is sent once more for the whole list, before AUTH (a
+/// repeated EHLO resets the session, as RSET does). A server that refuses
+/// it gets its commands one by one.
+async fn offers_pipelining(
+    settings: &Settings,
+    log: &Conversation,
+    smtp: &mut AsyncSmtpConnection,
+) -> Result<bool, Failure> {
+    log.sent(format_args!("EHLO {}", settings.hello));
+    let reply = smtp.command(Ehlo::new(settings.hello.clone())).await;
+    log.answer(&reply);
+    match reply {
+        Ok(reply) => Ok(reply.message().skip(1).any(|line| {
+            line.split_ascii_whitespace()
+                .next()
+                .is_some_and(|keyword| keyword.eq_ignore_ascii_case("PIPELINING"))
+        })),
+        Err(e) if e.status().is_some() => Ok(false),
+        Err(e) => Err(Failure::Smtp(e)),
+    }
 }
 
 /// The first address of the server that accepts a TCP connection.

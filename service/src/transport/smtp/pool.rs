@@ -110,8 +110,12 @@ async fn sweep(pool: Weak<Pool>) {
     }
 }
 
-/// Says QUIT (bounded) in the background and drops the connection.
+/// Says QUIT (bounded) in the background and drops the connection; one
+/// left in the middle of a message is dropped at once.
 pub(super) fn close(mut connection: Connection) {
+    if connection.in_data {
+        return;
+    }
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };

@@ -32,6 +32,7 @@ const KNOWN_OPTIONS: &[&str] = &[
     "cert_file",
     "key_file",
     "debug",
+    "pipelining",
     "verp",
     "dkim_domain",
     "dkim_selector",
@@ -76,6 +77,9 @@ pub(super) struct Settings {
     pub xoauth2: Option<(String, Arc<dyn TokenSource>)>,
     /// `debug=true`: log the SMTP conversation (secrets redacted).
     pub debug: bool,
+    /// `pipelining=false`: never group commands, even when the server
+    /// offers PIPELINING.
+    pub pipelining: bool,
     /// `verp=bounces@domain`: every message's envelope sender is
     /// `bounces+<its id>@domain`, so that a bounce names the message.
     pub verp: Option<(String, String)>,
@@ -134,16 +138,8 @@ pub(super) fn from_dsn(dsn: &Dsn) -> Result<Settings, DsnError> {
         Some(helo) => ClientId::Domain(helo.to_owned()),
         None => ClientId::default(),
     };
-    let debug = match dsn.option("debug") {
-        None | Some("false" | "0" | "no") => false,
-        Some("true" | "1" | "yes") => true,
-        Some(other) => {
-            return Err(DsnError::invalid(
-                scheme,
-                format!("debug `{other}` is not one of true, false"),
-            ));
-        }
-    };
+    let debug = flag(dsn, "debug", false)?;
+    let pipelining = flag(dsn, "pipelining", true)?;
     let (login, xoauth2) = if dsn.option("auth") == Some("xoauth2") {
         (None, Some(xoauth2(dsn, timeout)?))
     } else {
@@ -161,9 +157,23 @@ pub(super) fn from_dsn(dsn: &Dsn) -> Result<Settings, DsnError> {
         login,
         xoauth2,
         debug,
+        pipelining,
         verp: verp(dsn)?,
         dkim: dkim(dsn)?,
     })
+}
+
+/// A `true`/`false` option (also `1`/`0`, `yes`/`no`).
+fn flag(dsn: &Dsn, name: &str, default: bool) -> Result<bool, DsnError> {
+    match dsn.option(name) {
+        None => Ok(default),
+        Some("false" | "0" | "no") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some(other) => Err(DsnError::invalid(
+            &dsn.scheme,
+            format!("{name} `{other}` is not one of true, false"),
+        )),
+    }
 }
 
 /// The `verp` option: a plain address whose local part gets the message's tag.

@@ -3,6 +3,8 @@
 //! so that each step is in the conversation log — and in the form of the
 //! message this server can take.
 
+use std::fmt;
+
 use lettre::address::Envelope;
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::ServerInfo;
@@ -10,7 +12,7 @@ use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParam
 use lettre::transport::smtp::response::Response;
 
 use super::connect::{Connection, Failure};
-use super::conversation::mask;
+use super::conversation::{Conversation, mask};
 use super::dkim::DkimSigner;
 use super::stale_or_smtp;
 use crate::email::OutgoingMessage;
@@ -102,8 +104,7 @@ pub(super) async fn transaction(
     connection: &mut Connection,
     forms: &Forms,
 ) -> Result<Response, Failure> {
-    let Connection { smtp, log, .. } = connection;
-    let info = smtp.server_info();
+    let info = connection.smtp.server_info();
     let (form, smtputf8) = forms.for_server(info)?;
     let mut parameters = Vec::new();
     if smtputf8 {
@@ -119,40 +120,237 @@ pub(super) async fn transaction(
         parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
     let envelope = &form.envelope;
-    if log.enabled() {
-        let sender = envelope
-            .from()
-            .map(|a| mask(address(a)))
-            .unwrap_or_default();
-        let shown: String = parameters.iter().map(|p| format!(" {p}")).collect();
-        log.sent(format!("MAIL FROM:<{sender}>{shown}"));
+    let commands = Commands {
+        shown: shown(envelope, &parameters, &connection.log),
+        mail: Mail::new(envelope.from().cloned(), parameters),
+        rcpts: envelope
+            .to()
+            .iter()
+            .map(|r| Rcpt::new(r.clone(), Vec::new()))
+            .collect(),
+    };
+    if connection.pipelining {
+        pipelined(connection, &commands).await?;
+    } else {
+        one_by_one(connection, &commands).await?;
     }
-    let reply = smtp
-        .command(Mail::new(envelope.from().cloned(), parameters))
-        .await;
-    log.answer(&reply);
-    reply.map_err(stale_or_smtp)?;
-    for recipient in envelope.to() {
-        if log.enabled() {
-            log.sent(format!("RCPT TO:<{}>", mask(address(recipient))));
-        }
-        let reply = smtp.command(Rcpt::new(recipient.clone(), Vec::new())).await;
-        log.answer(&reply);
-        reply.map_err(Failure::Smtp)?;
-    }
-    log.sent("DATA");
-    let reply = smtp.command(Data).await;
-    log.answer(&reply);
-    reply.map_err(Failure::Smtp)?;
+    let Connection { smtp, log, .. } = connection;
     log.sent(format_args!(
         "<message, {} bytes, not logged>",
         form.bytes.len()
     ));
-    let reply = smtp.message(&form.bytes).await;
+    // The message is CRLF-clean text (see `build_mime`); bytes that are not
+    // UTF-8 would go lettre's way, which stuffs them one by one.
+    let reply = match std::str::from_utf8(&form.bytes) {
+        Ok(text) => smtp.command(Content(text)).await,
+        Err(_) => smtp.message(&form.bytes).await,
+    };
     log.answer(&reply);
     reply.map_err(Failure::Smtp)
 }
 
+/// MAIL FROM, one RCPT TO per recipient, and DATA.
+struct Commands {
+    /// Their lines in the conversation log, in the same order.
+    shown: Vec<String>,
+    mail: Mail,
+    rcpts: Vec<Rcpt>,
+}
+
+/// The commands as one write (RFC 2920: DATA last in the group).
+impl fmt::Display for Commands {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.mail.fmt(f)?;
+        for rcpt in &self.rcpts {
+            rcpt.fmt(f)?;
+        }
+        Data.fmt(f)
+    }
+}
+
+/// How the conversation log shows the commands, addresses masked: one
+/// line for MAIL, one per RCPT, one for DATA (none when the log is off).
+fn shown(envelope: &Envelope, parameters: &[MailParameter], log: &Conversation) -> Vec<String> {
+    if !log.enabled() {
+        return Vec::new();
+    }
+    let sender = envelope
+        .from()
+        .map(|a| mask(address(a)))
+        .unwrap_or_default();
+    let parameters: String = parameters.iter().map(|p| format!(" {p}")).collect();
+    let mut lines = vec![format!("MAIL FROM:<{sender}>{parameters}")];
+    for recipient in envelope.to() {
+        lines.push(format!("RCPT TO:<{}>", mask(address(recipient))));
+    }
+    lines.push("DATA".to_owned());
+    lines
+}
+
+/// Each command waits for its reply before the next goes.
+async fn one_by_one(connection: &mut Connection, commands: &Commands) -> Result<(), Failure> {
+    let Connection { smtp, log, .. } = connection;
+    let mut shown = commands.shown.iter();
+    let mut sent = |log: &Conversation| shown.next().map(|line| log.sent(line));
+    sent(log);
+    let reply = smtp.command(&commands.mail).await;
+    log.answer(&reply);
+    reply.map_err(stale_or_smtp)?;
+    for rcpt in &commands.rcpts {
+        sent(log);
+        let reply = smtp.command(rcpt).await;
+        log.answer(&reply);
+        reply.map_err(Failure::Smtp)?;
+    }
+    sent(log);
+    let reply = smtp.command(Data).await;
+    log.answer(&reply);
+    reply.map_err(Failure::Smtp).map(drop)
+}
+
+/// The server offers PIPELINING: the commands go in one write and their
+/// replies are read afterwards, every one of them, so the failure reported
+/// is the first in the order of the commands. One round trip instead of
+/// two plus one per recipient.
+async fn pipelined(connection: &mut Connection, commands: &Commands) -> Result<(), Failure> {
+    let Connection {
+        smtp, log, in_data, ..
+    } = connection;
+    for line in &commands.shown {
+        log.sent(line);
+    }
+    let mail = smtp.command(commands).await;
+    log.answer(&mail);
+    let mut replies = Vec::with_capacity(commands.rcpts.len() + 1);
+    if !closing(&mail) {
+        for _ in 0..=commands.rcpts.len() {
+            let reply = smtp.read_response().await;
+            log.answer(&reply);
+            let stop = closing(&reply);
+            replies.push(reply);
+            if stop {
+                break;
+            }
+        }
+    }
+    let data_open =
+        replies.len() == commands.rcpts.len() + 1 && replies.last().is_some_and(Result::is_ok);
+    let outcome = mail.map_err(stale_or_smtp).and_then(|_| {
+        replies
+            .into_iter()
+            .try_for_each(|r| r.map(drop))
+            .map_err(Failure::Smtp)
+    });
+    if outcome.is_err() && data_open {
+        // A recipient was refused but others were taken, so the server
+        // waits for the message: leaving now, without the final dot, is
+        // the only way to send nothing.
+        log.note("a command failed after DATA was accepted: closing without sending the message");
+        *in_data = true;
+    }
+    outcome
+}
+
+/// Whether nothing more will come on this connection: no reply at all, or
+/// the server closing (421).
+fn closing(reply: &Result<Response, lettre::transport::smtp::Error>) -> bool {
+    reply
+        .as_ref()
+        .is_err_and(|e| e.status().is_none() || super::classify::reply_code(e) == Some(421))
+}
+
+/// The message after DATA: dot-stuffed (RFC 5321 4.5.2: a line that starts
+/// with `.` gets another) and ended with `CRLF.CRLF`, the same bytes as
+/// lettre's `message`, written as one string.
+struct Content<'a>(&'a str);
+
+impl fmt::Display for Content<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0;
+        if text.starts_with('.') {
+            f.write_str(".")?;
+        }
+        let mut from = 0;
+        for at in memchr::memmem::find_iter(text.as_bytes(), b"\r\n.") {
+            f.write_str(&text[from..at + 3])?;
+            f.write_str(".")?;
+            from = at + 3;
+        }
+        f.write_str(&text[from..])?;
+        f.write_str("\r\n.\r\n")
+    }
+}
+
 fn address(a: &lettre::Address) -> &str {
     a.as_ref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 5321 4.5.2 the slow way: a byte at a time, as a line is read.
+    fn stuffed_by_hand(text: &str) -> String {
+        let mut out = String::new();
+        let mut line_start = true;
+        let mut after_cr = false;
+        for c in text.chars() {
+            if c == '.' && line_start {
+                out.push('.');
+            }
+            out.push(c);
+            line_start = after_cr && c == '\n';
+            after_cr = c == '\r';
+        }
+        out + "\r\n.\r\n"
+    }
+
+    #[test]
+    fn content_is_dot_stuffed_at_every_line_start() {
+        let pieces = ["a", ".", "..", "\r", "\n", "\r\n", "ü", " "];
+        // Every string of up to five pieces.
+        let mut texts = vec![String::new()];
+        for _ in 0..5 {
+            let longer: Vec<String> = texts
+                .iter()
+                .flat_map(|t| pieces.iter().map(move |p| format!("{t}{p}")))
+                .collect();
+            texts.extend(longer);
+            texts.sort();
+            texts.dedup();
+        }
+        assert!(texts.len() > 30_000);
+        for text in &texts {
+            assert_eq!(Content(text).to_string(), stuffed_by_hand(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn content_ends_with_the_final_dot_even_when_empty_or_unterminated() {
+        assert_eq!(Content("").to_string(), "\r\n.\r\n");
+        assert_eq!(Content(".").to_string(), "..\r\n.\r\n");
+        assert_eq!(
+            Content("a\r\n.\r\n").to_string(),
+            "a\r\n..\r\n\r\n.\r\n",
+            "a lone dot in the message does not end it"
+        );
+    }
+
+    #[test]
+    fn commands_go_as_one_group_with_data_last() {
+        let from: lettre::Address = "n@acme.example".parse().unwrap();
+        let to: Vec<lettre::Address> = ["a@example.com", "b@example.com"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let commands = Commands {
+            shown: Vec::new(),
+            mail: Mail::new(Some(from), Vec::new()),
+            rcpts: to.into_iter().map(|a| Rcpt::new(a, Vec::new())).collect(),
+        };
+        assert_eq!(
+            commands.to_string(),
+            "MAIL FROM:<n@acme.example>\r\nRCPT TO:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+        );
+    }
 }

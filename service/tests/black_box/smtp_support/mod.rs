@@ -36,6 +36,9 @@ pub struct Received {
     pub connection: u32,
     pub tls: bool,
     pub auth_user: Option<String>,
+    /// Whether RCPT TO had arrived before MAIL FROM was answered.
+    #[serde(default)]
+    pub pipelined: bool,
     #[serde(skip)]
     pub path: PathBuf,
 }
