@@ -55,6 +55,12 @@ async fn leases_expire_and_the_message_is_claimed_again() {
 }
 
 #[tokio::test]
+async fn claims_take_the_oldest_due_of_every_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::claims_take_the_oldest_due_of_every_kind(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test]
 async fn outcomes_listing_and_requeue() {
     let dir = tempfile::tempdir().unwrap();
     store_contract::outcomes_listing_and_requeue(Arc::new(open(&dir).await)).await;

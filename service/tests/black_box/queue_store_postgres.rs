@@ -27,6 +27,7 @@ async fn the_store_contract_holds_on_postgres() {
     store_contract::concurrent_enqueues_are_all_committed(open(&pg.database()).await).await;
     store_contract::leases_expire_and_the_message_is_claimed_again(open(&pg.database()).await)
         .await;
+    store_contract::claims_take_the_oldest_due_of_every_kind(open(&pg.database()).await).await;
     store_contract::outcomes_listing_and_requeue(open(&pg.database()).await).await;
     store_contract::retention_drops_old_sent_bodies_but_keeps_their_status(
         open(&pg.database()).await,

@@ -131,12 +131,20 @@ async fn claim(
     let now = batch::current(now);
     let now_ms = ms(now);
     let until = now + lease;
+    // The oldest due rows of each kind, read in order from `messages_due`
+    // (status, next_attempt_at), then the oldest of those: one `OR` over
+    // the kinds made SQLite read every due row and sort them all, so each
+    // claim grew with the backlog (27 ms for 100,000 due rows; 0.8 ms so).
     let rows = sqlx::query(
         "UPDATE messages SET status = 'sending', attempts = attempts + 1, claims = claims + 1, \
              lease_until = ?1, updated_at = ?2 \
-         WHERE id IN (SELECT id FROM messages WHERE \
-             (status IN ('queued', 'retrying') AND next_attempt_at <= ?2) \
-             OR (status = 'sending' AND lease_until < ?4) \
+         WHERE id IN (SELECT id FROM ( \
+             SELECT * FROM (SELECT id, next_attempt_at FROM messages \
+                 WHERE status = 'queued' AND next_attempt_at <= ?2 ORDER BY next_attempt_at LIMIT ?3) \
+             UNION ALL SELECT * FROM (SELECT id, next_attempt_at FROM messages \
+                 WHERE status = 'retrying' AND next_attempt_at <= ?2 ORDER BY next_attempt_at LIMIT ?3) \
+             UNION ALL SELECT * FROM (SELECT id, next_attempt_at FROM messages \
+                 WHERE status = 'sending' AND lease_until < ?4 ORDER BY next_attempt_at LIMIT ?3)) \
            ORDER BY next_attempt_at LIMIT ?3) \
          AND EXISTS (SELECT 1 FROM bodies WHERE message_id = messages.id) \
          RETURNING rowid, id, (SELECT message FROM bodies WHERE message_id = messages.id) AS message, \

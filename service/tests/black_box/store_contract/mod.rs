@@ -152,6 +152,58 @@ pub async fn leases_expire_and_the_message_is_claimed_again(store: Arc<dyn JobSt
     );
 }
 
+/// A claim takes the oldest due messages whatever their kind (new,
+/// retrying, or abandoned by an attempt that never ended), and nothing that
+/// is not due yet.
+pub async fn claims_take_the_oldest_due_of_every_kind(store: Arc<dyn JobStore>) {
+    // Claims never run before the clock: every time here is ahead of it.
+    let now = OffsetDateTime::now_utc() + time::Duration::seconds(1000);
+    let at = |seconds: i64| now + time::Duration::seconds(seconds);
+    let enqueue = |t: OffsetDateTime| {
+        let store = store.clone();
+        async move {
+            let Enqueued::Created(id) = store.enqueue(job("acme", None, t)).await.unwrap() else {
+                panic!("a new message is stored unclaimed")
+            };
+            id
+        }
+    };
+    // Abandoned: due 300 s ago, claimed 130 s ago under a one-minute
+    // lease, no outcome since.
+    let abandoned = enqueue(at(-300)).await;
+    assert_eq!(claim(&store, at(-130), 10).await.len(), 1);
+    // Retrying: its first attempt failed, due again 20 s ago.
+    let retrying = enqueue(at(-30)).await;
+    let first = claim(&store, at(-30), 10).await;
+    assert_eq!(first.len(), 1);
+    settle(&store, &first[0], self::retrying("451 later", at(-20)), at(-30)).await;
+    let queued_old = enqueue(at(-100)).await;
+    let queued_new = enqueue(at(-10)).await;
+    let queued_now = enqueue(now).await;
+    let _not_yet = enqueue(at(100)).await;
+
+    let ids = |jobs: Vec<ClaimedJob>| {
+        let mut ids: Vec<Uuid> = jobs.iter().map(|j| j.message.id).collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut v: Vec<Uuid>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids(claim(&store, now, 3).await),
+        sorted(vec![abandoned, queued_old, retrying]),
+        "the three oldest due, one of each kind"
+    );
+    assert_eq!(
+        ids(claim(&store, now, 10).await),
+        sorted(vec![queued_new, queued_now]),
+        "then the rest that is due, and not the message due in 100 s"
+    );
+    assert!(claim(&store, now, 10).await.is_empty());
+}
+
 pub async fn outcomes_listing_and_requeue(store: Arc<dyn JobStore>) {
     let now = OffsetDateTime::now_utc();
     for _ in 0..3 {
