@@ -176,7 +176,13 @@ pub async fn claims_take_the_oldest_due_of_every_kind(store: Arc<dyn JobStore>) 
     let retrying = enqueue(at(-30)).await;
     let first = claim(&store, at(-30), 10).await;
     assert_eq!(first.len(), 1);
-    settle(&store, &first[0], self::retrying("451 later", at(-20)), at(-30)).await;
+    settle(
+        &store,
+        &first[0],
+        self::retrying("451 later", at(-20)),
+        at(-30),
+    )
+    .await;
     let queued_old = enqueue(at(-100)).await;
     let queued_new = enqueue(at(-10)).await;
     let queued_now = enqueue(now).await;
