@@ -23,6 +23,7 @@ async fn open(url: &str) -> Arc<dyn JobStore> {
 async fn the_store_contract_holds_on_postgres() {
     let pg = Postgres::start();
     messages_stored_before_bodies_had_their_own_table_are_still_delivered(&pg.database()).await;
+    bodies_compressed_before_and_after_lz4_read_back(&pg.database()).await;
     store_contract::idempotency_keys_hold_for_24_hours_per_tenant(open(&pg.database()).await).await;
     store_contract::concurrent_enqueues_are_all_committed(open(&pg.database()).await).await;
     store_contract::leases_expire_and_the_message_is_claimed_again(open(&pg.database()).await)
@@ -114,6 +115,73 @@ async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered(u
     let claimed = store.claim(now, Duration::from_secs(60), 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].message, message);
+}
+
+/// Bodies written before migration 0009 (pglz) and after it (lz4) are both
+/// read back as they were stored.
+async fn bodies_compressed_before_and_after_lz4_read_back(url: &str) {
+    let compression = |pool: sqlx::PgPool, id: uuid::Uuid| async move {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT pg_column_compression(message) FROM bodies WHERE message_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    // Long enough to be compressed, as a real HTML body is.
+    let large = |n: u32| {
+        let mut message = store_contract::message("acme");
+        message.html = Some(format!("<p>Hello {n}</p>").repeat(400));
+        message
+    };
+    let old = sqlx::PgPool::connect(url).await.unwrap();
+    let earlier = store_contract::migrations_before("migrations-postgres", "0009").await;
+    earlier.run(&old).await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let before = large(1);
+    sqlx::query(
+        "INSERT INTO messages (id, tenant, status, transport, created_at, age_from, updated_at, \
+         next_attempt_at) VALUES ($1, 'acme', 'queued', 'default', $2, $2, $2, $2)",
+    )
+    .bind(before.id)
+    .bind(now)
+    .execute(&old)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO bodies (message_id, message) VALUES ($1, $2)")
+        .bind(before.id)
+        .bind(sqlx::types::Json(&before))
+        .execute(&old)
+        .await
+        .unwrap();
+    assert_eq!(
+        compression(old.clone(), before.id).await.as_deref(),
+        Some("pglz")
+    );
+
+    let store = open(url).await;
+    let after = large(2);
+    let mut job = store_contract::job("acme", None, now);
+    job.message = after.clone();
+    store.enqueue(job).await.unwrap();
+    assert_eq!(
+        compression(old.clone(), after.id).await.as_deref(),
+        Some("lz4"),
+        "this PostgreSQL has lz4 (Debian's and the official images do)"
+    );
+    let mut claimed: Vec<_> = store
+        .claim(now, Duration::from_secs(60), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.message)
+        .collect();
+    claimed.sort_by_key(|m| m.id);
+    let mut expected = vec![before, after];
+    expected.sort_by_key(|m| m.id);
+    assert_eq!(claimed, expected);
+    old.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
