@@ -18,6 +18,9 @@ every message, so a scenario changes the server's behaviour while it runs:
   fault_attempts  faults apply only to the first N attempts of one Message-ID
                 (default: every attempt)
 
+Every other connection offers PIPELINING (RFC 2920): its commands arrive
+grouped and are answered one by one, as a real server does.
+
 The journal gets one line per event, flushed at once, so that it survives
 whatever happens to the process:
 
@@ -117,7 +120,10 @@ class Session:
                 self.unconfirmed = False
             verb = line[:4].upper()
             if verb == b"EHLO":
-                await self.reply("250-sink.test\r\n250-8BITMIME\r\n250 SIZE 20000000")
+                # Every other connection offers PIPELINING, so both ways of
+                # sending meet every fault.
+                pipelining = "250-PIPELINING\r\n" if self.id % 2 else ""
+                await self.reply(f"250-sink.test\r\n{pipelining}250-8BITMIME\r\n250 SIZE 20000000")
             elif verb == b"QUIT":
                 await self.reply("221 bye")
                 return
