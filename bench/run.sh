@@ -106,6 +106,14 @@ load() {
 }
 # CPU time a process used so far, in clock ticks (user + system).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# PostgreSQL's own CPU: the postmaster, its live children and the ones it
+# has reaped (the service's backends, once it stops).
+pg_ticks() {
+  local pm; pm=$(head -1 "$work/pg/postmaster.pid")
+  { awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat"
+    for p in $(pgrep -P "$pm"); do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done
+  } | awk '{s += $1} END {print s}'
+}
 # Bytes a process caused to be written to the disk so far.
 disk_bytes() { awk '/^write_bytes/ {print $2}' "/proc/$1/io"; }
 rate() { awk '/^Requests\/sec/ {print $2}' "$1"; }
@@ -141,7 +149,8 @@ start_service() {
 stop_service() { kill "$SVC"; wait "$SVC" 2>/dev/null || true; SVC=; }
 
 service() {
-  local c=$1
+  local c=$1 pg_before=0
+  [ "$STORE" = postgres ] && pg_before=$(pg_ticks)
   start_service "bench_$c" ""
   local start drain_start sent_before end sent failed peak_kib
   start=$(date +%s.%N)
@@ -156,6 +165,10 @@ service() {
   cpu_ticks "$SVC" >"$work/svc-$c.cpu"
   disk_bytes "$SVC" >"$work/svc-$c.disk"
   stop_service
+  if [ "$STORE" = postgres ]; then
+    sleep 0.5  # the service's backends exit and are reaped
+    echo $(( $(pg_ticks) - pg_before )) >"$work/pg-$c.cpu"
+  fi
   python3 - "$start" "$end" "$sent" "$failed" "$peak_kib" "$drain_start" "$sent_before" <<'PY' | tee "$work/svc-$c.delivery"
 import sys
 start, end, sent, failed, peak = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
@@ -214,6 +227,9 @@ for c in $CONNECTIONS; do
   tick_ms=$(python3 -c "print(1000/$(getconf CLK_TCK))")
   svc_cpu=$(python3 -c "print(f'{$(cat "$work/svc-$c.cpu")*$tick_ms*1000/$stored:.0f}')")
   svc_disk=$(python3 -c "print(f'{$(cat "$work/svc-$c.disk")/1024/$stored:.1f}')")
+  if [ "$STORE" = postgres ]; then
+    svc_cpu="$svc_cpu (+ $(python3 -c "print(f'{$(cat "$work/pg-$c.cpu")*$tick_ms*1000/$stored:.0f}')") server)"
+  fi
   noop_cpu=–; noop_disk=–
   if [ "${BASELINE:-1}" = 1 ]; then
     noop_count=$(awk '/requests in/ {print $1}' "$work/noop-$c.txt")
@@ -229,7 +245,7 @@ if [ "${SMTP_BASELINE:-1}" = 1 ]; then
 fi
 
 echo
-echo "| store | connections | accept req/s | p50 / p99 | durable no-op req/s | ratio | delivery msg/s (first accept to last send) | delivery alone msg/s | peak RSS | stored | CPU µs per message: service / no-op | KiB written to disk per message: service / no-op |"
+echo "| store | connections | accept req/s | p50 / p99 | durable no-op req/s | ratio | delivery msg/s (first accept to last send) | delivery alone msg/s | peak RSS | stored | CPU µs per message: service (+ PostgreSQL) / no-op | KiB written to disk per message: service / no-op |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 if [ -n "$SMTP_RATE" ]; then
