@@ -184,13 +184,18 @@ impl SmtpTransport {
 /// The first command on a connection: failing without a reply, or with
 /// `421`, means the server closed it (possibly while it idled).
 fn stale_or_smtp(error: lettre::transport::smtp::Error) -> Failure {
-    let closed = error.status().is_none() && !error.is_client();
-    let code_421 = classify::reply_code(&error) == Some(421);
-    if closed || code_421 {
+    if server_gone(&error) {
         Failure::Stale(error)
     } else {
         Failure::Smtp(error)
     }
+}
+
+/// Whether `error` says the server is gone from the connection: no reply
+/// at all (not a fault of ours), or `421` (closing).
+fn server_gone(error: &lettre::transport::smtp::Error) -> bool {
+    let closed = error.status().is_none() && !error.is_client();
+    closed || classify::reply_code(error) == Some(421)
 }
 
 #[async_trait]

@@ -251,12 +251,9 @@ async fn pipelined(connection: &mut Connection, commands: &Commands) -> Result<(
     outcome
 }
 
-/// Whether nothing more will come on this connection: no reply at all, or
-/// the server closing (421).
+/// Whether nothing more will come on this connection.
 fn closing(reply: &Result<Response, lettre::transport::smtp::Error>) -> bool {
-    reply
-        .as_ref()
-        .is_err_and(|e| e.status().is_none() || super::classify::reply_code(e) == Some(421))
+    reply.as_ref().is_err_and(super::server_gone)
 }
 
 /// The message after DATA: dot-stuffed (RFC 5321 4.5.2: a line that starts
