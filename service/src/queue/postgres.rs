@@ -31,6 +31,8 @@ use super::{
 mod accept;
 mod console;
 mod delivered;
+#[doc(hidden)]
+pub use delivered::RECORD_SENT;
 mod events;
 mod limits;
 mod reseal;

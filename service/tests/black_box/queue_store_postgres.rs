@@ -24,6 +24,7 @@ async fn the_store_contract_holds_on_postgres() {
     let pg = Postgres::start();
     messages_stored_before_bodies_had_their_own_table_are_still_delivered(&pg.database()).await;
     bodies_compressed_before_and_after_lz4_read_back(&pg.database()).await;
+    sent_outcomes_find_their_rows_by_id_whatever_the_statistics(&pg.database()).await;
     store_contract::idempotency_keys_hold_for_24_hours_per_tenant(open(&pg.database()).await).await;
     store_contract::concurrent_enqueues_are_all_committed(open(&pg.database()).await).await;
     store_contract::leases_expire_and_the_message_is_claimed_again(open(&pg.database()).await)
@@ -182,6 +183,67 @@ async fn bodies_compressed_before_and_after_lz4_read_back(url: &str) {
     expected.sort_by_key(|m| m.id);
     assert_eq!(claimed, expected);
     old.close().await;
+}
+
+/// A group's `sent` outcomes look each row up by its primary key, also when
+/// the statistics (taken while the queue was quiet) say almost no row is
+/// `sending`: reading a status index instead costs every message in flight,
+/// and every dead entry earlier outcomes left there, at each group.
+async fn sent_outcomes_find_their_rows_by_id_whatever_the_statistics(url: &str) {
+    drop(open(url).await);
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO messages (id, tenant, status, transport, created_at, age_from, updated_at, claims) \
+         SELECT gen_random_uuid(), 'acme', CASE WHEN i = 1 THEN 'sending' ELSE 'sent' END, 'default', \
+                now(), now(), now(), 1 FROM generate_series(1, 5000) AS i",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE messages")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}")))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PREPARE outcome (uuid[], int4[], text[], timestamptz[]) AS {}",
+            mailbridge::queue::postgres::RECORD_SENT
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(
+            "EXPLAIN EXECUTE outcome (array_fill(gen_random_uuid(), ARRAY[10]), \
+             array_fill(1, ARRAY[10]), array_fill(NULL::text, ARRAY[10]), array_fill(now(), ARRAY[10]))",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("Index Scan using messages_pkey on messages m"),
+            "{mode}:\n{plan}"
+        );
+        for other in [
+            "messages_status_id",
+            "messages_due",
+            "messages_breakdown",
+            "Seq Scan on messages",
+        ] {
+            assert!(!plan.contains(other), "{mode}:\n{plan}");
+        }
+        sqlx::query("DEALLOCATE outcome")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    pool.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
