@@ -216,7 +216,26 @@ async fn a_postgres_dump_holds_no_plain_text_and_rotation_keeps_messages_deliver
     }
     server.stop().await;
 
+    // One body as it was stored before bodies were text (JSONB): rotation
+    // re-seals it too, into the text form.
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let moved = sqlx::query(
+        "UPDATE bodies SET message = body::jsonb, body = NULL WHERE message_id = $1::uuid",
+    )
+    .bind(&ids[0])
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(moved.rows_affected(), 1);
+
     rotate(&url, 2);
+    let jsonb_left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM bodies WHERE message IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(jsonb_left, 0, "a re-sealed body is written back as text");
+    pool.close().await;
     let dump = pg.dump(&url);
     for marker in &MARKERS[..3] {
         assert!(

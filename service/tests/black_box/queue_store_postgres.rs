@@ -58,13 +58,11 @@ async fn the_store_contract_holds_on_postgres() {
     let url = pg.database();
     store_contract::an_unreadable_row_fails_alone(open(&url).await, |id| async move {
         let other = sqlx::PgPool::connect(&url).await.unwrap();
-        sqlx::query(
-            "UPDATE bodies SET message = '{\"not\": \"a message\"}'::jsonb WHERE message_id = $1",
-        )
-        .bind(id)
-        .execute(&other)
-        .await
-        .unwrap();
+        sqlx::query("UPDATE bodies SET body = '{\"not\": \"a message\"}' WHERE message_id = $1")
+            .bind(id)
+            .execute(&other)
+            .await
+            .unwrap();
         other.close().await;
     })
     .await;
@@ -118,12 +116,13 @@ async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered(u
     assert_eq!(claimed[0].message, message);
 }
 
-/// Bodies written before migration 0009 (pglz) and after it (lz4) are both
-/// read back as they were stored.
+/// Bodies written before migration 0009 (pglz, JSONB) and after 0010 (lz4,
+/// text) are both read back as they were stored.
 async fn bodies_compressed_before_and_after_lz4_read_back(url: &str) {
     let compression = |pool: sqlx::PgPool, id: uuid::Uuid| async move {
         sqlx::query_scalar::<_, Option<String>>(
-            "SELECT pg_column_compression(message) FROM bodies WHERE message_id = $1",
+            "SELECT coalesce(pg_column_compression(body), pg_column_compression(message)) \
+             FROM bodies WHERE message_id = $1",
         )
         .bind(id)
         .fetch_one(&pool)
@@ -156,12 +155,13 @@ async fn bodies_compressed_before_and_after_lz4_read_back(url: &str) {
         .execute(&old)
         .await
         .unwrap();
-    assert_eq!(
-        compression(old.clone(), before.id).await.as_deref(),
-        Some("pglz")
-    );
 
     let store = open(url).await;
+    assert_eq!(
+        compression(old.clone(), before.id).await.as_deref(),
+        Some("pglz"),
+        "the migrations rewrote no body"
+    );
     let after = large(2);
     let mut job = store_contract::job("acme", None, now);
     job.message = after.clone();
@@ -171,6 +171,23 @@ async fn bodies_compressed_before_and_after_lz4_read_back(url: &str) {
         Some("lz4"),
         "this PostgreSQL has lz4 (Debian's and the official images do)"
     );
+    let as_text = |id: uuid::Uuid| {
+        let old = old.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT body IS NOT NULL FROM bodies WHERE message_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&old)
+            .await
+            .unwrap()
+        }
+    };
+    assert!(
+        !as_text(before.id).await,
+        "an earlier body is left as it was"
+    );
+    assert!(as_text(after.id).await, "a new body is stored as text");
     let mut claimed: Vec<_> = store
         .claim(now, Duration::from_secs(60), 10)
         .await

@@ -76,7 +76,7 @@ async fn insert_free(
            ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
            RETURNING id), \
          body AS ( \
-           INSERT INTO bodies (message_id, message) SELECT n.id, n.message::jsonb FROM n JOIN kept USING (id)) \
+           INSERT INTO bodies (message_id, body) SELECT n.id, n.message FROM n JOIN kept USING (id)) \
          SELECT id FROM kept",
     )
     .bind(columns.id)

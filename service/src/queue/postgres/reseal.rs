@@ -2,7 +2,6 @@
 
 use anyhow::Context as _;
 use sqlx::Row;
-use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::PgStore;
@@ -20,8 +19,8 @@ impl PgStore {
         tally: &mut Rotated,
     ) -> Result<Option<Uuid>, StoreError> {
         let rows = sqlx::query(
-            "SELECT message_id AS id, message FROM bodies WHERE ($1::uuid IS NULL OR message_id > $1) \
-             ORDER BY message_id LIMIT $2",
+            "SELECT message_id AS id, coalesce(body, message::text) AS message FROM bodies \
+             WHERE ($1::uuid IS NULL OR message_id > $1) ORDER BY message_id LIMIT $2",
         )
         .bind(after)
         .bind(i64::from(BATCH))
@@ -31,16 +30,22 @@ impl PgStore {
         let mut last = None;
         for row in &rows {
             let id: Uuid = row.try_get("id").context("id")?;
-            let Json(stored): Json<serde_json::Value> =
-                row.try_get("message").context("message")?;
+            let text: String = row.try_get("message").context("message")?;
             last = Some(id);
-            if let Some(sealed) = rotation::reseal(keyring, &(id, stored.clone()), tally) {
+            let Ok(stored) = serde_json::from_str(&text) else {
+                tally.unreadable += 1;
+                continue;
+            };
+            // Unless it changed meanwhile; a body stored as JSONB (before
+            // bodies were text) is written back as text.
+            if let Some(sealed) = rotation::reseal(keyring, &(id, stored), tally) {
                 let done = sqlx::query(
-                    "UPDATE bodies SET message = $1 WHERE message_id = $2 AND message = $3",
+                    "UPDATE bodies SET body = $1, message = NULL \
+                     WHERE message_id = $2 AND coalesce(body, message::text) = $3",
                 )
-                .bind(Json(&sealed))
+                .bind(sealed.to_string())
                 .bind(id)
-                .bind(Json(&stored))
+                .bind(&text)
                 .execute(&self.pool)
                 .await
                 .context("re-sealing a message")?;

@@ -212,7 +212,7 @@ async fn try_insert(
     .fetch_optional(&mut *conn)
     .await?;
     if inserted.is_some() {
-        sqlx::query("INSERT INTO bodies (message_id, message) VALUES ($1, $2::jsonb)")
+        sqlx::query("INSERT INTO bodies (message_id, body) VALUES ($1, $2)")
             .bind(message.id)
             .bind(stored)
             .execute(&mut *conn)
@@ -293,7 +293,7 @@ async fn claim(
          lease_until = $1, updated_at = $2 \
          FROM due \
          WHERE m.id = due.id \
-         RETURNING m.id, (SELECT b.message::text FROM bodies AS b WHERE b.message_id = m.id) AS message, \
+         RETURNING m.id, (SELECT coalesce(b.body, b.message::text) FROM bodies AS b WHERE b.message_id = m.id) AS message, \
              m.transport, m.attempts, m.claims, m.age_from, m.traceparent",
     )
     .bind(until)
