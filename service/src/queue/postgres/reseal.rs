@@ -36,8 +36,8 @@ impl PgStore {
                 tally.unreadable += 1;
                 continue;
             };
-            // Unless it changed meanwhile; a body stored as JSONB (before
-            // bodies were text) is written back as text.
+            // Written back only if the body did not change meanwhile; one
+            // stored as JSONB (before bodies were text) goes back as text.
             if let Some(sealed) = rotation::reseal(keyring, &(id, stored), tally) {
                 let done = sqlx::query(
                     "UPDATE bodies SET body = $1, message = NULL \
