@@ -1,6 +1,6 @@
-//! Storing the new messages of one commit group with one `INSERT` (and one
-//! more for their recipients) instead of two each: every statement is a
-//! round trip to the server, which the writer waits for before sending the
+//! Storing the new messages of one commit group, their bodies and their
+//! recipients with one statement instead of three each: every statement is
+//! a round trip to the server, which the writer waits for before sending the
 //! next. A message whose idempotency key is already taken (by a stored
 //! message, or by one earlier in the group) takes the one-by-one path
 //! afterwards, which answers it exactly as before: a repeat, or a takeover
@@ -27,7 +27,6 @@ pub(super) async fn insert_all(
     }
     let leases: Vec<_> = group.iter().map(|n| batch::first_lease(&n.job)).collect();
     let inserted = insert_free(conn, group, &leases).await?;
-    insert_recipients(conn, group, &inserted).await?;
     let mut answers = Vec::with_capacity(group.len());
     for (&new, lease) in group.iter().zip(leases) {
         let id = new.job.message.id;
@@ -41,7 +40,8 @@ pub(super) async fn insert_all(
     Ok(answers)
 }
 
-/// Inserts every message whose key is free, in one statement; the ids inserted.
+/// Inserts every message whose key is free, with its body and recipients, in
+/// one statement; the ids inserted.
 async fn insert_free(
     conn: &mut PgConnection,
     group: &[&Enqueue],
@@ -60,8 +60,9 @@ async fn insert_free(
         }
         columns.push(new, *lease);
     }
-    // The bodies go into their own table from the same arrays, for the
-    // rows the insert kept (its foreign key is checked at the statement's end).
+    // Bodies and recipients go into their own tables from the same arrays,
+    // for the rows the insert kept (their foreign keys are checked at the
+    // statement's end).
     let ids: Vec<Uuid> = sqlx::query_scalar(
         "WITH n AS ( \
            SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::text[], \
@@ -76,7 +77,11 @@ async fn insert_free(
            ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
            RETURNING id), \
          body AS ( \
-           INSERT INTO bodies (message_id, body) SELECT n.id, n.message FROM n JOIN kept USING (id)) \
+           INSERT INTO bodies (message_id, body) SELECT n.id, n.message FROM n JOIN kept USING (id)), \
+         addressed AS ( \
+           INSERT INTO recipients (message_id, address) \
+           SELECT r.id, r.address FROM UNNEST($13::uuid[], $14::text[]) AS r (id, address) \
+           JOIN kept USING (id)) \
          SELECT id FROM kept",
     )
     .bind(columns.id)
@@ -91,39 +96,11 @@ async fn insert_free(
     .bind(columns.realm)
     .bind(columns.kind)
     .bind(columns.traceparent)
+    .bind(columns.recipient_of)
+    .bind(columns.address)
     .fetch_all(&mut *conn)
     .await?;
     Ok(ids.into_iter().collect())
-}
-
-/// The recipients of the messages `inserted`, in one statement (the others
-/// write theirs on the one-by-one path).
-async fn insert_recipients(
-    conn: &mut PgConnection,
-    group: &[&Enqueue],
-    inserted: &HashSet<Uuid>,
-) -> anyhow::Result<()> {
-    let (mut ids, mut addresses) = (Vec::new(), Vec::new());
-    for new in group
-        .iter()
-        .filter(|n| inserted.contains(&n.job.message.id))
-    {
-        for address in recipient_addresses(&new.job.message) {
-            ids.push(new.job.message.id);
-            addresses.push(address);
-        }
-    }
-    if ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO recipients (message_id, address) SELECT * FROM UNNEST($1::uuid[], $2::text[])",
-    )
-    .bind(ids)
-    .bind(addresses)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 /// The new rows, column by column (one array parameter each).
@@ -141,6 +118,9 @@ struct Columns<'a> {
     realm: Vec<Option<&'a str>>,
     kind: Vec<Option<&'a str>>,
     traceparent: Vec<Option<&'a str>>,
+    /// Every recipient address (lower case), beside its message's id.
+    recipient_of: Vec<Uuid>,
+    address: Vec<String>,
 }
 
 impl<'a> Columns<'a> {
@@ -162,5 +142,9 @@ impl<'a> Columns<'a> {
         self.realm.push(job.origin.realm.as_deref());
         self.kind.push(job.origin.kind.as_deref());
         self.traceparent.push(job.origin.traceparent.as_deref());
+        for address in recipient_addresses(&job.message) {
+            self.recipient_of.push(job.message.id);
+            self.address.push(address);
+        }
     }
 }
