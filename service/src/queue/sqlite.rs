@@ -62,9 +62,17 @@ impl SqliteStore {
         keyring: Option<Arc<Keyring>>,
     ) -> Result<SqliteStore, StoreError> {
         let options = connect_options(url)?;
+        // The writer's statements run inside a group's transaction, and each
+        // that may write several rows keeps the original of every page it
+        // changes (a statement journal) in case it fails alone. Past 64 KiB
+        // SQLite spills that journal to a temporary file: a file created,
+        // written and deleted for most groups, a third of the writer's
+        // `pwrite` calls. A failing statement ends its whole group anyway
+        // (`writer.rs`), and a group's statements are bounded by its size,
+        // so the journal stays in memory.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("temp_store", "memory"))
             .await
             .with_context(|| format!("opening {url}"))?;
         sqlx::migrate!("./migrations")
