@@ -16,14 +16,19 @@ use crate::queue::batch::{self, Enqueue, IDEMPOTENCY_WINDOW};
 use crate::queue::history::recipient_addresses;
 use crate::queue::{Enqueued, Lease, Status};
 
-/// Rows per `INSERT`, largest first: a few statement shapes, each prepared
-/// once and cached by sqlx, cover any group size.
-const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+/// Rows per `INSERT` statement, smallest first: a chunk of up to 64 rows
+/// goes in one statement of the smallest shape that holds it, the rows it
+/// does not fill bound as `NULL` and left out by the statement's `WHERE`.
+/// Every statement is a round trip to sqlx's SQLite thread, so a group of
+/// 31 new messages takes one statement per table instead of seven (16 + 4 +
+/// 4 + 4 + 1 + 1 + 1); four shapes, each prepared once and cached by sqlx.
+const SHAPES: [usize; 4] = [8, 16, 32, 64];
 
 /// The columns one new row binds, in order.
 const COLUMNS: &str = "id, tenant, status, attempts, claims, transport, idempotency_key, \
                        created_at, age_from, updated_at, next_attempt_at, lease_until, realm, kind, traceparent";
-const PLACEHOLDERS: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/// How many values one row of [`COLUMNS`] binds.
+const WIDTH: usize = 15;
 
 /// Who holds an idempotency key: a stored message, or one of this group.
 #[derive(Clone, Copy)]
@@ -140,21 +145,35 @@ async fn release(conn: &mut SqliteConnection, tenant: &str, key: &str) -> anyhow
     Ok(())
 }
 
-/// Inserts `rows` with as few statements as [`CHUNKS`] allow.
-async fn insert_rows(conn: &mut SqliteConnection, mut rows: &[NewRow<'_>]) -> anyhow::Result<()> {
-    for size in CHUNKS {
-        while rows.len() >= size {
-            let (chunk, rest) = rows.split_at(size);
-            insert_chunk(conn, chunk).await?;
-            rows = rest;
-        }
+/// Inserts `rows`, a statement per table for every 64 of them.
+async fn insert_rows(conn: &mut SqliteConnection, rows: &[NewRow<'_>]) -> anyhow::Result<()> {
+    for chunk in rows.chunks(SHAPES[SHAPES.len() - 1]) {
+        insert_chunk(conn, chunk).await?;
     }
     Ok(())
 }
 
+/// The smallest statement shape that holds `rows` rows (at most the largest).
+fn shape(rows: usize) -> usize {
+    SHAPES
+        .into_iter()
+        .find(|&size| size >= rows)
+        .unwrap_or(SHAPES[SHAPES.len() - 1])
+}
+
+/// `INSERT INTO table (columns)` of `rows` rows of `width` parameters each,
+/// keeping only the rows whose first value is not `NULL`.
+fn padded_insert(table: &str, columns: &str, width: usize, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; width].join(", "));
+    let values = vec![row.as_str(); rows].join(", ");
+    format!(
+        "INSERT INTO {table} ({columns}) SELECT * FROM (VALUES {values}) WHERE column1 IS NOT NULL"
+    )
+}
+
 async fn insert_chunk(conn: &mut SqliteConnection, rows: &[NewRow<'_>]) -> anyhow::Result<()> {
-    let values = vec![PLACEHOLDERS; rows.len()].join(", ");
-    let sql = format!("INSERT INTO messages ({COLUMNS}) VALUES {values}");
+    let size = shape(rows.len());
+    let sql = padded_insert("messages", COLUMNS, WIDTH, size);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for row in rows {
         let job = &row.new.job;
@@ -180,20 +199,29 @@ async fn insert_chunk(conn: &mut SqliteConnection, rows: &[NewRow<'_>]) -> anyho
             .bind(job.origin.kind.as_deref())
             .bind(job.origin.traceparent.as_deref());
     }
+    for _ in rows.len() * WIDTH..size * WIDTH {
+        query = query.bind(None::<&str>);
+    }
     query.execute(&mut *conn).await?;
-    insert_bodies(conn, rows).await
+    insert_bodies(conn, rows, size).await
 }
 
 /// The bodies of a chunk of new rows, in a table of their own (written once;
 /// claims and outcomes change only the status rows).
-async fn insert_bodies(conn: &mut SqliteConnection, rows: &[NewRow<'_>]) -> anyhow::Result<()> {
-    let values = vec!["(?, ?)"; rows.len()].join(", ");
-    let sql = format!("INSERT INTO bodies (message_id, message) VALUES {values}");
+async fn insert_bodies(
+    conn: &mut SqliteConnection,
+    rows: &[NewRow<'_>],
+    size: usize,
+) -> anyhow::Result<()> {
+    let sql = padded_insert("bodies", "message_id, message", 2, size);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for row in rows {
         query = query
             .bind(row.new.job.message.id.to_string())
             .bind(row.new.stored.as_str());
+    }
+    for _ in rows.len() * 2..size * 2 {
+        query = query.bind(None::<&str>);
     }
     query.execute(&mut *conn).await?;
     Ok(())

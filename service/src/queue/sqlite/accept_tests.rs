@@ -100,7 +100,7 @@ async fn keys_repeated_within_a_group_answer_as_one_insert_after_the_other() {
 async fn a_large_group_is_stored_whole_and_in_order() {
     let mut conn = store().await;
     let now = OffsetDateTime::now_utc();
-    // 64 + 16 + 16 + 4 + 1 + 1 + 1 rows: every statement shape.
+    // A full chunk of 64 rows, then 39 in a statement shaped for 64.
     let group: Vec<Enqueue> = (0..103)
         .map(|i| new((i % 2 == 0).then(|| format!("key-{i}")).as_deref(), now))
         .collect();
@@ -141,6 +141,30 @@ async fn a_large_group_is_stored_whole_and_in_order() {
             .await
             .unwrap();
     assert_eq!(addresses, ["ada@example.com", "grace@example.com"]);
+}
+
+#[tokio::test]
+async fn groups_of_every_size_store_every_row_and_nothing_else() {
+    let mut conn = store().await;
+    let now = OffsetDateTime::now_utc();
+    let mut total = 0;
+    // Every shape, full and partly filled, and more than one chunk.
+    for size in (1..=66).chain([127, 128, 129]) {
+        let group: Vec<Enqueue> = (0..size).map(|_| new(None, now)).collect();
+        let refs: Vec<&Enqueue> = group.iter().collect();
+        let answers = insert_all(&mut conn, &refs).await.unwrap();
+        assert_eq!(answers.len(), size);
+        total += size;
+        let counts: (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM bodies), \
+             (SELECT count(*) FROM bodies JOIN messages ON messages.id = bodies.message_id)",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        let total = i64::try_from(total).unwrap();
+        assert_eq!(counts, (total, total, total), "after a group of {size}");
+    }
 }
 
 #[tokio::test]
