@@ -266,7 +266,7 @@ impl JobStore for PgStore {
     async fn stats(&self) -> Result<QueueStats, StoreError> {
         let rows = sqlx::query(
             "SELECT status, count(*) AS n, min(created_at) AS oldest FROM messages \
-             WHERE status IN ('queued', 'sending', 'retrying', 'failed') GROUP BY status",
+             WHERE status IN ('queued', 'sending', 'retrying') GROUP BY status",
         )
         .fetch_all(&self.pool)
         .await
@@ -283,6 +283,18 @@ impl JobStore for PgStore {
                 oldest,
             );
         }
+        // Dead letters are never purged and only counted, from the index
+        // where the visibility map allows: their oldest is not asked for.
+        let failed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM messages WHERE status = 'failed'")
+                .fetch_one(&self.pool)
+                .await
+                .context("counting failed messages")?;
+        stats.add(
+            Some(Status::Failed),
+            u64::try_from(failed).unwrap_or_default(),
+            None,
+        );
         Ok(stats)
     }
 
