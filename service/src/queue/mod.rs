@@ -298,6 +298,12 @@ pub struct QueueStats {
 }
 
 impl QueueStats {
+    /// Sets the count of dead letters, as a store read it (their age is not
+    /// asked for: they are never purged, and nothing waits for them).
+    pub(crate) fn set_failed(&mut self, count: i64) {
+        self.failed = u64::try_from(count).unwrap_or_default();
+    }
+
     /// Adds one status's count and the accept time of its oldest message.
     pub(crate) fn add(
         &mut self,

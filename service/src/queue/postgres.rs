@@ -290,11 +290,7 @@ impl JobStore for PgStore {
                 .fetch_one(&self.pool)
                 .await
                 .context("counting failed messages")?;
-        stats.add(
-            Some(Status::Failed),
-            u64::try_from(failed).unwrap_or_default(),
-            None,
-        );
+        stats.set_failed(failed);
         Ok(stats)
     }
 

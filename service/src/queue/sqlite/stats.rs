@@ -34,10 +34,6 @@ pub(super) async fn read(pool: &SqlitePool) -> Result<QueueStats, StoreError> {
         .fetch_one(pool)
         .await
         .context("counting failed messages")?;
-    stats.add(
-        Some(Status::Failed),
-        u64::try_from(failed).unwrap_or_default(),
-        None,
-    );
+    stats.set_failed(failed);
     Ok(stats)
 }
