@@ -7,8 +7,11 @@
 //! and a key whose holder is older than the idempotency window is taken over.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::query::Query;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
 use super::ms;
@@ -153,13 +156,24 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[NewRow<'_>]) -> anyhow
     Ok(())
 }
 
-/// The smallest statement shape that holds `rows` rows (at most the largest).
+/// The smallest statement shape that holds `rows` rows (at most the largest),
+/// as its place in [`SHAPES`].
 fn shape(rows: usize) -> usize {
     SHAPES
-        .into_iter()
-        .find(|&size| size >= rows)
-        .unwrap_or(SHAPES[SHAPES.len() - 1])
+        .iter()
+        .position(|&size| size >= rows)
+        .unwrap_or(SHAPES.len() - 1)
 }
+
+/// The `INSERT`s of every shape, `(messages, bodies)`, built once.
+static STATEMENTS: LazyLock<[(String, String); SHAPES.len()]> = LazyLock::new(|| {
+    SHAPES.map(|rows| {
+        (
+            padded_insert("messages", COLUMNS, WIDTH, rows),
+            padded_insert("bodies", "message_id, message", 2, rows),
+        )
+    })
+});
 
 /// `INSERT INTO table (columns)` of `rows` rows of `width` parameters each,
 /// keeping only the rows whose first value is not `NULL`.
@@ -171,10 +185,23 @@ fn padded_insert(table: &str, columns: &str, width: usize, rows: usize) -> Strin
     )
 }
 
+/// `query` with `NULL` bound for the values of the rows a shape of `size`
+/// rows leaves unfilled after `filled`, each `width` values wide.
+fn pad<'q>(
+    mut query: Query<'q, Sqlite, SqliteArguments>,
+    filled: usize,
+    size: usize,
+    width: usize,
+) -> Query<'q, Sqlite, SqliteArguments> {
+    for _ in filled * width..size * width {
+        query = query.bind(None::<&str>);
+    }
+    query
+}
+
 async fn insert_chunk(conn: &mut SqliteConnection, rows: &[NewRow<'_>]) -> anyhow::Result<()> {
-    let size = shape(rows.len());
-    let sql = padded_insert("messages", COLUMNS, WIDTH, size);
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let shape = shape(rows.len());
+    let mut query = sqlx::query(STATEMENTS[shape].0.as_str());
     for row in rows {
         let job = &row.new.job;
         let now = ms(job.now);
@@ -199,11 +226,10 @@ async fn insert_chunk(conn: &mut SqliteConnection, rows: &[NewRow<'_>]) -> anyho
             .bind(job.origin.kind.as_deref())
             .bind(job.origin.traceparent.as_deref());
     }
-    for _ in rows.len() * WIDTH..size * WIDTH {
-        query = query.bind(None::<&str>);
-    }
-    query.execute(&mut *conn).await?;
-    insert_bodies(conn, rows, size).await
+    pad(query, rows.len(), SHAPES[shape], WIDTH)
+        .execute(&mut *conn)
+        .await?;
+    insert_bodies(conn, rows, shape).await
 }
 
 /// The bodies of a chunk of new rows, in a table of their own (written once;
@@ -211,19 +237,17 @@ async fn insert_chunk(conn: &mut SqliteConnection, rows: &[NewRow<'_>]) -> anyho
 async fn insert_bodies(
     conn: &mut SqliteConnection,
     rows: &[NewRow<'_>],
-    size: usize,
+    shape: usize,
 ) -> anyhow::Result<()> {
-    let sql = padded_insert("bodies", "message_id, message", 2, size);
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let mut query = sqlx::query(STATEMENTS[shape].1.as_str());
     for row in rows {
         query = query
             .bind(row.new.job.message.id.to_string())
             .bind(row.new.stored.as_str());
     }
-    for _ in rows.len() * 2..size * 2 {
-        query = query.bind(None::<&str>);
-    }
-    query.execute(&mut *conn).await?;
+    pad(query, rows.len(), SHAPES[shape], 2)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
