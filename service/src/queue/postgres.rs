@@ -256,11 +256,21 @@ impl JobStore for PgStore {
     }
 
     async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
-        let query = sqlx::query(
-            "DELETE FROM messages WHERE id = $1 AND status IN ('sent', 'failed', 'suppressed')",
+        // The rows hanging off the message have no foreign keys (migration
+        // 0011): they go in the same statement, only if the message does.
+        let deleted: i64 = sqlx::query_scalar(
+            "WITH gone AS (DELETE FROM messages WHERE id = $1 \
+                 AND status IN ('sent', 'failed', 'suppressed') RETURNING id), \
+             body AS (DELETE FROM bodies WHERE message_id IN (SELECT id FROM gone)), \
+             addressed AS (DELETE FROM recipients WHERE message_id IN (SELECT id FROM gone)), \
+             history AS (DELETE FROM attempts WHERE message_id IN (SELECT id FROM gone)) \
+             SELECT count(*) FROM gone",
         )
-        .bind(id);
-        Ok(self.update(query, "deleting a message").await? == 1)
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await
+        .context("deleting a message")?;
+        Ok(deleted == 1)
     }
 
     async fn stats(&self) -> Result<QueueStats, StoreError> {

@@ -25,6 +25,7 @@ async fn the_store_contract_holds_on_postgres() {
     messages_stored_before_bodies_had_their_own_table_are_still_delivered(&pg.database()).await;
     bodies_compressed_before_and_after_lz4_read_back(&pg.database()).await;
     sent_outcomes_find_their_rows_by_id_whatever_the_statistics(&pg.database()).await;
+    a_message_and_the_rows_hanging_off_it_go_together(&pg.database()).await;
     store_contract::idempotency_keys_hold_for_24_hours_per_tenant(open(&pg.database()).await).await;
     store_contract::concurrent_enqueues_are_all_committed(open(&pg.database()).await).await;
     store_contract::leases_expire_and_the_message_is_claimed_again(open(&pg.database()).await)
@@ -200,6 +201,84 @@ async fn bodies_compressed_before_and_after_lz4_read_back(url: &str) {
     expected.sort_by_key(|m| m.id);
     assert_eq!(claimed, expected);
     old.close().await;
+}
+
+/// A message's body, recipients and history carry no foreign key (whose
+/// checks PostgreSQL plans once per connection, as a sequential scan of
+/// `messages` if that happens while the table is young, and keeps): writing
+/// them fires no check, and deleting the message removes them in the same
+/// statement, only when the message itself goes.
+async fn a_message_and_the_rows_hanging_off_it_go_together(url: &str) {
+    use mailbridge::queue::{Enqueued, Outcome};
+    let store = open(url).await;
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let rows = |id: uuid::Uuid| {
+        let pool = pool.clone();
+        async move {
+            let mut counts = Vec::new();
+            for table in ["bodies", "recipients", "attempts"] {
+                let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT count(*) FROM {table} WHERE message_id = $1"
+                )))
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                counts.push(n);
+            }
+            counts
+        }
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let mut failing = store_contract::job("acme", None, now);
+    failing.message.cc = vec![mailbridge::email::Mailbox::new("bob@example.com")];
+    let Enqueued::Created(done) = store.enqueue(failing).await.unwrap() else {
+        panic!("not created")
+    };
+    let claimed = store.claim(now, Duration::from_secs(60), 1).await.unwrap();
+    let failed = Outcome::Failed {
+        error: "550 5.1.1 no such user".into(),
+    };
+    assert!(store.record(&claimed[0].lease, &failed, now).await.unwrap());
+    let Enqueued::Created(waiting) = store
+        .enqueue(store_contract::job("acme", None, now))
+        .await
+        .unwrap()
+    else {
+        panic!("not created")
+    };
+    assert_eq!(rows(done).await, [1, 2, 1]);
+    assert_eq!(rows(waiting).await, [1, 1, 0]);
+
+    // Writing them fires no foreign-key check.
+    let mut tx = pool.begin().await.unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN (ANALYZE, COSTS OFF) WITH b AS (INSERT INTO bodies (message_id, body) \
+           VALUES (gen_random_uuid(), '{}')), \
+         r AS (INSERT INTO recipients (message_id, address) VALUES ($1, 'carl@example.com')) \
+         INSERT INTO attempts (message_id, attempt, transport, outcome, finished_at) \
+           VALUES ($1, 1, 'default', 'retrying', now())",
+    )
+    .bind(waiting)
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    let plan = plan.join("\n");
+    assert!(!plan.contains("Trigger for constraint"), "{plan}");
+
+    // Only a message that reached its end is deleted, and its rows with it.
+    assert!(!store.delete(waiting).await.unwrap(), "still queued");
+    assert_eq!(rows(waiting).await, [1, 1, 0]);
+    assert!(store.delete(done).await.unwrap());
+    assert_eq!(rows(done).await, [0, 0, 0]);
+    assert!(store.get(done).await.unwrap().is_none());
+    assert_eq!(
+        rows(waiting).await,
+        [1, 1, 0],
+        "the other message keeps its rows"
+    );
+    pool.close().await;
 }
 
 /// A group's `sent` outcomes look each row up by its primary key, also when
