@@ -39,6 +39,18 @@ mod reseal;
 mod suppressions;
 mod writer;
 
+/// A tenant's messages not yet at an end (`$1`: the tenant), one equality
+/// per status, so that `messages_breakdown` gives exactly those rows
+/// whatever the statistics say. Written with `IN`, plans made from a young
+/// table's statistics took only the tenant from the index and tested the
+/// status of every row of the tenant, sent ones included (5–30 ms per count
+/// under load, many at once when the cache ran out).
+#[doc(hidden)]
+pub const PENDING_COUNT: &str = "SELECT \
+      (SELECT count(*) FROM messages WHERE tenant = $1 AND status = 'queued') \
+    + (SELECT count(*) FROM messages WHERE tenant = $1 AND status = 'sending') \
+    + (SELECT count(*) FROM messages WHERE tenant = $1 AND status = 'retrying')";
+
 /// Connections per replica: the writers, the API's reads and the worker share them.
 const MAX_CONNECTIONS: u32 = 16;
 
@@ -230,11 +242,12 @@ impl JobStore for PgStore {
 
     async fn pending_count(&self, tenant: &str) -> Result<u64, StoreError> {
         let read = || {
-            sqlx::query_scalar(
-                "SELECT count(*) FROM messages WHERE tenant = $1 AND status IN ('queued', 'sending', 'retrying')",
-            )
-            .bind(tenant)
-            .fetch_one(&self.pool)
+            // Planned at each use (at most about once a second per
+            // tenant), for the table as it is then.
+            sqlx::query_scalar(PENDING_COUNT)
+                .bind(tenant)
+                .persistent(false)
+                .fetch_one(&self.pool)
         };
         self.pending.count(tenant, read).await
     }

@@ -26,6 +26,7 @@ async fn the_store_contract_holds_on_postgres() {
     bodies_compressed_before_and_after_lz4_read_back(&pg.database()).await;
     sent_outcomes_find_their_rows_by_id_whatever_the_statistics(&pg.database()).await;
     a_message_and_the_rows_hanging_off_it_go_together(&pg.database()).await;
+    the_pending_count_reads_only_unsent_rows_whatever_the_statistics(&pg.database()).await;
     store_contract::idempotency_keys_hold_for_24_hours_per_tenant(open(&pg.database()).await).await;
     store_contract::concurrent_enqueues_are_all_committed(open(&pg.database()).await).await;
     store_contract::leases_expire_and_the_message_is_claimed_again(open(&pg.database()).await)
@@ -278,6 +279,61 @@ async fn a_message_and_the_rows_hanging_off_it_go_together(url: &str) {
         [1, 1, 0],
         "the other message keeps its rows"
     );
+    pool.close().await;
+}
+
+/// The pending count at accept reads only the tenant's unsent entries of
+/// `messages_breakdown`, also when the statistics come from the table's
+/// first few rows (all sent, another tenant), as autovacuum leaves them
+/// early in an install's life, and the table has grown since.
+async fn the_pending_count_reads_only_unsent_rows_whatever_the_statistics(url: &str) {
+    drop(open(url).await);
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let insert = |tenant: &'static str, status: &'static str, n: i32| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(
+                "INSERT INTO messages (id, tenant, status, transport, created_at, age_from, updated_at) \
+                 SELECT gen_random_uuid(), $1, $2, 'default', now(), now(), now() \
+                 FROM generate_series(1, $3)",
+            )
+            .bind(tenant)
+            .bind(status)
+            .bind(n)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    };
+    insert("young", "sent", 30).await;
+    sqlx::query("ANALYZE messages")
+        .execute(&pool)
+        .await
+        .unwrap();
+    insert("acme", "sent", 20_000).await;
+    insert("acme", "queued", 3).await;
+    insert("acme", "retrying", 2).await;
+    let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {}",
+        mailbridge::queue::postgres::PENDING_COUNT.replace("$1", "'acme'")
+    )))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let plan = plan.join("\n");
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+    assert!(!plan.contains("Filter"), "{plan}");
+    assert!(!plan.contains("Rows Removed"), "{plan}");
+    let count: i64 = sqlx::query_scalar(mailbridge::queue::postgres::PENDING_COUNT)
+        .bind("acme")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 5);
+    sqlx::query("DELETE FROM messages WHERE tenant IN ('young', 'acme')")
+        .execute(&pool)
+        .await
+        .unwrap();
     pool.close().await;
 }
 
