@@ -38,6 +38,8 @@ mod limits;
 mod reseal;
 mod suppressions;
 mod writer;
+#[doc(hidden)]
+pub use writer::CLAIM;
 
 /// A tenant's messages not yet at an end (`$1`: the tenant), one equality
 /// per status, so that `messages_breakdown` gives exactly those rows

@@ -39,6 +39,8 @@ mod reseal;
 mod stats;
 mod suppressions;
 mod writer;
+#[doc(hidden)]
+pub use writer::CLAIM;
 
 /// The SQLite queue store.
 #[derive(Debug, Clone)]

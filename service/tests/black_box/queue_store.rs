@@ -276,3 +276,47 @@ async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered()
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].message, message);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_read_the_due_rows_in_order() {
+    // Every kind of claim reads its due rows in order from `messages_due`,
+    // also when the statistics say that nearly every row is sent: any other
+    // plan reads or sorts more than the backlog.
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(&dir).await);
+    let other = sqlx::SqlitePool::connect(&format!("sqlite://{}/q/mb.db", dir.path().display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) \
+         INSERT INTO messages (id, tenant, status, transport, created_at, age_from, updated_at, sent_at) \
+         SELECT 'old-' || i, 'acme', 'sent', 'default', 0, 0, 0, 0 FROM n",
+    )
+    .execute(&other)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE").execute(&other).await.unwrap();
+    let plan = explain(&other, mailbridge::queue::sqlite::CLAIM).await;
+    let due = plan
+        .iter()
+        .filter(|step| step.contains("SEARCH messages USING INDEX messages_due (status=?"))
+        .count();
+    assert_eq!(due, 3, "{plan:#?}");
+    assert!(
+        !plan.iter().any(|step| step.starts_with("SCAN messages")),
+        "{plan:#?}"
+    );
+    other.close().await;
+}
+
+/// The steps of `EXPLAIN QUERY PLAN` for `sql` (its parameters unbound).
+async fn explain(pool: &sqlx::SqlitePool, sql: &str) -> Vec<String> {
+    use sqlx::Row as _;
+    sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<String, _>("detail"))
+        .collect()
+}

@@ -25,6 +25,7 @@ async fn the_store_contract_holds_on_postgres() {
     messages_stored_before_bodies_had_their_own_table_are_still_delivered(&pg.database()).await;
     bodies_compressed_before_and_after_lz4_read_back(&pg.database()).await;
     sent_outcomes_find_their_rows_by_id_whatever_the_statistics(&pg.database()).await;
+    claims_read_the_due_rows_in_order(&pg.database()).await;
     a_message_and_the_rows_hanging_off_it_go_together(&pg.database()).await;
     the_pending_count_reads_only_unsent_rows_whatever_the_statistics(&pg.database()).await;
     store_contract::idempotency_keys_hold_for_24_hours_per_tenant(open(&pg.database()).await).await;
@@ -390,6 +391,60 @@ async fn sent_outcomes_find_their_rows_by_id_whatever_the_statistics(url: &str) 
             assert!(!plan.contains(other), "{mode}:\n{plan}");
         }
         sqlx::query("DEALLOCATE outcome")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    pool.close().await;
+}
+
+/// Every kind of claim reads its due rows in order from `messages_due`, in
+/// custom and generic plans, also when the statistics say that nearly every
+/// row is sent: any other plan reads or sorts more than the backlog.
+async fn claims_read_the_due_rows_in_order(url: &str) {
+    drop(open(url).await);
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO messages (id, tenant, status, transport, created_at, age_from, updated_at, claims) \
+         SELECT gen_random_uuid(), 'acme', 'sent', 'default', now(), now(), now(), 1 \
+         FROM generate_series(1, 5000)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE messages")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}")))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PREPARE claim (timestamptz, timestamptz, int8, timestamptz) AS {}",
+            mailbridge::queue::postgres::CLAIM
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(
+            "EXPLAIN EXECUTE claim (now() + interval '1 minute', now(), 64, now())",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        let plan = plan.join("\n");
+        assert_eq!(
+            plan.matches("Index Scan using messages_due on messages")
+                .count(),
+            3,
+            "{mode}:\n{plan}"
+        );
+        assert!(!plan.contains("Seq Scan on messages"), "{mode}:\n{plan}");
+        sqlx::query("DEALLOCATE claim")
             .execute(&mut *conn)
             .await
             .unwrap();

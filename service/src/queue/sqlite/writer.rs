@@ -121,6 +121,30 @@ async fn apply(
     })
 }
 
+/// Claims up to `?3` due messages (`?1`: the lease's end, `?2`: now, `?4`:
+/// leases ended before this are abandoned). The oldest due rows of each
+/// kind, read in order from `messages_due` (status, next_attempt_at), then
+/// the oldest of those: one `OR` over the kinds made SQLite read every due
+/// row and sort them all, so each claim grew with the backlog (27 ms for
+/// 100,000 due rows; 0.8 ms so). The limit is `?3 + 0`, not `?3`: SQLite
+/// builds a bare bound LIMIT into the plan as a constant, so every claim
+/// asking for a different number of rows than the one before was prepared
+/// all over again.
+#[doc(hidden)]
+pub const CLAIM: &str = "UPDATE messages SET status = 'sending', attempts = attempts + 1, claims = claims + 1, \
+     lease_until = ?1, updated_at = ?2 \
+ WHERE id IN (SELECT id FROM ( \
+     SELECT * FROM (SELECT id, next_attempt_at FROM messages \
+         WHERE status = 'queued' AND next_attempt_at <= ?2 ORDER BY next_attempt_at LIMIT ?3 + 0) \
+     UNION ALL SELECT * FROM (SELECT id, next_attempt_at FROM messages \
+         WHERE status = 'retrying' AND next_attempt_at <= ?2 ORDER BY next_attempt_at LIMIT ?3 + 0) \
+     UNION ALL SELECT * FROM (SELECT id, next_attempt_at FROM messages \
+         WHERE status = 'sending' AND lease_until < ?4 ORDER BY next_attempt_at LIMIT ?3 + 0)) \
+   ORDER BY next_attempt_at LIMIT ?3 + 0) \
+ AND EXISTS (SELECT 1 FROM bodies WHERE message_id = messages.id) \
+ RETURNING rowid, id, (SELECT message FROM bodies WHERE message_id = messages.id) AS message, \
+     transport, attempts, claims, age_from, traceparent";
+
 async fn claim(
     tx: &mut SqliteConnection,
     now: OffsetDateTime,
@@ -131,34 +155,13 @@ async fn claim(
     let now = batch::current(now);
     let now_ms = ms(now);
     let until = now + lease;
-    // The oldest due rows of each kind, read in order from `messages_due`
-    // (status, next_attempt_at), then the oldest of those: one `OR` over
-    // the kinds made SQLite read every due row and sort them all, so each
-    // claim grew with the backlog (27 ms for 100,000 due rows; 0.8 ms so).
-    // The limit is `?3 + 0`, not `?3`: SQLite builds a bare bound LIMIT
-    // into the plan as a constant, so every claim asking for a different
-    // number of rows than the one before was prepared all over again.
-    let rows = sqlx::query(
-        "UPDATE messages SET status = 'sending', attempts = attempts + 1, claims = claims + 1, \
-             lease_until = ?1, updated_at = ?2 \
-         WHERE id IN (SELECT id FROM ( \
-             SELECT * FROM (SELECT id, next_attempt_at FROM messages \
-                 WHERE status = 'queued' AND next_attempt_at <= ?2 ORDER BY next_attempt_at LIMIT ?3 + 0) \
-             UNION ALL SELECT * FROM (SELECT id, next_attempt_at FROM messages \
-                 WHERE status = 'retrying' AND next_attempt_at <= ?2 ORDER BY next_attempt_at LIMIT ?3 + 0) \
-             UNION ALL SELECT * FROM (SELECT id, next_attempt_at FROM messages \
-                 WHERE status = 'sending' AND lease_until < ?4 ORDER BY next_attempt_at LIMIT ?3 + 0)) \
-           ORDER BY next_attempt_at LIMIT ?3 + 0) \
-         AND EXISTS (SELECT 1 FROM bodies WHERE message_id = messages.id) \
-         RETURNING rowid, id, (SELECT message FROM bodies WHERE message_id = messages.id) AS message, \
-             transport, attempts, claims, age_from, traceparent",
-    )
-    .bind(ms(until))
-    .bind(now_ms)
-    .bind(i64::from(limit))
-    .bind(ms(batch::abandoned_before(now, lease)))
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows = sqlx::query(CLAIM)
+        .bind(ms(until))
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .bind(ms(batch::abandoned_before(now, lease)))
+        .fetch_all(&mut *tx)
+        .await?;
     let mut jobs = Vec::with_capacity(rows.len());
     for row in &rows {
         match decode(row, until, keyring) {
