@@ -63,6 +63,7 @@ pub struct PgStore {
     writes: Writes,
     pending: PendingCache,
     lookups: Lookups,
+    growth: std::sync::Arc<suppressions::Growth>,
 }
 
 impl PgStore {
@@ -116,6 +117,7 @@ impl PgStore {
             writes,
             pending: PendingCache::default(),
             lookups,
+            growth: Default::default(),
         })
     }
 
@@ -343,7 +345,7 @@ impl JobStore for PgStore {
     }
 
     async fn suppress(&self, entry: &crate::suppression::Suppression) -> Result<bool, StoreError> {
-        suppressions::add(&self.pool, entry).await
+        suppressions::add(&self.pool, &self.growth, entry).await
     }
 
     async fn unsuppress(&self, tenant: &str, email: &str) -> Result<bool, StoreError> {

@@ -26,6 +26,7 @@ async fn the_store_contract_holds_on_postgres() {
     bodies_compressed_before_and_after_lz4_read_back(&pg.database()).await;
     sent_outcomes_find_their_rows_by_id_whatever_the_statistics(&pg.database()).await;
     claims_read_the_due_rows_in_order(&pg.database()).await;
+    the_suppression_lists_statistics_follow_its_growth(&pg.database()).await;
     a_message_and_the_rows_hanging_off_it_go_together(&pg.database()).await;
     the_pending_count_reads_only_unsent_rows_whatever_the_statistics(&pg.database()).await;
     store_contract::idempotency_keys_hold_for_24_hours_per_tenant(open(&pg.database()).await).await;
@@ -450,6 +451,72 @@ async fn claims_read_the_due_rows_in_order(url: &str) {
             .unwrap();
     }
     drop(conn);
+    pool.close().await;
+}
+
+/// The replica that adds entries to the suppression list takes its
+/// statistics again whenever the list may have doubled: a lookup's plan
+/// kept from a list of ten entries (a scan of the whole list) would
+/// otherwise stay until autovacuum's next ANALYZE, however large the list
+/// grew meanwhile.
+async fn the_suppression_lists_statistics_follow_its_growth(url: &str) {
+    use mailbridge::suppression::{Reason, Suppression};
+    let store = open(url).await;
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    // Only the service's own ANALYZE may change the statistics here.
+    sqlx::query("ALTER TABLE suppressions SET (autovacuum_enabled = false)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let entry = |i: u32| Suppression {
+        tenant: "acme".into(),
+        email: format!("user{i}@example.org"),
+        reason: Reason::Manual,
+        detail: None,
+        message_id: None,
+        created_at: time::OffsetDateTime::now_utc(),
+    };
+    let rows = || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, f32>(
+                "SELECT reltuples FROM pg_class WHERE oid = 'suppressions'::regclass",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    for i in 0..10 {
+        assert!(store.suppress(&entry(i)).await.unwrap());
+    }
+    sqlx::query("ANALYZE suppressions")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows().await, 10.0);
+    // Entries already on the list add nothing.
+    for i in 0..10 {
+        assert!(!store.suppress(&entry(i)).await.unwrap());
+    }
+    // The replica's 1,000th new entry (ten of them before that ANALYZE).
+    for i in 10..999 {
+        assert!(store.suppress(&entry(i)).await.unwrap());
+    }
+    assert_eq!(rows().await, 10.0, "999 new entries: not yet");
+    assert!(store.suppress(&entry(999)).await.unwrap());
+    assert_eq!(rows().await, 1_000.0);
+    // Then when the list has doubled since.
+    for i in 1_000..1_999 {
+        assert!(store.suppress(&entry(i)).await.unwrap());
+    }
+    assert_eq!(rows().await, 1_000.0);
+    assert!(store.suppress(&entry(1_999)).await.unwrap());
+    assert_eq!(rows().await, 2_000.0);
+    sqlx::query("DELETE FROM suppressions")
+        .execute(&pool)
+        .await
+        .unwrap();
     pool.close().await;
 }
 
