@@ -273,14 +273,16 @@ impl JobStore for PgStore {
     }
 
     async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
-        // The rows hanging off the message have no foreign keys (migration
-        // 0011): they go in the same statement, only if the message does.
+        // The rows hanging off the message have no foreign keys (migrations
+        // 0011 and 0012): they go in the same statement, only if the
+        // message does.
         let deleted: i64 = sqlx::query_scalar(
             "WITH gone AS (DELETE FROM messages WHERE id = $1 \
                  AND status IN ('sent', 'failed', 'suppressed') RETURNING id), \
              body AS (DELETE FROM bodies WHERE message_id IN (SELECT id FROM gone)), \
              addressed AS (DELETE FROM recipients WHERE message_id IN (SELECT id FROM gone)), \
-             history AS (DELETE FROM attempts WHERE message_id IN (SELECT id FROM gone)) \
+             history AS (DELETE FROM attempts WHERE message_id IN (SELECT id FROM gone)), \
+             events AS (DELETE FROM delivery_events WHERE message_id IN (SELECT id FROM gone)) \
              SELECT count(*) FROM gone",
         )
         .bind(id)

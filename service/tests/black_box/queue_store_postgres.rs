@@ -219,7 +219,7 @@ async fn a_message_and_the_rows_hanging_off_it_go_together(url: &str) {
         let pool = pool.clone();
         async move {
             let mut counts = Vec::new();
-            for table in ["bodies", "recipients", "attempts"] {
+            for table in ["bodies", "recipients", "attempts", "delivery_events"] {
                 let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                     "SELECT count(*) FROM {table} WHERE message_id = $1"
                 )))
@@ -250,15 +250,31 @@ async fn a_message_and_the_rows_hanging_off_it_go_together(url: &str) {
     else {
         panic!("not created")
     };
-    assert_eq!(rows(done).await, [1, 2, 1]);
-    assert_eq!(rows(waiting).await, [1, 1, 0]);
+    for (message, event) in [(done, "bounced-1"), (waiting, "delivered-1")] {
+        let event = mailbridge::events::DeliveryEvent {
+            message_id: message,
+            kind: mailbridge::events::EventType::Delivered,
+            bounce: None,
+            recipient: None,
+            detail: None,
+            transport: "default".into(),
+            provider_event_id: Some(event.into()),
+            occurred_at: now,
+            received_at: now,
+        };
+        assert!(store.add_event(&event).await.unwrap());
+    }
+    assert_eq!(rows(done).await, [1, 2, 1, 1]);
+    assert_eq!(rows(waiting).await, [1, 1, 0, 1]);
 
     // Writing them fires no foreign-key check.
     let mut tx = pool.begin().await.unwrap();
     let plan: Vec<String> = sqlx::query_scalar(
         "EXPLAIN (ANALYZE, COSTS OFF) WITH b AS (INSERT INTO bodies (message_id, body) \
            VALUES (gen_random_uuid(), '{}')), \
-         r AS (INSERT INTO recipients (message_id, address) VALUES ($1, 'carl@example.com')) \
+         r AS (INSERT INTO recipients (message_id, address) VALUES ($1, 'carl@example.com')), \
+         e AS (INSERT INTO delivery_events (message_id, transport, type, occurred_at, received_at) \
+           VALUES ($1, 'default', 'delivered', now(), now())) \
          INSERT INTO attempts (message_id, attempt, transport, outcome, finished_at) \
            VALUES ($1, 1, 'default', 'retrying', now())",
     )
@@ -272,13 +288,13 @@ async fn a_message_and_the_rows_hanging_off_it_go_together(url: &str) {
 
     // Only a message that reached its end is deleted, and its rows with it.
     assert!(!store.delete(waiting).await.unwrap(), "still queued");
-    assert_eq!(rows(waiting).await, [1, 1, 0]);
+    assert_eq!(rows(waiting).await, [1, 1, 0, 1]);
     assert!(store.delete(done).await.unwrap());
-    assert_eq!(rows(done).await, [0, 0, 0]);
+    assert_eq!(rows(done).await, [0, 0, 0, 0]);
     assert!(store.get(done).await.unwrap().is_none());
     assert_eq!(
         rows(waiting).await,
-        [1, 1, 0],
+        [1, 1, 0, 1],
         "the other message keeps its rows"
     );
     pool.close().await;
