@@ -27,6 +27,7 @@ use super::{
     ClaimedJob, Enqueued, JobStore, Lease, ListFilter, MessageRecord, NewJob, Outcome, QueueStats,
     RECORD_COLUMNS, Status, StoreError,
 };
+use growth::Growth;
 
 mod accept;
 mod console;
@@ -34,6 +35,9 @@ mod delivered;
 #[doc(hidden)]
 pub use delivered::RECORD_SENT;
 mod events;
+mod growth;
+#[doc(hidden)]
+pub use growth::GROWTH_MIN;
 mod limits;
 mod reseal;
 mod suppressions;
@@ -63,7 +67,9 @@ pub struct PgStore {
     writes: Writes,
     pending: PendingCache,
     lookups: Lookups,
-    growth: std::sync::Arc<suppressions::Growth>,
+    /// Rows added to `messages` and to `suppressions` (see `growth`).
+    grown: std::sync::Arc<Growth>,
+    listed: std::sync::Arc<Growth>,
 }
 
 impl PgStore {
@@ -117,7 +123,8 @@ impl PgStore {
             writes,
             pending: PendingCache::default(),
             lookups,
-            growth: Default::default(),
+            grown: std::sync::Arc::new(Growth::new("messages, bodies, recipients", "messages")),
+            listed: std::sync::Arc::new(Growth::new("suppressions", "suppressions")),
         })
     }
 
@@ -177,11 +184,16 @@ fn record(row: &PgRow) -> Result<MessageRecord, StoreError> {
 #[async_trait]
 impl JobStore for PgStore {
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
-        Ok(self
+        let enqueued = self
             .writes
             .enqueue(job, &self.pending)
             .await
-            .context("storing a message")?)
+            .context("storing a message")?;
+        if !matches!(enqueued, Enqueued::Duplicate(_)) && self.grown.added(1) {
+            let (grown, pool) = (self.grown.clone(), self.pool.clone());
+            tokio::spawn(async move { grown.analyze(&pool).await });
+        }
+        Ok(enqueued)
     }
 
     async fn claim(
@@ -347,7 +359,7 @@ impl JobStore for PgStore {
     }
 
     async fn suppress(&self, entry: &crate::suppression::Suppression) -> Result<bool, StoreError> {
-        suppressions::add(&self.pool, &self.growth, entry).await
+        suppressions::add(&self.pool, &self.listed, entry).await
     }
 
     async fn unsuppress(&self, tenant: &str, email: &str) -> Result<bool, StoreError> {

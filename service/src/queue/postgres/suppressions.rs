@@ -4,62 +4,10 @@ use anyhow::Context as _;
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
 
+use super::growth::Growth;
 use crate::queue::StoreError;
 use crate::queue::lookups::Pair;
 use crate::suppression::{Reason, Suppression};
-
-/// Entries this replica added since the list's statistics were last taken
-/// here, and how many more it takes before they are taken again.
-///
-/// The lookup at accept is a prepared statement, and PostgreSQL keeps its
-/// generic plan per connection until the table's statistics change. Made
-/// while the list is small (a new install, under about 4,000 entries) that
-/// plan scans the whole list and hashes it; had the list grown tenfold
-/// since (an import of an old list, a wave of bounces) before autovacuum's
-/// next ANALYZE, every lookup read all of it (49 ms per lookup for 200,000
-/// entries, many lookups a second). So the replica that adds entries takes
-/// the statistics itself whenever the list may have doubled: at most twice
-/// the rows they say, and a plan made from them picks the primary key as
-/// soon as the list is large enough for it to matter.
-#[derive(Debug, Default)]
-pub(super) struct Growth {
-    state: std::sync::Mutex<(u64, u64)>,
-}
-
-/// Entries added before the statistics are taken again, at the least.
-const GROWTH_MIN: u64 = 1_000;
-
-impl Growth {
-    /// Counts one entry added; true when the statistics are due.
-    fn added(&self) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let (added, due) = &mut *state;
-        *added += 1;
-        if *added >= (*due).max(GROWTH_MIN) {
-            *added = 0;
-            return true;
-        }
-        false
-    }
-
-    /// Takes the list's statistics; the next time is when it may have doubled.
-    async fn analyze(&self, pool: &PgPool) -> anyhow::Result<()> {
-        sqlx::query("ANALYZE suppressions").execute(pool).await?;
-        let rows: f32 = sqlx::query_scalar(
-            "SELECT reltuples FROM pg_class WHERE oid = 'suppressions'::regclass",
-        )
-        .fetch_one(pool)
-        .await?;
-        // reltuples is -1 before the first ANALYZE, a count after it.
-        let rows = if rows.is_finite() && rows > 0.0 {
-            rows as u64
-        } else {
-            0
-        };
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = rows;
-        Ok(())
-    }
-}
 
 /// Adds `entry`; false (and the first entry kept) when the address is on the list already.
 pub async fn add(pool: &PgPool, growth: &Growth, entry: &Suppression) -> Result<bool, StoreError> {
@@ -77,12 +25,9 @@ pub async fn add(pool: &PgPool, growth: &Growth, entry: &Suppression) -> Result<
     .await
     .context("adding a suppression")?;
     let added = done.rows_affected() == 1;
-    if added && growth.added() {
-        // The entry is stored either way; without fresh statistics only
-        // the lookups are slower until autovacuum takes them.
-        if let Err(error) = growth.analyze(pool).await {
-            tracing::warn!(error = %format!("{error:#}"), "could not take the suppression list's statistics");
-        }
+    // The lookup at accept is a prepared statement (see `growth`).
+    if added && growth.added(1) {
+        growth.analyze(pool).await;
     }
     Ok(added)
 }
