@@ -67,9 +67,10 @@ pub struct PgStore {
     writes: Writes,
     pending: PendingCache,
     lookups: Lookups,
-    /// Rows added to `messages` and to `suppressions` (see `growth`).
+    /// Rows added to `messages`, `suppressions` and `flow_limits` (see `growth`).
     grown: std::sync::Arc<Growth>,
     listed: std::sync::Arc<Growth>,
+    cells: std::sync::Arc<Growth>,
 }
 
 impl PgStore {
@@ -125,6 +126,7 @@ impl PgStore {
             lookups,
             grown: std::sync::Arc::new(Growth::new("messages, bodies, recipients", "messages")),
             listed: std::sync::Arc::new(Growth::new("suppressions", "suppressions")),
+            cells: std::sync::Arc::new(Growth::new("flow_limits", "flow_limits")),
         })
     }
 
@@ -390,7 +392,7 @@ impl JobStore for PgStore {
         if cells.is_empty() {
             return Ok(None);
         }
-        limits::admit(&self.pool, cells, now).await
+        limits::admit(&self.pool, &self.cells, cells, now).await
     }
 
     async fn prune_limits(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {

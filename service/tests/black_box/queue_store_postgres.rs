@@ -28,6 +28,7 @@ async fn the_store_contract_holds_on_postgres() {
     claims_read_the_due_rows_in_order(&pg.database()).await;
     the_suppression_lists_statistics_follow_its_growth(&pg.database()).await;
     the_queues_statistics_follow_its_growth(&pg.database()).await;
+    flow_limit_statistics_follow_the_cells_created(&pg.database()).await;
     a_message_and_the_rows_hanging_off_it_go_together(&pg.database()).await;
     the_pending_count_reads_only_unsent_rows_whatever_the_statistics(&pg.database()).await;
     store_contract::idempotency_keys_hold_for_24_hours_per_tenant(open(&pg.database()).await).await;
@@ -623,6 +624,69 @@ async fn the_queues_statistics_follow_its_growth(url: &str) {
     assert_eq!(plan.matches("using messages_due").count(), 3, "{plan}");
     assert!(plan.contains("rows=1000 width"), "{plan}");
     drop(kept);
+    pool.close().await;
+}
+
+/// Flow limits keep a cell per address, looked up and spent by prepared
+/// statements at every accept of a tenant with limits: the replica that
+/// creates cells takes the table's statistics when it may have doubled.
+async fn flow_limit_statistics_follow_the_cells_created(url: &str) {
+    use mailbridge::limits::{Limit, LimitCell};
+    use mailbridge::queue::postgres::GROWTH_MIN;
+    let store = open(url).await;
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query("ALTER TABLE flow_limits SET (autovacuum_enabled = false)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let rows = || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, f32>(
+                "SELECT reltuples FROM pg_class WHERE oid = 'flow_limits'::regclass",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let cells = |from: u64, to: u64| -> Vec<LimitCell> {
+        (from..to)
+            .map(|i| LimitCell {
+                key: format!("cell-{i}"),
+                interval: Duration::from_secs(60),
+                burst: Duration::ZERO,
+                limit: Limit::Recipient,
+            })
+            .collect()
+    };
+    let now = time::OffsetDateTime::now_utc();
+    assert!(store.admit(&cells(0, 10), now).await.unwrap().is_none());
+    sqlx::query("ANALYZE flow_limits")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows().await, 10.0);
+    // Spending cells that exist creates nothing.
+    assert!(store.admit(&cells(0, 10), now).await.unwrap().is_some());
+    for from in (10..GROWTH_MIN - 9).step_by(10) {
+        let to = (from + 10).min(GROWTH_MIN - 1);
+        assert!(store.admit(&cells(from, to), now).await.unwrap().is_none());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rows().await, 10.0, "999 cells: not yet");
+    assert!(
+        store
+            .admit(&cells(GROWTH_MIN - 1, GROWTH_MIN), now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while rows().await != GROWTH_MIN as f32 {
+        assert!(std::time::Instant::now() < deadline, "no ANALYZE");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     pool.close().await;
 }
 

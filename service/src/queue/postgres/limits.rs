@@ -3,6 +3,7 @@
 //! first if new, in one order), so two replicas never both spend the last
 //! allowance of a cell.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -11,6 +12,7 @@ use sqlx::postgres::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::growth::Growth;
 use crate::limits::LimitCell;
 use crate::queue::StoreError;
 use crate::queue::batch::IDEMPOTENCY_WINDOW;
@@ -19,17 +21,20 @@ use crate::queue::batch::IDEMPOTENCY_WINDOW;
 /// wait and the index of the cell that needs it.
 pub async fn admit(
     pool: &PgPool,
+    growth: &Arc<Growth>,
     cells: &[LimitCell],
     now: OffsetDateTime,
 ) -> Result<Option<(Duration, usize)>, StoreError> {
     let now = unix_ms(now);
     let keys: Vec<&str> = cells.iter().map(|c| c.key.as_str()).collect();
     let mut tx = pool.begin().await.context("starting a limit check")?;
-    let mut rows = lock(&mut tx, &keys).await?;
+    let (mut rows, mut created) = lock(&mut tx, &keys).await?;
     if keys.iter().any(|k| !rows.iter().any(|(key, _)| key == k)) {
         // Pruned between creating and locking it (its window had passed):
         // created again, now by this transaction, so nobody else prunes it.
-        rows = lock(&mut tx, &keys).await?;
+        let again;
+        (rows, again) = lock(&mut tx, &keys).await?;
+        created += again;
     }
     let mut wait = (0i64, 0usize);
     let mut next = Vec::with_capacity(cells.len());
@@ -55,26 +60,39 @@ pub async fn admit(
             .context("spending a limit")?;
     }
     tx.commit().await.context("committing a limit")?;
+    // The lock and the spend are prepared statements (see `growth`); the
+    // table grows by a cell per address (a refusal creates none: its
+    // transaction is rolled back), and the accept does not wait.
+    if growth.added(created) {
+        let (growth, pool) = (growth.clone(), pool.clone());
+        tokio::spawn(async move { growth.analyze(&pool).await });
+    }
     Ok(None)
 }
 
 /// Creates the cells of `keys` that do not exist (at time 0, which limits
-/// nothing) and locks them all, in one order; answers their times.
-async fn lock(tx: &mut PgConnection, keys: &[&str]) -> Result<Vec<(String, i64)>, StoreError> {
-    sqlx::query(
+/// nothing) and locks them all, in one order; answers their times and how
+/// many cells were created.
+async fn lock(
+    tx: &mut PgConnection,
+    keys: &[&str],
+) -> Result<(Vec<(String, i64)>, u64), StoreError> {
+    let created = sqlx::query(
         "INSERT INTO flow_limits (key, tat) SELECT unnest($1::text[]), 0 ON CONFLICT DO NOTHING",
     )
     .bind(keys)
     .execute(&mut *tx)
     .await
-    .context("creating limits")?;
-    Ok(sqlx::query_as(
+    .context("creating limits")?
+    .rows_affected();
+    let rows = sqlx::query_as(
         "SELECT key, tat FROM flow_limits WHERE key = ANY($1) ORDER BY key FOR UPDATE",
     )
     .bind(keys)
     .fetch_all(&mut *tx)
     .await
-    .context("locking limits")?)
+    .context("locking limits")?;
+    Ok((rows, created))
 }
 
 /// Deletes up to `batch` cells whose time is not after `now`, skipping cells
