@@ -191,9 +191,8 @@ impl JobStore for PgStore {
             .enqueue(job, &self.pending)
             .await
             .context("storing a message")?;
-        if !matches!(enqueued, Enqueued::Duplicate(_)) && self.grown.added(1) {
-            let (grown, pool) = (self.grown.clone(), self.pool.clone());
-            tokio::spawn(async move { grown.analyze(&pool).await });
+        if !matches!(enqueued, Enqueued::Duplicate(_)) {
+            self.grown.note(&self.pool, 1);
         }
         Ok(enqueued)
     }

@@ -19,8 +19,8 @@
 //! table of a million rows has had about ten; each samples at most 30,000
 //! rows.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use sqlx::PgPool;
 
@@ -52,7 +52,7 @@ impl Growth {
 
     /// Counts `rows` added; true when the statistics are due, and then no
     /// other caller is told so until [`Growth::analyze`] has run.
-    pub(super) fn added(&self, rows: u64) -> bool {
+    fn added(&self, rows: u64) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (added, counted) = &mut *state;
         *added += rows;
@@ -63,10 +63,20 @@ impl Growth {
         true
     }
 
+    /// Counts `rows` added and, when the statistics are due, takes them in
+    /// the background: the caller does not wait, and a caller that goes away
+    /// (a client hanging up) does not cut it short.
+    pub(super) fn note(self: &Arc<Self>, pool: &PgPool, rows: u64) {
+        if self.added(rows) {
+            let (growth, pool) = (self.clone(), pool.clone());
+            tokio::spawn(async move { growth.analyze(&pool).await });
+        }
+    }
+
     /// Takes the statistics (after [`Growth::added`] said so). A failure is
     /// logged: only plans suffer from old statistics, until autovacuum
     /// takes them.
-    pub(super) async fn analyze(&self, pool: &PgPool) {
+    async fn analyze(&self, pool: &PgPool) {
         if let Err(error) = self.try_analyze(pool).await {
             tracing::warn!(
                 tables = self.tables,

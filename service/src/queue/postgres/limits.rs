@@ -62,11 +62,8 @@ pub async fn admit(
     tx.commit().await.context("committing a limit")?;
     // The lock and the spend are prepared statements (see `growth`); the
     // table grows by a cell per address (a refusal creates none: its
-    // transaction is rolled back), and the accept does not wait.
-    if growth.added(created) {
-        let (growth, pool) = (growth.clone(), pool.clone());
-        tokio::spawn(async move { growth.analyze(&pool).await });
-    }
+    // transaction is rolled back).
+    growth.note(pool, created);
     Ok(None)
 }
 

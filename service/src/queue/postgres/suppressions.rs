@@ -4,13 +4,19 @@ use anyhow::Context as _;
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
 
+use std::sync::Arc;
+
 use super::growth::Growth;
 use crate::queue::StoreError;
 use crate::queue::lookups::Pair;
 use crate::suppression::{Reason, Suppression};
 
 /// Adds `entry`; false (and the first entry kept) when the address is on the list already.
-pub async fn add(pool: &PgPool, growth: &Growth, entry: &Suppression) -> Result<bool, StoreError> {
+pub async fn add(
+    pool: &PgPool,
+    growth: &Arc<Growth>,
+    entry: &Suppression,
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "INSERT INTO suppressions (tenant, email, reason, detail, message_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
@@ -26,8 +32,8 @@ pub async fn add(pool: &PgPool, growth: &Growth, entry: &Suppression) -> Result<
     .context("adding a suppression")?;
     let added = done.rows_affected() == 1;
     // The lookup at accept is a prepared statement (see `growth`).
-    if added && growth.added(1) {
-        growth.analyze(pool).await;
+    if added {
+        growth.note(pool, 1);
     }
     Ok(added)
 }
