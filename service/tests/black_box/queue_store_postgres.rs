@@ -362,41 +362,18 @@ async fn the_pending_count_reads_only_unsent_rows_whatever_the_statistics(url: &
 /// `sending`: reading a status index instead costs every message in flight,
 /// and every dead entry earlier outcomes left there, at each group.
 async fn sent_outcomes_find_their_rows_by_id_whatever_the_statistics(url: &str) {
-    drop(open(url).await);
-    let pool = sqlx::PgPool::connect(url).await.unwrap();
-    sqlx::query(
+    let plans = plans_after(
+        url,
         "INSERT INTO messages (id, tenant, status, transport, created_at, age_from, updated_at, claims) \
          SELECT gen_random_uuid(), 'acme', CASE WHEN i = 1 THEN 'sending' ELSE 'sent' END, 'default', \
                 now(), now(), now(), 1 FROM generate_series(1, 5000) AS i",
+        "(uuid[], int4[], text[], timestamptz[])",
+        mailbridge::queue::postgres::RECORD_SENT,
+        "(array_fill(gen_random_uuid(), ARRAY[10]), array_fill(1, ARRAY[10]), \
+          array_fill(NULL::text, ARRAY[10]), array_fill(now(), ARRAY[10]))",
     )
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query("ANALYZE messages")
-        .execute(&pool)
-        .await
-        .unwrap();
-    let mut conn = pool.acquire().await.unwrap();
-    for mode in ["force_custom_plan", "force_generic_plan"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}")))
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "PREPARE outcome (uuid[], int4[], text[], timestamptz[]) AS {}",
-            mailbridge::queue::postgres::RECORD_SENT
-        )))
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-        let plan: Vec<String> = sqlx::query_scalar(
-            "EXPLAIN EXECUTE outcome (array_fill(gen_random_uuid(), ARRAY[10]), \
-             array_fill(1, ARRAY[10]), array_fill(NULL::text, ARRAY[10]), array_fill(now(), ARRAY[10]))",
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .unwrap();
-        let plan = plan.join("\n");
+    .await;
+    for (mode, plan) in plans {
         assert!(
             plan.contains("Index Scan using messages_pkey on messages m"),
             "{mode}:\n{plan}"
@@ -409,53 +386,24 @@ async fn sent_outcomes_find_their_rows_by_id_whatever_the_statistics(url: &str) 
         ] {
             assert!(!plan.contains(other), "{mode}:\n{plan}");
         }
-        sqlx::query("DEALLOCATE outcome")
-            .execute(&mut *conn)
-            .await
-            .unwrap();
     }
-    drop(conn);
-    pool.close().await;
 }
 
 /// Every kind of claim reads its due rows in order from `messages_due`, in
 /// custom and generic plans, also when the statistics say that nearly every
 /// row is sent: any other plan reads or sorts more than the backlog.
 async fn claims_read_the_due_rows_in_order(url: &str) {
-    drop(open(url).await);
-    let pool = sqlx::PgPool::connect(url).await.unwrap();
-    sqlx::query(
+    let plans = plans_after(
+        url,
         "INSERT INTO messages (id, tenant, status, transport, created_at, age_from, updated_at, claims) \
          SELECT gen_random_uuid(), 'acme', 'sent', 'default', now(), now(), now(), 1 \
          FROM generate_series(1, 5000)",
+        "(timestamptz, timestamptz, int8, timestamptz)",
+        mailbridge::queue::postgres::CLAIM,
+        "(now() + interval '1 minute', now(), 64, now())",
     )
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query("ANALYZE messages")
-        .execute(&pool)
-        .await
-        .unwrap();
-    let mut conn = pool.acquire().await.unwrap();
-    for mode in ["force_custom_plan", "force_generic_plan"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}")))
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "PREPARE claim (timestamptz, timestamptz, int8, timestamptz) AS {}",
-            mailbridge::queue::postgres::CLAIM
-        )))
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-        let plan: Vec<String> = sqlx::query_scalar(
-            "EXPLAIN EXECUTE claim (now() + interval '1 minute', now(), 64, now())",
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .unwrap();
-        let plan = plan.join("\n");
+    .await;
+    for (mode, plan) in plans {
         assert_eq!(
             plan.matches("Index Scan using messages_due on messages")
                 .count(),
@@ -463,13 +411,7 @@ async fn claims_read_the_due_rows_in_order(url: &str) {
             "{mode}:\n{plan}"
         );
         assert!(!plan.contains("Seq Scan on messages"), "{mode}:\n{plan}");
-        sqlx::query("DEALLOCATE claim")
-            .execute(&mut *conn)
-            .await
-            .unwrap();
     }
-    drop(conn);
-    pool.close().await;
 }
 
 /// The replica that adds entries to the suppression list takes its
@@ -681,6 +623,56 @@ async fn flow_limit_statistics_follow_the_cells_created(url: &str) {
     );
     settles(rows, GROWTH_MIN as f32).await;
     pool.close().await;
+}
+
+/// Runs `seed` and analyses `messages`, then answers the plans PostgreSQL
+/// makes for `statement` (prepared with parameters of `types`, run with
+/// `arguments`) in custom and in generic mode.
+async fn plans_after(
+    url: &str,
+    seed: &str,
+    types: &str,
+    statement: &str,
+    arguments: &str,
+) -> Vec<(&'static str, String)> {
+    drop(open(url).await);
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(seed))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("ANALYZE messages")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let mut plans = Vec::new();
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}")))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PREPARE planned {types} AS {statement}"
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN EXECUTE planned {arguments}"
+        )))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        plans.push((mode, plan.join("\n")));
+        sqlx::query("DEALLOCATE planned")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    pool.close().await;
+    plans
 }
 
 /// Waits (up to 20 s) until `rows` answers `expected`: a replica's ANALYZE
