@@ -114,6 +114,9 @@ impl PgStore {
                 keyring.clone(),
             ));
         }
+        let grown = Growth::open(&pool, "messages, bodies, recipients", "messages").await;
+        let listed = Growth::open(&pool, "suppressions", "suppressions").await;
+        let cells = Growth::open(&pool, "flow_limits", "flow_limits").await;
         let reads = pool.clone();
         let lookups = Lookups::start(std::sync::Arc::new(move |pairs| {
             let reads = reads.clone();
@@ -124,9 +127,9 @@ impl PgStore {
             writes,
             pending: PendingCache::default(),
             lookups,
-            grown: std::sync::Arc::new(Growth::new("messages, bodies, recipients", "messages")),
-            listed: std::sync::Arc::new(Growth::new("suppressions", "suppressions")),
-            cells: std::sync::Arc::new(Growth::new("flow_limits", "flow_limits")),
+            grown,
+            listed,
+            cells,
         })
     }
 

@@ -28,6 +28,7 @@ async fn the_store_contract_holds_on_postgres() {
     claims_read_the_due_rows_in_order(&pg.database()).await;
     the_suppression_lists_statistics_follow_its_growth(&pg.database()).await;
     the_queues_statistics_follow_its_growth(&pg.database()).await;
+    a_replica_counts_from_the_statistics_it_finds(&pg.database()).await;
     flow_limit_statistics_follow_the_cells_created(&pg.database()).await;
     a_message_and_the_rows_hanging_off_it_go_together(&pg.database()).await;
     the_pending_count_reads_only_unsent_rows_whatever_the_statistics(&pg.database()).await;
@@ -563,6 +564,55 @@ async fn the_queues_statistics_follow_its_growth(url: &str) {
     assert_eq!(plan.matches("using messages_due").count(), 3, "{plan}");
     assert!(plan.contains("rows=1000 width"), "{plan}");
     drop(kept);
+    pool.close().await;
+}
+
+/// A replica started on a large queue counts from the rows its statistics
+/// say: 1,000 accepts do not double 5,000 rows, so no ANALYZE is taken.
+async fn a_replica_counts_from_the_statistics_it_finds(url: &str) {
+    use mailbridge::queue::postgres::GROWTH_MIN;
+    drop(open(url).await);
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query("ALTER TABLE messages SET (autovacuum_enabled = false)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO messages (id, tenant, status, transport, created_at, age_from, updated_at, claims) \
+         SELECT gen_random_uuid(), 'acme', 'sent', 'default', now(), now(), now(), 1 \
+         FROM generate_series(1, 5000)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE messages")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let rows = || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, f32>(
+                "SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(rows().await, 5_000.0);
+    let store = open(url).await;
+    let now = time::OffsetDateTime::now_utc();
+    for _ in 0..GROWTH_MIN / 50 {
+        let jobs = (0..50).map(|_| store.enqueue(store_contract::job("acme", None, now)));
+        futures::future::try_join_all(jobs).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        rows().await,
+        5_000.0,
+        "an ANALYZE after {GROWTH_MIN} accepts"
+    );
     pool.close().await;
 }
 

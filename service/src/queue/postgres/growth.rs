@@ -41,13 +41,23 @@ pub(super) struct Growth {
 }
 
 impl Growth {
-    pub(super) const fn new(tables: &'static str, counted: &'static str) -> Growth {
-        Growth {
+    /// Starts counting from what the statistics say now: a replica started
+    /// on a large table takes no ANALYZE until it may have doubled it.
+    pub(super) async fn open(
+        pool: &PgPool,
+        tables: &'static str,
+        counted: &'static str,
+    ) -> Arc<Growth> {
+        let growth = Growth {
             tables,
             counted,
             state: Mutex::new((0, 0)),
             running: AtomicBool::new(false),
-        }
+        };
+        // Unknown (an error) counts as a small table: statistics come sooner.
+        let rows = growth.rows(pool).await.unwrap_or(0);
+        growth.state.lock().unwrap_or_else(|e| e.into_inner()).1 = rows;
+        Arc::new(growth)
     }
 
     /// Counts `rows` added; true when the statistics are due, and then no
@@ -91,18 +101,23 @@ impl Growth {
         sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {}", self.tables)))
             .execute(pool)
             .await?;
+        let rows = self.rows(pool).await?;
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = rows;
+        Ok(())
+    }
+
+    /// The rows of the counted table, as its statistics say.
+    async fn rows(&self, pool: &PgPool) -> anyhow::Result<u64> {
         let rows: f32 =
             sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = $1::regclass")
                 .bind(self.counted)
                 .fetch_one(pool)
                 .await?;
         // reltuples is -1 before a table's first ANALYZE, a count after it.
-        let rows = if rows.is_finite() && rows > 0.0 {
+        Ok(if rows.is_finite() && rows > 0.0 {
             rows as u64
         } else {
             0
-        };
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = rows;
-        Ok(())
+        })
     }
 }
