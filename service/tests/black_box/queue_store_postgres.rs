@@ -424,11 +424,7 @@ async fn the_suppression_lists_statistics_follow_its_growth(url: &str) {
     use mailbridge::suppression::{Reason, Suppression};
     let store = open(url).await;
     let pool = sqlx::PgPool::connect(url).await.unwrap();
-    // Only the service's own ANALYZE may change the statistics here.
-    sqlx::query("ALTER TABLE suppressions SET (autovacuum_enabled = false)")
-        .execute(&pool)
-        .await
-        .unwrap();
+    without_autovacuum(&pool, &["suppressions"]).await;
     let entry = |i: u32| Suppression {
         tenant: "acme".into(),
         email: format!("user{i}@example.org"),
@@ -437,17 +433,6 @@ async fn the_suppression_lists_statistics_follow_its_growth(url: &str) {
         message_id: None,
         created_at: time::OffsetDateTime::now_utc(),
     };
-    let rows = || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, f32>(
-                "SELECT reltuples FROM pg_class WHERE oid = 'suppressions'::regclass",
-            )
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-        }
-    };
     for i in 0..10 {
         assert!(store.suppress(&entry(i)).await.unwrap());
     }
@@ -455,7 +440,7 @@ async fn the_suppression_lists_statistics_follow_its_growth(url: &str) {
         .execute(&pool)
         .await
         .unwrap();
-    assert_eq!(rows().await, 10.0);
+    assert_eq!(reltuples(&pool, "suppressions").await, 10.0);
     // Entries already on the list add nothing.
     for i in 0..10 {
         assert!(!store.suppress(&entry(i)).await.unwrap());
@@ -464,17 +449,21 @@ async fn the_suppression_lists_statistics_follow_its_growth(url: &str) {
     for i in 10..999 {
         assert!(store.suppress(&entry(i)).await.unwrap());
     }
-    assert_eq!(rows().await, 10.0, "999 new entries: not yet");
+    assert_eq!(
+        reltuples(&pool, "suppressions").await,
+        10.0,
+        "999 new entries: not yet"
+    );
     assert!(store.suppress(&entry(999)).await.unwrap());
     // Taken in the background: the request does not wait for it.
-    settles(rows, 1_000.0).await;
+    settles(&pool, "suppressions", 1_000.0).await;
     // Then when the list has doubled since.
     for i in 1_000..1_999 {
         assert!(store.suppress(&entry(i)).await.unwrap());
     }
-    assert_eq!(rows().await, 1_000.0);
+    assert_eq!(reltuples(&pool, "suppressions").await, 1_000.0);
     assert!(store.suppress(&entry(1_999)).await.unwrap());
-    settles(rows, 2_000.0).await;
+    settles(&pool, "suppressions", 2_000.0).await;
     sqlx::query("DELETE FROM suppressions")
         .execute(&pool)
         .await
@@ -490,24 +479,7 @@ async fn the_queues_statistics_follow_its_growth(url: &str) {
     use mailbridge::queue::postgres::GROWTH_MIN;
     let store = open(url).await;
     let pool = sqlx::PgPool::connect(url).await.unwrap();
-    for table in ["messages", "bodies", "recipients"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "ALTER TABLE {table} SET (autovacuum_enabled = false)"
-        )))
-        .execute(&pool)
-        .await
-        .unwrap();
-    }
-    let rows = |table: &'static str| {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, f32>("SELECT reltuples FROM pg_class WHERE oid = $1::regclass")
-                .bind(table)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        }
-    };
+    without_autovacuum(&pool, &["messages", "bodies", "recipients"]).await;
     let now = time::OffsetDateTime::now_utc();
     let enqueue = |n: u64| {
         let store = store.clone();
@@ -526,7 +498,7 @@ async fn the_queues_statistics_follow_its_growth(url: &str) {
     };
     enqueue(10).await;
     sqlx::query("ANALYZE").execute(&pool).await.unwrap();
-    assert_eq!(rows("messages").await, 10.0);
+    assert_eq!(reltuples(&pool, "messages").await, 10.0);
 
     // Another connection keeps the claim's plan, made while ten messages were queued.
     let mut kept = pool.acquire().await.unwrap();
@@ -550,12 +522,12 @@ async fn the_queues_statistics_follow_its_growth(url: &str) {
     );
 
     enqueue(GROWTH_MIN - 11).await;
-    assert_eq!(rows("messages").await, 10.0, "not yet");
+    assert_eq!(reltuples(&pool, "messages").await, 10.0, "not yet");
     enqueue(1).await;
     // Taken in the background: the accept does not wait for it.
-    settles(|| rows("recipients"), GROWTH_MIN as f32).await;
+    settles(&pool, "recipients", GROWTH_MIN as f32).await;
     for table in ["messages", "bodies"] {
-        assert_eq!(rows(table).await, GROWTH_MIN as f32, "{table}");
+        assert_eq!(reltuples(&pool, table).await, GROWTH_MIN as f32, "{table}");
     }
     // Made again, from the new statistics: every kind of claim reads the
     // index (a scan is left only where PostgreSQL finds it cheaper for a
@@ -573,10 +545,7 @@ async fn a_replica_counts_from_the_statistics_it_finds(url: &str) {
     use mailbridge::queue::postgres::GROWTH_MIN;
     drop(open(url).await);
     let pool = sqlx::PgPool::connect(url).await.unwrap();
-    sqlx::query("ALTER TABLE messages SET (autovacuum_enabled = false)")
-        .execute(&pool)
-        .await
-        .unwrap();
+    without_autovacuum(&pool, &["messages"]).await;
     sqlx::query(
         "INSERT INTO messages (id, tenant, status, transport, created_at, age_from, updated_at, claims) \
          SELECT gen_random_uuid(), 'acme', 'sent', 'default', now(), now(), now(), 1 \
@@ -589,18 +558,7 @@ async fn a_replica_counts_from_the_statistics_it_finds(url: &str) {
         .execute(&pool)
         .await
         .unwrap();
-    let rows = || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, f32>(
-                "SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass",
-            )
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-        }
-    };
-    assert_eq!(rows().await, 5_000.0);
+    assert_eq!(reltuples(&pool, "messages").await, 5_000.0);
     let store = open(url).await;
     let now = time::OffsetDateTime::now_utc();
     for _ in 0..GROWTH_MIN / 50 {
@@ -609,7 +567,7 @@ async fn a_replica_counts_from_the_statistics_it_finds(url: &str) {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        rows().await,
+        reltuples(&pool, "messages").await,
         5_000.0,
         "an ANALYZE after {GROWTH_MIN} accepts"
     );
@@ -624,21 +582,7 @@ async fn flow_limit_statistics_follow_the_cells_created(url: &str) {
     use mailbridge::queue::postgres::GROWTH_MIN;
     let store = open(url).await;
     let pool = sqlx::PgPool::connect(url).await.unwrap();
-    sqlx::query("ALTER TABLE flow_limits SET (autovacuum_enabled = false)")
-        .execute(&pool)
-        .await
-        .unwrap();
-    let rows = || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, f32>(
-                "SELECT reltuples FROM pg_class WHERE oid = 'flow_limits'::regclass",
-            )
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-        }
-    };
+    without_autovacuum(&pool, &["flow_limits"]).await;
     let cells = |from: u64, to: u64| -> Vec<LimitCell> {
         (from..to)
             .map(|i| LimitCell {
@@ -655,7 +599,7 @@ async fn flow_limit_statistics_follow_the_cells_created(url: &str) {
         .execute(&pool)
         .await
         .unwrap();
-    assert_eq!(rows().await, 10.0);
+    assert_eq!(reltuples(&pool, "flow_limits").await, 10.0);
     // Spending cells that exist creates nothing.
     assert!(store.admit(&cells(0, 10), now).await.unwrap().is_some());
     for from in (10..GROWTH_MIN - 9).step_by(10) {
@@ -663,7 +607,11 @@ async fn flow_limit_statistics_follow_the_cells_created(url: &str) {
         assert!(store.admit(&cells(from, to), now).await.unwrap().is_none());
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(rows().await, 10.0, "999 cells: not yet");
+    assert_eq!(
+        reltuples(&pool, "flow_limits").await,
+        10.0,
+        "999 cells: not yet"
+    );
     assert!(
         store
             .admit(&cells(GROWTH_MIN - 1, GROWTH_MIN), now)
@@ -671,7 +619,7 @@ async fn flow_limit_statistics_follow_the_cells_created(url: &str) {
             .unwrap()
             .is_none()
     );
-    settles(rows, GROWTH_MIN as f32).await;
+    settles(&pool, "flow_limits", GROWTH_MIN as f32).await;
     pool.close().await;
 }
 
@@ -725,22 +673,40 @@ async fn plans_after(
     plans
 }
 
-/// Waits (up to 20 s) until `rows` answers `expected`: a replica's ANALYZE
-/// runs in the background.
-async fn settles<F, Fut>(rows: F, expected: f32)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = f32>,
-{
+/// Turns autovacuum off for `tables`: only the test's own ANALYZE or the
+/// service's changes their statistics.
+async fn without_autovacuum(pool: &sqlx::PgPool, tables: &[&str]) {
+    for table in tables {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE {table} SET (autovacuum_enabled = false)"
+        )))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
+/// The rows `table` has, as its statistics say.
+async fn reltuples(pool: &sqlx::PgPool, table: &str) -> f32 {
+    sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = $1::regclass")
+        .bind(table)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Waits (up to 20 s) until the statistics of `table` say `expected` rows:
+/// a replica's ANALYZE runs in the background.
+async fn settles(pool: &sqlx::PgPool, table: &str, expected: f32) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let now = rows().await;
+        let now = reltuples(pool, table).await;
         if now == expected {
             return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no ANALYZE: the statistics say {now} rows, not {expected}"
+            "no ANALYZE: the statistics of {table} say {now} rows, not {expected}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

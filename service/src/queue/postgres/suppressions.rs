@@ -1,10 +1,10 @@
 //! The suppression list in PostgreSQL.
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
-
-use std::sync::Arc;
 
 use super::growth::Growth;
 use crate::queue::StoreError;
