@@ -2,14 +2,15 @@
 -- extension does: template + data + the subject/text/html Keycloak rendered
 -- (bench/keycloak-request.json, about 4 KB), with a fresh idempotency key
 -- each time (the same key twice would be answered as a repeat, storing nothing).
--- BODY_FILE names another body; its "__KEY__" is replaced the same way.
+-- BODY_FILE names another body; every "__KEY__" in it is replaced the same
+-- way (with LIMITS=1, bench/run.sh puts one in the address as well).
 local path = os.getenv("BODY_FILE") or "bench/keycloak-request.json"
 local file = assert(io.open(path, "r"))
 local template = file:read("*a"):gsub("%s+$", "")
 file:close()
-local before, after = template:match("^(.*)__KEY__(.*)$")
-if not before then
-  before, after = template, nil
+local parts = {}
+for part in (template .. "__KEY__"):gmatch("(.-)__KEY__") do
+  parts[#parts + 1] = part
 end
 
 local threads = 0
@@ -29,9 +30,9 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. (os.getenv("MB_TOKEN") or "")
 
 function request()
-  if not after then
-    return wrk.format(nil, nil, nil, before)
+  if #parts == 1 then
+    return wrk.format(nil, nil, nil, parts[1])
   end
   counter = counter + 1
-  return wrk.format(nil, nil, nil, before .. prefix .. counter .. after)
+  return wrk.format(nil, nil, nil, table.concat(parts, prefix .. counter))
 end

@@ -21,6 +21,9 @@
 # SMTP_LATENCY_MS=n puts Toxiproxy (as scripts/test-deps.sh installs it)
 # between the service and smtp-sink, delaying every reply by n ms, as a
 # relay across a network would; raw SMTP (step 5) goes the same way.
+# LIMITS=1 gives the tenant the flow limits of the README's example
+# (recipient_rate 5/hour; password-reset 3/hour, 10/day) and every request an
+# address of its own, so each is checked and spent and none is refused.
 # BASELINE=0 skips step 0, SMTP_BASELINE=0 steps 4 and 5. MAILBRIDGE_BIN and NOOP_BIN
 # name ready-built binaries (A/B runs of two builds) instead of building here.
 # Needs: wrk and postfix (smtp-sink, smtp-source) from Debian; installs them when missing.
@@ -58,6 +61,19 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+if [ "${LIMITS:-0}" = 1 ]; then
+  cat >"$work/limits.toml" <<'TOML'
+[tenants.bench]
+recipient_rate = "5/hour"
+[tenants.bench.template_rates]
+password-reset = "3/hour, 10/day"
+TOML
+  export MAILBRIDGE_CONFIG="$work/limits.toml"
+  sed 's/"email":"ada.lovelace@example.com"/"email":"ada.__KEY__@example.com"/' \
+    "${BODY_FILE:-bench/keycloak-request.json}" >"$work/limited.json"
+  export BODY_FILE="$work/limited.json"
+fi
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "http://$1" && return; sleep 0.1; done; }
 

@@ -10,7 +10,7 @@
 //! PostgreSQL store share the limits. This module is pure: it turns a
 //! request's tenant, kind and recipients into the cells to check.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_lc_rs::digest;
@@ -112,6 +112,37 @@ impl FlowLimits {
     }
 }
 
+/// Checks and spends one message of `cells` at `now` (Unix milliseconds)
+/// against the cells' times in `tats` (a cell not there has none): if every
+/// cell allows it, moves their times on and answers `None`; else changes
+/// nothing and answers the longest wait and the index of the cell that
+/// needs it. A store's writer runs this for the checks of one commit group
+/// in their order, over times it read once for the whole group.
+pub(crate) fn spend(
+    cells: &[LimitCell],
+    now: i64,
+    tats: &mut HashMap<String, i64>,
+) -> Option<(Duration, usize)> {
+    let mut wait = (0i64, 0usize);
+    let mut next = Vec::with_capacity(cells.len());
+    for (index, cell) in cells.iter().enumerate() {
+        let tat = tats.get(&cell.key).copied().unwrap_or(now).max(now);
+        wait = wait.max((tat - now - millis(cell.burst), index));
+        next.push(tat.saturating_add(millis(cell.interval)));
+    }
+    if wait.0 > 0 {
+        return Some((Duration::from_millis(wait.0.unsigned_abs()), wait.1));
+    }
+    for (cell, tat) in cells.iter().zip(next) {
+        tats.insert(cell.key.clone(), tat);
+    }
+    None
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +193,32 @@ mod tests {
             key("acme", "grace@example.com")
         );
         assert!(!key("acme", "ada@example.com").contains("ada"));
+    }
+
+    #[test]
+    fn checks_spend_in_order_and_a_refusal_spends_nothing() {
+        // 5/hour per address and 1/minute for the kind: three checks of the
+        // same address in one group, one minute apart for the last.
+        let cells = limits().cells("acme", Some("email-verification"), ["ada@example.com"]);
+        assert_eq!(cells.len(), 2);
+        let kind = cells
+            .iter()
+            .position(|c| c.limit == Limit::Template)
+            .unwrap();
+        let now = 1_000_000_000;
+        let mut tats = HashMap::new();
+        assert_eq!(spend(&cells, now, &mut tats), None);
+        let after_first = tats.clone();
+        let (wait, index) = spend(&cells, now, &mut tats).expect("the kind allows one a minute");
+        assert_eq!(index, kind);
+        assert_eq!(wait, Duration::from_secs(60));
+        assert_eq!(tats, after_first, "a refusal moves no cell on");
+        assert_eq!(spend(&cells, now + 60_000, &mut tats), None);
+        let recipient = &cells[1 - kind].key;
+        assert_eq!(
+            tats[recipient],
+            now + 2 * 12 * 60_000,
+            "the address spent twice"
+        );
     }
 }

@@ -67,10 +67,10 @@ pub struct PgStore {
     writes: Writes,
     pending: PendingCache,
     lookups: Lookups,
-    /// Rows added to `messages`, `suppressions` and `flow_limits` (see `growth`).
+    /// Rows added to `messages` and `suppressions` (see `growth`; the
+    /// writers count the cells of `flow_limits`).
     grown: std::sync::Arc<Growth>,
     listed: std::sync::Arc<Growth>,
-    cells: std::sync::Arc<Growth>,
 }
 
 impl PgStore {
@@ -105,6 +105,9 @@ impl PgStore {
             .await
             .context("applying the store's migrations")?;
         let (writes, inbox) = Writes::channel(keyring.clone());
+        let grown = Growth::open(&pool, "messages, bodies, recipients", "messages").await;
+        let listed = Growth::open(&pool, "suppressions", "suppressions").await;
+        let cells = Growth::open(&pool, "flow_limits", "flow_limits").await;
         let inbox = std::sync::Arc::new(tokio::sync::Mutex::new(inbox));
         for _ in 0..writer::WRITERS {
             tokio::spawn(writer::run(
@@ -112,11 +115,9 @@ impl PgStore {
                 inbox.clone(),
                 writes.health.clone(),
                 keyring.clone(),
+                cells.clone(),
             ));
         }
-        let grown = Growth::open(&pool, "messages, bodies, recipients", "messages").await;
-        let listed = Growth::open(&pool, "suppressions", "suppressions").await;
-        let cells = Growth::open(&pool, "flow_limits", "flow_limits").await;
         let reads = pool.clone();
         let lookups = Lookups::start(std::sync::Arc::new(move |pairs| {
             let reads = reads.clone();
@@ -129,7 +130,6 @@ impl PgStore {
             lookups,
             grown,
             listed,
-            cells,
         })
     }
 
@@ -391,10 +391,7 @@ impl JobStore for PgStore {
         cells: &[crate::limits::LimitCell],
         now: OffsetDateTime,
     ) -> Result<Option<(Duration, usize)>, StoreError> {
-        if cells.is_empty() {
-            return Ok(None);
-        }
-        limits::admit(&self.pool, &self.cells, cells, now).await
+        self.writes.admit(cells, now).await
     }
 
     async fn prune_limits(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {

@@ -359,10 +359,7 @@ impl JobStore for SqliteStore {
         cells: &[crate::limits::LimitCell],
         now: OffsetDateTime,
     ) -> Result<Option<(Duration, usize)>, StoreError> {
-        if cells.is_empty() {
-            return Ok(None);
-        }
-        limits::admit(&self.write, cells, now).await
+        self.writes.admit(cells, now).await
     }
 
     async fn prune_limits(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {

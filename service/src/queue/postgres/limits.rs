@@ -1,9 +1,9 @@
 //! Flow limits and idempotent repeats in PostgreSQL, shared by replicas:
-//! each check-and-spend is one transaction that locks its cells (created
-//! first if new, in one order), so two replicas never both spend the last
-//! allowance of a cell.
+//! checks and spends run in the writers' commit groups, which lock their
+//! cells (created first if new, in one order), so two writers never both
+//! spend the last allowance of a cell.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -12,68 +12,68 @@ use sqlx::postgres::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::growth::Growth;
-use crate::limits::LimitCell;
+use crate::limits;
 use crate::queue::StoreError;
 use crate::queue::batch::IDEMPOTENCY_WINDOW;
+use crate::queue::grouping::Admit;
 
-/// Spends one message from every cell if all allow it; else the longest
-/// wait and the index of the cell that needs it.
-pub async fn admit(
-    pool: &PgPool,
-    growth: &Arc<Growth>,
-    cells: &[LimitCell],
-    now: OffsetDateTime,
-) -> Result<Option<(Duration, usize)>, StoreError> {
-    let now = unix_ms(now);
-    let keys: Vec<&str> = cells.iter().map(|c| c.key.as_str()).collect();
-    let mut tx = pool.begin().await.context("starting a limit check")?;
-    let (mut rows, mut created) = lock(&mut tx, &keys).await?;
-    if keys.iter().any(|k| !rows.iter().any(|(key, _)| key == k)) {
+/// Checks and spends the flow limits of a group's requests in their order
+/// (see [`crate::limits::spend`]), inside the group's transaction: their
+/// cells created if new and locked, all in one order, so two writers (of
+/// this replica or another) never both spend the last allowance of a cell;
+/// the spent ones written back in one statement. Answers one result per
+/// check and how many cells were created.
+pub(super) async fn admit_all(
+    conn: &mut PgConnection,
+    admits: &[Admit<'_>],
+) -> anyhow::Result<(Vec<Option<(Duration, usize)>>, u64)> {
+    let mut keys: Vec<&str> = admits
+        .iter()
+        .flat_map(|a| a.cells.iter().map(|c| c.key.as_str()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let (mut rows, mut created) = lock(conn, &keys).await?;
+    if rows.len() < keys.len() {
         // Pruned between creating and locking it (its window had passed):
         // created again, now by this transaction, so nobody else prunes it.
         let again;
-        (rows, again) = lock(&mut tx, &keys).await?;
+        (rows, again) = lock(conn, &keys).await?;
         created += again;
     }
-    let mut wait = (0i64, 0usize);
-    let mut next = Vec::with_capacity(cells.len());
-    for (index, cell) in cells.iter().enumerate() {
-        let tat = rows
-            .iter()
-            .find(|(key, _)| key == &cell.key)
-            .map_or(now, |(_, tat)| *tat)
-            .max(now);
-        wait = wait.max((tat - now - millis(cell.burst), index));
-        next.push((cell.key.as_str(), tat + millis(cell.interval)));
+    let mut tats: HashMap<String, i64> = rows.into_iter().collect();
+    let mut spent = Vec::new();
+    let refused = admits
+        .iter()
+        .map(|admit| {
+            let refused = limits::spend(admit.cells, unix_ms(admit.now), &mut tats);
+            if refused.is_none() {
+                spent.extend(admit.cells.iter().map(|c| c.key.as_str()));
+            }
+            refused
+        })
+        .collect();
+    spent.sort_unstable();
+    spent.dedup();
+    if !spent.is_empty() {
+        let times: Vec<i64> = spent.iter().map(|k| tats[*k]).collect();
+        sqlx::query(
+            "UPDATE flow_limits AS f SET tat = s.tat FROM unnest($1::text[], $2::bigint[]) AS s (key, tat) \
+             WHERE f.key = s.key",
+        )
+        .bind(&spent)
+        .bind(&times)
+        .execute(&mut *conn)
+        .await
+        .context("spending limits")?;
     }
-    if wait.0 > 0 {
-        tx.rollback().await.context("ending a limit check")?;
-        return Ok(Some((Duration::from_millis(wait.0.unsigned_abs()), wait.1)));
-    }
-    for (key, tat) in next {
-        sqlx::query("UPDATE flow_limits SET tat = $2 WHERE key = $1")
-            .bind(key)
-            .bind(tat)
-            .execute(&mut *tx)
-            .await
-            .context("spending a limit")?;
-    }
-    tx.commit().await.context("committing a limit")?;
-    // The lock and the spend are prepared statements (see `growth`); the
-    // table grows by a cell per address (a refusal creates none: its
-    // transaction is rolled back).
-    growth.note(pool, created);
-    Ok(None)
+    Ok((refused, created))
 }
 
 /// Creates the cells of `keys` that do not exist (at time 0, which limits
 /// nothing) and locks them all, in one order; answers their times and how
 /// many cells were created.
-async fn lock(
-    tx: &mut PgConnection,
-    keys: &[&str],
-) -> Result<(Vec<(String, i64)>, u64), StoreError> {
+async fn lock(tx: &mut PgConnection, keys: &[&str]) -> anyhow::Result<(Vec<(String, i64)>, u64)> {
     let created = sqlx::query(
         "INSERT INTO flow_limits (key, tat) SELECT unnest($1::text[]), 0 ON CONFLICT DO NOTHING",
     )
@@ -127,8 +127,4 @@ pub async fn idempotent(
 
 fn unix_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -13,11 +13,12 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, mpsc};
 use uuid::Uuid;
 
-use super::{accept, delivered};
+use super::growth::Growth;
+use super::{accept, delivered, limits};
 use crate::queue::batch::{
     self, Answer, Enqueue, Health, IDEMPOTENCY_WINDOW, MAX_BATCH, Op, Write,
 };
-use crate::queue::grouping::{self, Delivered, GroupWrites};
+use crate::queue::grouping::{self, Admit, Delivered, GroupWrites};
 use crate::queue::sealing::{self, Keyring};
 use crate::queue::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, OutcomeUnknown, Status};
 
@@ -34,6 +35,7 @@ pub(super) async fn run(
     inbox: Arc<Mutex<mpsc::Receiver<Write>>>,
     health: Health,
     keyring: Option<Arc<Keyring>>,
+    cells: Arc<Growth>,
 ) {
     let mut waiting = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -42,7 +44,7 @@ pub(super) async fn run(
             return;
         }
         let (ops, replies) = batch::split(&mut waiting);
-        let result = group(&pool, &ops, keyring.as_deref()).await;
+        let result = group(&pool, &ops, keyring.as_deref(), &cells).await;
         batch::answer(&health, &ops, replies, result);
     }
 }
@@ -51,15 +53,23 @@ async fn group(
     pool: &PgPool,
     ops: &[Op],
     keyring: Option<&Keyring>,
+    cells: &Arc<Growth>,
 ) -> anyhow::Result<Vec<Answer>> {
     let mut tx = pool.begin().await.context("beginning a transaction")?;
     let writes = &mut Writes {
         conn: &mut tx,
         keyring,
+        created: 0,
     };
     let answers = grouping::apply_all(writes, ops).await?;
+    let created = writes.created;
     match tx.commit().await {
-        Ok(()) => Ok(answers),
+        Ok(()) => {
+            // Flow-limit cells are prepared statements' table too (see
+            // `growth`); a cell per address.
+            cells.note(pool, created);
+            Ok(answers)
+        }
         Err(e) => settle(pool, answers, e).await,
     }
 }
@@ -68,9 +78,20 @@ async fn group(
 struct Writes<'a> {
     conn: &'a mut PgConnection,
     keyring: Option<&'a Keyring>,
+    /// Flow-limit cells this group created.
+    created: u64,
 }
 
 impl GroupWrites for Writes<'_> {
+    async fn admit_all(
+        &mut self,
+        admits: &[Admit<'_>],
+    ) -> anyhow::Result<Vec<Option<(Duration, usize)>>> {
+        let (refused, created) = limits::admit_all(self.conn, admits).await?;
+        self.created += created;
+        Ok(refused)
+    }
+
     async fn insert_all(&mut self, new: &[&Enqueue]) -> anyhow::Result<Vec<Enqueued>> {
         accept::insert_all(self.conn, new).await
     }
@@ -153,6 +174,8 @@ async fn apply(
             outcome,
             now,
         } => Answer::Applied(record(conn, lease, outcome, *now).await?),
+        // Every check is in its group's plan (`grouping::plan`).
+        Op::Admit { .. } => anyhow::bail!("a flow-limit check is applied with its group's"),
         Op::Probe { now } => {
             sqlx::query(
                 "INSERT INTO store_health (id, probed_at) VALUES (1, $1) \

@@ -1,56 +1,65 @@
-//! Flow limits and idempotent repeats in SQLite. The single write
-//! connection makes each check-and-spend one serial transaction.
+//! Flow limits and idempotent repeats in SQLite. Checks and spends run in
+//! the writer's commit groups, one after the other.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::{Row, SqlitePool};
+use sqlx::{SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::ms;
-use crate::limits::LimitCell;
+use crate::limits;
 use crate::queue::StoreError;
 use crate::queue::batch::IDEMPOTENCY_WINDOW;
+use crate::queue::grouping::Admit;
 
-/// Spends one message from every cell if all allow it; else the longest
-/// wait and the index of the cell that needs it.
-pub async fn admit(
-    pool: &SqlitePool,
-    cells: &[LimitCell],
-    now: OffsetDateTime,
-) -> Result<Option<(Duration, usize)>, StoreError> {
-    let now = ms(now);
-    let mut tx = pool.begin().await.context("starting a limit check")?;
-    let mut wait = (0i64, 0usize);
-    let mut tats = Vec::with_capacity(cells.len());
-    for (index, cell) in cells.iter().enumerate() {
-        let row = sqlx::query("SELECT tat FROM flow_limits WHERE key = ?")
-            .bind(&cell.key)
-            .fetch_optional(&mut *tx)
-            .await
-            .context("reading a limit")?;
-        let tat: i64 = match row {
-            Some(row) => row.try_get("tat").context("reading a limit")?,
-            None => now,
-        };
-        let tat = tat.max(now);
-        wait = wait.max((tat - now - millis(cell.burst), index));
-        tats.push(tat + millis(cell.interval));
+/// Checks and spends the flow limits of a group's requests in their order
+/// (see [`crate::limits::spend`]): the cells' times read in one statement,
+/// the spent ones written back in one more, inside the group's transaction.
+pub(super) async fn admit_all(
+    conn: &mut SqliteConnection,
+    admits: &[Admit<'_>],
+) -> anyhow::Result<Vec<Option<(Duration, usize)>>> {
+    let keys: Vec<&str> = admits
+        .iter()
+        .flat_map(|a| a.cells.iter().map(|c| c.key.as_str()))
+        .collect();
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT key, tat FROM flow_limits WHERE key IN (SELECT value FROM json_each(?))",
+    )
+    .bind(serde_json::to_string(&keys)?)
+    .fetch_all(&mut *conn)
+    .await
+    .context("reading limits")?;
+    let mut tats: HashMap<String, i64> = rows.into_iter().collect();
+    let mut spent = Vec::new();
+    let refused = admits
+        .iter()
+        .map(|admit| {
+            let refused = limits::spend(admit.cells, ms(admit.now), &mut tats);
+            if refused.is_none() {
+                spent.extend(admit.cells.iter().map(|c| c.key.as_str()));
+            }
+            refused
+        })
+        .collect();
+    spent.sort_unstable();
+    spent.dedup();
+    if !spent.is_empty() {
+        let rows: Vec<(&str, i64)> = spent.iter().map(|k| (*k, tats[*k])).collect();
+        sqlx::query(
+            "INSERT INTO flow_limits (key, tat) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?) WHERE true \
+             ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
+        )
+        .bind(serde_json::to_string(&rows)?)
+        .execute(&mut *conn)
+        .await
+        .context("spending limits")?;
     }
-    if wait.0 > 0 {
-        return Ok(Some((Duration::from_millis(wait.0.unsigned_abs()), wait.1)));
-    }
-    for (cell, tat) in cells.iter().zip(tats) {
-        sqlx::query("INSERT INTO flow_limits (key, tat) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET tat = excluded.tat")
-            .bind(&cell.key)
-            .bind(tat)
-            .execute(&mut *tx)
-            .await
-            .context("spending a limit")?;
-    }
-    tx.commit().await.context("committing a limit")?;
-    Ok(None)
+    Ok(refused)
 }
 
 /// Deletes up to `batch` cells whose time is not after `now`. On the
