@@ -43,6 +43,7 @@ async fn fill(store: &Arc<dyn JobStore>, count: usize) {
                 now,
                 lease: None,
                 origin: Origin::default(),
+                limits: Vec::new(),
             })
         });
         for done in futures::future::join_all(jobs).await {

@@ -1,6 +1,7 @@
 //! The flow limits of `POST /v1/messages` (see [`crate::limits`]): a
 //! message beyond its tenant's `recipient_rate` or `template_rates` is
-//! refused with 429 and `Retry-After`; nothing is stored.
+//! refused with 429 and `Retry-After`; nothing is stored. The check and the
+//! spend happen in the commit that would store the message.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -11,16 +12,18 @@ use super::AppState;
 use super::error::ApiError;
 use super::messages::Accepted;
 use super::request::MessageRequest;
+use crate::limits::{Limit, LimitCell};
 use crate::queue::Status;
 
-/// Checks and spends the request's flow limits. A repeat of an idempotency
-/// key is the same message, not a new one: it is answered as the first one
-/// was (200), never limited.
-pub async fn check(
+/// The flow-limit cells the request must pass, to be checked and spent in
+/// the commit that stores it ([`crate::queue::NewJob::limits`]); or the
+/// answer to a repeat of an idempotency key, which is the same message, not
+/// a new one: answered as the first one was (200), never limited.
+pub async fn cells(
     state: &AppState,
     tenant: &str,
     req: &MessageRequest,
-) -> Result<Option<Response>, ApiError> {
+) -> Result<Result<Vec<LimitCell>, Response>, ApiError> {
     let route = state.tenants.route(tenant);
     let recipients = [&req.to, &req.cc, &req.bcc]
         .into_iter()
@@ -30,7 +33,7 @@ pub async fn check(
         .limits
         .cells(tenant, req.template.as_deref(), recipients);
     if cells.is_empty() {
-        return Ok(None);
+        return Ok(Ok(cells));
     }
     let now = OffsetDateTime::now_utc();
     if let Some(key) = &req.idempotency_key
@@ -41,14 +44,23 @@ pub async fn check(
             .get(first)
             .await?
             .map_or(Status::Queued, |r| r.status);
-        return Ok(Some(
-            (StatusCode::OK, Json(Accepted::new(first, status))).into_response(),
+        return Ok(Err(
+            (StatusCode::OK, Json(Accepted::new(first, status))).into_response()
         ));
     }
-    let Some((wait, index)) = state.store.admit(&cells, now).await? else {
-        return Ok(None);
-    };
-    let limit = cells.get(index).map_or("recipient", |c| c.limit.as_str());
+    Ok(Ok(cells))
+}
+
+/// The answer to a message the store refused by its flow limit `limit`
+/// (`wait`: until it would pass), of kind `template`.
+pub fn refused(
+    state: &AppState,
+    tenant: &str,
+    template: Option<&str>,
+    limit: Limit,
+    wait: std::time::Duration,
+) -> ApiError {
+    let limit = limit.as_str();
     state.metrics.limited(tenant, limit);
     crate::telemetry::request::record_outcome("limited");
     tracing::info!(%tenant, limit, wait_ms = wait.as_millis() as u64, "message refused by a flow limit");
@@ -57,12 +69,12 @@ pub async fn check(
     let what = match limit {
         "template" => format!(
             "too many `{}` emails to this address (tenant `{tenant}`'s template_rates)",
-            req.template.as_deref().unwrap_or_default()
+            template.unwrap_or_default()
         ),
         _ => format!("too many emails to this address (tenant `{tenant}`'s recipient_rate)"),
     };
-    Err(ApiError::too_many(
+    ApiError::too_many(
         format!("{what}; try again in {} s", retry_after.as_secs()),
         retry_after,
-    ))
+    )
 }

@@ -18,6 +18,7 @@ use super::request::{MessageRequest, check_idempotency_key};
 use super::suppressions;
 use crate::auth::Caller;
 use crate::events::DeliveryEvent;
+use crate::limits::Limit;
 use crate::queue::worker::AttemptOutcome;
 use crate::queue::{ClaimedJob, Enqueued, Lease, MessageRecord, NewJob, Origin, Status};
 use crate::telemetry;
@@ -81,11 +82,15 @@ pub async fn create(
         .map_err(ApiError::forbidden)?;
     let (mut req, content) = compose::render_owned(state.renderer.clone(), &tenant, req).await?;
     let suppressed = suppressions::leave_out(state.store.as_ref(), &tenant, &mut req).await?;
-    if !suppressed.everyone
-        && let Some(repeat) = super::limits::check(&state, &tenant, &req).await?
-    {
-        return Ok(repeat);
-    }
+    // A message to suppressed addresses only is not counted.
+    let limits = match suppressed.everyone {
+        true => Vec::new(),
+        false => match super::limits::cells(&state, &tenant, &req).await? {
+            Ok(cells) => cells,
+            Err(repeat) => return Ok(repeat),
+        },
+    };
+    let limit_kinds: Vec<Limit> = limits.iter().map(|c| c.limit).collect();
     if state.store.pending_count(&tenant).await? >= state.max_pending {
         return Err(ApiError::too_many(
             format!(
@@ -112,6 +117,7 @@ pub async fn create(
     let kept = query
         .wait
         .then(|| (message.clone(), origin.traceparent.clone()));
+    let template = origin.kind.clone();
     let job = NewJob {
         message,
         idempotency_key,
@@ -119,6 +125,7 @@ pub async fn create(
         now,
         lease,
         origin,
+        limits,
     };
     let (enqueued, then) = if let Some((message, traceparent)) = kept {
         let worker = state.worker.clone();
@@ -144,6 +151,16 @@ pub async fn create(
         (state.store.enqueue(job).await?, None)
     };
     match enqueued {
+        Enqueued::Limited { wait, index } => {
+            let limit = limit_kinds.get(index).copied().unwrap_or(Limit::Recipient);
+            Err(super::limits::refused(
+                &state,
+                &tenant,
+                template.as_deref(),
+                limit,
+                wait,
+            ))
+        }
         Enqueued::Duplicate(first) => {
             let status = state
                 .store

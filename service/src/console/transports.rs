@@ -211,6 +211,7 @@ pub async fn send(state: &AppState, test: TestMessage) -> Result<AttemptOutcome,
             kind,
             ..Origin::default()
         },
+        limits: Vec::new(),
     };
     let lease = match state.store.enqueue(job).await {
         Ok(Enqueued::Claimed(lease)) => lease,

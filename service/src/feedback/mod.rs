@@ -115,6 +115,7 @@ impl Feedback {
                 kind: Some("keycloak-feedback".to_owned()),
                 ..Origin::default()
             },
+            limits: Vec::new(),
         };
         store.enqueue(job).await?;
         Ok(true)

@@ -15,7 +15,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::sealing::{Keyring, SealError};
 use super::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, StoreError};
-use crate::limits::LimitCell;
 
 /// Most operations applied in one transaction.
 pub(crate) const MAX_BATCH: usize = 512;
@@ -43,11 +42,6 @@ pub(crate) enum Op {
     },
     /// A small real write, to learn whether commits work again.
     Probe { now: OffsetDateTime },
-    /// Check and spend one message of a request's flow limits.
-    Admit {
-        cells: Vec<LimitCell>,
-        now: OffsetDateTime,
-    },
 }
 
 impl Op {
@@ -82,8 +76,6 @@ pub(crate) enum Answer {
     /// Whether a fenced write applied (false: the lease is no longer held).
     Applied(bool),
     Probed,
-    /// A flow-limit check: `None` if spent, else the wait and the cell's index.
-    Admitted(Option<(Duration, usize)>),
 }
 
 /// An op with the channel its answer goes back on.
@@ -187,23 +179,6 @@ impl Writes {
         .await
     }
 
-    /// [`super::JobStore::admit`] through the writers: the check and spend
-    /// share a group's transaction and commit with whatever else is waiting.
-    pub(crate) async fn admit(
-        &self,
-        cells: &[LimitCell],
-        now: OffsetDateTime,
-    ) -> Result<Option<(Duration, usize)>, StoreError> {
-        if cells.is_empty() {
-            return Ok(None);
-        }
-        let cells = cells.to_vec();
-        match self.apply(Op::Admit { cells, now }).await? {
-            Answer::Admitted(refused) => Ok(refused),
-            other => Err(unexpected(other)),
-        }
-    }
-
     async fn fenced(&self, op: Op) -> Result<bool, StoreError> {
         match self.apply(op).await? {
             Answer::Applied(applied) => Ok(applied),
@@ -229,7 +204,7 @@ impl Writes {
             .await?
         {
             Answer::Enqueued(done) => {
-                if !matches!(done, Enqueued::Duplicate(_)) {
+                if done.stored() {
                     pending.accepted(&tenant);
                 }
                 Ok(done)

@@ -5,27 +5,18 @@
 //! share statements: new messages first, in arrival order (a repeated
 //! idempotency key is a repeat of its first use); then the `sent` outcomes,
 //! each still fenced by its own lease; then everything else in arrival order.
-//! Flow-limit checks come before all of them, in arrival order over times
-//! read once for the group (and, on PostgreSQL, locked first, so that
-//! groups of two writers take their locks in one order).
-
-use std::time::Duration;
+//! A new message's flow limits are checked and spent as it is stored, in
+//! arrival order over the cells' times read once for the group (and, on
+//! PostgreSQL, locked first, in one order).
 
 use time::OffsetDateTime;
 
 use super::batch::{Answer, Enqueue, Op};
 use super::{Enqueued, Lease, Outcome};
-use crate::limits::LimitCell;
 
 /// What a store's writer does with the parts of a group's [`Plan`], inside
 /// its transaction.
 pub(crate) trait GroupWrites {
-    /// Checks and spends flow limits in order (see [`crate::limits::spend`]):
-    /// one answer each, `None` for a spent one.
-    async fn admit_all(
-        &mut self,
-        admits: &[Admit<'_>],
-    ) -> anyhow::Result<Vec<Option<(Duration, usize)>>>;
     /// Stores new messages together; one answer each, in their order.
     async fn insert_all(&mut self, new: &[&Enqueue]) -> anyhow::Result<Vec<Enqueued>>;
     /// Records `sent` outcomes together; whether each one's lease still held.
@@ -42,13 +33,6 @@ pub(crate) async fn apply_all(
 ) -> anyhow::Result<Vec<Answer>> {
     let plan = plan(ops);
     let mut answers = Answers::new(ops.len());
-    if !plan.admits.is_empty() {
-        let admits: Vec<Admit<'_>> = plan.admits.iter().map(|(_, a)| *a).collect();
-        let refused = writes.admit_all(&admits).await?;
-        for ((place, _), refused) in plan.admits.iter().zip(refused) {
-            answers.put(*place, Answer::Admitted(refused));
-        }
-    }
     let new: Vec<&Enqueue> = plan.new.iter().map(|(_, new)| *new).collect();
     let stored = writes.insert_all(&new).await?;
     for ((place, _), done) in plan.new.iter().zip(stored) {
@@ -63,13 +47,6 @@ pub(crate) async fn apply_all(
         answers.put(place, writes.apply(&ops[place]).await?);
     }
     answers.finish()
-}
-
-/// A flow-limit check of one request.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Admit<'a> {
-    pub(crate) cells: &'a [LimitCell],
-    pub(crate) now: OffsetDateTime,
 }
 
 /// A `sent` outcome to record through its lease.
@@ -88,8 +65,6 @@ pub(crate) struct Plan<'a> {
     /// `sent` outcomes, at most one per message (a second one waits in `rest`,
     /// so that it is answered as if applied after the first).
     pub(crate) sent: Vec<(usize, Delivered<'a>)>,
-    /// Flow-limit checks, in arrival order.
-    pub(crate) admits: Vec<(usize, Admit<'a>)>,
     /// Everything else, in arrival order.
     pub(crate) rest: Vec<usize>,
 }
@@ -100,7 +75,6 @@ pub(crate) fn plan(ops: &[Op]) -> Plan<'_> {
     for (i, op) in ops.iter().enumerate() {
         match op {
             Op::Enqueue(new) => plan.new.push((i, new.as_ref())),
-            Op::Admit { cells, now } => plan.admits.push((i, Admit { cells, now: *now })),
             Op::Record {
                 lease,
                 outcome: Outcome::Sent {

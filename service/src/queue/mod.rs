@@ -114,6 +114,11 @@ pub struct NewJob {
     pub lease: Option<Duration>,
     /// Where it came from, stored in plain columns beside the body.
     pub origin: Origin,
+    /// The flow-limit cells it must pass (empty: none). They are checked and
+    /// spent in the commit that stores it: a message refused by one is not
+    /// stored and spends none ([`Enqueued::Limited`]), and a repeat of an
+    /// idempotency key is answered as one, never refused.
+    pub limits: Vec<LimitCell>,
 }
 
 /// Where a message came from: kept in plain columns beside its body (which
@@ -138,6 +143,16 @@ pub enum Enqueued {
     Claimed(Lease),
     /// The tenant already used this idempotency key in the last 24 h: its first message's id.
     Duplicate(Uuid),
+    /// Refused by a flow limit, nothing stored: how long until it would
+    /// pass, and which of the job's `limits` needs that long.
+    Limited { wait: Duration, index: usize },
+}
+
+impl Enqueued {
+    /// Whether a new message was stored.
+    pub fn stored(&self) -> bool {
+        matches!(self, Enqueued::Created(_) | Enqueued::Claimed(_))
+    }
 }
 
 /// One attempt's hold on a message. Every write about the attempt goes
@@ -462,15 +477,6 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         tenant: &str,
         emails: &[String],
     ) -> Result<Vec<String>, StoreError>;
-
-    /// Spends one message from every flow-limit cell if all allow it
-    /// (`None`), else spends nothing and answers the longest wait and the
-    /// index of the cell that needs it.
-    async fn admit(
-        &self,
-        cells: &[LimitCell],
-        now: OffsetDateTime,
-    ) -> Result<Option<(Duration, usize)>, StoreError>;
 
     /// Deletes up to `batch` flow-limit cells whose window has passed by
     /// `now` (such a cell limits nothing: it is as good as absent); answers

@@ -194,7 +194,7 @@ impl JobStore for PgStore {
             .enqueue(job, &self.pending)
             .await
             .context("storing a message")?;
-        if !matches!(enqueued, Enqueued::Duplicate(_)) {
+        if enqueued.stored() {
             self.grown.note(&self.pool, 1);
         }
         Ok(enqueued)
@@ -384,14 +384,6 @@ impl JobStore for PgStore {
         emails: &[String],
     ) -> Result<Vec<String>, StoreError> {
         self.lookups.among(tenant, emails).await
-    }
-
-    async fn admit(
-        &self,
-        cells: &[crate::limits::LimitCell],
-        now: OffsetDateTime,
-    ) -> Result<Option<(Duration, usize)>, StoreError> {
-        self.writes.admit(cells, now).await
     }
 
     async fn prune_limits(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {

@@ -354,14 +354,6 @@ impl JobStore for SqliteStore {
         self.lookups.among(tenant, emails).await
     }
 
-    async fn admit(
-        &self,
-        cells: &[crate::limits::LimitCell],
-        now: OffsetDateTime,
-    ) -> Result<Option<(Duration, usize)>, StoreError> {
-        self.writes.admit(cells, now).await
-    }
-
     async fn prune_limits(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {
         limits::prune(&self.write, now, batch).await
     }

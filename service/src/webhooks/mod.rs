@@ -142,6 +142,7 @@ impl Webhooks {
                 kind: Some(kind.as_str().to_owned()),
                 ..Origin::default()
             },
+            limits: Vec::new(),
         };
         store.enqueue(job).await?;
         Ok(true)

@@ -84,6 +84,7 @@ async fn the_accepted_entry_names_tenant_realm_kind_and_trace() {
             kind: None,
             traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
         },
+        limits: Vec::new(),
     };
     store.enqueue(traced).await.expect("enqueue");
     let entry = accepted(&mut browser, &message_id.to_string()).await;

@@ -148,10 +148,10 @@ async fn suppressions_and_suppressed_messages() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_admits_spend_a_cell_exactly_once_each() {
+async fn messages_spend_their_limits_when_stored() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn JobStore> = Arc::new(open(&dir).await);
-    store_contract::concurrent_admits_spend_a_cell_exactly_once_each(vec![store]).await;
+    store_contract::messages_spend_their_limits_when_stored(vec![store]).await;
 }
 
 #[tokio::test]

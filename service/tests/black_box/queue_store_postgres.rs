@@ -79,7 +79,7 @@ async fn the_store_contract_holds_on_postgres() {
     let (a, b) = (open(&shared).await, open(&shared).await);
     store_contract::concurrent_claims_never_overlap(vec![a, b]).await;
     let (a, b) = (open(&shared).await, open(&shared).await);
-    store_contract::concurrent_admits_spend_a_cell_exactly_once_each(vec![a, b]).await;
+    store_contract::messages_spend_their_limits_when_stored(vec![a, b]).await;
 
     // A commit is in the database, not in this process: a new pool sees it.
     let url = pg.database();
@@ -594,17 +594,27 @@ async fn flow_limit_statistics_follow_the_cells_created(url: &str) {
             .collect()
     };
     let now = time::OffsetDateTime::now_utc();
-    assert!(store.admit(&cells(0, 10), now).await.unwrap().is_none());
+    let spend = |cells: Vec<LimitCell>| {
+        let store = store.clone();
+        async move {
+            let job = mailbridge::queue::NewJob {
+                limits: cells,
+                ..store_contract::job("acme", None, now)
+            };
+            store.enqueue(job).await.unwrap().stored()
+        }
+    };
+    assert!(spend(cells(0, 10)).await);
     sqlx::query("ANALYZE flow_limits")
         .execute(&pool)
         .await
         .unwrap();
     assert_eq!(reltuples(&pool, "flow_limits").await, 10.0);
     // Spending cells that exist creates nothing.
-    assert!(store.admit(&cells(0, 10), now).await.unwrap().is_some());
+    assert!(!spend(cells(0, 10)).await);
     for from in (10..GROWTH_MIN - 9).step_by(10) {
         let to = (from + 10).min(GROWTH_MIN - 1);
-        assert!(store.admit(&cells(from, to), now).await.unwrap().is_none());
+        assert!(spend(cells(from, to)).await);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
@@ -612,13 +622,7 @@ async fn flow_limit_statistics_follow_the_cells_created(url: &str) {
         10.0,
         "999 cells: not yet"
     );
-    assert!(
-        store
-            .admit(&cells(GROWTH_MIN - 1, GROWTH_MIN), now)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(spend(cells(GROWTH_MIN - 1, GROWTH_MIN)).await);
     settles(&pool, "flow_limits", GROWTH_MIN as f32).await;
     pool.close().await;
 }

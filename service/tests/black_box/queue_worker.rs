@@ -68,6 +68,7 @@ async fn enqueue(store: &Arc<dyn JobStore>) -> Uuid {
         now: OffsetDateTime::now_utc(),
         lease: None,
         origin: Origin::default(),
+        limits: Vec::new(),
     };
     store.enqueue(job).await.unwrap();
     id

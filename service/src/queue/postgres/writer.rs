@@ -18,7 +18,7 @@ use super::{accept, delivered, limits};
 use crate::queue::batch::{
     self, Answer, Enqueue, Health, IDEMPOTENCY_WINDOW, MAX_BATCH, Op, Write,
 };
-use crate::queue::grouping::{self, Admit, Delivered, GroupWrites};
+use crate::queue::grouping::{self, Delivered, GroupWrites};
 use crate::queue::sealing::{self, Keyring};
 use crate::queue::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, OutcomeUnknown, Status};
 
@@ -83,17 +83,20 @@ struct Writes<'a> {
 }
 
 impl GroupWrites for Writes<'_> {
-    async fn admit_all(
-        &mut self,
-        admits: &[Admit<'_>],
-    ) -> anyhow::Result<Vec<Option<(Duration, usize)>>> {
-        let (refused, created) = limits::admit_all(self.conn, admits).await?;
-        self.created += created;
-        Ok(refused)
-    }
-
     async fn insert_all(&mut self, new: &[&Enqueue]) -> anyhow::Result<Vec<Enqueued>> {
-        accept::insert_all(self.conn, new).await
+        let refused = limits::check_new(self.conn, new, &mut self.created).await?;
+        let admitted: Vec<&Enqueue> = (new.iter().zip(&refused))
+            .filter(|(_, refused)| refused.is_none())
+            .map(|(new, _)| *new)
+            .collect();
+        let mut stored = accept::insert_all(self.conn, &admitted).await?.into_iter();
+        refused
+            .into_iter()
+            .map(|refused| match refused {
+                Some(limited) => Ok(limited),
+                None => stored.next().context("no answer for a new message"),
+            })
+            .collect()
     }
 
     async fn record_all(&mut self, sent: &[Delivered<'_>]) -> anyhow::Result<Vec<bool>> {
@@ -174,8 +177,6 @@ async fn apply(
             outcome,
             now,
         } => Answer::Applied(record(conn, lease, outcome, *now).await?),
-        // Every check is in its group's plan (`grouping::plan`).
-        Op::Admit { .. } => anyhow::bail!("a flow-limit check is applied with its group's"),
         Op::Probe { now } => {
             sqlx::query(
                 "INSERT INTO store_health (id, probed_at) VALUES (1, $1) \

@@ -14,6 +14,7 @@ use sqlx::sqlite::SqliteArguments;
 use sqlx::{Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
+use super::limits::Cells;
 use super::ms;
 use crate::queue::batch::{self, Enqueue, IDEMPOTENCY_WINDOW};
 use crate::queue::history::recipient_addresses;
@@ -55,6 +56,7 @@ pub(super) async fn insert_all<'a>(
     group: &[&'a Enqueue],
 ) -> anyhow::Result<Vec<Enqueued>> {
     let mut holders = stored_holders(conn, group).await?;
+    let mut cells = Cells::read(conn, group.iter().map(|n| n.job.limits.as_slice())).await?;
     let window_ms = i64::try_from(IDEMPOTENCY_WINDOW.as_millis()).unwrap_or(i64::MAX);
     let mut answers = Vec::with_capacity(group.len());
     let mut rows: Vec<NewRow<'a>> = Vec::with_capacity(group.len());
@@ -63,12 +65,21 @@ pub(super) async fn insert_all<'a>(
         let now = ms(job.now);
         let tenant = job.message.tenant.as_str();
         let key = job.idempotency_key.as_deref();
+        if let Some(key) = key
+            && let Some(holder) = holders.get(&(tenant, key))
+            && holder.created_ms > now - window_ms
+        {
+            answers.push(Enqueued::Duplicate(holder.id));
+            continue;
+        }
+        // A repeat is answered above, never limited; a refused message
+        // stores nothing and keeps nothing from an older holder of its key.
+        if let Some((wait, index)) = cells.spend(&job.limits, job.now) {
+            answers.push(Enqueued::Limited { wait, index });
+            continue;
+        }
         if let Some(key) = key {
             if let Some(holder) = holders.get(&(tenant, key)) {
-                if holder.created_ms > now - window_ms {
-                    answers.push(Enqueued::Duplicate(holder.id));
-                    continue;
-                }
                 // An expired key may be used again: the old row lets go of it.
                 match holder.pending {
                     Some(i) => rows[i].key = None,
@@ -89,6 +100,7 @@ pub(super) async fn insert_all<'a>(
         });
         rows.push(NewRow { new, key, lease });
     }
+    cells.write(conn).await?;
     insert_rows(conn, &rows).await?;
     insert_recipients(conn, &rows).await?;
     Ok(answers)

@@ -39,6 +39,7 @@ fn new(key: Option<&str>, now: OffsetDateTime) -> Enqueue {
             kind: Some("password-reset".into()),
             traceparent: None,
         },
+        limits: Vec::new(),
     };
     Enqueue { job, stored }
 }

@@ -101,6 +101,7 @@ mod tests {
             now,
             lease: Some(Duration::from_secs(60)),
             origin: Default::default(),
+            limits: Vec::new(),
         };
         let new = Enqueue { job, stored };
         match super::super::accept::insert_all(conn, &[&new])

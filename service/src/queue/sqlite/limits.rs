@@ -10,45 +10,62 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::ms;
-use crate::limits;
+use crate::limits::{self, LimitCell};
 use crate::queue::StoreError;
 use crate::queue::batch::IDEMPOTENCY_WINDOW;
-use crate::queue::grouping::Admit;
 
-/// Checks and spends the flow limits of a group's requests in their order
-/// (see [`crate::limits::spend`]): the cells' times read in one statement,
-/// the spent ones written back in one more, inside the group's transaction.
-pub(super) async fn admit_all(
-    conn: &mut SqliteConnection,
-    admits: &[Admit<'_>],
-) -> anyhow::Result<Vec<Option<(Duration, usize)>>> {
-    let keys: Vec<&str> = admits
-        .iter()
-        .flat_map(|a| a.cells.iter().map(|c| c.key.as_str()))
-        .collect();
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT key, tat FROM flow_limits WHERE key IN (SELECT value FROM json_each(?))",
-    )
-    .bind(serde_json::to_string(&keys)?)
-    .fetch_all(&mut *conn)
-    .await
-    .context("reading limits")?;
-    let mut tats: HashMap<String, i64> = rows.into_iter().collect();
-    let mut spent = Vec::new();
-    let refused = admits
-        .iter()
-        .map(|admit| {
-            let refused = limits::spend(admit.cells, ms(admit.now), &mut tats);
-            if refused.is_none() {
-                spent.extend(admit.cells.iter().map(|c| c.key.as_str()));
-            }
-            refused
+/// The flow-limit cells of one commit group: read once, spent in memory in
+/// the group's order, the spent ones written back once.
+#[derive(Default)]
+pub(super) struct Cells<'a> {
+    tats: HashMap<String, i64>,
+    spent: Vec<&'a str>,
+}
+
+impl<'a> Cells<'a> {
+    /// The stored times of every cell in `checks`.
+    pub(super) async fn read(
+        conn: &mut SqliteConnection,
+        checks: impl Iterator<Item = &'a [LimitCell]>,
+    ) -> anyhow::Result<Cells<'a>> {
+        let keys: Vec<&str> = checks.flatten().map(|c| c.key.as_str()).collect();
+        if keys.is_empty() {
+            return Ok(Cells::default());
+        }
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT key, tat FROM flow_limits WHERE key IN (SELECT value FROM json_each(?))",
+        )
+        .bind(serde_json::to_string(&keys)?)
+        .fetch_all(&mut *conn)
+        .await
+        .context("reading limits")?;
+        Ok(Cells {
+            tats: rows.into_iter().collect(),
+            spent: Vec::new(),
         })
-        .collect();
-    spent.sort_unstable();
-    spent.dedup();
-    if !spent.is_empty() {
-        let rows: Vec<(&str, i64)> = spent.iter().map(|k| (*k, tats[*k])).collect();
+    }
+
+    /// Checks and spends one message of `cells` (see [`limits::spend`]).
+    pub(super) fn spend(
+        &mut self,
+        cells: &'a [LimitCell],
+        now: OffsetDateTime,
+    ) -> Option<(Duration, usize)> {
+        let refused = limits::spend(cells, ms(now), &mut self.tats);
+        if refused.is_none() {
+            self.spent.extend(cells.iter().map(|c| c.key.as_str()));
+        }
+        refused
+    }
+
+    /// Writes the spent cells' times back.
+    pub(super) async fn write(mut self, conn: &mut SqliteConnection) -> anyhow::Result<()> {
+        self.spent.sort_unstable();
+        self.spent.dedup();
+        if self.spent.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(&str, i64)> = self.spent.iter().map(|k| (*k, self.tats[*k])).collect();
         sqlx::query(
             "INSERT INTO flow_limits (key, tat) \
              SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?) WHERE true \
@@ -58,8 +75,8 @@ pub(super) async fn admit_all(
         .execute(&mut *conn)
         .await
         .context("spending limits")?;
+        Ok(())
     }
-    Ok(refused)
 }
 
 /// Deletes up to `batch` cells whose time is not after `now`. On the

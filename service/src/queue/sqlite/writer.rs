@@ -18,9 +18,9 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{accept, delivered, from_ms, limits, ms};
+use super::{accept, delivered, from_ms, ms};
 use crate::queue::batch::{self, Answer, Enqueue, Health, MAX_BATCH, Op, Write};
-use crate::queue::grouping::{self, Admit, Delivered, GroupWrites};
+use crate::queue::grouping::{self, Delivered, GroupWrites};
 use crate::queue::sealing::{self, Keyring};
 use crate::queue::{ClaimedJob, Enqueued, Lease, Outcome};
 
@@ -73,13 +73,6 @@ struct Writes<'a> {
 }
 
 impl GroupWrites for Writes<'_> {
-    async fn admit_all(
-        &mut self,
-        admits: &[Admit<'_>],
-    ) -> anyhow::Result<Vec<Option<(Duration, usize)>>> {
-        limits::admit_all(self.conn, admits).await
-    }
-
     async fn insert_all(&mut self, new: &[&Enqueue]) -> anyhow::Result<Vec<Enqueued>> {
         accept::insert_all(self.conn, new).await
     }
@@ -113,8 +106,6 @@ async fn apply(
             outcome,
             now,
         } => Answer::Applied(record(conn, lease, outcome, *now).await?),
-        // Every check is in its group's plan (`grouping::plan`).
-        Op::Admit { .. } => anyhow::bail!("a flow-limit check is applied with its group's"),
         Op::Probe { now } => {
             // Room for the largest request (a 1 MiB body): a smaller probe
             // could fit while a full group of messages does not, and

@@ -34,6 +34,7 @@ pub fn job(tenant: &str, key: Option<&str>, now: OffsetDateTime) -> NewJob {
         now,
         lease: None,
         origin: Origin::default(),
+        limits: Vec::new(),
     }
 }
 
@@ -119,7 +120,7 @@ pub async fn concurrent_enqueues_are_all_committed(store: Arc<dyn JobStore>) {
         match t.await.unwrap() {
             Enqueued::Created(_) => created += 1,
             Enqueued::Duplicate(_) => duplicates += 1,
-            Enqueued::Claimed(lease) => panic!("claimed without asking: {lease:?}"),
+            other => panic!("neither stored nor a repeat: {other:?}"),
         }
     }
     assert_eq!(created + duplicates, 300);
@@ -733,12 +734,16 @@ pub async fn flow_limit_cells_are_pruned_after_their_window(store: Arc<dyn JobSt
         limit: Limit::Recipient,
     };
     let now = OffsetDateTime::now_utc();
+    let limited = |limits: Vec<LimitCell>, now| NewJob {
+        limits,
+        ..job("acme", None, now)
+    };
     let second = Duration::from_secs(1);
     let passing: Vec<LimitCell> = (0..3).map(|i| cell(&format!("p{i}"), second)).collect();
     let hour = cell("h", Duration::from_secs(3600));
     for c in passing.iter().chain([&hour]) {
-        let spent = store.admit(std::slice::from_ref(c), now).await.unwrap();
-        assert_eq!(spent, None, "a new cell lets the first message through");
+        let stored = store.enqueue(limited(vec![c.clone()], now)).await.unwrap();
+        assert!(stored.stored(), "a new cell lets the first message through");
     }
     assert_eq!(
         store.prune_limits(now, 100).await.unwrap(),
@@ -753,40 +758,111 @@ pub async fn flow_limit_cells_are_pruned_after_their_window(store: Arc<dyn JobSt
     );
     assert_eq!(store.prune_limits(later, 100).await.unwrap(), 1);
     assert_eq!(store.prune_limits(later, 100).await.unwrap(), 0);
-    let (wait, _) = (store
-        .admit(std::slice::from_ref(&hour), later)
-        .await
-        .unwrap())
-    .expect("the hour's cell was kept and still limits");
+    let refused = store.enqueue(limited(vec![hour], later)).await.unwrap();
+    let Enqueued::Limited { wait, .. } = refused else {
+        panic!("the hour's cell was kept and still limits: {refused:?}")
+    };
     assert!(wait > Duration::from_secs(3500), "{wait:?}");
-    assert_eq!(store.admit(&passing, later).await.unwrap(), None);
+    let stored = store.enqueue(limited(passing, later)).await.unwrap();
+    assert!(stored.stored(), "{stored:?}");
 }
 
-/// Flow-limit cells spent at the same moment from several stores (replicas
-/// sharing one database): a cell that lets five messages through at once
-/// lets exactly five of twenty concurrent requests through, never more.
-pub async fn concurrent_admits_spend_a_cell_exactly_once_each(stores: Vec<Arc<dyn JobStore>>) {
+/// Flow limits carried by the message, checked and spent in the commit that
+/// stores it, from one store or several sharing a database: of twenty
+/// concurrent messages through a cell of five, five are stored and fifteen
+/// refused with the wait; a refused message stores nothing and spends none
+/// of its other cells; a repeat of a stored message's key is answered as a
+/// repeat, never refused, and spends nothing.
+pub async fn messages_spend_their_limits_when_stored(stores: Vec<Arc<dyn JobStore>>) {
     use mailbridge::limits::{Limit, LimitCell};
     let hour = Duration::from_secs(3600);
-    let cell = LimitCell {
-        key: format!("race-{}", Uuid::now_v7()),
+    let cell = |name: &str, burst: Duration| LimitCell {
+        key: format!("{name}-{}", Uuid::now_v7()),
         interval: hour,
-        burst: hour * 4,
+        burst,
         limit: Limit::Recipient,
     };
+    let five = cell("five", hour * 4);
     let now = OffsetDateTime::now_utc();
+    let limited = |key: Option<&str>, limits: Vec<LimitCell>| NewJob {
+        limits,
+        ..job("acme", key, now)
+    };
     let tries = (0..20).map(|i| {
         let store = stores[i % stores.len()].clone();
-        let cell = cell.clone();
-        tokio::spawn(async move { store.admit(std::slice::from_ref(&cell), now).await })
+        let job = limited(Some(&format!("race-{i}")), vec![five.clone()]);
+        let id = job.message.id;
+        tokio::spawn(async move { (id, store.enqueue(job).await.unwrap()) })
     });
-    let mut admitted = 0;
+    let (mut stored, mut refused) = (Vec::new(), Vec::new());
     for answer in futures::future::join_all(tries).await {
-        if answer.unwrap().unwrap().is_none() {
-            admitted += 1;
+        match answer.unwrap() {
+            (_, Enqueued::Created(id)) => stored.push(id),
+            (id, Enqueued::Limited { wait, index }) => {
+                assert_eq!(index, 0);
+                assert!(wait > Duration::from_secs(3500), "{wait:?}");
+                refused.push(id);
+            }
+            (_, other) => panic!("{other:?}"),
         }
     }
-    assert_eq!(admitted, 5, "one in the hour plus a burst of four hours");
+    assert_eq!(
+        stored.len(),
+        5,
+        "one in the hour plus a burst of four hours"
+    );
+    let store = &stores[0];
+    for id in &refused {
+        assert!(
+            store.get(*id).await.unwrap().is_none(),
+            "a refused message is not stored"
+        );
+    }
+
+    // Refused by one cell, it spends none of the others.
+    let (fresh, single) = (
+        cell("fresh", Duration::ZERO),
+        cell("single", Duration::ZERO),
+    );
+    let answer = store
+        .enqueue(limited(None, vec![fresh.clone(), five.clone()]))
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer, Enqueued::Limited { index: 1, .. }),
+        "{answer:?}"
+    );
+    let answer = store
+        .enqueue(limited(None, vec![fresh.clone()]))
+        .await
+        .unwrap();
+    assert!(matches!(answer, Enqueued::Created(_)), "{answer:?}");
+
+    // A repeat is a repeat, even where a new message would be refused, and
+    // spends nothing: the single cell still lets one message through.
+    let first = store
+        .enqueue(limited(Some("first"), vec![single.clone()]))
+        .await
+        .unwrap();
+    let Enqueued::Created(first) = first else {
+        panic!("{first:?}")
+    };
+    let again = store
+        .enqueue(limited(Some("first"), vec![five.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(again, Enqueued::Duplicate(first));
+    let other = cell("other", Duration::ZERO);
+    let again = store
+        .enqueue(limited(Some("first"), vec![other.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(again, Enqueued::Duplicate(first));
+    let answer = store.enqueue(limited(None, vec![other])).await.unwrap();
+    assert!(
+        matches!(answer, Enqueued::Created(_)),
+        "the repeat spent nothing: {answer:?}"
+    );
 }
 
 /// The store's migrations in `dir` older than `version`: a database as an
