@@ -3,52 +3,24 @@
 //! refused with 429 and `Retry-After`; nothing is stored. The check and the
 //! spend happen in the commit that would store the message.
 
-use axum::Json;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use time::OffsetDateTime;
-
 use super::AppState;
 use super::error::ApiError;
-use super::messages::Accepted;
 use super::request::MessageRequest;
 use crate::limits::{Limit, LimitCell};
-use crate::queue::Status;
 
 /// The flow-limit cells the request must pass, to be checked and spent in
-/// the commit that stores it ([`crate::queue::NewJob::limits`]); or the
-/// answer to a repeat of an idempotency key, which is the same message, not
-/// a new one: answered as the first one was (200), never limited.
-pub async fn cells(
-    state: &AppState,
-    tenant: &str,
-    req: &MessageRequest,
-) -> Result<Result<Vec<LimitCell>, Response>, ApiError> {
+/// the commit that stores it ([`crate::queue::NewJob::limits`]). A repeat
+/// of an idempotency key is the same message, not a new one: the store
+/// answers it as the first one was (200), never limited.
+pub fn cells(state: &AppState, tenant: &str, req: &MessageRequest) -> Vec<LimitCell> {
     let route = state.tenants.route(tenant);
     let recipients = [&req.to, &req.cc, &req.bcc]
         .into_iter()
         .flatten()
         .map(|m| m.email.as_str());
-    let cells = route
+    route
         .limits
-        .cells(tenant, req.template.as_deref(), recipients);
-    if cells.is_empty() {
-        return Ok(Ok(cells));
-    }
-    let now = OffsetDateTime::now_utc();
-    if let Some(key) = &req.idempotency_key
-        && let Some(first) = state.store.find_idempotent(tenant, key, now).await?
-    {
-        let status = state
-            .store
-            .get(first)
-            .await?
-            .map_or(Status::Queued, |r| r.status);
-        return Ok(Err(
-            (StatusCode::OK, Json(Accepted::new(first, status))).into_response()
-        ));
-    }
-    Ok(Ok(cells))
+        .cells(tenant, req.template.as_deref(), recipients)
 }
 
 /// The answer to a message the store refused by its flow limit `limit`

@@ -85,10 +85,7 @@ pub async fn create(
     // A message to suppressed addresses only is not counted.
     let limits = match suppressed.everyone {
         true => Vec::new(),
-        false => match super::limits::cells(&state, &tenant, &req).await? {
-            Ok(cells) => cells,
-            Err(repeat) => return Ok(repeat),
-        },
+        false => super::limits::cells(&state, &tenant, &req),
     };
     let limit_kinds: Vec<Limit> = limits.iter().map(|c| c.limit).collect();
     if state.store.pending_count(&tenant).await? >= state.max_pending {
