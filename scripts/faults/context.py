@@ -117,6 +117,12 @@ def sqlite_ids(path, where):
         return [row[0] for row in db.execute(f"SELECT id FROM messages WHERE {where}")]
 
 
+def sqlite_count(path, table):
+    """Rows of `table` in a SQLite queue file."""
+    with contextlib.closing(sqlite3.connect(str(path), timeout=10)) as db:
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
 def deliveries_between(sink, start, end):
     """Ids of the messages the sink accepted between two times: attempts in
     flight while a fault was on, whose outcome may not have been recorded."""

@@ -33,13 +33,14 @@ BODY_MARK = "quick brown fox"
 LINK_MARK = "reset?key=RESETKEY"
 
 
-def body_for(token, size):
+def body_for(token, size, own_address=False):
     """A message whose text holds a reset link and a known phrase, so that
-    logs can be searched for both."""
+    logs can be searched for both; to Ada, or to an address of its own."""
     line = ("The quick brown fox jumps over the lazy dog " * 2)[:76] + "\n"
     link = f"https://sso.example/realms/acme/login-actions/{LINK_MARK}-{token}\n"
     text = link + (line * (size // len(line) + 1))[:size]
-    return json.dumps({"to": [{"email": "ada@example.com", "name": "Ada"}],
+    email = f"{token}@example.com" if own_address else "ada@example.com"
+    return json.dumps({"to": [{"email": email, "name": "Ada"}],
                        "subject": token, "text": text}).encode()
 
 
@@ -70,8 +71,10 @@ class Load:
     """`concurrency` threads posting messages of `size` bytes to the targets
     (in turn) until stopped or until `limit` requests were made."""
 
-    def __init__(self, run_id, targets, size=2000, concurrency=8, limit=5000, pause=0.0):
+    def __init__(self, run_id, targets, size=2000, concurrency=8, limit=5000, pause=0.0,
+                 own_address=False):
         self.run_id, self.targets, self.size = run_id, targets, size
+        self.own_address = own_address
         self.concurrency, self.limit, self.pause = concurrency, limit, pause
         self.answers = []
         self.lock = threading.Lock()
@@ -115,7 +118,7 @@ class Load:
     def post(self, conn, target, token):
         answer = Answer(token=token, target=target, started=time.time())
         try:
-            status, headers, body = conn.request("POST", "/v1/messages", body_for(token, self.size))
+            status, headers, body = conn.request("POST", "/v1/messages", body_for(token, self.size, self.own_address))
             answer.status = status
             answer.problem = headers.get("content-type", "").startswith("application/problem+json")
             answer.retry_after = headers.get("retry-after")

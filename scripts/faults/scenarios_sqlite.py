@@ -6,7 +6,7 @@ import subprocess
 import time
 
 import peers
-from context import Skip, deliveries_between, sqlite_ids
+from context import Skip, deliveries_between, sqlite_count, sqlite_ids
 
 
 def disk_full(ctx):
@@ -86,6 +86,45 @@ def kill9_sqlite(ctx, kills=3, every=3.0):
     return ctx.judge(answers, records, sink, in_flight=in_flight)
 
 
+def kill9_limits(ctx, kills=3, every=3.0):
+    """One service on SQLite whose tenant has a `recipient_rate`, every
+    message to an address of its own, killed with SIGKILL mid-load three
+    times. A message's limit is spent in the commit that stores it: as many
+    limit cells as stored messages after the kills, none refused."""
+    sink = ctx.sink()
+    db = ctx.work / "mb.db"
+    config = ctx.work / "limits.toml"
+    config.write_text('[tenants.default]\nrecipient_rate = "5/hour"\n')
+    env = ctx.env(f"sqlite://{db}", sink.port, MAILBRIDGE_CONFIG=str(config))
+    svc = ctx.service("service", env)
+    traffic = ctx.load([svc.url], size=2_000, concurrency=16, limit=40_000, own_address=True)
+    in_flight = []
+    for n in range(kills):
+        time.sleep(every)
+        svc.process.kill9()
+        sending = sqlite_ids(db, "status = 'sending'")
+        in_flight += sending
+        stored, cells = sqlite_count(db, "messages"), sqlite_count(db, "flow_limits")
+        ctx.note(f"kill -9 #{n + 1}: {stored} messages stored, {cells} limit cells")
+        time.sleep(0.5)
+        svc.process.start()
+        peers.wait_until(lambda: peers.http_get(svc.url + "/healthz")[0] == 200, 30)
+    time.sleep(every)
+    answers = traffic.stop()
+    records = ctx.drain(svc.url, answers)
+    report = ctx.judge(answers, records, sink, in_flight=in_flight)
+    svc.process.stop()
+    stored, cells = sqlite_count(db, "messages"), sqlite_count(db, "flow_limits")
+    ctx.note(f"stopped: {stored} messages stored, {cells} limit cells")
+    if cells != stored:
+        report["broken"].append(f"{cells} limit cells for {stored} stored messages: "
+                                "a spend without its message, or a message without its spend")
+    refused = sum(1 for a in answers if a.status == 429)
+    if refused:
+        report["broken"].append(f"{refused} refused by the limit, though every address was new")
+    return report
+
+
 def smtp_fault(faults, limit=2_000, dsn="timeout=10s&max_connections=8"):
     """A scenario: one SQLite service delivering to a sink with `faults`."""
 
@@ -109,6 +148,7 @@ def smtp_fault(faults, limit=2_000, dsn="timeout=10s&max_connections=8"):
 SCENARIOS = {
     "disk-full": disk_full,
     "kill9-sqlite": kill9_sqlite,
+    "kill9-limits": kill9_limits,
     "smtp-drop-mid-data": smtp_fault({"drop_data": 0.3}),
     "smtp-stall": smtp_fault({"stall": 0.1, "fault_attempts": 2}, limit=500, dsn="timeout=3s&max_connections=8"),
     "smtp-garbage": smtp_fault({"garbage": 0.15, "garbage_greeting": 0.1}),
