@@ -8,8 +8,8 @@ import peers
 from context import deliveries_between
 
 
-def replicas(ctx, pg_url, sink_port, count, dsn="timeout=10s&max_connections=8"):
-    return [ctx.service(f"replica{n}", ctx.env(pg_url, sink_port, dsn)) for n in range(count)]
+def replicas(ctx, pg_url, sink_port, count, dsn="timeout=10s&max_connections=8", **extra):
+    return [ctx.service(f"replica{n}", ctx.env(pg_url, sink_port, dsn, **extra)) for n in range(count)]
 
 
 def pg_restart(ctx, down=8.0):
@@ -66,6 +66,43 @@ def kill9_replicas(ctx, kills=5, every=3.0):
     answers = traffic.stop()
     records = ctx.drain(services[1].url, answers, 90)
     return ctx.judge(answers, records, sink, in_flight=in_flight)
+
+
+def kill9_replicas_limits(ctx, kills=5, every=3.0):
+    """Three replicas on one PostgreSQL whose tenant has a `recipient_rate`,
+    16 concurrent requests, every message to an address of its own; replica
+    0 is killed with SIGKILL and restarted five times. A message's limit is
+    spent in the commit that stores it: as many limit cells as stored
+    messages at the end, none refused."""
+    pg, sink = ctx.postgres(), ctx.sink()
+    config = ctx.work / "limits.toml"
+    config.write_text('[tenants.default]\nrecipient_rate = "5/hour"\n')
+    services = replicas(ctx, pg.url, sink.port, 3, MAILBRIDGE_CONFIG=str(config))
+    traffic = ctx.load([s.url for s in services], size=2_000, concurrency=16, limit=40_000,
+                       own_address=True)
+    victim, in_flight = services[0], []
+    for n in range(kills):
+        time.sleep(every)
+        victim.process.kill9()
+        sending = pg.query("SELECT id FROM messages WHERE status = 'sending'") or []
+        in_flight += sending
+        ctx.note(f"kill -9 #{n + 1} of replica0: {traffic.count(202)} accepted, {len(sending)} sending")
+        time.sleep(0.5)
+        victim.process.start()
+    time.sleep(every)
+    answers = traffic.stop()
+    records = ctx.drain(services[1].url, answers, 90)
+    report = ctx.judge(answers, records, sink, in_flight=in_flight)
+    counts = pg.query("SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM flow_limits)")
+    stored, cells = (int(c) for c in (counts or ["-1", "-2"])[0].split("|"))
+    ctx.note(f"{stored} messages stored, {cells} limit cells")
+    if cells != stored:
+        report["broken"].append(f"{cells} limit cells for {stored} stored messages: "
+                                "a spend without its message, or a message without its spend")
+    refused = sum(1 for a in answers if a.status == 429)
+    if refused:
+        report["broken"].append(f"{refused} refused by the limit, though every address was new")
+    return report
 
 
 def lease_outlived(ctx):
@@ -127,6 +164,7 @@ def network_fault(through, toxic, attributes, on=2.0, off=2.0, rounds=3, stream=
 SCENARIOS = {
     "pg-restart": pg_restart,
     "kill9-replicas": kill9_replicas,
+    "kill9-replicas-limits": kill9_replicas_limits,
     "lease-outlived": lease_outlived,
     "net-pg-latency": network_fault("postgres", "latency", {"latency": 300, "jitter": 100}, on=4, rounds=2),
     "net-pg-bandwidth": network_fault("postgres", "bandwidth", {"rate": 256}, on=4, rounds=2, stream="upstream"),
