@@ -117,6 +117,26 @@ def sqlite_ids(path, where):
         return [row[0] for row in db.execute(f"SELECT id FROM messages WHERE {where}")]
 
 
+def limits_env(ctx):
+    """Settings giving the default tenant a `recipient_rate`."""
+    config = ctx.work / "limits.toml"
+    config.write_text('[tenants.default]\nrecipient_rate = "5/hour"\n')
+    return {"MAILBRIDGE_CONFIG": str(config)}
+
+
+def check_limits(ctx, report, answers, stored, cells):
+    """Every message to an address of its own: a limit cell per stored
+    message (spent in the commit that stores it), none refused."""
+    ctx.note(f"{stored} messages stored, {cells} limit cells")
+    if cells != stored:
+        report["broken"].append(f"{cells} limit cells for {stored} stored messages: "
+                                "a spend without its message, or a message without its spend")
+    refused = sum(1 for a in answers if a.status == 429)
+    if refused:
+        report["broken"].append(f"{refused} refused by the limit, though every address was new")
+    return report
+
+
 def sqlite_count(path, table):
     """Rows of `table` in a SQLite queue file."""
     with contextlib.closing(sqlite3.connect(str(path), timeout=10)) as db:

@@ -5,7 +5,7 @@ outlives its lease, and Toxiproxy breaks the network to PostgreSQL or SMTP."""
 import time
 
 import peers
-from context import deliveries_between
+from context import check_limits, deliveries_between, limits_env
 
 
 def replicas(ctx, pg_url, sink_port, count, dsn="timeout=10s&max_connections=8", **extra):
@@ -46,12 +46,16 @@ def pg_restart(ctx, down=8.0):
     return report
 
 
-def kill9_replicas(ctx, kills=5, every=3.0):
+def kill9_replicas(ctx, kills=5, every=3.0, limits=False):
     """Three replicas on one PostgreSQL; one of them is killed with SIGKILL and
     restarted five times while load goes to all three."""
     pg, sink = ctx.postgres(), ctx.sink()
-    services = replicas(ctx, pg.url, sink.port, 3)
-    traffic = ctx.load([s.url for s in services], size=2_000, concurrency=6, limit=20_000, pause=0.02)
+    services = replicas(ctx, pg.url, sink.port, 3, **(limits_env(ctx) if limits else {}))
+    urls = [s.url for s in services]
+    if limits:
+        traffic = ctx.load(urls, size=2_000, concurrency=16, limit=40_000, own_address=True)
+    else:
+        traffic = ctx.load(urls, size=2_000, concurrency=6, limit=20_000, pause=0.02)
     victim, in_flight = services[0], []
     for n in range(kills):
         time.sleep(every)
@@ -65,44 +69,20 @@ def kill9_replicas(ctx, kills=5, every=3.0):
     time.sleep(every)
     answers = traffic.stop()
     records = ctx.drain(services[1].url, answers, 90)
-    return ctx.judge(answers, records, sink, in_flight=in_flight)
-
-
-def kill9_replicas_limits(ctx, kills=5, every=3.0):
-    """Three replicas on one PostgreSQL whose tenant has a `recipient_rate`,
-    16 concurrent requests, every message to an address of its own; replica
-    0 is killed with SIGKILL and restarted five times. A message's limit is
-    spent in the commit that stores it: as many limit cells as stored
-    messages at the end, none refused."""
-    pg, sink = ctx.postgres(), ctx.sink()
-    config = ctx.work / "limits.toml"
-    config.write_text('[tenants.default]\nrecipient_rate = "5/hour"\n')
-    services = replicas(ctx, pg.url, sink.port, 3, MAILBRIDGE_CONFIG=str(config))
-    traffic = ctx.load([s.url for s in services], size=2_000, concurrency=16, limit=40_000,
-                       own_address=True)
-    victim, in_flight = services[0], []
-    for n in range(kills):
-        time.sleep(every)
-        victim.process.kill9()
-        sending = pg.query("SELECT id FROM messages WHERE status = 'sending'") or []
-        in_flight += sending
-        ctx.note(f"kill -9 #{n + 1} of replica0: {traffic.count(202)} accepted, {len(sending)} sending")
-        time.sleep(0.5)
-        victim.process.start()
-    time.sleep(every)
-    answers = traffic.stop()
-    records = ctx.drain(services[1].url, answers, 90)
     report = ctx.judge(answers, records, sink, in_flight=in_flight)
-    counts = pg.query("SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM flow_limits)")
-    stored, cells = (int(c) for c in (counts or ["-1", "-2"])[0].split("|"))
-    ctx.note(f"{stored} messages stored, {cells} limit cells")
-    if cells != stored:
-        report["broken"].append(f"{cells} limit cells for {stored} stored messages: "
-                                "a spend without its message, or a message without its spend")
-    refused = sum(1 for a in answers if a.status == 429)
-    if refused:
-        report["broken"].append(f"{refused} refused by the limit, though every address was new")
+    if limits:
+        counts = pg.query("SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM flow_limits)")
+        stored, cells = (int(c) for c in (counts or ["-1|-2"])[0].split("|"))
+        check_limits(ctx, report, answers, stored, cells)
     return report
+
+
+def kill9_replicas_limits(ctx):
+    """`kill9-replicas` with 16 concurrent requests, a tenant
+    `recipient_rate` and every message to an address of its own. A message's
+    limit is spent in the commit that stores it: as many limit cells as
+    stored messages at the end, none refused."""
+    return kill9_replicas(ctx, limits=True)
 
 
 def lease_outlived(ctx):

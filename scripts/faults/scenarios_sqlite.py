@@ -6,7 +6,7 @@ import subprocess
 import time
 
 import peers
-from context import Skip, deliveries_between, sqlite_count, sqlite_ids
+from context import Skip, check_limits, deliveries_between, limits_env, sqlite_count, sqlite_ids
 
 
 def disk_full(ctx):
@@ -62,50 +62,27 @@ def disk_full(ctx):
     return report
 
 
-def kill9_sqlite(ctx, kills=3, every=3.0):
+def kill9_sqlite(ctx, kills=3, every=3.0, limits=False):
     """One service on SQLite killed with SIGKILL mid-load, restarted on the
     same file, three times. What was `sending` at a kill may go twice."""
     sink = ctx.sink()
     db = ctx.work / "mb.db"
-    env = ctx.env(f"sqlite://{db}", sink.port)
+    env = ctx.env(f"sqlite://{db}", sink.port, **(limits_env(ctx) if limits else {}))
     svc = ctx.service("service", env)
-    traffic = ctx.load([svc.url], size=2_000, concurrency=6, limit=20_000, pause=0.02)
+    if limits:
+        traffic = ctx.load([svc.url], size=2_000, concurrency=16, limit=40_000, own_address=True)
+    else:
+        traffic = ctx.load([svc.url], size=2_000, concurrency=6, limit=20_000, pause=0.02)
     in_flight = []
     for n in range(kills):
         time.sleep(every)
         svc.process.kill9()
         sending = sqlite_ids(db, "status = 'sending'")
         in_flight += sending
-        ctx.note(f"kill -9 #{n + 1}: {traffic.count(202)} accepted so far, {len(sending)} sending")
-        time.sleep(0.5)
-        svc.process.start()
-        peers.wait_until(lambda: peers.http_get(svc.url + "/healthz")[0] == 200, 30)
-    time.sleep(every)
-    answers = traffic.stop()
-    records = ctx.drain(svc.url, answers)
-    return ctx.judge(answers, records, sink, in_flight=in_flight)
-
-
-def kill9_limits(ctx, kills=3, every=3.0):
-    """One service on SQLite whose tenant has a `recipient_rate`, every
-    message to an address of its own, killed with SIGKILL mid-load three
-    times. A message's limit is spent in the commit that stores it: as many
-    limit cells as stored messages after the kills, none refused."""
-    sink = ctx.sink()
-    db = ctx.work / "mb.db"
-    config = ctx.work / "limits.toml"
-    config.write_text('[tenants.default]\nrecipient_rate = "5/hour"\n')
-    env = ctx.env(f"sqlite://{db}", sink.port, MAILBRIDGE_CONFIG=str(config))
-    svc = ctx.service("service", env)
-    traffic = ctx.load([svc.url], size=2_000, concurrency=16, limit=40_000, own_address=True)
-    in_flight = []
-    for n in range(kills):
-        time.sleep(every)
-        svc.process.kill9()
-        sending = sqlite_ids(db, "status = 'sending'")
-        in_flight += sending
-        stored, cells = sqlite_count(db, "messages"), sqlite_count(db, "flow_limits")
-        ctx.note(f"kill -9 #{n + 1}: {stored} messages stored, {cells} limit cells")
+        note = f"kill -9 #{n + 1}: {traffic.count(202)} accepted so far, {len(sending)} sending"
+        if limits:
+            note += f"; {sqlite_count(db, 'messages')} stored, {sqlite_count(db, 'flow_limits')} limit cells"
+        ctx.note(note)
         time.sleep(0.5)
         svc.process.start()
         peers.wait_until(lambda: peers.http_get(svc.url + "/healthz")[0] == 200, 30)
@@ -113,16 +90,19 @@ def kill9_limits(ctx, kills=3, every=3.0):
     answers = traffic.stop()
     records = ctx.drain(svc.url, answers)
     report = ctx.judge(answers, records, sink, in_flight=in_flight)
-    svc.process.stop()
-    stored, cells = sqlite_count(db, "messages"), sqlite_count(db, "flow_limits")
-    ctx.note(f"stopped: {stored} messages stored, {cells} limit cells")
-    if cells != stored:
-        report["broken"].append(f"{cells} limit cells for {stored} stored messages: "
-                                "a spend without its message, or a message without its spend")
-    refused = sum(1 for a in answers if a.status == 429)
-    if refused:
-        report["broken"].append(f"{refused} refused by the limit, though every address was new")
+    if limits:
+        svc.process.stop()
+        stored, cells = sqlite_count(db, "messages"), sqlite_count(db, "flow_limits")
+        check_limits(ctx, report, answers, stored, cells)
     return report
+
+
+def kill9_limits(ctx):
+    """`kill9-sqlite` with 16 concurrent requests, a tenant `recipient_rate`
+    and every message to an address of its own. A message's limit is spent
+    in the commit that stores it: as many limit cells as stored messages
+    after the kills, none refused."""
+    return kill9_sqlite(ctx, limits=True)
 
 
 def smtp_fault(faults, limit=2_000, dsn="timeout=10s&max_connections=8"):
