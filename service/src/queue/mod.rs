@@ -17,6 +17,7 @@ mod batch;
 mod grouping;
 pub mod history;
 pub(crate) mod lookups;
+pub(crate) mod packing;
 mod pending;
 pub mod postgres;
 pub mod retry;

@@ -123,19 +123,21 @@ impl Keyring {
     }
 }
 
-/// [`open`] from the column's JSON text. A plain message is read straight
-/// into its type (no intermediate JSON tree: claims read every body); only
-/// what is not one is looked at as a sealed envelope.
-pub fn open_text(
+/// [`open`] from the column's value: JSON text, or packed JSON (see
+/// [`super::packing`]). A plain message is read straight into its type (no
+/// intermediate JSON tree: claims read every body); only what is not one is
+/// looked at as a sealed envelope.
+pub fn open_stored(
     keyring: Option<&Keyring>,
     id: Uuid,
-    stored: &str,
+    stored: &[u8],
 ) -> Result<OutgoingMessage, SealError> {
-    let plain = match serde_json::from_str::<OutgoingMessage>(stored) {
+    let json = super::packing::unpack(stored)?;
+    let plain = match serde_json::from_slice::<OutgoingMessage>(&json) {
         Ok(message) => return Ok(message),
         Err(e) => e,
     };
-    match serde_json::from_str::<serde_json::Value>(stored) {
+    match serde_json::from_slice::<serde_json::Value>(&json) {
         Ok(value) if value.get("sealed").is_some() => open(keyring, id, value),
         Ok(_) => Err(SealError(format!(
             "the stored message is not valid: {plain}"

@@ -247,3 +247,62 @@ async fn a_postgres_dump_holds_no_plain_text_and_rotation_keeps_messages_deliver
     let outbox = tempfile::tempdir().unwrap();
     delivered_with_the_new_key_alone(&url, &ids, outbox.path()).await;
 }
+
+#[tokio::test]
+async fn plain_sqlite_rows_are_sealed_by_rotation() {
+    // Rows stored without keys (packed JSON, and JSON text as stores
+    // written before packing hold) are sealed by `keys rotate` and deliver
+    // with the key alone.
+    let kept = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/mb.db", kept.path().display());
+    let first = TestServer::start(&[
+        ("MAILBRIDGE_DATABASE_URL", db.as_str()),
+        ("MAILBRIDGE_TRANSPORT", UNREACHABLE),
+        ("MAILBRIDGE_RETRY_MAX_ATTEMPTS", "1000"),
+    ])
+    .await;
+    let ids = accept(&first, 3).await;
+    first
+        .wait_status(&ids[2], "retrying", Duration::from_secs(10))
+        .await;
+    first.stop().await;
+    let mut text_row = mailbridge::email::OutgoingMessage::plain(
+        "acme",
+        mailbridge::email::Mailbox::new("no-reply@acme.example"),
+        mailbridge::email::Mailbox::new(MARKERS[3]),
+        &format!("{} as text", MARKERS[0]),
+        &format!(
+            "{} https://sso.example/reset?key={}",
+            MARKERS[1], MARKERS[2]
+        ),
+    );
+    text_row.id = uuid::Uuid::parse_str(&ids[0]).unwrap();
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    sqlx::query("UPDATE bodies SET message = ? WHERE message_id = ?")
+        .bind(serde_json::to_string(&text_row).unwrap())
+        .bind(&ids[0])
+        .execute(&pool)
+        .await
+        .unwrap();
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT typeof(message) FROM bodies ORDER BY message_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(kinds, ["text", "blob", "blob"]);
+    pool.close().await;
+
+    rotate(&db, 3);
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let sealed: Vec<String> = sqlx::query_scalar("SELECT message FROM bodies")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(sealed.len(), 3);
+    for value in &sealed {
+        assert!(value.contains("\"kid\":\"new\""), "{value}");
+        assert!(!MARKERS.iter().any(|m| value.contains(m)), "{value}");
+    }
+    delivered_with_the_new_key_alone(&db, &ids, &kept.path().join("outbox")).await;
+}

@@ -320,3 +320,72 @@ async fn explain(pool: &sqlx::SqlitePool, sql: &str) -> Vec<String> {
         .map(|row| row.get::<String, _>("detail"))
         .collect()
 }
+
+#[tokio::test]
+async fn plain_bodies_are_stored_packed_and_text_rows_still_read() {
+    // A plain message's JSON is kept compressed (a zero byte, its length,
+    // the LZ4 block); a row holding JSON text, as stores written before
+    // did, is read as it is.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/q/mb.db", dir.path().display());
+    let store = open(&dir).await;
+    let now = OffsetDateTime::now_utc();
+    let mut long = job("acme", None, now);
+    let link =
+        "https://sso.example.com/realms/acme/login-actions/action-token?key=eyJhbGciOiJIUzI1NiJ9";
+    long.message.text = Some(format!("Reset your password: {link}\n").repeat(40));
+    long.message.html = Some(format!("<p><a href=\"{link}\">Reset password</a></p>").repeat(40));
+    let json = serde_json::to_vec(&long.message).unwrap();
+    let packed_message = long.message.clone();
+    let older = job("acme", None, now);
+    let older_message = older.message.clone();
+    for new in [long, older] {
+        assert!(matches!(
+            store.enqueue(new).await.unwrap(),
+            Enqueued::Created(_)
+        ));
+    }
+    let other = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let (kind, stored): (String, Vec<u8>) =
+        sqlx::query_as("SELECT typeof(message), message FROM bodies WHERE message_id = ?")
+            .bind(packed_message.id.to_string())
+            .fetch_one(&other)
+            .await
+            .unwrap();
+    assert_eq!(kind, "blob");
+    assert_eq!(stored[0], 0);
+    assert_eq!(
+        u32::from_le_bytes(stored[1..5].try_into().unwrap()) as usize,
+        json.len()
+    );
+    assert!(
+        stored.len() * 4 < json.len(),
+        "{} bytes stored for {} of JSON",
+        stored.len(),
+        json.len()
+    );
+    sqlx::query("UPDATE bodies SET message = ? WHERE message_id = ?")
+        .bind(serde_json::to_string(&older_message).unwrap())
+        .bind(older_message.id.to_string())
+        .execute(&other)
+        .await
+        .unwrap();
+    let kind: String =
+        sqlx::query_scalar("SELECT typeof(message) FROM bodies WHERE message_id = ?")
+            .bind(older_message.id.to_string())
+            .fetch_one(&other)
+            .await
+            .unwrap();
+    assert_eq!(kind, "text");
+    other.close().await;
+
+    let mut claimed = store
+        .claim(now, std::time::Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    claimed.sort_by_key(|job| job.message.id);
+    let mut expected = vec![packed_message, older_message];
+    expected.sort_by_key(|message| message.id);
+    let messages: Vec<_> = claimed.into_iter().map(|job| job.message).collect();
+    assert_eq!(messages, expected);
+}

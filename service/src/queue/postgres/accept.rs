@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::writer::enqueue;
 use crate::queue::batch::{self, Enqueue};
 use crate::queue::history::recipient_addresses;
+use crate::queue::sealing::SealError;
 use crate::queue::{Enqueued, Lease, Status};
 
 /// Stores `group` in order; one answer each.
@@ -31,7 +32,7 @@ pub(super) async fn insert_all(
     for (&new, lease) in group.iter().zip(leases) {
         let id = new.job.message.id;
         let answer = match lease {
-            _ if !inserted.contains(&id) => enqueue(conn, &new.job, &new.stored).await?,
+            _ if !inserted.contains(&id) => enqueue(conn, &new.job, new.stored.text()?).await?,
             Some(lease) => Enqueued::Claimed(lease),
             None => Enqueued::Created(id),
         };
@@ -58,7 +59,7 @@ async fn insert_free(
         {
             continue;
         }
-        columns.push(new, *lease);
+        columns.push(new, *lease)?;
     }
     // Bodies and recipients go into their own tables from the same arrays,
     // for the rows the insert kept (their foreign keys are checked at the
@@ -124,7 +125,8 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    fn push(&mut self, new: &'a Enqueue, lease: Option<Lease>) {
+    fn push(&mut self, new: &'a Enqueue, lease: Option<Lease>) -> Result<(), SealError> {
+        let message = new.stored.text()?;
         let job = &new.job;
         let (status, attempts) = match lease {
             Some(_) => (Status::Sending, 1),
@@ -135,7 +137,7 @@ impl<'a> Columns<'a> {
         self.status.push(status.as_str());
         self.attempts.push(attempts);
         self.transport.push(&job.transport);
-        self.message.push(&new.stored);
+        self.message.push(message);
         self.idempotency_key.push(job.idempotency_key.as_deref());
         self.now.push(job.now);
         self.lease_until.push(lease.map(|l| l.until));
@@ -146,5 +148,6 @@ impl<'a> Columns<'a> {
             self.recipient_of.push(job.message.id);
             self.address.push(address);
         }
+        Ok(())
     }
 }

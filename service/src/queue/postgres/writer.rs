@@ -167,7 +167,7 @@ async fn apply(
     keyring: Option<&Keyring>,
 ) -> anyhow::Result<Answer> {
     Ok(match op {
-        Op::Enqueue(new) => Answer::Enqueued(enqueue(conn, &new.job, &new.stored).await?),
+        Op::Enqueue(new) => Answer::Enqueued(enqueue(conn, &new.job, new.stored.text()?).await?),
         Op::Claim { now, lease, limit } => {
             Answer::Claimed(claim(conn, *now, *lease, *limit, keyring).await?)
         }
@@ -364,7 +364,7 @@ fn decode(
 ) -> anyhow::Result<ClaimedJob> {
     let id: Uuid = row.try_get("id").context("id")?;
     let stored: String = row.try_get("message").context("message body")?;
-    let message = sealing::open_text(keyring, id, &stored)?;
+    let message = sealing::open_stored(keyring, id, stored.as_bytes())?;
     let attempts: i32 = row.try_get("attempts").context("attempts")?;
     let claims: i32 = row.try_get("claims").context("claims")?;
     Ok(ClaimedJob {

@@ -18,6 +18,7 @@ use super::limits::Cells;
 use super::ms;
 use crate::queue::batch::{self, Enqueue, IDEMPOTENCY_WINDOW};
 use crate::queue::history::recipient_addresses;
+use crate::queue::packing::Stored;
 use crate::queue::{Enqueued, Lease, Status};
 
 /// Rows per `INSERT` statement, smallest first: a chunk of up to 64 rows
@@ -253,9 +254,11 @@ async fn insert_bodies(
 ) -> anyhow::Result<()> {
     let mut query = sqlx::query(STATEMENTS[shape].1.as_str());
     for row in rows {
-        query = query
-            .bind(row.new.job.message.id.to_string())
-            .bind(row.new.stored.as_str());
+        query = query.bind(row.new.job.message.id.to_string());
+        query = match &row.new.stored {
+            Stored::Text(text) => query.bind(text.as_str()),
+            Stored::Packed(packed) => query.bind(packed.as_slice()),
+        };
     }
     pad(query, rows.len(), SHAPES[shape], 2)
         .execute(&mut *conn)

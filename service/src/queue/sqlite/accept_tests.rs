@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use super::insert_all;
 use crate::email::{Mailbox, OutgoingMessage};
 use crate::queue::batch::Enqueue;
+use crate::queue::packing::{self, Stored};
 use crate::queue::{Enqueued, NewJob, Origin};
 
 async fn store() -> SqliteConnection {
@@ -27,7 +28,7 @@ fn new(key: Option<&str>, now: OffsetDateTime) -> Enqueue {
             "Hello",
         )
     };
-    let stored = serde_json::to_string(&message).unwrap();
+    let stored = Stored::Packed(packing::pack(&serde_json::to_vec(&message).unwrap()));
     let job = NewJob {
         message,
         idempotency_key: key.map(str::to_owned),
@@ -118,12 +119,13 @@ async fn a_large_group_is_stored_whole_and_in_order() {
         .unwrap();
     let ids: Vec<String> = group.iter().map(|n| n.job.message.id.to_string()).collect();
     assert_eq!(stored, ids);
-    let body: String = sqlx::query_scalar("SELECT message FROM bodies WHERE message_id = ?")
+    let body: Vec<u8> = sqlx::query_scalar("SELECT message FROM bodies WHERE message_id = ?")
         .bind(&ids[70])
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    let message: OutgoingMessage = serde_json::from_str(&body).unwrap();
+    let message: OutgoingMessage =
+        serde_json::from_slice(&packing::unpack(&body).unwrap()).unwrap();
     assert_eq!(message.id, group[70].job.message.id);
     let origin: (Option<String>, Option<String>, Option<String>) =
         sqlx::query_as("SELECT realm, kind, traceparent FROM messages WHERE id = ?")
@@ -175,7 +177,7 @@ async fn a_message_stored_claimed_gets_its_first_lease_and_its_stored_form() {
     let mut claimed = new(None, now);
     claimed.job.lease = Some(Duration::from_secs(60));
     // The writer stores whatever form sealing gave, not the message itself.
-    claimed.stored = r#"{"sealed": {"kid": "k1", "nonce": "n", "ct": "c"}}"#.into();
+    claimed.stored = Stored::Text(r#"{"sealed": {"kid": "k1", "nonce": "n", "ct": "c"}}"#.into());
     let queued = new(None, now);
     let answers = insert_all(&mut conn, &[&claimed, &queued]).await.unwrap();
     let Enqueued::Claimed(lease) = answers[0] else {

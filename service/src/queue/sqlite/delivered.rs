@@ -80,6 +80,7 @@ mod tests {
     use crate::email::{Mailbox, OutgoingMessage};
     use crate::queue::batch::Enqueue;
     use crate::queue::grouping::Delivered;
+    use crate::queue::packing::{self, Stored};
     use crate::queue::{Enqueued, Lease, NewJob};
 
     /// `status, provider_message_id, sent_at, lease_until`.
@@ -93,7 +94,7 @@ mod tests {
             "Hi",
             "Hello",
         );
-        let stored = serde_json::to_string(&message).unwrap();
+        let stored = Stored::Packed(packing::pack(&serde_json::to_vec(&message).unwrap()));
         let job = NewJob {
             message,
             idempotency_key: None,

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::SqliteStore;
 use crate::queue::StoreError;
+use crate::queue::packing;
 use crate::queue::rotation::{self, BATCH, Rotated};
 use crate::queue::sealing::Keyring;
 
@@ -30,20 +31,24 @@ impl SqliteStore {
         let mut last = None;
         for row in &rows {
             let id: String = row.try_get("id").context("id")?;
-            let text: String = row.try_get("message").context("message")?;
+            let stored: Vec<u8> = row.try_get("message").context("message")?;
             let id = Uuid::parse_str(&id).context("id")?;
             last = Some(id);
-            let Ok(stored) = serde_json::from_str(&text) else {
+            let Ok(value) = packing::unpack(&stored)
+                .map_err(|_| ())
+                .and_then(|json| serde_json::from_slice(&json).map_err(|_| ()))
+            else {
                 tally.unreadable += 1;
                 continue;
             };
-            if let Some(sealed) = rotation::reseal(keyring, &(id, stored), tally) {
+            if let Some(sealed) = rotation::reseal(keyring, &(id, value), tally) {
+                // Compared as bytes: the row holds JSON text or packed JSON.
                 let done = sqlx::query(
-                    "UPDATE bodies SET message = ? WHERE message_id = ? AND message = ?",
+                    "UPDATE bodies SET message = ? WHERE message_id = ? AND CAST(message AS BLOB) = ?",
                 )
                 .bind(sealed.to_string())
                 .bind(id.to_string())
-                .bind(&text)
+                .bind(&stored)
                 .execute(&self.write)
                 .await
                 .context("re-sealing a message")?;

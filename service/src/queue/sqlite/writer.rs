@@ -191,11 +191,11 @@ fn decode(
     keyring: Option<&Keyring>,
 ) -> anyhow::Result<ClaimedJob> {
     let id: String = row.try_get("id").context("id")?;
-    let json: &str = row.try_get("message").context("message")?;
+    let stored: &[u8] = row.try_get("message").context("message")?;
     let attempts: i64 = row.try_get("attempts").context("attempts")?;
     let claims: i64 = row.try_get("claims").context("claims")?;
     let id = Uuid::parse_str(&id).context("id")?;
-    let message = sealing::open_text(keyring, id, json)?;
+    let message = sealing::open_stored(keyring, id, stored)?;
     Ok(ClaimedJob {
         message,
         transport: row.try_get("transport").context("transport")?,

@@ -1,0 +1,129 @@
+//! The stored form of a message the store keeps in plain text (no
+//! `MAILBRIDGE_ENCRYPTION_KEYS`). SQLite keeps its JSON compressed with LZ4:
+//! a Keycloak email's 7 KB of JSON (the text and HTML bodies repeat the same
+//! links) become about 2.6 KB, which fits in the table's page instead of
+//! spilling into an overflow page. Bodies were close to half of the pages
+//! each commit wrote to the WAL, and every one of them is copied again by
+//! the checkpoint. PostgreSQL compresses large values itself and keeps the
+//! JSON text.
+//!
+//! Sealed messages are not compressed: compressing before encrypting lets
+//! the stored length tell something about the content (the attack class of
+//! CRIME and BREACH), and ciphertext does not compress afterwards.
+//!
+//! Packed form: one zero byte (JSON text never starts with one), the JSON's
+//! length as four bytes little-endian, then the LZ4 block. Rows written
+//! before, as JSON text, are read as they are.
+
+use std::borrow::Cow;
+
+use super::sealing::SealError;
+
+/// The first byte of a packed value.
+const PACKED: u8 = 0;
+/// The largest JSON a packed value may unpack to: far above the largest
+/// request the API accepts, so a damaged length cannot make a reader
+/// allocate gigabytes.
+const MAX_UNPACKED: usize = 64 << 20;
+
+/// How a store keeps a plain message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PlainForm {
+    /// JSON text.
+    Text,
+    /// JSON compressed (see the module's text).
+    Packed,
+}
+
+/// The `message` column of a new row.
+#[derive(Debug)]
+pub(crate) enum Stored {
+    /// JSON text: plain, or the sealed envelope.
+    Text(String),
+    /// Packed plain JSON.
+    Packed(Vec<u8>),
+}
+
+impl Stored {
+    /// The stored form of a plain message's JSON.
+    pub(crate) fn plain(json: Vec<u8>, form: PlainForm) -> Result<Stored, SealError> {
+        match form {
+            PlainForm::Packed => Ok(Stored::Packed(pack(&json))),
+            PlainForm::Text => String::from_utf8(json)
+                .map(Stored::Text)
+                .map_err(|e| SealError(format!("encoding the message: {e}"))),
+        }
+    }
+
+    /// The text of a store that keeps text ([`PlainForm::Text`]); a packed
+    /// value is an error there, never written as something else.
+    pub(crate) fn text(&self) -> Result<&str, SealError> {
+        match self {
+            Stored::Text(text) => Ok(text),
+            Stored::Packed(_) => Err(SealError(
+                "a packed message was handed to a store that keeps text".into(),
+            )),
+        }
+    }
+}
+
+/// `json` packed.
+pub(crate) fn pack(json: &[u8]) -> Vec<u8> {
+    let block = lz4_flex::block::compress(json);
+    let mut packed = Vec::with_capacity(5 + block.len());
+    packed.push(PACKED);
+    packed.extend_from_slice(&u32::try_from(json.len()).unwrap_or(u32::MAX).to_le_bytes());
+    packed.extend_from_slice(&block);
+    packed
+}
+
+/// The JSON text of a stored value: unpacked if packed, else as it is.
+pub(crate) fn unpack(stored: &[u8]) -> Result<Cow<'_, [u8]>, SealError> {
+    let Some((&PACKED, rest)) = stored.split_first() else {
+        return Ok(Cow::Borrowed(stored));
+    };
+    let damaged = |why: &str| SealError(format!("the stored message is damaged: {why}"));
+    let (length, block) = rest
+        .split_first_chunk::<4>()
+        .ok_or_else(|| damaged("too short"))?;
+    let length = u32::from_le_bytes(*length) as usize;
+    if length > MAX_UNPACKED {
+        return Err(damaged("its length is out of range"));
+    }
+    let json = lz4_flex::block::decompress(block, length).map_err(|e| damaged(&e.to_string()))?;
+    if json.len() != length {
+        return Err(damaged("its length does not match"));
+    }
+    Ok(Cow::Owned(json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_json_comes_back_and_text_is_read_as_it_is() {
+        let json = br#"{"subject":"Reset","text":"https://sso.example.com/x?key=abc https://sso.example.com/x?key=abc"}"#;
+        let packed = pack(json);
+        assert_eq!(packed[0], PACKED);
+        assert_eq!(unpack(&packed).unwrap().as_ref(), json);
+        assert!(matches!(unpack(json).unwrap(), Cow::Borrowed(text) if text == json));
+        assert_eq!(unpack(b"").unwrap().as_ref(), b"");
+    }
+
+    #[test]
+    fn a_damaged_value_is_an_error_not_a_panic_or_a_huge_allocation() {
+        let packed = pack(&br#"{"a":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}"#.repeat(20));
+        for cut in 0..packed.len() {
+            let _ = unpack(&packed[..cut]);
+        }
+        let mut huge = packed.clone();
+        huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(unpack(&huge).unwrap_err().0.contains("out of range"));
+        let mut short = packed.clone();
+        let length = u32::from_le_bytes(short[1..5].try_into().unwrap());
+        short[1..5].copy_from_slice(&(length + 1).to_le_bytes());
+        assert!(unpack(&short).is_err());
+        assert!(unpack(&[PACKED, 1]).unwrap_err().0.contains("too short"));
+    }
+}
