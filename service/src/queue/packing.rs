@@ -125,5 +125,20 @@ mod tests {
         short[1..5].copy_from_slice(&(length + 1).to_le_bytes());
         assert!(unpack(&short).is_err());
         assert!(unpack(&[PACKED, 1]).unwrap_err().0.contains("too short"));
+        // Random blocks behind a plausible length: errors or JSON of that
+        // length, never a panic.
+        for _ in 0..20_000 {
+            let mut bytes: Vec<u8> = (0..rand::random_range(5..64))
+                .map(|_| rand::random())
+                .collect();
+            bytes[0] = PACKED;
+            bytes[1..5].copy_from_slice(&rand::random_range(0u32..4096).to_le_bytes());
+            if let Ok(json) = unpack(&bytes) {
+                assert_eq!(
+                    json.len(),
+                    u32::from_le_bytes(bytes[1..5].try_into().unwrap()) as usize
+                );
+            }
+        }
     }
 }
