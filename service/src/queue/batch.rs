@@ -13,7 +13,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-use super::packing::{PlainForm, Stored};
+use super::packing::{self, Stored};
 use super::sealing::{Keyring, SealError};
 use super::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, StoreError};
 
@@ -116,22 +116,16 @@ pub(crate) struct Writes {
     pub(crate) health: Health,
     /// Seals new messages; `None` stores them in plain text.
     pub(crate) keyring: Option<Arc<Keyring>>,
-    /// How the store keeps plain messages.
-    plain: PlainForm,
 }
 
 impl Writes {
     /// A channel for writers; `spawn` starts them on its receiving end.
-    pub(crate) fn channel(
-        keyring: Option<Arc<Keyring>>,
-        plain: PlainForm,
-    ) -> (Writes, mpsc::Receiver<Write>) {
+    pub(crate) fn channel(keyring: Option<Arc<Keyring>>) -> (Writes, mpsc::Receiver<Write>) {
         let (inbox, outbox) = mpsc::channel(4 * MAX_BATCH);
         let writes = Writes {
             inbox,
             health: Health::default(),
             keyring,
-            plain,
         };
         (writes, outbox)
     }
@@ -207,7 +201,7 @@ impl Writes {
                 .map(|sealed| Stored::Text(sealed.to_string())),
             None => serde_json::to_vec(&job.message)
                 .map_err(|e| SealError(e.to_string()))
-                .and_then(|json| Stored::plain(json, self.plain)),
+                .map(|json| Stored::Packed(packing::pack(&json))),
         }
         .map_err(|e| StoreError(anyhow::anyhow!("storing a message: {e}")))?;
         match self

@@ -104,7 +104,7 @@ impl PgStore {
             .run(&pool)
             .await
             .context("applying the store's migrations")?;
-        let (writes, inbox) = Writes::channel(keyring.clone(), super::packing::PlainForm::Text);
+        let (writes, inbox) = Writes::channel(keyring.clone());
         let grown = Growth::open(&pool, "messages, bodies, recipients", "messages").await;
         let listed = Growth::open(&pool, "suppressions", "suppressions").await;
         let cells = Growth::open(&pool, "flow_limits", "flow_limits").await;

@@ -26,6 +26,12 @@ pub struct Rotated {
 /// One stored row: its id and stored value.
 pub(crate) type StoredRow = (Uuid, serde_json::Value);
 
+/// A row's stored value as JSON (packed JSON unpacked); `None` when it is neither.
+pub(crate) fn stored_value(stored: &[u8]) -> Option<serde_json::Value> {
+    let json = super::packing::unpack(stored).ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
 /// The new stored value of a row, or `None` when it is already current.
 pub(crate) fn reseal(
     keyring: &Keyring,

@@ -90,7 +90,7 @@ impl SqliteStore {
                 .await
                 .with_context(|| format!("opening {url} for reading"))?
         };
-        let (writes, inbox) = Writes::channel(keyring.clone(), super::packing::PlainForm::Packed);
+        let (writes, inbox) = Writes::channel(keyring.clone());
         tokio::spawn(writer::run(
             write.clone(),
             inbox,

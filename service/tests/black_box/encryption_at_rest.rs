@@ -306,3 +306,63 @@ async fn plain_sqlite_rows_are_sealed_by_rotation() {
     }
     delivered_with_the_new_key_alone(&db, &ids, &kept.path().join("outbox")).await;
 }
+
+#[tokio::test]
+async fn plain_postgres_rows_are_sealed_by_rotation() {
+    // The same on PostgreSQL: packed bodies and one as text (as stores
+    // written before packing hold) are sealed into text by `keys rotate`.
+    let pg = Postgres::start();
+    let url = pg.database();
+    let first = TestServer::start(&[
+        ("MAILBRIDGE_DATABASE_URL", url.as_str()),
+        ("MAILBRIDGE_TRANSPORT", UNREACHABLE),
+        ("MAILBRIDGE_RETRY_MAX_ATTEMPTS", "1000"),
+    ])
+    .await;
+    let ids = accept(&first, 3).await;
+    first
+        .wait_status(&ids[2], "retrying", Duration::from_secs(10))
+        .await;
+    first.stop().await;
+    let mut text_row = mailbridge::email::OutgoingMessage::plain(
+        "acme",
+        mailbridge::email::Mailbox::new("no-reply@acme.example"),
+        mailbridge::email::Mailbox::new(MARKERS[3]),
+        &format!("{} as text", MARKERS[0]),
+        &format!(
+            "{} https://sso.example/reset?key={}",
+            MARKERS[1], MARKERS[2]
+        ),
+    );
+    text_row.id = uuid::Uuid::parse_str(&ids[0]).unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE bodies SET body = $1, packed = NULL WHERE message_id = $2::uuid")
+        .bind(serde_json::to_string(&text_row).unwrap())
+        .bind(&ids[0])
+        .execute(&pool)
+        .await
+        .unwrap();
+    let forms: Vec<(bool, bool)> = sqlx::query_as(
+        "SELECT body IS NOT NULL, packed IS NOT NULL FROM bodies ORDER BY message_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(forms, [(true, false), (false, true), (false, true)]);
+
+    rotate(&url, 3);
+    let sealed: Vec<(Option<String>, bool)> =
+        sqlx::query_as("SELECT body, packed IS NULL FROM bodies")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert_eq!(sealed.len(), 3);
+    for (body, no_packed) in &sealed {
+        let body = body.as_deref().unwrap_or_default();
+        assert!(body.contains("\"kid\":\"new\"") && *no_packed, "{body}");
+        assert!(!MARKERS.iter().any(|m| body.contains(m)), "{body}");
+    }
+    let outbox = tempfile::tempdir().unwrap();
+    delivered_with_the_new_key_alone(&url, &ids, outbox.path()).await;
+}

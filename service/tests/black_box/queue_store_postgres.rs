@@ -24,6 +24,7 @@ async fn the_store_contract_holds_on_postgres() {
     let pg = Postgres::start();
     messages_stored_before_bodies_had_their_own_table_are_still_delivered(&pg.database()).await;
     bodies_compressed_before_and_after_lz4_read_back(&pg.database()).await;
+    a_packed_keycloak_body_stays_in_its_row(&pg.database()).await;
     sent_outcomes_find_their_rows_by_id_whatever_the_statistics(&pg.database()).await;
     claims_read_the_due_rows_in_order(&pg.database()).await;
     the_suppression_lists_statistics_follow_its_growth(&pg.database()).await;
@@ -65,7 +66,9 @@ async fn the_store_contract_holds_on_postgres() {
     let url = pg.database();
     store_contract::an_unreadable_row_fails_alone(open(&url).await, |id| async move {
         let other = sqlx::PgPool::connect(&url).await.unwrap();
-        sqlx::query("UPDATE bodies SET body = '{\"not\": \"a message\"}' WHERE message_id = $1")
+        sqlx::query(
+            "UPDATE bodies SET body = '{\"not\": \"a message\"}', packed = NULL WHERE message_id = $1",
+        )
             .bind(id)
             .execute(&other)
             .await
@@ -123,12 +126,15 @@ async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered(u
     assert_eq!(claimed[0].message, message);
 }
 
-/// Bodies written before migration 0009 (pglz, JSONB) and after 0010 (lz4,
-/// text) are both read back as they were stored.
+/// Bodies written before migration 0009 (pglz, JSONB), between 0010 and
+/// 0013 (text, compressed by the server with lz4) and after 0013 (packed by
+/// the service, kept in the row as they are) are all read back as they
+/// were stored.
 async fn bodies_compressed_before_and_after_lz4_read_back(url: &str) {
-    let compression = |pool: sqlx::PgPool, id: uuid::Uuid| async move {
-        sqlx::query_scalar::<_, Option<String>>(
-            "SELECT coalesce(pg_column_compression(body), pg_column_compression(message)) \
+    let stored = |pool: sqlx::PgPool, id: uuid::Uuid| async move {
+        sqlx::query_as::<_, (Option<String>, Option<String>, Option<String>)>(
+            "SELECT pg_column_compression(message), pg_column_compression(body), \
+                    CASE WHEN packed IS NULL THEN NULL ELSE 'packed' END \
              FROM bodies WHERE message_id = $1",
         )
         .bind(id)
@@ -143,58 +149,84 @@ async fn bodies_compressed_before_and_after_lz4_read_back(url: &str) {
         message
     };
     let old = sqlx::PgPool::connect(url).await.unwrap();
-    let earlier = store_contract::migrations_before("migrations-postgres", "0009").await;
-    earlier.run(&old).await.unwrap();
     let now = time::OffsetDateTime::now_utc();
-    let before = large(1);
-    sqlx::query(
-        "INSERT INTO messages (id, tenant, status, transport, created_at, age_from, updated_at, \
-         next_attempt_at) VALUES ($1, 'acme', 'queued', 'default', $2, $2, $2, $2)",
-    )
-    .bind(before.id)
-    .bind(now)
-    .execute(&old)
-    .await
-    .unwrap();
-    sqlx::query("INSERT INTO bodies (message_id, message) VALUES ($1, $2)")
-        .bind(before.id)
-        .bind(sqlx::types::Json(&before))
-        .execute(&old)
+    let insert = |message: mailbridge::email::OutgoingMessage, column: &'static str| {
+        let old = old.clone();
+        async move {
+            sqlx::query(
+                "INSERT INTO messages (id, tenant, status, transport, created_at, age_from, \
+                 updated_at, next_attempt_at) VALUES ($1, 'acme', 'queued', 'default', $2, $2, $2, $2)",
+            )
+            .bind(message.id)
+            .bind(now)
+            .execute(&old)
+            .await
+            .unwrap();
+            let body = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO bodies (message_id, {column}) VALUES ($1, $2::text::{})",
+                if column == "message" { "jsonb" } else { "text" }
+            )))
+            .bind(message.id)
+            .bind(serde_json::to_string(&message).unwrap());
+            body.execute(&old).await.unwrap();
+        }
+    };
+    store_contract::migrations_before("migrations-postgres", "0009")
+        .await
+        .run(&old)
         .await
         .unwrap();
+    let jsonb = large(1);
+    insert(jsonb.clone(), "message").await;
+    store_contract::migrations_before("migrations-postgres", "0013")
+        .await
+        .run(&old)
+        .await
+        .unwrap();
+    let text = large(2);
+    insert(text.clone(), "body").await;
 
     let store = open(url).await;
+    let packed = large(3);
+    let mut job = store_contract::job("acme", None, now);
+    job.message = packed.clone();
+    store.enqueue(job).await.unwrap();
+    let (jsonb_form, text_form, packed_form) = (
+        stored(old.clone(), jsonb.id).await,
+        stored(old.clone(), text.id).await,
+        stored(old.clone(), packed.id).await,
+    );
     assert_eq!(
-        compression(old.clone(), before.id).await.as_deref(),
+        jsonb_form.0.as_deref(),
         Some("pglz"),
         "the migrations rewrote no body"
     );
-    let after = large(2);
-    let mut job = store_contract::job("acme", None, now);
-    job.message = after.clone();
-    store.enqueue(job).await.unwrap();
     assert_eq!(
-        compression(old.clone(), after.id).await.as_deref(),
+        text_form.1.as_deref(),
         Some("lz4"),
         "this PostgreSQL has lz4 (Debian's and the official images do)"
     );
-    let as_text = |id: uuid::Uuid| {
-        let old = old.clone();
-        async move {
-            sqlx::query_scalar::<_, bool>(
-                "SELECT body IS NOT NULL FROM bodies WHERE message_id = $1",
-            )
-            .bind(id)
-            .fetch_one(&old)
-            .await
-            .unwrap()
-        }
-    };
-    assert!(
-        !as_text(before.id).await,
-        "an earlier body is left as it was"
+    assert_eq!(
+        (packed_form.0, packed_form.1, packed_form.2.as_deref()),
+        (None, None, Some("packed")),
+        "a new body is packed by the service"
     );
-    assert!(as_text(after.id).await, "a new body is stored as text");
+    let (in_row, packed_len): (Option<String>, i32) = sqlx::query_as(
+        "SELECT pg_column_compression(packed), pg_column_size(packed) FROM bodies WHERE message_id = $1",
+    )
+    .bind(packed.id)
+    .fetch_one(&old)
+    .await
+    .unwrap();
+    assert_eq!(
+        in_row, None,
+        "the server does not compress a packed body again"
+    );
+    let json_len = serde_json::to_vec(&packed).unwrap().len();
+    assert!(
+        (packed_len as usize) * 4 < json_len,
+        "{packed_len} bytes stored for {json_len} of JSON"
+    );
     let mut claimed: Vec<_> = store
         .claim(now, Duration::from_secs(60), 10)
         .await
@@ -203,10 +235,49 @@ async fn bodies_compressed_before_and_after_lz4_read_back(url: &str) {
         .map(|j| j.message)
         .collect();
     claimed.sort_by_key(|m| m.id);
-    let mut expected = vec![before, after];
+    let mut expected = vec![jsonb, text, packed];
     expected.sort_by_key(|m| m.id);
     assert_eq!(claimed, expected);
     old.close().await;
+}
+
+/// A Keycloak-sized body (7 KB of JSON, 2.7 KB packed) stays in its row:
+/// no TOAST chunks to write at accept and read back at each claim.
+async fn a_packed_keycloak_body_stays_in_its_row(url: &str) {
+    let store = open(url).await;
+    let now = time::OffsetDateTime::now_utc();
+    let mut job = store_contract::job("acme", None, now);
+    let link = "https://sso.example.com/realms/acme/login-actions/action-token?key=";
+    // An action token does not compress: 2,400 pseudo-random characters.
+    let mut x: u64 = 7;
+    let token: String = (0..2400)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                    [(x >> 58) as usize % 62],
+            )
+        })
+        .collect();
+    job.message.text = Some(format!("Reset your password: {link}{token}\n"));
+    job.message.html = Some(format!(
+        "{}<a href=\"{link}{token}\">Reset</a>",
+        "<p style=\"font-family: sans-serif; color: #333\">Hello Ada,</p>".repeat(60)
+    ));
+    store.enqueue(job).await.unwrap();
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let (size, toast_pages): (i32, i64) = sqlx::query_as(
+        "SELECT (SELECT pg_column_size(packed) FROM bodies LIMIT 1), \
+                pg_relation_size((SELECT reltoastrelid FROM pg_class WHERE relname = 'bodies'))",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert!(size > 2100 && size < 4000, "packed body of {size} bytes");
+    assert_eq!(toast_pages, 0, "nothing went to the TOAST table");
 }
 
 /// A message's body, recipients and history carry no foreign key (whose

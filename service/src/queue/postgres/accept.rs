@@ -15,7 +15,6 @@ use uuid::Uuid;
 use super::writer::enqueue;
 use crate::queue::batch::{self, Enqueue};
 use crate::queue::history::recipient_addresses;
-use crate::queue::sealing::SealError;
 use crate::queue::{Enqueued, Lease, Status};
 
 /// Stores `group` in order; one answer each.
@@ -32,7 +31,7 @@ pub(super) async fn insert_all(
     for (&new, lease) in group.iter().zip(leases) {
         let id = new.job.message.id;
         let answer = match lease {
-            _ if !inserted.contains(&id) => enqueue(conn, &new.job, new.stored.text()?).await?,
+            _ if !inserted.contains(&id) => enqueue(conn, &new.job, &new.stored).await?,
             Some(lease) => Enqueued::Claimed(lease),
             None => Enqueued::Created(id),
         };
@@ -59,7 +58,7 @@ async fn insert_free(
         {
             continue;
         }
-        columns.push(new, *lease)?;
+        columns.push(new, *lease);
     }
     // Bodies and recipients go into their own tables from the same arrays,
     // for the rows the insert kept (their foreign keys are checked at the
@@ -67,9 +66,10 @@ async fn insert_free(
     let ids: Vec<Uuid> = sqlx::query_scalar(
         "WITH n AS ( \
            SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::text[], \
-                     $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::text[]) \
-              AS n (id, tenant, status, attempts, transport, message, idempotency_key, now, lease_until, \
-                    realm, kind, traceparent)), \
+                     $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::text[], \
+                     $13::bytea[]) \
+              AS n (id, tenant, status, attempts, transport, body, idempotency_key, now, lease_until, \
+                    realm, kind, traceparent, packed)), \
          kept AS ( \
            INSERT INTO messages (id, tenant, status, attempts, claims, transport, idempotency_key, \
              created_at, age_from, updated_at, next_attempt_at, lease_until, realm, kind, traceparent) \
@@ -78,10 +78,10 @@ async fn insert_free(
            ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
            RETURNING id), \
          body AS ( \
-           INSERT INTO bodies (message_id, body) SELECT n.id, n.message FROM n JOIN kept USING (id)), \
+           INSERT INTO bodies (message_id, body, packed) SELECT n.id, n.body, n.packed FROM n JOIN kept USING (id)), \
          addressed AS ( \
            INSERT INTO recipients (message_id, address) \
-           SELECT r.id, r.address FROM UNNEST($13::uuid[], $14::text[]) AS r (id, address) \
+           SELECT r.id, r.address FROM UNNEST($14::uuid[], $15::text[]) AS r (id, address) \
            JOIN kept USING (id)) \
          SELECT id FROM kept",
     )
@@ -90,13 +90,14 @@ async fn insert_free(
     .bind(columns.status)
     .bind(columns.attempts)
     .bind(columns.transport)
-    .bind(columns.message)
+    .bind(columns.body)
     .bind(columns.idempotency_key)
     .bind(columns.now)
     .bind(columns.lease_until)
     .bind(columns.realm)
     .bind(columns.kind)
     .bind(columns.traceparent)
+    .bind(columns.packed)
     .bind(columns.recipient_of)
     .bind(columns.address)
     .fetch_all(&mut *conn)
@@ -112,7 +113,8 @@ struct Columns<'a> {
     status: Vec<&'static str>,
     attempts: Vec<i32>,
     transport: Vec<&'a str>,
-    message: Vec<&'a str>,
+    body: Vec<Option<&'a str>>,
+    packed: Vec<Option<&'a [u8]>>,
     idempotency_key: Vec<Option<&'a str>>,
     now: Vec<OffsetDateTime>,
     lease_until: Vec<Option<OffsetDateTime>>,
@@ -125,8 +127,7 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    fn push(&mut self, new: &'a Enqueue, lease: Option<Lease>) -> Result<(), SealError> {
-        let message = new.stored.text()?;
+    fn push(&mut self, new: &'a Enqueue, lease: Option<Lease>) {
         let job = &new.job;
         let (status, attempts) = match lease {
             Some(_) => (Status::Sending, 1),
@@ -137,7 +138,8 @@ impl<'a> Columns<'a> {
         self.status.push(status.as_str());
         self.attempts.push(attempts);
         self.transport.push(&job.transport);
-        self.message.push(message);
+        self.body.push(new.stored.text());
+        self.packed.push(new.stored.packed());
         self.idempotency_key.push(job.idempotency_key.as_deref());
         self.now.push(job.now);
         self.lease_until.push(lease.map(|l| l.until));
@@ -148,6 +150,5 @@ impl<'a> Columns<'a> {
             self.recipient_of.push(job.message.id);
             self.address.push(address);
         }
-        Ok(())
     }
 }

@@ -19,7 +19,9 @@ impl PgStore {
         tally: &mut Rotated,
     ) -> Result<Option<Uuid>, StoreError> {
         let rows = sqlx::query(
-            "SELECT message_id AS id, coalesce(body, message::text) AS message FROM bodies \
+            "SELECT message_id AS id, \
+                    coalesce(packed, convert_to(coalesce(body, message::text), 'UTF8')) AS message \
+             FROM bodies \
              WHERE ($1::uuid IS NULL OR message_id > $1) ORDER BY message_id LIMIT $2",
         )
         .bind(after)
@@ -30,22 +32,24 @@ impl PgStore {
         let mut last = None;
         for row in &rows {
             let id: Uuid = row.try_get("id").context("id")?;
-            let text: String = row.try_get("message").context("message")?;
+            let stored: Vec<u8> = row.try_get("message").context("message")?;
             last = Some(id);
-            let Ok(stored) = serde_json::from_str(&text) else {
+            let Some(value) = rotation::stored_value(&stored) else {
                 tally.unreadable += 1;
                 continue;
             };
             // Written back only if the body did not change meanwhile; one
-            // stored as JSONB (before bodies were text) goes back as text.
-            if let Some(sealed) = rotation::reseal(keyring, &(id, stored), tally) {
+            // stored as JSONB (before bodies were text) or packed goes back
+            // as text.
+            if let Some(sealed) = rotation::reseal(keyring, &(id, value), tally) {
                 let done = sqlx::query(
-                    "UPDATE bodies SET body = $1, message = NULL \
-                     WHERE message_id = $2 AND coalesce(body, message::text) = $3",
+                    "UPDATE bodies SET body = $1, message = NULL, packed = NULL \
+                     WHERE message_id = $2 \
+                     AND coalesce(packed, convert_to(coalesce(body, message::text), 'UTF8')) = $3",
                 )
                 .bind(sealed.to_string())
                 .bind(id)
-                .bind(&text)
+                .bind(&stored)
                 .execute(&self.pool)
                 .await
                 .context("re-sealing a message")?;

@@ -19,6 +19,7 @@ use crate::queue::batch::{
     self, Answer, Enqueue, Health, IDEMPOTENCY_WINDOW, MAX_BATCH, Op, Write,
 };
 use crate::queue::grouping::{self, Delivered, GroupWrites};
+use crate::queue::packing::Stored;
 use crate::queue::sealing::{self, Keyring};
 use crate::queue::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, OutcomeUnknown, Status};
 
@@ -167,7 +168,7 @@ async fn apply(
     keyring: Option<&Keyring>,
 ) -> anyhow::Result<Answer> {
     Ok(match op {
-        Op::Enqueue(new) => Answer::Enqueued(enqueue(conn, &new.job, new.stored.text()?).await?),
+        Op::Enqueue(new) => Answer::Enqueued(enqueue(conn, &new.job, &new.stored).await?),
         Op::Claim { now, lease, limit } => {
             Answer::Claimed(claim(conn, *now, *lease, *limit, keyring).await?)
         }
@@ -194,7 +195,7 @@ async fn apply(
 pub(super) async fn enqueue(
     conn: &mut PgConnection,
     job: &NewJob,
-    stored: &str,
+    stored: &Stored,
 ) -> anyhow::Result<Enqueued> {
     // An expired key is let go of, then taken: two rounds suffice unless
     // other requests race for the same key.
@@ -211,7 +212,7 @@ pub(super) async fn enqueue(
 async fn try_insert(
     conn: &mut PgConnection,
     job: &NewJob,
-    stored: &str,
+    stored: &Stored,
 ) -> anyhow::Result<Option<Enqueued>> {
     let message = &job.message;
     let lease = batch::first_lease(job);
@@ -240,9 +241,10 @@ async fn try_insert(
     .fetch_optional(&mut *conn)
     .await?;
     if inserted.is_some() {
-        sqlx::query("INSERT INTO bodies (message_id, body) VALUES ($1, $2)")
+        sqlx::query("INSERT INTO bodies (message_id, body, packed) VALUES ($1, $2, $3)")
             .bind(message.id)
-            .bind(stored)
+            .bind(stored.text())
+            .bind(stored.packed())
             .execute(&mut *conn)
             .await?;
         let addresses = crate::queue::history::recipient_addresses(message);
@@ -315,7 +317,8 @@ UPDATE messages AS m SET status = 'sending', attempts = m.attempts + 1, claims =
     lease_until = $1, updated_at = $2 \
 FROM due \
 WHERE m.id = due.id \
-RETURNING m.id, (SELECT coalesce(b.body, b.message::text) FROM bodies AS b WHERE b.message_id = m.id) AS message, \
+RETURNING m.id, (SELECT coalesce(b.packed, convert_to(coalesce(b.body, b.message::text), 'UTF8')) \
+    FROM bodies AS b WHERE b.message_id = m.id) AS message, \
     m.transport, m.attempts, m.claims, m.age_from, m.traceparent";
 
 async fn claim(
@@ -363,8 +366,8 @@ fn decode(
     keyring: Option<&Keyring>,
 ) -> anyhow::Result<ClaimedJob> {
     let id: Uuid = row.try_get("id").context("id")?;
-    let stored: String = row.try_get("message").context("message body")?;
-    let message = sealing::open_stored(keyring, id, stored.as_bytes())?;
+    let stored: Vec<u8> = row.try_get("message").context("message body")?;
+    let message = sealing::open_stored(keyring, id, &stored)?;
     let attempts: i32 = row.try_get("attempts").context("attempts")?;
     let claims: i32 = row.try_get("claims").context("claims")?;
     Ok(ClaimedJob {

@@ -6,7 +6,6 @@ use uuid::Uuid;
 
 use super::SqliteStore;
 use crate::queue::StoreError;
-use crate::queue::packing;
 use crate::queue::rotation::{self, BATCH, Rotated};
 use crate::queue::sealing::Keyring;
 
@@ -34,10 +33,7 @@ impl SqliteStore {
             let stored: Vec<u8> = row.try_get("message").context("message")?;
             let id = Uuid::parse_str(&id).context("id")?;
             last = Some(id);
-            let Ok(value) = packing::unpack(&stored)
-                .map_err(|_| ())
-                .and_then(|json| serde_json::from_slice(&json).map_err(|_| ()))
-            else {
+            let Some(value) = rotation::stored_value(&stored) else {
                 tally.unreadable += 1;
                 continue;
             };
