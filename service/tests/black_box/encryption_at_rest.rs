@@ -248,15 +248,12 @@ async fn a_postgres_dump_holds_no_plain_text_and_rotation_keeps_messages_deliver
     delivered_with_the_new_key_alone(&url, &ids, outbox.path()).await;
 }
 
-#[tokio::test]
-async fn plain_sqlite_rows_are_sealed_by_rotation() {
-    // Rows stored without keys (packed JSON, and JSON text as stores
-    // written before packing hold) are sealed by `keys rotate` and deliver
-    // with the key alone.
-    let kept = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}/mb.db", kept.path().display());
+/// Three messages stored at `db` by a service without keys (packed), and
+/// the JSON text of a message for the first of them, as stores written
+/// before packing hold it.
+async fn stored_without_keys(db: &str) -> (Vec<String>, String) {
     let first = TestServer::start(&[
-        ("MAILBRIDGE_DATABASE_URL", db.as_str()),
+        ("MAILBRIDGE_DATABASE_URL", db),
         ("MAILBRIDGE_TRANSPORT", UNREACHABLE),
         ("MAILBRIDGE_RETRY_MAX_ATTEMPTS", "1000"),
     ])
@@ -277,9 +274,20 @@ async fn plain_sqlite_rows_are_sealed_by_rotation() {
         ),
     );
     text_row.id = uuid::Uuid::parse_str(&ids[0]).unwrap();
+    (ids, serde_json::to_string(&text_row).unwrap())
+}
+
+#[tokio::test]
+async fn plain_sqlite_rows_are_sealed_by_rotation() {
+    // Rows stored without keys (packed JSON, and JSON text as stores
+    // written before packing hold) are sealed by `keys rotate` and deliver
+    // with the key alone.
+    let kept = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/mb.db", kept.path().display());
+    let (ids, text_row) = stored_without_keys(&db).await;
     let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
     sqlx::query("UPDATE bodies SET message = ? WHERE message_id = ?")
-        .bind(serde_json::to_string(&text_row).unwrap())
+        .bind(&text_row)
         .bind(&ids[0])
         .execute(&pool)
         .await
@@ -313,31 +321,10 @@ async fn plain_postgres_rows_are_sealed_by_rotation() {
     // written before packing hold) are sealed into text by `keys rotate`.
     let pg = Postgres::start();
     let url = pg.database();
-    let first = TestServer::start(&[
-        ("MAILBRIDGE_DATABASE_URL", url.as_str()),
-        ("MAILBRIDGE_TRANSPORT", UNREACHABLE),
-        ("MAILBRIDGE_RETRY_MAX_ATTEMPTS", "1000"),
-    ])
-    .await;
-    let ids = accept(&first, 3).await;
-    first
-        .wait_status(&ids[2], "retrying", Duration::from_secs(10))
-        .await;
-    first.stop().await;
-    let mut text_row = mailbridge::email::OutgoingMessage::plain(
-        "acme",
-        mailbridge::email::Mailbox::new("no-reply@acme.example"),
-        mailbridge::email::Mailbox::new(MARKERS[3]),
-        &format!("{} as text", MARKERS[0]),
-        &format!(
-            "{} https://sso.example/reset?key={}",
-            MARKERS[1], MARKERS[2]
-        ),
-    );
-    text_row.id = uuid::Uuid::parse_str(&ids[0]).unwrap();
+    let (ids, text_row) = stored_without_keys(&url).await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     sqlx::query("UPDATE bodies SET body = $1, packed = NULL WHERE message_id = $2::uuid")
-        .bind(serde_json::to_string(&text_row).unwrap())
+        .bind(&text_row)
         .bind(&ids[0])
         .execute(&pool)
         .await
