@@ -4,9 +4,10 @@
 //! key id and its own random nonce; the row's id is the associated data, so a
 //! sealed body copied into another row does not open.
 //!
-//! Stored form, in the `message` column (JSON in both stores):
+//! Stored form, as JSON text in both stores:
 //! `{"sealed": {"kid": "k1", "nonce": "<base64>", "ct": "<base64>"}}`;
-//! a row stored without keys holds the message's plain JSON.
+//! a row stored without keys holds the message's JSON packed (see
+//! [`super::packing`]), or as text when written before packing.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use base64::Engine as _;
