@@ -7,7 +7,7 @@
 //! Stored form, as JSON text in both stores:
 //! `{"sealed": {"kid": "k1", "nonce": "<base64>", "ct": "<base64>"}}`;
 //! a row stored without keys holds the message's JSON packed (see
-//! [`super::packing`]), or as text when written before packing.
+//! `queue::packing`), or as text when written before packing.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use base64::Engine as _;
@@ -125,7 +125,7 @@ impl Keyring {
 }
 
 /// [`open`] from the column's value: JSON text, or packed JSON (see
-/// [`super::packing`]). A plain message is read straight into its type (no
+/// `queue::packing`). A plain message is read straight into its type (no
 /// intermediate JSON tree: claims read every body); only what is not one is
 /// looked at as a sealed envelope.
 pub fn open_stored(
