@@ -201,7 +201,7 @@ impl Writes {
                 .map(|sealed| Stored::Text(sealed.to_string())),
             None => serde_json::to_vec(&job.message)
                 .map_err(|e| SealError(e.to_string()))
-                .map(|json| Stored::Packed(packing::pack(&json))),
+                .and_then(|json| packing::pack(&json).map(Stored::Packed)),
         }
         .map_err(|e| StoreError(anyhow::anyhow!("storing a message: {e}")))?;
         match self

@@ -54,14 +54,26 @@ impl Stored {
     }
 }
 
-/// `json` packed.
-pub(crate) fn pack(json: &[u8]) -> Vec<u8> {
-    let block = lz4_flex::block::compress(json);
-    let mut packed = Vec::with_capacity(5 + block.len());
-    packed.push(PACKED);
-    packed.extend_from_slice(&u32::try_from(json.len()).unwrap_or(u32::MAX).to_le_bytes());
-    packed.extend_from_slice(&block);
-    packed
+/// `json` packed, written once into a buffer of the worst case's size; an
+/// error for JSON larger than any reader would unpack.
+pub(crate) fn pack(json: &[u8]) -> Result<Vec<u8>, SealError> {
+    let too_large = || {
+        SealError(format!(
+            "the message is too large to store ({} bytes)",
+            json.len()
+        ))
+    };
+    if json.len() > MAX_UNPACKED {
+        return Err(too_large());
+    }
+    let length = u32::try_from(json.len()).map_err(|_| too_large())?;
+    let mut packed = vec![0; 5 + lz4_flex::block::get_maximum_output_size(json.len())];
+    packed[0] = PACKED;
+    packed[1..5].copy_from_slice(&length.to_le_bytes());
+    let written = lz4_flex::block::compress_into(json, &mut packed[5..])
+        .map_err(|e| SealError(format!("compressing the message: {e}")))?;
+    packed.truncate(5 + written);
+    Ok(packed)
 }
 
 /// The JSON text of a stored value: unpacked if packed, else as it is.
@@ -91,7 +103,7 @@ mod tests {
     #[test]
     fn packed_json_comes_back_and_text_is_read_as_it_is() {
         let json = br#"{"subject":"Reset","text":"https://sso.example.com/x?key=abc https://sso.example.com/x?key=abc"}"#;
-        let packed = pack(json);
+        let packed = pack(json).unwrap();
         assert_eq!(packed[0], PACKED);
         assert_eq!(unpack(&packed).unwrap().as_ref(), json);
         assert!(matches!(unpack(json).unwrap(), Cow::Borrowed(text) if text == json));
@@ -100,7 +112,8 @@ mod tests {
 
     #[test]
     fn a_damaged_value_is_an_error_not_a_panic_or_a_huge_allocation() {
-        let packed = pack(&br#"{"a":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}"#.repeat(20));
+        let packed =
+            pack(&br#"{"a":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}"#.repeat(20)).unwrap();
         for cut in 0..packed.len() {
             let _ = unpack(&packed[..cut]);
         }

@@ -28,7 +28,7 @@ fn new(key: Option<&str>, now: OffsetDateTime) -> Enqueue {
             "Hello",
         )
     };
-    let stored = Stored::Packed(packing::pack(&serde_json::to_vec(&message).unwrap()));
+    let stored = Stored::Packed(packing::pack(&serde_json::to_vec(&message).unwrap()).unwrap());
     let job = NewJob {
         message,
         idempotency_key: key.map(str::to_owned),

@@ -94,7 +94,7 @@ mod tests {
             "Hi",
             "Hello",
         );
-        let stored = Stored::Packed(packing::pack(&serde_json::to_vec(&message).unwrap()));
+        let stored = Stored::Packed(packing::pack(&serde_json::to_vec(&message).unwrap()).unwrap());
         let job = NewJob {
             message,
             idempotency_key: None,
