@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
@@ -34,10 +34,11 @@ pub struct Received {
 /// `POST /v1/events/{transport}`.
 pub async fn receive(
     State(state): State<AppState>,
-    Path(transport): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Received>, ApiError> {
+    let Path(transport) = path?;
     let Some(source) = state.event_sources.get(&transport) else {
         return Err(ApiError::not_found(format!(
             "transport `{transport}` takes no events (it is unknown or has no webhook_key)"

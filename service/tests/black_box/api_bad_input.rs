@@ -263,6 +263,31 @@ async fn unknown_routes_methods_and_ids() {
     assert_eq!(page["messages"], json!([]), "nothing was queued");
     let (s, body) = server.get("/v1/messages?limit=-1", &token).await;
     assert_eq!(s, 400, "{body}");
+    // A path segment that is not UTF-8 once decoded, on every route that
+    // reads one: a problem, not the framework's plain-text answer.
+    for (method, path) in [
+        ("GET", "/v1/messages/%ff"),
+        ("DELETE", "/v1/messages/%ff"),
+        ("POST", "/v1/messages/%ff/retry"),
+        ("POST", "/v1/events/%ff"),
+        ("PUT", "/v1/suppressions/%ff/ada@example.com"),
+        ("DELETE", "/v1/suppressions/acme/%ff"),
+    ] {
+        let resp = server
+            .http
+            .request(method.parse().unwrap(), server.url(path))
+            .bearer_auth(&token)
+            .json(&json!({"reason": "manual"}))
+            .send()
+            .await
+            .unwrap();
+        let (status, headers, body) = split(resp).await;
+        assert!((400..500).contains(&status), "{method} {path}: {status}");
+        assert_eq!(
+            headers["content-type"], "application/problem+json",
+            "{method} {path}: {body}"
+        );
+    }
     server.stop().await;
 }
 
