@@ -24,6 +24,8 @@
 # LIMITS=1 gives the tenant the flow limits of the README's example
 # (recipient_rate 5/hour; password-reset 3/hour, 10/day) and every request an
 # address of its own, so each is checked and spent and none is refused.
+# PG_STATEMENTS=1 (with STORE=postgres) loads pg_stat_statements and prints
+# the server's time by statement per message delivered after each run.
 # BASELINE=0 skips step 0, SMTP_BASELINE=0 steps 4 and 5. MAILBRIDGE_BIN and NOOP_BIN
 # name ready-built binaries (A/B runs of two builds) instead of building here.
 # Needs: wrk and postfix (smtp-sink, smtp-source) from Debian; installs them when missing.
@@ -99,7 +101,8 @@ if [ "$STORE" = postgres ]; then
   mkdir "$work/pg"; [ "$(id -u)" = 0 ] && chown -R postgres: "$work"
   as_pg "$PG_BIN/initdb" --auth=trust --username=mailbridge -D "$work/pg" >/dev/null
   as_pg "$PG_BIN/pg_ctl" start -w -D "$work/pg" -l "$work/pg.log" \
-    -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$work" >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$work \
+        ${PG_STATEMENTS:+-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on}" >/dev/null
 fi
 
 # A fresh store for each run: $1 names it.
@@ -107,6 +110,9 @@ fresh_store() {
   if [ "$STORE" = postgres ]; then
     "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U mailbridge "$1"
     DB_URL="postgres://mailbridge@127.0.0.1:$PG_PORT/$1"
+    if [ -n "${PG_STATEMENTS:-}" ]; then
+      "$PG_BIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U mailbridge -d "$1" -c "CREATE EXTENSION pg_stat_statements"
+    fi
     count() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U mailbridge -d "$DB" -Atc "select count(*) from messages where status $1" 2>/dev/null || echo 0; }
   else
     DB_URL="sqlite://$work/$1.db"
@@ -129,6 +135,18 @@ pg_ticks() {
   { awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat"
     for p in $(pgrep -P "$pm"); do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done
   } | awk '{s += $1} END {print s}'
+}
+# With PG_STATEMENTS=1: the server's time by statement over the run (planning
+# and execution, from pg_stat_statements), per message delivered ($1).
+pg_statements() {
+  echo "== server time by statement (pg_stat_statements), µs per message; calls and rows per message"
+  "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U mailbridge -d "$DB" -P pager=off -F ' | ' -A -c "
+    SELECT round(((total_exec_time + total_plan_time) * 1000 / $1)::numeric, 1) AS us,
+           round((total_plan_time * 1000 / $1)::numeric, 1) AS plan_us,
+           round((calls::numeric / $1), 3) AS calls, round((rows::numeric / $1), 2) AS rows,
+           left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS statement
+      FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+     ORDER BY total_exec_time + total_plan_time DESC LIMIT ${PG_STATEMENTS_TOP:-15}"
 }
 # Bytes a process caused to be written to the disk so far.
 disk_bytes() { awk '/^write_bytes/ {print $2}' "/proc/$1/io"; }
@@ -184,6 +202,7 @@ service() {
   if [ "$STORE" = postgres ]; then
     sleep 0.5  # the service's backends exit and are reaped
     echo $(( $(pg_ticks) - pg_before )) >"$work/pg-$c.cpu"
+    if [ -n "${PG_STATEMENTS:-}" ]; then pg_statements "$sent"; fi
   fi
   python3 - "$start" "$end" "$sent" "$failed" "$peak_kib" "$drain_start" "$sent_before" <<'PY' | tee "$work/svc-$c.delivery"
 import sys

@@ -15,46 +15,179 @@ use super::StoreError;
 const FRESH_FOR: Duration = Duration::from_secs(1);
 
 /// Counts per tenant, reused for [`FRESH_FOR`] and kept up to date with what
-/// this process accepts meanwhile.
+/// this process accepts meanwhile. When a count is older, one caller counts
+/// again; the others go on with the old figure (plus what was accepted
+/// since) until that count arrives, instead of every request of that moment
+/// counting the same backlog at once.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct PendingCache(Arc<Mutex<HashMap<String, (Instant, u64)>>>);
+pub(crate) struct PendingCache(Arc<Mutex<HashMap<String, Entry>>>);
+
+#[derive(Debug)]
+struct Entry {
+    at: Instant,
+    count: u64,
+    /// A caller is counting again.
+    refreshing: bool,
+}
+
+/// What a caller does about a tenant's count.
+enum Lookup {
+    /// Use this figure.
+    Known(u64),
+    /// Count, and keep the figure for the others.
+    Count,
+}
 
 impl PendingCache {
-    /// `tenant`'s count from the last second, else the one `read` counts now.
+    /// `tenant`'s count from the last second (or while another caller counts
+    /// again), else the one `read` counts now.
     pub(crate) async fn count<F, Fut>(&self, tenant: &str, read: F) -> Result<u64, StoreError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<i64, sqlx::Error>>,
     {
-        if let Some(count) = self.get(tenant) {
+        if let Lookup::Known(count) = self.lookup(tenant) {
             return Ok(count);
         }
+        // Whatever ends the count (an error, the request going away) lets
+        // the next caller count.
+        let counting = Counting {
+            cache: self,
+            tenant,
+        };
         let count = read().await.context("counting pending messages")?;
         let count = u64::try_from(count).unwrap_or_default();
-        self.put(tenant, count);
+        counting.done(count);
         Ok(count)
     }
 
-    /// A tenant's count from the last second, if there is one.
-    fn get(&self, tenant: &str) -> Option<u64> {
-        let cache = self.0.lock().ok()?;
-        let (at, count) = cache.get(tenant)?;
-        (at.elapsed() < FRESH_FOR).then_some(*count)
-    }
-
-    /// Remembers a count just read from the store.
-    fn put(&self, tenant: &str, count: u64) {
-        if let Ok(mut cache) = self.0.lock() {
-            cache.insert(tenant.to_owned(), (Instant::now(), count));
+    fn lookup(&self, tenant: &str) -> Lookup {
+        let Ok(mut cache) = self.0.lock() else {
+            return Lookup::Count;
+        };
+        match cache.get_mut(tenant) {
+            Some(entry) if entry.at.elapsed() < FRESH_FOR || entry.refreshing => {
+                Lookup::Known(entry.count)
+            }
+            Some(entry) => {
+                entry.refreshing = true;
+                Lookup::Count
+            }
+            None => Lookup::Count,
         }
     }
 
     /// One more message of `tenant` was accepted.
     pub(crate) fn accepted(&self, tenant: &str) {
         if let Ok(mut cache) = self.0.lock()
-            && let Some((_, count)) = cache.get_mut(tenant)
+            && let Some(entry) = cache.get_mut(tenant)
         {
-            *count += 1;
+            entry.count += 1;
         }
+    }
+}
+
+/// A count under way for one tenant.
+struct Counting<'a> {
+    cache: &'a PendingCache,
+    tenant: &'a str,
+}
+
+impl Counting<'_> {
+    /// Keeps the figure just read.
+    fn done(self, count: u64) {
+        if let Ok(mut cache) = self.cache.0.lock() {
+            cache.insert(
+                self.tenant.to_owned(),
+                Entry {
+                    at: Instant::now(),
+                    count,
+                    refreshing: false,
+                },
+            );
+        }
+    }
+}
+
+impl Drop for Counting<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut cache) = self.cache.0.lock()
+            && let Some(entry) = cache.get_mut(self.tenant)
+        {
+            entry.refreshing = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn age(cache: &PendingCache, tenant: &str) {
+        let mut map = cache.0.lock().unwrap();
+        map.get_mut(tenant).unwrap().at = Instant::now() - FRESH_FOR * 2;
+    }
+
+    #[tokio::test]
+    async fn an_old_count_is_counted_again_by_one_caller_at_a_time() {
+        let cache = PendingCache::default();
+        let reads = AtomicUsize::new(0);
+        let (release, released) = tokio::sync::watch::channel(false);
+        let read = |n: i64| {
+            let mut released = released.clone();
+            let reads = &reads;
+            move || async move {
+                reads.fetch_add(1, Ordering::SeqCst);
+                released.wait_for(|r| *r).await.unwrap();
+                Ok(n)
+            }
+        };
+        release.send(true).unwrap();
+        assert_eq!(cache.count("acme", read(10)).await.unwrap(), 10);
+        cache.accepted("acme");
+        assert_eq!(cache.count("acme", read(99)).await.unwrap(), 11, "fresh");
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+
+        age(&cache, "acme");
+        release.send(false).unwrap();
+        let counting = cache.count("acme", read(5));
+        tokio::pin!(counting);
+        assert!(futures::poll!(counting.as_mut()).is_pending());
+        // Meanwhile the others use the figure they had, accepts included.
+        cache.accepted("acme");
+        for _ in 0..20 {
+            let other = tokio::time::timeout(Duration::from_secs(5), cache.count("acme", read(77)));
+            assert_eq!(other.await.expect("not held up").unwrap(), 12);
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "one caller counts");
+        release.send(true).unwrap();
+        assert_eq!(counting.await.unwrap(), 5);
+        assert_eq!(
+            cache.count("acme", read(77)).await.unwrap(),
+            5,
+            "the new count"
+        );
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_count_that_fails_or_is_dropped_lets_the_next_caller_count() {
+        let cache = PendingCache::default();
+        assert_eq!(cache.count("acme", || async { Ok(3) }).await.unwrap(), 3);
+        age(&cache, "acme");
+        let failed = cache
+            .count("acme", || async { Err(sqlx::Error::PoolTimedOut) })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(cache.count("acme", || async { Ok(4) }).await.unwrap(), 4);
+
+        age(&cache, "acme");
+        let mut dropped = Box::pin(cache.count("acme", std::future::pending));
+        assert!(futures::poll!(dropped.as_mut()).is_pending());
+        assert_eq!(cache.count("acme", || async { Ok(8) }).await.unwrap(), 4);
+        drop(dropped);
+        assert_eq!(cache.count("acme", || async { Ok(8) }).await.unwrap(), 8);
     }
 }

@@ -50,15 +50,17 @@ pub(super) async fn record_all(
         .context("claim number out of range")?;
     let answers: Vec<Option<&str>> = delivered.iter().map(|d| d.provider_message_id).collect();
     let times: Vec<OffsetDateTime> = delivered.iter().map(|d| d.now).collect();
-    // Planned at each use, for the table as it is then: a plan kept from
-    // the table's first rows (a hash join over all of it) would be kept as
-    // the table grows.
+    // Prepared once per connection. Its plan is made again whenever the
+    // table's statistics change, and this replica takes them as the table
+    // grows (`growth`), so a plan from the table's first rows (a hash join
+    // over all of it) does not outlive them; generic and custom plans both
+    // look rows up by id (checked by the store's tests). Planned at every
+    // use instead, planning cost the server about a fifth of the statement.
     let applied: Vec<Uuid> = sqlx::query_scalar(RECORD_SENT)
         .bind(ids)
         .bind(claims)
         .bind(answers)
         .bind(times)
-        .persistent(false)
         .fetch_all(&mut *conn)
         .await?;
     let applied: HashSet<Uuid> = applied.into_iter().collect();
