@@ -139,11 +139,13 @@ pg_ticks() {
 # With PG_STATEMENTS=1: the server's time by statement over the run (planning
 # and execution, from pg_stat_statements), per message delivered ($1).
 pg_statements() {
-  echo "== server time by statement (pg_stat_statements), µs per message; calls and rows per message"
+  echo "== server time by statement (pg_stat_statements); per message: µs, calls, rows, pages read, pages dirtied, WAL bytes"
   "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U mailbridge -d "$DB" -P pager=off -F ' | ' -A -c "
     SELECT round(((total_exec_time + total_plan_time) * 1000 / $1)::numeric, 1) AS us,
            round((total_plan_time * 1000 / $1)::numeric, 1) AS plan_us,
            round((calls::numeric / $1), 3) AS calls, round((rows::numeric / $1), 2) AS rows,
+           round((shared_blks_hit + shared_blks_read)::numeric / $1, 1) AS pages,
+           round(shared_blks_dirtied::numeric / $1, 2) AS dirtied, round(wal_bytes / $1) AS wal_bytes,
            left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS statement
       FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
      ORDER BY total_exec_time + total_plan_time DESC LIMIT ${PG_STATEMENTS_TOP:-15}"
