@@ -105,8 +105,18 @@ def kill9_limits(ctx):
     return kill9_sqlite(ctx, limits=True)
 
 
-def smtp_fault(faults, limit=2_000, dsn="timeout=10s&max_connections=8"):
-    """A scenario: one SQLite service delivering to a sink with `faults`."""
+def peak_rss_mib(service):
+    """The service's peak resident memory so far (VmHWM), in MiB."""
+    with open(f"/proc/{service.process.proc.pid}/status", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def smtp_fault(faults, limit=2_000, dsn="timeout=10s&max_connections=8", max_rss_mib=None):
+    """A scenario: one SQLite service delivering to a sink with `faults`;
+    with `max_rss_mib`, its memory must stay under that peak."""
 
     def scenario(ctx):
         sink = ctx.sink(faults)
@@ -119,6 +129,11 @@ def smtp_fault(faults, limit=2_000, dsn="timeout=10s&max_connections=8"):
         report = ctx.judge(answers, records, sink)
         if report["attempts_recorded"] <= report["accepted"]:
             report["broken"].append("no message needed a second attempt: the fault never struck")
+        if max_rss_mib is not None:
+            peak = peak_rss_mib(svc)
+            ctx.note(f"peak resident memory of the service: {peak:.0f} MiB (bound {max_rss_mib})")
+            if peak > max_rss_mib:
+                report["broken"].append(f"the service's memory peaked at {peak:.0f} MiB, over {max_rss_mib}")
         return report
 
     scenario.__doc__ = f"An SMTP server with the faults {faults}; transport options {dsn}."
@@ -132,6 +147,9 @@ SCENARIOS = {
     "smtp-drop-mid-data": smtp_fault({"drop_data": 0.3}),
     "smtp-stall": smtp_fault({"stall": 0.1, "fault_attempts": 2}, limit=500, dsn="timeout=3s&max_connections=8"),
     "smtp-garbage": smtp_fault({"garbage": 0.15, "garbage_greeting": 0.1}),
+    # A server (or something else on its port) that sends and never ends a
+    # line: each such attempt fails, and memory stays bounded.
+    "smtp-flood": smtp_fault({"flood": 0.1, "flood_greeting": 0.1}, max_rss_mib=200),
     "smtp-lost-reply": smtp_fault({"lose_reply": 0.1}),
     "smtp-tempfail": smtp_fault({"tempfail": 0.3}),
 }

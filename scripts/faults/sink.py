@@ -12,6 +12,9 @@ every message, so a scenario changes the server's behaviour while it runs:
   garbage       probability of answering the end of DATA with bytes that are
                 not SMTP
   garbage_greeting  probability of greeting a new connection with such bytes
+  flood         probability of answering the end of DATA with bytes that never
+                end a line, sent until the client goes away
+  flood_greeting  probability of greeting a new connection that way
   tempfail      probability of answering the end of DATA with 451
   slow_reply    probability of waiting slow_seconds before answering the end of
                 DATA with slow_code (250 accepts, anything else refuses)
@@ -40,6 +43,7 @@ import random
 import time
 
 GARBAGE = b"\x16\x03\x01\x02\x00HTTP/1.1 200 OK\r\n\xff\xfe\r\n"
+FLOOD = b"2" * 65536
 
 
 class Journal:
@@ -73,7 +77,7 @@ class Faults:
         self.attempts[message_id] = attempt
         if attempt > faults.get("fault_attempts", 1 << 30):
             return None, faults
-        for name in ("drop_data", "lose_reply", "stall", "garbage", "tempfail", "slow_reply"):
+        for name in ("drop_data", "lose_reply", "stall", "garbage", "flood", "tempfail", "slow_reply"):
             if random.random() < faults.get(name, 0):
                 return name, faults
         return None, faults
@@ -105,7 +109,15 @@ class Session:
         self.writer.write(line.encode() + b"\r\n")
         await self.writer.drain()
 
+    async def flood(self):
+        """Bytes without a line end, until the client goes away."""
+        while True:
+            self.writer.write(FLOOD)
+            await self.writer.drain()
+
     async def run(self):
+        if random.random() < self.server.faults.current().get("flood_greeting", 0):
+            await self.flood()
         if random.random() < self.server.faults.current().get("garbage_greeting", 0):
             self.writer.write(GARBAGE)
             await self.writer.drain()
@@ -171,6 +183,8 @@ class Session:
             self.writer.write(GARBAGE)
             await self.writer.drain()
             return True
+        if fault == "flood":
+            await self.flood()
         if fault == "tempfail":
             await self.reply("451 4.3.0 try again later")
             return True

@@ -78,6 +78,7 @@ pub(super) async fn open(
         }
         Security::Plain | Security::StartTls { .. } => Box::new(tcp),
     };
+    let stream = Box::new(Bounded::new(stream));
     let mut smtp = AsyncSmtpConnection::connect_with_transport(stream, &settings.hello)
         .await
         .inspect_err(|e| log.failed(e))
@@ -208,6 +209,88 @@ fn tls_summary(tls: &TlsStream<TcpStream>) -> String {
     format!("TLS established ({version}, {suite})")
 }
 
+/// The most the server may send between two writes of ours. A reply, or
+/// the replies to a group of pipelined commands, is far smaller. lettre
+/// refuses a reply line over 1,000 bytes and a reply over 100,000, but only
+/// once the line has ended: a server that never sends a line end would
+/// make it buffer without bound (gigabytes in seconds over a fast link).
+pub(super) const READ_BUDGET: usize = 1 << 20;
+
+/// A connection's stream that fails a read once the server has sent more
+/// than [`READ_BUDGET`] bytes since our last write. Below TLS when lettre
+/// starts it with STARTTLS: it then counts TLS records, which is as good.
+#[derive(Debug)]
+struct Bounded {
+    inner: Box<dyn AsyncTokioStream>,
+    /// Bytes read since our last write.
+    unanswered: usize,
+}
+
+impl Bounded {
+    fn new(inner: Box<dyn AsyncTokioStream>) -> Self {
+        Bounded {
+            inner,
+            unanswered: 0,
+        }
+    }
+}
+
+impl AsyncTokioStream for Bounded {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+}
+
+impl AsyncRead for Bounded {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = read {
+            this.unanswered += buf.filled().len() - before;
+            if this.unanswered > READ_BUDGET {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the server sent more than {} KiB without waiting for a command",
+                        READ_BUDGET / 1024
+                    ),
+                )));
+            }
+        }
+        read
+    }
+}
+
+impl AsyncWrite for Bounded {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = written
+            && n > 0
+        {
+            this.unanswered = 0;
+        }
+        written
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 /// Implicit TLS over our own TCP socket, in the form lettre takes.
 struct Tls(TlsStream<TcpStream>);
 
@@ -255,6 +338,90 @@ impl AsyncWrite for Tls {
 mod tests {
     use super::*;
     use crate::transport::Dsn;
+
+    fn settings_for(port: u16) -> Settings {
+        let dsn = Dsn::parse(&format!("smtp://127.0.0.1:{port}?tls=none")).unwrap();
+        super::super::settings::from_dsn(&dsn).unwrap()
+    }
+
+    /// A server that greets with `greeting`, then sends `then` (if any) again
+    /// and again without reading, until the client goes away. Returns its
+    /// port and how many bytes it managed to send.
+    async fn flooding_server(
+        greeting: &'static [u8],
+        then: &'static [u8],
+    ) -> (u16, tokio::task::JoinHandle<usize>) {
+        use tokio::io::AsyncWriteExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut sent = 0;
+            if socket.write_all(greeting).await.is_err() {
+                return sent;
+            }
+            sent += greeting.len();
+            while !then.is_empty() && socket.write_all(then).await.is_ok() {
+                sent += then.len();
+            }
+            sent
+        });
+        (port, server)
+    }
+
+    #[tokio::test]
+    async fn a_greeting_that_never_ends_its_line_is_refused_within_the_budget() {
+        static CHUNK: [u8; 65536] = [b'A'; 65536];
+        let (port, server) = flooding_server(b"220", &CHUNK).await;
+        let log = Conversation::new("test".into(), 1, false);
+        let opened = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            open(&settings_for(port), log, None),
+        )
+        .await
+        .expect("refused before the timeout");
+        let Err(Failure::Smtp(error)) = opened else {
+            panic!("expected an SMTP failure");
+        };
+        assert!(
+            format!("{error:?}").contains("without waiting for a command"),
+            "{error:?}"
+        );
+        let sent = server.await.unwrap();
+        // What the server got into the socket before it saw the close: the
+        // budget, and what the kernel's buffers held.
+        assert!(sent < READ_BUDGET * 16, "{sent} bytes sent");
+    }
+
+    #[tokio::test]
+    async fn a_long_ehlo_reply_is_within_the_budget() {
+        // Some servers list many extensions; each line is short.
+        let ehlo: String = (0..500)
+            .map(|i| format!("250-X-EXTENSION-{i:05} with some words after it\r\n"))
+            .collect();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+            let (socket, _) = listener.accept().await.unwrap();
+            let (read, mut write) = socket.into_split();
+            let mut lines = tokio::io::BufReader::new(read).lines();
+            write.write_all(b"220 ready\r\n").await.unwrap();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let answer = if line.starts_with("EHLO") {
+                    format!("{ehlo}250 SIZE 1000000\r\n")
+                } else {
+                    "250 OK\r\n".to_owned()
+                };
+                if write.write_all(answer.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let log = Conversation::new("test".into(), 1, false);
+        let opened = open(&settings_for(port), log, None).await;
+        assert!(opened.is_ok(), "{:?}", opened.err());
+    }
 
     #[tokio::test]
     async fn sockets_have_nagle_off() {
