@@ -13,12 +13,16 @@ use super::StoreError;
 
 /// How long a tenant's pending count may be reused.
 const FRESH_FOR: Duration = Duration::from_secs(1);
+/// How long the others wait for one caller's count before another counts.
+const COUNT_FOR: Duration = Duration::from_secs(10);
 
 /// Counts per tenant, reused for [`FRESH_FOR`] and kept up to date with what
 /// this process accepts meanwhile. When a count is older, one caller counts
 /// again; the others go on with the old figure (plus what was accepted
 /// since) until that count arrives, instead of every request of that moment
-/// counting the same backlog at once.
+/// counting the same backlog at once. A count that has not come after
+/// [`COUNT_FOR`] (a store that hangs) no longer holds the others back: the
+/// next caller counts too.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PendingCache(Arc<Mutex<HashMap<String, Entry>>>);
 
@@ -26,8 +30,8 @@ pub(crate) struct PendingCache(Arc<Mutex<HashMap<String, Entry>>>);
 struct Entry {
     at: Instant,
     count: u64,
-    /// A caller is counting again.
-    refreshing: bool,
+    /// Since when a caller is counting again.
+    refreshing: Option<Instant>,
 }
 
 /// What a caller does about a tenant's count.
@@ -66,11 +70,16 @@ impl PendingCache {
             return Lookup::Count;
         };
         match cache.get_mut(tenant) {
-            Some(entry) if entry.at.elapsed() < FRESH_FOR || entry.refreshing => {
+            Some(entry)
+                if entry.at.elapsed() < FRESH_FOR
+                    || entry
+                        .refreshing
+                        .is_some_and(|since| since.elapsed() < COUNT_FOR) =>
+            {
                 Lookup::Known(entry.count)
             }
             Some(entry) => {
-                entry.refreshing = true;
+                entry.refreshing = Some(Instant::now());
                 Lookup::Count
             }
             None => Lookup::Count,
@@ -102,7 +111,7 @@ impl Counting<'_> {
                 Entry {
                     at: Instant::now(),
                     count,
-                    refreshing: false,
+                    refreshing: None,
                 },
             );
         }
@@ -114,7 +123,7 @@ impl Drop for Counting<'_> {
         if let Ok(mut cache) = self.cache.0.lock()
             && let Some(entry) = cache.get_mut(self.tenant)
         {
-            entry.refreshing = false;
+            entry.refreshing = None;
         }
     }
 }
@@ -170,6 +179,19 @@ mod tests {
             "the new count"
         );
         assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_count_that_hangs_is_taken_over() {
+        let cache = PendingCache::default();
+        assert_eq!(cache.count("acme", || async { Ok(3) }).await.unwrap(), 3);
+        age(&cache, "acme");
+        let mut hanging = Box::pin(cache.count("acme", std::future::pending));
+        assert!(futures::poll!(hanging.as_mut()).is_pending());
+        assert_eq!(cache.count("acme", || async { Ok(9) }).await.unwrap(), 3);
+        cache.0.lock().unwrap().get_mut("acme").unwrap().refreshing =
+            Some(Instant::now() - COUNT_FOR);
+        assert_eq!(cache.count("acme", || async { Ok(9) }).await.unwrap(), 9);
     }
 
     #[tokio::test]
