@@ -16,7 +16,9 @@ step() {
   local name="$1"; shift
   echo
   echo "==> $name"
+  local start=$SECONDS
   if "$@"; then echo "<== $name: ok"; else echo "<== $name: FAILED"; failed+=("$name"); fi
+  echo "    ($((SECONDS - start)) s)"
 }
 
 # Free disk space before and after: a build needs a few GiB (target/ holds one
