@@ -25,7 +25,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt as _;
 
 use clock::{ConnectionClock, Watched};
@@ -47,6 +47,18 @@ const OVERFLOW_CONNECTIONS: usize = 64;
 
 /// The time an overflow connection has to send its request head.
 const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Memory all request bodies may take together while they are read and
+/// handled: 64 bodies of the largest size. Bodies are read before any route
+/// (so that the body timeout holds for each of them), before a token or a
+/// signature is checked; without a bound, a few thousand connections each
+/// sending most of 1 MiB would hold gigabytes. Beyond it a request gets 503
+/// (Retry-After) and its connection closes; a Keycloak email's 4 KB takes
+/// 1/16,000 of it.
+pub const BODY_MEMORY: usize = 64 * MAX_BODY_BYTES;
+
+/// The unit the body budget is counted in.
+const BUDGET_UNIT: usize = 1024;
 
 /// The paths an overflow connection is served as usual: the probes, so that
 /// a replica that is busy is not taken for a dead one.
@@ -75,8 +87,9 @@ pub async fn serve(
     limits: ServingLimits,
     shutdown: impl Future<Output = ()>,
 ) {
+    let budget = Arc::new(Semaphore::new(BODY_MEMORY / BUDGET_UNIT));
     let app = app.layer(middleware::from_fn(move |req, next| {
-        body_deadline(limits.body_timeout, req, next)
+        body_deadline(limits.body_timeout, budget.clone(), req, next)
     }));
     let overflow_app = app.clone().layer(middleware::from_fn(probes_only));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -179,10 +192,17 @@ async fn probes_only(req: Request, next: Next) -> Response {
     ))
 }
 
-/// Reads the whole body within `timeout` (408 beyond) and at most
-/// [`MAX_BODY_BYTES`] (413 beyond, at once when announced), then hands the
-/// request on with its body in memory.
-async fn body_deadline(timeout: Duration, req: Request, next: Next) -> Response {
+/// Reads the whole body within `timeout` (408 beyond), at most
+/// [`MAX_BODY_BYTES`] (413 beyond, at once when announced) and within the
+/// `budget` of [`BODY_MEMORY`] (503 beyond), then hands the request on with
+/// its body in memory; the body's share of the budget comes back when the
+/// answer is ready.
+async fn body_deadline(
+    timeout: Duration,
+    budget: Arc<Semaphore>,
+    req: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = req.into_parts();
     let announced = parts
         .headers
@@ -192,10 +212,13 @@ async fn body_deadline(timeout: Duration, req: Request, next: Next) -> Response 
     if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return closing(too_large());
     }
-    match tokio::time::timeout(timeout, collect(body)).await {
-        Ok(Ok(bytes)) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
+    match tokio::time::timeout(timeout, collect(body, announced, budget)).await {
+        Ok(Ok((bytes, share))) => {
+            let response = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            drop(share);
+            response
         }
         Ok(Err(refusal)) => closing(refusal),
         Err(_) => closing(ApiError::body_timeout(format!(
@@ -205,18 +228,58 @@ async fn body_deadline(timeout: Duration, req: Request, next: Next) -> Response 
     }
 }
 
-async fn collect(body: Body) -> Result<Bytes, ApiError> {
+/// The body, and its share of `budget`: taken as its bytes arrive (what a
+/// client announces costs nothing until it is sent), for the memory they
+/// take.
+async fn collect(
+    body: Body,
+    announced: Option<u64>,
+    budget: Arc<Semaphore>,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), ApiError> {
     let mut chunks = body.into_data_stream();
     let mut collected = Vec::new();
+    let mut share: Option<OwnedSemaphorePermit> = None;
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk
             .map_err(|_| ApiError::bad_request("the request body could not be read to its end"))?;
-        if collected.len() + chunk.len() > MAX_BODY_BYTES {
+        let length = collected.len() + chunk.len();
+        if length > MAX_BODY_BYTES {
             return Err(too_large());
+        }
+        // The announced length at once (no doubling on the way), else what
+        // has come.
+        let room = announced.map_or(length, |n| usize::try_from(n).unwrap_or(length).max(length));
+        let held = share.as_ref().map_or(0, |s| s.num_permits());
+        let needed = room.div_ceil(BUDGET_UNIT).saturating_sub(held);
+        if needed > 0 {
+            let more = u32::try_from(needed)
+                .ok()
+                .and_then(|n| budget.clone().try_acquire_many_owned(n).ok())
+                .ok_or_else(busy)?;
+            match &mut share {
+                Some(share) => share.merge(more),
+                None => share = Some(more),
+            }
+            collected.reserve_exact(room - collected.len());
         }
         collected.extend_from_slice(&chunk);
     }
-    Ok(Bytes::from(collected))
+    Ok((Bytes::from(collected), share))
+}
+
+fn busy() -> ApiError {
+    // Once in ten seconds at most: a flood of bodies is one event to the log.
+    static WARNED: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    if let Ok(mut warned) = WARNED.lock()
+        && warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(10))
+    {
+        *warned = Some(std::time::Instant::now());
+        tracing::warn!(
+            budget_mib = BODY_MEMORY >> 20,
+            "request bodies in memory reached their bound: answering 503"
+        );
+    }
+    ApiError::unavailable("too many request bodies are being read at once; try again shortly")
 }
 
 fn too_large() -> ApiError {

@@ -234,6 +234,62 @@ async fn an_announced_body_over_the_limit_is_refused_before_it_is_sent() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn bodies_in_memory_are_bounded_and_beyond_the_bound_get_503() {
+    let server = TestServer::start(&[("MAILBRIDGE_BODY_TIMEOUT", "60s")]).await;
+    // Each announces most of the largest body and sends the start of it:
+    // its share is taken at once, for the whole announced length.
+    let announced: usize = 1_000_000;
+    let fit = (mailbridge::listener::BODY_MEMORY / 1024) / announced.div_ceil(1024);
+    let mut held = Vec::new();
+    for _ in 0..fit + 10 {
+        let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+        let head = format!(
+            "POST /v1/events/sendgrid HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: application/json\r\nContent-Length: {announced}\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.expect("head");
+        stream.write_all(&[b' '; 1000]).await.expect("body start");
+        held.push(stream);
+    }
+    let answers = futures::future::join_all(
+        held.iter_mut()
+            .map(|stream| closed_within(stream, Duration::from_secs(2))),
+    )
+    .await;
+    let mut refused = 0;
+    for response in answers.into_iter().flatten() {
+        assert_problem(&response, "503");
+        assert!(response.contains("retry-after"), "{response}");
+        refused += 1;
+    }
+    assert_eq!(refused, 10, "{fit} bodies fit in the bound");
+    // A Keycloak-sized request still fits beside them, and the probes answer.
+    let small = server
+        .http
+        .post(server.url("/v1/messages"))
+        .bearer_auth(server.token(Some("acme"), false))
+        .json(&serde_json::json!({"to": [{"email": "ada@example.com"}], "subject": "Hi", "text": "Hello"}))
+        .send()
+        .await
+        .expect("a small request");
+    assert_eq!(small.status(), 202);
+    healthz_answers(&server).await;
+    // Their shares come back when they go: a large body is read again.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let large = server
+        .http
+        .post(server.url("/v1/events/sendgrid"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; announced])
+        .send()
+        .await
+        .expect("a large body");
+    assert_ne!(large.status(), 503);
+    server.stop().await;
+}
+
 /// Sends `GET /` on `stream` and reads its answer (`ok`).
 async fn get_ok(stream: &mut TcpStream) {
     stream
