@@ -16,6 +16,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::TokenError;
+use crate::transport::http::{MAX_DOCUMENT, body_at_most};
 
 /// Shortest time between two fetches of a realm's keys.
 pub const MIN_REFRESH: Duration = Duration::from_secs(10);
@@ -160,10 +161,10 @@ impl RealmKeySet {
         if !status.is_success() {
             return Err(format!("GET {url}: HTTP {status}"));
         }
-        response
-            .json()
+        let body = body_at_most(response, MAX_DOCUMENT)
             .await
-            .map_err(|e| format!("GET {url}: not the expected JSON ({})", without_url(&e)))
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not the expected JSON ({e})"))
     }
 }
 

@@ -6,6 +6,8 @@ use std::pin::Pin;
 
 use openidconnect::{HttpRequest, HttpResponse};
 
+use crate::transport::http::{MAX_DOCUMENT, body_at_most};
+
 /// The HTTP client of the sign-in: no redirects, bounded in time.
 #[derive(Debug, Clone)]
 pub struct Http(reqwest::Client);
@@ -39,7 +41,9 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for Http {
             for (name, value) in answer.headers() {
                 built = built.header(name, value);
             }
-            let body = answer.bytes().await.map_err(|e| HttpError(e.to_string()))?;
+            let body = body_at_most(answer, MAX_DOCUMENT)
+                .await
+                .map_err(|e| HttpError(e.to_string()))?;
             built
                 .body(body.to_vec())
                 .map_err(|e| HttpError(e.to_string()))

@@ -22,6 +22,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use url::Url;
 
+use crate::transport::http::{BodyError, body_at_most};
+
 use super::MAX_AGE;
 use super::signature::Unverified;
 
@@ -229,10 +231,14 @@ impl Sns {
             .await
             .and_then(reqwest::Response::error_for_status)
             .map_err(unreachable)?;
-        let pem = answer.bytes().await.map_err(unreachable)?;
-        if pem.len() > MAX_CERT_BYTES {
-            return Err(Unverified::new("the SNS signing certificate is too large"));
-        }
+        let pem = body_at_most(answer, MAX_CERT_BYTES)
+            .await
+            .map_err(|e| match e {
+                BodyError::Read(e) => unreachable(e),
+                BodyError::TooLarge(_) => {
+                    Unverified::new("the SNS signing certificate is too large")
+                }
+            })?;
         let key = Arc::new(spki_of(&pem)?);
         if let Ok(mut keys) = self.keys.lock() {
             keys.insert(url.to_string(), key.clone());

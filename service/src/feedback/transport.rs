@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::{ATTRIBUTE, Feedback, Realm};
 use crate::email::OutgoingMessage;
 use crate::oauth::TokenSource as _;
+use crate::transport::http::{MAX_DOCUMENT, body_at_most};
 use crate::transport::{Delivery, Transport, TransportError};
 
 /// Delivers feedback rows to Keycloak.
@@ -74,7 +75,13 @@ impl KeycloakTransport {
             realm.tokens.invalidate(&token);
         }
         match status {
-            s if s.is_success() => Ok(Some(answer.json().await.unwrap_or(Value::Null))),
+            s if s.is_success() => Ok(Some(
+                body_at_most(answer, MAX_DOCUMENT)
+                    .await
+                    .ok()
+                    .and_then(|body| serde_json::from_slice(&body).ok())
+                    .unwrap_or(Value::Null),
+            )),
             StatusCode::NOT_FOUND => Ok(None),
             StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS => Err(
                 TransportError::transient(format!("keycloak answered {status}")),

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::transport::http::{BodyError, MAX_DOCUMENT, body_at_most};
+
 use super::{AccessToken, DEFAULT_LIFETIME, OAuthError};
 
 /// Longest part of an error body kept in a message.
@@ -43,10 +45,12 @@ pub(super) async fn request_token(
         .await
         .map_err(|e| unavailable(describe(&e.without_url())))?;
     let status = response.status();
-    let body = response
-        .bytes()
+    let body = body_at_most(response, MAX_DOCUMENT)
         .await
-        .map_err(|e| unavailable(describe(&e.without_url())))?;
+        .map_err(|e| match e {
+            BodyError::Read(e) => unavailable(describe(&e.without_url())),
+            too_large => unavailable(too_large.to_string()),
+        })?;
     if status.is_success() {
         let token: TokenResponse = serde_json::from_slice(&body)
             .map_err(|_| unavailable("answer holds no access_token".to_owned()))?;

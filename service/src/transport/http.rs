@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use answer::read_answer;
 pub use answer::{
-    error_for, error_text, is_transient_status, network_error, parse_retry_after, status_error,
-    without_secret,
+    BodyError, MAX_DOCUMENT, body_at_most, error_for, error_text, is_transient_status,
+    network_error, parse_retry_after, status_error, without_secret,
 };
 pub use provider::{Answer, Api, Provider, deliver};
 

@@ -39,6 +39,46 @@ async fn read_body(provider: &str, mut resp: reqwest::Response) -> Result<Bytes,
     Ok(body.freeze())
 }
 
+/// Most we read of an answer we parse whole (an access token, a key set, a
+/// discovery document, an admin API's JSON): far above any real one.
+pub const MAX_DOCUMENT: usize = 1 << 20;
+
+/// Why a whole answer was not read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Longer than the bound given, in bytes: refused before it is all in memory.
+    TooLarge(usize),
+    /// The connection failed or timed out while reading.
+    Read(reqwest::Error),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::TooLarge(max) => write!(f, "the answer is larger than {} KiB", max / 1024),
+            BodyError::Read(e) if e.is_timeout() => f.write_str("the answer did not come in time"),
+            BodyError::Read(_) => f.write_str("the answer could not be read to its end"),
+        }
+    }
+}
+
+/// The whole body of `resp`, at most `max` bytes: a peer that sends more
+/// (a wrong URL serving a large file, a stream that never ends) is refused
+/// as soon as it passes the bound, not once it has filled the memory.
+pub async fn body_at_most(mut resp: reqwest::Response, max: usize) -> Result<Bytes, BodyError> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(BodyError::TooLarge(max));
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Read)? {
+        if body.len() + chunk.len() > max {
+            return Err(BodyError::TooLarge(max));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 /// The error a non-2xx answer stands for; pure, so other transports can reuse it.
 ///
 /// The message reads `PROVIDER: HTTP 400 Bad Request: <provider's text>`.
@@ -207,4 +247,76 @@ pub fn without_secret(err: TransportError, secret: &str) -> TransportError {
         return err;
     }
     err.map_message(|m| m.replace(secret, "<redacted>"))
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    /// An HTTP server on loopback that answers one request with `head`, then
+    /// `body` again and again (once when `repeat` is false) until the client
+    /// goes away.
+    async fn server(head: &'static str, body: &'static [u8], repeat: bool) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            socket.write_all(head.as_bytes()).await.unwrap();
+            while socket.write_all(body).await.is_ok() && repeat {}
+        });
+        url
+    }
+
+    async fn get(url: &str, max: usize) -> Result<Bytes, BodyError> {
+        let answer = reqwest::get(url).await.unwrap();
+        body_at_most(answer, max).await
+    }
+
+    #[tokio::test]
+    async fn an_answer_within_the_bound_is_read_whole() {
+        let url = server(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+            b"hello",
+            false,
+        )
+        .await;
+        assert_eq!(get(&url, 5).await.unwrap(), Bytes::from_static(b"hello"));
+    }
+
+    #[tokio::test]
+    async fn an_announced_length_over_the_bound_is_refused_unread() {
+        let url = server(
+            "HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n",
+            b"x",
+            false,
+        )
+        .await;
+        assert!(matches!(
+            get(&url, 1024).await,
+            Err(BodyError::TooLarge(1024))
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_never_ends_is_refused_at_the_bound() {
+        static CHUNK: [u8; 8192] = [b'x'; 8192];
+        let url = server(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n",
+            &CHUNK,
+            true,
+        )
+        .await;
+        let refused = tokio::time::timeout(std::time::Duration::from_secs(10), get(&url, 1 << 16))
+            .await
+            .expect("refused long before the end that never comes");
+        assert!(matches!(refused, Err(BodyError::TooLarge(_))));
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            "the answer is larger than 64 KiB"
+        );
+    }
 }
