@@ -167,22 +167,7 @@ async fn a_hard_bounce_marks_the_keycloak_user() {
     assert_eq!(token_calls, 2);
     // The feedback is a queue row like any other, and it is done (its
     // outcome is stored once Keycloak has answered the write seen above).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, page) = server
-            .get(
-                "/v1/messages?tenant=acme&status=sent",
-                &server.token(None, true),
-            )
-            .await;
-        let rows = page["messages"].as_array().unwrap();
-        if rows.iter().any(|m| m["transport"] == "keycloak") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the feedback row never became sent: {page}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server
+        .wait_sent_through("acme", "keycloak", 1, Duration::from_secs(10))
+        .await;
 }

@@ -119,26 +119,6 @@ fn verified(request: &Request) -> Value {
     serde_json::from_slice(&request.body).unwrap()
 }
 
-/// Waits until `count` webhook rows of `tenant` are `sent` (taken by the receiver).
-async fn webhooks_sent(server: &TestServer, count: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, page) = server
-            .get(
-                "/v1/messages?tenant=acme&status=sent",
-                &server.token(None, true),
-            )
-            .await;
-        let rows = page["messages"].as_array().cloned().unwrap_or_default();
-        let sent = rows.iter().filter(|m| m["transport"] == "webhook").count();
-        if sent >= count {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{page}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Every call of the receiver, signature checked: (webhook-id, body), in order.
 async fn calls(peers: &MockServer) -> Vec<(String, Value)> {
     peers
@@ -188,7 +168,9 @@ async fn the_application_hears_of_every_outcome_signed_and_retried() {
     let suppressed = suppressed["id"].as_str().unwrap().to_owned();
 
     // Webhook rows are in the queue, like messages: wait for all four to be taken.
-    webhooks_sent(&server, 4).await;
+    server
+        .wait_sent_through("acme", "webhook", 4, Duration::from_secs(20))
+        .await;
     let calls = calls(&peers).await;
     let of = |kind: &str| {
         let (id, body) = calls

@@ -157,6 +157,33 @@ impl TestServer {
         }
     }
 
+    /// Polls until `count` messages of `tenant` through `transport` are
+    /// `sent` (or panics after `timeout`).
+    pub async fn wait_sent_through(
+        &self,
+        tenant: &str,
+        transport: &str,
+        count: usize,
+        timeout: Duration,
+    ) {
+        let admin = self.token(None, true);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (_, page) = self
+                .get(&format!("/v1/messages?tenant={tenant}&status=sent"), &admin)
+                .await;
+            let rows = page["messages"].as_array().cloned().unwrap_or_default();
+            if rows.iter().filter(|m| m["transport"] == transport).count() >= count {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never {count} sent through {transport}: {page}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
