@@ -27,16 +27,27 @@ pub(super) async fn read_answer(
 }
 
 /// Reads at most [`MAX_BODY`] bytes of an answer; the rest is dropped.
-async fn read_body(provider: &str, mut resp: reqwest::Response) -> Result<Bytes, TransportError> {
+async fn read_body(provider: &str, resp: reqwest::Response) -> Result<Bytes, TransportError> {
+    let (body, _) = read_up_to(resp, MAX_BODY)
+        .await
+        .map_err(|e| network_error(provider, e))?;
+    Ok(body)
+}
+
+/// The first `max` bytes of an answer, and whether more followed (not read).
+async fn read_up_to(
+    mut resp: reqwest::Response,
+    max: usize,
+) -> Result<(Bytes, bool), reqwest::Error> {
     let mut body = BytesMut::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| network_error(provider, e))? {
-        let room = MAX_BODY.saturating_sub(body.len());
+    while let Some(chunk) = resp.chunk().await? {
+        let room = max - body.len();
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= MAX_BODY {
-            break;
+        if chunk.len() > room {
+            return Ok((body.freeze(), true));
         }
     }
-    Ok(body.freeze())
+    Ok((body.freeze(), false))
 }
 
 /// Most we read of an answer we parse whole (an access token, a key set, a
@@ -65,18 +76,14 @@ impl std::fmt::Display for BodyError {
 /// The whole body of `resp`, at most `max` bytes: a peer that sends more
 /// (a wrong URL serving a large file, a stream that never ends) is refused
 /// as soon as it passes the bound, not once it has filled the memory.
-pub async fn body_at_most(mut resp: reqwest::Response, max: usize) -> Result<Bytes, BodyError> {
+pub async fn body_at_most(resp: reqwest::Response, max: usize) -> Result<Bytes, BodyError> {
     if resp.content_length().is_some_and(|n| n > max as u64) {
         return Err(BodyError::TooLarge(max));
     }
-    let mut body = BytesMut::new();
-    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Read)? {
-        if body.len() + chunk.len() > max {
-            return Err(BodyError::TooLarge(max));
-        }
-        body.extend_from_slice(&chunk);
+    match read_up_to(resp, max).await.map_err(BodyError::Read)? {
+        (_, true) => Err(BodyError::TooLarge(max)),
+        (body, false) => Ok(body),
     }
-    Ok(body.freeze())
 }
 
 /// The error a non-2xx answer stands for; pure, so other transports can reuse it.
