@@ -7,6 +7,8 @@
 #   top.txt     self time by function, the largest first,
 #   threads.txt samples per thread (async workers, blocking pool, sqlx's
 #               SQLite worker thread).
+# SINK_STOPPED=1 stops smtp-sink (SIGSTOP) before the load: the accept path
+# alone, nothing delivered.
 # Counting samples is meaningful on a busy machine too; a rate is not.
 # Needs linux-perf (Debian) and inferno (crates.io); installs them when missing.
 set -euo pipefail
@@ -30,13 +32,14 @@ BIN="${MAILBRIDGE_BIN:-target/release/mailbridge}"
 mkdir -p "$OUT"
 
 work=$(mktemp -d)
-cleanup() { kill "${SINK:-}" "${SVC:-}" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill -CONT "${SINK:-}" 2>/dev/null || true; kill "${SINK:-}" "${SVC:-}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 SMTP_PORT=$(free_port)
 /usr/sbin/smtp-sink -u "$(id -un)" "127.0.0.1:$SMTP_PORT" 1024 >/dev/null 2>&1 &
 SINK=$!
+if [ "${SINK_STOPPED:-0}" = 1 ]; then sleep 0.2; kill -STOP "$SINK"; fi
 if [ "$STORE" = postgres ]; then
   : "${MAILBRIDGE_DATABASE_URL:?STORE=postgres: set MAILBRIDGE_DATABASE_URL to a throwaway database}"
 else

@@ -380,12 +380,12 @@ async fn retention_task(store: Arc<dyn JobStore>, retention: Duration) {
 
 /// How often flow-limit cells are pruned by default.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
-/// Cells deleted per statement: short transactions that limit checks
+/// Cells looked at per statement: short statements that limit checks
 /// (which wait for the same rows or the same SQLite writer) barely notice.
 const PRUNE_BATCH: u32 = 1000;
 
-/// Deletes flow-limit cells whose window has passed, every `every`, in
-/// batches of [`PRUNE_BATCH`] until none is left.
+/// Deletes flow-limit cells whose window has passed, every `every`: a walk
+/// over all cells in key order, [`PRUNE_BATCH`] at a time.
 async fn prune_task(store: Arc<dyn JobStore>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -393,13 +393,16 @@ async fn prune_task(store: Arc<dyn JobStore>, every: Duration) {
         tick.tick().await;
         let now = time::OffsetDateTime::now_utc();
         let mut pruned = 0;
+        let mut after = None;
         loop {
-            match store.prune_limits(now, PRUNE_BATCH).await {
-                Ok(n) if n < u64::from(PRUNE_BATCH) => {
-                    pruned += n;
-                    break;
+            match store.prune_limits(now, after.as_deref(), PRUNE_BATCH).await {
+                Ok(step) => {
+                    pruned += step.deleted;
+                    match step.next {
+                        Some(next) => after = Some(next),
+                        None => break,
+                    }
                 }
-                Ok(n) => pruned += n,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not prune flow limits; trying again later");
                     break;

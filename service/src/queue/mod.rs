@@ -384,6 +384,17 @@ mod tests {
 #[error("the commit's answer was lost and the store could not be asked whether it happened")]
 pub struct OutcomeUnknown;
 
+/// One step of the walk that prunes flow-limit cells.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Cells deleted by this step.
+    pub deleted: u64,
+    /// Where the next step starts (the last cell this one looked at, in the
+    /// store's own order: a key, a rowid); `None` once the walk has reached
+    /// the end of the cells.
+    pub next: Option<String>,
+}
+
 /// The durable queue. One implementation per database; the worker and the API
 /// only see this trait.
 #[async_trait]
@@ -479,10 +490,18 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         emails: &[String],
     ) -> Result<Vec<String>, StoreError>;
 
-    /// Deletes up to `batch` flow-limit cells whose window has passed by
-    /// `now` (such a cell limits nothing: it is as good as absent); answers
-    /// how many. Keeps the table from growing with every address ever seen.
-    async fn prune_limits(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError>;
+    /// Looks at the next `batch` flow-limit cells after `after` (`None`:
+    /// from the first; else the `next` of the step before) and deletes
+    /// those whose window has passed by `now` (such a cell limits nothing:
+    /// it is as good as absent). Keeps the table from growing with every
+    /// address ever seen; each call reads at most `batch` cells, however
+    /// many there are, so no call holds a writer for long.
+    async fn prune_limits(
+        &self,
+        now: OffsetDateTime,
+        after: Option<&str>,
+        batch: u32,
+    ) -> Result<Pruned, StoreError>;
 
     /// The message `tenant` stored under idempotency `key` in the last 24 h, if any.
     async fn find_idempotent(

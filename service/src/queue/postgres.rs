@@ -24,8 +24,8 @@ use super::batch::Writes;
 use super::lookups::Lookups;
 use super::pending::PendingCache;
 use super::{
-    ClaimedJob, Enqueued, JobStore, Lease, ListFilter, MessageRecord, NewJob, Outcome, QueueStats,
-    RECORD_COLUMNS, Status, StoreError,
+    ClaimedJob, Enqueued, JobStore, Lease, ListFilter, MessageRecord, NewJob, Outcome, Pruned,
+    QueueStats, RECORD_COLUMNS, Status, StoreError,
 };
 use growth::Growth;
 
@@ -386,8 +386,13 @@ impl JobStore for PgStore {
         self.lookups.among(tenant, emails).await
     }
 
-    async fn prune_limits(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {
-        limits::prune(&self.pool, now, batch).await
+    async fn prune_limits(
+        &self,
+        now: OffsetDateTime,
+        after: Option<&str>,
+        batch: u32,
+    ) -> Result<Pruned, StoreError> {
+        limits::prune(&self.pool, now, after, batch).await
     }
 
     async fn find_idempotent(

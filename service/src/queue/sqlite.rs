@@ -26,8 +26,8 @@ use super::lookups::Lookups;
 use super::pending::PendingCache;
 use super::sealing::Keyring;
 use super::{
-    ClaimedJob, Enqueued, JobStore, Lease, ListFilter, MessageRecord, NewJob, Outcome, QueueStats,
-    RECORD_COLUMNS, Status, StoreError,
+    ClaimedJob, Enqueued, JobStore, Lease, ListFilter, MessageRecord, NewJob, Outcome, Pruned,
+    QueueStats, RECORD_COLUMNS, Status, StoreError,
 };
 
 mod accept;
@@ -354,8 +354,13 @@ impl JobStore for SqliteStore {
         self.lookups.among(tenant, emails).await
     }
 
-    async fn prune_limits(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {
-        limits::prune(&self.write, now, batch).await
+    async fn prune_limits(
+        &self,
+        now: OffsetDateTime,
+        after: Option<&str>,
+        batch: u32,
+    ) -> Result<Pruned, StoreError> {
+        limits::prune(&self.write, now, after, batch).await
     }
 
     async fn find_idempotent(

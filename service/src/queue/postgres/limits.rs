@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::limits::{self, LimitCell};
 use crate::queue::Enqueued;
-use crate::queue::StoreError;
 use crate::queue::batch::{Enqueue, IDEMPOTENCY_WINDOW};
+use crate::queue::{Pruned, StoreError};
 
 /// Checks and spends the flow limits of a group's new messages in their
 /// order: `Some(Enqueued::Limited)` for each one refused (to be left out),
@@ -179,19 +179,49 @@ async fn lock(tx: &mut PgConnection, keys: &[&str]) -> anyhow::Result<(Vec<(Stri
     Ok((rows, created))
 }
 
-/// Deletes up to `batch` cells whose time is not after `now`, skipping cells
-/// a limit check holds (it is about to move them on).
-pub async fn prune(pool: &PgPool, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {
-    let done = sqlx::query(
-        "DELETE FROM flow_limits WHERE key IN \
-         (SELECT key FROM flow_limits WHERE tat <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+/// Deletes the cells whose time is not after `now` among the `batch` keys
+/// after `after`, skipping cells a limit check holds (it is about to move
+/// them on). Both statements walk the key's index, so each reads at most
+/// `batch` cells however many there are.
+pub async fn prune(
+    pool: &PgPool,
+    now: OffsetDateTime,
+    after: Option<&str>,
+    batch: u32,
+) -> Result<Pruned, StoreError> {
+    let after = after.unwrap_or("");
+    let last: Option<String> = sqlx::query_scalar(
+        "SELECT key FROM flow_limits WHERE key > $1 ORDER BY key OFFSET $2 LIMIT 1",
     )
-    .bind(unix_ms(now))
-    .bind(i64::from(batch))
+    .bind(after)
+    .bind(i64::from(batch.max(1)) - 1)
+    .fetch_optional(pool)
+    .await
+    .context("pruning limits")?;
+    // A cell a writer holds is being spent: skipped, not waited for. Two
+    // forms, so that the key's index bounds the range on both sides.
+    let done = match &last {
+        Some(last) => sqlx::query(
+            "DELETE FROM flow_limits WHERE key IN (SELECT key FROM flow_limits \
+             WHERE key > $1 AND key <= $3 AND tat <= $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(after)
+        .bind(unix_ms(now))
+        .bind(last),
+        None => sqlx::query(
+            "DELETE FROM flow_limits WHERE key IN (SELECT key FROM flow_limits \
+             WHERE key > $1 AND tat <= $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(after)
+        .bind(unix_ms(now)),
+    }
     .execute(pool)
     .await
     .context("pruning limits")?;
-    Ok(done.rows_affected())
+    Ok(Pruned {
+        deleted: done.rows_affected(),
+        next: last,
+    })
 }
 
 /// The message `tenant` stored under idempotency `key` within the window, if any.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use mailbridge::email::{Mailbox, OutgoingMessage};
 use mailbridge::queue::{
-    ClaimedJob, Enqueued, JobStore, ListFilter, NewJob, Origin, Outcome, Status,
+    ClaimedJob, Enqueued, JobStore, ListFilter, NewJob, Origin, Outcome, Pruned, Status,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -745,19 +745,36 @@ pub async fn flow_limit_cells_are_pruned_after_their_window(store: Arc<dyn JobSt
         let stored = store.enqueue(limited(vec![c.clone()], now)).await.unwrap();
         assert!(stored.stored(), "a new cell lets the first message through");
     }
+    let whole = store.prune_limits(now, None, 100).await.unwrap();
     assert_eq!(
-        store.prune_limits(now, 100).await.unwrap(),
-        0,
-        "all within their window"
+        whole,
+        Pruned::default(),
+        "all within their window, and fewer than a batch of cells"
     );
+    // Two cells at a time: every step looks at two (the last at none) and
+    // deletes the expired among them, until the walk ends.
     let later = now + Duration::from_secs(2);
+    let (mut after, mut steps, mut deleted) = (None, 0, 0);
+    loop {
+        let step = store
+            .prune_limits(later, after.as_deref(), 2)
+            .await
+            .unwrap();
+        assert!(step.deleted <= 2, "{step:?}");
+        deleted += step.deleted;
+        steps += 1;
+        match step.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
     assert_eq!(
-        store.prune_limits(later, 2).await.unwrap(),
-        2,
-        "a bounded batch"
+        (deleted, steps),
+        (3, 3),
+        "two full steps, then one that finds none"
     );
-    assert_eq!(store.prune_limits(later, 100).await.unwrap(), 1);
-    assert_eq!(store.prune_limits(later, 100).await.unwrap(), 0);
+    let again = store.prune_limits(later, None, 100).await.unwrap();
+    assert_eq!(again, Pruned::default(), "nothing expired is left");
     let refused = store.enqueue(limited(vec![hour], later)).await.unwrap();
     let Enqueued::Limited { wait, .. } = refused else {
         panic!("the hour's cell was kept and still limits: {refused:?}")
