@@ -119,6 +119,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/console/callback", get(access::callback))
         .route("/console/signout", post(access::sign_out))
         .route("/console/{*rest}", get(|| async { view::not_found() }))
+        .layer(axum::middleware::map_response(view::html_rejections))
         .layer(axum::middleware::map_response_with_state(
             state.clone(),
             view::secure_headers,

@@ -153,6 +153,34 @@ pub async fn asset(State(state): State<AppState>, Path(file): Path<String>) -> R
         .into_response()
 }
 
+/// The console's own page for an extractor's plain-text rejection (a path
+/// that is not UTF-8, a form missing a field, a query of the wrong type):
+/// the console answers a browser in HTML, with the same status and reason.
+pub async fn html_rejections(response: Response) -> Response {
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !plain || !response.status().is_client_error() {
+        return response;
+    }
+    let status = response.status();
+    let reason = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let reason = if reason.trim().is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("Bad request")
+            .to_owned()
+    } else {
+        reason
+    };
+    error_page(status, &reason)
+}
+
 /// Adds the console's security headers; pages are never cached.
 pub async fn secure_headers(State(state): State<AppState>, mut response: Response) -> Response {
     let policy = match &state.console {

@@ -54,6 +54,35 @@ async fn every_page_forbids_inline_code_frames_and_other_origins() {
 }
 
 #[tokio::test]
+async fn malformed_paths_forms_and_queries_get_the_consoles_own_page() {
+    let (server, _) = console(&[]).await;
+    let mut browser = Browser::new(&server, None);
+    let (_, _, overview) = browser.get("/console/").await;
+    let token = csrf(&overview);
+    let id = "0190f3a0-0000-7000-8000-000000000000";
+    let answers = [
+        browser.get("/console/messages/%ff").await,
+        browser.get("/console/assets/%ff%fe").await,
+        browser.get("/console/templates?tenant=a&tenant=b").await,
+        browser
+            .submit(&format!("/console/messages/{id}"), &[("retry", "1")])
+            .await,
+        browser
+            .submit("/console/messages/%ff", &[("csrf", token.as_str())])
+            .await,
+    ];
+    for (i, (status, headers, page)) in answers.into_iter().enumerate() {
+        assert!((400..500).contains(&status), "{i}: {status} {page}");
+        let kind = headers["content-type"].to_str().expect("type");
+        assert!(kind.starts_with("text/html"), "{i}: {kind}: {page}");
+        assert!(page.contains(&format!("<h1>{status}</h1>")), "{i}: {page}");
+        assert!(!page.contains("<script"), "{i}: {page}");
+        let csp = headers["content-security-policy"].to_str().expect("csp");
+        assert!(csp.contains("default-src 'none'"), "{i}: {csp}");
+    }
+}
+
+#[tokio::test]
 async fn a_failed_message_shows_its_attempts_and_a_retry_adds_more() {
     let (server, _) = console(&[]).await;
     let id = accept(&server, "acme", "ada@example.com").await;
