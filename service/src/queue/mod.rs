@@ -389,9 +389,9 @@ pub struct OutcomeUnknown;
 pub struct Pruned {
     /// Cells deleted by this step.
     pub deleted: u64,
-    /// Where the next step starts (the last cell this one looked at, in the
-    /// store's own order: a key, a rowid); `None` once the walk has reached
-    /// the end of the cells.
+    /// Where the next step starts (SQLite: the last rowid this one looked
+    /// at; PostgreSQL starts every step from the first, so it is empty);
+    /// `None` once nothing is left to look at.
     pub next: Option<String>,
 }
 
@@ -490,12 +490,13 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         emails: &[String],
     ) -> Result<Vec<String>, StoreError>;
 
-    /// Looks at the next `batch` flow-limit cells after `after` (`None`:
-    /// from the first; else the `next` of the step before) and deletes
-    /// those whose window has passed by `now` (such a cell limits nothing:
-    /// it is as good as absent). Keeps the table from growing with every
-    /// address ever seen; each call reads at most `batch` cells, however
-    /// many there are, so no call holds a writer for long.
+    /// One step of pruning flow-limit cells whose window has passed by
+    /// `now` (such a cell limits nothing: it is as good as absent); `after`
+    /// is the `next` of the step before (`None` for the first). Keeps the
+    /// table from growing with every address ever seen. SQLite looks at the
+    /// next `batch` cells after `after`, so no step holds its one writer for
+    /// long; PostgreSQL deletes up to `batch` expired cells, which never
+    /// blocks its writers.
     async fn prune_limits(
         &self,
         now: OffsetDateTime,
