@@ -55,16 +55,20 @@ impl Mailbox {
 
     /// Checks the address and display name; `field` names it in the error.
     pub fn validate(&self, field: &str) -> Result<(), InvalidField> {
-        check_header_text(&format!("{field}.email"), &self.email)?;
+        // The field's name is only written out for an error.
+        fn at<'a>(field: &'a str, part: &'a str) -> impl FnOnce(InvalidField) -> InvalidField + 'a {
+            move |e| InvalidField::new(format!("{field}.{part}"), e.reason)
+        }
+        check_header_text("", &self.email).map_err(at(field, "email"))?;
         self.email.parse::<lettre::Address>().map_err(|e| {
             InvalidField::new(
                 format!("{field}.email"),
                 format!("not a valid address ({e})"),
             )
         })?;
-        check_ascii_domain(&format!("{field}.email"), &self.email)?;
+        check_ascii_domain("", &self.email).map_err(at(field, "email"))?;
         if let Some(name) = &self.name {
-            check_header_text(&format!("{field}.name"), name)?;
+            check_header_text("", name).map_err(at(field, "name"))?;
         }
         Ok(())
     }

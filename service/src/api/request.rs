@@ -149,18 +149,30 @@ impl MessageRequest {
 
 /// Refuses NUL anywhere in template data, keys included.
 fn check_data(field: &str, value: &serde_json::Value) -> Result<(), InvalidField> {
+    match nul_at(value) {
+        None => Ok(()),
+        Some(path) => check_body_text(&format!("{field}{path}"), "\0"),
+    }
+}
+
+/// Where the first string or key of `value` holding a NUL is, as a path
+/// below it (`.user.firstName`, `[2]`); built only when there is one, so
+/// checking a request's data allocates nothing.
+fn nul_at(value: &serde_json::Value) -> Option<String> {
     match value {
-        serde_json::Value::String(s) => check_body_text(field, s),
+        serde_json::Value::String(s) => s.contains('\0').then(String::new),
         serde_json::Value::Array(items) => items
             .iter()
             .enumerate()
-            .try_for_each(|(i, item)| check_data(&format!("{field}[{i}]"), item)),
-        serde_json::Value::Object(map) => map.iter().try_for_each(|(key, item)| {
-            let path = format!("{field}.{}", key.escape_debug());
-            check_body_text(&path, key)?;
-            check_data(&path, item)
+            .find_map(|(i, item)| Some(format!("[{i}]{}", nul_at(item)?))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let here = || format!(".{}", key.escape_debug());
+            if key.contains('\0') {
+                return Some(here());
+            }
+            Some(format!("{}{}", here(), nul_at(item)?))
         }),
-        _ => Ok(()),
+        _ => None,
     }
 }
 
@@ -219,6 +231,23 @@ mod tests {
             text: Some("Hello".into()),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_nul_in_the_data_is_named_by_its_path() {
+        let at = |data: serde_json::Value| check_data("data", &data).map_err(|e| e.field);
+        assert_eq!(at(serde_json::json!({"a": [1, "x", {"b": ["y"]}]})), Ok(()));
+        assert_eq!(
+            at(serde_json::json!({"a": [1, "x", {"b": ["y", "z\u{0}"]}]})),
+            Err("data.a[2].b[1]".to_owned())
+        );
+        assert_eq!(
+            at(serde_json::json!({"ok": "1", "k\u{0}": "v"})),
+            Err("data.k\\0".to_owned())
+        );
+        assert_eq!(at(serde_json::json!(["\u{0}"])), Err("data[0]".to_owned()));
+        let refused = check_data("data", &serde_json::json!({"u": "\u{0}"})).unwrap_err();
+        assert_eq!(refused.reason, "must not contain NUL");
     }
 
     #[test]
