@@ -144,6 +144,39 @@ async fn a_large_group_is_stored_whole_and_in_order() {
             .await
             .unwrap();
     assert_eq!(addresses, ["ada@example.com", "grace@example.com"]);
+    let first_chunk: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM recipients WHERE message_id = ?")
+            .bind(&ids[3])
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(first_chunk, 2, "the first chunk's recipients too");
+}
+
+#[tokio::test]
+async fn a_body_that_cannot_go_in_fails_the_groups_insert() {
+    let mut conn = store().await;
+    let now = OffsetDateTime::now_utc();
+    let group: Vec<Enqueue> = (0..3).map(|_| new(None, now)).collect();
+    // A body already there for the last message: the status rows go in,
+    // the bodies' statement fails, and so does the whole insert (the writer
+    // then rolls the group back).
+    sqlx::query("PRAGMA foreign_keys = OFF")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO bodies (message_id, message) VALUES (?, 'x')")
+        .bind(group[2].job.message.id.to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("PRAGMA foreign_keys = ON")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let refs: Vec<&Enqueue> = group.iter().collect();
+    let refused = insert_all(&mut conn, &refs).await.unwrap_err();
+    assert!(refused.to_string().contains("UNIQUE"), "{refused:#}");
 }
 
 #[tokio::test]
@@ -158,15 +191,20 @@ async fn groups_of_every_size_store_every_row_and_nothing_else() {
         let answers = insert_all(&mut conn, &refs).await.unwrap();
         assert_eq!(answers.len(), size);
         total += size;
-        let counts: (i64, i64, i64) = sqlx::query_as(
+        let counts: (i64, i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM bodies), \
-             (SELECT count(*) FROM bodies JOIN messages ON messages.id = bodies.message_id)",
+             (SELECT count(*) FROM bodies JOIN messages ON messages.id = bodies.message_id), \
+             (SELECT count(*) FROM recipients JOIN messages ON messages.id = recipients.message_id)",
         )
         .fetch_one(&mut conn)
         .await
         .unwrap();
         let total = i64::try_from(total).unwrap();
-        assert_eq!(counts, (total, total, total), "after a group of {size}");
+        assert_eq!(
+            counts,
+            (total, total, total, 2 * total),
+            "after a group of {size}"
+        );
     }
 }
 
