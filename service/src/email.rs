@@ -139,11 +139,14 @@ pub fn check_header_text(field: &str, value: &str) -> Result<(), InvalidField> {
     Ok(())
 }
 
+/// Why a body text (or request data) holding NUL is refused.
+pub const NUL_REFUSED: &str = "must not contain NUL";
+
 /// Refuses body text holding NUL: no transfer encoding of text may carry
 /// it, and servers disagree on what it means.
 pub fn check_body_text(field: &str, value: &str) -> Result<(), InvalidField> {
     if value.contains('\0') {
-        return Err(InvalidField::new(field, "must not contain NUL"));
+        return Err(InvalidField::new(field, NUL_REFUSED));
     }
     Ok(())
 }

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::email::{InvalidField, MAX_CC_BCC, MAX_TO, Mailbox, check_body_text, check_header_text};
+use crate::email::{
+    InvalidField, MAX_CC_BCC, MAX_TO, Mailbox, NUL_REFUSED, check_body_text, check_header_text,
+};
 
 /// Most tags one message may carry.
 const MAX_TAGS: usize = 10;
@@ -151,7 +153,7 @@ impl MessageRequest {
 fn check_data(field: &str, value: &serde_json::Value) -> Result<(), InvalidField> {
     match nul_at(value) {
         None => Ok(()),
-        Some(path) => check_body_text(&format!("{field}{path}"), "\0"),
+        Some(path) => Err(InvalidField::new(format!("{field}{path}"), NUL_REFUSED)),
     }
 }
 

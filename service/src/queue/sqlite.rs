@@ -74,12 +74,11 @@ impl SqliteStore {
         // so the journal stays in memory.
         //
         // Neither pool pings a connection before lending it: a SQLite
-        // connection is this process's own (it breaks only with its thread:
-        // its next statement fails, and the ping as it comes back to the
-        // pool closes it; the writer closes it at once), and each ping
-        // is one more round trip to sqlx's SQLite thread per use: a fifth of
-        // a commit group's, a third of a suppression lookup's. (sqlx still
-        // pings a connection as it comes back.)
+        // connection is this process's own and breaks only with its thread
+        // (its next statement fails; sqlx's ping as it comes back to the
+        // pool closes it, the writer closes it at once), and each ping is
+        // one more round trip to sqlx's SQLite thread per use: a fifth of a
+        // commit group's, a third of a suppression lookup's.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
