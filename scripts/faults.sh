@@ -5,8 +5,8 @@
 # fault, every 202 is on disk, refusals are 503 problem+json with Retry-After,
 # final statuses agree with what the SMTP server saw.
 #
-#   scripts/faults.sh quick            disk full, SMTP drop mid-DATA, kill -9 (~30 s)
-#   scripts/faults.sh full             every scenario (~5 min, bounded to 30)
+#   scripts/faults.sh quick            disk full, SMTP drop mid-DATA, kill -9, a provider's lost answer (~40 s)
+#   scripts/faults.sh full             every scenario (~8 min, bounded to 30)
 #   scripts/faults.sh SCENARIO...      some of them (names: scripts/faults/run.py --help)
 #
 # FAULTS_RESULTS=FILE writes the figures as JSON; FAULTS_KEEP=1 keeps the work

@@ -37,8 +37,9 @@ class Context:
         print(f"   [{time.time() - self.started:6.1f}s] {text}", flush=True)
         self.notes.append(text)
 
-    def sink(self, faults=None):
-        sink = peers.Sink(self.work)
+    def sink(self, faults=None, key=None):
+        """The SMTP sink, or with `key` the provider API sink."""
+        sink = peers.Sink(self.work, key)
         sink.set_faults(faults or {})
         sink.start()
         self.stack.callback(sink.process.kill9)

@@ -129,15 +129,17 @@ class Service:
 
 
 class Sink:
-    """The fault SMTP server (sink.py) in a process of its own."""
+    """The fault SMTP server (sink.py), or the fault provider API
+    (provider_sink.py, with `key` its API key), in a process of its own."""
 
-    def __init__(self, work):
+    def __init__(self, work, key=None):
         self.port = free_port()
         self.journal = Path(work) / "sink.journal"
         self.faults_file = Path(work) / "sink.faults.json"
         self.set_faults({})
-        self.process = Process([sys.executable, str(HERE / "sink.py"), "--port", str(self.port),
-                                "--journal", str(self.journal), "--faults", str(self.faults_file)],
+        script, extra = ("sink.py", []) if key is None else ("provider_sink.py", ["--key", key])
+        self.process = Process([sys.executable, str(HERE / script), "--port", str(self.port),
+                                "--journal", str(self.journal), "--faults", str(self.faults_file), *extra],
                                Path(work) / "sink.log")
 
     def start(self):

@@ -21,11 +21,12 @@ import traceback
 from pathlib import Path
 
 import scenarios_postgres
+import scenarios_providers
 import scenarios_sqlite
 from context import Context, Skip
 
-SCENARIOS = {**scenarios_sqlite.SCENARIOS, **scenarios_postgres.SCENARIOS}
-QUICK = ["disk-full", "smtp-drop-mid-data", "kill9-sqlite"]
+SCENARIOS = {**scenarios_sqlite.SCENARIOS, **scenarios_postgres.SCENARIOS, **scenarios_providers.SCENARIOS}
+QUICK = ["disk-full", "smtp-drop-mid-data", "kill9-sqlite", "provider-lost-reply"]
 FULL = list(SCENARIOS)
 
 

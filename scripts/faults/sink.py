@@ -44,6 +44,8 @@ import time
 
 GARBAGE = b"\x16\x03\x01\x02\x00HTTP/1.1 200 OK\r\n\xff\xfe\r\n"
 FLOOD = b"2" * 65536
+# Drawn per message at the end of its header block.
+FAULTS = ("drop_data", "lose_reply", "stall", "garbage", "flood", "tempfail", "slow_reply")
 
 
 class Journal:
@@ -70,14 +72,14 @@ class Faults:
         except (OSError, ValueError):
             return {}
 
-    def draw(self, message_id):
-        """The fault to inject for this attempt of message_id, or None."""
+    def draw(self, message_id, names=FAULTS):
+        """The fault among `names` to inject for this attempt of message_id, or None."""
         faults = self.current()
         attempt = self.attempts.get(message_id, 0) + 1
         self.attempts[message_id] = attempt
         if attempt > faults.get("fault_attempts", 1 << 30):
             return None, faults
-        for name in ("drop_data", "lose_reply", "stall", "garbage", "flood", "tempfail", "slow_reply"):
+        for name in names:
             if random.random() < faults.get(name, 0):
                 return name, faults
         return None, faults
