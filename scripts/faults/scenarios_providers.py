@@ -12,10 +12,11 @@ from scenarios_sqlite import peak_rss_mib
 KEY = "SG.fault-suite-key.a1b2c3d4e5f6"
 
 
-def provider_service(ctx, sink):
+def provider_service(ctx, sink, **settings):
     """One SQLite service whose transport is the provider sink."""
     env = ctx.env(f"sqlite://{ctx.work / 'mb.db'}", sink.port,
-                  MAILBRIDGE_TRANSPORT=f"sendgrid+api://{KEY}@default?endpoint=http://127.0.0.1:{sink.port}")
+                  MAILBRIDGE_TRANSPORT=f"sendgrid+api://{KEY}@default?endpoint=http://127.0.0.1:{sink.port}",
+                  **settings)
     return ctx.service("service", env)
 
 
@@ -95,14 +96,16 @@ def provider_reject(ctx):
     return check_provider(ctx, report, records, svc, struck=False)
 
 
-def provider_down(ctx, down=6.0):
+def provider_down(ctx, down=12.0):
     """The provider's API goes away mid-load (its process killed: connections
-    reset, then refused) and comes back on the same port after 6 s. Messages
-    wait and retry; none is lost, and a delivery in flight at the kill may
-    go twice (its acceptance has no answer written: unconfirmed)."""
+    reset, then refused) and comes back on the same port after 12 s, four
+    times as long as a message's five attempts take on this retry schedule.
+    Messages wait without spending their attempts: every accepted message
+    is delivered, none ends `failed`; a delivery in flight at the kill may go
+    twice (its acceptance has no answer written: unconfirmed)."""
     sink = ctx.sink(key=KEY)
-    svc = provider_service(ctx, sink)
-    traffic = ctx.load([svc.url], size=4_000, concurrency=4, limit=4_000, pause=0.002)
+    svc = provider_service(ctx, sink, MAILBRIDGE_RETRY_MAX_ATTEMPTS="5")
+    traffic = ctx.load([svc.url], size=4_000, concurrency=4, limit=6_000, pause=0.002)
     time.sleep(3)
     killed_at = time.time()
     sink.process.kill9()
@@ -115,6 +118,13 @@ def provider_down(ctx, down=6.0):
     answers = traffic.stop()
     records = ctx.drain(svc.url, answers, 90)
     report = ctx.judge(answers, records, sink)
+    failed = [id for id, r in records.items() if r.get("status") == "failed"]
+    attempts = sorted(r.get("attempts") or 0 for r in records.values())
+    if attempts:
+        ctx.note(f"attempts per message: median {attempts[len(attempts) // 2]}, most {attempts[-1]}")
+    if failed:
+        report["broken"].append(f"{len(failed)} message(s) failed while the provider was down, e.g. "
+                                f"{records[failed[0]].get('last_error')}: an outage spent their attempts")
     return check_provider(ctx, report, records, svc)
 
 

@@ -34,6 +34,8 @@ struct Row {
     last_error: Option<String>,
     consecutive_failures: u64,
     failing: bool,
+    /// Deliveries through it wait: this process holds it as down.
+    held: bool,
     limit: Option<live::Limit>,
     token: Option<live::Token>,
 }
@@ -108,6 +110,7 @@ async fn show(visit: &Visit, state: &AppState, result: Option<TestResult>) -> Re
                 last_error: h.and_then(|h| h.last_error.clone()),
                 consecutive_failures: h.map_or(0, |h| h.consecutive_failures),
                 failing: h.is_some_and(|h| h.consecutive_failures > 0),
+                held: state.worker.is_held(&name),
                 limit: live::transport_limit(&state.worker, &name),
                 token: live::token(&state.worker, &name),
                 name,

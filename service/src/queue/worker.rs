@@ -22,6 +22,7 @@ use crate::transport::{SharedTransport, Transports};
 use crate::webhooks::Webhooks;
 
 mod attempt;
+pub mod outage;
 mod screen;
 
 /// How the worker runs.
@@ -92,6 +93,8 @@ pub struct Worker {
     store: Arc<dyn JobStore>,
     transports: Arc<Transports>,
     limits: Arc<RateLimits>,
+    /// Transports held while they are down (see [`outage`]).
+    outages: Arc<outage::Outages>,
     policy: RetryPolicy,
     config: WorkerConfig,
     notify: Arc<Notify>,
@@ -130,6 +133,11 @@ impl Worker {
             store,
             transports: Arc::new(transports),
             limits: Arc::new(RateLimits::default()),
+            outages: Arc::new(outage::Outages::new(
+                policy.base,
+                policy.max_interval,
+                config.lease,
+            )),
             policy: policy.clone(),
             config,
             notify: Arc::new(Notify::new()),
@@ -152,6 +160,11 @@ impl Worker {
     /// The names of the transports it delivers through.
     pub fn transport_names(&self) -> Vec<String> {
         self.transports.names().map(str::to_owned).collect()
+    }
+
+    /// Whether deliveries through `transport` are held because it is down.
+    pub fn is_held(&self, transport: &str) -> bool {
+        self.outages.is_held(transport)
     }
 
     /// Holds back sending per transport and tenant.

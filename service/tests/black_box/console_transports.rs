@@ -65,6 +65,31 @@ async fn a_refusing_transport_shows_failing_and_a_test_shows_its_answer() {
     assert_eq!(viewer.post("/console/transports/test", &forged).await, 403);
 }
 
+/// Five refusals in a row: the page says the transport is held, and a
+/// message accepted then waits without spending an attempt.
+#[tokio::test]
+async fn a_transport_that_is_down_shows_held() {
+    let (server, _) = console(&[]).await;
+    for _ in 0..5 {
+        accept(&server, "acme", "ada@example.com").await;
+    }
+    let mut browser = Browser::new(&server, None);
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = browser.get("/console/transports").await.2;
+        if row(&page, "default").contains("data-held") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(row(&page, "default").contains("held: down"), "{page}");
+    // The hold lasts MAILBRIDGE_RETRY_BASE (5 s) from the fifth refusal.
+    let id = accept(&server, "acme", "ada@example.com").await;
+    let record = wait_status(&server, &id, "retrying").await;
+    assert_eq!(record["attempts"], 0, "{record}");
+    assert_eq!(record["last_error"], serde_json::Value::Null, "{record}");
+}
+
 #[tokio::test]
 async fn a_test_through_a_working_transport_is_delivered() {
     let server = TestServer::start_as(&[], AuthMode::InsecureNoAuth, |_| {}).await;

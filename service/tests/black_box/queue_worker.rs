@@ -179,3 +179,68 @@ async fn permanent_failures_and_exhausted_attempts_dead_letter() {
     let _ = rig.stop.send(());
     rig.task.await.unwrap();
 }
+
+/// The transport refuses connections for a while: after a few failures in a
+/// row it is held, the messages wait without spending their attempts, and
+/// one attempt at a time probes it. Without the hold, these 40 refusals
+/// spread over 10 messages of 3 attempts each would fail them all.
+#[tokio::test]
+async fn a_transport_that_is_down_holds_messages_without_spending_their_attempts() {
+    let rig = rig(RetryPolicy {
+        max_attempts: 3,
+        max_interval: Duration::from_millis(100),
+        ..quick()
+    })
+    .await;
+    for _ in 0..40 {
+        rig.transport.push_result(Err(TransportError::transient(
+            "connection to relay:587 failed: refused",
+        )));
+    }
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(enqueue(&rig.store).await);
+    }
+    for id in ids {
+        let record = wait_for(&rig.store, id, Status::Sent).await;
+        assert!(record.attempts <= 3, "{record:?}");
+    }
+    assert_eq!(rig.transport.attempts().len(), 50, "every refusal was met");
+    assert_eq!(rig.transport.sent().len(), 10);
+    let _ = rig.stop.send(());
+    rig.task.await.unwrap();
+}
+
+/// Held messages still end at the retry policy's age.
+#[tokio::test]
+async fn a_held_message_fails_at_its_max_age() {
+    let rig = rig(RetryPolicy {
+        max_attempts: 100,
+        max_age: Duration::from_secs(2),
+        ..quick()
+    })
+    .await;
+    for _ in 0..10_000 {
+        rig.transport
+            .push_result(Err(TransportError::transient("HTTP 503").with_code(503)));
+    }
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(enqueue(&rig.store).await);
+    }
+    let mut held = 0;
+    for id in ids {
+        let record = wait_for(&rig.store, id, Status::Failed).await;
+        let error = record.last_error.unwrap();
+        assert!(error.contains("gave up"), "{error}");
+        assert!(
+            record.attempts < 20,
+            "held, not hammered: {}",
+            record.attempts
+        );
+        held += usize::from(error.contains("the transport `default` is down"));
+    }
+    assert!(held > 0, "some message was failed while held");
+    let _ = rig.stop.send(());
+    rig.task.await.unwrap();
+}

@@ -15,12 +15,22 @@ use time::OffsetDateTime;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument as _;
 
+use super::outage::{Gate, Verdict};
 use super::{AttemptOutcome, Worker};
 use crate::queue::retry::Decision;
 use crate::queue::{ClaimedJob, Lease, Outcome};
 use crate::telemetry;
 use crate::transport::{Delivery, TransportError};
 use crate::webhooks::{self, WebhookType};
+
+/// Why a claimed message goes back unsent.
+#[derive(Clone, Copy)]
+enum Holding {
+    /// A tenant's or transport's rate limit.
+    RateLimit,
+    /// Its transport is down (see [`super::outage`]).
+    Outage,
+}
 
 /// How a send under a lease ended.
 enum Held {
@@ -79,7 +89,19 @@ impl Worker {
         };
         if let Err(wait) = self.limits.check(&job.message.tenant, &job.transport) {
             drop(slot);
-            return self.hold_back(&job, wait).await;
+            return self.hold_back(&job, wait, Holding::RateLimit).await;
+        }
+        // A transport that is down holds the worker's own claims; an attempt
+        // someone waits for (`?wait=true`, the console's test) goes anyway,
+        // so that they see the transport's real error.
+        let notice = is_notice(&job.transport);
+        let gate = match slot.is_some() && !notice {
+            true => self.outages.gate(&job.transport, Instant::now()),
+            false => Gate::Open,
+        };
+        if let Gate::Wait(wait) = gate {
+            drop(slot);
+            return self.wait_out(&job, wait).await;
         }
         let started = Instant::now();
         let held = self.send_held(&job).await;
@@ -87,6 +109,18 @@ impl Worker {
         let outcome = match held {
             Held::Answered(result) => {
                 self.metrics.attempted(&job.transport, started.elapsed());
+                if !notice {
+                    // Webhooks and feedback go to many peers under one name.
+                    self.outages
+                        .answered(&job.transport, &result, Instant::now());
+                }
+                // A probe that finds the transport still down is not counted.
+                if gate == Gate::Probe
+                    && Verdict::of(&result) == Verdict::Down
+                    && let Gate::Wait(wait) = self.outages.gate(&job.transport, Instant::now())
+                {
+                    return self.ended(&job, self.wait_out(&job, wait).await);
+                }
                 self.record(&job, result, &left_out).await
             }
             Held::Lost(reason) => {
@@ -115,25 +149,64 @@ impl Worker {
         outcome
     }
 
-    /// The rate limit is reached: the message goes back without counting the attempt.
-    async fn hold_back(&self, job: &ClaimedJob, wait: std::time::Duration) -> AttemptOutcome {
+    /// A rate limit is reached, or the transport is held: the message goes
+    /// back without counting the attempt.
+    async fn hold_back(
+        &self,
+        job: &ClaimedJob,
+        wait: std::time::Duration,
+        why: Holding,
+    ) -> AttemptOutcome {
         let at = OffsetDateTime::now_utc() + wait;
-        tracing::info!(
-            wait_ms = wait.as_millis() as u64,
-            "rate limit reached; held back"
-        );
-        self.metrics
-            .rate_limited(&job.message.tenant, &job.transport);
+        let wait_ms = wait.as_millis() as u64;
+        let error = match why {
+            Holding::RateLimit => {
+                tracing::info!(wait_ms, "rate limit reached; held back");
+                self.metrics
+                    .rate_limited(&job.message.tenant, &job.transport);
+                format!("rate limit reached; next attempt in {wait_ms}ms")
+            }
+            Holding::Outage => {
+                // The transport's hold was logged once when it began.
+                tracing::debug!(wait_ms, "the transport is down; held back");
+                format!("the transport is down; next attempt in {wait_ms}ms")
+            }
+        };
         let released = Outcome::Released {
             next_attempt_at: at,
         };
         match self.write(&job.lease, &released).await {
-            Some(()) => AttemptOutcome::Retrying {
-                at,
-                error: format!("rate limit reached; next attempt in {}ms", wait.as_millis()),
-            },
+            Some(()) => AttemptOutcome::Retrying { at, error },
             None => AttemptOutcome::Abandoned {
                 reason: "the lease was lost while holding back".into(),
+            },
+        }
+    }
+
+    /// Its transport is down: the message waits for the hold to end without
+    /// spending an attempt, unless that would take it past the retry
+    /// policy's age (`MAILBRIDGE_RETRY_MAX_AGE`): then it is `failed`.
+    async fn wait_out(&self, job: &ClaimedJob, wait: std::time::Duration) -> AttemptOutcome {
+        let now = OffsetDateTime::now_utc();
+        if now + wait <= job.created_at + self.policy.max_age {
+            return self.hold_back(job, wait, Holding::Outage).await;
+        }
+        self.metrics
+            .failed(&job.message.tenant, &job.transport, "expired");
+        let error = format!(
+            "the transport `{}` is down; gave up: the next attempt would be more than {} after the message was accepted",
+            job.transport,
+            humantime::format_duration(self.policy.max_age)
+        );
+        tracing::warn!(outcome = "failed", error = %error, "giving up");
+        let (stored, outcome) = failed(error);
+        match self.write(&job.lease, &stored).await {
+            Some(()) => {
+                self.tell_application(job, &outcome, &[]).await;
+                outcome
+            }
+            None => AttemptOutcome::Abandoned {
+                reason: "the lease was lost before the outcome was recorded".into(),
             },
         }
     }

@@ -1,0 +1,383 @@
+//! A transport that is down is held, not hammered: once
+//! [`THRESHOLD`] attempts in a row through it failed in a way that says
+//! nothing about their message (no answer at all, or an HTTP 429/5xx, an
+//! SMTP 421, credentials that cannot be refreshed), deliveries through it
+//! wait without spending their attempts, and one attempt at a time probes
+//! it when the hold ends. Without this, every queued message spent an
+//! attempt at each of its retries while the relay or API was down, and an
+//! outage of some twenty minutes (the default schedule: ten attempts
+//! within 5 s to 21 min on average) turned the whole queue `failed`.
+//!
+//! The hold starts at the retry policy's first delay, doubles with each
+//! failed probe up to [`LONGEST`] (or the policy's longest delay, if
+//! shorter), and is at least the provider's own hint (`Retry-After`). Any
+//! answer about a message (sent; refused for good; a 4xx about it) ends
+//! the hold. The state is per process, like the rate limits.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::transport::{Delivery, TransportError};
+
+/// Failures in a row, without an answer about any message, that hold a transport.
+pub const THRESHOLD: u32 = 5;
+/// The longest hold between two probes.
+pub const LONGEST: Duration = Duration::from_secs(300);
+
+/// What one attempt's result says about its transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It answered about the message: it works.
+    Up,
+    /// It failed as it would for any message.
+    Down,
+    /// Nothing either way (its credentials were refused for good).
+    Neither,
+}
+
+impl Verdict {
+    /// Reads one attempt's result.
+    pub fn of(result: &Result<Delivery, TransportError>) -> Self {
+        let error = match result {
+            Ok(_) => return Self::Up,
+            Err(error) => error,
+        };
+        match error {
+            TransportError::Transient { code: None, .. } | TransportError::Auth { .. } => {
+                Self::Down
+            }
+            TransportError::Transient {
+                code: Some(code), ..
+            } => match code {
+                // Too many requests, service unavailable (SMTP), a server error.
+                421 | 429 | 500..=599 => Self::Down,
+                _ => Self::Up,
+            },
+            TransportError::Permanent {
+                credentials: true, ..
+            } => Self::Neither,
+            TransportError::Permanent { .. } => Self::Up,
+        }
+    }
+}
+
+/// The holds of every transport of this process.
+#[derive(Debug)]
+pub struct Outages {
+    first: Duration,
+    longest: Duration,
+    /// How long a probe may go unanswered before another may start (the
+    /// lease: a send is bounded by it, but a probe whose lease is lost
+    /// never answers).
+    probe_bound: Duration,
+    health: Mutex<HashMap<String, Health>>,
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    /// Failures in a row (of the kind [`Verdict::Down`]).
+    failures: u32,
+    held: Option<Hold>,
+}
+
+#[derive(Debug)]
+struct Hold {
+    since: Instant,
+    until: Instant,
+    length: Duration,
+    probe: Option<Instant>,
+}
+
+/// Whether an attempt may go now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// The transport is not held.
+    Open,
+    /// It is held, and this attempt is the one that probes it.
+    Probe,
+    /// It is held: wait this long without spending the attempt.
+    Wait(Duration),
+}
+
+impl Outages {
+    /// Holds that start at `first`, reach at most `longest` (and [`LONGEST`]),
+    /// and probes answered within `probe_bound`.
+    pub fn new(first: Duration, longest: Duration, probe_bound: Duration) -> Self {
+        let first = first.max(Duration::from_millis(10));
+        Self {
+            first,
+            longest: longest.min(LONGEST).max(first),
+            probe_bound,
+            health: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Health>> {
+        // Plain numbers and times: a panic elsewhere leaves nothing half-written.
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether an attempt through `transport` may go at `now`.
+    pub fn gate(&self, transport: &str, now: Instant) -> Gate {
+        let mut health = self.lock();
+        let Some(hold) = health.get_mut(transport).and_then(|h| h.held.as_mut()) else {
+            return Gate::Open;
+        };
+        if now < hold.until {
+            return Gate::Wait(hold.until - now);
+        }
+        match hold.probe {
+            Some(started) if now.duration_since(started) < self.probe_bound => {
+                Gate::Wait(hold.length)
+            }
+            _ => {
+                hold.probe = Some(now);
+                Gate::Probe
+            }
+        }
+    }
+
+    /// Takes in one attempt's result through `transport` at `now`.
+    pub fn answered(
+        &self,
+        transport: &str,
+        result: &Result<Delivery, TransportError>,
+        now: Instant,
+    ) {
+        match Verdict::of(result) {
+            Verdict::Neither => {}
+            Verdict::Up => {
+                let mut health = self.lock();
+                if let Some(h) = health.remove(transport)
+                    && let Some(hold) = h.held
+                {
+                    tracing::warn!(
+                        transport,
+                        held_s = now.duration_since(hold.since).as_secs(),
+                        "the transport answers again; deliveries through it resume"
+                    );
+                }
+            }
+            Verdict::Down => {
+                let hint = result.as_ref().err().and_then(TransportError::retry_after);
+                self.failed(transport, hint.unwrap_or_default(), result, now);
+            }
+        }
+    }
+
+    fn failed(
+        &self,
+        transport: &str,
+        hint: Duration,
+        result: &Result<Delivery, TransportError>,
+        now: Instant,
+    ) {
+        let error = || {
+            result
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        };
+        let mut health = self.lock();
+        let h = health.entry(transport.to_owned()).or_default();
+        h.failures = h.failures.saturating_add(1);
+        match &mut h.held {
+            Some(hold) if hold.probe.is_some() => {
+                // The probe failed (or an attempt that began before the hold).
+                hold.probe = None;
+                hold.length = (hold.length * 2).min(self.longest);
+                hold.until = hold.until.max(now + hold.length.max(hint));
+                tracing::info!(
+                    transport,
+                    hold_ms = hold.length.max(hint).as_millis() as u64,
+                    error = %error(),
+                    "the transport is still down; deliveries through it wait"
+                );
+            }
+            Some(hold) => hold.until = hold.until.max(now + hint),
+            None if h.failures >= THRESHOLD => {
+                let length = self.first;
+                h.held = Some(Hold {
+                    since: now,
+                    until: now + length.max(hint),
+                    length,
+                    probe: None,
+                });
+                tracing::warn!(
+                    transport,
+                    failures = h.failures,
+                    hold_ms = length.max(hint).as_millis() as u64,
+                    error = %error(),
+                    "the transport is down; deliveries through it wait without spending their attempts"
+                );
+            }
+            None => {}
+        }
+    }
+
+    /// Whether `transport` is held now (for tests and the console).
+    pub fn is_held(&self, transport: &str) -> bool {
+        self.lock().get(transport).is_some_and(|h| h.held.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn outages() -> Outages {
+        Outages::new(5 * S, 3600 * S, 120 * S)
+    }
+
+    fn refused() -> Result<Delivery, TransportError> {
+        Err(TransportError::transient(
+            "connection to relay:587 failed: refused",
+        ))
+    }
+
+    fn sent() -> Result<Delivery, TransportError> {
+        Ok(Delivery::default())
+    }
+
+    #[test]
+    fn what_a_result_says_about_its_transport() {
+        let down = [
+            TransportError::transient("connection reset"),
+            TransportError::transient("sendgrid: HTTP 429").with_code(429),
+            TransportError::transient("sendgrid: HTTP 503").with_code(503),
+            TransportError::transient("relay answered 421 closing").with_code(421),
+            TransportError::auth("no OAuth2 access token: the token endpoint did not answer"),
+        ];
+        for error in down {
+            assert_eq!(Verdict::of(&Err(error.clone())), Verdict::Down, "{error}");
+        }
+        let up = [
+            TransportError::transient("451 4.7.1 greylisted").with_code(451),
+            TransportError::permanent("550 5.1.1 no such user").with_code(550),
+            TransportError::permanent("postmark: HTTP 422").with_code(422),
+        ];
+        for error in up {
+            assert_eq!(Verdict::of(&Err(error.clone())), Verdict::Up, "{error}");
+        }
+        assert_eq!(Verdict::of(&sent()), Verdict::Up);
+    }
+
+    #[test]
+    fn holds_after_the_threshold_and_probes_one_at_a_time() {
+        let o = outages();
+        let t0 = Instant::now();
+        for n in 0..THRESHOLD {
+            assert_eq!(o.gate("relay", t0), Gate::Open, "before failure {n}");
+            o.answered("relay", &refused(), t0);
+        }
+        assert!(o.is_held("relay"));
+        assert_eq!(o.gate("relay", t0), Gate::Wait(5 * S));
+        assert_eq!(
+            o.gate("other", t0),
+            Gate::Open,
+            "one transport's hold is its own"
+        );
+        // The hold ends: one attempt probes, the others wait a hold more.
+        assert_eq!(o.gate("relay", t0 + 5 * S), Gate::Probe);
+        assert_eq!(o.gate("relay", t0 + 6 * S), Gate::Wait(5 * S));
+        // The probe fails: the hold doubles.
+        o.answered("relay", &refused(), t0 + 7 * S);
+        assert_eq!(o.gate("relay", t0 + 7 * S), Gate::Wait(10 * S));
+        assert_eq!(o.gate("relay", t0 + 17 * S), Gate::Probe);
+        // It succeeds: open again, and the count starts over.
+        o.answered("relay", &sent(), t0 + 18 * S);
+        assert!(!o.is_held("relay"));
+        assert_eq!(o.gate("relay", t0 + 18 * S), Gate::Open);
+        for _ in 1..THRESHOLD {
+            o.answered("relay", &refused(), t0 + 19 * S);
+        }
+        assert!(
+            !o.is_held("relay"),
+            "the count started over after the success"
+        );
+    }
+
+    #[test]
+    fn an_answer_about_a_message_resets_the_count() {
+        let o = outages();
+        let t0 = Instant::now();
+        let greylisted = Err(TransportError::transient("451 greylisted").with_code(451));
+        for _ in 0..10 {
+            for _ in 1..THRESHOLD {
+                o.answered("relay", &refused(), t0);
+            }
+            o.answered("relay", &greylisted, t0);
+        }
+        assert!(!o.is_held("relay"));
+    }
+
+    #[test]
+    fn failures_that_began_before_the_hold_do_not_lengthen_it() {
+        let o = outages();
+        let t0 = Instant::now();
+        for _ in 0..THRESHOLD + 20 {
+            o.answered("relay", &refused(), t0);
+        }
+        assert_eq!(o.gate("relay", t0), Gate::Wait(5 * S));
+    }
+
+    #[test]
+    fn the_providers_hint_and_the_longest_hold_bound_the_wait() {
+        let o = Outages::new(5 * S, 20 * S, 120 * S);
+        let t0 = Instant::now();
+        let slow_down =
+            Err(TransportError::transient_after("HTTP 429", Some(60 * S)).with_code(429));
+        for _ in 0..THRESHOLD {
+            o.answered("api", &slow_down, t0);
+        }
+        assert_eq!(
+            o.gate("api", t0),
+            Gate::Wait(60 * S),
+            "at least the provider's hint"
+        );
+        let mut at = t0 + 60 * S;
+        for _ in 0..5 {
+            assert_eq!(o.gate("api", at), Gate::Probe);
+            o.answered("api", &refused(), at);
+            at += 20 * S;
+        }
+        assert_eq!(
+            o.gate("api", at - 20 * S),
+            Gate::Wait(20 * S),
+            "the longest hold"
+        );
+    }
+
+    #[test]
+    fn a_probe_that_never_answers_is_replaced_after_its_bound() {
+        let o = outages();
+        let t0 = Instant::now();
+        for _ in 0..THRESHOLD {
+            o.answered("relay", &refused(), t0);
+        }
+        assert_eq!(o.gate("relay", t0 + 5 * S), Gate::Probe);
+        assert_eq!(o.gate("relay", t0 + 100 * S), Gate::Wait(5 * S));
+        assert_eq!(o.gate("relay", t0 + 126 * S), Gate::Probe);
+    }
+
+    #[test]
+    fn refused_credentials_neither_hold_nor_open() {
+        let o = outages();
+        let t0 = Instant::now();
+        let revoked = Err(TransportError::Permanent {
+            message: "sendgrid: HTTP 401".into(),
+            credentials: true,
+            code: Some(401),
+        });
+        for _ in 0..THRESHOLD - 1 {
+            o.answered("api", &refused(), t0);
+        }
+        o.answered("api", &revoked, t0);
+        o.answered("api", &refused(), t0);
+        assert!(o.is_held("api"));
+    }
+}
