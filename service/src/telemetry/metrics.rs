@@ -68,6 +68,7 @@ struct Inner {
     latency: Histogram<f64>,
     depth: Gauge<u64>,
     oldest_age: Gauge<f64>,
+    held: Gauge<u64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -241,6 +242,12 @@ impl Metrics {
         self.inner.replies.add(1, &attrs);
     }
 
+    /// A transport was held as down (`true`) or answers again (`false`).
+    pub fn transport_held(&self, transport: &str, held: bool) {
+        let attrs = [KeyValue::new("transport", transport.to_owned())];
+        self.inner.held.record(u64::from(held), &attrs);
+    }
+
     /// Sets the queue gauges from the store's figures at `now`.
     pub fn observe_queue(&self, stats: &QueueStats, now: OffsetDateTime) {
         let inner = &self.inner;
@@ -358,6 +365,12 @@ impl Inner {
                 .with_unit("s")
                 .with_description(
                     "Age of the oldest message not yet sent or failed; 0 when none waits.",
+                )
+                .build(),
+            held: meter
+                .u64_gauge("mailbridge.transport.held")
+                .with_description(
+                    "1 while deliveries through the transport wait because it is down (this process), 0 once it answers again.",
                 )
                 .build(),
         }

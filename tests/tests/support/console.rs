@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 use super::keycloak::{Admin, Keycloak};
-use super::{Service, free_port, python, root};
+use super::{Service, SmtpServer, free_port, python, root};
 
 const REALM: &str = "ops";
 const CLIENT: &str = "mailbridge-console";
@@ -77,9 +77,12 @@ async fn prepare_realm(admin: &Admin, console_url: &str) {
     }
 }
 
-/// A service whose console signs in at the realm; its only transport refuses
-/// connections and two attempts are the most, so messages end `failed`.
-async fn start_service(kc: &Keycloak) -> Service {
+/// A service whose console signs in at the realm; its only transport's
+/// server answers every recipient `451` and two attempts are the most, so
+/// messages end `failed`. (A server that refuses connections would have
+/// the transport held as down after five failures: messages would wait.)
+async fn start_service(kc: &Keycloak) -> (Service, SmtpServer) {
+    let smtp = SmtpServer::start_with(&["--fail-rcpt", "451"]).await;
     let port = free_port();
     let extra = [
         (
@@ -90,13 +93,14 @@ async fn start_service(kc: &Keycloak) -> Service {
         ("MAILBRIDGE_CONSOLE_URL", format!("http://127.0.0.1:{port}")),
         (
             "MAILBRIDGE_TRANSPORT",
-            format!("smtp://127.0.0.1:{}?tls=none", free_port()),
+            format!("smtp://127.0.0.1:{}?tls=none", smtp.port),
         ),
         ("MAILBRIDGE_RETRY_MAX_ATTEMPTS", "2".to_owned()),
         ("MAILBRIDGE_RETRY_BASE", "100ms".to_owned()),
     ];
     let templates = root().join("templates");
-    Service::start_with(port, free_port(), SECRET, &templates, &extra).await
+    let service = Service::start_with(port, free_port(), SECRET, &templates, &extra).await;
+    (service, smtp)
 }
 
 /// `GET path` on the API as an admin.
@@ -203,7 +207,7 @@ async fn check_studio(service: &Service, studio: &Value) {
 
 /// Signs in as an admin and as a `tenant:acme` viewer and checks what each may see and do.
 pub async fn check(kc: &Keycloak, admin: &Admin) {
-    let mut service = start_service(kc).await;
+    let (mut service, _smtp) = start_service(kc).await;
     prepare_realm(admin, &service.url).await;
     let ada = failed_message(&service, "acme", "ada@example.com").await;
     let adam = failed_message(&service, "acme", "adam@example.com").await;

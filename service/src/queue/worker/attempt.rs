@@ -109,10 +109,13 @@ impl Worker {
         let outcome = match held {
             Held::Answered(result) => {
                 self.metrics.attempted(&job.transport, started.elapsed());
-                if !notice {
-                    // Webhooks and feedback go to many peers under one name.
-                    self.outages
-                        .answered(&job.transport, &result, Instant::now());
+                // Webhooks and feedback go to many peers under one name.
+                if !notice
+                    && let Some(held) =
+                        self.outages
+                            .answered(&job.transport, &result, Instant::now())
+                {
+                    self.metrics.transport_held(&job.transport, held);
                 }
                 // A probe that finds the transport still down is not counted.
                 if gate == Gate::Probe

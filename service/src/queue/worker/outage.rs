@@ -138,41 +138,42 @@ impl Outages {
         }
     }
 
-    /// Takes in one attempt's result through `transport` at `now`.
+    /// Takes in one attempt's result through `transport` at `now`; answers
+    /// `Some(true)` when this began a hold, `Some(false)` when it ended one.
     pub fn answered(
         &self,
         transport: &str,
         result: &Result<Delivery, TransportError>,
         now: Instant,
-    ) {
+    ) -> Option<bool> {
         match Verdict::of(result) {
-            Verdict::Neither => {}
+            Verdict::Neither => None,
             Verdict::Up => {
                 let mut health = self.lock();
-                if let Some(h) = health.remove(transport)
-                    && let Some(hold) = h.held
-                {
-                    tracing::warn!(
-                        transport,
-                        held_s = now.duration_since(hold.since).as_secs(),
-                        "the transport answers again; deliveries through it resume"
-                    );
-                }
+                let hold = health.remove(transport)?.held?;
+                tracing::warn!(
+                    transport,
+                    held_s = now.duration_since(hold.since).as_secs(),
+                    "the transport answers again; deliveries through it resume"
+                );
+                Some(false)
             }
             Verdict::Down => {
                 let hint = result.as_ref().err().and_then(TransportError::retry_after);
-                self.failed(transport, hint.unwrap_or_default(), result, now);
+                self.failed(transport, hint.unwrap_or_default(), result, now)
+                    .then_some(true)
             }
         }
     }
 
+    /// Counts a failure; whether it began a hold.
     fn failed(
         &self,
         transport: &str,
         hint: Duration,
         result: &Result<Delivery, TransportError>,
         now: Instant,
-    ) {
+    ) -> bool {
         let error = || {
             result
                 .as_ref()
@@ -196,7 +197,10 @@ impl Outages {
                     "the transport is still down; deliveries through it wait"
                 );
             }
-            Some(hold) => hold.until = hold.until.max(now + hint),
+            Some(hold) => {
+                hold.until = hold.until.max(now + hint);
+                return false;
+            }
             None if h.failures >= THRESHOLD => {
                 let length = self.first;
                 h.held = Some(Hold {
@@ -212,9 +216,11 @@ impl Outages {
                     error = %error(),
                     "the transport is down; deliveries through it wait without spending their attempts"
                 );
+                return true;
             }
             None => {}
         }
+        false
     }
 
     /// Whether `transport` is held now (for tests and the console).
@@ -270,9 +276,10 @@ mod tests {
     fn holds_after_the_threshold_and_probes_one_at_a_time() {
         let o = outages();
         let t0 = Instant::now();
-        for n in 0..THRESHOLD {
+        for n in 1..=THRESHOLD {
             assert_eq!(o.gate("relay", t0), Gate::Open, "before failure {n}");
-            o.answered("relay", &refused(), t0);
+            let began = o.answered("relay", &refused(), t0);
+            assert_eq!(began, (n == THRESHOLD).then_some(true), "failure {n}");
         }
         assert!(o.is_held("relay"));
         assert_eq!(o.gate("relay", t0), Gate::Wait(5 * S));
@@ -285,11 +292,12 @@ mod tests {
         assert_eq!(o.gate("relay", t0 + 5 * S), Gate::Probe);
         assert_eq!(o.gate("relay", t0 + 6 * S), Gate::Wait(5 * S));
         // The probe fails: the hold doubles.
-        o.answered("relay", &refused(), t0 + 7 * S);
+        assert_eq!(o.answered("relay", &refused(), t0 + 7 * S), None);
         assert_eq!(o.gate("relay", t0 + 7 * S), Gate::Wait(10 * S));
         assert_eq!(o.gate("relay", t0 + 17 * S), Gate::Probe);
         // It succeeds: open again, and the count starts over.
-        o.answered("relay", &sent(), t0 + 18 * S);
+        assert_eq!(o.answered("relay", &sent(), t0 + 18 * S), Some(false));
+        assert_eq!(o.answered("relay", &sent(), t0 + 18 * S), None);
         assert!(!o.is_held("relay"));
         assert_eq!(o.gate("relay", t0 + 18 * S), Gate::Open);
         for _ in 1..THRESHOLD {

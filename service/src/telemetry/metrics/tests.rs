@@ -205,3 +205,15 @@ fn token_refreshes_are_read_from_the_oauth_transports() {
     let text = metrics.encode().unwrap();
     assert_eq!(sample(&text, m365_line), Some(3.0), "{text}");
 }
+
+#[test]
+fn a_held_transport_is_a_gauge() {
+    let metrics = Metrics::new();
+    metrics.transport_held("relay", true);
+    let text = metrics.encode().unwrap();
+    let line = r#"mailbridge_transport_held{transport="relay"}"#;
+    assert_eq!(sample(&text, line), Some(1.0), "{text}");
+    metrics.transport_held("relay", false);
+    let text = metrics.encode().unwrap();
+    assert_eq!(sample(&text, line), Some(0.0), "{text}");
+}
