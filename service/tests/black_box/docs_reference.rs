@@ -160,6 +160,7 @@ fn every_metric() -> String {
     metrics.delivery_event("m365", "bounced");
     metrics.suppressed("acme");
     metrics.limited("acme", "template");
+    metrics.transport_held("m365", true);
     metrics.observe_queue(
         &QueueStats {
             oldest_unsent: Some(OffsetDateTime::now_utc()),
