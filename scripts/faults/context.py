@@ -64,10 +64,10 @@ class Context:
         self.stack.callback(service.process.kill9)
         return service.start()
 
-    def postgres(self):
+    def postgres(self, directory=None, small_wal=False):
         if peers.postgres_bin() is None:
             raise Skip("no PostgreSQL server binaries (run scripts/test-deps.sh)")
-        pg = peers.Postgres(self.work)
+        pg = peers.Postgres(self.work, directory, small_wal)
         self.stack.callback(pg.remove)
         return pg.create()
 

@@ -176,9 +176,12 @@ def postgres_bin():
 class Postgres:
     """A throwaway PostgreSQL server with fsync on, as in production."""
 
-    def __init__(self, work):
+    def __init__(self, work, directory=None, small_wal=False):
         self.bin = postgres_bin()
-        self.dir = Path(work) / "pg"
+        self.dir = Path(directory) if directory else Path(work) / "pg"
+        # 1 MiB WAL segments and a small max_wal_size: a data directory that
+        # fits a small disk.
+        self.small_wal = small_wal
         self.port = free_port()
         self.user = "postgres" if os.geteuid() == 0 else None
         self.url = f"postgres://mailbridge@127.0.0.1:{self.port}/faults"
@@ -189,11 +192,12 @@ class Postgres:
                               text=True, timeout=120, check=True)
 
     def create(self):
-        self.dir.mkdir()
+        self.dir.mkdir(exist_ok=True)
         if self.user:
             shutil.chown(self.dir.parent, self.user)
             shutil.chown(self.dir, self.user)
-        self.run("initdb", "--auth=trust", "--username=mailbridge", "-D", str(self.dir / "data"))
+        wal = ["--wal-segsize=1"] if self.small_wal else []
+        self.run("initdb", "--auth=trust", "--username=mailbridge", *wal, "-D", str(self.dir / "data"))
         self.start()
         self.run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "mailbridge", "faults", owner=False)
         return self
@@ -201,8 +205,17 @@ class Postgres:
     def start(self):
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
                    f"-c unix_socket_directories={self.dir} -c max_connections=200")
+        if self.small_wal:
+            options += " -c min_wal_size=2MB -c max_wal_size=4MB"
         self.run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.dir / "data"), "-o", options,
                  "-l", str(self.dir / "server.log"))
+
+    def running(self):
+        try:
+            self.run("pg_ctl", "status", "-D", str(self.dir / "data"))
+            return True
+        except subprocess.CalledProcessError:
+            return False
 
     def stop(self, mode="immediate"):
         try:
@@ -260,7 +273,8 @@ class Toxiproxy:
 
 
 class Tmpfs:
-    """A small tmpfs (needs root): mounted, grown, unmounted."""
+    """A small tmpfs (needs root): mounted, grown (or shrunk to what it
+    holds), unmounted."""
 
     def __init__(self, path, size):
         self.path, self.size = Path(path), size
@@ -275,6 +289,10 @@ class Tmpfs:
 
     def grow(self, size):
         subprocess.run(["mount", "-o", f"remount,size={size}", str(self.path)], check=True, timeout=30)
+
+    def used_mib(self):
+        st = os.statvfs(self.path)
+        return (st.f_blocks - st.f_bfree) * st.f_frsize / (1 << 20)
 
     def unmount(self):
         if self.mounted:

@@ -2,10 +2,12 @@
 comes back, a replica is killed with SIGKILL again and again, an attempt
 outlives its lease, and Toxiproxy breaks the network to PostgreSQL or SMTP."""
 
+import os
+import subprocess
 import time
 
 import peers
-from context import check_limits, deliveries_between, limits_env
+from context import Skip, check_limits, deliveries_between, limits_env
 
 
 def replicas(ctx, pg_url, sink_port, count, dsn="timeout=10s&max_connections=8", **extra):
@@ -43,6 +45,61 @@ def pg_restart(ctx, down=8.0):
         report["broken"].append("/readyz did not turn 503 while PostgreSQL was down")
     if not recovered or not accepts_again:
         report["broken"].append("the replicas did not recover when PostgreSQL came back")
+    return report
+
+
+def pg_disk_full(ctx, spare_mib=4):
+    """PostgreSQL's data directory on a tmpfs with 4 MiB to spare; 40 KB
+    messages until PostgreSQL cannot write; 2 s later the tmpfs grows to
+    256 MiB (and PostgreSQL is started again if it stopped). Every 202 is
+    stored and delivered; refusals are 503 (or 504: the commit's outcome is
+    unknown); /readyz is 503 while PostgreSQL cannot write and 200 again after."""
+    if os.geteuid() != 0:
+        raise Skip("needs root to mount a tmpfs")
+    try:
+        disk = peers.Tmpfs(ctx.work / "pgdisk", "128m").mount()
+    except subprocess.CalledProcessError as e:
+        raise Skip(f"cannot mount a tmpfs here ({(e.stderr or b'').decode().strip() or e})") from e
+    ctx.stack.callback(disk.unmount)
+    pg, sink = ctx.postgres(directory=disk.path, small_wal=True), ctx.sink()
+    svc = ctx.service("service", ctx.env(pg.url, sink.port))
+    used = disk.used_mib()
+    disk.grow(f"{int(used) + spare_mib}m")
+    ctx.note(f"PostgreSQL and the schema take {used:.0f} MiB; the disk holds {int(used) + spare_mib} MiB")
+    traffic = ctx.load([svc.url], size=40_000, concurrency=4, limit=20_000)
+    filled = peers.wait_until(lambda: traffic.count(503) + traffic.count(504) > 0, 90)
+    full_at = time.time()
+    ctx.note(f"first refusal after {traffic.count(202)} accepted")
+    readyz_503, seen = svc.readiness(10, 503)
+    ctx.note(f"/readyz while PostgreSQL cannot write: {', '.join(seen[-3:])}")
+    time.sleep(2)
+    disk.grow("256m")
+    freed_at = time.time()
+    accepted_before = traffic.count(202)
+    restarted = not pg.running()
+    if restarted:
+        ctx.note("PostgreSQL had stopped; started again")
+        pg.start()
+    recovered, seen = svc.readiness(60, 200)
+    ctx.note(f"space back: /readyz {', '.join(seen[-3:])} ({time.time() - freed_at:.1f}s)")
+    accepts_again = peers.wait_until(lambda: traffic.count(202) > accepted_before, 30)
+    time.sleep(1)
+    answers = traffic.stop()
+    records = ctx.drain(svc.url, answers, 60)
+    # Deliveries while PostgreSQL could not write may not have been recorded.
+    report = ctx.judge(answers, records, sink, in_flight=deliveries_between(sink, full_at - 1, time.time()))
+    stored = pg.query("SELECT count(*) FROM messages")
+    accepted, unknown = report["accepted"], sum(1 for a in answers if a.status == 504)
+    ctx.note(f"{stored} rows for {accepted} answered 202 and {unknown} answered 504")
+    if not filled:
+        report["broken"].append("no request was refused within 90 s: the disk never filled")
+    if not readyz_503:
+        report["broken"].append("/readyz stayed 200 while PostgreSQL could not write")
+    if not recovered or not accepts_again:
+        report["broken"].append("the service did not recover when space came back")
+    if stored is None or not accepted <= int(stored[0]) <= accepted + unknown:
+        report["broken"].append(f"{stored} rows stored for {accepted} messages answered 202 "
+                                f"(and {unknown} answered 504)")
     return report
 
 
@@ -142,6 +199,7 @@ def network_fault(through, toxic, attributes, on=2.0, off=2.0, rounds=3, stream=
 
 
 SCENARIOS = {
+    "pg-disk-full": pg_disk_full,
     "pg-restart": pg_restart,
     "kill9-replicas": kill9_replicas,
     "kill9-replicas-limits": kill9_replicas_limits,
