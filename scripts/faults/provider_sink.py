@@ -36,14 +36,13 @@ An acceptance without its C (a lost reply) is "unconfirmed": its sender
 cannot know that it went, and may send it again.
 """
 
-import argparse
 import asyncio
 import json
 import os
 import random
 import time
 
-from sink import FLOOD, GARBAGE, Faults, Journal
+from sink import FLOOD, GARBAGE, serve
 
 # Drawn per message once its request has arrived (drop_body is drawn before).
 FAULTS = ("lose_reply", "stall", "garbage", "flood", "flood_body", "tempfail",
@@ -158,32 +157,5 @@ class Connection:
         return True
 
 
-class Server:
-    def __init__(self, journal, faults, key):
-        self.journal, self.faults, self.key = journal, faults, key
-
-    async def handle(self, reader, writer):
-        try:
-            await Connection(self, reader, writer).run()
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-            pass
-        finally:
-            writer.close()
-
-
-async def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--journal", required=True)
-    parser.add_argument("--faults", required=True)
-    parser.add_argument("--key", required=True)
-    args = parser.parse_args()
-    server = Server(Journal(args.journal), Faults(args.faults), args.key)
-    listener = await asyncio.start_server(server.handle, "127.0.0.1", args.port, limit=1 << 20)
-    async with listener:
-        await listener.serve_forever()
-
-
 if __name__ == "__main__":
-    random.seed()
-    asyncio.run(main())
+    asyncio.run(serve(__doc__, Connection, "--key"))

@@ -6,7 +6,7 @@ import time
 import uuid
 
 import peers
-from scenarios_sqlite import peak_rss_mib
+from scenarios_sqlite import check_peak_rss
 
 # The API key the provider sink expects; it must never appear in a log.
 KEY = "SG.fault-suite-key.a1b2c3d4e5f6"
@@ -44,12 +44,7 @@ def check_provider(ctx, report, records, svc, struck=True, max_rss_mib=None):
              for n, line in enumerate(log.read_text(errors="replace").splitlines(), 1) if KEY in line]
     if leaks:
         report["broken"].append(f"the API key is in {len(leaks)} log line(s), e.g. {leaks[0]}")
-    if max_rss_mib is not None:
-        peak = peak_rss_mib(svc)
-        ctx.note(f"peak resident memory of the service: {peak:.0f} MiB (bound {max_rss_mib})")
-        if peak > max_rss_mib:
-            report["broken"].append(f"the service's memory peaked at {peak:.0f} MiB, over {max_rss_mib}")
-    return report
+    return check_peak_rss(ctx, report, svc, max_rss_mib)
 
 
 def provider_fault(faults, limit=2_000, max_rss_mib=None):

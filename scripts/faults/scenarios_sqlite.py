@@ -114,6 +114,16 @@ def peak_rss_mib(service):
     return 0.0
 
 
+def check_peak_rss(ctx, report, service, bound_mib):
+    """With a bound, the service's memory must have stayed under it."""
+    if bound_mib is not None:
+        peak = peak_rss_mib(service)
+        ctx.note(f"peak resident memory of the service: {peak:.0f} MiB (bound {bound_mib})")
+        if peak > bound_mib:
+            report["broken"].append(f"the service's memory peaked at {peak:.0f} MiB, over {bound_mib}")
+    return report
+
+
 def smtp_fault(faults, limit=2_000, dsn="timeout=10s&max_connections=8", max_rss_mib=None):
     """A scenario: one SQLite service delivering to a sink with `faults`;
     with `max_rss_mib`, its memory must stay under that peak."""
@@ -129,12 +139,7 @@ def smtp_fault(faults, limit=2_000, dsn="timeout=10s&max_connections=8", max_rss
         report = ctx.judge(answers, records, sink)
         if report["attempts_recorded"] <= report["accepted"]:
             report["broken"].append("no message needed a second attempt: the fault never struck")
-        if max_rss_mib is not None:
-            peak = peak_rss_mib(svc)
-            ctx.note(f"peak resident memory of the service: {peak:.0f} MiB (bound {max_rss_mib})")
-            if peak > max_rss_mib:
-                report["broken"].append(f"the service's memory peaked at {peak:.0f} MiB, over {max_rss_mib}")
-        return report
+        return check_peak_rss(ctx, report, svc, max_rss_mib)
 
     scenario.__doc__ = f"An SMTP server with the faults {faults}; transport options {dsn}."
     return scenario

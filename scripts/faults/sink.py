@@ -204,31 +204,34 @@ class Session:
 
 
 class Server:
-    """Accepts connections and runs a Session for each."""
+    """Accepts connections and runs a `session` (Session here; the provider
+    sink's Connection) for each; `key` is what the provider sink expects."""
 
-    def __init__(self, journal, faults):
-        self.journal, self.faults = journal, faults
+    def __init__(self, journal, faults, session, key=None):
+        self.journal, self.faults, self.session, self.key = journal, faults, session, key
 
     async def handle(self, reader, writer):
         try:
-            await Session(self, reader, writer).run()
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            await self.session(self, reader, writer).run()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             pass
         finally:
             writer.close()
 
 
-async def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+async def serve(doc, session, *options):
+    """Parses the command line (`doc`: the script's docstring; `options`:
+    its own required ones) and serves `session` until killed."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--journal", required=True)
-    parser.add_argument("--faults", required=True)
+    for name in ("--journal", "--faults", *options):
+        parser.add_argument(name, required=True)
     args = parser.parse_args()
-    server = Server(Journal(args.journal), Faults(args.faults))
+    server = Server(Journal(args.journal), Faults(args.faults), session, getattr(args, "key", None))
     listener = await asyncio.start_server(server.handle, "127.0.0.1", args.port, limit=1 << 20)
     async with listener:
         await listener.serve_forever()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(serve(__doc__, Session))

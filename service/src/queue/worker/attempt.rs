@@ -202,16 +202,7 @@ impl Worker {
             humantime::format_duration(self.policy.max_age)
         );
         tracing::warn!(outcome = "failed", error = %error, "giving up");
-        let (stored, outcome) = failed(error);
-        match self.write(&job.lease, &stored).await {
-            Some(()) => {
-                self.tell_application(job, &outcome, &[]).await;
-                outcome
-            }
-            None => AttemptOutcome::Abandoned {
-                reason: "the lease was lost before the outcome was recorded".into(),
-            },
-        }
+        self.settle(job, failed(error), &[]).await
     }
 
     /// Shutdown: the message goes back, due now, without counting the attempt.
@@ -345,7 +336,7 @@ impl Worker {
     ) -> AttemptOutcome {
         let now = OffsetDateTime::now_utc();
         self.count(job, &result, now);
-        let (stored, outcome) = match result {
+        let settled = match result {
             Ok(delivery) => {
                 tracing::info!(outcome = "sent", "delivered");
                 let provider_message_id = delivery.provider_message_id;
@@ -364,6 +355,17 @@ impl Worker {
             }
             Err(error) => self.after_transient(job, error, now),
         };
+        self.settle(job, settled, left_out).await
+    }
+
+    /// Records `stored` through the job's lease and tells the tenant's
+    /// application `outcome` (naming the recipients `left_out`).
+    pub(super) async fn settle(
+        &self,
+        job: &ClaimedJob,
+        (stored, outcome): (Outcome, AttemptOutcome),
+        left_out: &[String],
+    ) -> AttemptOutcome {
         match self.write(&job.lease, &stored).await {
             Some(()) => {
                 self.tell_application(job, &outcome, left_out).await;

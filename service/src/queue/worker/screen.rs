@@ -74,15 +74,7 @@ impl Worker {
         let error = crate::transport::TransportError::transient(format!(
             "could not read the tenant's suppression list ({error}); not sent"
         ));
-        let (stored, outcome) = self.after_transient(job, error, OffsetDateTime::now_utc());
-        match self.write(&job.lease, &stored).await {
-            Some(()) => {
-                self.tell_application(job, &outcome, &[]).await;
-                outcome
-            }
-            None => AttemptOutcome::Abandoned {
-                reason: "the lease was lost before the outcome was recorded".into(),
-            },
-        }
+        let settled = self.after_transient(job, error, OffsetDateTime::now_utc());
+        self.settle(job, settled, &[]).await
     }
 }
