@@ -281,6 +281,9 @@ impl MessageRecord {
     }
 }
 
+/// Rows one statement of [`JobStore::wake`] makes due.
+const WAKE_STEP: i64 = 1000;
+
 /// The columns of a [`MessageRecord`], in every store's `messages` table.
 const RECORD_COLUMNS: &str = "id, tenant, status, attempts, last_error, transport, provider_message_id, \
      next_attempt_at, created_at, updated_at, sent_at, realm, kind, traceparent";
@@ -434,6 +437,12 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
 
     /// A `failed` message back to `queued`; false if it is not failed.
     async fn requeue_failed(&self, id: Uuid, now: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Messages through `transport` that wait for a later attempt are due
+    /// at `now` (the transport was held as down and answers again); how
+    /// many. In steps of a bounded size, so that a large backlog does not
+    /// hold up other writes.
+    async fn wake(&self, transport: &str, now: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// Messages of `tenant` not yet sent or failed (for the per-tenant bound).
     async fn pending_count(&self, tenant: &str) -> Result<u64, StoreError>;

@@ -10,6 +10,7 @@
 //! recovered at start: a message whose replica died is claimed again when its
 //! lease expires.
 
+use super::WAKE_STEP;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -258,6 +259,24 @@ impl JobStore for PgStore {
         .bind(id)
         .bind(now);
         Ok(self.update(query, "requeueing a message").await? == 1)
+    }
+
+    async fn wake(&self, transport: &str, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut woken = 0;
+        loop {
+            let query = sqlx::query(
+                "UPDATE messages SET next_attempt_at = $1 WHERE id IN (SELECT id FROM messages \
+                 WHERE status = 'retrying' AND next_attempt_at > $1 AND transport = $2 LIMIT $3)",
+            )
+            .bind(now)
+            .bind(transport)
+            .bind(WAKE_STEP);
+            let done = self.update(query, "making held messages due").await?;
+            woken += done;
+            if done < WAKE_STEP as u64 {
+                return Ok(woken);
+            }
+        }
     }
 
     async fn pending_count(&self, tenant: &str) -> Result<u64, StoreError> {

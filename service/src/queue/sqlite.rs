@@ -8,6 +8,7 @@
 //! [`JobStore::recover_interrupted`] makes rows a previous process left in
 //! `sending` (it died mid-delivery) claimable at once.
 
+use super::WAKE_STEP;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -265,6 +266,26 @@ impl JobStore for SqliteStore {
         .await
         .context("requeueing a message")?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn wake(&self, transport: &str, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut woken = 0;
+        loop {
+            let done = sqlx::query(
+                "UPDATE messages SET next_attempt_at = ?1 WHERE rowid IN (SELECT rowid FROM messages \
+                 WHERE status = 'retrying' AND next_attempt_at > ?1 AND transport = ?2 LIMIT ?3)",
+            )
+            .bind(ms(now))
+            .bind(transport)
+            .bind(WAKE_STEP)
+            .execute(&self.write)
+            .await
+            .context("making held messages due")?;
+            woken += done.rows_affected();
+            if done.rows_affected() < WAKE_STEP as u64 {
+                return Ok(woken);
+            }
+        }
     }
 
     async fn pending_count(&self, tenant: &str) -> Result<u64, StoreError> {

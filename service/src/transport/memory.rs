@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -15,6 +16,8 @@ pub struct MemoryTransport {
     sent: Arc<Mutex<Vec<OutgoingMessage>>>,
     attempts: Arc<Mutex<Vec<OutgoingMessage>>>,
     script: Arc<Mutex<VecDeque<Result<Delivery, TransportError>>>>,
+    /// How long each attempt takes before it answers.
+    latency: Arc<Mutex<Duration>>,
 }
 
 impl MemoryTransport {
@@ -27,6 +30,13 @@ impl MemoryTransport {
     pub fn push_result(&self, result: Result<Delivery, TransportError>) {
         if let Ok(mut s) = self.script.lock() {
             s.push_back(result);
+        }
+    }
+
+    /// Makes every attempt take `latency` before it answers, as a peer would.
+    pub fn set_latency(&self, latency: Duration) {
+        if let Ok(mut l) = self.latency.lock() {
+            *l = latency;
         }
     }
 
@@ -44,6 +54,10 @@ impl MemoryTransport {
 #[async_trait]
 impl Transport for MemoryTransport {
     async fn send(&self, message: &OutgoingMessage) -> Result<Delivery, TransportError> {
+        let latency = self.latency.lock().map(|l| *l).unwrap_or_default();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
         if let Ok(mut a) = self.attempts.lock() {
             a.push(message.clone());
         }

@@ -94,6 +94,13 @@ async fn outcomes_are_fenced_by_the_lease() {
 }
 
 #[tokio::test]
+async fn waking_a_transport_makes_its_waiting_messages_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(&dir).await);
+    store_contract::waking_a_transport_makes_its_waiting_messages_due(store).await;
+}
+
+#[tokio::test]
 async fn renewal_and_release() {
     let dir = tempfile::tempdir().unwrap();
     store_contract::renewal_and_release(Arc::new(open(&dir).await)).await;

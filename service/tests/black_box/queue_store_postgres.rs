@@ -46,6 +46,8 @@ async fn the_store_contract_holds_on_postgres() {
     store_contract::queue_figures(open(&pg.database()).await).await;
     store_contract::outcomes_are_fenced_by_the_lease(open(&pg.database()).await).await;
     store_contract::renewal_and_release(open(&pg.database()).await).await;
+    store_contract::waking_a_transport_makes_its_waiting_messages_due(open(&pg.database()).await)
+        .await;
     store_contract::an_enqueue_can_claim_at_once(open(&pg.database()).await).await;
     store_contract::origin_is_kept_beside_the_body(open(&pg.database()).await).await;
     store_contract::a_late_claim_hands_out_a_live_lease(open(&pg.database()).await).await;

@@ -244,3 +244,46 @@ async fn a_held_message_fails_at_its_max_age() {
     let _ = rig.stop.send(());
     rig.task.await.unwrap();
 }
+
+/// When the probe finds the transport working again, what it held is due at
+/// once: not a hold later (here 5 s; the others would go at about 10 s).
+#[tokio::test]
+async fn held_messages_go_as_soon_as_the_probe_succeeds() {
+    let rig = rig(RetryPolicy {
+        base: Duration::from_secs(5),
+        max_interval: Duration::from_secs(5),
+        ..quick()
+    })
+    .await;
+    for _ in 0..5 {
+        rig.transport.push_result(Err(TransportError::transient(
+            "connection to relay:587 failed: refused",
+        )));
+    }
+    // The probe is still on its way when the others come due with it.
+    rig.transport.set_latency(Duration::from_millis(300));
+    let began = std::time::Instant::now();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(enqueue(&rig.store).await);
+    }
+    for &id in &ids {
+        wait_for(&rig.store, id, Status::Retrying).await;
+    }
+    // Held now: these wait without an attempt.
+    for _ in 0..5 {
+        ids.push(enqueue(&rig.store).await);
+    }
+    for id in ids {
+        wait_for(&rig.store, id, Status::Sent).await;
+    }
+    let took = began.elapsed();
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert_eq!(
+        rig.transport.attempts().len(),
+        15,
+        "five refused, then each message once"
+    );
+    let _ = rig.stop.send(());
+    rig.task.await.unwrap();
+}

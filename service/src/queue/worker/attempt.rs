@@ -116,6 +116,9 @@ impl Worker {
                             .answered(&job.transport, &result, Instant::now())
                 {
                     self.metrics.transport_held(&job.transport, held);
+                    if !held {
+                        self.wake(&job.transport).await;
+                    }
                 }
                 // A probe that finds the transport still down is not counted.
                 if gate == Gate::Probe
@@ -179,10 +182,32 @@ impl Worker {
             next_attempt_at: at,
         };
         match self.write(&job.lease, &released).await {
-            Some(()) => AttemptOutcome::Retrying { at, error },
+            Some(()) => {
+                // The probe may have found the transport working while this
+                // message was put back: the wake it began may have come first.
+                if matches!(why, Holding::Outage) && !self.outages.is_held(&job.transport) {
+                    self.wake(&job.transport).await;
+                }
+                AttemptOutcome::Retrying { at, error }
+            }
             None => AttemptOutcome::Abandoned {
                 reason: "the lease was lost while holding back".into(),
             },
+        }
+    }
+
+    /// The transport answers again: what it held is due now, not a hold later.
+    async fn wake(&self, transport: &str) {
+        match self.store.wake(transport, OffsetDateTime::now_utc()).await {
+            Ok(woken) => {
+                tracing::info!(transport, woken, "the messages it held are due now");
+                self.notify.notify_one();
+            }
+            Err(e) => tracing::warn!(
+                transport,
+                error = %e,
+                "could not make the messages it held due now; they follow within a hold"
+            ),
         }
     }
 

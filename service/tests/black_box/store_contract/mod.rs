@@ -426,6 +426,59 @@ pub async fn renewal_and_release(store: Arc<dyn JobStore>) {
     );
 }
 
+/// Waking a transport makes its waiting messages due, however many (the
+/// store works in steps of a thousand), and no other transport's.
+pub async fn waking_a_transport_makes_its_waiting_messages_due(store: Arc<dyn JobStore>) {
+    let now = OffsetDateTime::now_utc();
+    let later = now + Duration::from_secs(600);
+    let mut tasks = Vec::new();
+    for i in 0..1_005 {
+        let store = store.clone();
+        let mut new = job("acme", None, now);
+        if i > 0 {
+            new.transport = "relay".into();
+        }
+        tasks.push(tokio::spawn(
+            async move { store.enqueue(new).await.unwrap() },
+        ));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    loop {
+        let held = claim(&store, now, 500).await;
+        if held.is_empty() {
+            break;
+        }
+        for job in &held {
+            let back = Outcome::Released {
+                next_attempt_at: later,
+            };
+            settle(&store, job, back, now).await;
+        }
+    }
+    assert_eq!(store.wake("relay", now).await.unwrap(), 1_004);
+    let mut due = Vec::new();
+    loop {
+        let batch = claim(&store, now, 500).await;
+        if batch.is_empty() {
+            break;
+        }
+        due.extend(batch);
+    }
+    assert_eq!(
+        due.len(),
+        1_004,
+        "every waiting relay message, and only those"
+    );
+    assert!(due.iter().all(|j| j.transport == "relay"));
+    assert!(
+        due.iter().all(|j| j.attempt() == 1),
+        "waking counts no attempt"
+    );
+    assert_eq!(store.wake("relay", now).await.unwrap(), 0, "none waits now");
+}
+
 /// `?wait=true` stores a message already claimed: no claim takes it while
 /// its lease holds, and its outcome goes through that lease.
 pub async fn an_enqueue_can_claim_at_once(store: Arc<dyn JobStore>) {
