@@ -19,17 +19,8 @@ CONNECTIONS="${CONNECTIONS:-16}"
 work=$(mktemp -d)
 cleanup() { kill "${SINK:-}" "${SVC:-}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+. bench/sink-env.sh
 ready() { for _ in $(seq 200); do curl -fs -o /dev/null "http://$MAILBRIDGE_LISTEN/readyz" && return; sleep 0.05; done; }
-smtp_port=$(free_port)
-/usr/sbin/smtp-sink -u "$(id -un)" "127.0.0.1:$smtp_port" 1024 >/dev/null 2>&1 &
-SINK=$!
-export MAILBRIDGE_LISTEN="127.0.0.1:$(free_port)"
-export MAILBRIDGE_DATABASE_URL="sqlite://$work/queue.db"
-export MAILBRIDGE_TRANSPORT="smtp://127.0.0.1:$smtp_port?tls=none&max_connections=8"
-export MAILBRIDGE_JWT_SECRET="bench-secret-0123456789abcdef-0123456789"
-export MAILBRIDGE_LOG=error
-export MAILBRIDGE_MAX_PENDING=100000000
 # Once to create the schema, then the cells go in while it is stopped.
 $BIN serve & SVC=$!
 ready; kill "$SVC"; wait "$SVC" || true
