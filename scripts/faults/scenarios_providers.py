@@ -6,7 +6,7 @@ import time
 import uuid
 
 import peers
-from scenarios_sqlite import check_peak_rss
+from scenarios_sqlite import check_peak_rss, under_load
 
 # The API key the provider sink expects; it must never appear in a log.
 KEY = "SG.fault-suite-key.a1b2c3d4e5f6"
@@ -53,12 +53,7 @@ def provider_fault(faults, limit=2_000, max_rss_mib=None):
     def scenario(ctx):
         sink = ctx.sink(faults, key=KEY)
         svc = provider_service(ctx, sink)
-        traffic = ctx.load([svc.url], size=4_000, concurrency=4, limit=limit)
-        peers.wait_until(lambda: len(traffic.answers) >= limit, 60)
-        answers = traffic.stop()
-        ctx.note(f"faults {faults}: {len(answers)} requests")
-        records = ctx.drain(svc.url, answers, 90)
-        report = ctx.judge(answers, records, sink)
+        report, records = under_load(ctx, sink, svc, faults, limit)
         return check_provider(ctx, report, records, svc, max_rss_mib=max_rss_mib)
 
     scenario.__doc__ = f"A provider API with the faults {faults}."

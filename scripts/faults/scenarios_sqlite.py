@@ -124,6 +124,17 @@ def check_peak_rss(ctx, report, service, bound_mib):
     return report
 
 
+def under_load(ctx, sink, svc, faults, limit):
+    """`limit` requests of 4 KB, four at a time, to `svc` while `sink` has
+    `faults`; then the drain (90 s bound). The judgement and the records."""
+    traffic = ctx.load([svc.url], size=4_000, concurrency=4, limit=limit)
+    peers.wait_until(lambda: len(traffic.answers) >= limit, 60)
+    answers = traffic.stop()
+    ctx.note(f"faults {faults}: {len(answers)} requests")
+    records = ctx.drain(svc.url, answers, 90)
+    return ctx.judge(answers, records, sink), records
+
+
 def smtp_fault(faults, limit=2_000, dsn="timeout=10s&max_connections=8", max_rss_mib=None):
     """A scenario: one SQLite service delivering to a sink with `faults`;
     with `max_rss_mib`, its memory must stay under that peak."""
@@ -131,12 +142,7 @@ def smtp_fault(faults, limit=2_000, dsn="timeout=10s&max_connections=8", max_rss
     def scenario(ctx):
         sink = ctx.sink(faults)
         svc = ctx.service("service", ctx.env(f"sqlite://{ctx.work / 'mb.db'}", sink.port, dsn))
-        traffic = ctx.load([svc.url], size=4_000, concurrency=4, limit=limit)
-        peers.wait_until(lambda: len(traffic.answers) >= limit, 60)
-        answers = traffic.stop()
-        ctx.note(f"faults {faults}: {len(answers)} requests")
-        records = ctx.drain(svc.url, answers, 90)
-        report = ctx.judge(answers, records, sink)
+        report, _ = under_load(ctx, sink, svc, faults, limit)
         if report["attempts_recorded"] <= report["accepted"]:
             report["broken"].append("no message needed a second attempt: the fault never struck")
         return check_peak_rss(ctx, report, svc, max_rss_mib)
