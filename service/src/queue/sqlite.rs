@@ -65,21 +65,24 @@ impl SqliteStore {
         keyring: Option<Arc<Keyring>>,
     ) -> Result<SqliteStore, StoreError> {
         let options = connect_options(url)?;
-        // The writer's statements run inside a group's transaction, and each
-        // that may write several rows keeps the original of every page it
-        // changes (a statement journal) in case it fails alone. Past 64 KiB
-        // SQLite spills that journal to a temporary file: a file created,
-        // written and deleted for most groups, a third of the writer's
-        // `pwrite` calls. A failing statement ends its whole group anyway
-        // (`writer.rs`), and a group's statements are bounded by its size,
-        // so the journal stays in memory.
+        // Commit groups run on the writer thread's own connection
+        // (`writer.rs`); this pool's one connection applies the migrations
+        // and the other writes (console actions, events, pruning), and is
+        // held by the writer while a group runs, so that the two take turns.
+        //
+        // Statements that may write several rows keep the original of every
+        // page they change (a statement journal) in case they fail alone.
+        // Past 64 KiB SQLite spills that journal to a temporary file: a file
+        // created, written and deleted for most groups, a third of the
+        // writer's `pwrite` calls. A failing statement ends its whole group
+        // anyway, and a group's statements are bounded by its size, so the
+        // journal stays in memory (here and on the writer's connection).
         //
         // Neither pool pings a connection before lending it: a SQLite
         // connection is this process's own and breaks only with its thread
         // (its next statement fails; sqlx's ping as it comes back to the
-        // pool closes it, the writer closes it at once), and each ping is
-        // one more round trip to sqlx's SQLite thread per use: a fifth of a
-        // commit group's, a third of a suppression lookup's.
+        // pool closes it), and each ping is one more round trip to sqlx's
+        // SQLite thread per use: a third of a suppression lookup's.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
@@ -96,16 +99,21 @@ impl SqliteStore {
             SqlitePoolOptions::new()
                 .max_connections(4)
                 .test_before_acquire(false)
-                .connect_with(options.read_only(true))
+                .connect_with(options.clone().read_only(true))
                 .await
                 .with_context(|| format!("opening {url} for reading"))?
         };
         let (writes, inbox) = Writes::channel(keyring.clone());
+        let target = writer::Target {
+            filename: options.get_filename().to_path_buf(),
+            in_memory: url.contains(":memory:") || url.contains("mode=memory"),
+        };
         tokio::spawn(writer::run(
             write.clone(),
             inbox,
             writes.health.clone(),
             keyring,
+            target,
         ));
         let reads = read.clone();
         let lookups = Lookups::start(std::sync::Arc::new(move |pairs| {

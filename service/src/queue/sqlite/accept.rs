@@ -1,6 +1,5 @@
 //! Storing the new messages of one commit group with a few statements instead
-//! of two or three each: every statement is a round trip to sqlx's SQLite
-//! thread (two thread wake-ups). One lookup finds the stored holders of all
+//! of two or three each. One lookup finds the stored holders of all
 //! the group's idempotency keys; the rows go in with multi-row `INSERT`s,
 //! their recipients with one more. The answers are those of one insert after
 //! the other: a key repeated within the group is a repeat of its first use,
@@ -9,9 +8,8 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use sqlx::query::Query;
-use sqlx::sqlite::SqliteArguments;
-use sqlx::{Row, Sqlite, SqliteConnection};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{Connection, ToSql};
 use uuid::Uuid;
 
 use super::limits::Cells;
@@ -24,9 +22,9 @@ use crate::queue::{Enqueued, Lease, Status};
 /// Rows per `INSERT` statement, smallest first: a chunk of up to 64 rows
 /// goes in one statement of the smallest shape that holds it, the rows it
 /// does not fill bound as `NULL` and left out by the statement's `WHERE`.
-/// Every statement is a round trip to sqlx's SQLite thread, so a group of
-/// 31 new messages takes one statement per table instead of seven (16 + 4 +
-/// 4 + 4 + 1 + 1 + 1); four shapes, each prepared once and cached by sqlx.
+/// A group of 31 new messages takes one statement per table instead of
+/// seven (16 + 4 + 4 + 4 + 1 + 1 + 1); four shapes, each prepared once and
+/// cached.
 const SHAPES: [usize; 4] = [8, 16, 32, 64];
 
 /// The columns one new row binds, in order.
@@ -52,12 +50,12 @@ struct NewRow<'a> {
 }
 
 /// Stores `group` in order; one answer each.
-pub(super) async fn insert_all<'a>(
-    conn: &mut SqliteConnection,
+pub(super) fn insert_all<'a>(
+    conn: &Connection,
     group: &[&'a Enqueue],
 ) -> anyhow::Result<Vec<Enqueued>> {
-    let mut holders = stored_holders(conn, group).await?;
-    let mut cells = Cells::read(conn, group.iter().map(|n| n.job.limits.as_slice())).await?;
+    let mut holders = stored_holders(conn, group)?;
+    let mut cells = Cells::read(conn, group.iter().map(|n| n.job.limits.as_slice()))?;
     let window_ms = i64::try_from(IDEMPOTENCY_WINDOW.as_millis()).unwrap_or(i64::MAX);
     let mut answers = Vec::with_capacity(group.len());
     let mut rows: Vec<NewRow<'a>> = Vec::with_capacity(group.len());
@@ -84,7 +82,7 @@ pub(super) async fn insert_all<'a>(
                 // An expired key may be used again: the old row lets go of it.
                 match holder.pending {
                     Some(i) => rows[i].key = None,
-                    None => release(conn, tenant, key).await?,
+                    None => release(conn, tenant, key)?,
                 }
             }
             let holder = Holder {
@@ -101,15 +99,15 @@ pub(super) async fn insert_all<'a>(
         });
         rows.push(NewRow { new, key, lease });
     }
-    cells.write(conn).await?;
-    insert_rows(conn, &rows).await?;
-    insert_recipients(conn, &rows).await?;
+    cells.write(conn)?;
+    insert_rows(conn, &rows)?;
+    insert_recipients(conn, &rows)?;
     Ok(answers)
 }
 
 /// The stored holders of the keys `group` carries, in one statement.
-async fn stored_holders<'a>(
-    conn: &mut SqliteConnection,
+fn stored_holders<'a>(
+    conn: &Connection,
     group: &[&'a Enqueue],
 ) -> anyhow::Result<HashMap<(&'a str, &'a str), Holder>> {
     let keys: Vec<(&str, &str)> = group
@@ -125,24 +123,22 @@ async fn stored_holders<'a>(
     if keys.is_empty() {
         return Ok(holders);
     }
-    let rows = sqlx::query(
+    let mut statement = conn.prepare_cached(
         "SELECT json_extract(k.value, '$[0]') AS tenant, json_extract(k.value, '$[1]') AS key, \
          m.id, m.created_at FROM json_each(?) AS k JOIN messages AS m \
          ON m.tenant = json_extract(k.value, '$[0]') AND m.idempotency_key = json_extract(k.value, '$[1]')",
-    )
-    .bind(serde_json::to_string(&keys)?)
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in rows {
-        let (tenant, key): (String, String) = (row.try_get("tenant")?, row.try_get("key")?);
-        let id: String = row.try_get("id")?;
+    )?;
+    let mut rows = statement.query([serde_json::to_string(&keys)?])?;
+    while let Some(row) = rows.next()? {
+        let (tenant, key): (String, String) = (row.get("tenant")?, row.get("key")?);
+        let id: String = row.get("id")?;
         // Borrow the job's own strings, so the map outlives the rows.
         let Some(&slot) = keys.iter().find(|(t, k)| *t == tenant && *k == key) else {
             continue;
         };
         let holder = Holder {
             id: Uuid::parse_str(&id)?,
-            created_ms: row.try_get("created_at")?,
+            created_ms: row.get("created_at")?,
             pending: None,
         };
         holders.insert(slot, holder);
@@ -150,21 +146,18 @@ async fn stored_holders<'a>(
     Ok(holders)
 }
 
-async fn release(conn: &mut SqliteConnection, tenant: &str, key: &str) -> anyhow::Result<()> {
-    sqlx::query(
+fn release(conn: &Connection, tenant: &str, key: &str) -> anyhow::Result<()> {
+    conn.prepare_cached(
         "UPDATE messages SET idempotency_key = NULL WHERE tenant = ? AND idempotency_key = ?",
-    )
-    .bind(tenant)
-    .bind(key)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute((tenant, key))?;
     Ok(())
 }
 
 /// Inserts `rows`, a statement per table for every 64 of them.
-async fn insert_rows(conn: &mut SqliteConnection, rows: &[NewRow<'_>]) -> anyhow::Result<()> {
+fn insert_rows(conn: &Connection, rows: &[NewRow<'_>]) -> anyhow::Result<()> {
     for chunk in rows.chunks(SHAPES[SHAPES.len() - 1]) {
-        insert_chunk(conn, chunk).await?;
+        insert_chunk(conn, chunk)?;
     }
     Ok(())
 }
@@ -198,76 +191,88 @@ fn padded_insert(table: &str, columns: &str, width: usize, rows: usize) -> Strin
     )
 }
 
-/// `query` with `NULL` bound for the values of the rows a shape of `size`
-/// rows leaves unfilled after `filled`, each `width` values wide.
-fn pad<'q>(
-    mut query: Query<'q, Sqlite, SqliteArguments>,
-    filled: usize,
-    size: usize,
-    width: usize,
-) -> Query<'q, Sqlite, SqliteArguments> {
-    for _ in filled * width..size * width {
-        query = query.bind(None::<&str>);
+/// Runs the statement of `sql` with `values` bound in order; the parameters
+/// after them (the rows a shape leaves unfilled) are `NULL`.
+fn execute_padded(conn: &Connection, sql: &str, values: &[&dyn ToSql]) -> anyhow::Result<()> {
+    // The cache hands statements out with no value bound.
+    let mut statement = conn.prepare_cached(sql)?;
+    for (i, value) in values.iter().enumerate() {
+        statement.raw_bind_parameter(i + 1, value)?;
     }
-    query
-}
-
-async fn insert_chunk(conn: &mut SqliteConnection, rows: &[NewRow<'_>]) -> anyhow::Result<()> {
-    let shape = shape(rows.len());
-    let mut query = sqlx::query(STATEMENTS[shape].0.as_str());
-    for row in rows {
-        let job = &row.new.job;
-        let now = ms(job.now);
-        let (status, attempts) = match row.lease {
-            Some(_) => (Status::Sending, 1),
-            None => (Status::Queued, 0),
-        };
-        query = query
-            .bind(job.message.id.to_string())
-            .bind(&job.message.tenant)
-            .bind(status.as_str())
-            .bind(attempts)
-            .bind(attempts)
-            .bind(&job.transport)
-            .bind(row.key)
-            .bind(now)
-            .bind(now)
-            .bind(now)
-            .bind(now)
-            .bind(row.lease.map(|l| ms(l.until)))
-            .bind(job.origin.realm.as_deref())
-            .bind(job.origin.kind.as_deref())
-            .bind(job.origin.traceparent.as_deref());
-    }
-    pad(query, rows.len(), SHAPES[shape], WIDTH)
-        .execute(&mut *conn)
-        .await?;
-    insert_bodies(conn, rows, shape).await
-}
-
-/// The bodies of a chunk of new rows, in a table of their own (written once;
-/// claims and outcomes change only the status rows).
-async fn insert_bodies(
-    conn: &mut SqliteConnection,
-    rows: &[NewRow<'_>],
-    shape: usize,
-) -> anyhow::Result<()> {
-    let mut query = sqlx::query(STATEMENTS[shape].1.as_str());
-    for row in rows {
-        query = query.bind(row.new.job.message.id.to_string());
-        query = match &row.new.stored {
-            Stored::Text(text) => query.bind(text.as_str()),
-            Stored::Packed(packed) => query.bind(packed.as_slice()),
-        };
-    }
-    pad(query, rows.len(), SHAPES[shape], 2)
-        .execute(&mut *conn)
-        .await?;
+    statement.raw_execute()?;
     Ok(())
 }
 
+/// The values of a new row that the job does not hold as they are bound.
+struct Bound {
+    id: String,
+    status: &'static str,
+    now: i64,
+    attempts: i64,
+    lease_until: Option<i64>,
+}
+
+fn insert_chunk(conn: &Connection, rows: &[NewRow<'_>]) -> anyhow::Result<()> {
+    let shape = shape(rows.len());
+    let bound: Vec<Bound> = rows
+        .iter()
+        .map(|row| {
+            let (status, attempts) = match row.lease {
+                Some(_) => (Status::Sending, 1),
+                None => (Status::Queued, 0),
+            };
+            Bound {
+                id: row.new.job.message.id.to_string(),
+                status: status.as_str(),
+                now: ms(row.new.job.now),
+                attempts,
+                lease_until: row.lease.map(|l| ms(l.until)),
+            }
+        })
+        .collect();
+    let mut params: Vec<&dyn ToSql> = Vec::with_capacity(rows.len() * WIDTH);
+    for (row, b) in rows.iter().zip(&bound) {
+        let job = &row.new.job;
+        params.extend([
+            &b.id as &dyn ToSql,
+            &job.message.tenant,
+            &b.status,
+            &b.attempts,
+            &b.attempts,
+            &job.transport,
+            &row.key,
+            &b.now,
+            &b.now,
+            &b.now,
+            &b.now,
+            &b.lease_until,
+            &job.origin.realm,
+            &job.origin.kind,
+            &job.origin.traceparent,
+        ]);
+    }
+    execute_padded(conn, &STATEMENTS[shape].0, &params)?;
+    let mut params: Vec<&dyn ToSql> = Vec::with_capacity(rows.len() * 2);
+    for (row, b) in rows.iter().zip(&bound) {
+        params.push(&b.id);
+        params.push(&row.new.stored);
+    }
+    // The bodies, in a table of their own (written once; claims and
+    // outcomes change only the status rows).
+    execute_padded(conn, &STATEMENTS[shape].1, &params)
+}
+
+impl ToSql for Stored {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Stored::Text(text) => ToSqlOutput::from(text.as_str()),
+            Stored::Packed(packed) => ToSqlOutput::from(packed.as_slice()),
+        })
+    }
+}
+
 /// Every recipient of the new rows, in one statement.
-async fn insert_recipients(conn: &mut SqliteConnection, rows: &[NewRow<'_>]) -> anyhow::Result<()> {
+fn insert_recipients(conn: &Connection, rows: &[NewRow<'_>]) -> anyhow::Result<()> {
     let pairs: Vec<(String, String)> = rows
         .iter()
         .flat_map(|row| {
@@ -279,13 +284,11 @@ async fn insert_recipients(conn: &mut SqliteConnection, rows: &[NewRow<'_>]) -> 
     if pairs.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO recipients (message_id, address) \
          SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)",
-    )
-    .bind(serde_json::to_string(&pairs)?)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute([serde_json::to_string(&pairs)?])?;
     Ok(())
 }
 

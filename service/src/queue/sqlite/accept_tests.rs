@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sqlx::{Connection, SqliteConnection};
+use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
 use super::insert_all;
@@ -11,10 +11,10 @@ use crate::queue::batch::Enqueue;
 use crate::queue::packing::{self, Stored};
 use crate::queue::{Enqueued, NewJob, Origin};
 
-async fn store() -> SqliteConnection {
-    let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
-    sqlx::migrate!("./migrations").run(&mut conn).await.unwrap();
-    conn
+/// A migrated in-memory store: a sqlx connection to look at it, and a
+/// connection as the writer's thread has.
+async fn store() -> (SqliteConnection, rusqlite::Connection) {
+    super::super::writer::test_store().await
 }
 
 fn new(key: Option<&str>, now: OffsetDateTime) -> Enqueue {
@@ -55,12 +55,12 @@ async fn key_of(conn: &mut SqliteConnection, new: &Enqueue) -> Option<String> {
 
 #[tokio::test]
 async fn keys_repeated_within_a_group_answer_as_one_insert_after_the_other() {
-    let mut conn = store().await;
+    let (mut conn, direct) = store().await;
     let t0 = OffsetDateTime::now_utc() - Duration::from_secs(48 * 3600);
     let later = t0 + Duration::from_secs(25 * 3600);
     let old = new(Some("stored-old"), t0);
     let fresh = new(Some("stored-fresh"), later);
-    let stored = insert_all(&mut conn, &[&old, &fresh]).await.unwrap();
+    let stored = insert_all(&direct, &[&old, &fresh]).unwrap();
     assert_eq!(stored.len(), 2);
 
     let a = new(Some("k"), t0);
@@ -70,7 +70,7 @@ async fn keys_repeated_within_a_group_answer_as_one_insert_after_the_other() {
     let e = new(Some("stored-old"), later); // expired holder on disk
     let f = new(Some("stored-fresh"), later); // live holder on disk
     let group = [&a, &b, &c, &d, &e, &f];
-    let answers = insert_all(&mut conn, &group).await.unwrap();
+    let answers = insert_all(&direct, &group).unwrap();
     let id = |n: &Enqueue| n.job.message.id;
     assert_eq!(
         answers,
@@ -100,14 +100,14 @@ async fn keys_repeated_within_a_group_answer_as_one_insert_after_the_other() {
 
 #[tokio::test]
 async fn a_large_group_is_stored_whole_and_in_order() {
-    let mut conn = store().await;
+    let (mut conn, direct) = store().await;
     let now = OffsetDateTime::now_utc();
     // A full chunk of 64 rows, then 39 in a statement shaped for 64.
     let group: Vec<Enqueue> = (0..103)
         .map(|i| new((i % 2 == 0).then(|| format!("key-{i}")).as_deref(), now))
         .collect();
     let refs: Vec<&Enqueue> = group.iter().collect();
-    let answers = insert_all(&mut conn, &refs).await.unwrap();
+    let answers = insert_all(&direct, &refs).unwrap();
     let created: Vec<Enqueued> = group
         .iter()
         .map(|n| Enqueued::Created(n.job.message.id))
@@ -155,7 +155,7 @@ async fn a_large_group_is_stored_whole_and_in_order() {
 
 #[tokio::test]
 async fn a_body_that_cannot_go_in_fails_the_groups_insert() {
-    let mut conn = store().await;
+    let (mut conn, direct) = store().await;
     let now = OffsetDateTime::now_utc();
     let group: Vec<Enqueue> = (0..3).map(|_| new(None, now)).collect();
     // A body already there for the last message: the status rows go in,
@@ -175,20 +175,20 @@ async fn a_body_that_cannot_go_in_fails_the_groups_insert() {
         .await
         .unwrap();
     let refs: Vec<&Enqueue> = group.iter().collect();
-    let refused = insert_all(&mut conn, &refs).await.unwrap_err();
+    let refused = insert_all(&direct, &refs).unwrap_err();
     assert!(refused.to_string().contains("UNIQUE"), "{refused:#}");
 }
 
 #[tokio::test]
 async fn groups_of_every_size_store_every_row_and_nothing_else() {
-    let mut conn = store().await;
+    let (mut conn, direct) = store().await;
     let now = OffsetDateTime::now_utc();
     let mut total = 0;
     // Every shape, full and partly filled, and more than one chunk.
     for size in (1..=66).chain([127, 128, 129]) {
         let group: Vec<Enqueue> = (0..size).map(|_| new(None, now)).collect();
         let refs: Vec<&Enqueue> = group.iter().collect();
-        let answers = insert_all(&mut conn, &refs).await.unwrap();
+        let answers = insert_all(&direct, &refs).unwrap();
         assert_eq!(answers.len(), size);
         total += size;
         let counts: (i64, i64, i64, i64) = sqlx::query_as(
@@ -210,14 +210,14 @@ async fn groups_of_every_size_store_every_row_and_nothing_else() {
 
 #[tokio::test]
 async fn a_message_stored_claimed_gets_its_first_lease_and_its_stored_form() {
-    let mut conn = store().await;
+    let (mut conn, direct) = store().await;
     let now = OffsetDateTime::now_utc();
     let mut claimed = new(None, now);
     claimed.job.lease = Some(Duration::from_secs(60));
     // The writer stores whatever form sealing gave, not the message itself.
     claimed.stored = Stored::Text(r#"{"sealed": {"kid": "k1", "nonce": "n", "ct": "c"}}"#.into());
     let queued = new(None, now);
-    let answers = insert_all(&mut conn, &[&claimed, &queued]).await.unwrap();
+    let answers = insert_all(&direct, &[&claimed, &queued]).unwrap();
     let Enqueued::Claimed(lease) = answers[0] else {
         panic!("{answers:?}")
     };

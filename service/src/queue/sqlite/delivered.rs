@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use sqlx::SqliteConnection;
+use rusqlite::Connection;
 
 use super::ms;
 use crate::queue::grouping::Delivered;
@@ -15,8 +15,8 @@ use crate::queue::grouping::Delivered;
 type Entry = (String, u32, Option<String>, i64);
 
 /// Records `delivered`; for each, whether its lease still held.
-pub(super) async fn record_all(
-    conn: &mut SqliteConnection,
+pub(super) fn record_all(
+    conn: &Connection,
     delivered: &[Delivered<'_>],
 ) -> anyhow::Result<Vec<bool>> {
     if delivered.is_empty() {
@@ -40,17 +40,15 @@ pub(super) async fn record_all(
     // it SQLite looks each outcome's row up by its id; without it, it walks
     // every `sending` row through the status index and scans the outcomes
     // for each.
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO attempts (message_id, attempt, transport, outcome, answer, finished_at) \
          SELECT m.id, m.attempts, m.transport, 'sent', json_extract(o.value, '$[2]'), \
                 json_extract(o.value, '$[3]') \
          FROM json_each(?1) AS o JOIN messages AS m ON m.id = json_extract(o.value, '$[0]') \
          WHERE m.claims = json_extract(o.value, '$[1]') AND +m.status = 'sending'",
-    )
-    .bind(&entries)
-    .execute(&mut *conn)
-    .await?;
-    let applied: Vec<String> = sqlx::query_scalar(
+    )?
+    .execute([&entries])?;
+    let mut update = conn.prepare_cached(
         "UPDATE messages SET status = 'sent', provider_message_id = json_extract(o.value, '$[2]'), \
              sent_at = json_extract(o.value, '$[3]'), updated_at = json_extract(o.value, '$[3]'), \
              lease_until = NULL, next_attempt_at = NULL \
@@ -58,11 +56,10 @@ pub(super) async fn record_all(
          WHERE messages.id = json_extract(o.value, '$[0]') \
            AND messages.claims = json_extract(o.value, '$[1]') AND +messages.status = 'sending' \
          RETURNING messages.id",
-    )
-    .bind(&entries)
-    .fetch_all(&mut *conn)
-    .await?;
-    let applied: HashSet<String> = applied.into_iter().collect();
+    )?;
+    let applied = update
+        .query_map([&entries], |row| row.get::<_, String>(0))?
+        .collect::<Result<HashSet<String>, _>>()?;
     Ok(delivered
         .iter()
         .map(|d| applied.contains(&d.lease.id.to_string()))
@@ -73,7 +70,7 @@ pub(super) async fn record_all(
 mod tests {
     use std::time::Duration;
 
-    use sqlx::{Connection, SqliteConnection};
+    use sqlx::SqliteConnection;
     use time::OffsetDateTime;
 
     use super::record_all;
@@ -86,7 +83,7 @@ mod tests {
     /// `status, provider_message_id, sent_at, lease_until`.
     type StatusRow = (String, Option<String>, Option<i64>, Option<i64>);
 
-    async fn claimed(conn: &mut SqliteConnection, now: OffsetDateTime) -> Lease {
+    fn claimed(conn: &rusqlite::Connection, now: OffsetDateTime) -> Lease {
         let message = OutgoingMessage::plain(
             "acme",
             Mailbox::new("no-reply@acme.example"),
@@ -105,10 +102,7 @@ mod tests {
             limits: Vec::new(),
         };
         let new = Enqueue { job, stored };
-        match super::super::accept::insert_all(conn, &[&new])
-            .await
-            .unwrap()[..]
-        {
+        match super::super::accept::insert_all(conn, &[&new]).unwrap()[..] {
             [Enqueued::Claimed(lease)] => lease,
             ref other => panic!("{other:?}"),
         }
@@ -116,13 +110,12 @@ mod tests {
 
     #[tokio::test]
     async fn each_outcome_of_a_group_is_fenced_and_answered_by_its_own_lease() {
-        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
-        sqlx::migrate!("./migrations").run(&mut conn).await.unwrap();
+        let (mut conn, direct): (SqliteConnection, _) = super::super::writer::test_store().await;
         let now = OffsetDateTime::now_utc();
         let (a, b, c) = (
-            claimed(&mut conn, now).await,
-            claimed(&mut conn, now).await,
-            claimed(&mut conn, now).await,
+            claimed(&direct, now),
+            claimed(&direct, now),
+            claimed(&direct, now),
         );
         // b was claimed again meanwhile: its first attempt lost the lease.
         sqlx::query("UPDATE messages SET claims = 2 WHERE id = ?")
@@ -145,7 +138,7 @@ mod tests {
             provider_message_id,
             now,
         });
-        let applied = record_all(&mut conn, &group).await.unwrap();
+        let applied = record_all(&direct, &group).unwrap();
         assert_eq!(applied, [true, false, false, true]);
         let history: Vec<(String, i64, String, Option<String>)> = sqlx::query_as(
             "SELECT message_id, attempt, transport, answer FROM attempts ORDER BY id",

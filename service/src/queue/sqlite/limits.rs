@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -24,23 +24,25 @@ pub(super) struct Cells<'a> {
 
 impl<'a> Cells<'a> {
     /// The stored times of every cell in `checks`.
-    pub(super) async fn read(
-        conn: &mut SqliteConnection,
+    pub(super) fn read(
+        conn: &rusqlite::Connection,
         checks: impl Iterator<Item = &'a [LimitCell]>,
     ) -> anyhow::Result<Cells<'a>> {
         let keys: Vec<&str> = checks.flatten().map(|c| c.key.as_str()).collect();
         if keys.is_empty() {
             return Ok(Cells::default());
         }
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT key, tat FROM flow_limits WHERE key IN (SELECT value FROM json_each(?))",
-        )
-        .bind(serde_json::to_string(&keys)?)
-        .fetch_all(&mut *conn)
-        .await
-        .context("reading limits")?;
+        let tats = conn
+            .prepare_cached(
+                "SELECT key, tat FROM flow_limits WHERE key IN (SELECT value FROM json_each(?))",
+            )?
+            .query_map([serde_json::to_string(&keys)?], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?
+            .collect::<Result<HashMap<_, _>, _>>()
+            .context("reading limits")?;
         Ok(Cells {
-            tats: rows.into_iter().collect(),
+            tats,
             spent: Vec::new(),
         })
     }
@@ -59,21 +61,19 @@ impl<'a> Cells<'a> {
     }
 
     /// Writes the spent cells' times back.
-    pub(super) async fn write(mut self, conn: &mut SqliteConnection) -> anyhow::Result<()> {
+    pub(super) fn write(mut self, conn: &rusqlite::Connection) -> anyhow::Result<()> {
         self.spent.sort_unstable();
         self.spent.dedup();
         if self.spent.is_empty() {
             return Ok(());
         }
         let rows: Vec<(&str, i64)> = self.spent.iter().map(|k| (*k, self.tats[*k])).collect();
-        sqlx::query(
+        conn.prepare_cached(
             "INSERT INTO flow_limits (key, tat) \
              SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?) WHERE true \
              ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
-        )
-        .bind(serde_json::to_string(&rows)?)
-        .execute(&mut *conn)
-        .await
+        )?
+        .execute([serde_json::to_string(&rows)?])
         .context("spending limits")?;
         Ok(())
     }

@@ -3,19 +3,33 @@
 //! whatever is waiting is applied in one transaction (group commit, see
 //! [`crate::queue::batch`]).
 //!
+//! The groups run on a thread of the writer's own, on a connection that
+//! thread owns (rusqlite, the same SQLite library sqlx links): a group's
+//! statements are plain calls on that thread, not each a round trip to
+//! sqlx's connection thread, and the thread answers the callers itself. The
+//! writer's task holds the store's sqlx write connection while a group runs,
+//! so that the few writes made through sqlx (console actions, events,
+//! pruning) still take turns with the groups instead of waiting on SQLite's
+//! lock.
+//!
 //! SQLite may roll a transaction back by itself when a statement fails
 //! (`SQLITE_FULL`, `SQLITE_IOERR`); statements after that would each commit
 //! on their own. So the first failing statement ends the group: nothing more
 //! runs, the transaction is rolled back, and the connection is closed so
 //! that the next group starts on a fresh one.
 
+use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use rusqlite::{Connection, OpenFlags, Row};
+use sqlx::SqlitePool;
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{accept, delivered, from_ms, ms};
@@ -24,98 +38,205 @@ use crate::queue::grouping::{self, Delivered, GroupWrites};
 use crate::queue::sealing::{self, Keyring};
 use crate::queue::{ClaimedJob, Enqueued, Lease, Outcome};
 
+/// The database file the writer's thread opens: the one sqlx's pools
+/// opened (for `sqlite::memory:`, sqlx's named in-memory database, shared
+/// with its connections through SQLite's shared cache).
+#[derive(Debug, Clone)]
+pub(super) struct Target {
+    pub(super) filename: PathBuf,
+    pub(super) in_memory: bool,
+}
+
+impl Target {
+    /// A connection set up as sqlx sets up the store's write connection.
+    pub(super) fn open(&self) -> anyhow::Result<Connection> {
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        flags |= match self.in_memory {
+            true => OpenFlags::SQLITE_OPEN_MEMORY | OpenFlags::SQLITE_OPEN_SHARED_CACHE,
+            false => OpenFlags::SQLITE_OPEN_PRIVATE_CACHE,
+        };
+        let conn = Connection::open_with_flags(&self.filename, flags)
+            .with_context(|| format!("opening {}", self.filename.display()))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // `journal_mode = WAL` belongs to the file (sqlx set it); these
+        // belong to each connection. See `SqliteStore::open_sealed` for the
+        // statement journal kept in memory.
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;",
+        )?;
+        // Every statement the writer runs stays prepared (about thirty).
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+}
+
+/// A migrated in-memory store: a sqlx connection, and one to the same
+/// database as the writer's thread opens it.
+#[cfg(test)]
+pub(super) async fn test_store() -> (sqlx::SqliteConnection, Connection) {
+    use sqlx::Connection as _;
+    use std::str::FromStr as _;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite::memory:").unwrap();
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    sqlx::migrate!("./migrations").run(&mut conn).await.unwrap();
+    let target = Target {
+        filename: options.get_filename().to_path_buf(),
+        in_memory: true,
+    };
+    (conn, target.open().unwrap())
+}
+
+/// A group handed to the writer's thread; `done` fires once it is answered.
+struct Group {
+    writes: Vec<Write>,
+    done: oneshot::Sender<Vec<Write>>,
+}
+
 /// Applies waiting writes in groups until every sender is gone.
 pub(super) async fn run(
     pool: SqlitePool,
     mut inbox: mpsc::Receiver<Write>,
     health: Health,
     keyring: Option<Arc<Keyring>>,
+    target: Target,
 ) {
+    let (groups, thread_inbox) = std_mpsc::channel::<Group>();
+    let answers = health.clone();
+    let spawned = std::thread::Builder::new()
+        .name("sqlite-writer".into())
+        .spawn(move || serve(target, thread_inbox, answers, keyring));
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the queue store's writer thread");
+        return;
+    }
     let mut waiting = Vec::with_capacity(MAX_BATCH);
     while inbox.recv_many(&mut waiting, MAX_BATCH).await > 0 {
-        let (ops, replies) = batch::split(&mut waiting);
-        let result = group(&pool, &ops, keyring.as_deref()).await;
+        // Taking sqlx's one write connection is this group's turn.
+        let turn = match pool.acquire().await {
+            Ok(turn) => turn,
+            Err(e) => {
+                let (ops, replies) = batch::split(&mut waiting);
+                let e = anyhow::Error::new(e).context("opening the queue file");
+                batch::answer(&health, &ops, replies, Err(e));
+                continue;
+            }
+        };
+        let (done, answered) = oneshot::channel();
+        let group = Group {
+            writes: std::mem::take(&mut waiting),
+            done,
+        };
+        if groups.send(group).is_err() {
+            // The thread is gone; its callers were dropped with it.
+            return;
+        }
+        if let Ok(back) = answered.await {
+            waiting = back;
+        }
+        drop(turn);
+    }
+}
+
+/// The writer's thread: one group after the other on its own connection,
+/// opened again after a group failed.
+fn serve(
+    target: Target,
+    groups: std_mpsc::Receiver<Group>,
+    health: Health,
+    keyring: Option<Arc<Keyring>>,
+) {
+    let mut conn: Option<Connection> = None;
+    for Group { mut writes, done } in groups {
+        let (ops, replies) = batch::split(&mut writes);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let conn = match conn.as_mut() {
+                Some(conn) => conn,
+                None => conn.insert(target.open()?),
+            };
+            group(conn, &ops, keyring.as_deref())
+        }))
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the queue store's writer panicked")));
+        if result.is_err() {
+            // Whatever state SQLite left the connection in, it is not reused.
+            if let Some(conn) = conn.take() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+        }
         batch::answer(&health, &ops, replies, result);
+        let _ = done.send(writes);
     }
 }
 
 /// One transaction for the whole group, or none of it.
-async fn group(
-    pool: &SqlitePool,
+fn group(
+    conn: &mut Connection,
     ops: &[Op],
     keyring: Option<&Keyring>,
 ) -> anyhow::Result<Vec<Answer>> {
-    let mut conn = pool.acquire().await.context("opening the queue file")?;
-    let result = transaction(&mut conn, ops, keyring).await;
-    if result.is_err() {
-        // Whatever state SQLite left the connection in, it is not reused.
-        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-        conn.close_on_drop();
-    }
-    result
-}
-
-async fn transaction(
-    conn: &mut SqliteConnection,
-    ops: &[Op],
-    keyring: Option<&Keyring>,
-) -> anyhow::Result<Vec<Answer>> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let answers = grouping::apply_all(&mut Writes { conn, keyring }, ops).await?;
-    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let answers = at_once(grouping::apply_all(&mut Writes { conn, keyring }, ops))?;
+    conn.execute_batch("COMMIT")?;
     Ok(answers)
 }
 
-/// A group's writes on the SQLite connection, inside its transaction.
+/// The output of `future`, which never waits: the writes below are
+/// synchronous, behind the async interface both stores' groups share.
+fn at_once<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let future = std::pin::pin!(future);
+    match future.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(result) => result,
+        Poll::Pending => anyhow::bail!("a write of the queue store waited for something"),
+    }
+}
+
+/// A group's writes on the writer's connection, inside its transaction.
 struct Writes<'a> {
-    conn: &'a mut SqliteConnection,
+    conn: &'a Connection,
     keyring: Option<&'a Keyring>,
 }
 
 impl GroupWrites for Writes<'_> {
     async fn insert_all(&mut self, new: &[&Enqueue]) -> anyhow::Result<Vec<Enqueued>> {
-        accept::insert_all(self.conn, new).await
+        accept::insert_all(self.conn, new)
     }
 
     async fn record_all(&mut self, sent: &[Delivered<'_>]) -> anyhow::Result<Vec<bool>> {
-        delivered::record_all(self.conn, sent).await
+        delivered::record_all(self.conn, sent)
     }
 
     async fn apply(&mut self, op: &Op) -> anyhow::Result<Answer> {
-        apply(self.conn, op, self.keyring).await
+        apply(self.conn, op, self.keyring)
     }
 }
 
-async fn apply(
-    conn: &mut SqliteConnection,
-    op: &Op,
-    keyring: Option<&Keyring>,
-) -> anyhow::Result<Answer> {
+fn apply(conn: &Connection, op: &Op, keyring: Option<&Keyring>) -> anyhow::Result<Answer> {
     Ok(match op {
         Op::Enqueue(new) => {
-            let stored = accept::insert_all(conn, &[new.as_ref()]).await?;
+            let stored = accept::insert_all(conn, &[new.as_ref()])?;
             let done = stored.into_iter().next();
             Answer::Enqueued(done.context("no answer for a new message")?)
         }
         Op::Claim { now, lease, limit } => {
-            Answer::Claimed(claim(conn, *now, *lease, *limit, keyring).await?)
+            Answer::Claimed(claim(conn, *now, *lease, *limit, keyring)?)
         }
-        Op::Renew { lease, until } => Answer::Applied(renew(conn, lease, *until).await?),
+        Op::Renew { lease, until } => Answer::Applied(renew(conn, lease, *until)?),
         Op::Record {
             lease,
             outcome,
             now,
-        } => Answer::Applied(record(conn, lease, outcome, *now).await?),
+        } => Answer::Applied(record(conn, lease, outcome, *now)?),
         Op::Probe { now } => {
             // Room for the largest request (a 1 MiB body): a smaller probe
             // could fit while a full group of messages does not, and
             // readiness would flap to 200 while requests are answered 503.
-            sqlx::query(
+            conn.prepare_cached(
                 "INSERT OR REPLACE INTO store_health (id, probed_at, room) VALUES (1, ?, zeroblob(1048576))",
-            )
-            .bind(ms(*now))
-            .execute(&mut *conn)
-            .await?;
+            )?
+            .execute([ms(*now)])?;
             Answer::Probed
         }
     })
@@ -145,8 +266,8 @@ pub const CLAIM: &str = "UPDATE messages SET status = 'sending', attempts = atte
  RETURNING rowid, id, (SELECT message FROM bodies WHERE message_id = messages.id) AS message, \
      transport, attempts, claims, age_from, traceparent";
 
-async fn claim(
-    tx: &mut SqliteConnection,
+fn claim(
+    conn: &Connection,
     now: OffsetDateTime,
     lease: Duration,
     limit: u32,
@@ -155,145 +276,131 @@ async fn claim(
     let now = batch::current(now);
     let now_ms = ms(now);
     let until = now + lease;
-    let rows = sqlx::query(CLAIM)
-        .bind(ms(until))
-        .bind(now_ms)
-        .bind(i64::from(limit))
-        .bind(ms(batch::abandoned_before(now, lease)))
-        .fetch_all(&mut *tx)
-        .await?;
-    let mut jobs = Vec::with_capacity(rows.len());
-    for row in &rows {
-        match decode(row, until, keyring) {
-            Ok(job) => jobs.push(job),
-            Err(e) => {
-                let rowid: i64 = row.try_get("rowid")?;
-                tracing::error!(rowid, error = %e, "a stored message cannot be read; it is marked failed");
-                sqlx::query(
-                    "UPDATE messages SET status = 'failed', last_error = ?, updated_at = ?, \
-                     lease_until = NULL, next_attempt_at = NULL WHERE rowid = ?",
-                )
-                .bind(batch::undecodable(&e))
-                .bind(now_ms)
-                .bind(rowid)
-                .execute(&mut *tx)
-                .await?;
+    let mut jobs = Vec::new();
+    let mut unreadable = Vec::new();
+    {
+        let mut statement = conn.prepare_cached(CLAIM)?;
+        let mut rows = statement.query((
+            ms(until),
+            now_ms,
+            i64::from(limit),
+            ms(batch::abandoned_before(now, lease)),
+        ))?;
+        while let Some(row) = rows.next()? {
+            match decode(row, until, keyring) {
+                Ok(job) => jobs.push(job),
+                Err(e) => unreadable.push((row.get::<_, i64>("rowid")?, e)),
             }
         }
+    }
+    for (rowid, e) in unreadable {
+        tracing::error!(rowid, error = %e, "a stored message cannot be read; it is marked failed");
+        conn.prepare_cached(
+            "UPDATE messages SET status = 'failed', last_error = ?, updated_at = ?, \
+             lease_until = NULL, next_attempt_at = NULL WHERE rowid = ?",
+        )?
+        .execute((batch::undecodable(&e), now_ms, rowid))?;
     }
     Ok(jobs)
 }
 
 /// A claimed row as a job; an error names what could not be read.
 fn decode(
-    row: &sqlx::sqlite::SqliteRow,
+    row: &Row<'_>,
     until: OffsetDateTime,
     keyring: Option<&Keyring>,
 ) -> anyhow::Result<ClaimedJob> {
-    let id: String = row.try_get("id").context("id")?;
-    let stored: &[u8] = row.try_get("message").context("message")?;
-    let attempts: i64 = row.try_get("attempts").context("attempts")?;
-    let claims: i64 = row.try_get("claims").context("claims")?;
+    let id: String = row.get("id").context("id")?;
+    let stored = row.get_ref("message").context("message")?;
+    let stored = match stored {
+        rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => b,
+        other => anyhow::bail!("message: stored as {}", other.data_type()),
+    };
+    let attempts: i64 = row.get("attempts").context("attempts")?;
+    let claims: i64 = row.get("claims").context("claims")?;
     let id = Uuid::parse_str(&id).context("id")?;
     let message = sealing::open_stored(keyring, id, stored)?;
     Ok(ClaimedJob {
         message,
-        transport: row.try_get("transport").context("transport")?,
+        transport: row.get("transport").context("transport")?,
         lease: Lease {
             id,
             attempt: u32::try_from(attempts).context("attempts")?,
             claim: u32::try_from(claims).context("claims")?,
             until,
         },
-        created_at: from_ms(row.try_get("age_from").context("age_from")?),
-        traceparent: row.try_get("traceparent").context("traceparent")?,
+        created_at: from_ms(row.get("age_from").context("age_from")?),
+        traceparent: row.get("traceparent").context("traceparent")?,
     })
 }
 
-/// The condition every lease-fenced write carries.
-const FENCE: &str = "id = ? AND claims = ? AND status = 'sending'";
+/// The condition every lease-fenced write carries (`?1`, `?2`: the lease's
+/// id and claim).
+const FENCE: &str = "id = ?1 AND claims = ?2 AND status = 'sending'";
 
-async fn renew(
-    tx: &mut SqliteConnection,
-    lease: &Lease,
-    until: OffsetDateTime,
-) -> anyhow::Result<bool> {
-    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE messages SET lease_until = ? WHERE {FENCE}"
-    )))
-    .bind(ms(until))
-    .bind(lease.id.to_string())
-    .bind(i64::from(lease.claim))
-    .execute(&mut *tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+fn renew(conn: &Connection, lease: &Lease, until: OffsetDateTime) -> anyhow::Result<bool> {
+    let changed = conn
+        .prepare_cached(&format!(
+            "UPDATE messages SET lease_until = ?3 WHERE {FENCE}"
+        ))?
+        .execute((lease.id.to_string(), lease.claim, ms(until)))?;
+    Ok(changed == 1)
 }
 
-async fn record(
-    tx: &mut SqliteConnection,
+fn record(
+    conn: &Connection,
     lease: &Lease,
     outcome: &Outcome,
     now: OffsetDateTime,
 ) -> anyhow::Result<bool> {
     let now = ms(now);
+    let id = lease.id.to_string();
     if let Some((outcome, answer)) = crate::queue::history::attempt_entry(outcome) {
         // Before the update, under the same fence: only the attempt that
         // still holds the message leaves a row in its history.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        conn.prepare_cached(&format!(
             "INSERT INTO attempts (message_id, attempt, transport, outcome, answer, finished_at) \
-             SELECT id, attempts, transport, ?, ?, ? FROM messages WHERE {FENCE}"
-        )))
-        .bind(outcome)
-        .bind(answer)
-        .bind(now)
-        .bind(lease.id.to_string())
-        .bind(i64::from(lease.claim))
-        .execute(&mut *tx)
-        .await?;
+             SELECT id, attempts, transport, ?3, ?4, ?5 FROM messages WHERE {FENCE}"
+        ))?
+        .execute((&id, lease.claim, outcome, answer, now))?;
     }
-    let query = match outcome {
+    let fence = (&id, lease.claim);
+    let changed = match outcome {
         Outcome::Sent {
             provider_message_id,
-        } => sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE messages SET status = 'sent', provider_message_id = ?, sent_at = ?, updated_at = ?, \
-             lease_until = NULL, next_attempt_at = NULL WHERE {FENCE}"
-        )))
-        .bind(provider_message_id.clone())
-        .bind(now)
-        .bind(now),
+        } => conn
+            .prepare_cached(&format!(
+                "UPDATE messages SET status = 'sent', provider_message_id = ?3, sent_at = ?4, updated_at = ?4, \
+                 lease_until = NULL, next_attempt_at = NULL WHERE {FENCE}"
+            ))?
+            .execute((fence.0, fence.1, provider_message_id, now))?,
         Outcome::Retrying {
             error,
             next_attempt_at,
-        } => sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE messages SET status = 'retrying', last_error = ?, next_attempt_at = ?, updated_at = ?, \
-             lease_until = NULL WHERE {FENCE}"
-        )))
-        .bind(error.clone())
-        .bind(ms(*next_attempt_at))
-        .bind(now),
-        Outcome::Failed { error } => sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE messages SET status = 'failed', last_error = ?, updated_at = ?, lease_until = NULL, \
-             next_attempt_at = NULL WHERE {FENCE}"
-        )))
-        .bind(error.clone())
-        .bind(now),
-        Outcome::Suppressed { reason } => sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE messages SET status = 'suppressed', attempts = MAX(attempts - 1, 0), last_error = ?, updated_at = ?, \
-             lease_until = NULL, next_attempt_at = NULL WHERE {FENCE}"
-        )))
-        .bind(reason.clone())
-        .bind(now),
-        Outcome::Released { next_attempt_at } => sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE messages SET status = 'retrying', attempts = MAX(attempts - 1, 0), next_attempt_at = ?, \
-             updated_at = ?, lease_until = NULL WHERE {FENCE}"
-        )))
-        .bind(ms(*next_attempt_at))
-        .bind(now),
+        } => conn
+            .prepare_cached(&format!(
+                "UPDATE messages SET status = 'retrying', last_error = ?3, next_attempt_at = ?4, updated_at = ?5, \
+                 lease_until = NULL WHERE {FENCE}"
+            ))?
+            .execute((fence.0, fence.1, error, ms(*next_attempt_at), now))?,
+        Outcome::Failed { error } => conn
+            .prepare_cached(&format!(
+                "UPDATE messages SET status = 'failed', last_error = ?3, updated_at = ?4, lease_until = NULL, \
+                 next_attempt_at = NULL WHERE {FENCE}"
+            ))?
+            .execute((fence.0, fence.1, error, now))?,
+        Outcome::Suppressed { reason } => conn
+            .prepare_cached(&format!(
+                "UPDATE messages SET status = 'suppressed', attempts = MAX(attempts - 1, 0), last_error = ?3, \
+                 updated_at = ?4, lease_until = NULL, next_attempt_at = NULL WHERE {FENCE}"
+            ))?
+            .execute((fence.0, fence.1, reason, now))?,
+        Outcome::Released { next_attempt_at } => conn
+            .prepare_cached(&format!(
+                "UPDATE messages SET status = 'retrying', attempts = MAX(attempts - 1, 0), next_attempt_at = ?3, \
+                 updated_at = ?4, lease_until = NULL WHERE {FENCE}"
+            ))?
+            .execute((fence.0, fence.1, ms(*next_attempt_at), now))?,
     };
-    let done = query
-        .bind(lease.id.to_string())
-        .bind(i64::from(lease.claim))
-        .execute(&mut *tx)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(changed == 1)
 }
