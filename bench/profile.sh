@@ -5,8 +5,8 @@
 # delivering to smtp-sink meanwhile. Writes to OUT (default target/profile/):
 #   flame.svg   a flame graph (inferno) of every thread's stacks,
 #   top.txt     self time by function, the largest first,
-#   threads.txt samples per thread (async workers, blocking pool, sqlx's
-#               SQLite worker thread).
+#   threads.txt samples per thread (async workers, rendering threads, the
+#               SQLite store's writer thread, sqlx's connection threads).
 # SINK_STOPPED=1 stops smtp-sink (SIGSTOP) before the load: the accept path
 # alone, nothing delivered.
 # Counting samples is meaningful on a busy machine too; a rate is not.

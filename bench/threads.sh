@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The service's CPU time and context switches per stored message, by thread
-# (tokio's workers, the rendering threads, sqlx's SQLite thread), from
+# (tokio's workers, the rendering threads, the store's writer thread, sqlx's
+# connection threads), from
 # /proc/<pid>/task/*/{stat,status} before and after a wrk load of DURATION at
 # CONNECTIONS (bench/post.lua's Keycloak-shaped requests) on a fresh SQLite
 # store. MODE=deliver (default) delivers to Postfix's smtp-sink meanwhile;
