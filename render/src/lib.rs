@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use fluent_bundle::FluentValue;
-use minijinja::value::{Kwargs, Value};
+use minijinja::value::{Kwargs, Value, ValueKind};
 use minijinja::{AutoEscape, Environment, State};
 
 pub use missing::Missing;
@@ -456,6 +456,14 @@ fn language_candidates(locale: &str) -> Vec<String> {
 }
 
 fn fluent_value(value: &Value) -> FluentValue<'static> {
+    // Strings (most arguments: names, links) as they are: the number
+    // conversions below would each fail for them only after formatting an
+    // error message.
+    if value.kind() == ValueKind::String
+        && let Some(text) = value.as_str()
+    {
+        return FluentValue::from(text.to_owned());
+    }
     match value.as_i64() {
         Some(n) => FluentValue::from(n),
         None => match f64::try_from(value.clone()) {

@@ -359,3 +359,25 @@ fn the_shipped_samples_lack_nothing_the_shipped_templates_use() {
         .expect("renders");
     assert_eq!(missing.variables, ["link"]);
 }
+
+#[test]
+fn translation_arguments_keep_their_kind() {
+    let mut sources = small();
+    sources.insert(
+        "locales/en.ftl",
+        "args = { $s } { $digits } { $n } { $f } { $b } { $count ->\n    [one] one\n   *[other] many\n}\n",
+    );
+    sources.insert(
+        "emails/greet/subject.j2",
+        "{{ t(\"args\", s=user.name, digits=\"42\", n=3, f=2.5, b=true, count=1) }} \
+         {{ t(\"args\", s=\"\", digits=\"1\", n=-7, f=0.5, b=false, count=\"1\") }}",
+    );
+    let r = Renderer::new(sources).unwrap();
+    let data = json!({"user": {"name": "Ada"}});
+    // A number selects its plural form; a string of digits stays a string
+    // (no form matches it: the default); booleans count as 1 and 0.
+    assert_eq!(
+        r.render(&req("greet", Some("en"), &data)).unwrap().subject,
+        "Ada 42 3 2.5 1 one 1 -7 0.5 0 many"
+    );
+}
