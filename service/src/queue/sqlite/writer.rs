@@ -404,3 +404,82 @@ fn record(
     };
     Ok(changed == 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use crate::email::{Mailbox, OutgoingMessage};
+    use crate::queue::sqlite::SqliteStore;
+    use crate::queue::{Enqueued, JobStore, NewJob};
+    use crate::suppression::{Reason, Suppression};
+
+    fn job(n: usize) -> NewJob {
+        NewJob {
+            message: OutgoingMessage::plain(
+                "acme",
+                Mailbox::new("no-reply@acme.example"),
+                Mailbox::new(format!("user{n}@example.com")),
+                "Hi",
+                "Hello",
+            ),
+            idempotency_key: None,
+            transport: "default".into(),
+            now: OffsetDateTime::now_utc(),
+            lease: None,
+            origin: Default::default(),
+            limits: Vec::new(),
+        }
+    }
+
+    /// Groups on the writer's thread and writes through sqlx's write
+    /// connection at the same time: every one succeeds, and sqlx sees what
+    /// the writer's thread wrote (for `sqlite::memory:`, through the shared
+    /// in-memory database: a writer's connection opened on a database of its
+    /// own would leave the queue empty here).
+    async fn writes_through_both_connections(url: &str) {
+        let store = SqliteStore::open(url).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..1000 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                match store.enqueue(job(n)).await.unwrap() {
+                    Enqueued::Created(_) => {}
+                    other => panic!("{other:?}"),
+                }
+            });
+        }
+        for n in 0..200 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                let entry = Suppression {
+                    tenant: "acme".into(),
+                    email: format!("listed{n}@example.com"),
+                    reason: Reason::Manual,
+                    detail: None,
+                    message_id: None,
+                    created_at: OffsetDateTime::now_utc(),
+                };
+                assert!(store.suppress(&entry).await.unwrap());
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        let listed = store.suppressions(Some("acme"), 1000).await.unwrap();
+        assert_eq!(listed.len(), 200);
+        assert_eq!(store.stats().await.unwrap().queued, 1000);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_memory_the_groups_and_sqlx_s_writes_share_one_database() {
+        writes_through_both_connections("sqlite::memory:").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_a_file_the_groups_and_sqlx_s_writes_go_side_by_side() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("queue.db").display());
+        writes_through_both_connections(&url).await;
+    }
+}
