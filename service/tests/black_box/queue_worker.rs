@@ -287,3 +287,50 @@ async fn held_messages_go_as_soon_as_the_probe_succeeds() {
     let _ = rig.stop.send(());
     rig.task.await.unwrap();
 }
+
+/// A large backlog held back does not all come due at the hold's end: the
+/// hold's first 64 messages do (one of them probes the transport), the
+/// others spread over one more hold (with this rig's jitter of 1.0, all at
+/// its end).
+#[tokio::test]
+async fn a_large_held_backlog_comes_due_spread_over_one_more_hold() {
+    let rig = rig(RetryPolicy {
+        base: Duration::from_secs(5),
+        max_interval: Duration::from_secs(5),
+        ..quick()
+    })
+    .await;
+    for _ in 0..5 {
+        rig.transport.push_result(Err(TransportError::transient(
+            "connection to relay:587 failed: refused",
+        )));
+    }
+    let mut first = Vec::new();
+    for _ in 0..5 {
+        first.push(enqueue(&rig.store).await);
+    }
+    for &id in &first {
+        wait_for(&rig.store, id, Status::Retrying).await;
+    }
+    // Held now: these are put back without an attempt.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(enqueue(&rig.store).await);
+    }
+    let mut due = Vec::new();
+    for id in held {
+        let record = wait_for(&rig.store, id, Status::Retrying).await;
+        assert_eq!(record.attempts, 0, "{record:?}");
+        due.push(record.next_attempt_at.unwrap());
+    }
+    due.sort();
+    let hold_end = due[0];
+    let at_end = due.iter().filter(|&&t| t == hold_end).count();
+    let later = due
+        .iter()
+        .filter(|&&t| t - hold_end >= Duration::from_secs(4))
+        .count();
+    assert_eq!((at_end, later), (64, 36), "{due:?}");
+    let _ = rig.stop.send(());
+    rig.task.await.unwrap();
+}

@@ -215,6 +215,8 @@ impl Worker {
     /// spending an attempt, unless that would take it past the retry
     /// policy's age (`MAILBRIDGE_RETRY_MAX_AGE`): then it is `failed`.
     async fn wait_out(&self, job: &ClaimedJob, wait: std::time::Duration) -> AttemptOutcome {
+        let spread = self.outages.spread(&job.transport);
+        let wait = wait + spread.mul_f64((self.jitter)().clamp(0.0, 1.0));
         let now = OffsetDateTime::now_utc();
         if now + wait <= job.created_at + self.policy.max_age {
             return self.hold_back(job, wait, Holding::Outage).await;

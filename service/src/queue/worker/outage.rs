@@ -24,6 +24,9 @@ use crate::transport::{Delivery, TransportError};
 pub const THRESHOLD: u32 = 5;
 /// The longest hold between two probes.
 pub const LONGEST: Duration = Duration::from_secs(300);
+/// Messages held back for a hold's end exactly; those after them come due
+/// spread over one more hold (see [`Outages::spread`]).
+pub const AT_HOLD_END: u32 = 64;
 
 /// What one attempt's result says about its transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +90,8 @@ struct Hold {
     until: Instant,
     length: Duration,
     probe: Option<Instant>,
+    /// Messages held back since this hold (or its last renewal) began.
+    held_back: u32,
 }
 
 /// Whether an attempt may go now.
@@ -188,6 +193,7 @@ impl Outages {
             Some(hold) if hold.probe.is_some() => {
                 // The probe failed (or an attempt that began before the hold).
                 hold.probe = None;
+                hold.held_back = 0;
                 hold.length = (hold.length * 2).min(self.longest);
                 hold.until = hold.until.max(now + hold.length.max(hint));
                 tracing::info!(
@@ -208,6 +214,7 @@ impl Outages {
                     until: now + length.max(hint),
                     length,
                     probe: None,
+                    held_back: 0,
                 });
                 tracing::warn!(
                     transport,
@@ -221,6 +228,26 @@ impl Outages {
             None => {}
         }
         false
+    }
+
+    /// How far past its wait a message held back now may come due: nothing
+    /// for the first [`AT_HOLD_END`] of a hold (one of them probes the
+    /// transport when the hold ends), the hold's length for those after.
+    /// Held back all for the same moment, a large backlog would be claimed
+    /// and put back all at once at every hold's end, a burst of writes as
+    /// large as the backlog; spread, it comes due a little at a time. When
+    /// the probe finds the transport working, all of it is made due at once
+    /// anyway (`JobStore::wake`).
+    pub fn spread(&self, transport: &str) -> Duration {
+        let mut health = self.lock();
+        let Some(hold) = health.get_mut(transport).and_then(|h| h.held.as_mut()) else {
+            return Duration::ZERO;
+        };
+        hold.held_back = hold.held_back.saturating_add(1);
+        match hold.held_back > AT_HOLD_END {
+            true => hold.length,
+            false => Duration::ZERO,
+        }
     }
 
     /// Whether `transport` is held now (for tests and the console).
@@ -306,6 +333,31 @@ mod tests {
         assert!(
             !o.is_held("relay"),
             "the count started over after the success"
+        );
+    }
+
+    #[test]
+    fn a_hold_s_first_messages_come_due_at_its_end_and_the_rest_spread_over_one_more() {
+        let o = outages();
+        let t0 = Instant::now();
+        assert_eq!(o.spread("relay"), Duration::ZERO, "not held");
+        for _ in 0..THRESHOLD {
+            o.answered("relay", &refused(), t0);
+        }
+        let spreads = |n| (0..n).map(|_| o.spread("relay")).collect::<Vec<_>>();
+        let first = spreads(AT_HOLD_END);
+        assert!(first.iter().all(|s| s.is_zero()), "{first:?}");
+        assert_eq!(spreads(3), [5 * S; 3], "after them, over the hold's length");
+        // A failed probe renews the hold (doubled): its first ones go at its end again.
+        assert_eq!(o.gate("relay", t0 + 5 * S), Gate::Probe);
+        o.answered("relay", &refused(), t0 + 6 * S);
+        let again = spreads(AT_HOLD_END);
+        assert!(again.iter().all(|s| s.is_zero()), "{again:?}");
+        assert_eq!(spreads(1), [10 * S]);
+        assert_eq!(
+            o.spread("other"),
+            Duration::ZERO,
+            "one transport's hold is its own"
         );
     }
 
