@@ -52,6 +52,38 @@ async fn rig(policy: RetryPolicy) -> Rig {
     }
 }
 
+impl Rig {
+    /// The transport's next `n` attempts are refused, as by a relay that is down.
+    fn refuse(&self, n: usize) {
+        for _ in 0..n {
+            self.transport.push_result(Err(TransportError::transient(
+                "connection to relay:587 failed: refused",
+            )));
+        }
+    }
+
+    /// `n` new messages.
+    async fn enqueue(&self, n: usize) -> Vec<Uuid> {
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            ids.push(enqueue(&self.store).await);
+        }
+        ids
+    }
+}
+
+/// Holds of 5 s, and the first five attempts refused: the fifth begins a hold.
+async fn five_second_holds() -> Rig {
+    let rig = rig(RetryPolicy {
+        base: Duration::from_secs(5),
+        max_interval: Duration::from_secs(5),
+        ..quick()
+    })
+    .await;
+    rig.refuse(5);
+    rig
+}
+
 async fn enqueue(store: &Arc<dyn JobStore>) -> Uuid {
     let message = OutgoingMessage::plain(
         "acme",
@@ -192,11 +224,7 @@ async fn a_transport_that_is_down_holds_messages_without_spending_their_attempts
         ..quick()
     })
     .await;
-    for _ in 0..40 {
-        rig.transport.push_result(Err(TransportError::transient(
-            "connection to relay:587 failed: refused",
-        )));
-    }
+    rig.refuse(40);
     let mut ids = Vec::new();
     for _ in 0..10 {
         ids.push(enqueue(&rig.store).await);
@@ -249,17 +277,7 @@ async fn a_held_message_fails_at_its_max_age() {
 /// once: not a hold later (here 5 s; the others would go at about 10 s).
 #[tokio::test]
 async fn held_messages_go_as_soon_as_the_probe_succeeds() {
-    let rig = rig(RetryPolicy {
-        base: Duration::from_secs(5),
-        max_interval: Duration::from_secs(5),
-        ..quick()
-    })
-    .await;
-    for _ in 0..5 {
-        rig.transport.push_result(Err(TransportError::transient(
-            "connection to relay:587 failed: refused",
-        )));
-    }
+    let rig = five_second_holds().await;
     // The probe is still on its way when the others come due with it.
     rig.transport.set_latency(Duration::from_millis(300));
     let began = std::time::Instant::now();
@@ -294,29 +312,12 @@ async fn held_messages_go_as_soon_as_the_probe_succeeds() {
 /// its end).
 #[tokio::test]
 async fn a_large_held_backlog_comes_due_spread_over_one_more_hold() {
-    let rig = rig(RetryPolicy {
-        base: Duration::from_secs(5),
-        max_interval: Duration::from_secs(5),
-        ..quick()
-    })
-    .await;
-    for _ in 0..5 {
-        rig.transport.push_result(Err(TransportError::transient(
-            "connection to relay:587 failed: refused",
-        )));
-    }
-    let mut first = Vec::new();
-    for _ in 0..5 {
-        first.push(enqueue(&rig.store).await);
-    }
-    for &id in &first {
+    let rig = five_second_holds().await;
+    for id in rig.enqueue(5).await {
         wait_for(&rig.store, id, Status::Retrying).await;
     }
     // Held now: these are put back without an attempt.
-    let mut held = Vec::new();
-    for _ in 0..100 {
-        held.push(enqueue(&rig.store).await);
-    }
+    let held = rig.enqueue(100).await;
     let mut due = Vec::new();
     for id in held {
         let record = wait_for(&rig.store, id, Status::Retrying).await;
