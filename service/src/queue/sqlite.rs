@@ -108,13 +108,7 @@ impl SqliteStore {
             filename: options.get_filename().to_path_buf(),
             in_memory: url.contains(":memory:") || url.contains("mode=memory"),
         };
-        tokio::spawn(writer::run(
-            write.clone(),
-            inbox,
-            writes.health.clone(),
-            keyring,
-            target,
-        ));
+        writer::start(write.clone(), inbox, writes.health.clone(), keyring, target)?;
         let reads = read.clone();
         let lookups = Lookups::start(std::sync::Arc::new(move |pairs| {
             let reads = reads.clone();

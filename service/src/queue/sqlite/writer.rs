@@ -96,23 +96,33 @@ struct Group {
     done: oneshot::Sender<Vec<Write>>,
 }
 
-/// Applies waiting writes in groups until every sender is gone.
-pub(super) async fn run(
+/// Starts the writer's thread, and the task that hands it the groups; an
+/// error when the thread cannot start (the store cannot take writes).
+pub(super) fn start(
     pool: SqlitePool,
-    mut inbox: mpsc::Receiver<Write>,
+    inbox: mpsc::Receiver<Write>,
     health: Health,
     keyring: Option<Arc<Keyring>>,
     target: Target,
-) {
+) -> anyhow::Result<()> {
     let (groups, thread_inbox) = std_mpsc::channel::<Group>();
     let answers = health.clone();
-    let spawned = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("sqlite-writer".into())
-        .spawn(move || serve(target, thread_inbox, answers, keyring));
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start the queue store's writer thread");
-        return;
-    }
+        .spawn(move || serve(target, thread_inbox, answers, keyring))
+        .context("starting the queue store's writer thread")?;
+    tokio::spawn(run(pool, inbox, health, groups));
+    Ok(())
+}
+
+/// Hands waiting writes to the writer's thread in groups until every sender
+/// is gone.
+async fn run(
+    pool: SqlitePool,
+    mut inbox: mpsc::Receiver<Write>,
+    health: Health,
+    groups: std_mpsc::Sender<Group>,
+) {
     let mut waiting = Vec::with_capacity(MAX_BATCH);
     while inbox.recv_many(&mut waiting, MAX_BATCH).await > 0 {
         // Taking sqlx's one write connection is this group's turn.
