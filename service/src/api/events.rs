@@ -15,7 +15,7 @@ use tracing::Instrument as _;
 use super::AppState;
 use super::error::ApiError;
 use crate::events::source::{Delivered, Refused};
-use crate::events::{Bounce, DeliveryEvent, EventType, ProviderEvent};
+use crate::events::{Bounce, DeliveryEvent, EventType, ProviderEvent, address_key};
 use crate::queue::{JobStore, MessageRecord, StoreError};
 use crate::suppression::{Reason, Suppression, normalise};
 use crate::webhooks::WebhookType;
@@ -25,7 +25,8 @@ use crate::webhooks::WebhookType;
 pub struct Received {
     /// Events stored (matched to one of our messages, not seen before).
     pub stored: u32,
-    /// Events about messages we do not know (sent by something else): dropped.
+    /// Events about messages we do not know (sent by something else), or
+    /// naming an address the message was not sent to: dropped.
     pub unmatched: u32,
     /// Events stored before (a provider's repeated delivery): dropped.
     pub repeated: u32,
@@ -72,6 +73,15 @@ pub async fn receive(
             received.unmatched += 1;
             continue;
         };
+        if !sent_to(state.store.as_ref(), message.id, &event).await? {
+            tracing::warn!(
+                message_id = %message.id,
+                %transport,
+                "a delivery event names an address its message was not sent to: dropped"
+            );
+            received.unmatched += 1;
+            continue;
+        }
         let event = DeliveryEvent::matched(event, message.id, &transport, now);
         // A span per event in the message's own trace (accept, deliveries,
         // events), carrying the message id that its delivery's spans carry too.
@@ -131,6 +141,24 @@ async fn find_message(
         },
         None => Ok(None),
     }
+}
+
+/// Whether `event` names no recipient, or one of `message`'s. A report
+/// about a message speaks for the addresses it was sent to only: whoever
+/// received one of a tenant's emails can send a bounce (with its
+/// `Message-ID`, or to its VERP address) naming anyone else, and that
+/// address must not be suppressed or flagged in Keycloak for it.
+async fn sent_to(
+    store: &dyn JobStore,
+    message: uuid::Uuid,
+    event: &ProviderEvent,
+) -> Result<bool, StoreError> {
+    let Some(recipient) = &event.recipient else {
+        return Ok(true);
+    };
+    let recipient = address_key(recipient);
+    let recipients = store.recipients(message).await?;
+    Ok(recipients.iter().any(|r| address_key(r) == recipient))
 }
 
 /// Queues the event's webhook (`message.delivered`, `message.bounced`,

@@ -156,7 +156,12 @@ fn recipient_event(
     };
     let recipient = field(block, "final-recipient")
         .or_else(|| field(block, "original-recipient"))
-        .map(|v| v.split_once(';').map_or(v, |(_, a)| a).trim().to_owned());
+        .map(|v| {
+            let address = v.split_once(';').map_or(v, |(_, a)| a).trim();
+            // Some servers write the address in angle brackets.
+            let bare = address.strip_prefix('<').and_then(|a| a.strip_suffix('>'));
+            bare.unwrap_or(address).trim().to_owned()
+        });
     let reason = field(block, "diagnostic-code")
         .map(|v| v.split_once(';').map_or(v, |(_, d)| d).trim().to_owned())
         .or_else(|| (!status.is_empty()).then(|| status.to_owned()));

@@ -200,6 +200,27 @@ pub fn detail(text: Option<&str>) -> Option<String> {
     Some(text[..end].to_owned())
 }
 
+/// An address as an event's recipient is compared with a message's: no
+/// angle brackets or surrounding space, lower case, the domain in ASCII (an
+/// IDN as punycode), so that a provider's spelling of an address matches
+/// the one the message was sent to.
+pub fn address_key(address: &str) -> String {
+    let address = address.trim();
+    let address = address
+        .strip_prefix('<')
+        .and_then(|a| a.strip_suffix('>'))
+        .unwrap_or(address)
+        .trim()
+        .to_lowercase();
+    match address.rsplit_once('@') {
+        Some((local, domain)) => match idna::domain_to_ascii(domain) {
+            Ok(ascii) => format!("{local}@{ascii}"),
+            Err(_) => address,
+        },
+        None => address,
+    }
+}
+
 /// A unix time in seconds (possibly fractional) as a time, if in range.
 pub fn unix_seconds(seconds: f64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos((seconds * 1e9) as i128).ok()
@@ -223,6 +244,26 @@ mod tests {
             ..MessageRef::default()
         };
         assert_eq!(foreign.id_from_header(), None);
+    }
+
+    #[test]
+    fn addresses_compare_as_a_provider_may_spell_them() {
+        let sent = address_key("ada@münchen.example");
+        for spelling in [
+            "Ada@München.example",
+            " <ada@xn--mnchen-3ya.example> ",
+            "ADA@XN--MNCHEN-3YA.EXAMPLE",
+        ] {
+            assert_eq!(address_key(spelling), sent, "{spelling}");
+        }
+        assert_ne!(
+            address_key("ada@example.com"),
+            address_key("ada@example.co")
+        );
+        assert_ne!(
+            address_key("ada@example.com"),
+            address_key("bob@example.com")
+        );
     }
 
     #[test]

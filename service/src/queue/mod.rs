@@ -472,6 +472,10 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// A message's delivery events, oldest first.
     async fn events(&self, id: Uuid) -> Result<Vec<DeliveryEvent>, StoreError>;
 
+    /// A message's recipient addresses (To, Cc and Bcc, lower case), as
+    /// recorded when it was accepted.
+    async fn recipients(&self, id: Uuid) -> Result<Vec<String>, StoreError>;
+
     /// The message a provider's id names (the id its send answer gave).
     async fn find_by_provider_id(
         &self,

@@ -374,6 +374,10 @@ impl JobStore for PgStore {
         events::list(&self.pool, id).await
     }
 
+    async fn recipients(&self, id: Uuid) -> Result<Vec<String>, StoreError> {
+        events::recipients(&self.pool, id).await
+    }
+
     async fn find_by_provider_id(
         &self,
         provider_message_id: &str,

@@ -355,6 +355,10 @@ impl JobStore for SqliteStore {
         events::list(&self.read, id).await
     }
 
+    async fn recipients(&self, id: Uuid) -> Result<Vec<String>, StoreError> {
+        events::recipients(&self.read, id).await
+    }
+
     async fn find_by_provider_id(
         &self,
         provider_message_id: &str,

@@ -44,6 +44,17 @@ pub async fn list(pool: &PgPool, id: Uuid) -> Result<Vec<DeliveryEvent>, StoreEr
     rows.iter().map(|row| read(row, id)).collect()
 }
 
+/// The recipient addresses recorded for message `id`.
+pub async fn recipients(pool: &PgPool, id: Uuid) -> Result<Vec<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT address FROM recipients WHERE message_id = $1")
+            .bind(id)
+            .fetch_all(pool)
+            .await
+            .context("reading a message's recipients")?,
+    )
+}
+
 /// The message whose provider id is `provider_message_id`.
 pub async fn by_provider_id(
     pool: &PgPool,

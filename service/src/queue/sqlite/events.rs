@@ -45,6 +45,17 @@ pub async fn list(pool: &SqlitePool, id: Uuid) -> Result<Vec<DeliveryEvent>, Sto
     rows.iter().map(|row| read(row, id)).collect()
 }
 
+/// The recipient addresses recorded for message `id`.
+pub async fn recipients(pool: &SqlitePool, id: Uuid) -> Result<Vec<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT address FROM recipients WHERE message_id = ?")
+            .bind(id.to_string())
+            .fetch_all(pool)
+            .await
+            .context("reading a message's recipients")?,
+    )
+}
+
 /// The message whose provider id is `provider_message_id`.
 pub async fn by_provider_id(
     pool: &SqlitePool,

@@ -615,6 +615,9 @@ pub async fn delivery_events_are_kept_once_per_provider_event(store: Arc<dyn Job
     settle(&store, &claimed[0], sent(Some("prov-7")), now).await;
     assert_eq!(store.find_by_provider_id("prov-7").await.unwrap(), Some(id));
     assert_eq!(store.find_by_provider_id("prov-8").await.unwrap(), None);
+    // The addresses an event about it may name (lower case, each once).
+    assert_eq!(store.recipients(id).await.unwrap(), ["ada@example.com"]);
+    assert!(store.recipients(Uuid::now_v7()).await.unwrap().is_empty());
 
     let event = |kind, bounce, event_id: Option<&str>, seconds_ago| DeliveryEvent {
         message_id: id,
