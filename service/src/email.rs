@@ -219,11 +219,10 @@ impl OutgoingMessage {
     /// `Message-ID` in the sender's domain; no copies, tags or metadata.
     pub fn plain(tenant: &str, from: Mailbox, to: Mailbox, subject: &str, text: &str) -> Self {
         let id = uuid::Uuid::now_v7();
-        let domain = from.email.rsplit_once('@').map_or("localhost", |(_, d)| d);
         Self {
             id,
             tenant: tenant.to_owned(),
-            message_id: format!("{}@{domain}", id.simple()),
+            message_id: make_message_id(id, &from),
             from,
             envelope_from: None,
             reply_to: None,
@@ -276,19 +275,60 @@ fn has_bare_line_end(text: &str) -> bool {
     })
 }
 
-/// Makes a `Message-ID` value (without brackets) for message `id` sent from `domain`.
+/// Makes a `Message-ID` value (without brackets) for message `id` sent from
+/// `from`: in the sender's domain, in its ASCII form (a `Message-ID` is
+/// ASCII: an IDN goes as punycode).
 pub fn make_message_id(id: uuid::Uuid, from: &Mailbox) -> String {
-    let domain = from
-        .email
-        .rsplit_once('@')
-        .map(|(_, d)| d)
-        .unwrap_or("mailbridge.invalid");
-    format!("{}@{domain}", id.simple())
+    let domain = from.email.rsplit_once('@').map_or("", |(_, d)| d);
+    let id = format!("{}@{domain}", id.simple());
+    match wire_message_id(&id) {
+        Some(wire) => wire.into_owned(),
+        None => format!("{}@mailbridge.invalid", &id[..32]),
+    }
+}
+
+/// A `Message-ID` value as it goes on the wire: a plain `left@right` token
+/// of printable ASCII (no brackets, quotes, backslashes or commas), the
+/// right side of an IDN in its ASCII form; `None` when it cannot be one.
+/// Messages stored with a domain in Unicode are sent this way too.
+pub fn wire_message_id(id: &str) -> Option<Cow<'_, str>> {
+    let (left, right) = id.rsplit_once('@')?;
+    let id = if right.is_ascii() {
+        Cow::Borrowed(id)
+    } else {
+        Cow::Owned(format!("{left}@{}", idna::domain_to_ascii(right).ok()?))
+    };
+    let plain = !left.is_empty()
+        && !id.ends_with('@')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"' | '\\' | ','));
+    plain.then_some(id)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_ids_are_ascii_whatever_the_sender_s_domain() {
+        let id = uuid::Uuid::now_v7();
+        let simple = id.simple();
+        let of = |email: &str| make_message_id(id, &Mailbox::new(email));
+        assert_eq!(
+            of("no-reply@acme.example"),
+            format!("{simple}@acme.example")
+        );
+        assert_eq!(
+            of("no-reply@münchen.example"),
+            format!("{simple}@xn--mnchen-3ya.example")
+        );
+        // A sender the fuzzer found (valid atext, no IDNA form): a domain
+        // of our own rather than a message no server takes.
+        let odd = of("no-reply@ac}eҘxampnal");
+        assert!(wire_message_id(&odd).is_some_and(|w| w == odd), "{odd}");
+        assert!(odd.starts_with(&simple.to_string()), "{odd}");
+    }
 
     #[test]
     fn parses_display_form() {

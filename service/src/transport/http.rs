@@ -121,9 +121,11 @@ pub fn metadata(message: &OutgoingMessage) -> Vec<(String, String)> {
     ours.into_iter().chain(theirs).collect()
 }
 
-/// The `Message-ID` header value of a message, with its angle brackets.
+/// The `Message-ID` header value of a message, with its angle brackets, in
+/// its wire form (an IDN domain as punycode; see `wire_message_id`).
 pub fn message_id_header(message: &OutgoingMessage) -> String {
-    format!("<{}>", message.message_id)
+    let id = crate::email::wire_message_id(&message.message_id);
+    format!("<{}>", id.as_deref().unwrap_or(&message.message_id))
 }
 
 /// A mailbox as `Name <addr>` with the name quoted per RFC 5322 when it holds

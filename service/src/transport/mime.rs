@@ -18,7 +18,7 @@ use lettre::message::header::ContentType;
 use lettre::message::{Mailbox as LettreMailbox, MessageBuilder, MultiPart};
 
 use super::TransportError;
-use crate::email::{Mailbox, OutgoingMessage, check_header_text};
+use crate::email::{Mailbox, OutgoingMessage, check_header_text, wire_message_id};
 
 /// How addresses are written in the envelope and the headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,20 +182,14 @@ pub fn wire_bodies(msg: &OutgoingMessage) -> Result<Cow<'_, OutgoingMessage>, Tr
 }
 
 /// The Message-ID is written as given (not encoded), so it must be a plain
-/// `left@right` token.
-fn message_id(id: &str) -> Result<&str, TransportError> {
-    let plain = id.contains('@')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"' | '\\' | ','));
-    if plain {
-        Ok(id)
-    } else {
-        Err(TransportError::permanent(format!(
+/// `left@right` token (see [`wire_message_id`]).
+fn message_id(id: &str) -> Result<Cow<'_, str>, TransportError> {
+    wire_message_id(id).ok_or_else(|| {
+        TransportError::permanent(format!(
             "message_id `{}` is not of the form left@right",
             id.escape_debug()
-        )))
-    }
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -245,6 +239,27 @@ mod tests {
             Some("bounces@acme.example")
         );
         assert_eq!(envelope.to().len(), 3);
+    }
+
+    #[test]
+    fn a_message_id_stored_in_an_idn_domain_goes_as_punycode() {
+        let mut m = sample();
+        m.message_id = "abc@münchen.example".into();
+        let text = String::from_utf8(to_eml(&m, AddressForm::AsGiven).unwrap()).unwrap();
+        assert!(
+            text.contains("Message-ID: <abc@xn--mnchen-3ya.example>\r\n"),
+            "{text}"
+        );
+        for bad in [
+            "abc",
+            "@acme.example",
+            "abc@",
+            "a<b@acme.example",
+            "a b@acme.example",
+        ] {
+            m.message_id = bad.into();
+            assert!(to_eml(&m, AddressForm::AsGiven).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -178,3 +178,33 @@ async fn international_addresses_go_as_given_to_a_server_with_smtputf8() {
         Some("jörg@münchen.de")
     );
 }
+
+/// A sender in an IDN domain: the `Message-ID` the service makes in that
+/// domain must be ASCII too, or every server refuses the message after it
+/// was accepted.
+#[tokio::test]
+async fn a_sender_in_an_idn_domain_gets_an_ascii_message_id() {
+    let peer = SmtpPeer::start(&[]).await;
+    let dsn = plain_dsn(&peer);
+    let server = crate::common::server::TestServer::start(&[("MAILBRIDGE_TRANSPORT", &dsn)]).await;
+    let body = serde_json::json!({
+        "from": {"email": "no-reply@münchen.example"},
+        "to": [{"email": "ada@example.com"}],
+        "subject": "Verify",
+        "text": "Hi",
+    });
+    let (status, _, answer) = server.post("/v1/messages?wait=true", None, &body).await;
+    assert_eq!(
+        (status, &answer["status"]),
+        (200, &serde_json::json!("sent")),
+        "{answer}"
+    );
+    let id = answer["id"].as_str().unwrap().replace('-', "");
+    let received = peer.received();
+    assert_eq!(received[0].mail_from, "no-reply@xn--mnchen-3ya.example");
+    let eml = parse_eml(&received[0].path);
+    assert_eq!(
+        eml.header("message-id"),
+        Some(format!("<{id}@xn--mnchen-3ya.example>").as_str())
+    );
+}
