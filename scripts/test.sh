@@ -33,6 +33,9 @@ step "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "renderer as WebAssembly" bash scripts/build-wasm.sh
 step "keycloak extension (maven)" mvn -B -ntp -f keycloak-extension/pom.xml verify
 step "rust tests" cargo test --workspace --locked --no-fail-fast
+# The fuzz targets (RELIABILITY.md, run by scripts/fuzz.sh on nightly) are
+# their own workspace: checked here so that they keep compiling.
+step "fuzz targets compile" env CARGO_TARGET_DIR=target cargo check --manifest-path fuzz/Cargo.toml --locked --bins
 # The full end-to-end suite above ran on the pinned Keycloak; the smoke on the newest one too.
 step "keycloak newest (smoke)" bash scripts/keycloak-compat.sh newest
 step "docker-compose.yml" bash scripts/check-compose.sh

@@ -25,6 +25,8 @@ fuzz_target!(|body: &[u8]| {
         transport: "default".into(),
         from: Mailbox::new("mailbridge@localhost"),
         sender_domain: None,
+        suppress: Default::default(),
+        limits: Default::default(),
     };
     let Ok(from) = route.sender(req.from.as_ref()) else {
         return;
