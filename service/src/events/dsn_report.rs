@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 use uuid::Uuid;
 
-use super::{Bounce, EventType, MessageRef, ProviderEvent, Unreadable, detail};
+use super::{Bounce, EventType, MessageRef, ProviderEvent, Unreadable, bare_address, detail};
 
 /// The envelope sender of message `id` under VERP: `local+<id>@domain`.
 pub fn verp_address(local: &str, id: Uuid, domain: &str) -> String {
@@ -156,12 +156,8 @@ fn recipient_event(
     };
     let recipient = field(block, "final-recipient")
         .or_else(|| field(block, "original-recipient"))
-        .map(|v| {
-            let address = v.split_once(';').map_or(v, |(_, a)| a).trim();
-            // Some servers write the address in angle brackets.
-            let bare = address.strip_prefix('<').and_then(|a| a.strip_suffix('>'));
-            bare.unwrap_or(address).trim().to_owned()
-        });
+        // Some servers write the address in angle brackets.
+        .map(|v| bare_address(v.split_once(';').map_or(v, |(_, a)| a)).to_owned());
     let reason = field(block, "diagnostic-code")
         .map(|v| v.split_once(';').map_or(v, |(_, d)| d).trim().to_owned())
         .or_else(|| (!status.is_empty()).then(|| status.to_owned()));

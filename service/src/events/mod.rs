@@ -200,18 +200,23 @@ pub fn detail(text: Option<&str>) -> Option<String> {
     Some(text[..end].to_owned())
 }
 
+/// The address in `text`: `Name <addr>` and `<addr>` give `addr`, anything
+/// else itself, without surrounding space.
+pub fn bare_address(text: &str) -> &str {
+    let text = text.trim();
+    match (text.rfind('<'), text.strip_suffix('>')) {
+        // The `<` comes before the final `>`, so it is inside `inner`.
+        (Some(open), Some(inner)) => inner[open + 1..].trim(),
+        _ => text,
+    }
+}
+
 /// An address as an event's recipient is compared with a message's: no
-/// angle brackets or surrounding space, lower case, the domain in ASCII (an
-/// IDN as punycode), so that a provider's spelling of an address matches
-/// the one the message was sent to.
+/// display name, angle brackets or surrounding space, lower case, the
+/// domain in ASCII (an IDN as punycode), so that a provider's spelling of
+/// an address matches the one the message was sent to.
 pub fn address_key(address: &str) -> String {
-    let address = address.trim();
-    let address = address
-        .strip_prefix('<')
-        .and_then(|a| a.strip_suffix('>'))
-        .unwrap_or(address)
-        .trim()
-        .to_lowercase();
+    let address = bare_address(address).to_lowercase();
     match address.rsplit_once('@') {
         Some((local, domain)) => match idna::domain_to_ascii(domain) {
             Ok(ascii) => format!("{local}@{ascii}"),
@@ -252,6 +257,7 @@ mod tests {
         for spelling in [
             "Ada@München.example",
             " <ada@xn--mnchen-3ya.example> ",
+            "Ada Lovelace <ada@münchen.example>",
             "ADA@XN--MNCHEN-3YA.EXAMPLE",
         ] {
             assert_eq!(address_key(spelling), sent, "{spelling}");
@@ -264,6 +270,10 @@ mod tests {
             address_key("ada@example.com"),
             address_key("bob@example.com")
         );
+        for odd in ["", "<", ">", "<>", "a<>", "x>y<", "<<a>>"] {
+            let _ = address_key(odd);
+        }
+        assert_eq!(bare_address("<<a>>"), "a>");
     }
 
     #[test]

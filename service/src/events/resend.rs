@@ -111,7 +111,8 @@ pub fn parse(body: &[u8], svix_id: String) -> Result<Vec<ProviderEvent>, Unreada
         },
         kind,
         bounce,
-        recipient: event.data.to.into_iter().next(),
+        // The addresses as the message gave them, which may carry names.
+        recipient: (event.data.to.first()).map(|to| super::bare_address(to).to_owned()),
         detail: detail(reason),
         provider_event_id: Some(svix_id),
         occurred_at: event
