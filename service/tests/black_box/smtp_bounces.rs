@@ -53,14 +53,21 @@ async fn post(server: &TestServer, credentials: &str, body: String) -> (u16, ser
     (status, body)
 }
 
-#[tokio::test]
-async fn a_bounce_email_comes_back_as_a_delivery_event() {
+/// A real SMTP server, and the service sending to it with VERP and taking
+/// bounce reports with the pipe's credentials `pipe:s3cret`.
+async fn start() -> (SmtpPeer, TestServer) {
     let peer = SmtpPeer::start(&[]).await;
     let dsn = format!(
         "smtp://127.0.0.1:{}?tls=none&verp=bounces%40acme.example&webhook_key=pipe%3As3cret",
         peer.port
     );
     let server = TestServer::start(&[("MAILBRIDGE_TRANSPORT", &dsn)]).await;
+    (peer, server)
+}
+
+#[tokio::test]
+async fn a_bounce_email_comes_back_as_a_delivery_event() {
+    let (peer, server) = start().await;
     let body = json!({"to": [{"email": "ada@example.com"}], "subject": "Verify", "text": "Hi"});
     let (_, _, first) = server.post("/v1/messages?wait=true", None, &body).await;
     let first = first["id"].as_str().unwrap().to_owned();
@@ -116,12 +123,7 @@ async fn a_bounce_email_comes_back_as_a_delivery_event() {
 /// counts, however the server spells the address.
 #[tokio::test]
 async fn a_bounce_naming_an_address_its_message_did_not_go_to_is_dropped() {
-    let peer = SmtpPeer::start(&[]).await;
-    let dsn = format!(
-        "smtp://127.0.0.1:{}?tls=none&verp=bounces%40acme.example&webhook_key=pipe%3As3cret",
-        peer.port
-    );
-    let server = TestServer::start(&[("MAILBRIDGE_TRANSPORT", &dsn)]).await;
+    let (_peer, server) = start().await;
     let to = |email: &str| json!({"to": [{"email": email}], "subject": "Verify", "text": "Hi"});
     let (_, _, own) = server
         .post("/v1/messages?wait=true", None, &to("mallory@example.net"))
