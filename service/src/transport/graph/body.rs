@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use crate::email::{Mailbox, OutgoingMessage};
+use crate::transport::http;
 
 /// The request body.
 #[derive(Debug, Serialize)]
@@ -83,7 +84,7 @@ impl<'a> SendMail<'a> {
                 cc_recipients: list(&msg.cc),
                 bcc_recipients: list(&msg.bcc),
                 reply_to: msg.reply_to.iter().map(recipient).collect(),
-                internet_message_id: with_message_id.then(|| format!("<{}>", msg.message_id)),
+                internet_message_id: with_message_id.then(|| http::message_id_header(msg)),
                 internet_message_headers: vec![Header {
                     name: "X-Mailbridge-Id",
                     value: msg.id.to_string(),

@@ -164,3 +164,19 @@ fn endpoints_default_or_option() {
     let dsn = Dsn::parse("resend+api://k@default?endpoint=ftp://x").unwrap();
     assert!(endpoint(&dsn, "https://api.resend.com").is_err());
 }
+
+#[test]
+fn the_message_id_header_is_ascii() {
+    use crate::email::{Mailbox, OutgoingMessage};
+    let mut msg = OutgoingMessage::plain(
+        "acme",
+        Mailbox::new("no-reply@acme.example"),
+        Mailbox::new("ada@example.com"),
+        "Hi",
+        "Hello",
+    );
+    msg.message_id = "abc@münchen.example".into();
+    assert_eq!(message_id_header(&msg), "<abc@xn--mnchen-3ya.example>");
+    msg.message_id = "abc@acme.example".into();
+    assert_eq!(message_id_header(&msg), "<abc@acme.example>");
+}
