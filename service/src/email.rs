@@ -280,10 +280,10 @@ fn has_bare_line_end(text: &str) -> bool {
 /// ASCII: an IDN goes as punycode).
 pub fn make_message_id(id: uuid::Uuid, from: &Mailbox) -> String {
     let domain = from.email.rsplit_once('@').map_or("", |(_, d)| d);
-    let id = format!("{}@{domain}", id.simple());
-    match wire_message_id(&id) {
+    let made = format!("{}@{domain}", id.simple());
+    match wire_message_id(&made) {
         Some(wire) => wire.into_owned(),
-        None => format!("{}@mailbridge.invalid", &id[..32]),
+        None => format!("{}@mailbridge.invalid", id.simple()),
     }
 }
 
@@ -293,17 +293,31 @@ pub fn make_message_id(id: uuid::Uuid, from: &Mailbox) -> String {
 /// Messages stored with a domain in Unicode are sent this way too.
 pub fn wire_message_id(id: &str) -> Option<Cow<'_, str>> {
     let (left, right) = id.rsplit_once('@')?;
-    let id = if right.is_ascii() {
-        Cow::Borrowed(id)
-    } else {
-        Cow::Owned(format!("{left}@{}", idna::domain_to_ascii(right).ok()?))
-    };
-    let plain = !left.is_empty()
-        && !id.ends_with('@')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"' | '\\' | ','));
+    if left.is_empty() || right.is_empty() {
+        return None;
+    }
+    // A domain without an ASCII form stays as it is, and is refused below.
+    let id = ascii_address(id);
+    let plain = id
+        .chars()
+        .all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"' | '\\' | ','));
     plain.then_some(id)
+}
+
+/// `local@domain` with an IDN domain in its ASCII (punycode) form. Unchanged
+/// when the domain is ASCII already, or the local part is not (only SMTPUTF8
+/// can carry that address, in any form).
+pub fn ascii_address(email: &str) -> Cow<'_, str> {
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return Cow::Borrowed(email);
+    };
+    if domain.is_ascii() || !local.is_ascii() {
+        return Cow::Borrowed(email);
+    }
+    match idna::domain_to_ascii(domain) {
+        Ok(ascii) => Cow::Owned(format!("{local}@{ascii}")),
+        Err(_) => Cow::Borrowed(email),
+    }
 }
 
 #[cfg(test)]

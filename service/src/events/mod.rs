@@ -217,13 +217,7 @@ pub fn bare_address(text: &str) -> &str {
 /// an address matches the one the message was sent to.
 pub fn address_key(address: &str) -> String {
     let address = bare_address(address).to_lowercase();
-    match address.rsplit_once('@') {
-        Some((local, domain)) => match idna::domain_to_ascii(domain) {
-            Ok(ascii) => format!("{local}@{ascii}"),
-            Err(_) => address,
-        },
-        None => address,
-    }
+    crate::email::ascii_address(&address).into_owned()
 }
 
 /// A unix time in seconds (possibly fractional) as a time, if in range.

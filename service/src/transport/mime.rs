@@ -18,6 +18,7 @@ use lettre::message::header::ContentType;
 use lettre::message::{Mailbox as LettreMailbox, MessageBuilder, MultiPart};
 
 use super::TransportError;
+pub use crate::email::ascii_address;
 use crate::email::{Mailbox, OutgoingMessage, check_header_text, wire_message_id};
 
 /// How addresses are written in the envelope and the headers.
@@ -108,22 +109,6 @@ impl Heads {
 /// The message as it would travel over SMTP (CRLF line ends, encoded bodies).
 pub fn to_eml(msg: &OutgoingMessage, form: AddressForm) -> Result<Vec<u8>, TransportError> {
     Ok(build_mime(msg, form)?.formatted())
-}
-
-/// `local@domain` with an IDN domain in its ASCII (punycode) form. Unchanged
-/// when the domain is ASCII already, or the local part is not (only SMTPUTF8
-/// can carry that address, in any form).
-pub fn ascii_address(email: &str) -> Cow<'_, str> {
-    let Some((local, domain)) = email.rsplit_once('@') else {
-        return Cow::Borrowed(email);
-    };
-    if domain.is_ascii() || !local.is_ascii() {
-        return Cow::Borrowed(email);
-    }
-    match idna::domain_to_ascii(domain) {
-        Ok(ascii) => Cow::Owned(format!("{local}@{ascii}")),
-        Err(_) => Cow::Borrowed(email),
-    }
 }
 
 /// MAIL FROM and RCPT TO: every to, cc and bcc address.
