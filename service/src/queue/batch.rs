@@ -171,7 +171,8 @@ impl Writes {
         outcome: &Outcome,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let (lease, outcome) = (*lease, outcome.clone());
+        // A peer's NUL would fail the whole commit group on PostgreSQL.
+        let (lease, outcome) = (*lease, outcome.storable());
         self.fenced(Op::Record {
             lease,
             outcome,

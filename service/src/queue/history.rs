@@ -68,6 +68,23 @@ pub struct Search {
     pub limit: u32,
 }
 
+impl Search {
+    /// The search with its texts as the stores keep them ([`super::storable`]):
+    /// a NUL typed into a filter matches nothing instead of failing the query.
+    pub(crate) fn storable(&self) -> Search {
+        let text = |t: &str| super::storable(t).into_owned();
+        Search {
+            tenants: (self.tenants.as_ref()).map(|t| t.iter().map(|t| text(t)).collect()),
+            recipient: self.recipient.as_ref().map(|r| match r {
+                RecipientMatch::Exact(a) => RecipientMatch::Exact(text(a)),
+                RecipientMatch::Prefix(p) => RecipientMatch::Prefix(text(p)),
+            }),
+            transport: self.transport.as_deref().map(text),
+            ..self.clone()
+        }
+    }
+}
+
 /// The queue broken down for the overview.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Breakdown {

@@ -207,6 +207,58 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The outcome as the stores keep it, its peer's words [`storable`].
+    pub(crate) fn storable(&self) -> Outcome {
+        let text = |t: &str| storable(t).into_owned();
+        match self {
+            Outcome::Sent {
+                provider_message_id,
+            } => Outcome::Sent {
+                provider_message_id: provider_message_id.as_deref().map(text),
+            },
+            Outcome::Retrying {
+                error,
+                next_attempt_at,
+            } => Outcome::Retrying {
+                error: text(error),
+                next_attempt_at: *next_attempt_at,
+            },
+            Outcome::Failed { error } => Outcome::Failed { error: text(error) },
+            Outcome::Suppressed { reason } => Outcome::Suppressed {
+                reason: text(reason),
+            },
+            Outcome::Released { next_attempt_at } => Outcome::Released {
+                next_attempt_at: *next_attempt_at,
+            },
+        }
+    }
+}
+
+/// Text from a peer (an SMTP reply, a provider's error, id or event) as
+/// every store keeps it: NUL, which PostgreSQL's text refuses, becomes
+/// U+FFFD. Unreplaced, one such value would fail its whole commit group:
+/// every accept and outcome written with it.
+pub fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}").into()
+    } else {
+        text.into()
+    }
+}
+
+/// `event` as the stores keep it: its texts [`storable`].
+pub(crate) fn storable_event(event: &DeliveryEvent) -> DeliveryEvent {
+    let text = |t: &Option<String>| t.as_deref().map(|t| storable(t).into_owned());
+    DeliveryEvent {
+        recipient: text(&event.recipient),
+        detail: text(&event.detail),
+        provider_event_id: text(&event.provider_event_id),
+        transport: storable(&event.transport).into_owned(),
+        ..event.clone()
+    }
+}
+
 /// A message claimed by a worker under a lease.
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {

@@ -241,7 +241,7 @@ impl JobStore for PgStore {
              ORDER BY id DESC LIMIT $4"
         )))
         .bind(filter.status.map(Status::as_str))
-        .bind(filter.tenant.as_deref())
+        .bind(filter.tenant.as_deref().map(super::storable))
         .bind(filter.before)
         .bind(i64::from(filter.limit.max(1)))
         .fetch_all(&self.pool)
@@ -367,7 +367,7 @@ impl JobStore for PgStore {
     }
 
     async fn add_event(&self, event: &crate::events::DeliveryEvent) -> Result<bool, StoreError> {
-        events::add(&self.pool, event).await
+        events::add(&self.pool, &super::storable_event(event)).await
     }
 
     async fn events(&self, id: Uuid) -> Result<Vec<crate::events::DeliveryEvent>, StoreError> {
@@ -382,11 +382,18 @@ impl JobStore for PgStore {
         &self,
         provider_message_id: &str,
     ) -> Result<Option<Uuid>, StoreError> {
-        events::by_provider_id(&self.pool, provider_message_id).await
+        events::by_provider_id(&self.pool, &super::storable(provider_message_id)).await
     }
 
     async fn suppress(&self, entry: &crate::suppression::Suppression) -> Result<bool, StoreError> {
-        suppressions::add(&self.pool, &self.listed, entry).await
+        let entry = crate::suppression::Suppression {
+            detail: entry
+                .detail
+                .as_deref()
+                .map(|d| super::storable(d).into_owned()),
+            ..entry.clone()
+        };
+        suppressions::add(&self.pool, &self.listed, &entry).await
     }
 
     async fn unsuppress(&self, tenant: &str, email: &str) -> Result<bool, StoreError> {
@@ -435,7 +442,7 @@ impl JobStore for PgStore {
         &self,
         search: &super::history::Search,
     ) -> Result<Vec<MessageRecord>, StoreError> {
-        console::search(&self.pool, search).await
+        console::search(&self.pool, &search.storable()).await
     }
 
     async fn breakdown(

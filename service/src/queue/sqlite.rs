@@ -348,7 +348,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn add_event(&self, event: &crate::events::DeliveryEvent) -> Result<bool, StoreError> {
-        events::add(&self.write, event).await
+        events::add(&self.write, &super::storable_event(event)).await
     }
 
     async fn events(&self, id: Uuid) -> Result<Vec<crate::events::DeliveryEvent>, StoreError> {
@@ -363,11 +363,18 @@ impl JobStore for SqliteStore {
         &self,
         provider_message_id: &str,
     ) -> Result<Option<Uuid>, StoreError> {
-        events::by_provider_id(&self.read, provider_message_id).await
+        events::by_provider_id(&self.read, &super::storable(provider_message_id)).await
     }
 
     async fn suppress(&self, entry: &crate::suppression::Suppression) -> Result<bool, StoreError> {
-        suppressions::add(&self.write, entry).await
+        let entry = crate::suppression::Suppression {
+            detail: entry
+                .detail
+                .as_deref()
+                .map(|d| super::storable(d).into_owned()),
+            ..entry.clone()
+        };
+        suppressions::add(&self.write, &entry).await
     }
 
     async fn unsuppress(&self, tenant: &str, email: &str) -> Result<bool, StoreError> {

@@ -148,6 +148,12 @@ async fn delivery_events_are_kept_once_per_provider_event() {
         .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peers_nul_bytes_are_stored_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::a_peers_nul_bytes_are_stored_replaced(Arc::new(open(&dir).await)).await;
+}
+
 #[tokio::test]
 async fn suppressions_and_suppressed_messages() {
     let dir = tempfile::tempdir().unwrap();

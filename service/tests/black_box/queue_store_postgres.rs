@@ -54,6 +54,7 @@ async fn the_store_contract_holds_on_postgres() {
     store_contract::delivery_events_are_kept_once_per_provider_event(open(&pg.database()).await)
         .await;
     store_contract::suppressions_and_suppressed_messages(open(&pg.database()).await).await;
+    store_contract::a_peers_nul_bytes_are_stored_replaced(open(&pg.database()).await).await;
     store_contract::console::history_searches_and_breakdown(open(&pg.database()).await).await;
     store_contract::groups::new_messages_arriving_together_answer_one_after_the_other(
         open(&pg.database()).await,

@@ -663,6 +663,102 @@ pub async fn delivery_events_are_kept_once_per_provider_event(store: Arc<dyn Job
     assert!(store.events(id).await.unwrap().is_empty());
 }
 
+/// A peer's words may hold NUL (an SMTP reply, a provider's JSON error or
+/// id, an event's detail), which PostgreSQL's text refuses: stored with
+/// U+FFFD in its place on every store, and an outcome carrying one fails
+/// neither itself nor the accepts and outcomes that share its commit.
+pub async fn a_peers_nul_bytes_are_stored_replaced(store: Arc<dyn JobStore>) {
+    use mailbridge::events::{DeliveryEvent, EventType};
+    let now = OffsetDateTime::now_utc();
+    for _ in 0..3 {
+        store.enqueue(job("acme", None, now)).await.unwrap();
+    }
+    let claimed = claim(&store, now, 3).await;
+    let outcomes = [
+        sent(Some("id\0x")),
+        retrying("451 \0try later", now + Duration::from_secs(60)),
+        failed("550 \0no"),
+    ];
+    let mut tasks = Vec::new();
+    for (job, outcome) in claimed.iter().zip(outcomes) {
+        let (store, lease) = (store.clone(), job.lease);
+        tasks.push(tokio::spawn(async move {
+            store.record(&lease, &outcome, now).await
+        }));
+    }
+    let newcomer = {
+        let store = store.clone();
+        tokio::spawn(async move { store.enqueue(job("acme", None, now)).await })
+    };
+    for task in tasks {
+        assert!(task.await.unwrap().unwrap(), "each outcome is recorded");
+    }
+    assert!(newcomer.await.unwrap().is_ok(), "an accept beside them too");
+    let ids: Vec<Uuid> = claimed.iter().map(|j| j.message.id).collect();
+    let record = |i: usize| {
+        let store = store.clone();
+        let id = ids[i];
+        async move { store.get(id).await.unwrap().unwrap() }
+    };
+    assert_eq!(
+        record(0).await.provider_message_id.as_deref(),
+        Some("id\u{FFFD}x")
+    );
+    assert_eq!(
+        record(1).await.last_error.as_deref(),
+        Some("451 \u{FFFD}try later")
+    );
+    assert_eq!(
+        record(2).await.last_error.as_deref(),
+        Some("550 \u{FFFD}no")
+    );
+    let history = store.attempts(ids[2]).await.unwrap();
+    assert_eq!(history[0].answer.as_deref(), Some("550 \u{FFFD}no"));
+    assert_eq!(
+        store.find_by_provider_id("id\0x").await.unwrap(),
+        Some(ids[0]),
+        "found by the id as the provider wrote it"
+    );
+
+    let event = DeliveryEvent {
+        message_id: ids[0],
+        kind: EventType::Delivered,
+        bounce: None,
+        recipient: Some("ada@example.com".into()),
+        detail: Some("250 \0ok".into()),
+        transport: "sg".into(),
+        provider_event_id: Some("ev\0".into()),
+        occurred_at: now,
+        received_at: now,
+    };
+    assert!(store.add_event(&event).await.unwrap());
+    assert!(!store.add_event(&event).await.unwrap(), "a repeat");
+    let events = store.events(ids[0]).await.unwrap();
+    assert_eq!(events[0].detail.as_deref(), Some("250 \u{FFFD}ok"));
+
+    // Filters typed with a NUL match nothing, and fail nothing.
+    let listed = store
+        .list(&ListFilter {
+            tenant: Some("ac\0me".into()),
+            limit: 10,
+            status: None,
+            before: None,
+        })
+        .await
+        .unwrap();
+    assert!(listed.is_empty());
+    let search = mailbridge::queue::history::Search {
+        tenants: Some(vec!["ac\0me".into()]),
+        recipient: Some(mailbridge::queue::history::RecipientMatch::Prefix(
+            "ada\0".into(),
+        )),
+        transport: Some("\0".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(store.search(&search).await.unwrap().is_empty());
+}
+
 /// The suppression list: one entry per tenant and address, looked up in
 /// bulk, listed per tenant; a message stored claimed can be settled as
 /// `suppressed`, and then deleted.
