@@ -141,9 +141,11 @@ pub struct Filter {
 
 fn day(text: &str) -> Option<OffsetDateTime> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
+    // Years before 1 are clamped to it: PostgreSQL's timestamps start in 4713 BC.
+    let first = time::Date::from_calendar_date(1, time::Month::January, 1).ok()?;
     time::Date::parse(text.trim(), &format)
         .ok()
-        .map(|d| d.midnight().assume_utc())
+        .map(|d| d.max(first).midnight().assume_utc())
 }
 
 impl Filter {
@@ -167,7 +169,8 @@ impl Filter {
                 .filter(|t| !t.is_empty())
                 .map(str::to_owned),
             since: day(&self.since),
-            until: day(&self.until).map(|d| d + time::Duration::days(1)),
+            // Through the whole day; after the last day there is, no bound.
+            until: day(&self.until).and_then(|d| d.checked_add(time::Duration::days(1))),
             before: Uuid::parse_str(self.before.trim()).ok(),
             limit,
         })

@@ -232,6 +232,26 @@ async fn messages_are_found_by_recipient_exactly_or_by_prefix() {
 }
 
 #[tokio::test]
+async fn messages_are_found_by_day_to_the_last_one_there_is() {
+    let (server, _) = console(&[]).await;
+    let ada = accept(&server, "acme", "ada@example.com").await;
+    let mut browser = Browser::new(&server, None);
+    // The last day `time` knows: the day after it is not a bound to add.
+    for query in [
+        "until=9999-12-31",
+        "since=2000-01-01&until=9999-12-31",
+        "since=-9999-01-01",
+    ] {
+        let (status, _, page) = browser.get(&format!("/console/messages?{query}")).await;
+        assert_eq!(status, 200, "{query}: {page}");
+        assert!(page.contains(&ada), "{query}: {page}");
+    }
+    let (status, _, page) = browser.get("/console/messages?until=2000-01-01").await;
+    assert_eq!(status, 200);
+    assert!(!page.contains(&ada), "{page}");
+}
+
+#[tokio::test]
 async fn messages_are_found_by_transport() {
     let (server, _) = console(&[]).await;
     let ada = accept(&server, "acme", "ada@example.com").await;
