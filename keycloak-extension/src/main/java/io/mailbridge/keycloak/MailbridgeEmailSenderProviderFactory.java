@@ -138,7 +138,7 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
                 .defaultValue(String.valueOf(MailbridgeOptions.DEFAULT_WAIT_TIMEOUT_MS))
                 .helpText("Bound in milliseconds of the admin console's test email, which waits for delivery.").add()
                 .property().name("fallback").type(ProviderConfigProperty.LIST_TYPE).options("none", "smtp").defaultValue("none")
-                .helpText("When the service cannot have taken the email (refused connection, DNS failure, 503): 'none' fails the send, "
+                .helpText("When the service cannot have taken the email (refused connection, DNS failure, the service's own 503): 'none' fails the send, "
                         + "'smtp' uses Keycloak's own SMTP sender. Never used after a timeout, where the service may hold the email.").add()
                 .property().name(TEMPLATES_OPTION).type(ProviderConfigProperty.STRING_TYPE)
                 .helpText("Template directory laid out like the service's (tenant overrides included) that the SMTP fallback "

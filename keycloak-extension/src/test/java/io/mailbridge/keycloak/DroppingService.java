@@ -75,7 +75,8 @@ final class DroppingService implements AutoCloseable {
         }
     }
 
-    private static Request read(InputStream in) throws IOException {
+    /** Reads one request (head and Content-Length body) off the wire. */
+    static Request read(InputStream in) throws IOException {
         ByteArrayOutputStream head = new ByteArrayOutputStream();
         while (!head.toString(StandardCharsets.ISO_8859_1).endsWith("\r\n\r\n")) {
             int b = in.read();
