@@ -43,10 +43,14 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
 
     @Override
     public void init(Config.Scope config) {
+        // Every mistake in the options stops the start here, before the first email finds it.
+        MailbridgeOptions options = MailbridgeOptions.read(config::get);
+        Signing signing = Signing.parse(config.get("signing"));
+        options.checkSigning(signing);
         smtp.init(config);
-        configure(MailbridgeOptions.read(config::get), Clock.systemUTC());
+        configure(options, Clock.systemUTC());
         templates(TemplateFiles.forOption(config.get(TEMPLATES_OPTION)));
-        signing(Signing.parse(config.get("signing")), Clock.systemUTC());
+        signing(signing, Clock.systemUTC());
     }
 
     /**
@@ -125,9 +129,11 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
     public List<ProviderConfigProperty> getConfigMetadata() {
         return ProviderConfigurationBuilder.create()
                 .property().name("url").type(ProviderConfigProperty.STRING_TYPE)
-                .helpText("Base URL of the mailbridge service, e.g. http://mailbridge:8090. Required.").add()
+                .helpText("Base URL of the mailbridge service, e.g. http://mailbridge:8090, without user name, password, "
+                        + "query or fragment. Required.").add()
                 .property().name("secret").type(ProviderConfigProperty.PASSWORD).secret(true)
-                .helpText("HS256 secret shared with the service (MAILBRIDGE_JWT_SECRET). Without it no token is sent.").add()
+                .helpText("HS256 secret shared with the service (MAILBRIDGE_JWT_SECRET, at least 32 bytes). Required with "
+                        + "signing=secret, unless the url is on loopback (a service run with --insecure-no-auth): then no token is sent.").add()
                 .property().name("signing").type(ProviderConfigProperty.LIST_TYPE).options("secret", "realm-key").defaultValue("secret")
                 .helpText("'secret': HS256 with the shared secret; 'realm-key': each realm's own active signing key (the service "
                         + "trusts the realm as a tenant's issuer; no secret anywhere). A realm's SMTP setting mailbridgeSigning overrides it.").add()

@@ -2,6 +2,7 @@ package io.mailbridge.keycloak;
 
 import java.net.URI;
 import java.net.URISyntaxException;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.function.UnaryOperator;
@@ -17,12 +18,14 @@ import java.util.function.UnaryOperator;
  */
 public record MailbridgeOptions(URI url, String secret, Duration timeout, Duration waitTimeout, Fallback fallback) {
 
+    /** The shortest secret the service accepts, in bytes (its MAILBRIDGE_JWT_SECRET rule). */
+    public static final int MIN_SECRET_BYTES = 32;
     /** Default bound of one request in milliseconds. */
     public static final long DEFAULT_TIMEOUT_MS = 5000;
     /** Default bound of a {@code ?wait=true} request: the service's own 30 s bound plus a margin. */
     public static final long DEFAULT_WAIT_TIMEOUT_MS = 35000;
 
-    /** What happens to an email the service cannot have taken (refused connection, DNS failure, 503). */
+    /** What happens to an email the service cannot have taken (refused connection, DNS failure, its own 503). */
     public enum Fallback {
         /** Fail the send with an EmailException. */
         NONE,
@@ -38,7 +41,7 @@ public record MailbridgeOptions(URI url, String secret, Duration timeout, Durati
     public static MailbridgeOptions read(UnaryOperator<String> option) {
         return new MailbridgeOptions(
                 parseUrl(option.apply("url")),
-                blankToNull(option.apply("secret")),
+                parseSecret(option.apply("secret")),
                 parseMillis("timeout", option.apply("timeout"), DEFAULT_TIMEOUT_MS),
                 parseMillis("waitTimeout", option.apply("waitTimeout"), DEFAULT_WAIT_TIMEOUT_MS),
                 parseFallback(option.apply("fallback")));
@@ -47,6 +50,19 @@ public record MailbridgeOptions(URI url, String secret, Duration timeout, Durati
     /** True when a service URL was given. */
     public boolean configured() {
         return url != null;
+    }
+
+    /**
+     * Refuses, at start, a configuration whose emails would all be refused: signing with the shared
+     * secret when none is set. Only a service on loopback can run without tokens ({@code --insecure-no-auth}).
+     *
+     * @throws IllegalArgumentException naming the option
+     */
+    public void checkSigning(Signing signing) {
+        if (configured() && signing == Signing.SECRET && secret == null && !isLoopback(url.getHost())) {
+            throw new IllegalArgumentException("mailbridge option secret is not set, but signing=secret signs every request "
+                    + "with it: set it to the service's MAILBRIDGE_JWT_SECRET, or use signing=realm-key");
+        }
     }
 
     /** Never prints the secret. */
@@ -62,16 +78,50 @@ public record MailbridgeOptions(URI url, String secret, Duration timeout, Durati
         if (url == null) {
             return null;
         }
+        URI uri;
         try {
-            URI uri = new URI(url.endsWith("/") ? url.substring(0, url.length() - 1) : url);
-            String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
-            if (!(scheme.equals("http") || scheme.equals("https")) || uri.getHost() == null) {
-                throw new IllegalArgumentException("mailbridge option url must be an http(s) URL with a host, got '" + url + "'");
-            }
-            return uri;
+            uri = new URI(url.endsWith("/") ? url.substring(0, url.length() - 1) : url);
         } catch (URISyntaxException e) {
-            throw new IllegalArgumentException("mailbridge option url is not a valid URL: '" + url + "'", e);
+            // Not the exception itself: its message repeats the value, credentials included.
+            throw new IllegalArgumentException("mailbridge option url is not a valid URL: '" + withoutUserInfo(url) + "'");
         }
+        String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
+        if (url.indexOf('@') >= 0) {
+            // User info would be logged at start and repeated in every error; the service takes a token, not a password.
+            throw new IllegalArgumentException("mailbridge option url must not carry a user name or password (an '@'), got '"
+                    + withoutUserInfo(url) + "'; the service authenticates requests by a token, see the secret option");
+        }
+        if (!(scheme.equals("http") || scheme.equals("https")) || uri.getHost() == null) {
+            throw new IllegalArgumentException("mailbridge option url must be an http(s) URL with a host, got '" + url + "'");
+        }
+        if (uri.getRawQuery() != null || uri.getRawFragment() != null) {
+            // Not repeated: a query may hold a key.
+            throw new IllegalArgumentException("mailbridge option url must be the service's base URL, without a query or "
+                    + "fragment (the extension adds /v1/messages to it)");
+        }
+        return uri;
+    }
+
+    /** The URL with everything up to its last {@code @} (where a password would be) shown as {@code ***}. */
+    private static String withoutUserInfo(String url) {
+        int at = url.lastIndexOf('@');
+        return at < 0 ? url : "***@" + url.substring(at + 1);
+    }
+
+    private static String parseSecret(String value) {
+        String secret = blankToNull(value);
+        if (secret != null && secret.getBytes(StandardCharsets.UTF_8).length < MIN_SECRET_BYTES) {
+            throw new IllegalArgumentException("mailbridge option secret is shorter than " + MIN_SECRET_BYTES
+                    + " bytes, which the service refuses as MAILBRIDGE_JWT_SECRET: use the service's secret");
+        }
+        return secret;
+    }
+
+    /** A host name or address that stays on this machine, judged without DNS. */
+    private static boolean isLoopback(String host) {
+        String name = host.toLowerCase(Locale.ROOT);
+        return name.equals("localhost") || name.endsWith(".localhost") || name.matches("127(\\.[0-9]{1,3}){3}")
+                || name.equals("[::1]");
     }
 
     private static Duration parseMillis(String name, String value, long defaultMillis) {

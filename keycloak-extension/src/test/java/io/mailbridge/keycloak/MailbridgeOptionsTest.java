@@ -5,10 +5,14 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.mockito.ArgumentMatchers.anyString;
+import static org.mockito.Mockito.mock;
+import static org.mockito.Mockito.when;
 
 import java.time.Duration;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.keycloak.Config;
 import org.keycloak.provider.ProviderConfigProperty;
 
 class MailbridgeOptionsTest {
@@ -30,7 +34,7 @@ class MailbridgeOptionsTest {
 
     @Test
     void readsEveryOption() {
-        MailbridgeOptions options = read(Map.of("url", "https://mail.internal/base", "secret", "s3cr3t",
+        MailbridgeOptions options = read(Map.of("url", "https://mail.internal/base", "secret", "s3cr3t-0123456789abcdef-0123456789abcdef",
                 "timeout", "1500", "waitTimeout", "40000", "fallback", "SMTP"));
 
         assertEquals("https://mail.internal/base", options.url().toString());
@@ -46,6 +50,72 @@ class MailbridgeOptionsTest {
         assertThrows(IllegalArgumentException.class, () -> read(Map.of("url", "http://m", "timeout", "5s")));
         assertThrows(IllegalArgumentException.class, () -> read(Map.of("url", "http://m", "timeout", "0")));
         assertThrows(IllegalArgumentException.class, () -> read(Map.of("url", "http://m", "fallback", "sendmail")));
+    }
+
+    @Test
+    void aUrlWithCredentialsQueryOrFragmentStopsTheStartWithoutShowingThem() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> read(Map.of("url", "http://kc:hunter2@mailbridge:8090")));
+        assertTrue(e.getMessage().contains("option url"), e.getMessage());
+        assertFalse(e.getMessage().contains("hunter2"), "the password in the URL was printed: " + e.getMessage());
+        assertFalse(e.getMessage().contains("kc:"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> read(Map.of("url", "http://user@mailbridge:8090")));
+        e = assertThrows(IllegalArgumentException.class, () -> read(Map.of("url", "http://mailbridge:8090/?tenant=acme")));
+        assertTrue(e.getMessage().contains("option url") && e.getMessage().contains("query"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> read(Map.of("url", "http://mailbridge:8090/#top")));
+        assertTrue(e.getMessage().contains("option url") && e.getMessage().contains("fragment"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> read(Map.of("url", "kc:hunter2@mailbridge:8090")));
+        assertFalse(e.getMessage().contains("hunter2"), "the password in the URL was printed: " + e.getMessage());
+    }
+
+    @Test
+    void aSecretShorterThanTheServiceAcceptsStopsTheStartWithoutShowingIt() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> read(Map.of("url", "http://mailbridge:8090", "secret", "hunter2-is-too-short")));
+        assertTrue(e.getMessage().contains("option secret") && e.getMessage().contains("32 bytes"), e.getMessage());
+        assertFalse(e.getMessage().contains("hunter2"), "the secret was printed: " + e.getMessage());
+        // Bytes, as the service counts them: 16 two-byte characters are enough.
+        read(Map.of("url", "http://mailbridge:8090", "secret", "\u00e9".repeat(16)));
+    }
+
+    @Test
+    void signingWithTheSharedSecretNeedsItUnlessTheServiceIsOnLoopback() {
+        MailbridgeOptions remote = read(Map.of("url", "http://mailbridge:8090"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> remote.checkSigning(Signing.SECRET));
+        assertTrue(e.getMessage().contains("option secret") && e.getMessage().contains("signing=secret"), e.getMessage());
+
+        remote.checkSigning(Signing.REALM_KEY);
+        read(Map.of("url", "http://mailbridge:8090", "secret", KeycloakFixture.SECRET)).checkSigning(Signing.SECRET);
+        read(Map.of()).checkSigning(Signing.SECRET);
+        // A service run with --insecure-no-auth listens on loopback only, and takes no token.
+        for (String loopback : new String[] {"http://127.0.0.1:8090", "http://localhost:8090", "http://[::1]:8090"}) {
+            read(Map.of("url", loopback)).checkSigning(Signing.SECRET);
+        }
+    }
+
+    @Test
+    void keycloakStopsAtStartOnAMissingSecretAndStartsWithTheShippedConfigurations() {
+        assertThrows(IllegalArgumentException.class, () -> init(Map.of("url", "http://mailbridge:8090")));
+        assertThrows(IllegalArgumentException.class,
+                () -> init(Map.of("url", "http://mailbridge:8090", "secret", "short", "signing", "realm-key")));
+
+        // docker-compose.yml, scripts/keycloak.sh (without MAILBRIDGE_SECRET) and the end-to-end tests.
+        init(Map.of("url", "http://mailbridge:8090", "secret", "dev-only-secret-change-me-0123456789abcdef", "fallback", "none"));
+        init(Map.of("url", "http://127.0.0.1:8090", "fallback", "none", "timeout", "5000"));
+        init(Map.of("url", "http://127.0.0.1:8090", "secret", "e2e-shared-secret-0123456789abcdef-0123", "fallback", "smtp"));
+        init(Map.of("url", "https://mailbridge.internal", "signing", "realm-key"));
+        init(Map.of());
+    }
+
+    private static void init(Map<String, String> values) {
+        Config.Scope scope = mock(Config.Scope.class);
+        when(scope.get(anyString())).thenAnswer(call -> values.get(call.<String>getArgument(0)));
+        MailbridgeEmailSenderProviderFactory factory = new MailbridgeEmailSenderProviderFactory();
+        try {
+            factory.init(scope);
+        } finally {
+            factory.close();
+        }
     }
 
     @Test
