@@ -568,13 +568,28 @@ fn number<T: std::str::FromStr>(
     }
 }
 
+/// Where and why the file does not parse, without its text: toml's own
+/// message quotes the line, which may hold a secret written in the file.
+fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    match error.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {}", error.message().trim())
+        }
+        None => error.message().trim().to_owned(),
+    }
+}
+
 fn read_file(path: &Path, lookup: &Lookup<'_>) -> Result<FileSettings, ConfigError> {
     let file_error = |reason: String| ConfigError::File {
         path: path.display().to_string(),
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-    let mut file: FileSettings = toml::from_str(&text).map_err(|e| file_error(e.to_string()))?;
+    let mut file: FileSettings =
+        toml::from_str(&text).map_err(|e| file_error(toml_error(&text, &e)))?;
     for dsn in file.transports.values_mut() {
         *dsn = substitute(dsn, lookup).map_err(file_error)?;
     }
@@ -693,6 +708,28 @@ rate = "30/minute"
             !format!("{s:?}").contains("k%2B1"),
             "secrets are redacted in debug output"
         );
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_is_named_by_line_not_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        for (text, line) in [
+            // A misspelt key, a value without quotes, a bad escape.
+            (
+                "[tenants.acme]\nkeycloak_client_secet = \"s3cr3t-value\"\n",
+                2,
+            ),
+            ("[tenants.acme]\nwebhook_secret = whsec_s3cr3t-value\n", 2),
+            ("[transports]\n\neu = \"smtp://u:s3cr3t-value\\q@h\"\n", 3),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = load(&env(&[("MAILBRIDGE_CONFIG", path.to_str().unwrap())]))
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("s3cr3t"), "{err}");
+            assert!(err.contains(&format!("line {line}, column")), "{err}");
+        }
     }
 
     #[test]

@@ -145,17 +145,33 @@ impl PgStore {
     }
 }
 
-/// `url` with its password (and user) replaced, fit for a log line.
+/// `url` with its password (and user) replaced, fit for a log line: up to
+/// the last `@` before a space (a password may hold an unencoded `/` or
+/// `?`), and a `password=` option's value.
 pub fn redact(text: &str) -> String {
     let Some(scheme_end) = text.find("://") else {
         return text.to_owned();
     };
     let rest = &text[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', ' ']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}***@{}", &text[..scheme_end + 3], &rest[at + 1..]),
-        None => text.to_owned(),
-    }
+    let url_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    let (url, after) = rest.split_at(url_end);
+    let url = match url.rfind('@') {
+        Some(at) => format!("***@{}", &url[at + 1..]),
+        None => url.to_owned(),
+    };
+    let url = match url.split_once('?') {
+        Some((base, query)) => {
+            let pairs: Vec<&str> = (query.split('&'))
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => "password=***",
+                    _ => pair,
+                })
+                .collect();
+            format!("{base}?{}", pairs.join("&"))
+        }
+        None => url,
+    };
+    format!("{}{url}{after}", &text[..scheme_end + 3])
 }
 
 fn record(row: &PgRow) -> Result<MessageRecord, StoreError> {
@@ -477,5 +493,14 @@ mod tests {
         );
         assert_eq!(redact("postgres://a:b@c@host/db"), "postgres://***@host/db");
         assert_eq!(redact("not a url"), "not a url");
+        assert_eq!(
+            redact("postgres://mb:pa/ss@db/x and more"),
+            "postgres://***@db/x and more"
+        );
+        assert_eq!(redact("postgres://mb:pa?ss@db/x"), "postgres://***@db/x");
+        assert_eq!(
+            redact("postgres://db/x?sslmode=require&password=s3cret"),
+            "postgres://db/x?sslmode=require&password=***"
+        );
     }
 }

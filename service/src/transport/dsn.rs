@@ -76,7 +76,7 @@ fn redacted_options(options: &BTreeMap<String, String>) -> BTreeMap<&str, &str> 
     options
         .iter()
         .map(|(k, v)| {
-            let secret = k.contains("secret") || k.contains("key") || k.contains("token");
+            let secret = secret_option(&k.to_ascii_lowercase());
             (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
         })
         .collect()
@@ -158,7 +158,18 @@ impl Dsn {
             Some((h, p)) => (h, decode(scheme, p)?),
             None => (hostpart, String::new()),
         };
-        let (host, port) = split_port(scheme, hostport)?;
+        let (host, port) = split_port(scheme, hostport).map_err(|e| {
+            // `smtp://user:pa?ss@host`: the `?` ended the host part inside the
+            // password, and whatever `split_port` would quote is part of it.
+            if userinfo.is_none() && query.contains('@') {
+                DsnError::invalid(
+                    scheme,
+                    "the host part does not parse: percent-encode `?`, `/` and `#` in the user or password (`%3F`, `%2F`, `%23`)",
+                )
+            } else {
+                e
+            }
+        })?;
         let mut options = BTreeMap::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -267,12 +278,49 @@ fn members<'a>(combinator: &str, inner: &'a str) -> Result<Vec<&'a str>, DsnErro
 
 /// The DSN with everything between `://` and `@` hidden, for error messages.
 pub fn redact(text: &str) -> String {
-    match (text.find("://"), text.rfind('@')) {
-        (Some(start), Some(at)) if at > start => {
-            format!("{}://<redacted>{}", &text[..start], &text[at..])
+    // Credentials: whatever lies between the scheme and the last `@`
+    // (`scheme:` counts as a scheme too: `sendgrid+api:KEY@default`).
+    let (mut out, rest) = match text.rfind('@') {
+        Some(at) => {
+            let start = (text.find("://").map(|s| s + 3))
+                .or_else(|| {
+                    let colon = text.find(':')?;
+                    let scheme = &text[..colon];
+                    (scheme.chars())
+                        .all(|c| c.is_ascii_alphanumeric() || c == '+')
+                        .then_some(colon + 1)
+                })
+                .filter(|&s| s <= at)
+                .unwrap_or(0);
+            (format!("{}<redacted>", &text[..start]), &text[at..])
         }
-        _ => text.to_owned(),
+        None => (String::new(), text),
+    };
+    // Options: the values of those that name a secret.
+    match rest.split_once('?') {
+        Some((before, query)) => {
+            out.push_str(before);
+            out.push('?');
+            let pairs: Vec<String> = (query.split('&'))
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if secret_option(&k.to_ascii_lowercase()) => {
+                        format!("{k}=<redacted>")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            out.push_str(&pairs.join("&"));
+        }
+        None => out.push_str(rest),
     }
+    out
+}
+
+/// Whether an option's value is a secret (a key, a token, a password, an assertion).
+fn secret_option(key: &str) -> bool {
+    ["secret", "key", "token", "password", "assertion"]
+        .iter()
+        .any(|s| key.contains(s))
 }
 
 #[cfg(test)]
@@ -335,5 +383,30 @@ mod tests {
         );
         assert!(Dsn::parse("nonsense").is_err());
         assert_eq!(redact("smtp://u:secret@h:25"), "smtp://<redacted>@h:25");
+    }
+
+    #[test]
+    fn errors_never_show_credentials() {
+        for (dsn, secrets) in [
+            // No `//`: the key sits between the scheme and the `@`.
+            ("sendgrid+api:SG.k3y@default", &["SG.k3y"][..]),
+            (
+                "smtp//us3r:pw0rd@h?client_secret=S3C&auth=xoauth2",
+                &["us3r", "pw0rd", "S3C"],
+            ),
+            ("smtp:/u:pw0rd@h?webhook_key=K3Y", &["pw0rd", "K3Y"]),
+            // An unencoded `?` in the password ends the host part early.
+            ("smtp://u:p4?w0rd@h:587", &["p4", "w0rd"]),
+            ("smtp://u:p4?w0rd@h", &["p4", "w0rd"]),
+        ] {
+            let err = Dsn::parse(dsn).unwrap_err().to_string();
+            for secret in secrets {
+                assert!(!err.contains(secret), "{dsn}: {err}");
+            }
+        }
+        assert_eq!(
+            redact("smtp//u:pw@h:25?auth=xoauth2&Client_Secret=s&scope=x"),
+            "<redacted>@h:25?auth=xoauth2&Client_Secret=<redacted>&scope=x"
+        );
     }
 }
