@@ -163,7 +163,7 @@ pub fn build_limits(settings: &Settings) -> anyhow::Result<RateLimits> {
 
 /// Token verification: the shared secret and the tenants' realms, at least one of them.
 fn build_verifier(settings: &Settings) -> anyhow::Result<Verifier> {
-    let realms = RealmKeys::new(settings.issuers(), reqwest::Client::new());
+    let realms = RealmKeys::new(settings.issuers(), crate::auth::jwks::client());
     anyhow::ensure!(
         settings.jwt_secret.is_some() || !realms.is_empty(),
         "no MAILBRIDGE_JWT_SECRET (or MAILBRIDGE_JWT_SECRET_FILE) is set and no tenant has an `issuer`; \

@@ -41,6 +41,16 @@ struct KeyState {
     jwks_uri: Option<String>,
 }
 
+/// An HTTP client for realms' keys: bounded, and never following a
+/// redirect (keys come from the URL the realm names, and nowhere else).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
+}
+
 /// The cached key set of one realm.
 pub struct RealmKeySet {
     issuer: String,
@@ -146,6 +156,10 @@ impl RealmKeySet {
                 discovery.issuer, self.issuer
             ));
         }
+        // The keys decide who may send: fetched over TLS, as the issuer is
+        // (plain HTTP only on this machine, as for the issuer).
+        super::realm::check_fetch_url(&discovery.jwks_uri)
+            .map_err(|e| format!("the discovery document's jwks_uri: {e}"))?;
         Ok(discovery.jwks_uri)
     }
 
@@ -216,6 +230,61 @@ fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    async fn realm_naming(jwks_uri: impl Fn(&str) -> String) -> (MockServer, RealmKeySet) {
+        let server = MockServer::start().await;
+        let issuer = format!("{}/realms/acme", server.uri());
+        let discovery = serde_json::json!({"issuer": issuer, "jwks_uri": jwks_uri(&server.uri())});
+        Mock::given(path("/realms/acme/.well-known/openid-configuration"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(discovery))
+            .mount(&server)
+            .await;
+        let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+        let keys =
+            serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "e"}]});
+        Mock::given(path("/certs"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(keys))
+            .mount(&server)
+            .await;
+        Mock::given(path("/moved"))
+            .respond_with(
+                ResponseTemplate::new(302)
+                    .insert_header("location", format!("{}/certs", server.uri())),
+            )
+            .mount(&server)
+            .await;
+        let set = RealmKeySet::new(&issuer, client());
+        (server, set)
+    }
+
+    #[tokio::test]
+    async fn keys_come_from_the_named_url_only() {
+        let (_server, set) = realm_naming(|base| format!("{base}/certs")).await;
+        assert!(set.key("e").await.is_ok(), "the realm's own keys");
+
+        let (server, set) = realm_naming(|base| format!("{base}/moved")).await;
+        assert!(matches!(
+            set.key("e").await,
+            Err(TokenError::KeysUnavailable)
+        ));
+        let fetched: Vec<String> = (server.received_requests().await.unwrap().iter())
+            .map(|r| r.url.path().to_owned())
+            .collect();
+        assert!(
+            !fetched.contains(&"/certs".to_owned()),
+            "followed a redirect: {fetched:?}"
+        );
+
+        // Keys over plain HTTP from another host could be anyone's.
+        let (server, set) =
+            realm_naming(|base| base.replace("127.0.0.1", "keys.example") + "/certs").await;
+        let refused = set.fetch(None).await.err().unwrap();
+        assert!(refused.contains("must be an https URL"), "{refused}");
+        let fetched = server.received_requests().await.unwrap();
+        assert_eq!(fetched.len(), 1, "the discovery document only");
+    }
 
     fn key(json: serde_json::Value) -> Option<Algorithm> {
         signing_key(&json).map(|(_, k)| k.alg)

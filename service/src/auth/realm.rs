@@ -18,24 +18,30 @@ use super::{AUDIENCE, Claims, TokenError, refusal};
 /// Checks an `issuer` setting: an absolute https URL (http only to a
 /// loopback host, for trials and tests), without query or fragment.
 pub fn check_issuer(issuer: &str) -> Result<(), String> {
+    check_fetch_url(issuer)?;
     let url = url::Url::parse(issuer).map_err(|e| format!("`{issuer}` is not a URL ({e})"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => return Err(format!("`{issuer}` has no host")),
-    };
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => return Err(format!("`{issuer}` must be an https URL")),
-    }
     if url.query().is_some() || url.fragment().is_some() || issuer.ends_with('/') {
         return Err(format!(
             "`{issuer}` must be the realm URL exactly as its tokens' `iss` (no query, fragment or trailing slash)"
         ));
     }
     Ok(())
+}
+
+/// Checks a URL keys are fetched from: https, or http to a loopback host.
+pub fn check_fetch_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL ({e})"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err(format!("`{text}` has no host")),
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(format!("`{text}` must be an https URL")),
+    }
 }
 
 /// Every trusted realm, by issuer, with the tenant it acts for.

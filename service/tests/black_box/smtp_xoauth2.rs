@@ -127,6 +127,40 @@ async fn token_endpoint_refusal_is_clear_and_hides_the_secret() {
 }
 
 #[tokio::test]
+async fn a_token_endpoint_that_redirects_is_not_followed_with_the_secret() {
+    // A 307/308 would have the form (client_secret and all) posted again to
+    // wherever it points.
+    let elsewhere = MockServer::builder().start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "good", "expires_in": 3599, "token_type": "Bearer",
+        })))
+        .mount(&elsewhere)
+        .await;
+    let server = MockServer::builder().start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(308)
+                .insert_header("location", format!("{}/steal", elsewhere.uri())),
+        )
+        .mount(&server)
+        .await;
+    let peer = SmtpPeer::start(&["--xoauth2-token", "good"]).await;
+    let url = format!("{}/token", server.uri()).replace(':', "%3A");
+    let smtp = transport(&xoauth2_dsn(&peer, &url));
+
+    let err = smtp.send(&message(1)).await.unwrap_err();
+
+    assert!(err.detail().contains("308"), "{err}");
+    assert!(
+        elsewhere.received_requests().await.unwrap().is_empty(),
+        "the secret went to the redirect's target"
+    );
+    assert!(peer.received().is_empty());
+}
+
+#[tokio::test]
 async fn unreachable_token_endpoint_is_transient() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

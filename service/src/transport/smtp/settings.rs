@@ -377,6 +377,9 @@ fn xoauth2(dsn: &Dsn, timeout: Duration) -> Result<(String, Arc<dyn TokenSource>
     }
     let http = reqwest::Client::builder()
         .timeout(timeout)
+        // A redirected token request would post the client secret (or the
+        // signed assertion) again to wherever the answer points.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| DsnError::invalid(scheme, format!("HTTP client setup failed: {e}")))?;
     let source: Arc<dyn TokenSource> = match dsn.option("google_key_file") {
