@@ -106,15 +106,34 @@ pub struct Suppression {
     pub created_at: OffsetDateTime,
 }
 
-/// An address as the list keys it: the domain part is case-insensitive
-/// (lower-cased), the local part is kept as written (RFC 5321 lets a server
-/// tell `Ada` from `ada`, though few do).
+/// An address as the list keys it: no display name, angle brackets or
+/// space (`Ada <ada@…>` as a provider may report it); the domain part is
+/// case-insensitive (lower-cased) and in Unicode (an IDN a provider reports
+/// in punycode is the same domain); the local part is kept as written
+/// (RFC 5321 lets a server tell `Ada` from `ada`, though few do).
 pub fn normalise(email: &str) -> String {
-    let email = email.trim();
+    let email = crate::events::bare_address(email);
     match email.rsplit_once('@') {
-        Some((local, domain)) => format!("{local}@{}", domain.to_lowercase()),
+        Some((local, domain)) => {
+            let domain = domain.to_lowercase();
+            let unicode = match idna::domain_to_unicode(&domain) {
+                (unicode, Ok(())) if domain.contains("xn--") => unicode,
+                _ => domain,
+            };
+            format!("{local}@{unicode}")
+        }
         None => email.to_owned(),
     }
+}
+
+/// The forms under which `email` may be on a list: [`normalise`]d, and with
+/// its domain in ASCII, as entries made before domains were kept in Unicode
+/// may have it.
+fn keys(email: &str) -> impl Iterator<Item = String> {
+    let key = normalise(email);
+    let ascii = crate::email::ascii_address(&key).into_owned();
+    let both = (ascii != key).then_some(ascii);
+    std::iter::once(key).chain(both)
 }
 
 /// The suppressed recipients of a message.
@@ -136,7 +155,7 @@ pub async fn screen(
     let all: Vec<String> = lists
         .iter()
         .flat_map(|list| list.iter())
-        .map(|m| normalise(&m.email))
+        .flat_map(|m| keys(&m.email))
         .collect();
     let listed = store.suppressed_among(tenant, &all).await?;
     Ok(leave_out(lists, &listed))
@@ -149,7 +168,7 @@ pub fn leave_out(lists: [&mut Vec<Mailbox>; 3], listed: &[String]) -> LeftOut {
     if listed.is_empty() {
         return LeftOut::default();
     }
-    let is_listed = |m: &Mailbox| listed.contains(&normalise(&m.email));
+    let is_listed = |m: &Mailbox| keys(&m.email).any(|key| listed.contains(&key));
     let mut addresses: Vec<String> = Vec::new();
     for mailbox in lists.iter().flat_map(|list| list.iter()) {
         if is_listed(mailbox) && !addresses.contains(&mailbox.email) {
@@ -177,6 +196,27 @@ mod tests {
     fn only_the_domain_part_is_case_insensitive() {
         assert_eq!(normalise(" Ada@Example.COM "), "Ada@example.com");
         assert_ne!(normalise("Ada@example.com"), normalise("ada@example.com"));
+    }
+
+    #[test]
+    fn a_reported_address_is_the_mailbox_the_message_went_to() {
+        // Display names, brackets and punycode, as providers report them.
+        for reported in [
+            "Ada@xn--bcher-kva.example",
+            "Ada@XN--BCHER-KVA.EXAMPLE",
+            "\"Ada\" <Ada@bücher.example>",
+            "<Ada@Bücher.example>",
+        ] {
+            assert_eq!(normalise(reported), "Ada@bücher.example", "{reported}");
+        }
+        // An entry kept with its domain in ASCII still leaves the address out.
+        let mut to = vec![
+            Mailbox::new("Ada@bücher.example"),
+            Mailbox::new("grace@example.com"),
+        ];
+        let listed = vec!["Ada@xn--bcher-kva.example".to_owned()];
+        let left = leave_out([&mut to, &mut Vec::new(), &mut Vec::new()], &listed);
+        assert_eq!(left.addresses, ["Ada@bücher.example"]);
     }
 
     #[test]

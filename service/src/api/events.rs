@@ -202,6 +202,9 @@ async fn suppress_after(
     let Some(recipient) = &event.recipient else {
         return Ok(());
     };
+    // The bare address, its domain as the user's account is likely to have
+    // it (Unicode), whatever the provider's spelling.
+    let recipient = &normalise(recipient);
     let store = state.store.as_ref();
     if state
         .feedback
@@ -215,7 +218,7 @@ async fn suppress_after(
     }
     let entry = Suppression {
         tenant: tenant.to_owned(),
-        email: normalise(recipient),
+        email: recipient.clone(),
         reason,
         detail: event.detail.clone(),
         message_id: Some(event.message_id),

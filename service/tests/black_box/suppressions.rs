@@ -85,6 +85,42 @@ async fn list(server: &TestServer, tenant: &str) -> Vec<Value> {
 }
 
 #[tokio::test]
+async fn a_bounce_reported_in_punycode_or_with_a_name_stops_mail_to_the_idn_address() {
+    let mock = common::postmark::send_api().await;
+    let (server, _dir) = start(&mock).await;
+    for (to, reported) in [
+        ("Ada@bücher.example", "Ada@xn--bcher-kva.example"),
+        (
+            "grace@bücher.example",
+            "Grace Hopper <grace@BÜCHER.example>",
+        ),
+    ] {
+        let (_, first) = send(&server, "acme", &[to]).await;
+        let first = first["id"].as_str().unwrap().to_owned();
+        server
+            .wait_status(&first, "sent", std::time::Duration::from_secs(10))
+            .await;
+        report(&server, &first, hard_bounce(reported)).await;
+        let (status, answer) = send(&server, "acme", &[to]).await;
+        assert_eq!(status, 202, "{answer}");
+        assert_eq!(
+            answer["status"], "suppressed",
+            "{to} reported as {reported}: {answer}"
+        );
+    }
+    let listed: Vec<Value> = list(&server, "acme")
+        .await
+        .iter()
+        .map(|e| e["email"].clone())
+        .collect();
+    assert!(listed.contains(&json!("Ada@bücher.example")), "{listed:?}");
+    assert!(
+        listed.contains(&json!("grace@bücher.example")),
+        "{listed:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_hard_bounce_stops_mail_to_that_address() {
     let mock = common::postmark::send_api().await;
     let (server, _dir) = start(&mock).await;
