@@ -59,6 +59,7 @@ impl KeycloakTransport {
                 TransportError::permanent(text)
             }
         })?;
+        let reads = method == reqwest::Method::GET;
         let mut request = self
             .http
             .request(method, url)
@@ -75,13 +76,19 @@ impl KeycloakTransport {
             realm.tokens.invalidate(&token);
         }
         match status {
-            s if s.is_success() => Ok(Some(
-                body_at_most(answer, MAX_DOCUMENT)
+            // A read must be whole: a user written back from half a
+            // representation would lose what is missing.
+            s if s.is_success() && reads => {
+                let unreadable =
+                    |why: String| TransportError::transient(format!("keycloak answered {s} {why}"));
+                let body = body_at_most(answer, MAX_DOCUMENT)
                     .await
-                    .ok()
-                    .and_then(|body| serde_json::from_slice(&body).ok())
-                    .unwrap_or(Value::Null),
-            )),
+                    .map_err(|e| unreadable(format!("with a body that could not be read ({e})")))?;
+                serde_json::from_slice(&body)
+                    .map(Some)
+                    .map_err(|_| unreadable("with a body that is not JSON".into()))
+            }
+            s if s.is_success() => Ok(Some(Value::Null)),
             StatusCode::NOT_FOUND => Ok(None),
             StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS => Err(
                 TransportError::transient(format!("keycloak answered {status}")),
@@ -112,14 +119,20 @@ impl Transport for KeycloakTransport {
             ("exact", "true"),
             ("briefRepresentation", "true"),
         ];
-        let users = self
+        let Some(users) = self
             .call(realm, reqwest::Method::GET, &["users"], &query, None)
             .await?
-            .unwrap_or_default();
-        let ids: Vec<String> = users
-            .as_array()
-            .into_iter()
-            .flatten()
+        else {
+            return Err(TransportError::permanent(
+                "keycloak answered 404 for the realm's users (is keycloak_url the realm's URL?)",
+            ));
+        };
+        let Some(users) = users.as_array() else {
+            return Err(TransportError::transient(
+                "keycloak's user search answered something other than a list",
+            ));
+        };
+        let ids: Vec<String> = (users.iter())
             .filter_map(|u| u["id"].as_str().map(str::to_owned))
             .collect();
         for id in &ids {
@@ -130,6 +143,11 @@ impl Transport for KeycloakTransport {
             else {
                 continue;
             };
+            if user["id"].as_str() != Some(id.as_str()) {
+                return Err(TransportError::transient(format!(
+                    "keycloak answered something other than user {id}"
+                )));
+            }
             if !user["attributes"].is_object() {
                 user["attributes"] = json!({});
             }

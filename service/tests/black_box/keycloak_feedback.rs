@@ -171,3 +171,42 @@ async fn a_hard_bounce_marks_the_keycloak_user() {
         .wait_sent_through("acme", "keycloak", 1, Duration::from_secs(10))
         .await;
 }
+
+#[tokio::test]
+async fn an_unreadable_user_is_read_again_not_written_back_without_its_attributes() {
+    let peers = peers().await;
+    // Once: a success whose body is cut short (a proxy, a restart).
+    Mock::given(method("GET"))
+        .and(path("/admin/realms/acme/users/u-1"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(r#"{"id": "u-1", "attrib"#, "application/json"),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&peers)
+        .await;
+    let (server, _dir) = start(&peers).await;
+    let body = json!({"to": [{"email": "ada@example.com"}], "subject": "Verify", "text": "Hi"});
+    let (_, _, sent) = server.post("/v1/messages", Some("acme"), &body).await;
+    let id = sent["id"].as_str().unwrap().to_owned();
+    server
+        .wait_status(&id, "sent", Duration::from_secs(10))
+        .await;
+    let bounce = json!({"RecordType": "Bounce", "ID": 12, "Type": "HardBounce", "MessageID": "pm-msg",
+        "Email": "ada@example.com", "BouncedAt": "2026-12-04T22:00:00Z", "Metadata": {"mailbridge-id": id}});
+    assert_eq!(
+        common::postmark::post_event(&server, &bounce)
+            .await
+            .status(),
+        200
+    );
+    server
+        .wait_sent_through("acme", "keycloak", 1, Duration::from_secs(30))
+        .await;
+    let users = written(&peers).await;
+    assert!(!users.is_empty(), "Keycloak was told");
+    for user in &users {
+        assert_eq!(user["attributes"]["locale"], json!(["de"]), "{user}");
+        assert_eq!(user["username"], "ada", "{user}");
+    }
+}
