@@ -32,6 +32,9 @@ struct Row {
     last_sent_at: Option<String>,
     last_error_at: Option<String>,
     last_error: Option<String>,
+    /// The last answer is not shown to this viewer: it may speak of
+    /// another tenant's message (a refused recipient, a webhook's URL).
+    answer_hidden: bool,
     consecutive_failures: u64,
     failing: bool,
     /// Deliveries through it wait: this process holds it as down.
@@ -96,6 +99,9 @@ pub struct TestMessage {
 
 async fn show(visit: &Visit, state: &AppState, result: Option<TestResult>) -> Response {
     let names = state.worker.transport_names();
+    // Transports serve every tenant; their answers are shown only to those
+    // who may see every tenant's messages.
+    let every_tenant = visit.viewer().scope().is_none();
     let health = match state.store.transport_health(&names).await {
         Ok(h) => h,
         Err(e) => return store_down(&e),
@@ -107,7 +113,10 @@ async fn show(visit: &Visit, state: &AppState, result: Option<TestResult>) -> Re
             Row {
                 last_sent_at: h.and_then(|h| h.last_sent_at).map(stamp),
                 last_error_at: h.and_then(|h| h.last_error_at).map(stamp),
-                last_error: h.and_then(|h| h.last_error.clone()),
+                last_error: h
+                    .and_then(|h| h.last_error.clone())
+                    .filter(|_| every_tenant),
+                answer_hidden: !every_tenant && h.is_some_and(|h| h.last_error.is_some()),
                 consecutive_failures: h.map_or(0, |h| h.consecutive_failures),
                 failing: h.is_some_and(|h| h.consecutive_failures > 0),
                 held: state.worker.is_held(&name),

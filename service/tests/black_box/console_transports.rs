@@ -57,6 +57,12 @@ async fn a_refusing_transport_shows_failing_and_a_test_shows_its_answer() {
     let mut viewer = Browser::new(&server, Some(session));
     let (_, _, page) = viewer.get("/console/transports").await;
     assert!(!page.contains("name=\"test\""), "read-only: no test form");
+    // A transport serves every tenant: its last answer may name another's
+    // recipient, so a tenant's viewer sees that it failed, not what it said.
+    let default = row(&page, "default");
+    assert!(default.contains("class=\"failing\""), "{default}");
+    assert!(default.contains("data-answer-hidden"), "{default}");
+    assert!(!default.contains("127.0.0.1:1"), "{default}");
     let forged = [
         ("csrf", own_token.as_str()),
         ("transport", "default"),
