@@ -154,10 +154,14 @@ fn recipient_event(
         "delivered" | "relayed" | "expanded" => (EventType::Delivered, None),
         _ => return None,
     };
+    // RFC 3464 requires it; a block without one speaks for nobody, and anyone
+    // may write to the bounce address (an event without a recipient would
+    // be matched by its `Message-ID` alone and reach the tenant's webhook).
     let recipient = field(block, "final-recipient")
         .or_else(|| field(block, "original-recipient"))
         // Some servers write the address in angle brackets.
-        .map(|v| bare_address(v.split_once(';').map_or(v, |(_, a)| a)).to_owned());
+        .map(|v| bare_address(v.split_once(';').map_or(v, |(_, a)| a)).to_owned())
+        .filter(|a| a.contains('@'))?;
     let reason = field(block, "diagnostic-code")
         .map(|v| v.split_once(';').map_or(v, |(_, d)| d).trim().to_owned())
         .or_else(|| (!status.is_empty()).then(|| status.to_owned()));
@@ -166,7 +170,7 @@ fn recipient_event(
         message: reference.clone(),
         kind,
         bounce,
-        recipient,
+        recipient: Some(recipient),
         detail: detail(reason.as_deref()),
         provider_event_id: (!report_id.is_empty()).then(|| format!("{report_id}:{n}")),
         occurred_at: at
@@ -224,6 +228,17 @@ From: ACME <no-reply@acme.example>\r\nTo: ada@example.com\r\nSubject: Verify you
             events[1].provider_event_id.as_deref(),
             Some("<20261204220000.ABC12@mx.acme.example>:1")
         );
+    }
+
+    #[test]
+    fn a_block_without_its_recipient_is_no_event() {
+        let id = Uuid::now_v7();
+        let to = verp_address("bounces", id, "acme.example");
+        let report = postfix_bounce(&to, "<x@acme.example>")
+            .replace("Final-Recipient: rfc822; ada@example.com\r\nOriginal-Recipient: rfc822;ada@example.com\r\n", "")
+            .replace("Final-Recipient: rfc822; grace@example.com", "Final-Recipient: rfc822; ");
+        let events = parse(report.as_bytes()).unwrap();
+        assert!(events.is_empty(), "{events:?}");
     }
 
     #[test]
