@@ -102,22 +102,41 @@ pub async fn receive(
     Ok(Json(received))
 }
 
-/// Stores a matched event and acts on it (suppression, Keycloak feedback,
-/// webhook); false when it was stored before.
+/// Acts on a matched event (suppression, Keycloak feedback, webhook), then
+/// stores it; false when it was stored before. In that order, because the
+/// provider's next delivery of an event that was not stored is taken again:
+/// a failure (or a stop) before the event is stored repeats what was done
+/// (each harmless twice), where storing it first lost the rest for good.
 async fn keep(
     state: &AppState,
     message: &MessageRecord,
     event: &DeliveryEvent,
 ) -> Result<bool, StoreError> {
+    if stored_before(state.store.as_ref(), event).await? {
+        return Ok(false);
+    }
+    suppress_after(state, &message.tenant, event).await?;
+    tell_application(state, &message.tenant, event).await?;
     if !state.store.add_event(event).await? {
+        // The same event, delivered twice at once: the other one stored it.
         return Ok(false);
     }
     let (id, transport, kind) = (message.id, &event.transport, event.kind.as_str());
     state.metrics.delivery_event(transport, kind);
     tracing::info!(message_id = %id, %transport, event = kind, "delivery event");
-    suppress_after(state, &message.tenant, event).await?;
-    tell_application(state, &message.tenant, event).await?;
     Ok(true)
+}
+
+/// Whether the provider's event `event` (by its id) is stored already.
+async fn stored_before(store: &dyn JobStore, event: &DeliveryEvent) -> Result<bool, StoreError> {
+    let Some(provider_id) = &event.provider_event_id else {
+        return Ok(false);
+    };
+    let provider_id = crate::queue::storable(provider_id);
+    let stored = store.events(event.message_id).await?;
+    Ok(stored.iter().any(|e| {
+        e.transport == event.transport && e.provider_event_id.as_deref() == Some(&provider_id)
+    }))
 }
 
 /// The message an event is about: by our id, our `Message-ID`, or the

@@ -121,6 +121,59 @@ async fn a_bounce_reported_in_punycode_or_with_a_name_stops_mail_to_the_idn_addr
 }
 
 #[tokio::test]
+async fn an_event_whose_suppression_failed_is_taken_again_when_the_provider_repeats_it() {
+    let mock = common::postmark::send_api().await;
+    let (server, _dir) = start(&mock).await;
+    let (_, first) = send(&server, "acme", &["ada@example.com"]).await;
+    let first = first["id"].as_str().unwrap().to_owned();
+    server
+        .wait_status(&first, "sent", std::time::Duration::from_secs(10))
+        .await;
+    // The store refuses the suppression (a disk in trouble) for a while.
+    let db = format!("sqlite://{}/mb.db", server.dir.path().display());
+    let other = sqlx::SqlitePool::connect(&db).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse BEFORE INSERT ON suppressions BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .execute(&other)
+    .await
+    .unwrap();
+    let mut bounce = hard_bounce("ada@example.com");
+    bounce["MessageID"] = json!("pm-msg");
+    bounce["Metadata"] = json!({"mailbridge-id": first});
+    let answer = common::postmark::post_event(&server, &bounce).await;
+    assert_eq!(answer.status(), 503, "not taken: the provider tries again");
+
+    sqlx::query("DROP TRIGGER refuse")
+        .execute(&other)
+        .await
+        .unwrap();
+    other.close().await;
+    let answer = common::postmark::post_event(&server, &bounce).await;
+    assert_eq!(answer.status(), 200);
+    let taken: Value = answer.json().await.unwrap();
+    assert_eq!(taken["stored"], 1, "{taken}");
+    let listed = list(&server, "acme").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["email"], "ada@example.com");
+    let (status, _, answer) = server
+        .post(
+            "/v1/messages",
+            Some("acme"),
+            &json!({"to": [{"email": "ada@example.com"}], "subject": "Reset", "text": "Hi"}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (202, Some("suppressed"))
+    );
+    // Once more from the provider: a repeat, nothing new.
+    let answer = common::postmark::post_event(&server, &bounce).await;
+    let repeated: Value = answer.json().await.unwrap();
+    assert_eq!(repeated["repeated"], 1, "{repeated}");
+}
+
+#[tokio::test]
 async fn a_hard_bounce_stops_mail_to_that_address() {
     let mock = common::postmark::send_api().await;
     let (server, _dir) = start(&mock).await;
