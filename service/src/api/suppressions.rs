@@ -43,19 +43,36 @@ pub async fn settle(
     let outcome = Outcome::Suppressed {
         reason: "not sent: every recipient is on the tenant's suppression list".into(),
     };
-    state
+    // The message is stored from here on: whatever fails now, the answer is
+    // 202, never the 503 that tells a caller (Keycloak's extension) that
+    // nothing was stored and it may send the email some other way.
+    let settled = state
         .store
         .record(lease, &outcome, OffsetDateTime::now_utc())
-        .await?;
+        .await;
     state.metrics.suppressed(tenant);
-    let data = serde_json::json!({"suppressed_recipients": addresses});
-    let store = state.store.as_ref();
-    if state
-        .webhooks
-        .queue(store, tenant, WebhookType::Suppressed, lease.id, data)
-        .await?
-    {
-        state.worker.notifier().notify_one();
+    match settled {
+        Ok(_) => {
+            let data = serde_json::json!({"suppressed_recipients": addresses});
+            let store = state.store.as_ref();
+            match (state.webhooks)
+                .queue(store, tenant, WebhookType::Suppressed, lease.id, data)
+                .await
+            {
+                Ok(true) => state.worker.notifier().notify_one(),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(message_id = %lease.id, error = %e, "the message.suppressed webhook could not be queued; it is lost")
+                }
+            }
+        }
+        // Its lease runs out, and the worker finds the same recipients
+        // suppressed: it records the outcome and queues the webhook then.
+        Err(e) => tracing::warn!(
+            message_id = %lease.id,
+            error = %e,
+            "could not record the message as suppressed yet; the worker will once its lease ends"
+        ),
     }
     crate::telemetry::request::record_message(lease.id);
     crate::telemetry::request::record_outcome("suppressed");

@@ -174,6 +174,41 @@ async fn an_event_whose_suppression_failed_is_taken_again_when_the_provider_repe
 }
 
 #[tokio::test]
+async fn a_message_stored_for_suppressed_recipients_is_never_answered_503() {
+    let mock = common::postmark::send_api().await;
+    let (server, _dir) = start(&mock).await;
+    server.suppress("acme", "ada@example.com").await;
+    // The store takes the message, then refuses to mark it suppressed.
+    let db = format!("sqlite://{}/mb.db", server.dir.path().display());
+    let other = sqlx::SqlitePool::connect(&db).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse BEFORE UPDATE OF status ON messages WHEN NEW.status = 'suppressed' \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .execute(&other)
+    .await
+    .unwrap();
+    let (status, answer) = send(&server, "acme", &["ada@example.com"]).await;
+    // A 503 would tell Keycloak's extension nothing was stored, and it may
+    // then send the email itself: to a suppressed address.
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["status"], "suppressed");
+    let (status, stored) = server
+        .get(
+            &format!("/v1/messages/{}", answer["id"].as_str().unwrap()),
+            &server.token(Some("acme"), false),
+        )
+        .await;
+    assert_eq!(status, 200, "stored: {stored}");
+    sqlx::query("DROP TRIGGER refuse")
+        .execute(&other)
+        .await
+        .unwrap();
+    other.close().await;
+    assert!(sends_to_postmark(&mock).await.is_empty(), "never sent");
+}
+
+#[tokio::test]
 async fn a_hard_bounce_stops_mail_to_that_address() {
     let mock = common::postmark::send_api().await;
     let (server, _dir) = start(&mock).await;
