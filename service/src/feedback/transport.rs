@@ -51,14 +51,11 @@ impl KeycloakTransport {
                 .extend(["admin", "realms", &realm.realm])
                 .extend(path);
         }
-        let token = realm.tokens.token().await.map_err(|e| {
-            let text = format!("keycloak token: {e}");
-            if e.is_transient() {
-                TransportError::transient(text)
-            } else {
-                TransportError::permanent(text)
-            }
-        })?;
+        // A refused client secret is fixed by an operator, not by giving up:
+        // retried for the notice's 24 hours, as a transport's refused
+        // credentials are until a message's max age.
+        let token = (realm.tokens.token().await)
+            .map_err(|e| TransportError::transient(format!("keycloak token: {e}")))?;
         let reads = method == reqwest::Method::GET;
         let mut request = self
             .http

@@ -210,3 +210,51 @@ async fn an_unreadable_user_is_read_again_not_written_back_without_its_attribute
         assert_eq!(user["username"], "ada", "{user}");
     }
 }
+
+#[tokio::test]
+async fn a_refused_client_secret_is_retried_not_given_up() {
+    let peers = peers().await;
+    Mock::given(method("POST"))
+        .and(path("/realms/acme/protocol/openid-connect/token"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(
+            json!({"error": "unauthorized_client", "error_description": "Invalid client or Invalid client credentials"}),
+        ))
+        .with_priority(1)
+        .mount(&peers)
+        .await;
+    let (server, _dir) = start(&peers).await;
+    let body = json!({"to": [{"email": "ada@example.com"}], "subject": "Verify", "text": "Hi"});
+    let (_, _, sent) = server.post("/v1/messages", Some("acme"), &body).await;
+    let id = sent["id"].as_str().unwrap().to_owned();
+    server
+        .wait_status(&id, "sent", Duration::from_secs(10))
+        .await;
+    let bounce = json!({"RecordType": "Bounce", "ID": 13, "Type": "HardBounce", "MessageID": "pm-msg",
+        "Email": "ada@example.com", "BouncedAt": "2026-12-04T22:00:00Z", "Metadata": {"mailbridge-id": id}});
+    assert_eq!(
+        common::postmark::post_event(&server, &bounce)
+            .await
+            .status(),
+        200
+    );
+    let admin = server.token(None, true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let row = loop {
+        let (_, listed) = server.get("/v1/messages?tenant=acme", &admin).await;
+        let row = (listed["messages"].as_array().into_iter().flatten())
+            .find(|m| {
+                m["transport"] == "keycloak" && m["status"] != "queued" && m["status"] != "sending"
+            })
+            .cloned();
+        if let Some(row) = row {
+            break row;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never attempted: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(row["status"], "retrying", "{row}");
+    assert!(!row.to_string().contains("kc-s3cret"), "{row}");
+}
