@@ -243,7 +243,9 @@ async fn a_refused_client_secret_is_retried_not_given_up() {
         let (_, listed) = server.get("/v1/messages?tenant=acme", &admin).await;
         let row = (listed["messages"].as_array().into_iter().flatten())
             .find(|m| {
-                m["transport"] == "keycloak" && m["status"] != "queued" && m["status"] != "sending"
+                // Past the first token request (answered 503 by `peers`).
+                m["transport"] == "keycloak"
+                    && m["last_error"].as_str().is_some_and(|e| e.contains("401"))
             })
             .cloned();
         if let Some(row) = row {
