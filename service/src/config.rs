@@ -46,7 +46,7 @@ fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {
 }
 
 /// One tenant's settings (`[tenants.<name>]`); a tenant is a Keycloak realm by default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
     /// The name of the transport (in `[transports]`) its mail goes through; `default` if unset.
@@ -88,8 +88,37 @@ pub struct TenantSettings {
     pub accept_shared_secret: Option<bool>,
 }
 
+/// Shows `<redacted>` for a secret that is set.
+fn redacted(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "<redacted>")
+}
+
+impl std::fmt::Debug for TenantSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantSettings")
+            .field("transport", &self.transport)
+            .field("from", &self.from)
+            .field("rate", &self.rate)
+            .field("suppress", &self.suppress)
+            .field("recipient_rate", &self.recipient_rate)
+            .field("template_rates", &self.template_rates)
+            .field("webhook_url", &self.webhook_url)
+            .field("webhook_secret", &redacted(&self.webhook_secret))
+            .field("keycloak_url", &self.keycloak_url)
+            .field("keycloak_client_id", &self.keycloak_client_id)
+            .field(
+                "keycloak_client_secret",
+                &redacted(&self.keycloak_client_secret),
+            )
+            .field("keycloak_unverify", &self.keycloak_unverify)
+            .field("issuer", &self.issuer)
+            .field("accept_shared_secret", &self.accept_shared_secret)
+            .finish()
+    }
+}
+
 /// Everything the service needs, validated.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// `MAILBRIDGE_LISTEN`: address to listen on.
     pub listen: SocketAddr,
@@ -136,6 +165,35 @@ pub struct Settings {
     /// `MAILBRIDGE_CONSOLE_*`: the console's OpenID Connect sign-in; `None`: the
     /// console is served only with `--insecure-no-auth` on loopback.
     pub console: Option<ConsoleSettings>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field(
+                "database_url",
+                &crate::queue::postgres::redact(&self.database_url),
+            )
+            .field("templates", &self.templates)
+            .field("from", &self.from)
+            .field("jwt_secret", &self.jwt_secret)
+            .field("encryption_keys", &self.encryption_keys)
+            .field("retry", &self.retry)
+            .field("wait_timeout", &self.wait_timeout)
+            .field("max_pending", &self.max_pending)
+            .field("log", &self.log)
+            .field("retention", &self.retention)
+            .field("shutdown_delay", &self.shutdown_delay)
+            .field("lease", &self.lease)
+            .field("header_timeout", &self.header_timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("transports", &self.transports)
+            .field("tenants", &self.tenants)
+            .field("console", &self.console)
+            .finish()
+    }
 }
 
 /// The console's sign-in through OpenID Connect (a public client with PKCE).
@@ -708,6 +766,20 @@ rate = "30/minute"
             !format!("{s:?}").contains("k%2B1"),
             "secrets are redacted in debug output"
         );
+        let s = load(&env(&[
+            ("MAILBRIDGE_DATABASE_URL", "postgres://mb:db-s3cret@db/mb"),
+            ("MAILBRIDGE_CONFIG", path.to_str().unwrap()),
+            ("SG_KEY", "k"),
+        ]))
+        .unwrap();
+        let mut s = s;
+        let acme = s.tenants.get_mut("acme").unwrap();
+        acme.webhook_secret = Some("whsec_s3cret".into());
+        acme.keycloak_client_secret = Some("kc-s3cret".into());
+        let shown = format!("{s:?}");
+        for secret in ["db-s3cret", "whsec_s3cret", "kc-s3cret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 
     #[test]

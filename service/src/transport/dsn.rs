@@ -61,7 +61,14 @@ impl fmt::Debug for Dsn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Dsn")
             .field("scheme", &self.scheme)
-            .field("user", &self.user)
+            // A provider API's user part is its key (or an access key id).
+            .field(
+                "user",
+                &match self.scheme.ends_with("+api") {
+                    true => self.user.as_ref().map(|_| "<redacted>"),
+                    false => self.user.as_deref(),
+                },
+            )
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("host", &self.host)
             .field("port", &self.port)
@@ -383,6 +390,14 @@ mod tests {
         );
         assert!(Dsn::parse("nonsense").is_err());
         assert_eq!(redact("smtp://u:secret@h:25"), "smtp://<redacted>@h:25");
+    }
+
+    #[test]
+    fn a_provider_api_key_in_the_user_part_is_not_shown() {
+        let d = Dsn::parse("sendgrid+api://SG.k3y@default").unwrap();
+        assert!(!format!("{d:?}").contains("SG.k3y"));
+        let d = Dsn::parse("smtp://noreply%40acme.example@h").unwrap();
+        assert!(format!("{d:?}").contains("noreply@acme.example"));
     }
 
     #[test]
