@@ -52,6 +52,23 @@ struct Pending {
     started: Instant,
 }
 
+/// Drops sign-ins past their time, and the oldest while `pending` holds
+/// `max` or more. Refusing new sign-ins instead would let anyone lock every
+/// operator out for the sign-ins' lifetime with `max` unauthenticated
+/// requests; this way a flood only displaces sign-ins while it lasts.
+fn make_room(pending: &mut HashMap<String, Pending>, max: usize) {
+    pending.retain(|_, p| p.started.elapsed() < PENDING_TTL);
+    while pending.len() >= max.max(1) {
+        let oldest = (pending.iter())
+            .min_by_key(|(_, p)| p.started)
+            .map(|(state, _)| state.clone());
+        match oldest {
+            Some(state) => pending.remove(&state),
+            None => break,
+        };
+    }
+}
+
 /// The OpenID Connect relying party of the console.
 pub struct Oidc {
     settings: ConsoleSettings,
@@ -171,12 +188,7 @@ impl Oidc {
             .set_pkce_challenge(challenge)
             .url();
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.retain(|_, p| p.started.elapsed() < PENDING_TTL);
-        if pending.len() >= MAX_PENDING {
-            return Err(SignInError::Unreachable(
-                "too many sign-ins in progress; try again shortly".into(),
-            ));
-        }
+        make_room(&mut pending, MAX_PENDING);
         pending.insert(
             state.secret().clone(),
             Pending {
@@ -288,6 +300,27 @@ mod tests {
     use serde_json::json;
 
     use super::viewer_from_claims;
+
+    #[test]
+    fn a_flood_of_sign_ins_displaces_the_oldest_instead_of_locking_out() {
+        use super::{Nonce, Pending, PkceCodeVerifier, make_room};
+        let mut pending = std::collections::HashMap::new();
+        let start = std::time::Instant::now();
+        for i in 0..5u64 {
+            pending.insert(
+                format!("s{i}"),
+                Pending {
+                    verifier: PkceCodeVerifier::new(format!("v{i}")),
+                    nonce: Nonce::new(format!("n{i}")),
+                    started: start + std::time::Duration::from_millis(i),
+                },
+            );
+        }
+        make_room(&mut pending, 4);
+        assert_eq!(pending.len(), 3, "room for one more");
+        assert!(!pending.contains_key("s0") && !pending.contains_key("s1"));
+        assert!(pending.contains_key("s4"), "the newest stay");
+    }
 
     #[test]
     fn roles_come_from_the_console_clients_entry_only() {
