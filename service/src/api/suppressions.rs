@@ -16,7 +16,7 @@ use super::messages::{Accepted, ApiQuery};
 use super::request::{MessageRequest, check_tenant_name};
 use crate::auth::Caller;
 use crate::email::Mailbox;
-use crate::queue::{JobStore, Lease, Outcome, Status};
+use crate::queue::{JobStore, Lane, Lease, Outcome, Status};
 use crate::suppression::{Reason, Suppression, normalise};
 use crate::webhooks::WebhookType;
 
@@ -55,7 +55,7 @@ pub async fn settle(
         .queue(store, tenant, WebhookType::Suppressed, lease.id, data)
         .await?
     {
-        state.worker.notifier().notify_one();
+        state.worker.notifier().due(Lane::Notices);
     }
     crate::telemetry::request::record_message(lease.id);
     crate::telemetry::request::record_outcome("suppressed");

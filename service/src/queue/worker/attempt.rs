@@ -18,10 +18,10 @@ use tracing::Instrument as _;
 use super::outage::{Gate, Verdict};
 use super::{AttemptOutcome, Worker};
 use crate::queue::retry::Decision;
-use crate::queue::{ClaimedJob, Lease, Outcome};
+use crate::queue::{ClaimedJob, Lane, Lease, Outcome};
 use crate::telemetry;
 use crate::transport::{Delivery, TransportError};
-use crate::webhooks::{self, WebhookType};
+use crate::webhooks::WebhookType;
 
 /// Why a claimed message goes back unsent.
 #[derive(Clone, Copy)]
@@ -201,7 +201,7 @@ impl Worker {
         match self.store.wake(transport, OffsetDateTime::now_utc()).await {
             Ok(woken) => {
                 tracing::info!(transport, woken, "the messages it held are due now");
-                self.notify.notify_one();
+                self.wake.due(Lane::Messages);
             }
             Err(e) => tracing::warn!(
                 transport,
@@ -436,7 +436,7 @@ impl Worker {
         let store = self.store.as_ref();
         let (tenant, id) = (&job.message.tenant, job.message.id);
         match self.webhooks.queue(store, tenant, kind, id, data).await {
-            Ok(true) => self.notify.notify_one(),
+            Ok(true) => self.wake.due(Lane::Notices),
             Ok(false) => {}
             Err(e) => tracing::error!(error = %e, "a webhook could not be queued; it is lost"),
         }
@@ -493,7 +493,7 @@ impl Worker {
 /// Keycloak feedback) rather than messages: retried for 24 hours, and never
 /// the subject of a webhook themselves.
 pub(super) fn is_notice(transport: &str) -> bool {
-    transport == webhooks::TRANSPORT || transport == crate::feedback::TRANSPORT
+    Lane::of(transport) == Lane::Notices
 }
 
 fn failed(error: String) -> (Outcome, AttemptOutcome) {
