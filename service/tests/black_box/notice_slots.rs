@@ -1,6 +1,7 @@
 //! Notices (webhooks out, feedback into Keycloak) ride the queue beside
 //! messages but never hold them up: a tenant's receiver that accepts and
-//! never answers keeps only the notices' own slots busy.
+//! never answers keeps only the notices' own slots busy, and notices spend
+//! nothing of a tenant's sending rate.
 
 use crate::common;
 
@@ -11,6 +12,8 @@ use std::time::Duration;
 
 use common::server::TestServer;
 use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -115,4 +118,52 @@ webhook_secret = "{SECRET}"
 
     // Notices had a quarter of the slots: one attempt hangs, the others wait.
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_spend_none_of_a_tenants_sending_rate() {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hooks"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&receiver)
+        .await;
+    let (server, _dir) = start(&format!(
+        r#"
+[tenants.acme]
+rate = "2/minute"
+webhook_url = "{url}/hooks"
+webhook_secret = "{SECRET}"
+"#,
+        url = receiver.uri()
+    ))
+    .await;
+
+    // The burst of two emails goes at once, and so does each one's
+    // `message.sent`: the webhooks take none of the two.
+    let mut ids = Vec::new();
+    for to in ["ada@example.com", "bob@example.com"] {
+        let (status, _, sent) = server.post("/v1/messages", Some("acme"), &email(to)).await;
+        assert_eq!(status, 202, "{sent}");
+        ids.push(sent["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        server
+            .wait_status(id, "sent", Duration::from_secs(10))
+            .await;
+    }
+    server
+        .wait_sent_through("acme", "webhook", 2, Duration::from_secs(10))
+        .await;
+
+    // The rate still holds the tenant's email: a third one is held back
+    // (put back without counting an attempt) for its turn, 30 s on.
+    let (_, _, third) = server
+        .post("/v1/messages", Some("acme"), &email("carl@example.com"))
+        .await;
+    let id = third["id"].as_str().unwrap();
+    let record = server
+        .wait_status(id, "retrying", Duration::from_secs(10))
+        .await;
+    assert_eq!(record["attempts"], 0, "{record}");
 }

@@ -87,14 +87,17 @@ impl Worker {
                 return self.ended(&job, self.unscreened(&job, &e).await);
             }
         };
-        if let Err(wait) = self.limits.check(&job.message.tenant, &job.transport) {
+        // Rate limits are the email's: notices go to the tenant's own
+        // application or to Keycloak, not through a mail provider, and must
+        // not spend the tenant's sending allowance.
+        let notice = is_notice(&job.transport);
+        if !notice && let Err(wait) = self.limits.check(&job.message.tenant, &job.transport) {
             drop(slot);
             return self.hold_back(&job, wait, Holding::RateLimit).await;
         }
         // A transport that is down holds the worker's own claims; an attempt
         // someone waits for (`?wait=true`, the console's test) goes anyway,
         // so that they see the transport's real error.
-        let notice = is_notice(&job.transport);
         let gate = match slot.is_some() && !notice {
             true => self.outages.gate(&job.transport, Instant::now()),
             false => Gate::Open,
@@ -490,8 +493,8 @@ impl Worker {
 }
 
 /// Whether rows of `transport` are notices about messages (webhooks,
-/// Keycloak feedback) rather than messages: retried for 24 hours, and never
-/// the subject of a webhook themselves.
+/// Keycloak feedback) rather than messages: retried for 24 hours, never
+/// rate-limited, and never the subject of a webhook themselves.
 pub(super) fn is_notice(transport: &str) -> bool {
     Lane::of(transport) == Lane::Notices
 }
