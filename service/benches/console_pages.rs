@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mailbridge::email::{Mailbox, OutgoingMessage};
-use mailbridge::queue::{JobStore, NewJob, Origin, Outcome};
+use mailbridge::queue::{JobStore, Lane, NewJob, Origin, Outcome};
 use time::OffsetDateTime;
 
 const TENANTS: [&str; 5] = ["acme", "globex", "initech", "umbrella", "hooli"];
@@ -53,7 +53,7 @@ async fn fill(store: &Arc<dyn JobStore>, count: usize) {
     let mut n = 0usize;
     loop {
         let claimed = store
-            .claim(now, Duration::from_secs(600), 1000)
+            .claim(now, Duration::from_secs(600), Lane::Messages, 1000)
             .await
             .expect("claim");
         if claimed.is_empty() {

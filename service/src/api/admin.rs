@@ -111,6 +111,6 @@ pub async fn retry(
         )));
     }
     tracing::info!(message_id = %id, tenant = %record.tenant, "failed message queued again by an admin");
-    state.worker.notifier().notify_one();
+    state.worker.notifier().any();
     Ok(Json(Accepted::new(id, Status::Queued)))
 }

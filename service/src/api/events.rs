@@ -16,7 +16,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::events::source::{Delivered, Refused};
 use crate::events::{Bounce, DeliveryEvent, EventType, ProviderEvent, address_key};
-use crate::queue::{JobStore, MessageRecord, StoreError};
+use crate::queue::{JobStore, Lane, MessageRecord, StoreError};
 use crate::suppression::{Reason, Suppression, normalise};
 use crate::webhooks::WebhookType;
 
@@ -200,7 +200,7 @@ async fn tell_application(
         .queue(store, tenant, kind, event.message_id, data)
         .await?
     {
-        state.worker.notifier().notify_one();
+        state.worker.notifier().due(Lane::Notices);
     }
     Ok(())
 }
@@ -230,7 +230,7 @@ async fn suppress_after(
         .queue(store, tenant, recipient, status, event.message_id)
         .await?
     {
-        state.worker.notifier().notify_one();
+        state.worker.notifier().due(Lane::Notices);
     }
     if !state.tenants.route(tenant).suppress.covers(reason) {
         return Ok(());

@@ -20,7 +20,7 @@ use crate::auth::Caller;
 use crate::events::DeliveryEvent;
 use crate::limits::Limit;
 use crate::queue::worker::AttemptOutcome;
-use crate::queue::{ClaimedJob, Enqueued, Lease, MessageRecord, NewJob, Origin, Status};
+use crate::queue::{ClaimedJob, Enqueued, Lane, Lease, MessageRecord, NewJob, Origin, Status};
 use crate::telemetry;
 
 /// JSON in, with every rejection as problem+json.
@@ -183,7 +183,7 @@ pub async fn create(
             accepted(&state, &tenant, id);
             telemetry::request::record_outcome("queued");
             tracing::info!(message_id = %id, %tenant, "accepted");
-            state.worker.notifier().notify_one();
+            state.worker.notifier().due(Lane::Messages);
             let answer = Accepted {
                 suppressed_recipients: suppressed.addresses,
                 ..Accepted::new(id, Status::Queued)

@@ -16,7 +16,7 @@ use super::messages::{Accepted, ApiQuery};
 use super::request::{MessageRequest, check_tenant_name};
 use crate::auth::Caller;
 use crate::email::Mailbox;
-use crate::queue::{JobStore, Lease, Outcome, Status};
+use crate::queue::{JobStore, Lane, Lease, Outcome, Status};
 use crate::suppression::{Reason, Suppression, normalise};
 use crate::webhooks::WebhookType;
 
@@ -59,7 +59,7 @@ pub async fn settle(
                 .queue(store, tenant, WebhookType::Suppressed, lease.id, data)
                 .await
             {
-                Ok(true) => state.worker.notifier().notify_one(),
+                Ok(true) => state.worker.notifier().due(Lane::Notices),
                 Ok(false) => {}
                 Err(e) => {
                     tracing::error!(message_id = %lease.id, error = %e, "the message.suppressed webhook could not be queued; it is lost")

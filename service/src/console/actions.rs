@@ -84,7 +84,7 @@ pub async fn act(
                 "deleted"
             };
             tracing::info!(message_id = %id, tenant = %record.tenant, action, "console: a message was {action} by an admin");
-            state.worker.notifier().notify_one();
+            state.worker.notifier().any();
             visit.answer(Redirect::to(&back))
         }
         Ok(false) => visit.answer(error_page(
@@ -140,7 +140,7 @@ pub async fn bulk_retry(
         count = queued,
         "console: failed messages queued again by an admin"
     );
-    state.worker.notifier().notify_one();
+    state.worker.notifier().any();
     let query = filter_query(&filter);
     visit.answer(Redirect::to(&format!("/console/messages?{query}")))
 }

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::packing::{self, Stored};
 use super::sealing::{Keyring, SealError};
-use super::{ClaimedJob, Enqueued, Lease, NewJob, Outcome, StoreError};
+use super::{ClaimedJob, Enqueued, Lane, Lease, NewJob, Outcome, StoreError};
 
 /// Most operations applied in one transaction.
 pub(crate) const MAX_BATCH: usize = 512;
@@ -27,10 +27,11 @@ pub(crate) const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 pub(crate) enum Op {
     /// Store a new message (claimed at once when the job asks for a lease).
     Enqueue(Box<Enqueue>),
-    /// Claim due messages under a lease.
+    /// Claim due rows of one lane under a lease.
     Claim {
         now: OffsetDateTime,
         lease: Duration,
+        lane: Lane,
         limit: u32,
     },
     /// Extend a lease.
@@ -146,9 +147,16 @@ impl Writes {
         &self,
         now: OffsetDateTime,
         lease: Duration,
+        lane: Lane,
         limit: u32,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
-        match self.apply(Op::Claim { now, lease, limit }).await? {
+        let claim = Op::Claim {
+            now,
+            lease,
+            lane,
+            limit,
+        };
+        match self.apply(claim).await? {
             Answer::Claimed(jobs) => Ok(jobs),
             other => Err(unexpected(other)),
         }

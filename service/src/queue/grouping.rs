@@ -160,6 +160,7 @@ mod tests {
             Op::Claim {
                 now,
                 lease: Duration::from_secs(60),
+                lane: crate::queue::Lane::Messages,
                 limit: 8,
             },
             sent(b),

@@ -13,9 +13,12 @@ use crate::events::DeliveryEvent;
 use crate::limits::LimitCell;
 use crate::suppression::Suppression;
 
+pub use lane::Lane;
+
 mod batch;
 mod grouping;
 pub mod history;
+pub mod lane;
 pub(crate) mod lookups;
 pub(crate) mod packing;
 mod pending;
@@ -458,13 +461,15 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// one with the same tenant and idempotency key within 24 h.
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError>;
 
-    /// Claims up to `limit` due messages for `lease`; an expired lease is
+    /// Claims up to `limit` due rows of `lane` (never one of the other
+    /// lane) for `lease`, the oldest due first; an expired lease is
     /// claimable again. A row that cannot be decoded is not handed out: it
     /// is marked `failed` with the reason, in the same commit.
     async fn claim(
         &self,
         now: OffsetDateTime,
         lease: Duration,
+        lane: Lane,
         limit: u32,
     ) -> Result<Vec<ClaimedJob>, StoreError>;
 
@@ -490,9 +495,9 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// A `failed` message back to `queued`; false if it is not failed.
     async fn requeue_failed(&self, id: Uuid, now: OffsetDateTime) -> Result<bool, StoreError>;
 
-    /// Messages through `transport` that wait for a later attempt are due
-    /// at `now` (the transport was held as down and answers again); how
-    /// many. In steps of a bounded size, so that a large backlog does not
+    /// Messages through the mail transport `transport` that wait for a
+    /// later attempt are due at `now` (the transport was held as down and
+    /// answers again); how many. Notices are never held so. In steps of a bounded size, so that a large backlog does not
     /// hold up other writes.
     async fn wake(&self, transport: &str, now: OffsetDateTime) -> Result<u64, StoreError>;
 

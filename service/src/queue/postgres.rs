@@ -11,6 +11,7 @@
 //! lease expires.
 
 use super::WAKE_STEP;
+use super::lane;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -25,8 +26,8 @@ use super::batch::Writes;
 use super::lookups::Lookups;
 use super::pending::PendingCache;
 use super::{
-    ClaimedJob, Enqueued, JobStore, Lease, ListFilter, MessageRecord, NewJob, Outcome, Pruned,
-    QueueStats, RECORD_COLUMNS, Status, StoreError,
+    ClaimedJob, Enqueued, JobStore, Lane, Lease, ListFilter, MessageRecord, NewJob, Outcome,
+    Pruned, QueueStats, RECORD_COLUMNS, Status, StoreError,
 };
 use growth::Growth;
 
@@ -44,7 +45,20 @@ mod reseal;
 mod suppressions;
 mod writer;
 #[doc(hidden)]
-pub use writer::CLAIM;
+pub use writer::{CLAIM_MESSAGES, CLAIM_NOTICES, claim_statement};
+
+/// Makes up to `$3` held messages of the transport `$2` due at `$1`. It
+/// states the messages' lane (transports that are held as down are mail
+/// transports, never notices) so that it reads `messages_due`, a partial
+/// index of that lane: otherwise the only index left for it is the
+/// transport's, every row it ever sent included.
+#[doc(hidden)]
+pub const WAKE: &str = concat!(
+    "UPDATE messages SET next_attempt_at = $1 WHERE id IN (SELECT id FROM messages \
+     WHERE status = 'retrying' AND ",
+    lane::message_rows!(),
+    " AND next_attempt_at > $1 AND transport = $2 LIMIT $3)"
+);
 
 /// A tenant's messages not yet at an end (`$1`: the tenant), one equality
 /// per status, so that `messages_breakdown` gives exactly those rows
@@ -221,9 +235,10 @@ impl JobStore for PgStore {
         &self,
         now: OffsetDateTime,
         lease: Duration,
+        lane: Lane,
         limit: u32,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
-        self.writes.claim(now, lease, limit).await
+        self.writes.claim(now, lease, lane, limit).await
     }
 
     async fn renew(&self, lease: &Lease, until: OffsetDateTime) -> Result<bool, StoreError> {
@@ -280,13 +295,7 @@ impl JobStore for PgStore {
     async fn wake(&self, transport: &str, now: OffsetDateTime) -> Result<u64, StoreError> {
         let mut woken = 0;
         loop {
-            let query = sqlx::query(
-                "UPDATE messages SET next_attempt_at = $1 WHERE id IN (SELECT id FROM messages \
-                 WHERE status = 'retrying' AND next_attempt_at > $1 AND transport = $2 LIMIT $3)",
-            )
-            .bind(now)
-            .bind(transport)
-            .bind(WAKE_STEP);
+            let query = sqlx::query(WAKE).bind(now).bind(transport).bind(WAKE_STEP);
             let done = self.update(query, "making held messages due").await?;
             woken += done;
             if done < WAKE_STEP as u64 {

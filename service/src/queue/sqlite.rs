@@ -9,6 +9,7 @@
 //! `sending` (it died mid-delivery) claimable at once.
 
 use super::WAKE_STEP;
+use super::lane;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +28,8 @@ use super::lookups::Lookups;
 use super::pending::PendingCache;
 use super::sealing::Keyring;
 use super::{
-    ClaimedJob, Enqueued, JobStore, Lease, ListFilter, MessageRecord, NewJob, Outcome, Pruned,
-    QueueStats, RECORD_COLUMNS, Status, StoreError,
+    ClaimedJob, Enqueued, JobStore, Lane, Lease, ListFilter, MessageRecord, NewJob, Outcome,
+    Pruned, QueueStats, RECORD_COLUMNS, Status, StoreError,
 };
 
 mod accept;
@@ -41,7 +42,20 @@ mod stats;
 mod suppressions;
 mod writer;
 #[doc(hidden)]
-pub use writer::CLAIM;
+pub use writer::{CLAIM_MESSAGES, CLAIM_NOTICES, claim_statement};
+
+/// Makes up to `?3` held messages of the transport `?2` due at `?1`. It
+/// states the messages' lane (transports that are held as down are mail
+/// transports, never notices) so that it reads `messages_due`, a partial
+/// index of that lane: otherwise the only index left for it is the
+/// transport's, every row it ever sent included.
+#[doc(hidden)]
+pub const WAKE: &str = concat!(
+    "UPDATE messages SET next_attempt_at = ?1 WHERE rowid IN (SELECT rowid FROM messages \
+     WHERE status = 'retrying' AND ",
+    lane::message_rows!(),
+    " AND next_attempt_at > ?1 AND transport = ?2 LIMIT ?3)"
+);
 
 /// The SQLite queue store.
 #[derive(Debug, Clone)]
@@ -207,9 +221,10 @@ impl JobStore for SqliteStore {
         &self,
         now: OffsetDateTime,
         lease: Duration,
+        lane: Lane,
         limit: u32,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
-        self.writes.claim(now, lease, limit).await
+        self.writes.claim(now, lease, lane, limit).await
     }
 
     async fn renew(&self, lease: &Lease, until: OffsetDateTime) -> Result<bool, StoreError> {
@@ -273,16 +288,13 @@ impl JobStore for SqliteStore {
     async fn wake(&self, transport: &str, now: OffsetDateTime) -> Result<u64, StoreError> {
         let mut woken = 0;
         loop {
-            let done = sqlx::query(
-                "UPDATE messages SET next_attempt_at = ?1 WHERE rowid IN (SELECT rowid FROM messages \
-                 WHERE status = 'retrying' AND next_attempt_at > ?1 AND transport = ?2 LIMIT ?3)",
-            )
-            .bind(ms(now))
-            .bind(transport)
-            .bind(WAKE_STEP)
-            .execute(&self.write)
-            .await
-            .context("making held messages due")?;
+            let done = sqlx::query(WAKE)
+                .bind(ms(now))
+                .bind(transport)
+                .bind(WAKE_STEP)
+                .execute(&self.write)
+                .await
+                .context("making held messages due")?;
             woken += done.rows_affected();
             if done.rows_affected() < WAKE_STEP as u64 {
                 return Ok(woken);

@@ -3,6 +3,13 @@
 //! the lease with the retry policy (see [`attempt`]). A claimed message that
 //! is never recorded (crash, kill, lost lease) is claimed again once its
 //! lease expires: delivery is at-least-once.
+//!
+//! Each lane of the queue (see [`Lane`]) is claimed by a loop of its own
+//! into slots of its own: `concurrency` for messages, a quarter as many for
+//! notices. A claim asks for no more rows than its lane has free slots, so
+//! notices held up by a receiver that never answers (each attempt waits for
+//! the HTTP client's timeout) keep only the notices' slots busy, and
+//! messages that flow leave the notices theirs.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::retry::RetryPolicy;
-use super::{ClaimedJob, JobStore};
+use super::{ClaimedJob, JobStore, Lane};
 use crate::telemetry::Metrics;
 use crate::transport::ratelimit::RateLimits;
 use crate::transport::{SharedTransport, Transports};
@@ -28,7 +35,8 @@ mod screen;
 /// How the worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Deliveries in flight at once.
+    /// Messages in flight at once. Notices have slots of their own besides
+    /// (see [`WorkerConfig::notice_slots`]).
     pub concurrency: usize,
     /// A claim's lease; renewed every third of it while an attempt runs, and
     /// the bound of one attempt's send.
@@ -46,6 +54,43 @@ impl Default for WorkerConfig {
             lease: Duration::from_secs(120),
             poll_interval: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// Notices (webhooks out, feedback into Keycloak) in flight at once,
+    /// besides the messages: a quarter of `concurrency`, at least one.
+    pub fn notice_slots(&self) -> usize {
+        (self.concurrency / 4).max(1)
+    }
+}
+
+/// Wakes the claim loops when rows became due: each lane's loop hears only
+/// of its own rows, so that a webhook queued does not make the messages'
+/// loop claim, nor an accepted message the notices'.
+#[derive(Debug, Default)]
+pub struct Wake {
+    messages: Notify,
+    notices: Notify,
+}
+
+impl Wake {
+    /// Rows of `lane` became due.
+    pub fn due(&self, lane: Lane) {
+        self.of(lane).notify_one();
+    }
+
+    /// Rows of either lane may have become due (an administrator's retry).
+    pub fn any(&self) {
+        self.messages.notify_one();
+        self.notices.notify_one();
+    }
+
+    fn of(&self, lane: Lane) -> &Notify {
+        match lane {
+            Lane::Messages => &self.messages,
+            Lane::Notices => &self.notices,
         }
     }
 }
@@ -97,7 +142,7 @@ pub struct Worker {
     outages: Arc<outage::Outages>,
     policy: RetryPolicy,
     config: WorkerConfig,
-    notify: Arc<Notify>,
+    wake: Arc<Wake>,
     jitter: Jitter,
     metrics: Metrics,
     /// Webhooks out: queued after a message is sent or failed.
@@ -140,7 +185,7 @@ impl Worker {
             )),
             policy: policy.clone(),
             config,
-            notify: Arc::new(Notify::new()),
+            wake: Arc::new(Wake::default()),
             jitter: Arc::new(rand::random::<f64>),
             metrics: Metrics::new(),
             webhooks: Webhooks::default(),
@@ -183,6 +228,12 @@ impl Worker {
         self.transports.get(name)
     }
 
+    /// Delivers up to `concurrency` messages at once (see [`WorkerConfig::concurrency`]).
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.config.concurrency = concurrency;
+        self
+    }
+
     /// Counts attempts into `metrics`.
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
@@ -196,8 +247,8 @@ impl Worker {
     }
 
     /// Wakes the worker (after a commit or an admin's retry).
-    pub fn notifier(&self) -> Arc<Notify> {
-        self.notify.clone()
+    pub fn notifier(&self) -> Arc<Wake> {
+        self.wake.clone()
     }
 
     /// The lease a claim holds (and an inline `?wait=true` attempt takes).
@@ -242,15 +293,28 @@ impl Worker {
     /// finish within the grace bound and gives back what is still unfinished.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         let _running = Running(self.running.clone());
-        let mut shutdown = std::pin::pin!(shutdown);
+        let claiming = CancellationToken::new();
+        let stop_claiming = async {
+            shutdown.await;
+            claiming.cancel();
+        };
         let concurrency = self.config.concurrency.max(1);
-        let slots = Arc::new(Semaphore::new(concurrency));
+        let messages = self.claim_lane(Lane::Messages, concurrency, &claiming);
+        let notices = self.claim_lane(Lane::Notices, self.config.notice_slots(), &claiming);
+        tokio::join!(stop_claiming, messages, notices);
+        self.stop().await;
+    }
+
+    /// Claims rows of `lane` into `slots` of their own and starts their
+    /// attempts, until `claiming` is cancelled.
+    async fn claim_lane(&self, lane: Lane, slots: usize, claiming: &CancellationToken) {
+        let slots = Arc::new(Semaphore::new(slots));
         // Claim in batches (each claim is a commit): wait until half the slots are free.
-        let batch = (concurrency / 2).max(1) as u32;
+        let batch = (slots.available_permits() / 2).max(1) as u32;
         loop {
             let mut permits = tokio::select! {
                 biased;
-                () = &mut shutdown => break,
+                () = claiming.cancelled() => break,
                 permits = slots.clone().acquire_many_owned(batch) => match permits { Ok(p) => p, Err(_) => break },
             };
             let extra = slots.available_permits() as u32;
@@ -258,14 +322,12 @@ impl Worker {
                 permits.merge(more);
             }
             let wanted = permits.num_permits() as u32;
-            let jobs = match self
-                .store
-                .claim(OffsetDateTime::now_utc(), self.config.lease, wanted)
-                .await
-            {
+            let now = OffsetDateTime::now_utc();
+            let jobs = match self.store.claim(now, self.config.lease, lane, wanted).await {
                 Ok(jobs) => jobs,
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not claim messages; trying again shortly");
+                    let lane = lane.as_str();
+                    tracing::warn!(lane, error = %e, "could not claim; trying again shortly");
                     Vec::new()
                 }
             };
@@ -273,8 +335,8 @@ impl Worker {
                 drop(permits);
                 tokio::select! {
                     biased;
-                    () = &mut shutdown => break,
-                    () = self.notify.notified() => {},
+                    () = claiming.cancelled() => break,
+                    () = self.wake.of(lane).notified() => {},
                     () = tokio::time::sleep(self.config.poll_interval) => {},
                 }
                 continue;
@@ -285,7 +347,6 @@ impl Worker {
                 drop(self.spawn_in_slot(job, slot));
             }
         }
-        self.stop().await;
     }
 
     /// Waits for attempts in flight up to the grace bound; then each gives

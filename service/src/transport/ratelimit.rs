@@ -2,9 +2,10 @@
 //! `"2000/day"`, `"10/second"`, or several at once (`"30/minute, 10000/day"`).
 //!
 //! A limit holds back *sending*, never accepting: the worker asks
-//! [`RateLimits::check`] before it delivers a claimed message, and when a limit
-//! is reached it gives the message back as `retrying` with the next attempt at
-//! now + the wait, without counting an attempt.
+//! [`RateLimits::check`] before it delivers a claimed message (never before
+//! a notice: webhooks and Keycloak feedback spend no limit), and when a
+//! limit is reached it gives the message back as `retrying` with the next
+//! attempt at now + the wait, without counting an attempt.
 //!
 //! Each limit is a GCRA (the algorithm of the `governor` crate): `N/period`
 //! lets a burst of N through at once, then one every `period / N`. It is kept

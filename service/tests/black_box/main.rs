@@ -38,6 +38,7 @@ mod graph_sendmail;
 mod html_complexity;
 mod keycloak_feedback;
 mod log_content;
+mod notice_slots;
 mod openapi_routes;
 mod provider_mailgun;
 mod provider_mailjet;

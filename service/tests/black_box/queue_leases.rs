@@ -14,7 +14,7 @@ use mailbridge::email::OutgoingMessage;
 use mailbridge::queue::retry::RetryPolicy;
 use mailbridge::queue::sqlite::SqliteStore;
 use mailbridge::queue::worker::{Worker, WorkerConfig};
-use mailbridge::queue::{JobStore, MessageRecord, Outcome, Status};
+use mailbridge::queue::{JobStore, Lane, MessageRecord, Outcome, Status};
 use mailbridge::transport::{Delivery, Transport, TransportError, Transports};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -158,7 +158,7 @@ async fn an_attempt_whose_lease_was_taken_stops_and_records_nothing() {
     let id = enqueue(&rig.store).await;
     let claimed = rig
         .store
-        .claim(OffsetDateTime::now_utc(), LEASE, 1)
+        .claim(OffsetDateTime::now_utc(), LEASE, Lane::Messages, 1)
         .await
         .unwrap()
         .remove(0);
@@ -168,7 +168,7 @@ async fn an_attempt_whose_lease_was_taken_stops_and_records_nothing() {
     let ahead = OffsetDateTime::now_utc() + LEASE + LEASE * 10 + Duration::from_secs(1);
     let thief = rig
         .store
-        .claim(ahead, LEASE * 10, 1)
+        .claim(ahead, LEASE * 10, Lane::Messages, 1)
         .await
         .unwrap()
         .remove(0);
@@ -222,7 +222,7 @@ async fn an_attempt_whose_lease_already_ended_does_not_send() {
     let id = enqueue(&rig.store).await;
     let mut claimed = rig
         .store
-        .claim(OffsetDateTime::now_utc(), LEASE, 1)
+        .claim(OffsetDateTime::now_utc(), LEASE, Lane::Messages, 1)
         .await
         .unwrap()
         .remove(0);

@@ -6,7 +6,7 @@ use crate::store_contract;
 use std::sync::Arc;
 
 use mailbridge::queue::sqlite::SqliteStore;
-use mailbridge::queue::{Enqueued, JobStore, Outcome, Status};
+use mailbridge::queue::{Enqueued, JobStore, Lane, Outcome, Status};
 use store_contract::job;
 use time::OffsetDateTime;
 
@@ -58,6 +58,12 @@ async fn leases_expire_and_the_message_is_claimed_again() {
 async fn claims_take_the_oldest_due_of_every_kind() {
     let dir = tempfile::tempdir().unwrap();
     store_contract::claims_take_the_oldest_due_of_every_kind(Arc::new(open(&dir).await)).await;
+}
+
+#[tokio::test]
+async fn each_lane_claims_only_its_own_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::each_lane_claims_only_its_own_rows(Arc::new(open(&dir).await)).await;
 }
 
 #[tokio::test]
@@ -224,7 +230,7 @@ async fn claims_and_outcomes_do_not_copy_the_body() {
     assert_eq!(wal_size(), 0);
 
     let claimed = store
-        .claim(now, std::time::Duration::from_secs(60), 100)
+        .claim(now, std::time::Duration::from_secs(60), Lane::Messages, 100)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 16);
@@ -283,7 +289,7 @@ async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered()
 
     let store = open(&dir).await;
     let claimed = store
-        .claim(now, std::time::Duration::from_secs(60), 10)
+        .claim(now, std::time::Duration::from_secs(60), Lane::Messages, 10)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -292,9 +298,11 @@ async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_read_the_due_rows_in_order() {
-    // Every kind of claim reads its due rows in order from `messages_due`,
-    // also when the statistics say that nearly every row is sent: any other
-    // plan reads or sorts more than the backlog.
+    // Every kind of claim of each lane reads its due rows in order from the
+    // lane's index (`messages_due`, `notices_due`), also when the statistics
+    // say that nearly every row is sent: any other plan reads or sorts more
+    // than the backlog. Waking a transport's held messages reads only those
+    // too, not every row the transport ever sent.
     let dir = tempfile::tempdir().unwrap();
     drop(open(&dir).await);
     let other = sqlx::SqlitePool::connect(&format!("sqlite://{}/q/mb.db", dir.path().display()))
@@ -303,20 +311,30 @@ async fn claims_read_the_due_rows_in_order() {
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) \
          INSERT INTO messages (id, tenant, status, transport, created_at, age_from, updated_at, sent_at) \
-         SELECT 'old-' || i, 'acme', 'sent', 'default', 0, 0, 0, 0 FROM n",
+         SELECT 'old-' || i, 'acme', 'sent', CASE WHEN i % 2 = 0 THEN 'webhook' ELSE 'default' END, \
+                0, 0, 0, 0 FROM n",
     )
     .execute(&other)
     .await
     .unwrap();
     sqlx::query("ANALYZE").execute(&other).await.unwrap();
-    let plan = explain(&other, mailbridge::queue::sqlite::CLAIM).await;
-    let due = plan
-        .iter()
-        .filter(|step| step.contains("SEARCH messages USING INDEX messages_due (status=?"))
-        .count();
-    assert_eq!(due, 3, "{plan:#?}");
+    for (lane, index) in [
+        (Lane::Messages, "messages_due"),
+        (Lane::Notices, "notices_due"),
+    ] {
+        let plan = explain(&other, mailbridge::queue::sqlite::claim_statement(lane)).await;
+        let search = format!("SEARCH messages USING INDEX {index} (status=?");
+        let due = plan.iter().filter(|step| step.contains(&search)).count();
+        assert_eq!(due, 3, "{lane:?}: {plan:#?}");
+        assert!(
+            !plan.iter().any(|step| step.starts_with("SCAN messages")),
+            "{lane:?}: {plan:#?}"
+        );
+    }
+    let plan = explain(&other, mailbridge::queue::sqlite::WAKE).await;
     assert!(
-        !plan.iter().any(|step| step.starts_with("SCAN messages")),
+        plan.iter().any(|step| step
+            .contains("SEARCH messages USING INDEX messages_due (status=? AND next_attempt_at>?)")),
         "{plan:#?}"
     );
     other.close().await;
@@ -393,7 +411,7 @@ async fn plain_bodies_are_stored_packed_and_text_rows_still_read() {
     other.close().await;
 
     let mut claimed = store
-        .claim(now, std::time::Duration::from_secs(60), 10)
+        .claim(now, std::time::Duration::from_secs(60), Lane::Messages, 10)
         .await
         .unwrap();
     claimed.sort_by_key(|job| job.message.id);

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::postgres::Postgres;
 use common::server::TestServer;
-use mailbridge::queue::JobStore;
 use mailbridge::queue::postgres::PgStore;
+use mailbridge::queue::{JobStore, Lane};
 use serde_json::json;
 
 async fn open(url: &str) -> Arc<dyn JobStore> {
@@ -38,6 +38,7 @@ async fn the_store_contract_holds_on_postgres() {
     store_contract::leases_expire_and_the_message_is_claimed_again(open(&pg.database()).await)
         .await;
     store_contract::claims_take_the_oldest_due_of_every_kind(open(&pg.database()).await).await;
+    store_contract::each_lane_claims_only_its_own_rows(open(&pg.database()).await).await;
     store_contract::outcomes_listing_and_requeue(open(&pg.database()).await).await;
     store_contract::retention_drops_old_sent_bodies_but_keeps_their_status(
         open(&pg.database()).await,
@@ -124,7 +125,10 @@ async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered(u
     old.close().await;
 
     let store = open(url).await;
-    let claimed = store.claim(now, Duration::from_secs(60), 10).await.unwrap();
+    let claimed = store
+        .claim(now, Duration::from_secs(60), Lane::Messages, 10)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].message, message);
 }
@@ -231,7 +235,7 @@ async fn bodies_compressed_before_and_after_lz4_read_back(url: &str) {
         "{packed_len} bytes stored for {json_len} of JSON"
     );
     let mut claimed: Vec<_> = store
-        .claim(now, Duration::from_secs(60), 10)
+        .claim(now, Duration::from_secs(60), Lane::Messages, 10)
         .await
         .unwrap()
         .into_iter()
@@ -315,7 +319,10 @@ async fn a_message_and_the_rows_hanging_off_it_go_together(url: &str) {
     let Enqueued::Created(done) = store.enqueue(failing).await.unwrap() else {
         panic!("not created")
     };
-    let claimed = store.claim(now, Duration::from_secs(60), 1).await.unwrap();
+    let claimed = store
+        .claim(now, Duration::from_secs(60), Lane::Messages, 1)
+        .await
+        .unwrap();
     let failed = Outcome::Failed {
         error: "550 5.1.1 no such user".into(),
     };
@@ -464,25 +471,49 @@ async fn sent_outcomes_find_their_rows_by_id_whatever_the_statistics(url: &str) 
     }
 }
 
-/// Every kind of claim reads its due rows in order from `messages_due`, in
-/// custom and generic plans, also when the statistics say that nearly every
-/// row is sent: any other plan reads or sorts more than the backlog.
+/// Every kind of claim of each lane reads its due rows in order from the
+/// lane's index (`messages_due`, `notices_due`), in custom and generic
+/// plans, also when the statistics say that nearly every row is sent: any
+/// other plan reads or sorts more than the backlog.
 async fn claims_read_the_due_rows_in_order(url: &str) {
+    use mailbridge::queue::postgres::claim_statement;
+    for (lane, index) in [
+        (Lane::Messages, "messages_due"),
+        (Lane::Notices, "notices_due"),
+    ] {
+        let plans = plans_after(
+            url,
+            "INSERT INTO messages (id, tenant, status, transport, created_at, age_from, updated_at, claims) \
+             SELECT gen_random_uuid(), 'acme', 'sent', CASE WHEN i % 2 = 0 THEN 'webhook' ELSE 'default' END, \
+                    now(), now(), now(), 1 \
+             FROM generate_series(1, 5000) AS i",
+            "(timestamptz, timestamptz, int8, timestamptz)",
+            claim_statement(lane),
+            "(now() + interval '1 minute', now(), 64, now())",
+        )
+        .await;
+        for (mode, plan) in plans {
+            let scan = format!("Index Scan using {index} on messages");
+            assert_eq!(plan.matches(&scan).count(), 3, "{lane:?}, {mode}:\n{plan}");
+            assert!(
+                !plan.contains("Seq Scan on messages"),
+                "{lane:?}, {mode}:\n{plan}"
+            );
+        }
+    }
+    // Waking a transport's held messages reads only those, not every row
+    // the transport ever sent.
     let plans = plans_after(
         url,
-        "INSERT INTO messages (id, tenant, status, transport, created_at, age_from, updated_at, claims) \
-         SELECT gen_random_uuid(), 'acme', 'sent', 'default', now(), now(), now(), 1 \
-         FROM generate_series(1, 5000)",
-        "(timestamptz, timestamptz, int8, timestamptz)",
-        mailbridge::queue::postgres::CLAIM,
-        "(now() + interval '1 minute', now(), 64, now())",
+        "SELECT 1",
+        "(timestamptz, text, int8)",
+        mailbridge::queue::postgres::WAKE,
+        "(now(), 'default', 1000)",
     )
     .await;
     for (mode, plan) in plans {
-        assert_eq!(
-            plan.matches("Index Scan using messages_due on messages")
-                .count(),
-            3,
+        assert!(
+            plan.contains("Index Scan using messages_due on messages"),
             "{mode}:\n{plan}"
         );
         assert!(!plan.contains("Seq Scan on messages"), "{mode}:\n{plan}");
@@ -578,7 +609,7 @@ async fn the_queues_statistics_follow_its_growth(url: &str) {
     let mut kept = pool.acquire().await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "PREPARE claim (timestamptz, timestamptz, int8, timestamptz) AS {}",
-        mailbridge::queue::postgres::CLAIM
+        mailbridge::queue::postgres::CLAIM_MESSAGES
     )))
     .execute(&mut *kept)
     .await

@@ -7,8 +7,8 @@ use super::from_ms;
 use crate::queue::{QueueStats, Status, StoreError};
 
 /// Counts unfinished statuses and finds the oldest unsent message. `sent`
-/// rows, usually most of the table, are left out so the `messages_due` index
-/// bounds the work to the backlog and the dead letters. Dead letters are
+/// rows, usually most of the table, are left out so an index by status
+/// (`messages_status_id`) bounds the work to the backlog and the dead letters. Dead letters are
 /// never purged and only counted, from the index alone: asking for their
 /// oldest too read every one of their rows at each scrape.
 pub(super) async fn read(pool: &SqlitePool) -> Result<QueueStats, StoreError> {

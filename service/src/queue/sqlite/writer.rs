@@ -35,8 +35,9 @@ use uuid::Uuid;
 use super::{accept, delivered, from_ms, ms};
 use crate::queue::batch::{self, Answer, Enqueue, Health, MAX_BATCH, Op, Write};
 use crate::queue::grouping::{self, Delivered, GroupWrites};
+use crate::queue::lane;
 use crate::queue::sealing::{self, Keyring};
-use crate::queue::{ClaimedJob, Enqueued, Lease, Outcome};
+use crate::queue::{ClaimedJob, Enqueued, Lane, Lease, Outcome};
 
 /// The database file the writer's thread opens: the one sqlx's pools
 /// opened (for `sqlite::memory:`, sqlx's named in-memory database, shared
@@ -230,9 +231,12 @@ fn apply(conn: &Connection, op: &Op, keyring: Option<&Keyring>) -> anyhow::Resul
             let done = stored.into_iter().next();
             Answer::Enqueued(done.context("no answer for a new message")?)
         }
-        Op::Claim { now, lease, limit } => {
-            Answer::Claimed(claim(conn, *now, *lease, *limit, keyring)?)
-        }
+        Op::Claim {
+            now,
+            lease,
+            lane,
+            limit,
+        } => Answer::Claimed(claim(conn, *now, *lease, *lane, *limit, keyring)?),
         Op::Renew { lease, until } => Answer::Applied(renew(conn, lease, *until)?),
         Op::Record {
             lease,
@@ -252,34 +256,60 @@ fn apply(conn: &Connection, op: &Op, keyring: Option<&Keyring>) -> anyhow::Resul
     })
 }
 
-/// Claims up to `?3` due messages (`?1`: the lease's end, `?2`: now, `?4`:
-/// leases ended before this are abandoned). The oldest due rows of each
-/// kind, read in order from `messages_due` (status, next_attempt_at), then
-/// the oldest of those: one `OR` over the kinds made SQLite read every due
-/// row and sort them all, so each claim grew with the backlog (27 ms for
-/// 100,000 due rows; 0.8 ms so). The limit is `?3 + 0`, not `?3`: SQLite
-/// builds a bare bound LIMIT into the plan as a constant, so every claim
-/// asking for a different number of rows than the one before was prepared
-/// all over again.
+/// Claims up to `?3` due rows of one lane (`?1`: the lease's end, `?2`:
+/// now, `?4`: leases ended before this are abandoned). The oldest due rows
+/// of each kind, read in order from the lane's index (`messages_due` or
+/// `notices_due`: status, next_attempt_at; see [`crate::queue::lane`]),
+/// then the oldest of those: one `OR` over the kinds made SQLite read every
+/// due row and sort them all, so each claim grew with the backlog (27 ms
+/// for 100,000 due rows; 0.8 ms so). The limit is `?3 + 0`, not `?3`:
+/// SQLite builds a bare bound LIMIT into the plan as a constant, so every
+/// claim asking for a different number of rows than the one before was
+/// prepared all over again.
+macro_rules! claim {
+    ($($lane:tt)+) => {
+        concat!(
+            "UPDATE messages SET status = 'sending', attempts = attempts + 1, claims = claims + 1, \
+                 lease_until = ?1, updated_at = ?2 \
+             WHERE id IN (SELECT id FROM ( \
+                 SELECT * FROM (SELECT id, next_attempt_at FROM messages \
+                     WHERE status = 'queued' AND ", $($lane)+, " AND next_attempt_at <= ?2 \
+                     ORDER BY next_attempt_at LIMIT ?3 + 0) \
+                 UNION ALL SELECT * FROM (SELECT id, next_attempt_at FROM messages \
+                     WHERE status = 'retrying' AND ", $($lane)+, " AND next_attempt_at <= ?2 \
+                     ORDER BY next_attempt_at LIMIT ?3 + 0) \
+                 UNION ALL SELECT * FROM (SELECT id, next_attempt_at FROM messages \
+                     WHERE status = 'sending' AND ", $($lane)+, " AND lease_until < ?4 \
+                     ORDER BY next_attempt_at LIMIT ?3 + 0)) \
+               ORDER BY next_attempt_at LIMIT ?3 + 0) \
+             AND EXISTS (SELECT 1 FROM bodies WHERE message_id = messages.id) \
+             RETURNING rowid, id, (SELECT message FROM bodies WHERE message_id = messages.id) AS message, \
+                 transport, attempts, claims, age_from, traceparent"
+        )
+    };
+}
+
+/// The claim of the messages' lane.
 #[doc(hidden)]
-pub const CLAIM: &str = "UPDATE messages SET status = 'sending', attempts = attempts + 1, claims = claims + 1, \
-     lease_until = ?1, updated_at = ?2 \
- WHERE id IN (SELECT id FROM ( \
-     SELECT * FROM (SELECT id, next_attempt_at FROM messages \
-         WHERE status = 'queued' AND next_attempt_at <= ?2 ORDER BY next_attempt_at LIMIT ?3 + 0) \
-     UNION ALL SELECT * FROM (SELECT id, next_attempt_at FROM messages \
-         WHERE status = 'retrying' AND next_attempt_at <= ?2 ORDER BY next_attempt_at LIMIT ?3 + 0) \
-     UNION ALL SELECT * FROM (SELECT id, next_attempt_at FROM messages \
-         WHERE status = 'sending' AND lease_until < ?4 ORDER BY next_attempt_at LIMIT ?3 + 0)) \
-   ORDER BY next_attempt_at LIMIT ?3 + 0) \
- AND EXISTS (SELECT 1 FROM bodies WHERE message_id = messages.id) \
- RETURNING rowid, id, (SELECT message FROM bodies WHERE message_id = messages.id) AS message, \
-     transport, attempts, claims, age_from, traceparent";
+pub const CLAIM_MESSAGES: &str = claim!(lane::message_rows!());
+/// The claim of the notices' lane.
+#[doc(hidden)]
+pub const CLAIM_NOTICES: &str = claim!(lane::notice_rows!());
+
+/// The claim statement of `lane`.
+#[doc(hidden)]
+pub fn claim_statement(lane: Lane) -> &'static str {
+    match lane {
+        Lane::Messages => CLAIM_MESSAGES,
+        Lane::Notices => CLAIM_NOTICES,
+    }
+}
 
 fn claim(
     conn: &Connection,
     now: OffsetDateTime,
     lease: Duration,
+    lane: Lane,
     limit: u32,
     keyring: Option<&Keyring>,
 ) -> anyhow::Result<Vec<ClaimedJob>> {
@@ -289,7 +319,7 @@ fn claim(
     let mut jobs = Vec::new();
     let mut unreadable = Vec::new();
     {
-        let mut statement = conn.prepare_cached(CLAIM)?;
+        let mut statement = conn.prepare_cached(claim_statement(lane))?;
         let mut rows = statement.query((
             ms(until),
             now_ms,

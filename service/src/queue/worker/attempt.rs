@@ -18,10 +18,10 @@ use tracing::Instrument as _;
 use super::outage::{Gate, Verdict};
 use super::{AttemptOutcome, Worker};
 use crate::queue::retry::Decision;
-use crate::queue::{ClaimedJob, Lease, Outcome};
+use crate::queue::{ClaimedJob, Lane, Lease, Outcome};
 use crate::telemetry;
 use crate::transport::{Delivery, TransportError};
-use crate::webhooks::{self, WebhookType};
+use crate::webhooks::WebhookType;
 
 /// Why a claimed message goes back unsent.
 #[derive(Clone, Copy)]
@@ -87,14 +87,17 @@ impl Worker {
                 return self.ended(&job, self.unscreened(&job, &e).await);
             }
         };
-        if let Err(wait) = self.limits.check(&job.message.tenant, &job.transport) {
+        // Rate limits are the email's: notices go to the tenant's own
+        // application or to Keycloak, not through a mail provider, and must
+        // not spend the tenant's sending allowance.
+        let notice = is_notice(&job.transport);
+        if !notice && let Err(wait) = self.limits.check(&job.message.tenant, &job.transport) {
             drop(slot);
             return self.hold_back(&job, wait, Holding::RateLimit).await;
         }
         // A transport that is down holds the worker's own claims; an attempt
         // someone waits for (`?wait=true`, the console's test) goes anyway,
         // so that they see the transport's real error.
-        let notice = is_notice(&job.transport);
         let gate = match slot.is_some() && !notice {
             true => self.outages.gate(&job.transport, Instant::now()),
             false => Gate::Open,
@@ -201,7 +204,7 @@ impl Worker {
         match self.store.wake(transport, OffsetDateTime::now_utc()).await {
             Ok(woken) => {
                 tracing::info!(transport, woken, "the messages it held are due now");
-                self.notify.notify_one();
+                self.wake.due(Lane::Messages);
             }
             Err(e) => tracing::warn!(
                 transport,
@@ -436,7 +439,7 @@ impl Worker {
         let store = self.store.as_ref();
         let (tenant, id) = (&job.message.tenant, job.message.id);
         match self.webhooks.queue(store, tenant, kind, id, data).await {
-            Ok(true) => self.notify.notify_one(),
+            Ok(true) => self.wake.due(Lane::Notices),
             Ok(false) => {}
             Err(e) => tracing::error!(error = %e, "a webhook could not be queued; it is lost"),
         }
@@ -490,10 +493,10 @@ impl Worker {
 }
 
 /// Whether rows of `transport` are notices about messages (webhooks,
-/// Keycloak feedback) rather than messages: retried for 24 hours, and never
-/// the subject of a webhook themselves.
+/// Keycloak feedback) rather than messages: retried for 24 hours, never
+/// rate-limited, and never the subject of a webhook themselves.
 pub(super) fn is_notice(transport: &str) -> bool {
-    transport == webhooks::TRANSPORT || transport == crate::feedback::TRANSPORT
+    Lane::of(transport) == Lane::Notices
 }
 
 fn failed(error: String) -> (Outcome, AttemptOutcome) {

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::attempt::is_notice;
 use super::{AttemptOutcome, Worker};
-use crate::queue::{ClaimedJob, Outcome, StoreError};
+use crate::queue::{ClaimedJob, Lane, Outcome, StoreError};
 use crate::suppression::LeftOut;
 use crate::webhooks::WebhookType;
 
@@ -58,7 +58,7 @@ impl Worker {
             .queue(store, tenant, kind, job.message.id, data)
             .await
         {
-            Ok(true) => self.notify.notify_one(),
+            Ok(true) => self.wake.due(Lane::Notices),
             Ok(false) => {}
             Err(e) => tracing::error!(error = %e, "a webhook could not be queued; it is lost"),
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use mailbridge::email::{Mailbox, OutgoingMessage};
 use mailbridge::queue::{
-    ClaimedJob, Enqueued, JobStore, ListFilter, NewJob, Origin, Outcome, Pruned, Status,
+    ClaimedJob, Enqueued, JobStore, Lane, ListFilter, NewJob, Origin, Outcome, Pruned, Status,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -73,7 +73,7 @@ fn retrying(error: &str, next_attempt_at: OffsetDateTime) -> Outcome {
 /// Claims up to `limit` messages due at `now` under a one-minute lease.
 async fn claim(store: &Arc<dyn JobStore>, now: OffsetDateTime, limit: u32) -> Vec<ClaimedJob> {
     store
-        .claim(now, Duration::from_secs(60), limit)
+        .claim(now, Duration::from_secs(60), Lane::Messages, limit)
         .await
         .unwrap()
 }
@@ -209,6 +209,70 @@ pub async fn claims_take_the_oldest_due_of_every_kind(store: Arc<dyn JobStore>) 
         "then the rest that is due, and not the message due in 100 s"
     );
     assert!(claim(&store, now, 10).await.is_empty());
+}
+
+/// Messages and notices (rows of the transports `webhook` and `keycloak`)
+/// are claimed apart: a claim takes due rows of its own lane only, the
+/// oldest first and at most as many as asked, new, retrying and abandoned
+/// alike, however many due rows of the other lane are older.
+pub async fn each_lane_claims_only_its_own_rows(store: Arc<dyn JobStore>) {
+    let now = OffsetDateTime::now_utc() + time::Duration::seconds(1000);
+    let at = |seconds: i64| now + time::Duration::seconds(seconds);
+    let enqueue = |transport: &'static str, t: OffsetDateTime| {
+        let store = store.clone();
+        async move {
+            let mut new = job("acme", None, t);
+            new.transport = transport.into();
+            let Enqueued::Created(id) = store.enqueue(new).await.unwrap() else {
+                panic!("a new row is stored unclaimed")
+            };
+            id
+        }
+    };
+    let lane = |lane: Lane, t: OffsetDateTime, limit: u32| {
+        let store = store.clone();
+        async move {
+            let jobs = store
+                .claim(t, Duration::from_secs(60), lane, limit)
+                .await
+                .unwrap();
+            let mut ids: Vec<Uuid> = jobs.iter().map(|j| j.message.id).collect();
+            ids.sort();
+            (ids, jobs)
+        }
+    };
+    let sorted = |mut v: Vec<Uuid>| {
+        v.sort();
+        v
+    };
+    let webhook_old = enqueue("webhook", at(-300)).await;
+    let feedback = enqueue("keycloak", at(-200)).await;
+    let email = enqueue("default", at(-100)).await;
+    let relay = enqueue("relay", at(-50)).await;
+    let webhook_new = enqueue("webhook", at(-10)).await;
+
+    let (messages, _) = lane(Lane::Messages, now, 10).await;
+    assert_eq!(messages, sorted(vec![email, relay]), "no notice");
+    let (notices, _) = lane(Lane::Notices, now, 2).await;
+    assert_eq!(
+        notices,
+        sorted(vec![webhook_old, feedback]),
+        "the two oldest"
+    );
+    let (rest, jobs) = lane(Lane::Notices, now, 10).await;
+    assert_eq!(rest, vec![webhook_new]);
+    settle(&store, &jobs[0], retrying("503", at(20)), now).await;
+    assert!(lane(Lane::Messages, now, 10).await.0.is_empty());
+    assert!(lane(Lane::Notices, now, 10).await.0.is_empty());
+
+    // Abandoned leases and retries come back in their own lane only.
+    let later = at(121);
+    let (messages, jobs) = lane(Lane::Messages, later, 10).await;
+    assert_eq!(messages, sorted(vec![email, relay]));
+    assert!(jobs.iter().all(|j| j.attempt() == 2));
+    let (notices, jobs) = lane(Lane::Notices, later, 10).await;
+    assert_eq!(notices, sorted(vec![webhook_old, feedback, webhook_new]));
+    assert!(jobs.iter().all(|j| j.attempt() == 2));
 }
 
 pub async fn outcomes_listing_and_requeue(store: Arc<dyn JobStore>) {
@@ -590,7 +654,7 @@ pub async fn a_late_claim_hands_out_a_live_lease(store: Arc<dyn JobStore>) {
     let long_ago = OffsetDateTime::now_utc() - Duration::from_secs(600);
     store.enqueue(job("acme", None, long_ago)).await.unwrap();
     let claimed = store
-        .claim(long_ago, Duration::from_secs(60), 10)
+        .claim(long_ago, Duration::from_secs(60), Lane::Messages, 10)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
