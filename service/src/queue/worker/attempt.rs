@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument as _;
 
-use super::outage::{Gate, Verdict};
+use super::outage::{Gate, Verdict, WakeTurn};
 use super::{AttemptOutcome, Worker};
 use crate::queue::retry::Decision;
 use crate::queue::{ClaimedJob, Lane, Lease, Outcome};
@@ -201,16 +201,35 @@ impl Worker {
 
     /// The transport answers again: what it held is due now, not a hold later.
     async fn wake(&self, transport: &str) {
-        match self.store.wake(transport, OffsetDateTime::now_utc()).await {
-            Ok(woken) => {
-                tracing::info!(transport, woken, "the messages it held are due now");
-                self.wake.due(Lane::Messages);
+        /// Lets the next caller run a wake if this one is dropped midway.
+        struct Running<'a>(&'a super::outage::Outages, &'a str, bool);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                if !self.2 {
+                    self.0.wake_dropped(self.1);
+                }
             }
-            Err(e) => tracing::warn!(
-                transport,
-                error = %e,
-                "could not make the messages it held due now; they follow within a hold"
-            ),
+        }
+        if self.outages.wake_turn(transport) == WakeTurn::Covered {
+            return;
+        }
+        let mut running = Running(&self.outages, transport, false);
+        loop {
+            match self.store.wake(transport, OffsetDateTime::now_utc()).await {
+                Ok(woken) => {
+                    tracing::info!(transport, woken, "the messages it held are due now");
+                    self.wake.due(Lane::Messages);
+                }
+                Err(e) => tracing::warn!(
+                    transport,
+                    error = %e,
+                    "could not make the messages it held due now; they follow within a hold"
+                ),
+            }
+            if !self.outages.wake_done(transport) {
+                running.2 = true;
+                return;
+            }
         }
     }
 

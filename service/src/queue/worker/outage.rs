@@ -75,6 +75,24 @@ pub struct Outages {
     /// never answers).
     probe_bound: Duration,
     health: Mutex<HashMap<String, Health>>,
+    /// Per transport: whether a wake runs, and whether another must follow it.
+    wakes: Mutex<HashMap<String, WakeRun>>,
+}
+
+/// A transport's wake in flight: `again` when a message was released after
+/// it began, so that the wake running now may have missed it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct WakeRun {
+    again: bool,
+}
+
+/// What a caller that wants a transport's held messages woken should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WakeTurn {
+    /// Run the wake (and ask again with [`Outages::wake_done`] afterwards).
+    Run,
+    /// One runs already, and another will follow it: nothing to do.
+    Covered,
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +133,48 @@ impl Outages {
             longest: longest.min(LONGEST).max(first),
             probe_bound,
             health: Mutex::new(HashMap::new()),
+            wakes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Asks to wake `transport`'s held messages. When a hold ends, every
+    /// message held back meanwhile asks: one wake at a time runs (each an
+    /// update of up to a thousand rows, which concurrent ones would wait on
+    /// each other's locks for, holding a connection each), and one more
+    /// follows it if anyone asked while it ran.
+    pub fn wake_turn(&self, transport: &str) -> WakeTurn {
+        let mut wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
+        match wakes.get_mut(transport) {
+            Some(run) => {
+                run.again = true;
+                WakeTurn::Covered
+            }
+            None => {
+                wakes.insert(transport.to_owned(), WakeRun::default());
+                WakeTurn::Run
+            }
+        }
+    }
+
+    /// A wake of `transport` that ended without [`Outages::wake_done`] (its
+    /// task dropped): the next caller runs one.
+    pub fn wake_dropped(&self, transport: &str) {
+        let mut wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
+        wakes.remove(transport);
+    }
+
+    /// A wake of `transport` has run: true when it must run once more.
+    pub fn wake_done(&self, transport: &str) -> bool {
+        let mut wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
+        match wakes.get_mut(transport) {
+            Some(run) if run.again => {
+                run.again = false;
+                true
+            }
+            _ => {
+                wakes.remove(transport);
+                false
+            }
         }
     }
 
@@ -274,6 +334,33 @@ mod tests {
 
     fn sent() -> Result<Delivery, TransportError> {
         Ok(Delivery::default())
+    }
+
+    #[test]
+    fn one_wake_runs_at_a_time_and_one_more_follows_if_asked_meanwhile() {
+        let outages = Outages::new(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+        );
+        assert_eq!(outages.wake_turn("smtp"), WakeTurn::Run);
+        for _ in 0..50 {
+            assert_eq!(outages.wake_turn("smtp"), WakeTurn::Covered);
+        }
+        assert_eq!(outages.wake_turn("ses"), WakeTurn::Run, "per transport");
+        assert!(outages.wake_done("smtp"), "asked while it ran: once more");
+        assert!(!outages.wake_done("smtp"), "then it ends");
+        assert_eq!(
+            outages.wake_turn("smtp"),
+            WakeTurn::Run,
+            "and the next asks anew"
+        );
+        outages.wake_dropped("smtp");
+        assert_eq!(
+            outages.wake_turn("smtp"),
+            WakeTurn::Run,
+            "a dropped wake blocks none"
+        );
     }
 
     #[test]
