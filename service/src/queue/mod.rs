@@ -250,6 +250,14 @@ pub fn storable(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// `entry` as the stores keep it: its detail (a provider's words) [`storable`].
+pub(crate) fn storable_suppression(entry: &Suppression) -> Suppression {
+    Suppression {
+        detail: entry.detail.as_deref().map(|d| storable(d).into_owned()),
+        ..entry.clone()
+    }
+}
+
 /// `event` as the stores keep it: its texts [`storable`].
 pub(crate) fn storable_event(event: &DeliveryEvent) -> DeliveryEvent {
     let text = |t: &Option<String>| t.as_deref().map(|t| storable(t).into_owned());

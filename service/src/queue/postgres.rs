@@ -411,14 +411,12 @@ impl JobStore for PgStore {
     }
 
     async fn suppress(&self, entry: &crate::suppression::Suppression) -> Result<bool, StoreError> {
-        let entry = crate::suppression::Suppression {
-            detail: entry
-                .detail
-                .as_deref()
-                .map(|d| super::storable(d).into_owned()),
-            ..entry.clone()
-        };
-        suppressions::add(&self.pool, &self.listed, &entry).await
+        suppressions::add(
+            &self.pool,
+            &self.listed,
+            &super::storable_suppression(entry),
+        )
+        .await
     }
 
     async fn unsuppress(&self, tenant: &str, email: &str) -> Result<bool, StoreError> {

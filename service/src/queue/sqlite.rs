@@ -379,14 +379,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn suppress(&self, entry: &crate::suppression::Suppression) -> Result<bool, StoreError> {
-        let entry = crate::suppression::Suppression {
-            detail: entry
-                .detail
-                .as_deref()
-                .map(|d| super::storable(d).into_owned()),
-            ..entry.clone()
-        };
-        suppressions::add(&self.write, &entry).await
+        suppressions::add(&self.write, &super::storable_suppression(entry)).await
     }
 
     async fn unsuppress(&self, tenant: &str, email: &str) -> Result<bool, StoreError> {

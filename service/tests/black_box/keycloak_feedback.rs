@@ -99,6 +99,25 @@ keycloak_unverify = true
     (TestServer::start(&env).await, dir)
 }
 
+/// Sends Ada a message, and Postmark reports it bounced (event `event_id`):
+/// answered at once.
+async fn sent_and_bounced(server: &TestServer, event_id: u64) {
+    let body = json!({"to": [{"email": "ada@example.com"}], "subject": "Verify", "text": "Hi"});
+    let (_, _, sent) = server.post("/v1/messages", Some("acme"), &body).await;
+    let id = sent["id"].as_str().unwrap().to_owned();
+    server
+        .wait_status(&id, "sent", Duration::from_secs(10))
+        .await;
+    let bounce = json!({"RecordType": "Bounce", "ID": event_id, "Type": "HardBounce", "MessageID": "pm-msg",
+        "Email": "ada@example.com", "BouncedAt": "2026-12-04T22:00:00Z", "Metadata": {"mailbridge-id": id}});
+    let answer = common::postmark::post_event(server, &bounce).await;
+    assert_eq!(
+        answer.status(),
+        200,
+        "answered without waiting for Keycloak"
+    );
+}
+
 /// The user representations written back to Keycloak so far.
 async fn written(peers: &MockServer) -> Vec<Value> {
     peers
@@ -115,21 +134,7 @@ async fn written(peers: &MockServer) -> Vec<Value> {
 async fn a_hard_bounce_marks_the_keycloak_user() {
     let peers = peers().await;
     let (server, _dir) = start(&peers).await;
-    let body = json!({"to": [{"email": "ada@example.com"}], "subject": "Verify", "text": "Hi"});
-    let (_, _, sent) = server.post("/v1/messages", Some("acme"), &body).await;
-    let id = sent["id"].as_str().unwrap().to_owned();
-    server
-        .wait_status(&id, "sent", Duration::from_secs(10))
-        .await;
-
-    let bounce = json!({"RecordType": "Bounce", "ID": 11, "Type": "HardBounce", "MessageID": "pm-msg",
-        "Email": "ada@example.com", "BouncedAt": "2026-12-04T22:00:00Z", "Metadata": {"mailbridge-id": id}});
-    let answer = common::postmark::post_event(&server, &bounce).await;
-    assert_eq!(
-        answer.status(),
-        200,
-        "the event is answered without waiting for Keycloak"
-    );
+    sent_and_bounced(&server, 11).await;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let users = loop {
@@ -186,20 +191,7 @@ async fn an_unreadable_user_is_read_again_not_written_back_without_its_attribute
         .mount(&peers)
         .await;
     let (server, _dir) = start(&peers).await;
-    let body = json!({"to": [{"email": "ada@example.com"}], "subject": "Verify", "text": "Hi"});
-    let (_, _, sent) = server.post("/v1/messages", Some("acme"), &body).await;
-    let id = sent["id"].as_str().unwrap().to_owned();
-    server
-        .wait_status(&id, "sent", Duration::from_secs(10))
-        .await;
-    let bounce = json!({"RecordType": "Bounce", "ID": 12, "Type": "HardBounce", "MessageID": "pm-msg",
-        "Email": "ada@example.com", "BouncedAt": "2026-12-04T22:00:00Z", "Metadata": {"mailbridge-id": id}});
-    assert_eq!(
-        common::postmark::post_event(&server, &bounce)
-            .await
-            .status(),
-        200
-    );
+    sent_and_bounced(&server, 12).await;
     server
         .wait_sent_through("acme", "keycloak", 1, Duration::from_secs(30))
         .await;
@@ -223,20 +215,7 @@ async fn a_refused_client_secret_is_retried_not_given_up() {
         .mount(&peers)
         .await;
     let (server, _dir) = start(&peers).await;
-    let body = json!({"to": [{"email": "ada@example.com"}], "subject": "Verify", "text": "Hi"});
-    let (_, _, sent) = server.post("/v1/messages", Some("acme"), &body).await;
-    let id = sent["id"].as_str().unwrap().to_owned();
-    server
-        .wait_status(&id, "sent", Duration::from_secs(10))
-        .await;
-    let bounce = json!({"RecordType": "Bounce", "ID": 13, "Type": "HardBounce", "MessageID": "pm-msg",
-        "Email": "ada@example.com", "BouncedAt": "2026-12-04T22:00:00Z", "Metadata": {"mailbridge-id": id}});
-    assert_eq!(
-        common::postmark::post_event(&server, &bounce)
-            .await
-            .status(),
-        200
-    );
+    sent_and_bounced(&server, 13).await;
     let admin = server.token(None, true);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let row = loop {

@@ -43,6 +43,16 @@ async fn send(server: &TestServer, tenant: &str, to: &[&str]) -> (u16, Value) {
     (status, answer)
 }
 
+/// Sends tenant `acme`'s message to `to` and waits until it is sent: its id.
+async fn delivered(server: &TestServer, to: &str) -> String {
+    let (_, answer) = send(server, "acme", &[to]).await;
+    let id = answer["id"].as_str().unwrap().to_owned();
+    server
+        .wait_status(&id, "sent", std::time::Duration::from_secs(10))
+        .await;
+    id
+}
+
 /// Postmark reports `record` about message `id` (its Metadata carries our id).
 async fn report(server: &TestServer, id: &str, mut record: Value) {
     record["MessageID"] = json!("pm-msg");
@@ -95,11 +105,7 @@ async fn a_bounce_reported_in_punycode_or_with_a_name_stops_mail_to_the_idn_addr
             "Grace Hopper <grace@BÜCHER.example>",
         ),
     ] {
-        let (_, first) = send(&server, "acme", &[to]).await;
-        let first = first["id"].as_str().unwrap().to_owned();
-        server
-            .wait_status(&first, "sent", std::time::Duration::from_secs(10))
-            .await;
+        let first = delivered(&server, to).await;
         report(&server, &first, hard_bounce(reported)).await;
         let (status, answer) = send(&server, "acme", &[to]).await;
         assert_eq!(status, 202, "{answer}");
@@ -124,11 +130,7 @@ async fn a_bounce_reported_in_punycode_or_with_a_name_stops_mail_to_the_idn_addr
 async fn an_event_whose_suppression_failed_is_taken_again_when_the_provider_repeats_it() {
     let mock = common::postmark::send_api().await;
     let (server, _dir) = start(&mock).await;
-    let (_, first) = send(&server, "acme", &["ada@example.com"]).await;
-    let first = first["id"].as_str().unwrap().to_owned();
-    server
-        .wait_status(&first, "sent", std::time::Duration::from_secs(10))
-        .await;
+    let first = delivered(&server, "ada@example.com").await;
     // The store refuses the suppression (a disk in trouble) for a while.
     let db = format!("sqlite://{}/mb.db", server.dir.path().display());
     let other = sqlx::SqlitePool::connect(&db).await.unwrap();
@@ -212,11 +214,7 @@ async fn a_message_stored_for_suppressed_recipients_is_never_answered_503() {
 async fn a_hard_bounce_stops_mail_to_that_address() {
     let mock = common::postmark::send_api().await;
     let (server, _dir) = start(&mock).await;
-    let (_, first) = send(&server, "acme", &["Ada@example.com"]).await;
-    let first = first["id"].as_str().unwrap().to_owned();
-    server
-        .wait_status(&first, "sent", std::time::Duration::from_secs(10))
-        .await;
+    let first = delivered(&server, "Ada@example.com").await;
     // The provider writes the domain in its own case.
     report(&server, &first, hard_bounce("Ada@EXAMPLE.com")).await;
     let listed = list(&server, "acme").await;
