@@ -27,7 +27,29 @@ macro_rules! message_rows {
     };
 }
 
-pub(crate) use {message_rows, notice_rows};
+/// A store's claim statement of each lane, from its `claim!` macro (which
+/// takes a lane's row condition), and `claim_statement` choosing one.
+macro_rules! lane_claims {
+    ($claim:ident) => {
+        /// The claim of the messages' lane.
+        #[doc(hidden)]
+        pub const CLAIM_MESSAGES: &str = $claim!($crate::queue::lane::message_rows!());
+        /// The claim of the notices' lane.
+        #[doc(hidden)]
+        pub const CLAIM_NOTICES: &str = $claim!($crate::queue::lane::notice_rows!());
+
+        /// The claim statement of `lane`.
+        #[doc(hidden)]
+        pub fn claim_statement(lane: Lane) -> &'static str {
+            match lane {
+                Lane::Messages => CLAIM_MESSAGES,
+                Lane::Notices => CLAIM_NOTICES,
+            }
+        }
+    };
+}
+
+pub(crate) use {lane_claims, message_rows, notice_rows};
 
 /// Which rows a claim takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

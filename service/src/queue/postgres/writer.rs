@@ -331,21 +331,7 @@ macro_rules! claim {
     };
 }
 
-/// The claim of the messages' lane.
-#[doc(hidden)]
-pub const CLAIM_MESSAGES: &str = claim!(lane::message_rows!());
-/// The claim of the notices' lane.
-#[doc(hidden)]
-pub const CLAIM_NOTICES: &str = claim!(lane::notice_rows!());
-
-/// The claim statement of `lane`.
-#[doc(hidden)]
-pub fn claim_statement(lane: Lane) -> &'static str {
-    match lane {
-        Lane::Messages => CLAIM_MESSAGES,
-        Lane::Notices => CLAIM_NOTICES,
-    }
-}
+lane::lane_claims!(claim);
 
 async fn claim(
     conn: &mut PgConnection,
