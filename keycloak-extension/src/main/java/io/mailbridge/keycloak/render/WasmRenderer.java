@@ -7,6 +7,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -62,7 +63,13 @@ public final class WasmRenderer implements AutoCloseable {
      */
     public String render(String request) throws RenderException {
         CompletableFuture<Void> instantiated = new CompletableFuture<>();
-        Future<String> work = workers.submit(() -> renderHere(request, instantiated));
+        Future<String> work;
+        try {
+            work = workers.submit(() -> renderHere(request, instantiated));
+        } catch (RejectedExecutionException e) {
+            // Closed (Keycloak stopping): a render error, which callers answer with Keycloak's own rendering.
+            throw new RenderException("the renderer is closed", e);
+        }
         try {
             // A worker's first render instantiates the module and loads the templates: that
             // takes what the machine takes, not what the template does, so the bound starts after.

@@ -53,6 +53,15 @@ class WasmRendererTest {
     }
 
     @Test
+    void aRenderAfterCloseIsARenderErrorNotAnUncheckedOne() throws Exception {
+        // Keycloak stopping while an email is sent: the caller falls back to Keycloak's own rendering.
+        WasmRenderer renderer = new WasmRenderer(templates("-"));
+        renderer.close();
+        RenderException refused = assertThrows(RenderException.class, () -> renderer.render(HELLO));
+        assertTrue(refused.getMessage().contains("closed"), refused.getMessage());
+    }
+
+    @Test
     void aRunawayTemplateRunsOutOfFuel() throws Exception {
         String loop = "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}";
         try (WasmRenderer renderer = new WasmRenderer(templates(loop))) {
