@@ -166,8 +166,9 @@ public final class MailbridgeClient {
             return delivered(new Accepted(id, text(json, "status"), status), wait);
         }
         String detail = detail(response);
-        if (wait && (status == 502 || status == 504)) {
-            // With ?wait=true these carry the delivery's real outcome, which the admin must see.
+        if (wait && (status == 502 || status == 504) && PROBLEM.equals(mediaType(response))) {
+            // With ?wait=true the service's own carry the delivery's real outcome, which the admin must
+            // see; a proxy's (not a problem document) says nothing about the delivery.
             throw new EmailException("mailbridge could not deliver the email (HTTP " + status + "): " + detail);
         }
         if (status == 503 && PROBLEM.equals(mediaType(response))) {

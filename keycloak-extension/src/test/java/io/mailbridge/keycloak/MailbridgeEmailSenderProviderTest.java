@@ -172,6 +172,20 @@ class MailbridgeEmailSenderProviderTest {
     }
 
     @Test
+    void aProxys504IsNotTakenForTheTestEmailsDeliveryOutcome() throws Exception {
+        keycloak.service(service.url(), TIMEOUT, MailbridgeOptions.Fallback.SMTP);
+        keycloak.attributes.put(TemplateRecord.SESSION_ATTRIBUTE, TemplateRecord.of("email-test", Map.of(), "en", "acme"));
+        service.answer(504, "text/html", "<html>504 Gateway Time-out</html>");
+
+        EmailException e = assertThrows(EmailException.class,
+                () -> keycloak.sender().send(KeycloakFixture.smtpConfig(), "admin@acme.example", "Test", "plain", null));
+
+        // Not mailbridge's verdict: the same request again (same key), then "may still be delivered".
+        assertEquals(2, service.requests().size(), e.getMessage());
+        assertTrue(keycloak.smtp.sent.isEmpty(), "the test email went around mailbridge");
+    }
+
+    @Test
     void withoutARealmInContextTheTemplatesRealmIsTheTenant() throws Exception {
         org.mockito.Mockito.when(keycloak.context.getRealm()).thenReturn(null);
         keycloak.attributes.put(TemplateRecord.SESSION_ATTRIBUTE, TemplateRecord.of("event-login_error", Map.of(), null, "acme"));
