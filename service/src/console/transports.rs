@@ -23,7 +23,7 @@ use crate::api::compose::{Content, message};
 use crate::api::request::MessageRequest;
 use crate::email::Mailbox;
 use crate::queue::worker::AttemptOutcome;
-use crate::queue::{ClaimedJob, Enqueued, NewJob, Origin};
+use crate::queue::{ClaimedJob, Enqueued, Lane, NewJob, Origin};
 
 /// One row of the page.
 #[derive(Debug, Serialize)]
@@ -106,6 +106,10 @@ async fn show(visit: &Visit, state: &AppState, result: Option<TestResult>) -> Re
         Ok(h) => h,
         Err(e) => return store_down(&e),
     };
+    let names_for_tests: Vec<String> = (names.iter())
+        .filter(|name| Lane::of(name) == Lane::Messages)
+        .cloned()
+        .collect();
     let rows: Vec<Row> = names
         .into_iter()
         .map(|name| {
@@ -131,6 +135,7 @@ async fn show(visit: &Visit, state: &AppState, result: Option<TestResult>) -> Re
         page => "transports",
         admin => visit.viewer().admin,
         rows => Serde(rows),
+        mail_transports => names_for_tests,
         tenant_limits => Serde(live::tenant_limits(&state.worker, |t| visit.viewer().can_see(t))),
         result => Serde(result),
         csrf => visit.session.csrf.clone(),
@@ -166,7 +171,10 @@ pub async fn test_send(
             "Only administrators may send a test, from a fresh page.",
         ));
     }
-    if !state.worker.transport_names().contains(&form.transport) {
+    // Webhooks and Keycloak feedback are not mail transports: a "test" through
+    // them would post to a tenant's application with its signing secret.
+    let notice = Lane::of(&form.transport) == Lane::Notices;
+    if notice || !state.worker.transport_names().contains(&form.transport) {
         return visit.answer(error_page(StatusCode::NOT_FOUND, "No such transport."));
     }
     let to = match Mailbox::parse(form.to.trim()) {

@@ -53,6 +53,17 @@ async fn a_refusing_transport_shows_failing_and_a_test_shows_its_answer() {
         403,
         "no token"
     );
+    // Webhooks and Keycloak feedback are listed, but are no mail transports.
+    let (_, _, page) = browser.get("/console/transports").await;
+    assert!(!page.contains("<option>webhook</option>"), "{page}");
+    for notice in ["webhook", "keycloak"] {
+        let form = [
+            ("csrf", token.as_str()),
+            ("transport", notice),
+            ("to", "ops@example.com"),
+        ];
+        assert_eq!(browser.post("/console/transports/test", &form).await, 404);
+    }
     let (session, own_token) = sessions[0].clone();
     let mut viewer = Browser::new(&server, Some(session));
     let (_, _, page) = viewer.get("/console/transports").await;

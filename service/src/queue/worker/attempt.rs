@@ -113,15 +113,14 @@ impl Worker {
             Held::Answered(result) => {
                 self.metrics.attempted(&job.transport, started.elapsed());
                 // Webhooks and feedback go to many peers under one name.
+                let mut hold_ended = false;
                 if !notice
                     && let Some(held) =
                         self.outages
                             .answered(&job.transport, &result, Instant::now())
                 {
                     self.metrics.transport_held(&job.transport, held);
-                    if !held {
-                        self.wake(&job.transport).await;
-                    }
+                    hold_ended = !held;
                 }
                 // A probe that finds the transport still down is not counted.
                 if gate == Gate::Probe
@@ -130,7 +129,13 @@ impl Worker {
                 {
                     return self.ended(&job, self.wait_out(&job, wait).await);
                 }
-                self.record(&job, result, &left_out).await
+                let outcome = self.record(&job, result, &left_out).await;
+                // After its own outcome: the lease that bounds it is not renewed
+                // any more, and waking a large backlog may take a while.
+                if hold_ended {
+                    self.wake(&job.transport).await;
+                }
+                outcome
             }
             Held::Lost(reason) => {
                 tracing::warn!(reason = %reason, "lease lost; this attempt records nothing");
