@@ -265,7 +265,6 @@ pub(crate) fn storable_event(event: &DeliveryEvent) -> DeliveryEvent {
         recipient: text(&event.recipient),
         detail: text(&event.detail),
         provider_event_id: text(&event.provider_event_id),
-        transport: storable(&event.transport).into_owned(),
         ..event.clone()
     }
 }
