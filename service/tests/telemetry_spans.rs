@@ -15,21 +15,60 @@ use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData
 use serde_json::json;
 use tracing_subscriber::layer::SubscriberExt as _;
 
-const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const CALLER_SPAN: &str = "b7ad6b7169203331";
 
-/// Installs an exporting subscriber for this test's thread (the tests run on a
-/// current-thread runtime, so the server's tasks run here too).
-fn capture() -> (InMemorySpanExporter, SdkTracerProvider, common::Subscribed) {
-    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    mailbridge::telemetry::handoff::set_enabled(true);
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    (exporter, provider, common::subscribe(subscriber))
+/// One test's view of the spans: the process-wide exporter and the trace the
+/// test's requests carry (its own, so that tests side by side, or the spans a
+/// test's stopped server finishes late, do not mix).
+struct Capture {
+    exporter: InMemorySpanExporter,
+    provider: &'static SdkTracerProvider,
+    trace: TraceId,
+}
+
+/// Installs the exporting subscriber process-wide, once, as the service does:
+/// spans also start and end on threads outside the runtime (the SQLite
+/// driver's worker takes the caller's span along), and a span that ends where
+/// no subscriber is installed never lets go of its parent.
+fn capture() -> Capture {
+    static INSTALLED: std::sync::OnceLock<(InMemorySpanExporter, SdkTracerProvider)> =
+        std::sync::OnceLock::new();
+    let (exporter, provider) = INSTALLED.get_or_init(|| {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        mailbridge::telemetry::handoff::set_enabled(true);
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        (exporter, provider)
+    });
+    Capture {
+        exporter: exporter.clone(),
+        provider,
+        trace: TraceId::from_bytes(uuid::Uuid::new_v4().into_bytes()),
+    }
+}
+
+impl Capture {
+    /// Every finished span, of any test.
+    fn all(&self) -> Vec<SpanData> {
+        self.provider.force_flush().expect("flush");
+        self.exporter.get_finished_spans().expect("spans")
+    }
+
+    /// The finished spans of this test's trace.
+    fn finished(&self) -> Vec<SpanData> {
+        let mut spans = self.all();
+        spans.retain(|s| s.span_context.trace_id() == self.trace);
+        spans
+    }
+
+    fn traceparent(&self) -> String {
+        format!("00-{}-{CALLER_SPAN}-01", self.trace)
+    }
 }
 
 fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
@@ -47,23 +86,18 @@ fn message() -> serde_json::Value {
     })
 }
 
-async fn post(server: &TestServer, path: &str) -> serde_json::Value {
+async fn post(capture: &Capture, server: &TestServer, path: &str) -> serde_json::Value {
     let resp = server
         .http
         .post(server.url(path))
         .bearer_auth(server.token(Some("acme"), false))
-        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01"))
+        .header("traceparent", capture.traceparent())
         .json(&message())
         .send()
         .await
         .expect("request");
     assert!(resp.status().is_success(), "{}", resp.status());
     resp.json().await.expect("json")
-}
-
-fn finished(exporter: &InMemorySpanExporter, provider: &SdkTracerProvider) -> Vec<SpanData> {
-    provider.force_flush().expect("flush");
-    exporter.get_finished_spans().expect("spans")
 }
 
 fn assert_no_addresses(spans: &[SpanData]) {
@@ -82,16 +116,16 @@ fn assert_no_addresses(spans: &[SpanData]) {
 
 #[tokio::test]
 async fn a_request_joins_the_callers_trace_and_its_delivery_follows() {
-    let (exporter, provider, _guard) = capture();
+    let capture = capture();
     let server = TestServer::start(&[]).await;
-    let accepted = post(&server, "/v1/messages").await;
+    let accepted = post(&capture, &server, "/v1/messages").await;
     let id = accepted["id"].as_str().expect("id").to_owned();
     let record = server
         .wait_status(&id, "sent", Duration::from_secs(10))
         .await;
     server.stop().await;
 
-    let spans = finished(&exporter, &provider);
+    let spans = capture.finished();
     let request = spans
         .iter()
         .find(|s| s.name == "POST /v1/messages")
@@ -101,16 +135,13 @@ async fn a_request_joins_the_callers_trace_and_its_delivery_follows() {
                 spans.iter().map(|s| &s.name).collect::<Vec<_>>()
             )
         });
-    assert_eq!(
-        request.span_context.trace_id(),
-        TraceId::from_hex(TRACE_ID).unwrap()
-    );
+    assert_eq!(request.span_context.trace_id(), capture.trace);
     assert_eq!(request.parent_span_id.to_string(), CALLER_SPAN);
     // The message keeps the accepting request's trace beside it (for spans
     // that come after a restart, and for the console).
     assert_eq!(
         record["traceparent"],
-        format!("00-{TRACE_ID}-{}-01", request.span_context.span_id()),
+        format!("00-{}-{}-01", capture.trace, request.span_context.span_id()),
         "{record}"
     );
     assert_eq!(
@@ -153,13 +184,13 @@ async fn a_request_joins_the_callers_trace_and_its_delivery_follows() {
 
 #[tokio::test]
 async fn a_waiting_request_holds_its_delivery_span() {
-    let (exporter, provider, _guard) = capture();
+    let capture = capture();
     let server = TestServer::start(&[]).await;
-    let sent = post(&server, "/v1/messages?wait=true").await;
+    let sent = post(&capture, &server, "/v1/messages?wait=true").await;
     assert_eq!(sent["status"], "sent");
     server.stop().await;
 
-    let spans = finished(&exporter, &provider);
+    let spans = capture.finished();
     let request = spans
         .iter()
         .find(|s| s.name == "POST /v1/messages")
@@ -173,10 +204,7 @@ async fn a_waiting_request_holds_its_delivery_span() {
         .find(|s| s.name == "delivery")
         .expect("a delivery span");
     assert_eq!(delivery.parent_span_id, request.span_context.span_id());
-    assert_eq!(
-        delivery.span_context.trace_id(),
-        TraceId::from_hex(TRACE_ID).unwrap()
-    );
+    assert_eq!(delivery.span_context.trace_id(), capture.trace);
     assert_no_addresses(&spans);
 }
 
@@ -200,12 +228,12 @@ async fn postmark_server(postmark: &wiremock::MockServer) -> (TestServer, tempfi
 }
 
 /// The span id of the request that accepted a message, from its stored `traceparent`.
-fn accepting_span(record: &serde_json::Value) -> String {
+fn accepting_span(capture: &Capture, record: &serde_json::Value) -> String {
     let traceparent = record["traceparent"]
         .as_str()
         .expect("a stored traceparent");
     assert!(
-        traceparent.starts_with(&format!("00-{TRACE_ID}-")),
+        traceparent.starts_with(&format!("00-{}-", capture.trace)),
         "{traceparent}"
     );
     traceparent[36..52].to_owned()
@@ -213,10 +241,10 @@ fn accepting_span(record: &serde_json::Value) -> String {
 
 #[tokio::test]
 async fn a_provider_event_joins_the_trace_of_its_message() {
-    let (exporter, provider, _guard) = capture();
+    let capture = capture();
     let postmark = common::postmark::send_api().await;
     let (server, _dir) = postmark_server(&postmark).await;
-    let id = post(&server, "/v1/messages").await["id"]
+    let id = post(&capture, &server, "/v1/messages").await["id"]
         .as_str()
         .expect("id")
         .to_owned();
@@ -235,17 +263,20 @@ async fn a_provider_event_joins_the_trace_of_its_message() {
     );
     server.stop().await;
 
-    let spans = finished(&exporter, &provider);
+    let spans = capture.finished();
     let event = spans
         .iter()
         .find(|s| s.name == "delivery_event")
         .expect("a delivery_event span");
     assert_eq!(
         event.span_context.trace_id(),
-        TraceId::from_hex(TRACE_ID).unwrap(),
+        capture.trace,
         "the message's trace, not the webhook request's"
     );
-    assert_eq!(event.parent_span_id.to_string(), accepting_span(&record));
+    assert_eq!(
+        event.parent_span_id.to_string(),
+        accepting_span(&capture, &record)
+    );
     for (key, want) in [
         ("message_id", id.as_str()),
         ("transport", "pm"),
@@ -258,21 +289,28 @@ async fn a_provider_event_joins_the_trace_of_its_message() {
             "{key}"
         );
     }
-    let request = spans
-        .iter()
-        .find(|s| s.name == "POST /v1/events/{transport}")
+    // Postmark's request has a trace of its own: the event's link leads to it.
+    let link = event
+        .links
+        .links
+        .first()
+        .expect("linked to the request that brought it")
+        .span_context
+        .clone();
+    let request = capture
+        .all()
+        .into_iter()
+        .find(|s| s.span_context == link)
         .expect("the event request's span");
-    assert_eq!(
-        event.links.links.first().map(|l| l.span_context.span_id()),
-        Some(request.span_context.span_id()),
-        "linked to the request that brought it"
-    );
+    assert_eq!(request.name, "POST /v1/events/{transport}");
+    assert_ne!(link.trace_id(), capture.trace);
     assert_no_addresses(&spans);
+    assert_no_addresses(&[request]);
 }
 
 #[tokio::test]
 async fn a_delivery_without_a_hand_off_joins_the_stored_trace() {
-    let (exporter, provider, _guard) = capture();
+    let capture = capture();
     let postmark = wiremock::MockServer::start().await;
     wiremock::Mock::given(wiremock::matchers::method("POST"))
         .respond_with(wiremock::ResponseTemplate::new(500))
@@ -288,7 +326,7 @@ async fn a_delivery_without_a_hand_off_joins_the_stored_trace() {
         .mount(&postmark)
         .await;
     let (server, _dir) = postmark_server(&postmark).await;
-    let id = post(&server, "/v1/messages").await["id"]
+    let id = post(&capture, &server, "/v1/messages").await["id"]
         .as_str()
         .expect("id")
         .to_owned();
@@ -309,16 +347,19 @@ async fn a_delivery_without_a_hand_off_joins_the_stored_trace() {
         .await;
     server.stop().await;
 
-    let spans = finished(&exporter, &provider);
+    let spans = capture.finished();
     let sent = spans
         .iter()
         .find(|s| s.name == "delivery" && attr(s, "outcome").is_some_and(|v| v.as_str() == "sent"))
         .expect("the delivery that sent it");
     assert_eq!(
         sent.span_context.trace_id(),
-        TraceId::from_hex(TRACE_ID).unwrap(),
+        capture.trace,
         "the accepting request's trace"
     );
-    assert_eq!(sent.parent_span_id.to_string(), accepting_span(&record));
+    assert_eq!(
+        sent.parent_span_id.to_string(),
+        accepting_span(&capture, &record)
+    );
     assert_no_addresses(&spans);
 }
