@@ -46,24 +46,17 @@ pub async fn settle(
     // The message is stored from here on: whatever fails now, the answer is
     // 202, never the 503 that tells a caller (Keycloak's extension) that
     // nothing was stored and it may send the email some other way.
+    let data = serde_json::json!({"suppressed_recipients": &addresses});
+    let notice = (state.webhooks).notice(tenant, WebhookType::Suppressed, lease.id, data);
     let settled = state
         .store
-        .record(lease, &outcome, OffsetDateTime::now_utc())
+        .record_with(lease, &outcome, OffsetDateTime::now_utc(), notice.as_ref())
         .await;
     state.metrics.suppressed(tenant);
     match settled {
         Ok(_) => {
-            let data = serde_json::json!({"suppressed_recipients": addresses});
-            let store = state.store.as_ref();
-            match (state.webhooks)
-                .queue(store, tenant, WebhookType::Suppressed, lease.id, data)
-                .await
-            {
-                Ok(true) => state.worker.notifier().due(Lane::Notices),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(message_id = %lease.id, error = %e, "the message.suppressed webhook could not be queued; it is lost")
-                }
+            if notice.is_some() {
+                state.worker.notifier().due(Lane::Notices);
             }
         }
         // Its lease runs out, and the worker finds the same recipients

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::packing::{self, Stored};
 use super::sealing::{Keyring, SealError};
 use super::{ClaimedJob, Enqueued, Lane, Lease, NewJob, Outcome, StoreError};
+use crate::email::OutgoingMessage;
 
 /// Most operations applied in one transaction.
 pub(crate) const MAX_BATCH: usize = 512;
@@ -36,11 +37,13 @@ pub(crate) enum Op {
     },
     /// Extend a lease.
     Renew { lease: Lease, until: OffsetDateTime },
-    /// Record an attempt's outcome through its lease.
+    /// Record an attempt's outcome through its lease, and with it, when it
+    /// is recorded, a notice about it (a webhook).
     Record {
         lease: Lease,
         outcome: Outcome,
         now: OffsetDateTime,
+        notice: Option<Box<Enqueue>>,
     },
     /// A small real write, to learn whether commits work again.
     Probe { now: OffsetDateTime },
@@ -172,19 +175,28 @@ impl Writes {
         self.fenced(Op::Renew { lease, until }).await
     }
 
-    /// [`super::JobStore::record`] through the writers.
+    /// [`super::JobStore::record_with`] through the writers.
     pub(crate) async fn record(
         &self,
         lease: &Lease,
         outcome: &Outcome,
         now: OffsetDateTime,
+        notice: Option<&NewJob>,
     ) -> Result<bool, StoreError> {
         // A peer's NUL would fail the whole commit group on PostgreSQL.
         let (lease, outcome) = (*lease, outcome.storable());
+        let notice = match notice {
+            Some(job) => Some(Box::new(Enqueue {
+                stored: self.stored(&job.message)?,
+                job: job.clone(),
+            })),
+            None => None,
+        };
         self.fenced(Op::Record {
             lease,
             outcome,
             now,
+            notice,
         })
         .await
     }
@@ -204,15 +216,7 @@ impl Writes {
         pending: &super::pending::PendingCache,
     ) -> Result<Enqueued, StoreError> {
         let tenant = job.message.tenant.clone();
-        let stored = match &self.keyring {
-            Some(keyring) => keyring
-                .seal(&job.message)
-                .map(|sealed| Stored::Text(sealed.to_string())),
-            None => serde_json::to_vec(&job.message)
-                .map_err(|e| SealError(e.to_string()))
-                .and_then(|json| packing::pack(&json).map(Stored::Packed)),
-        }
-        .map_err(|e| StoreError(anyhow::anyhow!("storing a message: {e}")))?;
+        let stored = self.stored(&job.message)?;
         match self
             .apply(Op::Enqueue(Box::new(Enqueue { job, stored })))
             .await?
@@ -225,6 +229,19 @@ impl Writes {
             }
             other => Err(unexpected(other)),
         }
+    }
+
+    /// The `message` column of `message`: sealed, or packed plain text.
+    fn stored(&self, message: &OutgoingMessage) -> Result<Stored, StoreError> {
+        match &self.keyring {
+            Some(keyring) => keyring
+                .seal(message)
+                .map(|sealed| Stored::Text(sealed.to_string())),
+            None => serde_json::to_vec(message)
+                .map_err(|e| SealError(e.to_string()))
+                .and_then(|json| packing::pack(&json).map(Stored::Packed)),
+        }
+        .map_err(|e| StoreError(anyhow::anyhow!("storing a message: {e}")))
     }
 
     /// Fails unless a probe write commits.

@@ -46,6 +46,21 @@ pub(crate) async fn apply_all(
     for &place in &plan.rest {
         answers.put(place, writes.apply(&ops[place]).await?);
     }
+    // The notices of the outcomes that were recorded, in the same commit.
+    let notices: Vec<&Enqueue> = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(place, op)| match op {
+            Op::Record {
+                notice: Some(notice),
+                ..
+            } if answers.applied(place) => Some(notice.as_ref()),
+            _ => None,
+        })
+        .collect();
+    if !notices.is_empty() {
+        writes.insert_all(&notices).await?;
+    }
     answers.finish()
 }
 
@@ -81,6 +96,7 @@ pub(crate) fn plan(ops: &[Op]) -> Plan<'_> {
                     provider_message_id,
                 },
                 now,
+                ..
             } if !plan.sent.iter().any(|(_, d)| d.lease.id == lease.id) => {
                 let delivered = Delivered {
                     lease,
@@ -110,6 +126,11 @@ impl Answers {
         if let Some(slot) = self.0.get_mut(place) {
             *slot = Some(answer);
         }
+    }
+
+    /// Whether the op at `place` is a fenced write that applied.
+    fn applied(&self, place: usize) -> bool {
+        matches!(self.0.get(place), Some(Some(Answer::Applied(true))))
     }
 
     /// Every answer in the group's order; an error if one is missing.
@@ -148,6 +169,7 @@ mod tests {
                 provider_message_id: None,
             },
             now: OffsetDateTime::now_utc(),
+            notice: None,
         }
     }
 
@@ -171,6 +193,7 @@ mod tests {
                     next_attempt_at: now,
                 },
                 now,
+                notice: None,
             },
         ];
         let plan = plan(&ops);

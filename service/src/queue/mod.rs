@@ -491,6 +491,19 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         lease: &Lease,
         outcome: &Outcome,
         now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.record_with(lease, outcome, now, None).await
+    }
+
+    /// [`JobStore::record`], and when the outcome is recorded, `notice` (a
+    /// webhook about it) stored in the same commit: the two are kept or
+    /// lost together.
+    async fn record_with(
+        &self,
+        lease: &Lease,
+        outcome: &Outcome,
+        now: OffsetDateTime,
+        notice: Option<&NewJob>,
     ) -> Result<bool, StoreError>;
 
     /// One message's status row.

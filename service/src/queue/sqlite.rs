@@ -231,13 +231,14 @@ impl JobStore for SqliteStore {
         self.writes.renew(lease, until).await
     }
 
-    async fn record(
+    async fn record_with(
         &self,
         lease: &Lease,
         outcome: &Outcome,
         now: OffsetDateTime,
+        notice: Option<&NewJob>,
     ) -> Result<bool, StoreError> {
-        self.writes.record(lease, outcome, now).await
+        self.writes.record(lease, outcome, now, notice).await
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<MessageRecord>, StoreError> {

@@ -107,11 +107,26 @@ impl Webhooks {
         tenant: &str,
         kind: WebhookType,
         id: Uuid,
-        mut data: Value,
+        data: Value,
     ) -> Result<bool, StoreError> {
-        if self.target(tenant).is_none() {
+        let Some(job) = self.notice(tenant, kind, id, data) else {
             return Ok(false);
-        }
+        };
+        store.enqueue(job).await?;
+        Ok(true)
+    }
+
+    /// The row of a webhook of `kind` about message `id` of `tenant`, if the
+    /// tenant has a `webhook_url` (for [`JobStore::record_with`], which
+    /// stores it with the outcome it tells of).
+    pub fn notice(
+        &self,
+        tenant: &str,
+        kind: WebhookType,
+        id: Uuid,
+        mut data: Value,
+    ) -> Option<NewJob> {
+        self.target(tenant)?;
         let now = OffsetDateTime::now_utc();
         data["message_id"] = json!(id);
         data["tenant"] = json!(tenant);
@@ -131,7 +146,7 @@ impl Webhooks {
                 &body.to_string(),
             )
         };
-        let job = NewJob {
+        Some(NewJob {
             message,
             idempotency_key: None,
             transport: TRANSPORT.to_owned(),
@@ -143,8 +158,6 @@ impl Webhooks {
                 ..Origin::default()
             },
             limits: Vec::new(),
-        };
-        store.enqueue(job).await?;
-        Ok(true)
+        })
     }
 }

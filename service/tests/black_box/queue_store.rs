@@ -205,6 +205,15 @@ async fn outcomes_arriving_together_are_fenced_each_by_its_lease() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_is_stored_with_its_outcome_and_only_then() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::groups::a_notice_is_stored_with_its_outcome_and_only_then(Arc::new(
+        open(&dir).await,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_and_outcomes_do_not_copy_the_body() {
     // The body is written once, at accept; a claim and an outcome rewrite
     // only the small status row. Were the body in that row, SQLite would

@@ -65,6 +65,10 @@ async fn the_store_contract_holds_on_postgres() {
         open(&pg.database()).await,
     )
     .await;
+    store_contract::groups::a_notice_is_stored_with_its_outcome_and_only_then(
+        open(&pg.database()).await,
+    )
+    .await;
     store_contract::flow_limit_cells_are_pruned_after_their_window(open(&pg.database()).await)
         .await;
     let url = pg.database();

@@ -181,6 +181,7 @@ async fn apply(
             lease,
             outcome,
             now,
+            ..
         } => Answer::Applied(record(conn, lease, outcome, *now).await?),
         Op::Probe { now } => {
             sqlx::query(

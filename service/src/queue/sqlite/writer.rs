@@ -242,6 +242,7 @@ fn apply(conn: &Connection, op: &Op, keyring: Option<&Keyring>) -> anyhow::Resul
             lease,
             outcome,
             now,
+            ..
         } => Answer::Applied(record(conn, lease, outcome, *now)?),
         Op::Probe { now } => {
             // Room for the largest request (a 1 MiB body): a smaller probe

@@ -18,7 +18,7 @@ use tracing::Instrument as _;
 use super::outage::{Gate, Verdict, WakeTurn};
 use super::{AttemptOutcome, Worker};
 use crate::queue::retry::Decision;
-use crate::queue::{ClaimedJob, Lane, Lease, Outcome};
+use crate::queue::{ClaimedJob, Lane, Lease, NewJob, Outcome};
 use crate::telemetry;
 use crate::transport::{Delivery, TransportError};
 use crate::webhooks::WebhookType;
@@ -189,7 +189,7 @@ impl Worker {
         let released = Outcome::Released {
             next_attempt_at: at,
         };
-        match self.write(&job.lease, &released).await {
+        match self.write(&job.lease, &released, None).await {
             Some(()) => {
                 // The probe may have found the transport working while this
                 // message was put back: the wake it began may have come first.
@@ -264,7 +264,7 @@ impl Worker {
         let released = Outcome::Released {
             next_attempt_at: OffsetDateTime::now_utc(),
         };
-        let _ = self.write(lease, &released).await;
+        let _ = self.write(lease, &released, None).await;
         AttemptOutcome::Abandoned {
             reason: "the service is stopping; the message was given back".into(),
         }
@@ -323,7 +323,12 @@ impl Worker {
     /// store that fails (disk full, database gone) is tried again for up to
     /// one lease length: the outcome is known and should not be lost to a
     /// passing fault; the fence keeps a late write harmless.
-    pub(super) async fn write(&self, lease: &Lease, outcome: &Outcome) -> Option<()> {
+    pub(super) async fn write(
+        &self,
+        lease: &Lease,
+        outcome: &Outcome,
+        notice: Option<&NewJob>,
+    ) -> Option<()> {
         // Within a lease length of the send's end: the message is not claimed
         // again before its lease ended and as long again passed
         // (`batch::abandoned_before`), so a store that comes back in time
@@ -336,7 +341,7 @@ impl Worker {
         let mut pause = std::time::Duration::from_millis(100);
         loop {
             let now = OffsetDateTime::now_utc();
-            match self.store.record(lease, outcome, now).await {
+            match self.store.record_with(lease, outcome, now, notice).await {
                 Ok(true) => return Some(()),
                 Ok(false) => {
                     tracing::warn!(
@@ -412,17 +417,21 @@ impl Worker {
         self.settle(job, settled, left_out).await
     }
 
-    /// Records `stored` through the job's lease and tells the tenant's
-    /// application `outcome` (naming the recipients `left_out`).
+    /// Records `stored` through the job's lease and, in the same commit, the
+    /// webhook that tells the tenant's application `outcome` (naming the
+    /// recipients `left_out`).
     pub(super) async fn settle(
         &self,
         job: &ClaimedJob,
         (stored, outcome): (Outcome, AttemptOutcome),
         left_out: &[String],
     ) -> AttemptOutcome {
-        match self.write(&job.lease, &stored).await {
+        let notice = self.notice(job, &outcome, left_out);
+        match self.write(&job.lease, &stored, notice.as_ref()).await {
             Some(()) => {
-                self.tell_application(job, &outcome, left_out).await;
+                if notice.is_some() {
+                    self.wake.due(Lane::Notices);
+                }
                 outcome
             }
             None => AttemptOutcome::Abandoned {
@@ -431,18 +440,17 @@ impl Worker {
         }
     }
 
-    /// Queues `message.sent` or `message.failed` for the message's tenant
-    /// (never for a webhook row itself), naming the recipients `left_out`
-    /// because they were suppressed after accept. A store that fails here
-    /// loses the webhook, not the message's outcome.
-    pub(super) async fn tell_application(
+    /// The `message.sent` or `message.failed` webhook for the message's
+    /// tenant, if it has one (never for a webhook row itself), naming the
+    /// recipients `left_out` because they were suppressed after accept.
+    fn notice(
         &self,
         job: &ClaimedJob,
         outcome: &AttemptOutcome,
         left_out: &[String],
-    ) {
+    ) -> Option<NewJob> {
         if is_notice(&job.transport) {
-            return;
+            return None;
         }
         let (kind, mut data) = match outcome {
             AttemptOutcome::Sent {
@@ -455,18 +463,13 @@ impl Worker {
                 WebhookType::Failed,
                 serde_json::json!({"transport": job.transport, "error": error}),
             ),
-            _ => return,
+            _ => return None,
         };
         if !left_out.is_empty() {
             data["suppressed_recipients"] = serde_json::json!(left_out);
         }
-        let store = self.store.as_ref();
         let (tenant, id) = (&job.message.tenant, job.message.id);
-        match self.webhooks.queue(store, tenant, kind, id, data).await {
-            Ok(true) => self.wake.due(Lane::Notices),
-            Ok(false) => {}
-            Err(e) => tracing::error!(error = %e, "a webhook could not be queued; it is lost"),
-        }
+        self.webhooks.notice(tenant, kind, id, data)
     }
 
     pub(super) fn after_transient(

@@ -40,28 +40,27 @@ impl Worker {
         let outcome = Outcome::Suppressed {
             reason: REASON.into(),
         };
-        if self.write(&job.lease, &outcome).await.is_none() {
+        let tenant = job.message.tenant.as_str();
+        let data = serde_json::json!({"suppressed_recipients": addresses});
+        let kind = WebhookType::Suppressed;
+        let notice = self.webhooks.notice(tenant, kind, job.message.id, data);
+        if self
+            .write(&job.lease, &outcome, notice.as_ref())
+            .await
+            .is_none()
+        {
             return AttemptOutcome::Abandoned {
                 reason: "the lease was lost before the outcome was recorded".into(),
             };
         }
-        let tenant = job.message.tenant.as_str();
+        if notice.is_some() {
+            self.wake.due(Lane::Notices);
+        }
         self.metrics.suppressed(tenant);
         tracing::info!(
             outcome = "suppressed",
             "every recipient was suppressed after accept; not sent"
         );
-        let data = serde_json::json!({"suppressed_recipients": addresses});
-        let store = self.store.as_ref();
-        let kind = WebhookType::Suppressed;
-        match (self.webhooks)
-            .queue(store, tenant, kind, job.message.id, data)
-            .await
-        {
-            Ok(true) => self.wake.due(Lane::Notices),
-            Ok(false) => {}
-            Err(e) => tracing::error!(error = %e, "a webhook could not be queued; it is lost"),
-        }
         AttemptOutcome::Suppressed {
             recipients: addresses,
         }

@@ -172,3 +172,94 @@ pub async fn outcomes_arriving_together_are_fenced_each_by_its_lease(store: Arc<
         assert_eq!(history[0].answer.as_deref(), Some(answer.as_str()));
     }
 }
+
+/// A webhook row about `id` (as the worker makes one for an outcome).
+fn notice(id: Uuid, now: OffsetDateTime) -> NewJob {
+    let mut notice = job("acme", None, now);
+    notice.transport = "webhook".into();
+    notice.message.text = Some(format!(
+        "{{\"type\":\"message.sent\",\"message_id\":\"{id}\"}}"
+    ));
+    notice
+}
+
+pub async fn a_notice_is_stored_with_its_outcome_and_only_then(store: Arc<dyn JobStore>) {
+    let now = OffsetDateTime::now_utc();
+    for _ in 0..40 {
+        store.enqueue(job("acme", None, now)).await.unwrap();
+    }
+    let first = claim(&store, now, 100).await;
+    assert_eq!(first.len(), 40);
+    // Ten messages are given back and claimed again: their first leases are lost.
+    for job in &first[..10] {
+        let back = Outcome::Released {
+            next_attempt_at: now,
+        };
+        assert!(store.record(&job.lease, &back, now).await.unwrap());
+    }
+    let second = claim(&store, now, 100).await;
+    assert_eq!(second.len(), 10);
+
+    // Every attempt records its outcome with a notice, all at once (so that
+    // they share commit groups), half of them `failed`.
+    let leases: Vec<Lease> = (first.iter().chain(&second)).map(|j| j.lease).collect();
+    let tasks: Vec<_> = leases
+        .iter()
+        .enumerate()
+        .map(|(i, lease)| {
+            let (store, lease) = (store.clone(), *lease);
+            let outcome = match i % 2 {
+                0 => Outcome::Sent {
+                    provider_message_id: None,
+                },
+                _ => Outcome::Failed {
+                    error: "550 no such user".into(),
+                },
+            };
+            let notice = notice(lease.id, now);
+            tokio::spawn(async move {
+                let applied = (store.record_with(&lease, &outcome, now, Some(&notice)))
+                    .await
+                    .unwrap();
+                (applied, notice.message.id)
+            })
+        })
+        .collect();
+    let mut stored = HashSet::new();
+    for (lease, task) in leases.iter().zip(tasks) {
+        let (applied, notice) = task.await.unwrap();
+        let lost = lease.claim == 1 && first[..10].iter().any(|j| j.lease.id == lease.id);
+        assert_eq!(applied, !lost, "{lease:?}");
+        let row = store.get(notice).await.unwrap();
+        assert_eq!(row.is_some(), applied, "the notice of {lease:?}");
+        if let Some(row) = row {
+            assert_eq!(row.status, Status::Queued);
+            assert_eq!(row.transport, "webhook");
+            stored.insert(notice);
+        }
+    }
+    assert_eq!(stored.len(), 40, "one notice per message");
+    // The notices are claimed on their own lane, as any webhook row.
+    let notices = store
+        .claim(
+            now,
+            Duration::from_secs(60),
+            mailbridge::queue::Lane::Notices,
+            100,
+        )
+        .await
+        .unwrap();
+    let claimed: HashSet<Uuid> = notices.iter().map(|j| j.message.id).collect();
+    assert_eq!(claimed, stored);
+    // An outcome that is not recorded (its lease is gone) stores no notice.
+    let late = notice(first[10].lease.id, now);
+    let outcome = Outcome::Sent {
+        provider_message_id: None,
+    };
+    assert!(
+        !(store.record_with(&first[10].lease, &outcome, now, Some(&late)))
+            .await
+            .unwrap()
+    );
+    assert!(store.get(late.message.id).await.unwrap().is_none());
+}
