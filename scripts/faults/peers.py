@@ -5,6 +5,7 @@ Every process is started with its output in the scenario's directory and is
 stopped (or killed) when the scenario ends, whatever happened.
 """
 
+import http.server
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -298,3 +300,40 @@ class Tmpfs:
         if self.mounted:
             subprocess.run(["umount", "-l", str(self.path)], check=False, timeout=30)
             self.mounted = False
+
+
+class WebhookReceiver:
+    """An application's webhook endpoint on 127.0.0.1: answers 204 to every
+    POST and keeps the `message_id` and `type` of each body it got."""
+
+    def __init__(self):
+        received = self.received = []
+        lock = self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                try:
+                    event = json.loads(body)
+                    with lock:
+                        received.append((event["type"], event["data"]["message_id"]))
+                except (ValueError, KeyError, TypeError):
+                    pass
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def ids(self, kind):
+        """The message ids that webhooks of `kind` named."""
+        with self.lock:
+            return {message_id for t, message_id in self.received if t == kind}
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()

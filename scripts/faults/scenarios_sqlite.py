@@ -97,6 +97,48 @@ def kill9_sqlite(ctx, kills=3, every=3.0, limits=False):
     return report
 
 
+def kill9_webhooks(ctx, kills=3, every=3.0):
+    """`kill9-sqlite` with the default tenant's webhooks on: every message
+    that ends `sent` has its `message.sent` webhook, though the process was
+    killed between any two commits (the webhook is written in the commit
+    of the outcome)."""
+    receiver = peers.WebhookReceiver()
+    ctx.stack.callback(receiver.stop)
+    config = ctx.work / "webhooks.toml"
+    config.write_text(f'[tenants.default]\nwebhook_url = "{receiver.url}"\n'
+                      'webhook_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"\n')
+    sink = ctx.sink()
+    db = ctx.work / "mb.db"
+    svc = ctx.service("service", ctx.env(f"sqlite://{db}", sink.port, MAILBRIDGE_CONFIG=str(config)))
+    traffic = ctx.load([svc.url], size=2_000, concurrency=6, limit=20_000, pause=0.02)
+    in_flight = []
+    for n in range(kills):
+        time.sleep(every)
+        svc.process.kill9()
+        in_flight += sqlite_ids(db, "status = 'sending' AND transport <> 'webhook'")
+        ctx.note(f"kill -9 #{n + 1}: {traffic.count(202)} accepted so far, "
+                 f"{len(sqlite_ids(db, 'transport = ' + repr('webhook')))} webhook rows")
+        time.sleep(0.5)
+        svc.process.start()
+        peers.wait_until(lambda: peers.http_get(svc.url + "/healthz")[0] == 200, 30)
+    time.sleep(every)
+    answers = traffic.stop()
+    records = ctx.drain(svc.url, answers)
+    report = ctx.judge(answers, records, sink, in_flight=in_flight)
+    sent = {i for i, r in records.items() if r.get("status") == "sent"}
+    began = time.time()
+    peers.wait_until(lambda: sent <= receiver.ids("message.sent"), 60)
+    missing = sent - receiver.ids("message.sent")
+    ctx.note(f"{len(sent)} sent, {len(receiver.ids('message.sent') & sent)} with their message.sent "
+             f"webhook after {time.time() - began:.1f}s")
+    if not sent:
+        report["broken"].append("no message was sent")
+    if missing:
+        report["broken"].append(f"{len(missing)} sent messages never had their message.sent webhook, "
+                                f"e.g. {sorted(missing)[0]}")
+    return report
+
+
 def kill9_limits(ctx):
     """`kill9-sqlite` with 16 concurrent requests, a tenant `recipient_rate`
     and every message to an address of its own. A message's limit is spent
@@ -155,6 +197,7 @@ SCENARIOS = {
     "disk-full": disk_full,
     "kill9-sqlite": kill9_sqlite,
     "kill9-limits": kill9_limits,
+    "kill9-webhooks": kill9_webhooks,
     "smtp-drop-mid-data": smtp_fault({"drop_data": 0.3}),
     "smtp-stall": smtp_fault({"stall": 0.1, "fault_attempts": 2}, limit=500, dsn="timeout=3s&max_connections=8"),
     "smtp-garbage": smtp_fault({"garbage": 0.15, "garbage_greeting": 0.1}),
