@@ -76,6 +76,15 @@ pub struct RenderRequest<'a> {
     pub require_locale: bool,
 }
 
+/// Whether a request's own content can be sent as it is: a subject, and a
+/// text or an HTML body. A request that has it renders its template only in
+/// the language asked for ([`RenderRequest::require_locale`]); where that
+/// language is missing, its own content is sent rather than another
+/// language. A part alone (an `html` without a subject) is not enough.
+pub fn sendable_as_is(subject: Option<&str>, text: Option<&str>, html: Option<&str>) -> bool {
+    subject.is_some() && (text.is_some() || html.is_some())
+}
+
 /// A rendered email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {

@@ -127,6 +127,12 @@ fn requests() -> Vec<Value> {
                 }
             }
         }
+        // A part of its own alone is not content to send: the template is
+        // rendered, in another language where `fr` is missing.
+        for part in ["subject", "text", "html"] {
+            requests.push(json!({"template": template, "locale": "fr", "data": sample,
+                                 part: "<p>Keycloak's own part</p>"}));
+        }
     }
     requests
 }

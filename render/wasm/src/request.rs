@@ -103,7 +103,11 @@ fn with_request(
     let Some(template) = request.template.as_deref() else {
         return failed("bad-request", &"the request names no `template`");
     };
-    let has_content = request.subject.is_some() || request.text.is_some() || request.html.is_some();
+    let has_content = mailbridge_render::sendable_as_is(
+        request.subject.as_deref(),
+        request.text.as_deref(),
+        request.html.as_deref(),
+    );
     let render = RenderRequest {
         tenant: request.tenant.as_deref().unwrap_or(DEFAULT_TENANT),
         template,

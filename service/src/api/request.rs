@@ -145,7 +145,11 @@ impl MessageRequest {
 
     /// Whether the request carries its own rendered content.
     pub fn has_content(&self) -> bool {
-        self.subject.is_some() && (self.text.is_some() || self.html.is_some())
+        mailbridge_render::sendable_as_is(
+            self.subject.as_deref(),
+            self.text.as_deref(),
+            self.html.as_deref(),
+        )
     }
 }
 
