@@ -68,7 +68,11 @@ impl RetryPolicy {
             };
         }
         let jittered = self.ceiling(attempt).mul_f64(jitter.clamp(0.0, 1.0));
-        let delay = jittered.max(retry_after.unwrap_or_default());
+        // A hint counts up to the longest delay of our own: one that asks
+        // for a day (a misconfigured proxy, a quota's reset) would otherwise
+        // fail the message at its first attempt, or hold it past its age.
+        let hint = retry_after.unwrap_or_default().min(self.max_interval);
+        let delay = jittered.max(hint);
         let at = now + delay;
         if at > created_at + self.max_age {
             return Decision::Fail {
@@ -144,10 +148,19 @@ mod tests {
         assert!(
             matches!(p.decide(2, T0, late, None, 0.9), Decision::Fail { reason } if reason.contains("after the message was accepted"))
         );
-        let hint = Some(Duration::from_secs(48 * 3600));
-        assert!(matches!(
-            p.decide(1, T0, T0, hint, 0.0),
-            Decision::Fail { .. }
-        ));
+    }
+
+    #[test]
+    fn a_hint_longer_than_the_longest_delay_waits_that_long_and_fails_nothing() {
+        let p = RetryPolicy::default();
+        for hint in [24 * 3600, 48 * 3600, u64::MAX / 4] {
+            assert_eq!(
+                p.decide(1, T0, T0, Some(Duration::from_secs(hint)), 0.0),
+                Decision::Retry {
+                    at: T0 + p.max_interval
+                },
+                "{hint}"
+            );
+        }
     }
 }

@@ -197,3 +197,61 @@ async fn unreachable_provider_is_transient() {
     );
     assert!(!err.detail().contains(KEY), "{err:?}");
 }
+
+/// A provider on 127.0.0.1 that reads one request, writes `answer` and closes.
+async fn answering(answer: &'static str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 8192];
+        // The whole request: its head, then as many body bytes as announced.
+        loop {
+            let n = conn.read(&mut buf).await.unwrap();
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if request.len() >= end + 4 + length {
+                    break;
+                }
+            }
+            if n == 0 {
+                return;
+            }
+        }
+        conn.write_all(answer.as_bytes()).await.unwrap();
+        // Closed with the body cut short.
+    });
+    format!("{DSN}?endpoint=http://{addr}")
+}
+
+#[tokio::test]
+async fn an_accepted_message_whose_answer_is_cut_short_is_sent_not_sent_again() {
+    let dsn = answering(
+        "HTTP/1.1 202 Accepted\r\nX-Message-Id: sg-cut\r\nContent-Length: 100\r\n\r\n{\"",
+    )
+    .await;
+    let dsn = mailbridge::transport::Dsn::parse(&dsn).unwrap();
+    let transport = mailbridge::transport::from_dsn(&dsn).unwrap();
+    let delivery = transport.send(&message()).await.expect("taken as sent");
+    assert_eq!(delivery.provider_message_id.as_deref(), Some("sg-cut"));
+}
+
+#[tokio::test]
+async fn a_refusal_whose_answer_is_cut_short_is_still_transient() {
+    let dsn = answering("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 100\r\n\r\n{\"").await;
+    let dsn = mailbridge::transport::Dsn::parse(&dsn).unwrap();
+    let transport = mailbridge::transport::from_dsn(&dsn).unwrap();
+    let err = transport.send(&message()).await.unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+}

@@ -24,6 +24,9 @@ use crate::transport::{Delivery, TransportError};
 pub const THRESHOLD: u32 = 5;
 /// The longest hold between two probes.
 pub const LONGEST: Duration = Duration::from_secs(300);
+/// The longest a provider's hint (`Retry-After`) holds a transport: one that
+/// asks for a day would keep every message through it waiting past its age.
+pub const LONGEST_HINT: Duration = Duration::from_secs(3600);
 /// Messages held back for a hold's end exactly; those after them come due
 /// spread over one more hold (see [`Outages::spread`]).
 pub const AT_HOLD_END: u32 = 64;
@@ -225,8 +228,8 @@ impl Outages {
             }
             Verdict::Down => {
                 let hint = result.as_ref().err().and_then(TransportError::retry_after);
-                self.failed(transport, hint.unwrap_or_default(), result, now)
-                    .then_some(true)
+                let hint = hint.unwrap_or_default().min(LONGEST_HINT);
+                self.failed(transport, hint, result, now).then_some(true)
             }
         }
     }
@@ -421,6 +424,22 @@ mod tests {
             !o.is_held("relay"),
             "the count started over after the success"
         );
+    }
+
+    #[test]
+    fn a_hint_of_a_day_holds_for_an_hour_at_most() {
+        let o = outages();
+        let t0 = Instant::now();
+        let day = Err(TransportError::transient_after(
+            "503 Service Unavailable",
+            Some(24 * 3600 * S),
+        ));
+        for _ in 0..THRESHOLD {
+            o.answered("relay", &day, t0);
+        }
+        assert!(o.is_held("relay"));
+        assert_eq!(o.gate("relay", t0), Gate::Wait(LONGEST_HINT));
+        assert_eq!(o.gate("relay", t0 + LONGEST_HINT), Gate::Probe);
     }
 
     #[test]

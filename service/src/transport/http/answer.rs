@@ -15,23 +15,27 @@ const MAX_BODY: usize = 64 * 1024;
 pub(super) const MAX_ERROR_TEXT: usize = 500;
 /// Longest wait we accept from a provider's hint; beyond it a hint is likely wrong.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
-/// Reads the answer without judging it: [`super::Provider::judge`] does.
+/// Reads the answer, at most [`MAX_BODY`] bytes of its body, without
+/// judging it: [`super::Provider::judge`] does. A 2xx whose body breaks off
+/// is judged without its body: the provider has the message, and sending it
+/// again would send it twice (its id is lost unless a header carries it).
 pub(super) async fn read_answer(
     provider: &str,
     resp: reqwest::Response,
 ) -> Result<(StatusCode, HeaderMap, Bytes), TransportError> {
     let status = resp.status();
     let headers = resp.headers().clone();
-    let body = read_body(provider, resp).await?;
+    let body = match read_up_to(resp, MAX_BODY).await {
+        Ok((body, _)) => body,
+        Err(error) if status.is_success() => {
+            // Described as a network error is, without the request's URL.
+            let error = network_error(provider, error);
+            tracing::warn!(%status, error = %error, "the provider accepted the message but its answer broke off; taken as sent");
+            Bytes::new()
+        }
+        Err(error) => return Err(network_error(provider, error)),
+    };
     Ok((status, headers, body))
-}
-
-/// Reads at most [`MAX_BODY`] bytes of an answer; the rest is dropped.
-async fn read_body(provider: &str, resp: reqwest::Response) -> Result<Bytes, TransportError> {
-    let (body, _) = read_up_to(resp, MAX_BODY)
-        .await
-        .map_err(|e| network_error(provider, e))?;
-    Ok(body)
 }
 
 /// The first `max` bytes of an answer, and whether more followed (not read).
