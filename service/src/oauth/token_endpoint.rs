@@ -11,11 +11,32 @@ use super::{AccessToken, DEFAULT_LIFETIME, OAuthError};
 /// Longest part of an error body kept in a message.
 const MAX_REASON: usize = 300;
 
+/// Longest lifetime a token is kept for, whatever the endpoint says.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
+    /// Seconds, as a number (RFC 6749) or a string (Entra ID's v1
+    /// endpoint, ADFS).
     #[serde(default)]
-    expires_in: Option<u64>,
+    expires_in: Option<serde_json::Value>,
+}
+
+/// The lifetime `expires_in` gives: whole seconds, as a number or a string,
+/// at most [`MAX_LIFETIME`]; [`DEFAULT_LIFETIME`] when absent or unreadable.
+fn lifetime(expires_in: Option<&serde_json::Value>) -> Duration {
+    let seconds = match expires_in {
+        Some(serde_json::Value::Number(n)) => n.as_f64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match seconds {
+        Some(s) if s.is_finite() && s >= 0.0 => {
+            Duration::from_secs_f64(s.min(MAX_LIFETIME.as_secs_f64()))
+        }
+        _ => DEFAULT_LIFETIME,
+    }
 }
 
 #[derive(Deserialize)]
@@ -54,13 +75,10 @@ pub(super) async fn request_token(
     if status.is_success() {
         let token: TokenResponse = serde_json::from_slice(&body)
             .map_err(|_| unavailable("answer holds no access_token".to_owned()))?;
-        let lifetime = token
-            .expires_in
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_LIFETIME);
+        let lifetime = lifetime(token.expires_in.as_ref());
         return Ok(AccessToken::new(token.access_token, lifetime));
     }
-    let reason = redact(&error_reason(&body), secrets);
+    let reason = error_reason(&body, secrets);
     // A 4xx other than 429 means the grant itself is wrong; the rest may pass.
     if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS {
         return Err(OAuthError::Refused {
@@ -75,14 +93,23 @@ pub(super) async fn request_token(
     })
 }
 
-/// The RFC 6749 `error` and `error_description`, or the start of the body.
-fn error_reason(body: &[u8]) -> String {
+/// The RFC 6749 `error` and `error_description`, with `secrets` blanked out
+/// before it is cut short (a secret cut in two would no longer be found).
+/// Any other answer is not quoted: an endpoint (or a proxy) that echoes the
+/// request would hand back the client secret in some encoding or other.
+fn error_reason(body: &[u8], secrets: &[&str]) -> String {
     match serde_json::from_slice::<ErrorResponse>(body) {
-        Ok(e) => match e.error_description {
-            Some(d) => truncate(&format!("{}: {}", e.error, first_line(&d))),
-            None => e.error,
-        },
-        Err(_) => truncate(String::from_utf8_lossy(body).trim()),
+        Ok(e) => {
+            let reason = match e.error_description {
+                Some(d) => format!("{}: {}", e.error, first_line(&d)),
+                None => e.error,
+            };
+            truncate(&redact(&reason, secrets))
+        }
+        Err(_) => format!(
+            "an answer that is not an OAuth error document ({} bytes, not shown)",
+            body.len()
+        ),
     }
 }
 
@@ -110,12 +137,21 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-/// `text` with every non-empty secret replaced.
+/// `text` with every non-empty secret replaced, as it is and in the forms a
+/// request carries it (form-urlencoded, percent-encoded).
 pub(super) fn redact(text: &str, secrets: &[&str]) -> String {
+    let forms = |secret: &&str| {
+        let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let percent =
+            percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        [secret.to_string(), form, percent]
+    };
     secrets
         .iter()
         .filter(|s| !s.is_empty())
-        .fold(text.to_owned(), |t, s| t.replace(s, "<redacted>"))
+        .flat_map(forms)
+        .fold(text.to_owned(), |t, s| t.replace(&s, "<redacted>"))
 }
 
 #[cfg(test)]
@@ -126,10 +162,13 @@ mod tests {
     fn reads_oauth_error_body() {
         let body = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: 1"}"#;
         assert_eq!(
-            error_reason(body),
+            error_reason(body, &[]),
             "invalid_client: AADSTS7000215: Invalid client secret provided."
         );
-        assert_eq!(error_reason(b"<html>oops</html>"), "<html>oops</html>");
+        assert_eq!(
+            error_reason(b"<html>oops</html>", &[]),
+            "an answer that is not an OAuth error document (17 bytes, not shown)"
+        );
     }
 
     #[test]
@@ -138,5 +177,46 @@ mod tests {
             redact("bad s3cr3t here", &["s3cr3t", ""]),
             "bad <redacted> here"
         );
+    }
+
+    #[test]
+    fn a_secret_echoed_in_any_encoding_or_across_the_cut_is_blanked() {
+        let secret = "Ab8Q~s3cr3t V4lue.xyz";
+        let echoed = |value: &str| {
+            let description = format!("{}client_id=app&client_secret={value}", "x".repeat(280));
+            serde_json::to_vec(
+                &serde_json::json!({"error": "invalid_request", "error_description": description}),
+            )
+            .unwrap()
+        };
+        for value in [
+            secret,
+            "Ab8Q%7Es3cr3t+V4lue.xyz",
+            "Ab8Q%7Es3cr3t%20V4lue%2Exyz",
+        ] {
+            let reason = error_reason(&echoed(value), &[secret]);
+            assert!(!reason.contains("s3cr3t"), "{reason}");
+            assert!(!reason.contains("Ab8Q"), "{reason}");
+        }
+        // A body that is no error document is not quoted at all.
+        let form = format!("grant_type=client_credentials&client_secret={secret}");
+        let reason = error_reason(form.as_bytes(), &[secret]);
+        assert!(!reason.contains("s3cr3t"), "{reason}");
+    }
+
+    #[test]
+    fn expires_in_is_read_as_a_number_or_a_string_and_bounded() {
+        use serde_json::json;
+        let secs = |v: serde_json::Value| lifetime(Some(&v)).as_secs();
+        assert_eq!(secs(json!(3599)), 3599);
+        assert_eq!(secs(json!("3599")), 3599);
+        assert_eq!(secs(json!(u64::MAX)), 24 * 3600);
+        assert_eq!(secs(json!("1e300")), 24 * 3600);
+        assert_eq!(secs(json!(-5)), DEFAULT_LIFETIME.as_secs());
+        assert_eq!(secs(json!("soon")), DEFAULT_LIFETIME.as_secs());
+        assert_eq!(lifetime(None), DEFAULT_LIFETIME);
+        // A token for the longest lifetime is made without overflow.
+        let token = AccessToken::new("t", lifetime(Some(&json!(u64::MAX))));
+        assert!(token.expires_at() > std::time::SystemTime::now());
     }
 }
