@@ -174,8 +174,14 @@ fn all_failed(failures: &[(&str, TransportError)]) -> TransportError {
         let retry_after = failures.iter().filter_map(|(_, e)| e.retry_after()).min();
         TransportError::transient_after(message, retry_after)
     };
-    // The first member's reply stands for the group's.
-    match failures.iter().find_map(|(_, e)| e.code()) {
+    // The first answer about the message stands for the group's; without
+    // one (every member unreachable, overloaded or refusing its credentials)
+    // the group says nothing about the message, and may be held as down.
+    let about_the_message = failures
+        .iter()
+        .filter(|(_, e)| e.is_about_the_message())
+        .find_map(|(_, e)| e.code());
+    match about_the_message {
         Some(code) => error.with_code(code),
         None => error,
     }
@@ -219,4 +225,39 @@ pub fn from_dsn(dsn: &Dsn) -> Result<SharedTransport, super::DsnError> {
         ));
     }
     Ok(Arc::new(Group::new(strategy, members)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::worker::outage::Verdict;
+
+    fn verdict(failures: &[(&str, TransportError)]) -> Verdict {
+        Verdict::of(&Err(all_failed(failures)))
+    }
+
+    #[test]
+    fn a_group_none_of_whose_members_answered_about_the_message_is_down() {
+        let refused = TransportError::refused_credentials("401 bad key").with_code(401);
+        let unreachable = TransportError::transient("cannot connect");
+        let overloaded = TransportError::transient("503").with_code(503);
+        assert_eq!(
+            verdict(&[("a", refused.clone()), ("b", unreachable.clone())]),
+            Verdict::Down
+        );
+        assert_eq!(
+            verdict(&[("a", overloaded), ("b", refused.clone())]),
+            Verdict::Down
+        );
+        // Every member refused its credentials: as one transport alone.
+        assert_eq!(
+            verdict(&[("a", refused.clone()), ("b", refused.clone())]),
+            Verdict::Neither
+        );
+        // One member's answer about the message decides.
+        let busy = TransportError::transient("450 mailbox busy").with_code(450);
+        let error = all_failed(&[("a", unreachable), ("b", busy)]);
+        assert_eq!(error.code(), Some(450));
+        assert_eq!(Verdict::of(&Err(error)), Verdict::Up);
+    }
 }

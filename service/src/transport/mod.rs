@@ -79,6 +79,19 @@ pub enum TransportError {
 }
 
 impl TransportError {
+    /// Whether this is the peer's answer about the message itself (a refusal
+    /// of it, a 4xx about a recipient) rather than about the transport: no
+    /// answer, an overloaded peer (421, 429, 5xx), refused credentials.
+    pub fn is_about_the_message(&self) -> bool {
+        match self {
+            Self::Transient {
+                code: Some(code), ..
+            } => !matches!(code, 421 | 429 | 500..=599),
+            Self::Transient { code: None, .. } | Self::Auth { .. } => false,
+            Self::Permanent { credentials, .. } => !credentials,
+        }
+    }
+
     /// A transient failure without a hint.
     pub fn transient(message: impl Into<String>) -> Self {
         Self::transient_after(message, None)

@@ -50,20 +50,11 @@ impl Verdict {
             Err(error) => error,
         };
         match error {
-            TransportError::Transient { code: None, .. } | TransportError::Auth { .. } => {
-                Self::Down
-            }
-            TransportError::Transient {
-                code: Some(code), ..
-            } => match code {
-                // Too many requests, service unavailable (SMTP), a server error.
-                421 | 429 | 500..=599 => Self::Down,
-                _ => Self::Up,
-            },
             TransportError::Permanent {
                 credentials: true, ..
             } => Self::Neither,
-            TransportError::Permanent { .. } => Self::Up,
+            error if error.is_about_the_message() => Self::Up,
+            _ => Self::Down,
         }
     }
 }
