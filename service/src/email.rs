@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 
 /// Most recipients one message may have in `to`.
 pub const MAX_TO: usize = 50;
-/// Most recipients one message may have in `cc` and `bcc` together.
-pub const MAX_CC_BCC: usize = 50;
+/// Most recipients one message may have in `to`, `cc` and `bcc` together:
+/// the most SES, Postmark, Mailjet and Resend take in one message (a larger
+/// one would be refused by them for good, after it was accepted).
+pub const MAX_RECIPIENTS: usize = 50;
 /// Longest display name or subject we accept, in bytes.
 pub const MAX_HEADER_TEXT: usize = 998;
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::email::{
-    InvalidField, MAX_CC_BCC, MAX_TO, Mailbox, NUL_REFUSED, check_body_text, check_header_text,
+    InvalidField, MAX_RECIPIENTS, MAX_TO, Mailbox, NUL_REFUSED, check_body_text, check_header_text,
 };
 
 /// Most tags one message may carry.
@@ -23,7 +23,7 @@ pub struct MessageRequest {
     /// Primary recipients, 1 to 50.
     #[serde(default)]
     pub to: Vec<Mailbox>,
-    /// Carbon-copy recipients.
+    /// Carbon-copy recipients (at most 50 in `to`, `cc` and `bcc` together).
     #[serde(default)]
     pub cc: Vec<Mailbox>,
     /// Blind carbon-copy recipients.
@@ -70,10 +70,10 @@ impl MessageRequest {
                 format!("at most {MAX_TO} recipients"),
             ));
         }
-        if self.cc.len() + self.bcc.len() > MAX_CC_BCC {
+        if self.to.len() + self.cc.len() + self.bcc.len() > MAX_RECIPIENTS {
             return Err(InvalidField::new(
                 "cc",
-                format!("at most {MAX_CC_BCC} cc and bcc recipients together"),
+                format!("at most {MAX_RECIPIENTS} recipients in to, cc and bcc together"),
             ));
         }
         for (field, list) in [("to", &self.to), ("cc", &self.cc), ("bcc", &self.bcc)] {
@@ -254,6 +254,26 @@ mod tests {
         assert_eq!(at(serde_json::json!(["\u{0}"])), Err("data[0]".to_owned()));
         let refused = check_data("data", &serde_json::json!({"u": "\u{0}"})).unwrap_err();
         assert_eq!(refused.reason, "must not contain NUL");
+    }
+
+    #[test]
+    fn fifty_recipients_in_all_and_no_more() {
+        let many = |n: usize, tag: &str| -> Vec<Mailbox> {
+            (0..n)
+                .map(|i| Mailbox::new(format!("{tag}{i}@example.com")))
+                .collect()
+        };
+        let mut r = request();
+        r.to = many(20, "t");
+        r.cc = many(20, "c");
+        r.bcc = many(10, "b");
+        r.validate().unwrap();
+        r.bcc = many(11, "b");
+        assert_eq!(r.validate().unwrap_err().field, "cc");
+        let mut r = request();
+        r.to = many(40, "t");
+        r.cc = many(11, "c");
+        assert_eq!(r.validate().unwrap_err().field, "cc");
     }
 
     #[test]
