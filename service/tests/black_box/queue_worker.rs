@@ -156,8 +156,10 @@ async fn transient_failures_are_retried_with_the_same_message_id() {
 
 #[tokio::test]
 async fn a_transient_failure_shows_retrying_with_the_next_attempt_time() {
+    // The hint is a floor up to the longest delay (here ten minutes).
     let rig = rig(RetryPolicy {
         base: Duration::from_secs(30),
+        max_interval: Duration::from_secs(600),
         max_age: Duration::from_secs(3600),
         ..quick()
     })

@@ -105,8 +105,20 @@ class RealmKeySigningTest {
         keycloak.service(service.url(), Duration.ofSeconds(5), MailbridgeOptions.Fallback.NONE);
         EmailException e = assertThrows(EmailException.class,
                 () -> keycloak.sender().send(KeycloakFixture.smtpConfig(), "ada@example.com", "Hello", "plain", "<p>html</p>"));
-        assertTrue(e.getMessage().contains("no active RS256 signing key"), e.getMessage());
+        assertTrue(e.getMessage().contains("no active RS256, ES256, EdDSA signing key"), e.getMessage());
         assertEquals(0, service.requests().size(), "nothing unsigned was sent");
+    }
+
+    @Test
+    void aRealmWhoseDefaultAlgorithmTheServiceDoesNotVerifySignsWithItsRs256Key() throws Exception {
+        when(keycloak.realm.getDefaultSignatureAlgorithm()).thenReturn("PS256");
+        Map<String, String> config = KeycloakFixture.smtpConfig();
+        config.put(Signing.REALM_SETTING, "realm-key");
+        keycloak.sender().send(config, "ada@example.com", "Hello", "plain", "<p>html</p>");
+        String token = service.only().header("Authorization").substring("Bearer ".length());
+        JsonNode header = new ObjectMapper().readTree(Base64.getUrlDecoder().decode(token.split("\\.")[0]));
+        assertEquals("RS256", header.get("alg").asText());
+        assertEquals("realm-key-1", header.get("kid").asText());
     }
 
     @Test
