@@ -7,7 +7,8 @@
 //   const { subject, text, html } = renderer.render({ template: "x", locale: "de", data: {…} });
 //
 // No framework, no imports. A render is bounded by the renderer's own fuel; to
-// bound its time as well, run it in a Web Worker and terminate that worker.
+// bound its time as well, run it in a Web Worker and terminate that worker. A
+// render that traps fails alone: the next call runs on a fresh instance.
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -21,29 +22,35 @@ export class RenderError extends Error {
   }
 }
 
-/** One instance of the module with a template set loaded. */
+/** The module with a template set loaded, in one instance at a time. */
 export class Renderer {
   /**
    * Loads the module (a URL, a fetch Response, bytes, or a compiled WebAssembly.Module)
    * and the templates, given as {path: source} laid out like the service's directory.
    */
   static async load(wasm, templates) {
-    const instance = wasm instanceof WebAssembly.Module
-      ? await WebAssembly.instantiate(wasm, {})
-      : (await WebAssembly.instantiate(await bytesOf(wasm), {})).instance;
-    const renderer = new Renderer(instance.exports);
+    const module = wasm instanceof WebAssembly.Module
+      ? wasm
+      : await WebAssembly.compile(await bytesOf(wasm));
+    const renderer = new Renderer(module, (await WebAssembly.instantiate(module, {})).exports);
     renderer.loadTemplates(templates);
     return renderer;
   }
 
-  constructor(exports) {
+  constructor(module, exports) {
+    this.module = module;
     this.exports = exports;
+    // The templates last loaded, as the JSON text the module took: a fresh
+    // instance loads them again.
+    this.templates = null;
   }
 
   /** Replaces the templates; returns how many shipped template names they hold. */
   loadTemplates(templates) {
-    const answer = JSON.parse(this.call(this.exports.mb_load_templates, JSON.stringify(templates)));
+    const json = JSON.stringify(templates);
+    const answer = JSON.parse(this.call("mb_load_templates", json));
     if (answer.error !== undefined) throw new RenderError(answer);
+    this.templates = json;
     return answer.templates;
   }
 
@@ -59,28 +66,62 @@ export class Renderer {
    * (keys of t() the language lacks, data the templates look up but the request lacks).
    */
   missing(request) {
-    const answer = JSON.parse(this.call(this.exports.mb_missing, JSON.stringify(request)));
+    const answer = JSON.parse(this.call("mb_missing", JSON.stringify(request)));
     if (answer.error !== undefined) throw new RenderError(answer);
     return answer;
   }
 
   /** The module's own answer to a request given as JSON text: {"subject","text","html"} or {"error","kind"}. */
   renderJson(request) {
-    return this.call(this.exports.mb_render, request);
+    return this.call("mb_render", request);
   }
 
-  call(exported, text) {
-    const { mb_alloc, mb_len, mb_free, memory } = this.exports;
+  /**
+   * Calls the module's export `name` with `text`; returns its answer. A trap
+   * (memory exhausted, a panic) throws the engine's error, WebAssembly.RuntimeError.
+   */
+  call(name, text) {
     const bytes = encoder.encode(text);
-    const input = mb_alloc(bytes.length) >>> 0;
-    // Read memory.buffer after every call: growing the memory replaces it.
-    new Uint8Array(memory.buffer, input, bytes.length).set(bytes);
-    const answer = exported(input) >>> 0;
-    const length = mb_len(answer) >>> 0;
-    const json = decoder.decode(new Uint8Array(memory.buffer, answer, length));
-    mb_free(answer);
-    return json;
+    if (this.exports === null) this.exports = this.fresh();
+    try {
+      return exchange(this.exports, name, bytes);
+    } catch (error) {
+      // A trap stops the module in the middle of the call: its memory stays
+      // grown, and its stack and what it had borrowed are never given back, so
+      // later calls would fail too. This call fails; the next one runs on a
+      // fresh instance with the same templates.
+      this.exports = null;
+      try {
+        this.exports = this.fresh();
+      } catch {
+        // Left to the next call, which starts an instance before it runs.
+      }
+      throw error;
+    }
   }
+
+  /** A new instance of the module with the templates loaded (synchronous, so a render stays so). */
+  fresh() {
+    const { exports } = new WebAssembly.Instance(this.module, {});
+    if (this.templates !== null) {
+      const answer = JSON.parse(exchange(exports, "mb_load_templates", encoder.encode(this.templates)));
+      if (answer.error !== undefined) throw new RenderError(answer);
+    }
+    return exports;
+  }
+}
+
+/** Writes `bytes` into the module's memory, calls the export `name` on them, and reads its answer. */
+function exchange(exports, name, bytes) {
+  const { mb_alloc, mb_len, mb_free, memory } = exports;
+  const input = mb_alloc(bytes.length) >>> 0;
+  // Read memory.buffer after every call: growing the memory replaces it.
+  new Uint8Array(memory.buffer, input, bytes.length).set(bytes);
+  const answer = exports[name](input) >>> 0;
+  const length = mb_len(answer) >>> 0;
+  const json = decoder.decode(new Uint8Array(memory.buffer, answer, length));
+  mb_free(answer);
+  return json;
 }
 
 async function bytesOf(wasm) {

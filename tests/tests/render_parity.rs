@@ -4,7 +4,7 @@
 //! `render/wasm/render.js` (in headless Chromium) give byte-identical
 //! subject, text and html for every shipped template, in `en`, `de`, `de-AT`
 //! and `fr` (which falls back), with sample and hostile data, and with a
-//! tenant's override.
+//! tenant's override. In the browser, a render that traps fails alone.
 
 mod support;
 
@@ -96,6 +96,51 @@ async fn an_unknown_template_is_an_error_not_an_email() {
     assert_eq!(status, 1, "{answer}");
     let answer: Value = serde_json::from_str(&answer).expect("a JSON answer");
     assert_eq!(answer["kind"], "unknown-template", "{answer}");
+}
+
+/// Renders that trap, one after another. An instance kept after a trap keeps
+/// the stack that call had taken: after a few hundred it can render nothing.
+const TRAPS: usize = 1000;
+
+/// A render that traps (it asks for more memory than a 32-bit module can
+/// address) fails with the engine's `RuntimeError`, and the browser module
+/// renders on: the same email after one trap and after a thousand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_browser_a_render_that_traps_fails_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    copy_dir(&root().join("templates"), dir.path());
+    let runaway = dir.path().join("emails/runaway");
+    std::fs::create_dir_all(&runaway).unwrap();
+    std::fs::write(runaway.join("subject.j2"), "Runaway").unwrap();
+    std::fs::write(runaway.join("html.j2"), "{{ ((0,) * copies) | length }}").unwrap();
+    let reset = json!({"template": "password-reset", "locale": "de",
+                       "data": sample("password-reset")})
+    .to_string();
+    let trap = json!({"template": "runaway", "data": {"copies": 100_000_000}}).to_string();
+    let mut lines = vec![reset.clone(), trap.clone(), reset.clone()];
+    lines.extend(std::iter::repeat_n(trap, TRAPS));
+    lines.push(reset);
+
+    let answers = answers(
+        &render_by_browser_module(dir.path(), &lines.join("\n")).await,
+        lines.len(),
+    );
+
+    let email = &answers[0];
+    assert!(
+        email["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("Passwort")),
+        "{email}"
+    );
+    assert_eq!(answers[1]["thrown"], "RuntimeError", "{}", answers[1]);
+    assert_eq!(&answers[2], email, "the render after a trap");
+    let trapped = answers[3..3 + TRAPS]
+        .iter()
+        .filter(|a| a["thrown"] == "RuntimeError")
+        .count();
+    assert_eq!(trapped, TRAPS, "every runaway render traps");
+    assert_eq!(&answers[3 + TRAPS], email, "the render after {TRAPS} traps");
 }
 
 /// One JSON answer per line, as many as requests.

@@ -1,6 +1,7 @@
 """Renders one request per stdin line with render/wasm/render.js in headless
 Chromium (Debian's, driven by Playwright) and prints one answer per line, as
-`render --lines` of the jar does.
+`render --lines` of the jar does. A render that throws (a trap in the module)
+answers {"thrown": the error's name, "message": …}, and the next line renders on.
 
 Usage: python render_browser.py REPO_ROOT TEMPLATES_DIR < requests
 The page loads render.js and target/wasm/mailbridge_render.wasm over HTTP from
@@ -19,7 +20,13 @@ from playwright.sync_api import sync_playwright
 RENDER_ALL = """async ([templates, lines]) => {
   const { Renderer } = await import("/render/wasm/render.js");
   const renderer = await Renderer.load("/target/wasm/mailbridge_render.wasm", templates);
-  return lines.map((line) => renderer.renderJson(line));
+  return lines.map((line) => {
+    try {
+      return renderer.renderJson(line);
+    } catch (error) {
+      return JSON.stringify({ thrown: error.name, message: error.message });
+    }
+  });
 }"""
 
 

@@ -9,9 +9,11 @@ import static org.mockito.ArgumentMatchers.anyString;
 import static org.mockito.Mockito.mock;
 import static org.mockito.Mockito.when;
 
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.keycloak.Config;
 import org.keycloak.provider.ProviderConfigProperty;
 
@@ -124,6 +126,15 @@ class MailbridgeOptionsTest {
                 () -> io.mailbridge.keycloak.render.TemplateFiles.forOption("/nonexistent/mailbridge-templates"));
         assertEquals(io.mailbridge.keycloak.render.TemplateFiles.shipped().size(),
                 io.mailbridge.keycloak.render.TemplateFiles.forOption(" ").size(), "blank: the shipped templates");
+    }
+
+    @Test
+    void aTemplatesOptionThatNamesAnEmptyDirectoryStopsTheStart(@TempDir Path empty) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> init(Map.of("url", "http://127.0.0.1:8090", "templates", empty.toString())));
+
+        assertTrue(e.getMessage().startsWith("mailbridge option templates: " + empty + " holds no email template"),
+                e.getMessage());
     }
 
     @Test

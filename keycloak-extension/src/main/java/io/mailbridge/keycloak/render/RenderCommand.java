@@ -3,7 +3,6 @@ package io.mailbridge.keycloak.render;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
@@ -44,11 +43,13 @@ public final class RenderCommand {
             err.println(USAGE);
             return 2;
         }
-        if (dir != null && !Files.isDirectory(dir)) {
-            err.println("render: " + dir + " is not a directory");
+        TemplateFiles templates;
+        try {
+            templates = dir == null ? TemplateFiles.shipped() : TemplateFiles.fromNamedDirectory(dir);
+        } catch (IllegalArgumentException e) {
+            err.println("render: " + e.getMessage());
             return 2;
         }
-        TemplateFiles templates = dir == null ? TemplateFiles.shipped() : TemplateFiles.fromDirectory(dir);
         String requests = new String(input, StandardCharsets.UTF_8);
         try (WasmRenderer renderer = new WasmRenderer(templates)) {
             int status = 0;

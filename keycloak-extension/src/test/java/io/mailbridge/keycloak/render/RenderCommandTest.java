@@ -46,6 +46,27 @@ class RenderCommandTest {
     }
 
     @Test
+    void templatesGivenAsASymbolicLinkRender() throws Exception {
+        Files.createDirectories(dir.resolve("real/emails/hi"));
+        Files.writeString(dir.resolve("real/emails/hi/subject.j2"), "Hi");
+        Files.writeString(dir.resolve("real/emails/hi/html.j2"), "<p>Hi</p>");
+        Path link = Files.createSymbolicLink(dir.resolve("link"), dir.resolve("real"));
+
+        int status = run("{\"template\":\"hi\"}", "render", "--templates", link.toString());
+
+        assertEquals("{\"subject\":\"Hi\",\"text\":\"Hi\\n\",\"html\":\"<p>Hi</p>\"}\n", out());
+        assertEquals(0, status);
+    }
+
+    @Test
+    void templatesWithoutATemplateExitWithTwo() throws Exception {
+        assertEquals(2, run("{\"template\":\"hi\"}", "render", "--templates", dir.toString()));
+        assertEquals("render: " + dir + " holds no email template (a subject.j2 and an html.j2 under"
+                + " emails/<name>/ or tenants/<tenant>/emails/<name>/)\n", err.toString(StandardCharsets.UTF_8));
+        assertEquals("", out());
+    }
+
+    @Test
     void aUsageErrorExitsWithTwo() throws Exception {
         assertEquals(2, run("{}", "draw"));
         assertEquals(2, run("{}", "render", "--templates"));
