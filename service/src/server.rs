@@ -61,8 +61,15 @@ pub struct Parts {
 
 /// Loads the templates of `settings`.
 pub fn load_renderer(settings: &Settings) -> anyhow::Result<Renderer> {
+    let dir = settings.templates.display();
     let sources = crate::render::load_dir(&settings.templates)
-        .with_context(|| format!("loading templates from {}", settings.templates.display()))?;
+        .with_context(|| format!("loading templates from {dir}"))?;
+    if !crate::render::has_email_template(&sources) {
+        anyhow::bail!(
+            "MAILBRIDGE_TEMPLATES={dir} holds no email template (emails/<name>/subject.j2 and \
+             html.j2, or tenants/<tenant>/emails/<name>/…): every render would answer unknown-template"
+        );
+    }
     Renderer::new(sources).context("compiling templates")
 }
 

@@ -6,4 +6,4 @@ mod sources;
 pub mod threads;
 
 pub use mailbridge_render::*;
-pub use sources::load_dir;
+pub use sources::{has_email_template, load_dir};
