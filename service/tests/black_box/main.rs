@@ -69,5 +69,6 @@ mod suppression_at_send;
 mod suppressions;
 mod telemetry_metrics;
 mod telemetry_otlp;
+mod templates_dir;
 mod wait_delivery;
 mod webhooks_out;
