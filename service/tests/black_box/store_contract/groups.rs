@@ -117,22 +117,34 @@ pub async fn new_messages_arriving_together_answer_one_after_the_other(store: Ar
     }
 }
 
-pub async fn outcomes_arriving_together_are_fenced_each_by_its_lease(store: Arc<dyn JobStore>) {
-    let now = OffsetDateTime::now_utc();
+/// Forty messages claimed, ten of them given back and claimed again (their
+/// first leases are lost): the first claims and the second.
+async fn claimed_twice(
+    store: &Arc<dyn JobStore>,
+    now: OffsetDateTime,
+) -> (
+    Vec<mailbridge::queue::ClaimedJob>,
+    Vec<mailbridge::queue::ClaimedJob>,
+) {
     for _ in 0..40 {
         store.enqueue(job("acme", None, now)).await.unwrap();
     }
-    let first = claim(&store, now, 100).await;
+    let first = claim(store, now, 100).await;
     assert_eq!(first.len(), 40);
-    // Ten messages are given back and claimed again: their first leases are lost.
     for job in &first[..10] {
         let back = Outcome::Released {
             next_attempt_at: now,
         };
         assert!(store.record(&job.lease, &back, now).await.unwrap());
     }
-    let second = claim(&store, now, 100).await;
+    let second = claim(store, now, 100).await;
     assert_eq!(second.len(), 10);
+    (first, second)
+}
+
+pub async fn outcomes_arriving_together_are_fenced_each_by_its_lease(store: Arc<dyn JobStore>) {
+    let now = OffsetDateTime::now_utc();
+    let (first, second) = claimed_twice(&store, now).await;
 
     let leases: Vec<Lease> = (first.iter().chain(&second)).map(|j| j.lease).collect();
     let tasks: Vec<_> = leases
@@ -185,20 +197,7 @@ fn notice(id: Uuid, now: OffsetDateTime) -> NewJob {
 
 pub async fn a_notice_is_stored_with_its_outcome_and_only_then(store: Arc<dyn JobStore>) {
     let now = OffsetDateTime::now_utc();
-    for _ in 0..40 {
-        store.enqueue(job("acme", None, now)).await.unwrap();
-    }
-    let first = claim(&store, now, 100).await;
-    assert_eq!(first.len(), 40);
-    // Ten messages are given back and claimed again: their first leases are lost.
-    for job in &first[..10] {
-        let back = Outcome::Released {
-            next_attempt_at: now,
-        };
-        assert!(store.record(&job.lease, &back, now).await.unwrap());
-    }
-    let second = claim(&store, now, 100).await;
-    assert_eq!(second.len(), 10);
+    let (first, second) = claimed_twice(&store, now).await;
 
     // Every attempt records its outcome with a notice, all at once (so that
     // they share commit groups), half of them `failed`.
