@@ -19,6 +19,8 @@ mod fluent;
 mod missing;
 mod nesting;
 mod text;
+#[cfg(test)]
+mod tree_depth;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

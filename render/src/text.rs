@@ -11,26 +11,47 @@ use html5ever::tokenizer::{
     BufferQueue, Tag, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
 };
 
-use super::nesting::{HtmlTooComplex, Nesting};
+use super::nesting::{Content, HtmlTooComplex, Nesting};
 
 /// Lines are wrapped at this width; longer words (links) keep their own line.
 const WIDTH: usize = 78;
 
 /// A readable plain-text version of an HTML body: blocks become lines,
 /// lists get `* `, links keep their URLs (`text <URL>`), scripts, styles and
-/// the title are left out. Refused when the HTML nests too deep.
+/// the title are left out. Refused when the HTML nests too deep for a
+/// browser's tree builder (see `nesting`).
 pub fn html_to_text(html: &str) -> Result<String, HtmlTooComplex> {
-    let sink = Sink::default();
+    // Mail clients run no scripts: `<noscript>` holds markup for them.
+    let conversion = convert(html, false);
+    if conversion.nesting.saw_noscript() && convert(html, true).too_complex {
+        // A browser that runs scripts reads it as text and nests the rest
+        // differently: that reading is bounded too.
+        return Err(HtmlTooComplex);
+    }
+    conversion.finish()
+}
+
+/// One pass of the tokenizer over `html`, for a browser that runs scripts or not.
+fn convert(html: &str, scripting: bool) -> Conversion {
+    let sink = Sink {
+        state: RefCell::new(Conversion::new(scripting)),
+    };
     let tokenizer = Tokenizer::new(sink, TokenizerOpts::default());
     let input = BufferQueue::default();
     input.push_back(StrTendril::from_slice(html));
     // Our sink never asks to pause for a script, so one feed consumes it all.
     while let TokenizerResult::Script(()) = tokenizer.feed(&input) {}
     tokenizer.end();
-    tokenizer.sink.state.into_inner().finish()
+    tokenizer.sink.state.into_inner()
 }
 
-#[derive(Default)]
+/// The deepest nesting the model saw in `html` (scripts not run).
+#[cfg(test)]
+pub(crate) fn deepest_nesting(html: &str, scripting: bool) -> Option<usize> {
+    let conversion = convert(html, scripting);
+    (!conversion.too_complex).then(|| conversion.nesting.deepest())
+}
+
 struct Sink {
     state: RefCell<Conversion>,
 }
@@ -41,77 +62,116 @@ impl TokenSink for Sink {
     fn process_token(&self, token: Token, _line: u64) -> TokenSinkResult<()> {
         self.state.borrow_mut().token(token)
     }
+
+    /// In SVG and MathML, `<![CDATA[…]]>` is text (elsewhere a bogus comment).
+    fn adjusted_current_node_present_but_not_in_html_namespace(&self) -> bool {
+        self.state.borrow().nesting.in_foreign_content()
+    }
+}
+
+/// An element whose content the tokenizer reads as text.
+struct RawText {
+    name: html5ever::LocalName,
+    /// Shown as preformatted text (`xmp`), or left out (script, style, …).
+    shown: bool,
 }
 
 /// The conversion so far.
-#[derive(Default)]
 struct Conversion {
     text: TextWriter,
     nesting: Nesting,
     too_complex: bool,
-    /// The element whose raw content (script, style, title) is being skipped.
-    skipping: Option<html5ever::LocalName>,
+    /// The element whose raw content is being read.
+    raw: Option<RawText>,
     /// The open links: their URL and where their text starts in the output.
     links: Vec<(Option<String>, usize)>,
 }
 
 impl Conversion {
+    fn new(scripting: bool) -> Self {
+        Self {
+            text: TextWriter::default(),
+            nesting: Nesting::new(scripting),
+            too_complex: false,
+            raw: None,
+            links: Vec::new(),
+        }
+    }
+
     fn token(&mut self, token: Token) -> TokenSinkResult<()> {
         if self.too_complex {
             return TokenSinkResult::Continue;
         }
         match token {
             Token::TagToken(tag) => return self.tag(tag),
-            Token::CharacterTokens(text) if self.skipping.is_none() => self.text.write(&text),
+            Token::CharacterTokens(text) if self.raw.is_none() => {
+                if self.nesting.text(&text).is_err() {
+                    self.too_complex = true;
+                } else if !self.nesting.hides_text() {
+                    self.text.write(&text);
+                }
+            }
+            Token::CharacterTokens(text) if self.raw.as_ref().is_some_and(|r| r.shown) => {
+                self.text.write(&text);
+            }
+            Token::DoctypeToken(doctype) if self.text.out.is_empty() => {
+                self.nesting.doctype(&doctype);
+            }
             _ => {}
         }
         TokenSinkResult::Continue
     }
 
     fn tag(&mut self, tag: Tag) -> TokenSinkResult<()> {
-        if let Some(skipped) = &self.skipping {
-            if tag.kind == TagKind::EndTag && *skipped == tag.name {
-                self.skipping = None;
+        if let Some(raw) = &self.raw {
+            // The tokenizer ends raw text only at the element's own end tag.
+            if tag.kind == TagKind::EndTag && raw.name == tag.name {
+                if raw.shown {
+                    self.end_pre();
+                }
+                self.raw = None;
             }
             return TokenSinkResult::Continue;
         }
         match tag.kind {
-            TagKind::StartTag => {
-                if self.nesting.start(&tag.name, tag.self_closing).is_err() {
-                    self.too_complex = true;
-                    return TokenSinkResult::Continue;
+            TagKind::StartTag => match self.nesting.start(&tag) {
+                Err(HtmlTooComplex) => self.too_complex = true,
+                Ok(Content::Text(kind)) => return self.start_raw(&tag, kind),
+                Ok(Content::Plaintext) => {
+                    self.start_pre();
+                    return TokenSinkResult::Plaintext;
                 }
-                self.start(&tag)
-            }
+                Ok(Content::Markup) => self.start(&tag),
+            },
             TagKind::EndTag => {
-                self.nesting.end(&tag.name);
+                if self.nesting.end(&tag).is_err() {
+                    self.too_complex = true;
+                }
                 self.end(&tag);
-                TokenSinkResult::Continue
             }
         }
+        TokenSinkResult::Continue
     }
 
-    fn start(&mut self, tag: &Tag) -> TokenSinkResult<()> {
-        let raw = match &*tag.name {
-            "script" => Some(RawKind::ScriptData),
-            "style" => Some(RawKind::Rawtext),
-            "title" | "textarea" => Some(RawKind::Rcdata),
-            _ => None,
-        };
-        if let Some(kind) = raw {
-            if !tag.self_closing {
-                self.skipping = Some(tag.name.clone());
-            }
-            return TokenSinkResult::RawData(kind);
+    /// Script, style, title and the like are left out; `xmp` shows its text as is.
+    fn start_raw(&mut self, tag: &Tag, kind: RawKind) -> TokenSinkResult<()> {
+        let shown = &*tag.name == "xmp";
+        if shown {
+            self.start_pre();
         }
+        self.raw = Some(RawText {
+            name: tag.name.clone(),
+            shown,
+        });
+        TokenSinkResult::RawData(kind)
+    }
+
+    fn start(&mut self, tag: &Tag) {
         match &*tag.name {
             "br" => self.text.line_break(),
             "li" => self.text.bullet(),
             "td" | "th" => self.text.space(),
-            "pre" => {
-                self.text.block(2);
-                self.text.pre += 1;
-            }
+            "pre" => self.start_pre(),
             "img" => {
                 if let Some(alt) = attribute(tag, "alt") {
                     self.text.write(alt);
@@ -124,22 +184,28 @@ impl Conversion {
                 }
             }
         }
-        TokenSinkResult::Continue
     }
 
     fn end(&mut self, tag: &Tag) {
         match &*tag.name {
             "a" => self.close_link(),
-            "pre" => {
-                self.text.pre = self.text.pre.saturating_sub(1);
-                self.text.block(2);
-            }
+            "pre" => self.end_pre(),
             name => {
                 if let Some(breaks) = block_breaks(name) {
                     self.text.block(breaks);
                 }
             }
         }
+    }
+
+    fn start_pre(&mut self) {
+        self.text.block(2);
+        self.text.pre += 1;
+    }
+
+    fn end_pre(&mut self) {
+        self.text.pre = self.text.pre.saturating_sub(1);
+        self.text.block(2);
     }
 
     fn open_link(&mut self, tag: &Tag) {
