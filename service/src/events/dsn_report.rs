@@ -133,10 +133,26 @@ pub fn parse(raw: &[u8]) -> Result<Vec<ProviderEvent>, Unreadable> {
         .filter(|f| !f.is_empty());
     let per_message = blocks.next().unwrap_or_default();
     let arrived = field(&per_message, "arrival-date");
-    Ok(blocks
-        .enumerate()
-        .filter_map(|(n, block)| recipient_event(&block, &reference, arrived, &report_id, n))
-        .collect())
+    // One event per recipient (its first block), and no more recipients than
+    // a message may have: anyone may write to the bounce address, and a
+    // report that names one address a thousand times, or a thousand
+    // addresses, is one event or none, not a thousand suppressions,
+    // Keycloak updates and webhooks.
+    let mut events: Vec<ProviderEvent> = Vec::new();
+    for block in blocks {
+        let Some(event) = recipient_event(&block, &reference, arrived, &report_id) else {
+            continue;
+        };
+        let named = |e: &ProviderEvent| e.recipient.as_deref().map(str::to_ascii_lowercase);
+        if events.iter().any(|e| named(e) == named(&event)) {
+            continue;
+        }
+        if events.len() == crate::email::MAX_RECIPIENTS {
+            break;
+        }
+        events.push(event);
+    }
+    Ok(events)
 }
 
 fn recipient_event(
@@ -144,7 +160,6 @@ fn recipient_event(
     reference: &MessageRef,
     arrived: Option<&str>,
     report_id: &str,
-    n: usize,
 ) -> Option<ProviderEvent> {
     let status = field(block, "status").unwrap_or_default();
     let (kind, bounce) = match field(block, "action")?.to_ascii_lowercase().as_str() {
@@ -170,9 +185,10 @@ fn recipient_event(
         message: reference.clone(),
         kind,
         bounce,
-        recipient: Some(recipient),
         detail: detail(reason.as_deref()),
-        provider_event_id: (!report_id.is_empty()).then(|| format!("{report_id}:{n}")),
+        provider_event_id: (!report_id.is_empty())
+            .then(|| format!("{report_id}:{}", recipient.to_ascii_lowercase())),
+        recipient: Some(recipient),
         occurred_at: at
             .and_then(|t| OffsetDateTime::parse(t, &Rfc2822).ok())
             .unwrap_or_else(OffsetDateTime::now_utc),
@@ -226,7 +242,7 @@ From: ACME <no-reply@acme.example>\r\nTo: ada@example.com\r\nSubject: Verify you
         assert_eq!(events[1].kind, EventType::Deferred);
         assert_eq!(
             events[1].provider_event_id.as_deref(),
-            Some("<20261204220000.ABC12@mx.acme.example>:1")
+            Some("<20261204220000.ABC12@mx.acme.example>:grace@example.com")
         );
     }
 
@@ -239,6 +255,28 @@ From: ACME <no-reply@acme.example>\r\nTo: ada@example.com\r\nSubject: Verify you
             .replace("Final-Recipient: rfc822; grace@example.com", "Final-Recipient: rfc822; ");
         let events = parse(report.as_bytes()).unwrap();
         assert!(events.is_empty(), "{events:?}");
+    }
+
+    #[test]
+    fn a_recipient_named_again_and_again_is_one_event_and_recipients_are_bounded() {
+        let id = Uuid::now_v7();
+        let to = verp_address("bounces", id, "acme.example");
+        let block = "Final-Recipient: rfc822; ada@example.com\r\nOriginal-Recipient: rfc822;ada@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n";
+        let again = format!("{block}\r\n{}", block.replace("ada@", "ADA@")).repeat(500);
+        let report = postfix_bounce(&to, "<x@acme.example>").replace(block, &again);
+        let events = parse(report.as_bytes()).unwrap();
+        let named: Vec<_> = events
+            .iter()
+            .map(|e| e.recipient.clone().unwrap())
+            .collect();
+        assert_eq!(named, ["ada@example.com", "grace@example.com"]);
+
+        let many: String = (0..1000)
+            .map(|i| block.replace("ada@", &format!("user{i}@")) + "\r\n")
+            .collect();
+        let report = postfix_bounce(&to, "<x@acme.example>").replace(block, &many);
+        let events = parse(report.as_bytes()).unwrap();
+        assert_eq!(events.len(), crate::email::MAX_RECIPIENTS);
     }
 
     #[test]

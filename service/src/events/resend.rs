@@ -111,8 +111,13 @@ pub fn parse(body: &[u8], svix_id: String) -> Result<Vec<ProviderEvent>, Unreada
         },
         kind,
         bounce,
-        // The addresses as the message gave them, which may carry names.
-        recipient: (event.data.to.first()).map(|to| super::bare_address(to).to_owned()),
+        // `to` lists every address of the message (as it gave them, names
+        // and all), not the one the event is about: only a message to one
+        // address names its recipient; for more, nobody is suppressed.
+        recipient: match event.data.to.as_slice() {
+            [to] => Some(super::bare_address(to).to_owned()),
+            _ => None,
+        },
         detail: detail(reason),
         provider_event_id: Some(svix_id),
         occurred_at: event
@@ -148,5 +153,14 @@ mod tests {
             events[0].message.provider.as_deref(),
             Some("56761188-7520-42d8-8898-ff6fc54ce618")
         );
+        assert_eq!(events[0].recipient.as_deref(), Some("delivered@resend.dev"));
+    }
+
+    #[test]
+    fn a_bounce_of_a_message_to_several_names_no_one_in_particular() {
+        let body = br#"{"type":"email.bounced","created_at":"2024-11-22T23:41:12.126Z","data":{"email_id":"5676","to":["Ada <ada@example.com>","bob@bad.example"],"bounce":{"type":"Permanent"}}}"#;
+        let events = parse(body, "msg_2".into()).unwrap();
+        assert_eq!(events[0].bounce, Some(Bounce::Hard));
+        assert_eq!(events[0].recipient, None);
     }
 }

@@ -210,10 +210,7 @@ impl Sns {
 
     /// The signing certificate's public key (DER SubjectPublicKeyInfo).
     async fn public_key(&self, cert_url: &str) -> Result<Arc<Vec<u8>>, Unverified> {
-        let url = sns_url(cert_url)?;
-        if !url.path().ends_with(".pem") {
-            return Err(Unverified::new("the SigningCertURL is not a .pem"));
-        }
+        let url = cert_url_of(cert_url)?;
         if let Some(key) = self.cached(url.as_str()) {
             return Ok(key);
         }
@@ -241,6 +238,10 @@ impl Sns {
             })?;
         let key = Arc::new(spki_of(&pem)?);
         if let Ok(mut keys) = self.keys.lock() {
+            // SNS signs with a handful of certificates; more is not SNS.
+            if keys.len() >= MAX_CERTS {
+                keys.clear();
+            }
             keys.insert(url.to_string(), key.clone());
         }
         Ok(key)
@@ -249,6 +250,22 @@ impl Sns {
     fn cached(&self, url: &str) -> Option<Arc<Vec<u8>>> {
         self.keys.lock().ok()?.get(url).cloned()
     }
+}
+
+/// Most signing certificates kept: SNS uses one per region at a time.
+const MAX_CERTS: usize = 64;
+
+/// A `SigningCertURL`: an SNS URL of a `.pem` with no query or fragment,
+/// so that one certificate has one URL (its cache key), and a message that
+/// varies them cannot have a certificate fetched and kept for each.
+fn cert_url_of(text: &str) -> Result<Url, Unverified> {
+    let url = sns_url(text)?;
+    if !url.path().ends_with(".pem") || url.query().is_some() || url.fragment().is_some() {
+        return Err(Unverified::new(
+            "the SigningCertURL is not a .pem of SNS without query or fragment",
+        ));
+    }
+    Ok(url)
 }
 
 /// The public key (DER SubjectPublicKeyInfo) of a PEM certificate.
@@ -282,6 +299,20 @@ mod tests {
             "https://xsns.us-east-1.amazonaws.com/x.pem",
         ] {
             assert!(sns_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_certificate_has_one_url_without_query_or_fragment() {
+        let pem = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem";
+        assert!(cert_url_of(pem).is_ok());
+        for bad in [
+            format!("{pem}#1"),
+            format!("{pem}?v=1"),
+            format!("{pem}?"),
+            "https://sns.us-east-1.amazonaws.com/x.txt".to_owned(),
+        ] {
+            assert!(cert_url_of(&bad).is_err(), "{bad}");
         }
     }
 
