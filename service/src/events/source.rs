@@ -2,6 +2,7 @@
 //! which key (the DSN option `webhook_key`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use time::OffsetDateTime;
@@ -65,6 +66,8 @@ pub struct EventSource {
     key: Secret,
     /// For SES: the topics accepted and the certificate fetcher.
     sns: Option<Sns>,
+    /// For Mailgun: the signatures taken lately.
+    seen: Arc<mailgun::SeenTokens>,
 }
 
 impl EventSource {
@@ -110,6 +113,7 @@ impl EventSource {
             provider,
             key: Secret::new(key),
             sns,
+            seen: Arc::default(),
         }))
     }
 
@@ -135,7 +139,7 @@ impl EventSource {
                 sendgrid::verify(key, headers, body, now)?;
                 sendgrid::parse(body)?
             }
-            (Provider::Mailgun, _) => mailgun::verify_and_parse(key, body, now)?,
+            (Provider::Mailgun, _) => mailgun::verify_and_parse(key, &self.seen, body, now)?,
             (Provider::Postmark, _) => {
                 super::signature::basic_auth(headers, key)?;
                 postmark::parse(body)?
