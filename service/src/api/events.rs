@@ -73,6 +73,19 @@ pub async fn receive(
             received.unmatched += 1;
             continue;
         };
+        if !state
+            .event_sources
+            .may_concern(&transport, &message.transport)
+        {
+            tracing::warn!(
+                message_id = %message.id,
+                %transport,
+                sent_through = %message.transport,
+                "a delivery event names a message of another transport: dropped"
+            );
+            received.unmatched += 1;
+            continue;
+        }
         if !sent_to(state.store.as_ref(), message.id, &event).await? {
             tracing::warn!(
                 message_id = %message.id,

@@ -1,7 +1,7 @@
 //! A transport's event endpoint: which provider's scheme verifies it, with
 //! which key (the DSN option `webhook_key`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
@@ -183,10 +183,44 @@ async fn receive_sns(sns: &Sns, body: &[u8], now: OffsetDateTime) -> Result<Deli
     }
 }
 
-/// The event endpoints of every transport that has a `webhook_key`, by transport name.
+/// The event endpoints of every transport that has a `webhook_key`, by
+/// transport name, and which endpoints may speak of which transport's
+/// messages.
 #[derive(Debug, Clone, Default)]
 pub struct EventSources {
     by_transport: BTreeMap<String, EventSource>,
+    /// Per transport a message may be stored with: the endpoints whose
+    /// events may concern it (its own, and those of the same provider
+    /// account among a failover group's members).
+    concerns: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Whether two DSNs send through one provider account (or server), whatever
+/// their options.
+fn same_account(a: &Dsn, b: &Dsn) -> bool {
+    (
+        a.scheme.as_str(),
+        &a.user,
+        &a.password,
+        a.host.as_str(),
+        a.port,
+        a.path.as_str(),
+    ) == (
+        b.scheme.as_str(),
+        &b.user,
+        &b.password,
+        b.host.as_str(),
+        b.port,
+        b.path.as_str(),
+    )
+}
+
+/// The transports `dsn` delivers through: itself, or a group's members, all the way down.
+fn leaves(dsn: &Dsn) -> Vec<&Dsn> {
+    if dsn.children.is_empty() {
+        return vec![dsn];
+    }
+    dsn.children.iter().flat_map(leaves).collect()
 }
 
 impl EventSources {
@@ -194,13 +228,38 @@ impl EventSources {
     pub fn from_dsns<'a>(
         dsns: impl IntoIterator<Item = (&'a str, &'a Dsn)>,
     ) -> Result<Self, (String, DsnError)> {
+        let dsns: Vec<(&str, &Dsn)> = dsns.into_iter().collect();
         let mut by_transport = BTreeMap::new();
-        for (name, dsn) in dsns {
+        for &(name, dsn) in &dsns {
             if let Some(source) = EventSource::from_dsn(dsn).map_err(|e| (name.to_owned(), e))? {
                 by_transport.insert(name.to_owned(), source);
             }
         }
-        Ok(Self { by_transport })
+        let mut concerns: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for &(name, dsn) in &dsns {
+            let endpoints = dsns
+                .iter()
+                .filter(|(endpoint, _)| by_transport.contains_key(*endpoint))
+                .filter(|(endpoint, own)| {
+                    *endpoint == name || leaves(dsn).iter().any(|leaf| same_account(leaf, own))
+                })
+                .map(|(endpoint, _)| (*endpoint).to_owned());
+            concerns.insert(name.to_owned(), endpoints.collect());
+        }
+        Ok(Self {
+            by_transport,
+            concerns,
+        })
+    }
+
+    /// Whether events posted to `endpoint` may concern a message stored with
+    /// `transport`: its own endpoint, or one of the same provider account
+    /// (a failover group's member). Events of one tenant's provider account
+    /// never act on another transport's messages.
+    pub fn may_concern(&self, endpoint: &str, transport: &str) -> bool {
+        self.concerns
+            .get(transport)
+            .is_some_and(|endpoints| endpoints.contains(endpoint))
     }
 
     /// Every SES endpoint fetching through `http` instead (tests: a local

@@ -58,7 +58,9 @@ fn encode(text: &str) -> String {
 }
 
 /// A server whose tenants `sg`, `mg`, `pm`, `mj` and `rs` each send through
-/// the transport of that name, every one with a `webhook_key`.
+/// the transport of that name, every one with a `webhook_key`, and whose
+/// tenant `grp` sends through a failover group of `mg`'s Mailgun account and
+/// Postmark.
 async fn start(mock: &MockServer, sendgrid_key: &str) -> TestServer {
     let uri = encode(&mock.uri());
     let config = format!(
@@ -69,6 +71,9 @@ mg = "mailgun+api://key-1:mg.example@default?endpoint={uri}&webhook_key={mg}"
 pm = "postmark+api://pm-token@default?endpoint={uri}&webhook_key={pm}"
 mj = "mailjet+api://k:s@default?endpoint={uri}&webhook_key={mj}"
 rs = "resend+api://re_key@default?endpoint={uri}&webhook_key={rs}"
+grp = "failover(mailgun+api://key-1:mg.example@default?endpoint={uri} postmark+api://pm-token@default?endpoint={uri})"
+[tenants.grp]
+transport = "grp"
 [tenants.sg]
 transport = "sg"
 [tenants.mg]
@@ -422,4 +427,75 @@ async fn resend_events_carry_svix_signatures() {
     let (status, problem) = post_event(&server, "default", &[], &body).await;
     assert_eq!(status, 404, "{problem}");
     assert_eq!(post_event(&server, "nope", &[], &body).await.0, 404);
+}
+
+/// A Mailgun webhook body for `event`, signed with `key` now.
+fn mailgun_signed(key: &str, event: &Value) -> String {
+    let at = now();
+    let token = format!("token-{at}-{}", event["id"]);
+    let mac: String = hmac_sha256(key.as_bytes(), format!("{at}{token}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    json!({"signature": {"timestamp": at.to_string(), "token": token, "signature": mac},
+           "event-data": event})
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_providers_events_act_only_on_messages_sent_through_its_account() {
+    let mock = providers().await;
+    let server = start(&mock, &sendgrid_key().1).await;
+    let bounce = |event_id: &str, id: &str| {
+        let ours = format!("{}@localhost", id.replace('-', ""));
+        json!({"id": event_id, "event": "failed", "severity": "permanent", "timestamp": now() as f64,
+               "recipient": "ada@example.com", "message": {"headers": {"message-id": ours}},
+               "delivery-status": {"code": 550, "message": "5.1.1 no such user"}})
+    };
+    // A message of another tenant, sent through SendGrid: Mailgun's account
+    // (whoever holds its signing key) cannot bounce it.
+    let other = send(&server, "sg").await;
+    let (status, answer) = post_event(
+        &server,
+        "mg",
+        &[],
+        &mailgun_signed(MAILGUN_KEY, &bounce("mg-x-1", &other)),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["stored"].clone(), answer["unmatched"].clone()),
+        (json!(0), json!(1)),
+        "{answer}"
+    );
+    assert!(
+        message(&server, &other).await["events"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let (_, listed) = server
+        .get("/v1/suppressions?tenant=sg", &server.token(None, true))
+        .await;
+    assert!(!listed.to_string().contains("ada@example.com"), "{listed}");
+
+    // A message sent through a failover group with that Mailgun account among
+    // its members: the account's events concern it.
+    let grouped = send(&server, "grp").await;
+    let (status, answer) = post_event(
+        &server,
+        "mg",
+        &[],
+        &mailgun_signed(MAILGUN_KEY, &bounce("mg-x-2", &grouped)),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["stored"].clone()),
+        (200, json!(1)),
+        "{answer}"
+    );
+    assert_eq!(
+        message(&server, &grouped).await["delivery"]["type"],
+        "bounced"
+    );
 }
