@@ -139,7 +139,7 @@ impl Sessions {
 }
 
 /// 256 random bits, URL-safe.
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -157,10 +157,15 @@ pub fn same_token(given: &str, expected: &str) -> bool {
 
 /// The session id in a `Cookie` header, if any.
 pub fn cookie_value(header: &str) -> Option<&str> {
+    cookie_named(header, COOKIE)
+}
+
+/// The value of cookie `name` in a `Cookie` header, if any.
+pub fn cookie_named<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     header
         .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value)
 }
 
