@@ -2,14 +2,14 @@
 
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::session::{COOKIE, same_token};
-use super::signin::{Oidc, SignInError};
+use super::session::{COOKIE, cookie_named, same_token};
+use super::signin::{self, Oidc, SignInError};
 use super::view::{error_page, not_found};
-use super::{SignIn, Visit};
+use super::{Console, SignIn, Visit};
 use crate::api::AppState;
 use crate::secret::Secret;
 
@@ -27,7 +27,9 @@ fn failed(e: &SignInError) -> Response {
     tracing::warn!(error = %e, "console sign-in failed");
     let status = match e {
         SignInError::Unreachable(_) => StatusCode::BAD_GATEWAY,
-        SignInError::UnknownState | SignInError::Refused(_) => StatusCode::BAD_REQUEST,
+        SignInError::UnknownState | SignInError::OtherBrowser | SignInError::Refused(_) => {
+            StatusCode::BAD_REQUEST
+        }
     };
     error_page(
         status,
@@ -35,15 +37,21 @@ fn failed(e: &SignInError) -> Response {
     )
 }
 
-/// `GET /console/signin`: off to the issuer, with a fresh PKCE challenge, state and nonce.
+/// `GET /console/signin`: off to the issuer, with a fresh PKCE challenge,
+/// state and nonce, and the cookie that binds the sign-in to this browser.
 pub async fn sign_in(State(state): State<AppState>) -> Response {
-    let Some(oidc) = oidc(&state) else {
+    let (Some(console), Some(oidc)) = (state.console.clone(), oidc(&state)) else {
         return not_found();
     };
-    match oidc.start().await {
-        Ok(url) => Redirect::to(&url).into_response(),
-        Err(e) => failed(&e),
+    let started = match oidc.start().await {
+        Ok(started) => started,
+        Err(e) => return failed(&e),
+    };
+    let mut response = Redirect::to(&started.url).into_response();
+    if let Some(cookie) = console.sign_in_cookie(&started.browser) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
     }
+    response
 }
 
 /// The issuer's answer on the redirect.
@@ -54,16 +62,34 @@ pub struct Callback {
     error: Option<String>,
 }
 
-/// `GET /console/callback`: the code exchanged, the ID token checked, a session opened.
-pub async fn callback(State(state): State<AppState>, Query(answer): Query<Callback>) -> Response {
+/// `GET /console/callback`: in the browser that began the sign-in, the code
+/// exchanged, the ID token checked, a session opened; the sign-in's cookie
+/// is removed whatever the outcome.
+pub async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(answer): Query<Callback>,
+) -> Response {
     let (Some(console), Some(oidc)) = (state.console.clone(), oidc(&state)) else {
         return not_found();
     };
+    let mut response = finish(&console, &oidc, &headers, answer).await;
+    if let Some(removed) = console.sign_in_cookie_removed() {
+        response.headers_mut().append(header::SET_COOKIE, removed);
+    }
+    response
+}
+
+/// The callback's answer: the console with a new session, or the error page.
+async fn finish(console: &Console, oidc: &Oidc, headers: &HeaderMap, answer: Callback) -> Response {
     let (Some(code), Some(st)) = (answer.code, answer.state) else {
         let why = answer.error.unwrap_or_else(|| "no code".into());
         return failed(&SignInError::Refused(why.chars().take(100).collect()));
     };
-    let signed_in = match oidc.finish(&code, &st).await {
+    let browser = (headers.get_all(header::COOKIE).iter())
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| cookie_named(h, signin::COOKIE));
+    let signed_in = match oidc.finish(&code, &st, browser).await {
         Ok(s) => s,
         Err(e) => return failed(&e),
     };

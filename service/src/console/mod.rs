@@ -203,13 +203,28 @@ impl Console {
     /// `Secure` when the console is behind https.
     /// `None` only for an id that is no header value (ids are URL-safe base64).
     pub fn cookie(&self, id: &str) -> Option<HeaderValue> {
+        self.set_cookie(session::COOKIE, id, "")
+    }
+
+    /// The `Set-Cookie` value that binds a sign-in to this browser, with the
+    /// session cookie's flags, for as long as the sign-in may take.
+    pub fn sign_in_cookie(&self, browser: &str) -> Option<HeaderValue> {
+        let lifetime = format!("; Max-Age={}", signin::PENDING_TTL.as_secs());
+        self.set_cookie(signin::COOKIE, browser, &lifetime)
+    }
+
+    /// The `Set-Cookie` value that removes the sign-in's cookie.
+    pub fn sign_in_cookie_removed(&self) -> Option<HeaderValue> {
+        self.set_cookie(signin::COOKIE, "", "; Max-Age=0")
+    }
+
+    fn set_cookie(&self, name: &str, value: &str, lifetime: &str) -> Option<HeaderValue> {
         let secure = match &self.sign_in {
             SignIn::Oidc(oidc) if oidc.secure() => "; Secure",
             _ => "",
         };
         HeaderValue::from_str(&format!(
-            "{}={id}; Path=/console; HttpOnly; SameSite=Lax{secure}",
-            session::COOKIE
+            "{name}={value}; Path=/console; HttpOnly; SameSite=Lax{secure}{lifetime}"
         ))
         .ok()
     }

@@ -16,6 +16,10 @@ pub const COOKIE: &str = "mailbridge_console";
 /// A session unused this long is forgotten.
 const IDLE: Duration = Duration::from_secs(8 * 3600);
 
+/// A session ends this long after its sign-in however often it is used:
+/// roles are read at sign-in, so a changed role reaches the console within this.
+const LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
 /// Sessions kept at most; beyond, the longest idle ones go first.
 const MAX_SESSIONS: usize = 10_000;
 
@@ -73,7 +77,16 @@ pub struct Session {
     pub id_token: Option<Secret>,
     /// Every form carries it; a POST without it is refused.
     pub csrf: String,
+    opened: Instant,
     last_seen: Instant,
+}
+
+impl Session {
+    /// Whether the session still holds at `now`: used within [`IDLE`] and
+    /// opened less than [`LIFETIME`] ago.
+    fn live_at(&self, now: Instant) -> bool {
+        now.duration_since(self.last_seen) < IDLE && now.duration_since(self.opened) < LIFETIME
+    }
 }
 
 /// The sessions of this process (in memory: one replica; a restart signs everyone out).
@@ -91,17 +104,18 @@ impl Sessions {
     /// Opens a session for `viewer` signed in with `id_token`; answers its id.
     pub fn open_signed_in(&self, viewer: Viewer, id_token: Option<Secret>) -> String {
         let id = random_token();
+        let now = Instant::now();
         let session = Session {
             id: id.clone(),
             viewer,
             id_token,
             csrf: random_token(),
-            last_seen: Instant::now(),
+            opened: now,
+            last_seen: now,
         };
         let mut by_id = self.lock();
         if by_id.len() >= MAX_SESSIONS {
-            let now = Instant::now();
-            by_id.retain(|_, s| now.duration_since(s.last_seen) < IDLE);
+            by_id.retain(|_, s| s.live_at(now));
             if by_id.len() >= MAX_SESSIONS
                 && let Some(oldest) = (by_id.iter())
                     .min_by_key(|(_, s)| s.last_seen)
@@ -116,10 +130,15 @@ impl Sessions {
 
     /// The live session `id` names, marked as seen now.
     pub fn find(&self, id: &str) -> Option<Session> {
+        self.find_at(id, Instant::now())
+    }
+
+    /// The session `id` names if it is live at `now`, marked as seen then;
+    /// one past its idle time or its lifetime is forgotten.
+    fn find_at(&self, id: &str, now: Instant) -> Option<Session> {
         let mut by_id = self.lock();
-        let now = Instant::now();
         let session = by_id.get_mut(id)?;
-        if now.duration_since(session.last_seen) >= IDLE {
+        if !session.live_at(now) {
             by_id.remove(id);
             return None;
         }
@@ -139,7 +158,7 @@ impl Sessions {
 }
 
 /// 256 random bits, URL-safe.
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -157,10 +176,15 @@ pub fn same_token(given: &str, expected: &str) -> bool {
 
 /// The session id in a `Cookie` header, if any.
 pub fn cookie_value(header: &str) -> Option<&str> {
+    cookie_named(header, COOKIE)
+}
+
+/// The value of cookie `name` in a `Cookie` header, if any.
+pub fn cookie_named<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     header
         .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value)
 }
 
@@ -190,6 +214,36 @@ mod tests {
         assert!(sessions.find("forged").is_none());
         sessions.close(&id);
         assert!(sessions.find(&id).is_none());
+    }
+
+    #[test]
+    fn a_session_in_use_still_ends_twelve_hours_after_its_sign_in() {
+        let sessions = Sessions::default();
+        let id = sessions.open(Viewer::from_roles("ada", ["admin"]));
+        let opened = sessions.lock()[&id].opened;
+        let hours = |h: u64| opened + Duration::from_secs(h * 3600);
+        for h in [4, 8, 11] {
+            assert!(sessions.find_at(&id, hours(h)).is_some(), "used at {h} h");
+        }
+        let last_minute = hours(12) - Duration::from_secs(60);
+        assert!(sessions.find_at(&id, last_minute).is_some());
+        assert!(
+            sessions.find_at(&id, hours(12)).is_none(),
+            "used a minute ago, but 12 h old"
+        );
+        assert!(
+            sessions.find_at(&id, last_minute).is_none(),
+            "and forgotten"
+        );
+    }
+
+    #[test]
+    fn a_session_unused_for_eight_hours_ends() {
+        let sessions = Sessions::default();
+        let id = sessions.open(Viewer::from_roles("ada", ["admin"]));
+        let opened = sessions.lock()[&id].opened;
+        let later = opened + Duration::from_secs(8 * 3600);
+        assert!(sessions.find_at(&id, later).is_none());
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! for signature, issuer, audience, nonce and expiry; the viewer's roles are
 //! the console client's roles in the token (`resource_access.<client>.roles`).
 //! Sign-out ends the session here and at the issuer (RP-initiated logout).
+//!
+//! A sign-in is bound to the browser that began it: that browser gets a
+//! random value in the [`COOKIE`] cookie, and the callback is accepted only
+//! with it. Without that, a link to a callback of someone else's sign-in
+//! would sign the browser that opens it in as that someone (login CSRF).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,14 +24,17 @@ use openidconnect::{
 use serde_json::Value;
 
 use super::issuer_http::Http;
-use super::session::Viewer;
+use super::session::{Viewer, random_token, same_token};
 use crate::config::ConsoleSettings;
 
 /// Discovery and keys are fetched again after this long (key rotation).
 const METADATA_TTL: Duration = Duration::from_secs(600);
 
 /// A sign-in not finished within this long must start again.
-const PENDING_TTL: Duration = Duration::from_secs(600);
+pub const PENDING_TTL: Duration = Duration::from_secs(600);
+
+/// The cookie that binds a sign-in to the browser that began it.
+pub const COOKIE: &str = "mailbridge_console_signin";
 
 /// Sign-ins in progress kept at most (each is a browser sent to the issuer).
 const MAX_PENDING: usize = 10_000;
@@ -40,6 +48,9 @@ pub enum SignInError {
     /// The callback does not belong to a sign-in begun here, or came too late.
     #[error("this sign-in is unknown or expired")]
     UnknownState,
+    /// The callback reached a browser other than the one that began the sign-in.
+    #[error("this sign-in was begun in another browser")]
+    OtherBrowser,
     /// The issuer's answer was refused (no ID token, or one that fails its checks).
     #[error("the identity provider's answer was refused: {0}")]
     Refused(String),
@@ -47,6 +58,8 @@ pub enum SignInError {
 
 /// A sign-in sent to the issuer, waiting for its callback.
 struct Pending {
+    /// The value of the [`COOKIE`] cookie of the browser that began it.
+    browser: String,
     verifier: PkceCodeVerifier,
     nonce: Nonce,
     started: Instant,
@@ -84,6 +97,14 @@ impl std::fmt::Debug for Oidc {
             .field("client_id", &self.settings.client_id)
             .finish_non_exhaustive()
     }
+}
+
+/// A sign-in begun: where to send the browser, and its [`COOKIE`] cookie's value.
+pub struct Started {
+    /// The issuer's authorization URL.
+    pub url: String,
+    /// The value that binds the sign-in to this browser.
+    pub browser: String,
 }
 
 /// A finished sign-in: who, and the ID token (kept for sign-out's hint).
@@ -175,8 +196,9 @@ impl Oidc {
         .set_redirect_uri(redirect))
     }
 
-    /// Begins a sign-in: the issuer's URL to send the browser to.
-    pub async fn start(&self) -> Result<String, SignInError> {
+    /// Begins a sign-in: the issuer's URL to send the browser to, and the
+    /// value the browser must bring back to the callback.
+    pub async fn start(&self) -> Result<Started, SignInError> {
         let client = self.client(self.metadata(false).await?)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state, nonce) = client
@@ -189,19 +211,31 @@ impl Oidc {
             .url();
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         make_room(&mut pending, MAX_PENDING);
+        let browser = random_token();
         pending.insert(
             state.secret().clone(),
             Pending {
+                browser: browser.clone(),
                 verifier,
                 nonce,
                 started: Instant::now(),
             },
         );
-        Ok(url.to_string())
+        Ok(Started {
+            url: url.to_string(),
+            browser,
+        })
     }
 
-    /// Finishes the sign-in `state` names with the issuer's `code`.
-    pub async fn finish(&self, code: &str, state: &str) -> Result<SignedIn, SignInError> {
+    /// Finishes the sign-in `state` names with the issuer's `code`, in the
+    /// browser whose [`COOKIE`] cookie is `browser`. The sign-in is used up
+    /// either way: a callback refused here cannot be tried again.
+    pub async fn finish(
+        &self,
+        code: &str,
+        state: &str,
+        browser: Option<&str>,
+    ) -> Result<SignedIn, SignInError> {
         let pending = self
             .pending
             .lock()
@@ -209,6 +243,9 @@ impl Oidc {
             .remove(state)
             .filter(|p| p.started.elapsed() < PENDING_TTL)
             .ok_or(SignInError::UnknownState)?;
+        if !browser.is_some_and(|b| same_token(b, &pending.browser)) {
+            return Err(SignInError::OtherBrowser);
+        }
         let client = self.client(self.metadata(false).await?)?;
         let answer = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
@@ -310,6 +347,7 @@ mod tests {
             pending.insert(
                 format!("s{i}"),
                 Pending {
+                    browser: format!("b{i}"),
                     verifier: PkceCodeVerifier::new(format!("v{i}")),
                     nonce: Nonce::new(format!("n{i}")),
                     started: start + std::time::Duration::from_millis(i),

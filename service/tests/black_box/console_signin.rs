@@ -1,11 +1,13 @@
 //! The console with a sign-in issuer, against a real server on 127.0.0.1:
-//! nothing without a session, and a sign-in that cannot complete fails with
-//! a page, not a crash. (The full sign-in runs against a real Keycloak in
-//! the e2e crate.)
+//! nothing without a session, a sign-in that cannot complete fails with a
+//! page, not a crash, and a sign-in completes only in the browser that began
+//! it (against a stand-in for the realm; the full sign-in runs against a
+//! real Keycloak in the e2e crate).
 
 use crate::common;
 
 use common::console::Browser;
+use common::issuer::Issuer;
 use common::server::TestServer;
 
 /// An issuer where nothing listens.
@@ -53,4 +55,102 @@ async fn a_sign_in_that_cannot_complete_answers_with_a_page() {
     assert!(page.contains("unknown or expired"), "{page}");
     let (status, _, _) = browser.get("/console/callback?error=access_denied").await;
     assert_eq!(status, 400);
+}
+
+/// The sign-in cookie's name.
+const SIGN_IN: &str = "mailbridge_console_signin";
+
+/// A console that signs in at `issuer`, where `mallory` is logged in.
+async fn console_at(issuer: &Issuer) -> TestServer {
+    let settings = issuer.settings("http://127.0.0.1:8090");
+    let env: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    TestServer::start(&env).await
+}
+
+/// `browser` begins a sign-in and passes the issuer; answers the callback
+/// link the issuer sends it back with (path and query).
+async fn callback_link(browser: &mut Browser<'_>) -> String {
+    let (status, headers, _) = browser.get("/console/signin").await;
+    assert_eq!(status, 303);
+    let issuer = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let at_issuer = headers["location"].to_str().expect("location");
+    let back = issuer.get(at_issuer).send().await.expect("issuer");
+    let back = back.headers()["location"].to_str().expect("callback");
+    let link = back
+        .strip_prefix("http://127.0.0.1:8090")
+        .expect("to the console");
+    assert!(link.starts_with("/console/callback?code="), "{link}");
+    link.to_owned()
+}
+
+#[tokio::test]
+async fn a_sign_in_completes_in_the_browser_that_began_it() {
+    let issuer = Issuer::start("ada", &["admin"]).await;
+    let server = console_at(&issuer).await;
+    let mut browser = Browser::new(&server, None);
+    let (_, headers, _) = browser.get("/console/signin").await;
+    let cookie = headers["set-cookie"].to_str().expect("cookie");
+    assert!(cookie.starts_with(&format!("{SIGN_IN}=")), "{cookie}");
+    for flag in [
+        "; Path=/console",
+        "; HttpOnly",
+        "; SameSite=Lax",
+        "; Max-Age=600",
+    ] {
+        assert!(cookie.contains(flag), "{flag} in {cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "the console is on http: {cookie}"
+    );
+
+    let link = callback_link(&mut browser).await;
+    let (status, headers, page) = browser.get(&link).await;
+    assert_eq!(status, 303, "{page}");
+    assert_eq!(headers["location"], "/console/");
+    assert!(browser.cookie.is_some(), "a session is opened");
+    assert!(
+        !browser.jar.contains_key(SIGN_IN),
+        "the sign-in's cookie is removed"
+    );
+    let (status, _, page) = browser.get("/console/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<span class=\"who\">ada</span>"), "{page}");
+}
+
+#[tokio::test]
+async fn a_callback_opened_in_another_browser_signs_no_one_in() {
+    let issuer = Issuer::start("mallory", &["admin"]).await;
+    let server = console_at(&issuer).await;
+    let mut mallory = Browser::new(&server, None);
+
+    // Without a sign-in of its own, and with one of its own begun.
+    let mut fresh = Browser::new(&server, None);
+    let mut signing_in = Browser::new(&server, None);
+    signing_in.get("/console/signin").await;
+    for victim in [&mut fresh, &mut signing_in] {
+        let link = callback_link(&mut mallory).await;
+        let (status, headers, page) = victim.get(&link).await;
+        assert_eq!(status, 400, "{page}");
+        assert!(page.contains("begun in another browser"), "{page}");
+        let cookies: Vec<_> = headers.get_all("set-cookie").iter().collect();
+        assert!(
+            cookies
+                .iter()
+                .all(|c| c.to_str().expect("cookie").starts_with(SIGN_IN)),
+            "no session cookie: {cookies:?}"
+        );
+        assert!(victim.cookie.is_none());
+        let (status, headers, _) = victim.get("/console/").await;
+        assert_eq!(status, 303);
+        assert_eq!(headers["location"], "/console/signin");
+
+        // The refused callback used the sign-in up: it cannot be retried anywhere.
+        let (status, _, page) = mallory.get(&link).await;
+        assert_eq!(status, 400);
+        assert!(page.contains("unknown or expired"), "{page}");
+    }
 }

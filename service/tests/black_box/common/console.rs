@@ -1,6 +1,7 @@
 //! A console in a real server on 127.0.0.1, and a browser-like client of it
-//! (its own session cookie, redirects not followed).
+//! (its own cookies, redirects not followed).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,12 +18,14 @@ pub const FAILING: [(&str, &str); 2] = [
     ("MAILBRIDGE_RETRY_MAX_ATTEMPTS", "2"),
 ];
 
-/// A browser: its own session cookie, redirects not followed.
+/// A browser: its own cookies, redirects not followed.
 pub struct Browser<'a> {
     server: &'a TestServer,
     http: reqwest::Client,
     /// The session cookie's value.
     pub cookie: Option<String>,
+    /// Its other cookies, by name.
+    pub jar: BTreeMap<String, String>,
 }
 
 impl<'a> Browser<'a> {
@@ -35,21 +38,37 @@ impl<'a> Browser<'a> {
             server,
             http,
             cookie,
+            jar: BTreeMap::new(),
         }
     }
 
     fn remember(&mut self, resp: &reqwest::Response) {
-        if let Some(set) = resp.headers().get("set-cookie") {
+        for set in resp.headers().get_all("set-cookie") {
             let set = set.to_str().expect("cookie");
             let pair = set.split(';').next().expect("pair");
-            self.cookie = Some(pair.trim_start_matches(&format!("{COOKIE}=")).to_owned());
+            let (name, value) = pair.split_once('=').expect("name=value");
+            let kept = (!set.contains("Max-Age=0")).then(|| value.to_owned());
+            if name == COOKIE {
+                self.cookie = kept;
+            } else if let Some(value) = kept {
+                self.jar.insert(name.to_owned(), value);
+            } else {
+                self.jar.remove(name);
+            }
         }
     }
 
     fn with_cookie(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.cookie {
-            Some(c) => req.header("cookie", format!("{COOKIE}={c}")),
-            None => req,
+        let session = self.cookie.iter().map(|c| format!("{COOKIE}={c}"));
+        let others = self
+            .jar
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"));
+        let header = session.chain(others).collect::<Vec<_>>().join("; ");
+        if header.is_empty() {
+            req
+        } else {
+            req.header("cookie", header)
         }
     }
 

@@ -24,6 +24,7 @@ pub fn peers_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
 }
 pub mod console;
+pub mod issuer;
 pub mod postgres;
 pub mod postmark;
 pub mod server;
