@@ -260,16 +260,6 @@ async fn mailgun_events_match_by_message_id_and_refuse_a_wrong_key() {
     let mock = providers().await;
     let server = start(&mock, &sendgrid_key().1).await;
     let id = send(&server, "mg").await;
-    let signed = |key: &str, timestamp: u64, event: Value| {
-        let token = format!("token-{timestamp}-{}", event["id"]);
-        let mac: String = hmac_sha256(key.as_bytes(), format!("{timestamp}{token}").as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        json!({"signature": {"timestamp": timestamp.to_string(), "token": token, "signature": mac},
-               "event-data": event})
-        .to_string()
-    };
     let at = now();
     // Temporary failure first (Mailgun retries), named by Mailgun's id of the message.
     let deferred = json!({"id": "mg-ev-1", "event": "failed", "severity": "temporary", "timestamp": at as f64 - 60.0,
@@ -279,7 +269,7 @@ async fn mailgun_events_match_by_message_id_and_refuse_a_wrong_key() {
         &server,
         "mg",
         &[],
-        &signed(MAILGUN_KEY, at, deferred.clone()),
+        &mailgun_signed(MAILGUN_KEY, at, &deferred),
     )
     .await;
     assert_eq!(
@@ -296,7 +286,7 @@ async fn mailgun_events_match_by_message_id_and_refuse_a_wrong_key() {
         &server,
         "mg",
         &[],
-        &signed(MAILGUN_KEY, at, complaint.clone()),
+        &mailgun_signed(MAILGUN_KEY, at, &complaint),
     )
     .await;
     assert_eq!(
@@ -309,7 +299,7 @@ async fn mailgun_events_match_by_message_id_and_refuse_a_wrong_key() {
     assert_eq!(record["events"][0]["detail"], "4.2.2 Mailbox full");
     assert_eq!(record["delivery"]["type"], "complained");
 
-    let forged = signed("not-the-key", at, complaint);
+    let forged = mailgun_signed("not-the-key", at, &complaint);
     let (status, problem) = post_event(&server, "mg", &[], &forged).await;
     assert_eq!(status, 401);
     assert_eq!(problem["status"], 401);
@@ -429,9 +419,8 @@ async fn resend_events_carry_svix_signatures() {
     assert_eq!(post_event(&server, "nope", &[], &body).await.0, 404);
 }
 
-/// A Mailgun webhook body for `event`, signed with `key` now.
-fn mailgun_signed(key: &str, event: &Value) -> String {
-    let at = now();
+/// A Mailgun webhook body for `event`, signed with `key` at unix time `at`.
+fn mailgun_signed(key: &str, at: u64, event: &Value) -> String {
     let token = format!("token-{at}-{}", event["id"]);
     let mac: String = hmac_sha256(key.as_bytes(), format!("{at}{token}").as_bytes())
         .iter()
@@ -459,7 +448,7 @@ async fn a_providers_events_act_only_on_messages_sent_through_its_account() {
         &server,
         "mg",
         &[],
-        &mailgun_signed(MAILGUN_KEY, &bounce("mg-x-1", &other)),
+        &mailgun_signed(MAILGUN_KEY, now(), &bounce("mg-x-1", &other)),
     )
     .await;
     assert_eq!(status, 200, "{answer}");
@@ -486,7 +475,7 @@ async fn a_providers_events_act_only_on_messages_sent_through_its_account() {
         &server,
         "mg",
         &[],
-        &mailgun_signed(MAILGUN_KEY, &bounce("mg-x-2", &grouped)),
+        &mailgun_signed(MAILGUN_KEY, now(), &bounce("mg-x-2", &grouped)),
     )
     .await;
     assert_eq!(
