@@ -2,11 +2,11 @@
 
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::session::{COOKIE, cookie_named, same_token};
+use super::session::{cookie_named, same_token};
 use super::signin::{self, Oidc, SignInError};
 use super::view::{error_page, not_found};
 use super::{Console, SignIn, Visit};
@@ -134,8 +134,7 @@ pub async fn sign_out(
         _ => None,
     };
     let mut response = Redirect::to(issuer.as_deref().unwrap_or("/console/")).into_response();
-    let expired = format!("{COOKIE}=; Path=/console; HttpOnly; SameSite=Lax; Max-Age=0");
-    if let Ok(value) = HeaderValue::from_str(&expired) {
+    if let Some(value) = visit.console.cookie_removed() {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response

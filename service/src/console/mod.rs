@@ -213,6 +213,12 @@ impl Console {
         self.set_cookie(signin::COOKIE, browser, &lifetime)
     }
 
+    /// The `Set-Cookie` value that removes the session's cookie (sign-out),
+    /// with the flags it was set with.
+    pub fn cookie_removed(&self) -> Option<HeaderValue> {
+        self.set_cookie(session::COOKIE, "", "; Max-Age=0")
+    }
+
     /// The `Set-Cookie` value that removes the sign-in's cookie.
     pub fn sign_in_cookie_removed(&self) -> Option<HeaderValue> {
         self.set_cookie(signin::COOKIE, "", "; Max-Age=0")

@@ -60,9 +60,17 @@ async fn a_sign_in_that_cannot_complete_answers_with_a_page() {
 /// The sign-in cookie's name.
 const SIGN_IN: &str = "mailbridge_console_signin";
 
+/// Where the console says it is (its `url`).
+const CONSOLE: &str = "http://127.0.0.1:8090";
+
 /// A console that signs in at `issuer`, where `mallory` is logged in.
 async fn console_at(issuer: &Issuer) -> TestServer {
-    let settings = issuer.settings("http://127.0.0.1:8090");
+    console_at_url(issuer, CONSOLE).await
+}
+
+/// The same, saying it is at `url`.
+async fn console_at_url(issuer: &Issuer, url: &str) -> TestServer {
+    let settings = issuer.settings(url);
     let env: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     TestServer::start(&env).await
 }
@@ -70,6 +78,11 @@ async fn console_at(issuer: &Issuer) -> TestServer {
 /// `browser` begins a sign-in and passes the issuer; answers the callback
 /// link the issuer sends it back with (path and query).
 async fn callback_link(browser: &mut Browser<'_>) -> String {
+    callback_link_to(browser, CONSOLE).await
+}
+
+/// The same, for a console at `console`.
+async fn callback_link_to(browser: &mut Browser<'_>, console: &str) -> String {
     let (status, headers, _) = browser.get("/console/signin").await;
     assert_eq!(status, 303);
     let issuer = reqwest::Client::builder()
@@ -79,9 +92,7 @@ async fn callback_link(browser: &mut Browser<'_>) -> String {
     let at_issuer = headers["location"].to_str().expect("location");
     let back = issuer.get(at_issuer).send().await.expect("issuer");
     let back = back.headers()["location"].to_str().expect("callback");
-    let link = back
-        .strip_prefix("http://127.0.0.1:8090")
-        .expect("to the console");
+    let link = back.strip_prefix(console).expect("to the console");
     assert!(link.starts_with("/console/callback?code="), "{link}");
     link.to_owned()
 }
@@ -152,5 +163,38 @@ async fn a_callback_opened_in_another_browser_signs_no_one_in() {
         let (status, _, page) = mallory.get(&link).await;
         assert_eq!(status, 400);
         assert!(page.contains("unknown or expired"), "{page}");
+    }
+}
+
+#[tokio::test]
+async fn behind_https_every_console_cookie_is_secure_their_removals_too() {
+    let issuer = Issuer::start("ada", &["admin"]).await;
+    let console = "https://console.acme.example";
+    let server = console_at_url(&issuer, console).await;
+    let mut browser = Browser::new(&server, None);
+    let mut set = Vec::new();
+    let (_, headers, _) = browser.get("/console/signin").await;
+    set.extend(headers.get_all("set-cookie").iter().cloned());
+    let link = callback_link_to(&mut browser, console).await;
+    let (status, headers, page) = browser.get(&link).await;
+    assert_eq!(status, 303, "{page}");
+    set.extend(headers.get_all("set-cookie").iter().cloned());
+    let (_, _, page) = browser.get("/console/").await;
+    let token = common::console::csrf(&page);
+    let (status, headers, _) = browser
+        .submit("/console/signout", &[("csrf", token.as_str())])
+        .await;
+    assert_eq!(status, 303);
+    let removals: Vec<_> = headers.get_all("set-cookie").iter().cloned().collect();
+    assert!(
+        !removals.is_empty(),
+        "sign-out removes the session's cookie"
+    );
+    set.extend(removals);
+    // The sign-in's cookie set, the session's set, the sign-in's removed, the session's removed.
+    assert!(set.len() >= 4, "{set:?}");
+    for cookie in &set {
+        let cookie = cookie.to_str().unwrap();
+        assert!(cookie.contains("; Secure"), "{cookie}");
     }
 }
