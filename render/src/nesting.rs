@@ -305,18 +305,28 @@ impl Nesting {
         }
     }
 
-    /// Where the innermost open HTML `name` is, if it is in the scope that
-    /// elements flagged `bounds` end.
-    fn in_scope(&self, name: &str, bounds: u16) -> Option<usize> {
+    /// Where the innermost open element that is `wanted` is, looking down
+    /// from the current one and giving up at the first that `ends` the search.
+    fn innermost(
+        &self,
+        wanted: impl Fn(&Entry) -> bool,
+        ends: impl Fn(&Entry) -> bool,
+    ) -> Option<usize> {
         for (at, entry) in self.open.iter().enumerate().rev() {
-            if entry.is_html(name) {
+            if wanted(entry) {
                 return Some(at);
             }
-            if entry.is(bounds) {
+            if ends(entry) {
                 return None;
             }
         }
         None
+    }
+
+    /// Where the innermost open HTML `name` is, if it is in the scope that
+    /// elements flagged `bounds` end.
+    fn in_scope(&self, name: &str, bounds: u16) -> Option<usize> {
+        self.innermost(|e| e.is_html(name), |e| e.is(bounds))
     }
 
     /// The table part the current element is in.

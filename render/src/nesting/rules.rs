@@ -252,15 +252,11 @@ impl Nesting {
 
     /// "Close a p element" if one is in button scope.
     fn close_p(&mut self) {
-        if let Some(at) = self.in_scope("p", SCOPE | BUTTON_SCOPE) {
-            self.truncate(at);
-        }
+        self.close_in_scope("p", SCOPE | BUTTON_SCOPE);
     }
 
     fn close_select(&mut self) {
-        if let Some(at) = self.in_scope("select", SCOPE) {
-            self.truncate(at);
-        }
+        self.close_in_scope("select", SCOPE);
     }
 
     fn close_in_scope(&mut self, name: &str, bounds: u16) {
@@ -283,16 +279,12 @@ impl Nesting {
     /// `<li>` closes an open `li` unless a block other than address, div
     /// or p is open inside it (`<li><ul><li>` nests); likewise dd and dt.
     fn list_item(&mut self, tag: &Tag, closes: &[&str]) -> Result<(), HtmlTooComplex> {
-        for at in (0..self.open.len()).rev() {
-            let entry = &self.open[at];
-            if closes.iter().any(|name| entry.is_html(name)) {
-                self.truncate(at);
-                break;
-            }
-            let passable = ["address", "div", "p"].iter().any(|n| entry.is_html(n));
-            if entry.is(SPECIAL) && !passable {
-                break;
-            }
+        let passable = |e: &Entry| ["address", "div", "p"].iter().any(|n| e.is_html(n));
+        if let Some(at) = self.innermost(
+            |e| closes.iter().any(|name| e.is_html(name)),
+            |e| e.is(SPECIAL) && !passable(e),
+        ) {
+            self.truncate(at);
         }
         self.close_p();
         self.push(tag, Namespace::Html)
@@ -338,42 +330,20 @@ impl Nesting {
 
     /// Where the current form is, if it is in scope.
     fn current_form(&self) -> Option<usize> {
-        for (at, entry) in self.open.iter().enumerate().rev() {
-            if entry.form_pointer && !entry.removed {
-                return Some(at);
-            }
-            if entry.is(SCOPE) {
-                return None;
-            }
-        }
-        None
+        self.innermost(|e| e.form_pointer && !e.removed, |e| e.is(SCOPE))
     }
 
     fn close_heading(&mut self) {
-        for at in (0..self.open.len()).rev() {
-            let entry = &self.open[at];
-            if entry.is(HEADING) {
-                self.truncate(at);
-                return;
-            }
-            if entry.is(SCOPE) {
-                return;
-            }
+        if let Some(at) = self.innermost(|e| e.is(HEADING), |e| e.is(SCOPE)) {
+            self.truncate(at);
         }
     }
 
     /// "Any other end tag": closes the innermost element of that name unless
     /// a special element (div, table, …) was opened inside it.
     fn close_other(&mut self, name: &str) {
-        for at in (0..self.open.len()).rev() {
-            let entry = &self.open[at];
-            if entry.is_html(name) {
-                self.truncate(at);
-                return;
-            }
-            if entry.is(SPECIAL) {
-                return;
-            }
+        if let Some(at) = self.innermost(|e| e.is_html(name), |e| e.is(SPECIAL)) {
+            self.truncate(at);
         }
     }
 

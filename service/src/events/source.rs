@@ -198,21 +198,30 @@ pub struct EventSources {
 /// Whether two DSNs send through one provider account (or server), whatever
 /// their options.
 fn same_account(a: &Dsn, b: &Dsn) -> bool {
-    (
-        a.scheme.as_str(),
-        &a.user,
-        &a.password,
-        a.host.as_str(),
-        a.port,
-        a.path.as_str(),
-    ) == (
-        b.scheme.as_str(),
-        &b.user,
-        &b.password,
-        b.host.as_str(),
-        b.port,
-        b.path.as_str(),
-    )
+    account(a) == account(b)
+}
+
+/// What names a DSN's account: all but its options and members.
+fn account(
+    dsn: &Dsn,
+) -> (
+    &str,
+    &Option<String>,
+    &Option<String>,
+    &str,
+    Option<u16>,
+    &str,
+) {
+    let Dsn {
+        scheme,
+        user,
+        password,
+        host,
+        port,
+        path,
+        ..
+    } = dsn;
+    (scheme, user, password, host, *port, path)
 }
 
 /// The transports `dsn` delivers through: itself, or a group's members, all the way down.
