@@ -65,8 +65,18 @@ pub async fn receive(
         unmatched: 0,
         repeated: 0,
     };
-    let Delivered::Events(events) = delivered else {
-        return Ok(Json(received));
+    let events = match delivered {
+        Delivered::Events(events) => events,
+        Delivered::Signed(events, token) => {
+            if !state.store.take_signature(&token, now).await? {
+                tracing::warn!(%transport, "a webhook signature came again with another body: refused");
+                return Err(ApiError::unauthorized(
+                    "the events could not be verified as the provider's: the signature came before with another event (a replay?)",
+                ));
+            }
+            events
+        }
+        Delivered::Subscription => return Ok(Json(received)),
     };
     for event in events {
         let Some(message) = find_message(state.store.as_ref(), &event).await? else {

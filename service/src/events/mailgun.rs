@@ -8,7 +8,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::signature::{Unverified, fresh, from_hex, hmac_sha256, same};
+use super::signature::{SignatureToken, Unverified, fresh, from_hex, hmac_sha256, same};
 use super::{Bounce, EventType, MessageRef, ProviderEvent, detail, unix_seconds};
 
 #[derive(Debug, Deserialize)]
@@ -40,51 +40,15 @@ struct Event {
     variables: Option<Value>,
 }
 
-/// The tokens of the signatures taken in the last [`super::MAX_AGE`], with
-/// the digest of the body each came with: Mailgun signs only a timestamp and
-/// a token, not the event, so a signature seen once (by any receiver of the
-/// account's webhooks) would otherwise carry any event within its window.
-/// The same body again is Mailgun's own retry (its event id makes it a
-/// no-op). Kept per process: a replay to another replica within the window
-/// is not caught.
-#[derive(Debug, Default)]
-pub struct SeenTokens(std::sync::Mutex<std::collections::HashMap<String, (i64, Vec<u8>)>>);
-
-/// Most tokens kept; beyond, the oldest window's are let go first.
-const MAX_TOKENS: usize = 200_000;
-
-impl SeenTokens {
-    /// Records `token` signed at unix time `at` for `body`; false if it came
-    /// before with another body.
-    fn first_use(&self, token: &str, at: i64, body: &[u8], now: OffsetDateTime) -> bool {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body)
-            .as_ref()
-            .to_vec();
-        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, before)) = seen.get(token) {
-            return *before == digest;
-        }
-        if seen.len() >= MAX_TOKENS {
-            let oldest = now.unix_timestamp() - super::MAX_AGE.whole_seconds();
-            seen.retain(|_, (signed, _)| *signed >= oldest);
-            if seen.len() >= MAX_TOKENS {
-                seen.clear();
-            }
-        }
-        seen.insert(token.to_owned(), (at, digest));
-        true
-    }
-}
-
-/// Verifies a body signed with the signing key `key` whose token is not in
-/// `seen`; answers its events (the signature sits inside the body, so
-/// verifying reads it).
+/// Verifies a body signed with the signing key `key`; answers its events
+/// (the signature sits inside the body, so verifying reads it) and the
+/// signature's token, which covers no event: the caller takes the events
+/// only if the store has not seen the token with another body.
 pub fn verify_and_parse(
     key: &str,
-    seen: &SeenTokens,
     body: &[u8],
     now: OffsetDateTime,
-) -> Result<Vec<ProviderEvent>, Unverified> {
+) -> Result<(Vec<ProviderEvent>, SignatureToken), Unverified> {
     let raw = body;
     let body: Body = serde_json::from_slice(body)
         .map_err(|_| Unverified::new("not a Mailgun webhook body with a `signature`"))?;
@@ -100,12 +64,9 @@ pub fn verify_and_parse(
         return Err(Unverified::new("the signature does not match"));
     }
     let at = signature.timestamp.trim().parse().unwrap_or_default();
-    if !seen.first_use(&signature.token, at, raw, now) {
-        return Err(Unverified::new(
-            "the signature came before with another event (a replay?)",
-        ));
-    }
-    Ok(body.event.and_then(normalise).into_iter().collect())
+    let signed_at = OffsetDateTime::from_unix_timestamp(at).unwrap_or(now);
+    let token = SignatureToken::new(&signature.token, raw, signed_at);
+    Ok((body.event.and_then(normalise).into_iter().collect(), token))
 }
 
 fn normalise(event: Event) -> Option<ProviderEvent> {
@@ -181,30 +142,25 @@ mod tests {
         };
         let signed_at = OffsetDateTime::from_unix_timestamp(1_403_645_220).unwrap();
         let good = body("5egbgr1vjgqxtrnp65xfznchgdccwh5d6i09vijqi3whgowmn6");
-        let seen = SeenTokens::default();
-        assert_eq!(
-            verify_and_parse(key, &seen, &good, signed_at)
-                .unwrap()
-                .len(),
-            0
-        );
-        // The same body again is a retry; the signature with another event, a replay.
-        assert!(verify_and_parse(key, &seen, &good, signed_at).is_ok());
+        let (events, token) = verify_and_parse(key, &good, signed_at).unwrap();
+        assert!(events.is_empty());
+        assert_eq!(token.signed_at, signed_at);
+        // The token is what the store keeps: the same for the same body
+        // (Mailgun's retry), with another digest for another event.
         let mut forged = good.clone();
         forged.pop();
         forged.extend_from_slice(br#","event-data":{"id":"x","event":"failed","severity":"permanent","recipient":"ada@example.com"}}"#);
-        let again = verify_and_parse(key, &seen, &forged, signed_at).unwrap_err();
-        assert!(again.to_string().contains("another event"), "{again}");
+        let (events, replayed) = verify_and_parse(key, &forged, signed_at).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(replayed.token, token.token);
+        assert_ne!(replayed.body, token.body);
+        assert_eq!(verify_and_parse(key, &good, signed_at).unwrap().1, token);
         // The library's "bad" case: another token under the same signature.
         let tampered = body("owyldpe6nxhmrn78epljl6bj0orrki1u3d2v5e6cnlmmuox8jr");
-        let fresh = SeenTokens::default();
-        assert!(verify_and_parse(key, &fresh, &tampered, signed_at).is_err());
-        assert!(verify_and_parse("key-other", &fresh, &good, signed_at).is_err());
+        assert!(verify_and_parse(key, &tampered, signed_at).is_err());
+        assert!(verify_and_parse("key-other", &good, signed_at).is_err());
         let today = OffsetDateTime::now_utc();
-        assert!(
-            verify_and_parse(key, &fresh, &good, today).is_err(),
-            "a replay"
-        );
+        assert!(verify_and_parse(key, &good, today).is_err(), "a replay");
     }
 
     #[test]
@@ -215,13 +171,11 @@ mod tests {
             now.unix_timestamp(),
             r#"{"id":"ev1","event":"failed","severity":"permanent","recipient":"a@x.example","delivery-status":{"code":550,"message":"5.1.1 no such user"},"message":{"headers":{"message-id":"abc@x"}}}"#,
         );
-        let seen = SeenTokens::default();
-        let events = verify_and_parse("key-1", &seen, &body, now).unwrap();
+        let (events, _) = verify_and_parse("key-1", &body, now).unwrap();
         assert_eq!(events[0].bounce, Some(Bounce::Hard));
         assert_eq!(events[0].detail.as_deref(), Some("5.1.1 no such user"));
-        let fresh = SeenTokens::default();
-        assert!(verify_and_parse("key-2", &fresh, &body, now).is_err());
+        assert!(verify_and_parse("key-2", &body, now).is_err());
         let stale = now + time::Duration::minutes(11);
-        assert!(verify_and_parse("key-1", &fresh, &body, stale).is_err());
+        assert!(verify_and_parse("key-1", &body, stale).is_err());
     }
 }

@@ -22,6 +22,40 @@ impl Unverified {
     }
 }
 
+/// A signature that covers no event (Mailgun signs a timestamp and a token
+/// only): whoever saw it once could send it again with any event within
+/// [`MAX_AGE`]. The store takes each token with one body only
+/// ([`crate::queue::JobStore::take_signature`]), on every replica and across
+/// restarts; the same body again is the provider's own retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureToken {
+    /// SHA-256 of the provider's token, in hex.
+    pub token: String,
+    /// SHA-256 of the body it came with.
+    pub body: Vec<u8>,
+    /// When the provider signed it.
+    pub signed_at: OffsetDateTime,
+}
+
+impl SignatureToken {
+    /// The token `token` signed at `signed_at` for `body`.
+    pub fn new(token: &str, body: &[u8], signed_at: OffsetDateTime) -> Self {
+        let sha = |bytes: &[u8]| {
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
+                .as_ref()
+                .to_vec()
+        };
+        Self {
+            token: sha(token.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            body: sha(body),
+            signed_at,
+        }
+    }
+}
+
 /// A header's value as text, or why not.
 pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, Unverified> {
     let mut values = headers.get_all(name).iter();

@@ -2,11 +2,11 @@
 //! which key (the DSN option `webhook_key`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use time::OffsetDateTime;
 
+use super::signature::SignatureToken;
 use super::sns::{Envelope, Sns};
 use super::{
     ProviderEvent, Unreadable, Unverified, mailgun, mailjet, postmark, resend, sendgrid, ses,
@@ -55,6 +55,9 @@ pub enum Refused {
 pub enum Delivered {
     /// Events to match and store.
     Events(Vec<ProviderEvent>),
+    /// Events under a signature that covers none of them: taken only if the
+    /// store has not seen its token with another body.
+    Signed(Vec<ProviderEvent>, SignatureToken),
     /// An SNS subscription (or unsubscription) was confirmed; no events.
     Subscription,
 }
@@ -66,8 +69,6 @@ pub struct EventSource {
     key: Secret,
     /// For SES: the topics accepted and the certificate fetcher.
     sns: Option<Sns>,
-    /// For Mailgun: the signatures taken lately.
-    seen: Arc<mailgun::SeenTokens>,
 }
 
 impl EventSource {
@@ -113,7 +114,6 @@ impl EventSource {
             provider,
             key: Secret::new(key),
             sns,
-            seen: Arc::default(),
         }))
     }
 
@@ -139,7 +139,10 @@ impl EventSource {
                 sendgrid::verify(key, headers, body, now)?;
                 sendgrid::parse(body)?
             }
-            (Provider::Mailgun, _) => mailgun::verify_and_parse(key, &self.seen, body, now)?,
+            (Provider::Mailgun, _) => {
+                let (events, token) = mailgun::verify_and_parse(key, body, now)?;
+                return Ok(Delivered::Signed(events, token));
+            }
             (Provider::Postmark, _) => {
                 super::signature::basic_auth(headers, key)?;
                 postmark::parse(body)?

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::email::OutgoingMessage;
 use crate::events::DeliveryEvent;
+use crate::events::signature::SignatureToken;
 use crate::limits::LimitCell;
 use crate::suppression::Suppression;
 
@@ -545,6 +546,17 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// Stores a delivery event of a message; false (nothing written) when
     /// the same provider event was stored before.
     async fn add_event(&self, event: &DeliveryEvent) -> Result<bool, StoreError>;
+
+    /// Takes a webhook signature's token: true the first time, and again
+    /// for the same body (the provider's own retry); false when the token
+    /// came before with another body (a replay carrying another event).
+    /// Lets go of tokens signed more than [`crate::events::MAX_AGE`] before
+    /// `now`, which the signature's own check refuses anyway.
+    async fn take_signature(
+        &self,
+        token: &SignatureToken,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 
     /// A message's delivery events, oldest first.
     async fn events(&self, id: Uuid) -> Result<Vec<DeliveryEvent>, StoreError>;

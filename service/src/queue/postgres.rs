@@ -396,6 +396,14 @@ impl JobStore for PgStore {
         events::add(&self.pool, &super::storable_event(event)).await
     }
 
+    async fn take_signature(
+        &self,
+        token: &crate::events::signature::SignatureToken,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        events::take_signature(&self.pool, token, now).await
+    }
+
     async fn events(&self, id: Uuid) -> Result<Vec<crate::events::DeliveryEvent>, StoreError> {
         events::list(&self.pool, id).await
     }

@@ -364,6 +364,14 @@ impl JobStore for SqliteStore {
         events::add(&self.write, &super::storable_event(event)).await
     }
 
+    async fn take_signature(
+        &self,
+        token: &crate::events::signature::SignatureToken,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        events::take_signature(&self.write, token, now).await
+    }
+
     async fn events(&self, id: Uuid) -> Result<Vec<crate::events::DeliveryEvent>, StoreError> {
         events::list(&self.read, id).await
     }

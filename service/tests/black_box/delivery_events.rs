@@ -62,6 +62,11 @@ fn encode(text: &str) -> String {
 /// tenant `grp` sends through a failover group of `mg`'s Mailgun account and
 /// Postmark.
 async fn start(mock: &MockServer, sendgrid_key: &str) -> TestServer {
+    start_with(mock, sendgrid_key, &[]).await
+}
+
+/// [`start`] with more settings.
+async fn start_with(mock: &MockServer, sendgrid_key: &str, env: &[(&str, &str)]) -> TestServer {
     let uri = encode(&mock.uri());
     let config = format!(
         r#"
@@ -95,7 +100,9 @@ transport = "rs"
     let file = dir.path().join("mailbridge.toml");
     std::fs::write(&file, config).unwrap();
     // The file is read at start only.
-    let server = TestServer::start(&[("MAILBRIDGE_CONFIG", file.to_str().unwrap())]).await;
+    let mut env = env.to_vec();
+    env.push(("MAILBRIDGE_CONFIG", file.to_str().unwrap()));
+    let server = TestServer::start(&env).await;
     drop(dir);
     server
 }
@@ -310,6 +317,61 @@ async fn mailgun_events_match_by_message_id_and_refuse_a_wrong_key() {
             .len(),
         2
     );
+}
+
+/// Mailgun signs a timestamp and a token, not the event: whoever saw one
+/// webhook could send its signature again with a bounce. The store keeps
+/// the tokens taken, so a restart (or another replica) does not forget
+/// them: the same body again is Mailgun's retry, another body is refused.
+#[tokio::test]
+async fn a_mailgun_signature_carries_no_other_event_after_a_restart() {
+    let mock = providers().await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/mb.db", dir.path().display());
+    let env = [("MAILBRIDGE_DATABASE_URL", database.as_str())];
+    let key = sendgrid_key().1;
+    let server = start_with(&mock, &key, &env).await;
+    let id = send(&server, "mg").await;
+    let at = now();
+    let event = |kind: &str, severity: &str| {
+        json!({"id": "mg-ev-r1", "event": kind, "severity": severity, "timestamp": at as f64,
+            "recipient": "ada@example.com", "message": {"headers": {"message-id": "20261204.1@mg.example"}}})
+    };
+    let genuine = mailgun_signed(MAILGUN_KEY, at, &event("delivered", ""));
+    let (status, answer) = post_event(&server, "mg", &[], &genuine).await;
+    assert_eq!(
+        (status, answer["stored"].clone()),
+        (200, json!(1)),
+        "{answer}"
+    );
+    server.stop().await;
+
+    let server = start_with(&mock, &key, &env).await;
+    let (status, answer) = post_event(&server, "mg", &[], &genuine).await;
+    assert_eq!(
+        (status, answer["repeated"].clone()),
+        (200, json!(1)),
+        "{answer}"
+    );
+    // The same token and signature with a permanent failure.
+    let forged = mailgun_signed(MAILGUN_KEY, at, &event("failed", "permanent"));
+    let (status, problem) = post_event(&server, "mg", &[], &forged).await;
+    assert_eq!(status, 401, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("another event"),
+        "{problem}"
+    );
+    let events = message(&server, &id).await["events"].clone();
+    assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
+    assert_eq!(events[0]["type"], "delivered");
+    let (status, list) = server
+        .get("/v1/suppressions?tenant=mg", &server.token(None, true))
+        .await;
+    assert_eq!(status, 200);
+    assert!(!list.to_string().contains("ada@example.com"), "{list}");
 }
 
 #[tokio::test]

@@ -154,6 +154,20 @@ async fn delivery_events_are_kept_once_per_provider_event() {
         .await;
 }
 
+#[tokio::test]
+async fn a_signature_is_taken_with_one_body_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let first: Arc<dyn JobStore> = Arc::new(open(&dir).await);
+    store_contract::a_signature_is_taken_with_one_body_only(vec![first]).await;
+    // And after a restart: what one process took, the next one knows.
+    use mailbridge::events::signature::SignatureToken;
+    let now = OffsetDateTime::now_utc();
+    let token = SignatureToken::new("tok-9", b"delivered", now);
+    assert!(open(&dir).await.take_signature(&token, now).await.unwrap());
+    let forged = SignatureToken::new("tok-9", b"failed", now);
+    assert!(!open(&dir).await.take_signature(&forged, now).await.unwrap());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peers_nul_bytes_are_stored_replaced() {
     let dir = tempfile::tempdir().unwrap();

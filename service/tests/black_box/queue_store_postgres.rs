@@ -56,6 +56,12 @@ async fn the_store_contract_holds_on_postgres() {
         .await;
     store_contract::suppressions_and_suppressed_messages(open(&pg.database()).await).await;
     store_contract::a_peers_nul_bytes_are_stored_replaced(open(&pg.database()).await).await;
+    let database = pg.database();
+    store_contract::a_signature_is_taken_with_one_body_only(vec![
+        open(&database).await,
+        open(&database).await,
+    ])
+    .await;
     store_contract::console::history_searches_and_breakdown(open(&pg.database()).await).await;
     store_contract::groups::new_messages_arriving_together_answer_one_after_the_other(
         open(&pg.database()).await,

@@ -5,7 +5,10 @@ use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
 use uuid::Uuid;
 
-use crate::events::{Bounce, DeliveryEvent, EventType};
+use time::OffsetDateTime;
+
+use crate::events::signature::SignatureToken;
+use crate::events::{Bounce, DeliveryEvent, EventType, MAX_AGE};
 use crate::queue::StoreError;
 
 /// Inserts `event`; false when its provider event id was stored before.
@@ -28,6 +31,32 @@ pub async fn add(pool: &PgPool, event: &DeliveryEvent) -> Result<bool, StoreErro
     .await
     .context("storing a delivery event")?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Takes a webhook signature's token (see [`crate::queue::JobStore::take_signature`]).
+pub async fn take_signature(
+    pool: &PgPool,
+    token: &SignatureToken,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    sqlx::query("DELETE FROM event_signatures WHERE signed_at < $1")
+        .bind(now - MAX_AGE)
+        .execute(pool)
+        .await
+        .context("letting go of old webhook signatures")?;
+    // On a token taken before (also by another replica at this moment), the
+    // row is left as it was and answers the body it was first taken with.
+    let first: Vec<u8> = sqlx::query_scalar(
+        "INSERT INTO event_signatures (token, digest, signed_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (token) DO UPDATE SET digest = event_signatures.digest RETURNING digest",
+    )
+    .bind(&token.token)
+    .bind(&token.body)
+    .bind(token.signed_at)
+    .fetch_one(pool)
+    .await
+    .context("taking a webhook signature")?;
+    Ok(first == token.body)
 }
 
 /// The events of message `id`, oldest first.

@@ -727,6 +727,40 @@ pub async fn delivery_events_are_kept_once_per_provider_event(store: Arc<dyn Job
     assert!(store.events(id).await.unwrap().is_empty());
 }
 
+/// A webhook signature that covers no event (Mailgun's) is taken with one
+/// body only, by every store handle on the same data (every replica) and
+/// after a restart; the same body again is the provider's retry. Tokens
+/// too old for the signature's own check are let go.
+pub async fn a_signature_is_taken_with_one_body_only(stores: Vec<Arc<dyn JobStore>>) {
+    use mailbridge::events::MAX_AGE;
+    use mailbridge::events::signature::SignatureToken;
+    let now = OffsetDateTime::now_utc();
+    let token = SignatureToken::new("tok-1", b"{\"event\":\"delivered\"}", now);
+    let forged = SignatureToken::new("tok-1", b"{\"event\":\"failed\"}", now);
+    let (one, other) = (&stores[0], &stores[stores.len() - 1]);
+    assert!(one.take_signature(&token, now).await.unwrap());
+    assert!(one.take_signature(&token, now).await.unwrap(), "a retry");
+    assert!(
+        other.take_signature(&token, now).await.unwrap(),
+        "a retry elsewhere"
+    );
+    assert!(
+        !other.take_signature(&forged, now).await.unwrap(),
+        "a replay"
+    );
+    assert!(!one.take_signature(&forged, now).await.unwrap(), "a replay");
+    // Another token is another signature.
+    let second = SignatureToken::new("tok-2", b"{\"event\":\"failed\"}", now);
+    assert!(other.take_signature(&second, now).await.unwrap());
+    // Once the first is too old to be taken anyway, it is let go: its token
+    // with another body is new again (the signature check refuses it first).
+    let later = now + MAX_AGE + Duration::from_secs(1);
+    let renewed = SignatureToken::new("tok-1", b"{\"event\":\"failed\"}", later);
+    assert!(one.take_signature(&renewed, later).await.unwrap());
+    let stale_second = SignatureToken::new("tok-2", b"{}", later);
+    assert!(other.take_signature(&stale_second, later).await.unwrap());
+}
+
 /// A peer's words may hold NUL (an SMTP reply, a provider's JSON error or
 /// id, an event's detail), which PostgreSQL's text refuses: stored with
 /// U+FFFD in its place on every store, and an outcome carrying one fails
