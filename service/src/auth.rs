@@ -89,6 +89,12 @@ pub enum TokenError {
     /// The realm's keys could not be fetched.
     #[error("the keys of the token's realm cannot be fetched now")]
     KeysUnavailable,
+    /// The `kid` was not among the realm's keys fetched moments ago; the
+    /// next fetch (within seconds) may bring it.
+    #[error(
+        "the token's `kid` is not among its realm's keys fetched moments ago; they are fetched again within seconds"
+    )]
+    KeyNotFetchedYet,
     /// The `tenant` claim is not the tenant of the realm that signed it.
     #[error("the token's `tenant` is not the tenant of its issuer")]
     OtherTenant,

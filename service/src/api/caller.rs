@@ -33,7 +33,9 @@ impl FromRequestParts<AppState> for Caller {
             .await
             .map_err(|e| match e {
                 // Not the caller's fault: its realm's keys cannot be fetched now.
-                TokenError::KeysUnavailable => ApiError::unavailable(e.to_string()),
+                TokenError::KeysUnavailable | TokenError::KeyNotFetchedYet => {
+                    ApiError::unavailable(e.to_string())
+                }
                 e => ApiError::unauthorized(e.to_string()),
             })?;
         check_tenant_name(&caller.tenant)

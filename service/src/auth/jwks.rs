@@ -1,9 +1,18 @@
 //! One realm's signing keys: its discovery document names `jwks_uri`, whose
-//! keys are cached by `kid`. An unknown `kid` (a key rotated in) refreshes
-//! the set, at most once per [`MIN_REFRESH`]; a caller waits for that
-//! refresh at most until the window opens plus one bounded fetch. The whole
-//! set is also refreshed when it is older than [`MAX_AGE`], so a key removed
-//! from the realm stops being accepted.
+//! keys are cached by `kid`. Fetching never holds up a token whose key is
+//! known: one fetch runs at a time, apart from the verifications.
+//!
+//! - A set older than [`MAX_AGE`] is fetched again in the background while
+//!   its keys go on verifying; a key removed from the realm stops being
+//!   accepted with the next fetch. Keys not confirmed by a fetch for
+//!   [`MAX_STALE`] (the realm unreachable all that time) are no longer used.
+//! - An unknown `kid` (a key rotated in) fetches the set, at most once per
+//!   [`MIN_REFRESH`]; callers asking meanwhile share that fetch. When the
+//!   window opens later than [`WINDOW_WAIT`] from now, or the realm could
+//!   not be reached, the caller is answered at once (503: try again), never
+//!   held past what a client waits.
+//! - A fetch (discovery and keys together) is bounded by [`FETCH_TIMEOUT`];
+//!   after a failed one the discovery document is read again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +21,6 @@ use std::time::Duration;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::TokenError;
@@ -20,10 +28,14 @@ use crate::transport::http::{MAX_DOCUMENT, body_at_most};
 
 /// Shortest time between two fetches of a realm's keys.
 pub const MIN_REFRESH: Duration = Duration::from_secs(10);
-/// Age after which a realm's keys are fetched again before use.
+/// Age after which a realm's keys are fetched again (in the background).
 pub const MAX_AGE: Duration = Duration::from_secs(300);
-/// Bound of one HTTP request for the discovery document or the key set.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Age after which keys no fetch has confirmed are no longer used.
+pub const MAX_STALE: Duration = Duration::from_secs(24 * 3600);
+/// Longest a token with an unknown `kid` waits for the next fetch's window.
+pub const WINDOW_WAIT: Duration = Duration::from_secs(3);
+/// Bound of one fetch: the discovery document and the key set together.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A public key of the realm, and the one algorithm it may verify.
 #[derive(Clone)]
@@ -37,8 +49,30 @@ pub struct RealmKey {
 #[derive(Default)]
 struct KeyState {
     keys: HashMap<String, RealmKey>,
+    /// When a fetch last brought the keys.
     fetched_at: Option<Instant>,
+    /// When the last fetch ended, and whether it failed.
+    tried_at: Option<Instant>,
+    failed: bool,
     jwks_uri: Option<String>,
+}
+
+impl KeyState {
+    /// The key `kid`, unless no fetch has confirmed the set for [`MAX_STALE`] by `now`.
+    fn usable(&self, kid: &str, now: Instant) -> Option<RealmKey> {
+        let confirmed = self.fetched_at?;
+        (now.saturating_duration_since(confirmed) < MAX_STALE)
+            .then(|| self.keys.get(kid).cloned())
+            .flatten()
+    }
+
+    /// Whether a background fetch is due: the set is old, and no fetch
+    /// ended within [`MIN_REFRESH`] (an unreachable realm is not asked more
+    /// often than that).
+    fn due(&self) -> bool {
+        self.fetched_at.is_none_or(|at| at.elapsed() >= MAX_AGE)
+            && self.tried_at.is_none_or(|at| at.elapsed() >= MIN_REFRESH)
+    }
 }
 
 /// An HTTP client for realms' keys: bounded, and never following a
@@ -55,7 +89,9 @@ pub fn client() -> reqwest::Client {
 pub struct RealmKeySet {
     issuer: String,
     http: reqwest::Client,
-    state: Mutex<KeyState>,
+    state: std::sync::Mutex<KeyState>,
+    /// Held by the one fetch that runs.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 #[derive(Deserialize)]
@@ -75,57 +111,103 @@ impl RealmKeySet {
         Self {
             issuer: issuer.to_owned(),
             http,
-            state: Mutex::new(KeyState::default()),
+            state: std::sync::Mutex::new(KeyState::default()),
+            fetching: tokio::sync::Mutex::new(()),
         }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, KeyState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The key named `kid`, fetching the set when it is unknown or stale.
-    pub async fn key(&self, kid: &str) -> Result<RealmKey, TokenError> {
-        let wait_until = {
-            let mut state = self.state.lock().await;
-            if state.fetched_at.is_none_or(|at| at.elapsed() >= MAX_AGE) {
-                self.refresh(&mut state).await?;
-            }
-            if let Some(key) = state.keys.get(kid) {
-                return Ok(key.clone());
-            }
-            state.fetched_at.map(|at| at + MIN_REFRESH)
+    pub async fn key(self: &Arc<Self>, kid: &str) -> Result<RealmKey, TokenError> {
+        let (known, due, tried_at) = {
+            let state = self.state();
+            (
+                state.usable(kid, Instant::now()),
+                state.due(),
+                state.tried_at,
+            )
         };
-        // Not holding the lock while waiting: tokens with known keys go on being verified.
-        if let Some(at) = wait_until {
-            tokio::time::sleep_until(at).await;
+        if let Some(key) = known {
+            if due {
+                let keys = Arc::clone(self);
+                tokio::spawn(async move { keys.refresh_if_due(None).await });
+            }
+            return Ok(key);
         }
-        let mut state = self.state.lock().await;
-        // Another caller may have refreshed while this one waited.
-        if state
-            .fetched_at
-            .is_none_or(|at| at.elapsed() >= MIN_REFRESH)
-        {
-            self.refresh(&mut state).await?;
+        let asked = Instant::now();
+        if let Some(at) = tried_at {
+            let opens = at + MIN_REFRESH;
+            if opens > asked {
+                if opens - asked > WINDOW_WAIT {
+                    return Err(self.not_now());
+                }
+                tokio::time::sleep_until(opens).await;
+            }
         }
-        state.keys.get(kid).cloned().ok_or(TokenError::UnknownKey)
+        self.refresh_if_due(Some(asked)).await;
+        let state = self.state();
+        match state.usable(kid, Instant::now()) {
+            Some(key) => Ok(key),
+            None if state.failed || state.fetched_at.is_none() => Err(TokenError::KeysUnavailable),
+            None => Err(TokenError::UnknownKey),
+        }
     }
 
-    /// Fetches the key set; on failure keeps what it had (and answers an
-    /// error only when it has nothing), and still counts the attempt so an
-    /// unreachable realm is not asked more often than once per window.
-    async fn refresh(&self, state: &mut KeyState) -> Result<(), TokenError> {
-        let result = self.fetch(state.jwks_uri.as_deref()).await;
-        state.fetched_at = Some(Instant::now());
+    /// Why a `kid` not in the set cannot be looked up now: the realm was
+    /// unreachable, or was asked moments ago (a key rotated in since is
+    /// found at the next fetch).
+    fn not_now(&self) -> TokenError {
+        let state = self.state();
+        if state.failed || state.fetched_at.is_none() {
+            TokenError::KeysUnavailable
+        } else {
+            TokenError::KeyNotFetchedYet
+        }
+    }
+
+    /// Fetches the set unless a fetch ended after `asked` (its answer is
+    /// the one to use) or, for a background refresh (`asked` is `None`),
+    /// one runs or the set is fresh.
+    async fn refresh_if_due(&self, asked: Option<Instant>) {
+        let _fetching = match asked {
+            Some(_) => self.fetching.lock().await,
+            None => match self.fetching.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return,
+            },
+        };
+        let (uri, skip) = {
+            let state = self.state();
+            let skip = match asked {
+                Some(asked) => state.tried_at.is_some_and(|at| at >= asked),
+                None => !state.due(),
+            };
+            (state.jwks_uri.clone(), skip)
+        };
+        if skip {
+            return;
+        }
+        let result = tokio::time::timeout(FETCH_TIMEOUT, self.fetch(uri.as_deref()))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {FETCH_TIMEOUT:?}")));
+        let mut state = self.state();
+        let now = Instant::now();
+        state.tried_at = Some(now);
+        state.failed = result.is_err();
         match result {
             Ok((jwks_uri, keys)) => {
                 tracing::debug!(issuer = %self.issuer, keys = keys.len(), "fetched the realm's signing keys");
                 state.jwks_uri = Some(jwks_uri);
                 state.keys = keys;
-                Ok(())
+                state.fetched_at = Some(now);
             }
             Err(reason) => {
                 tracing::warn!(issuer = %self.issuer, %reason, "could not fetch the realm's signing keys");
-                if state.keys.is_empty() {
-                    Err(TokenError::KeysUnavailable)
-                } else {
-                    Ok(())
-                }
+                // The realm may have moved its keys: ask its discovery document next time.
+                state.jwks_uri = None;
             }
         }
     }
@@ -233,7 +315,7 @@ mod tests {
     use wiremock::matchers::path;
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    async fn realm_naming(jwks_uri: impl Fn(&str) -> String) -> (MockServer, RealmKeySet) {
+    async fn realm_naming(jwks_uri: impl Fn(&str) -> String) -> (MockServer, Arc<RealmKeySet>) {
         let server = MockServer::start().await;
         let issuer = format!("{}/realms/acme", server.uri());
         let discovery = serde_json::json!({"issuer": issuer, "jwks_uri": jwks_uri(&server.uri())});
@@ -255,7 +337,7 @@ mod tests {
             )
             .mount(&server)
             .await;
-        let set = RealmKeySet::new(&issuer, client());
+        let set = Arc::new(RealmKeySet::new(&issuer, client()));
         (server, set)
     }
 
@@ -284,6 +366,143 @@ mod tests {
         assert!(refused.contains("must be an https URL"), "{refused}");
         let fetched = server.received_requests().await.unwrap();
         assert_eq!(fetched.len(), 1, "the discovery document only");
+    }
+
+    /// A realm whose key set answers `keys` at first, then `later` (its
+    /// discovery document always answers).
+    async fn realm_answering(
+        first: ResponseTemplate,
+        later: ResponseTemplate,
+    ) -> (MockServer, Arc<RealmKeySet>) {
+        let server = MockServer::start().await;
+        let issuer = format!("{}/realms/acme", server.uri());
+        let discovery =
+            serde_json::json!({"issuer": issuer, "jwks_uri": format!("{}/certs", server.uri())});
+        Mock::given(path("/realms/acme/.well-known/openid-configuration"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(discovery))
+            .mount(&server)
+            .await;
+        Mock::given(path("/certs"))
+            .respond_with(first)
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(path("/certs"))
+            .respond_with(later)
+            .mount(&server)
+            .await;
+        (server, Arc::new(RealmKeySet::new(&issuer, client())))
+    }
+
+    fn ed25519_set() -> ResponseTemplate {
+        let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+        ResponseTemplate::new(200).set_body_json(
+            serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "e"}]}),
+        )
+    }
+
+    async fn fetches(server: &MockServer) -> usize {
+        let requests = server.received_requests().await.unwrap();
+        requests.iter().filter(|r| r.url.path() == "/certs").count()
+    }
+
+    /// Makes the set look fetched `ago`.
+    fn age(set: &RealmKeySet, ago: Duration) {
+        let mut state = set.state();
+        let then = Instant::now()
+            .checked_sub(ago)
+            .expect("the machine has been up longer than that");
+        state.fetched_at = Some(then);
+        state.tried_at = Some(then);
+    }
+
+    #[tokio::test]
+    async fn a_known_key_verifies_while_its_set_is_fetched_again_slowly() {
+        let slow = ed25519_set().set_delay(Duration::from_secs(2));
+        let (server, set) = realm_answering(ed25519_set(), slow).await;
+        assert!(set.key("e").await.is_ok());
+        age(&set, MAX_AGE);
+        // The stale set is fetched again in the background, taking 2 s;
+        // meanwhile the known key answers at once, again and again.
+        for _ in 0..3 {
+            let answer = tokio::time::timeout(Duration::from_millis(500), set.key("e")).await;
+            assert!(matches!(answer, Ok(Ok(_))), "held up by the fetch");
+        }
+        // An unknown kid shares the running fetch instead of starting one.
+        let unknown = tokio::time::timeout(Duration::from_secs(4), set.key("rotated")).await;
+        assert!(matches!(unknown, Ok(Err(TokenError::UnknownKey))));
+        assert_eq!(fetches(&server).await, 2, "one fetch at start, one refresh");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_realm_is_answered_at_once_and_asked_once_a_window() {
+        let (server, set) =
+            realm_answering(ResponseTemplate::new(500), ResponseTemplate::new(500)).await;
+        assert!(matches!(
+            set.key("e").await,
+            Err(TokenError::KeysUnavailable)
+        ));
+        for _ in 0..3 {
+            let answer = tokio::time::timeout(Duration::from_millis(500), set.key("e")).await;
+            assert!(
+                matches!(answer, Ok(Err(TokenError::KeysUnavailable))),
+                "not answered at once"
+            );
+        }
+        assert_eq!(fetches(&server).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_kid_unknown_moments_after_a_fetch_is_asked_again_later_not_refused() {
+        let (server, set) = realm_answering(ed25519_set(), ed25519_set()).await;
+        assert!(set.key("e").await.is_ok());
+        // A key rotated in just after the fetch: try again (503), not refused for good.
+        assert!(matches!(
+            set.key("new").await,
+            Err(TokenError::KeyNotFetchedYet)
+        ));
+        assert_eq!(fetches(&server).await, 1);
+        // Once the window opens, the set is fetched again and the kid looked up.
+        age(&set, MIN_REFRESH);
+        assert!(matches!(set.key("new").await, Err(TokenError::UnknownKey)));
+        assert_eq!(fetches(&server).await, 2);
+    }
+
+    #[tokio::test]
+    async fn keys_no_fetch_confirmed_for_a_day_are_not_used() {
+        let (server, set) = realm_answering(ed25519_set(), ResponseTemplate::new(503)).await;
+        assert!(set.key("e").await.is_ok());
+        // The realm unreachable ever since: the old set verifies for a day…
+        age(&set, MAX_AGE);
+        assert!(set.key("e").await.is_ok());
+        let state = set.state();
+        let confirmed = state.fetched_at.unwrap();
+        assert!(
+            state
+                .usable("e", confirmed + MAX_STALE - Duration::from_secs(1))
+                .is_some()
+        );
+        // …and then no longer: a key removed meanwhile stops being accepted.
+        assert!(state.usable("e", confirmed + MAX_STALE).is_none());
+        drop(state);
+        drop(server);
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_fetch_the_discovery_document_is_read_again() {
+        let (server, set) = realm_answering(ed25519_set(), ResponseTemplate::new(404)).await;
+        assert!(set.key("e").await.is_ok());
+        age(&set, MIN_REFRESH);
+        assert!(matches!(
+            set.key("other").await,
+            Err(TokenError::KeysUnavailable)
+        ));
+        age(&set, MIN_REFRESH);
+        let _ = set.key("other").await;
+        let discoveries = (server.received_requests().await.unwrap().iter())
+            .filter(|r| r.url.path().ends_with("openid-configuration"))
+            .count();
+        assert_eq!(discoveries, 2, "the realm may have moved its keys");
     }
 
     fn key(json: serde_json::Value) -> Option<Algorithm> {

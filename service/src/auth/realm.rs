@@ -7,6 +7,7 @@
 //! sign the tokens of its users and admins, who must not reach other tenants.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -46,7 +47,7 @@ pub fn check_fetch_url(text: &str) -> Result<(), String> {
 
 /// Every trusted realm, by issuer, with the tenant it acts for.
 pub struct RealmKeys {
-    realms: HashMap<String, (String, RealmKeySet)>,
+    realms: HashMap<String, (String, Arc<RealmKeySet>)>,
 }
 
 impl std::fmt::Debug for RealmKeys {
@@ -64,7 +65,7 @@ impl RealmKeys {
         let realms = issuers
             .into_iter()
             .map(|(tenant, issuer)| {
-                let keys = RealmKeySet::new(issuer, http.clone());
+                let keys = Arc::new(RealmKeySet::new(issuer, http.clone()));
                 (issuer.to_owned(), (tenant.to_owned(), keys))
             })
             .collect();
