@@ -91,14 +91,16 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi::openapi))
-        .merge(console::routes(&state))
-        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        // The API's routes only: the console's have a fallback of their own
+        // inside its layers, which a later call would replace.
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method not allowed on this endpoint",
             )
         })
+        .merge(console::routes(&state))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal(

@@ -49,7 +49,8 @@ pub async fn list(
     let status = match query.status.as_deref() {
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
             ApiError::bad_request(format!(
-                "unknown status `{s}` (queued, sending, sent, retrying, failed)"
+                "unknown status `{}` (queued, sending, sent, retrying, failed)",
+                super::error::excerpt(s)
             ))
         })?),
         None => None,

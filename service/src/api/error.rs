@@ -175,6 +175,21 @@ impl From<JsonRejection> for ApiError {
 /// The longest quoted value a rejection repeats back, in characters.
 const QUOTE_MAX: usize = 40;
 
+/// `text` as a problem's `detail` or a log line may repeat it: at most
+/// [`QUOTE_MAX`] characters, control characters (CR, LF, ESC, …) escaped, so
+/// that input echoed back can neither be long nor forge a line of its own.
+pub fn excerpt(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(QUOTE_MAX)
+        .flat_map(char::escape_debug)
+        .collect();
+    if text.chars().nth(QUOTE_MAX).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// Shortens every quoted value in a parser's message to [`QUOTE_MAX`]
 /// characters, so a 20 kB string sent in the wrong place is not echoed whole;
 /// the field and what was expected stay readable.
@@ -252,6 +267,16 @@ impl From<crate::email::InvalidField> for ApiError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_excerpt_is_short_and_on_one_line() {
+        assert_eq!(super::excerpt("plain"), "plain");
+        let forged = format!("x\r\n2026-01-01 INFO signed in{}", "y".repeat(100));
+        let shown = super::excerpt(&forged);
+        assert!(shown.starts_with("x\\r\\n2026"), "{shown}");
+        assert!(!shown.contains('\n') && shown.ends_with('…'), "{shown}");
+        assert_eq!(super::excerpt(&"é".repeat(40)), "é".repeat(40));
+    }
+
     use super::shorten_quotes;
 
     #[test]

@@ -42,7 +42,8 @@ pub async fn receive(
     let Path(transport) = path?;
     let Some(source) = state.event_sources.get(&transport) else {
         return Err(ApiError::not_found(format!(
-            "transport `{transport}` takes no events (it is unknown or has no webhook_key)"
+            "transport `{}` takes no events (it is unknown or has no webhook_key)",
+            super::error::excerpt(&transport)
         )));
     };
     let body = body.map_err(|e| ApiError::new(e.status(), "the body could not be read"))?;

@@ -137,8 +137,9 @@ impl MessageRequest {
             ));
         }
         for (key, value) in &self.metadata {
-            check_short(&format!("metadata.{key}"), key)?;
-            check_short(&format!("metadata.{key}"), value)?;
+            let field = || format!("metadata.{}", super::error::excerpt(key));
+            check_short(&field(), key)?;
+            check_short(&field(), value)?;
         }
         Ok(())
     }
@@ -172,7 +173,7 @@ fn nul_at(value: &serde_json::Value) -> Option<String> {
             .enumerate()
             .find_map(|(i, item)| Some(format!("[{i}]{}", nul_at(item)?))),
         serde_json::Value::Object(map) => map.iter().find_map(|(key, item)| {
-            let here = || format!(".{}", key.escape_debug());
+            let here = || format!(".{}", super::error::excerpt(key));
             if key.contains('\0') {
                 return Some(here());
             }

@@ -84,7 +84,7 @@ pub async fn callback(
 async fn finish(console: &Console, oidc: &Oidc, headers: &HeaderMap, answer: Callback) -> Response {
     let (Some(code), Some(st)) = (answer.code, answer.state) else {
         let why = answer.error.unwrap_or_else(|| "no code".into());
-        return failed(&SignInError::Refused(why.chars().take(100).collect()));
+        return failed(&SignInError::Refused(crate::api::error::excerpt(&why)));
     };
     let browser = (headers.get_all(header::COOKIE).iter())
         .filter_map(|v| v.to_str().ok())

@@ -37,7 +37,7 @@ pub mod view;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -119,6 +119,16 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/console/callback", get(access::callback))
         .route("/console/signout", post(access::sign_out))
         .route("/console/{*rest}", get(|| async { view::not_found() }))
+        // Before the layers, so that a 405 carries the console's headers too.
+        .method_not_allowed_fallback(|State(state): State<AppState>| async move {
+            match state.console {
+                Some(_) => view::error_page(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "This page does not take that method.",
+                ),
+                None => view::not_found(),
+            }
+        })
         .layer(axum::middleware::map_response(view::html_rejections))
         .layer(axum::middleware::map_response_with_state(
             state.clone(),

@@ -147,7 +147,9 @@ pub(super) async fn render(
         )));
     }
     let choice = &form.choice;
-    if !visit.viewer().can_see(&choice.tenant) {
+    if !visit.viewer().can_see(&choice.tenant)
+        || crate::api::request::check_tenant_name(&choice.tenant).is_err()
+    {
         return Err(visit.answer(not_found()));
     }
     let data: serde_json::Value = serde_json::from_str(&form.data).map_err(|e| {

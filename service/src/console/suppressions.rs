@@ -61,7 +61,8 @@ async fn entries(
 ) -> Option<Result<Vec<Suppression>, StoreError>> {
     let viewer = visit.viewer();
     let tenants = if !tenant.is_empty() {
-        if !viewer.can_see(tenant) {
+        // A name no tenant can have (NUL, `/`, …) is no tenant's list.
+        if !viewer.can_see(tenant) || crate::api::request::check_tenant_name(tenant).is_err() {
             return None;
         }
         vec![Some(tenant.to_owned())]

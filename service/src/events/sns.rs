@@ -86,7 +86,8 @@ impl Envelope {
             ],
             other => {
                 return Err(Unverified::new(format!(
-                    "unknown SNS message type `{other}`"
+                    "unknown SNS message type `{}`",
+                    crate::api::error::excerpt(other)
                 )));
             }
         };

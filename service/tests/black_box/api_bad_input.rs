@@ -334,3 +334,57 @@ async fn a_tenant_cannot_send_from_another_domain() {
     assert_eq!(s, 202);
     server.stop().await;
 }
+
+/// What a problem repeats of the request is short and on one line: a long
+/// or multi-line transport name, status or metadata key comes back cut to
+/// 40 characters with its control characters escaped.
+#[tokio::test]
+async fn problems_repeat_little_of_the_request() {
+    let server = TestServer::start(&[]).await;
+    let long = format!("a\r\nforged: yes{}", "x".repeat(60_000));
+    let shown = |body: &Value| {
+        let detail = detail(body).to_owned();
+        assert!(
+            detail.len() < 300,
+            "{} bytes: {}",
+            detail.len(),
+            &detail[..300]
+        );
+        assert!(!detail.contains('\n') && !detail.contains('\r'), "{detail}");
+        assert!(detail.contains("a\\r\\nforged"), "{detail}");
+    };
+    let transport =
+        percent_encoding::utf8_percent_encode(&long[..5000], percent_encoding::NON_ALPHANUMERIC);
+    let answer = server
+        .http
+        .post(server.url(&format!("/v1/events/{transport}")))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = common::server::split(answer).await;
+    assert_eq!(status, 404, "{body}");
+    shown(&body);
+
+    let admin = server.token(None, true);
+    let status_query =
+        percent_encoding::utf8_percent_encode(&long[..200], percent_encoding::NON_ALPHANUMERIC);
+    let (status, body) = server
+        .get(&format!("/v1/messages?status={status_query}"), &admin)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    shown(&body);
+
+    let mut request = valid();
+    request["metadata"] = json!({ long.clone(): "v" });
+    let token = server.token(Some("acme"), false);
+    let (status, body) = raw(
+        &server,
+        Some(&token),
+        "application/json",
+        serde_json::to_vec(&request).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    shown(&body);
+}

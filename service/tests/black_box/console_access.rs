@@ -24,6 +24,46 @@ async fn without_insecure_no_auth_or_an_issuer_there_is_no_console() {
         assert_eq!(status, 404, "{path}");
     }
     assert_eq!(browser.post("/console/messages/retry", &[]).await, 404);
+    // Another method on a console page: no console either, not a 405.
+    let answer = server
+        .http
+        .delete(server.url("/console/messages"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 404);
+}
+
+/// A method a page does not take is answered by the console's own page, with
+/// its security headers; the API's routes answer problem+json as before.
+#[tokio::test]
+async fn a_method_a_page_does_not_take_is_the_consoles_405() {
+    let (server, _) = console(&[]).await;
+    for path in ["/console/messages", "/console/templates/test", "/console/"] {
+        let answer = server.http.delete(server.url(path)).send().await.unwrap();
+        assert_eq!(answer.status(), 405, "{path}");
+        let headers = answer.headers();
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        let csp = headers["content-security-policy"].to_str().expect("csp");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["cache-control"], "no-store", "{path}");
+    }
+    let answer = server
+        .http
+        .delete(server.url("/v1/render"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 405);
+    assert_eq!(answer.headers()["content-type"], "application/problem+json");
 }
 
 #[tokio::test]

@@ -134,6 +134,13 @@ async fn a_hard_bounce_puts_the_address_on_the_suppressions_page() {
         page.contains("data-suppression=\"acme/ada@example.com\""),
         "{page}"
     );
+    // A name no tenant can have is no tenant's list (PostgreSQL refuses a NUL).
+    for tenant in ["%00", "a%2Fb"] {
+        let (status, _, _) = browser
+            .get(&format!("/console/suppressions?tenant={tenant}"))
+            .await;
+        assert_eq!(status, 404, "{tenant}");
+    }
     assert!(page.contains(&format!("/console/messages/{id}")), "{page}");
 }
 

@@ -127,5 +127,12 @@ async fn viewers_forms_without_the_token_and_bad_addresses_send_nothing() {
         )
         .await;
     assert_eq!(bad.0, 422, "{}", bad.2);
+    // A tenant name the API would refuse (a `/`, a NUL) is no tenant.
+    for tenant in ["a/b", "a\0b", ""] {
+        let mut fields = form(&token, "{}", "ada@example.com");
+        fields[1] = ("tenant", tenant);
+        let (status, _, page) = admin.submit("/console/templates/test", &fields).await;
+        assert_eq!(status, 404, "{tenant:?}: {page}");
+    }
     assert!(outbox(&server).is_empty(), "nothing was sent");
 }
