@@ -552,14 +552,17 @@ fn check_keycloak(key: &str, t: &TenantSettings) -> Result<(), ConfigError> {
         &t.keycloak_client_secret,
     ) {
         (None, None, None) => Ok(()),
-        (Some(url), Some(_), Some(_)) => crate::feedback::Realm::parse_url(url)
-            .map(|_| ())
-            .ok_or_else(|| {
+        (Some(url), Some(_), Some(_)) => {
+            let field = format!("{key}.keycloak_url");
+            crate::feedback::Realm::parse_url(url).ok_or_else(|| {
                 invalid(
-                    &format!("{key}.keycloak_url"),
+                    &field,
                     "must be a realm's URL, like https://sso.example/realms/acme",
                 )
-            }),
+            })?;
+            // The client secret and a `manage-users` token travel to it.
+            crate::auth::realm::check_fetch_url(url).map_err(|e| invalid(&field, e))
+        }
         _ => Err(invalid(
             key,
             "keycloak_url, keycloak_client_id and keycloak_client_secret go together",
@@ -604,13 +607,22 @@ fn duration(
         .get(name)?
         .or(from_file)
         .unwrap_or_else(|| default.to_owned());
-    humantime::parse_duration(&text).map_err(|e| {
+    let parsed = humantime::parse_duration(&text).map_err(|e| {
         invalid(
             name,
             format!("`{text}` is not a duration like 100ms, 5s, 1h ({e})"),
         )
-    })
+    })?;
+    if parsed > LONGEST_SETTING {
+        return Err(invalid(name, format!("`{text}` is longer than 10 years")));
+    }
+    Ok(parsed)
 }
+
+/// The longest duration a setting takes: times are computed from it (a
+/// message's age limit, a lease's end), and beyond calendars and clocks
+/// they overflow.
+const LONGEST_SETTING: Duration = Duration::from_secs(3650 * 24 * 3600);
 
 fn number<T: std::str::FromStr>(
     lookup: &Lookup<'_>,
@@ -721,6 +733,39 @@ mod tests {
             load(&env(&[local, client, url])).is_ok(),
             "http to loopback"
         );
+    }
+
+    #[test]
+    fn durations_beyond_ten_years_are_refused() {
+        let long = load(&env(&[("MAILBRIDGE_RETRY_MAX_AGE", "9999y")]));
+        assert!(long.unwrap_err().to_string().contains("10 years"));
+        assert!(load(&env(&[("MAILBRIDGE_LEASE", "100000000d")])).is_err());
+        let year = load(&env(&[("MAILBRIDGE_RETENTION", "365d")])).unwrap();
+        assert_eq!(year.retention, Duration::from_secs(365 * 24 * 3600));
+    }
+
+    #[test]
+    fn keycloak_feedback_goes_over_https_off_this_machine() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |url: &str| {
+            let path = dir.path().join("m.toml");
+            std::fs::write(
+                &path,
+                format!(
+                    "[tenants.acme]\nkeycloak_url = \"{url}\"\nkeycloak_client_id = \"mb\"\nkeycloak_client_secret = \"s3cret-s3cret\"\n"
+                ),
+            )
+            .unwrap();
+            load(&env(&[("MAILBRIDGE_CONFIG", path.to_str().unwrap())]))
+                .and_then(|s| s.validate().map(|()| s))
+        };
+        let plain = with("http://sso.example/realms/acme")
+            .unwrap_err()
+            .to_string();
+        assert!(plain.contains("https"), "{plain}");
+        assert!(!plain.contains("s3cret"), "{plain}");
+        assert!(with("https://sso.example/realms/acme").is_ok());
+        assert!(with("http://127.0.0.1:8080/realms/acme").is_ok());
     }
 
     #[test]

@@ -126,7 +126,18 @@ pub(crate) fn spend(
     let mut wait = (0i64, 0usize);
     let mut next = Vec::with_capacity(cells.len());
     for (index, cell) in cells.iter().enumerate() {
-        let tat = tats.get(&cell.key).copied().unwrap_or(now).max(now);
+        // A cell's time is never more than one burst and one interval
+        // ahead of a spend; further ahead, the clock was set back (or
+        // another replica's runs ahead): counted from now, so that a step
+        // back does not make an address wait for the length of the step.
+        let furthest = now
+            .saturating_add(millis(cell.burst))
+            .saturating_add(millis(cell.interval));
+        let tat = tats
+            .get(&cell.key)
+            .copied()
+            .unwrap_or(now)
+            .clamp(now, furthest);
         wait = wait.max((tat - now - millis(cell.burst), index));
         next.push(tat.saturating_add(millis(cell.interval)));
     }
@@ -145,6 +156,39 @@ fn millis(d: Duration) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_clock_set_back_makes_no_address_wait_longer_than_its_rate_allows() {
+        let cells = limits().cells("acme", Some("email-verification"), ["ada@example.com"]);
+        let now = 1_800_000_000_000;
+        let mut tats = HashMap::new();
+        assert_eq!(spend(&cells, now, &mut tats), None);
+        // The clock steps back an hour: a cell so far ahead counts as spent
+        // up to its burst, so the next verification email waits one
+        // interval at most (the recipient's 12 minutes), not the hour.
+        let back = now - 3_600_000;
+        let (wait, _) = spend(&cells, back, &mut tats).expect("spent");
+        assert!(wait <= Duration::from_secs(720), "{wait:?}");
+        let template: Vec<_> = (cells.iter())
+            .filter(|c| c.limit == Limit::Template)
+            .cloned()
+            .collect();
+        let (wait, _) = spend(&template, back, &mut tats).expect("1/minute");
+        assert!(wait <= Duration::from_secs(60), "{wait:?}");
+        // The recipient's 5/hour still counts its spends.
+        let mut tats = HashMap::new();
+        let recipient: Vec<_> = cells
+            .iter()
+            .filter(|c| c.limit == Limit::Recipient)
+            .cloned()
+            .collect();
+        for _ in 0..5 {
+            assert_eq!(spend(&recipient, now, &mut tats), None);
+        }
+        assert!(spend(&recipient, now, &mut tats).is_some(), "the sixth");
+        let (wait, _) = spend(&recipient, back, &mut tats).expect("still spent");
+        assert!(wait <= Duration::from_secs(720), "{wait:?}");
+    }
+
     use super::*;
 
     fn limits() -> FlowLimits {
