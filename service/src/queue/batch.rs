@@ -315,8 +315,10 @@ pub(crate) fn current(queued_at: OffsetDateTime) -> OffsetDateTime {
 /// succeeded while the store was away records `sent` when the store is back,
 /// instead of racing a second claim that would send the message again. A
 /// replica that died has its messages claimed again one to two lease lengths later.
+/// Forward steps of this machine's wall clock in the last two lease lengths
+/// push the moment back by as much (see [`super::clock_steps`]).
 pub(crate) fn abandoned_before(now: OffsetDateTime, lease: Duration) -> OffsetDateTime {
-    now - lease
+    now - lease - super::clock_steps::forward_steps(lease * 2)
 }
 
 /// The lease of a message stored already claimed for its first attempt

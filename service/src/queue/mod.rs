@@ -17,6 +17,7 @@ use crate::suppression::Suppression;
 pub use lane::Lane;
 
 mod batch;
+mod clock_steps;
 mod grouping;
 pub mod history;
 pub mod lane;

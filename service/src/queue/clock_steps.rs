@@ -1,0 +1,108 @@
+//! Steps of the wall clock, seen against the monotonic one. Leases end at
+//! wall-clock times (replicas share them through the store), so a clock set
+//! forward (an NTP step, a virtual machine resumed) would make every lease in
+//! flight look abandoned at once, and the next claim would send those
+//! messages again while their attempts still run. A claim therefore counts
+//! a lease as abandoned only once it ended a lease length ago *and* by the
+//! forward steps this process saw in the last two lease lengths: by then
+//! every attempt in flight has renewed its lease by the new clock (renewals
+//! come every third of a lease).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+/// A wall clock running ahead of the monotonic one by more than this
+/// between two looks is a step (NTP slews far less).
+const STEP: Duration = Duration::from_secs(1);
+
+/// The clocks at the last look, and the forward steps seen since.
+#[derive(Debug, Default)]
+pub(crate) struct ClockSteps(Mutex<Seen>);
+
+#[derive(Debug, Default)]
+struct Seen {
+    last: Option<(Instant, OffsetDateTime)>,
+    /// When each forward step was seen, and its size.
+    forward: Vec<(Instant, Duration)>,
+}
+
+impl ClockSteps {
+    /// Looks at both clocks (`at`, `wall`); answers the forward steps seen
+    /// within `window` before `at`, this look's included.
+    pub(crate) fn forward_within(
+        &self,
+        at: Instant,
+        wall: OffsetDateTime,
+        window: Duration,
+    ) -> Duration {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((then, then_wall)) = seen.last {
+            let monotonic = at.saturating_duration_since(then);
+            let ahead = (wall - then_wall) - monotonic;
+            if ahead > STEP {
+                let ahead = ahead.unsigned_abs();
+                tracing::warn!(
+                    seconds = ahead.as_secs(),
+                    "the wall clock stepped forward: leases in flight are not taken for abandoned until renewed"
+                );
+                seen.forward.push((at, ahead));
+            }
+        }
+        seen.last = Some((at, wall));
+        seen.forward
+            .retain(|(when, _)| at.saturating_duration_since(*when) < window);
+        seen.forward.iter().map(|(_, step)| *step).sum()
+    }
+}
+
+/// This process's clocks.
+static STEPS: std::sync::LazyLock<ClockSteps> = std::sync::LazyLock::new(ClockSteps::default);
+
+/// The forward steps of the wall clock seen in the last `window`.
+pub(crate) fn forward_steps(window: Duration) -> Duration {
+    STEPS.forward_within(Instant::now(), OffsetDateTime::now_utc(), window)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forward_step_counts_for_the_window_and_then_no_longer() {
+        let steps = ClockSteps::default();
+        let (start, wall) = (Instant::now(), OffsetDateTime::now_utc());
+        let window = Duration::from_secs(240);
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        let sec = time::Duration::seconds;
+        assert_eq!(steps.forward_within(at(0), wall, window), Duration::ZERO);
+        // Both clocks run alike: no step.
+        assert_eq!(
+            steps.forward_within(at(10), wall + sec(10), window),
+            Duration::ZERO
+        );
+        // The wall clock jumps an hour ahead (a VM resumed, an NTP step).
+        let hour = Duration::from_secs(3600);
+        let after = steps.forward_within(at(11), wall + sec(3611), window);
+        assert_eq!(after, hour);
+        assert_eq!(
+            steps.forward_within(at(200), wall + sec(3800), window),
+            hour
+        );
+        assert_eq!(
+            steps.forward_within(at(252), wall + sec(3852), window),
+            Duration::ZERO
+        );
+        // A step back is no forward step; nor is half a second of slewing.
+        assert_eq!(
+            steps.forward_within(at(253), wall + sec(253), window),
+            Duration::ZERO
+        );
+        let slewed = wall + sec(254) + time::Duration::milliseconds(500);
+        assert_eq!(
+            steps.forward_within(at(254), slewed, window),
+            Duration::ZERO
+        );
+    }
+}
