@@ -4,6 +4,7 @@ the process is killed with SIGKILL, and the SMTP server misbehaves."""
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import peers
 from context import Skip, check_limits, deliveries_between, limits_env, sqlite_count, sqlite_ids
@@ -140,6 +141,50 @@ def kill9_limits(ctx):
     return kill9_sqlite(ctx, limits=True)
 
 
+def clockshift(ctx):
+    """`clockshift.c` built for this run: it sets one process's wall clock
+    by the seconds in a file (libfaketime deadlocks with jemalloc, which
+    asks for the time while it initialises)."""
+    library = ctx.work / "clockshift.so"
+    source = Path(__file__).with_name("clockshift.c")
+    try:
+        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(library), str(source)],
+                       check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise Skip(f"cannot build clockshift.c with cc: {e}") from e
+    return str(library)
+
+
+def clock_step(ctx):
+    """The service's wall clock set an hour forward mid-load (`clockshift.c`;
+    the monotonic clock untouched, as for an NTP step or a virtual machine
+    resumed) while deliveries are in flight: every first attempt is
+    answered after 1 s, well within the lease, over connections enough for
+    all. Leases end at wall-clock times, so without care every lease in
+    flight looks abandoned at once and is claimed again. No message may go
+    twice (no attempt is cut, so no duplicate is allowed), none be lost."""
+    stamp = ctx.work / "clock-shift"
+    stamp.write_text("0\n")
+    clock = {"LD_PRELOAD": clockshift(ctx), "CLOCKSHIFT_FILE": str(stamp)}
+    sink = ctx.sink({"slow_reply": 1.0, "slow_seconds": 1, "fault_attempts": 1})
+    env = ctx.env(f"sqlite://{ctx.work / 'mb.db'}", sink.port, "timeout=10s&max_connections=32", **clock)
+    svc = ctx.service("service", env)
+    traffic = ctx.load([svc.url], size=2_000, concurrency=1, limit=400, pause=0.1)
+    time.sleep(4)
+    stamp.write_text("3600\n")
+    ctx.note(f"the clock set an hour forward: {traffic.count(202)} accepted so far")
+    # Two lease lengths (5 s) and more under the new clock, with the load on.
+    time.sleep(12)
+    answers = traffic.stop()
+    records = ctx.drain(svc.url, answers, 90)
+    report = ctx.judge(answers, records, sink)
+    if report["accepted"] < 50:
+        report["broken"].append(f"only {report['accepted']} accepted: the load did not run")
+    if report["duplicates"]:
+        report["broken"].append(f"{report['duplicates']} duplicate deliveries, though no attempt was cut")
+    return report
+
+
 def peak_rss_mib(service):
     """The service's peak resident memory so far (VmHWM), in MiB."""
     with open(f"/proc/{service.process.proc.pid}/status", encoding="utf-8") as f:
@@ -191,6 +236,7 @@ SCENARIOS = {
     "kill9-sqlite": kill9_sqlite,
     "kill9-limits": kill9_limits,
     "kill9-webhooks": kill9_webhooks,
+    "clock-step": clock_step,
     "smtp-drop-mid-data": smtp_fault({"drop_data": 0.3}),
     "smtp-stall": smtp_fault({"stall": 0.1, "fault_attempts": 2}, limit=500, dsn="timeout=3s&max_connections=8"),
     "smtp-garbage": smtp_fault({"garbage": 0.15, "garbage_greeting": 0.1}),
