@@ -6,6 +6,7 @@ import os
 import subprocess
 import time
 
+import load
 import peers
 from context import Skip, check_limits, deliveries_between, limits_env
 
@@ -162,6 +163,56 @@ def lease_outlived(ctx):
     return report
 
 
+def pg_blackhole(ctx, on=40.0, stop_after=5.0, stop_bound=30.0):
+    """Toxiproxy `timeout` 0 on PostgreSQL's replies for 40 s (packets lost,
+    no reset: connections hang, as in a network partition) with two replicas
+    under load; one gets SIGTERM 5 s into it. Commit groups, suppression
+    lookups and pending counts are bounded (10 s), so every request is
+    answered meanwhile (503, or 504 where its commit may have happened), the
+    stopped replica exits within 30 s, and once the link is back 202s resume
+    with nothing lost."""
+    pg, sink, proxy = ctx.postgres(), ctx.sink(), ctx.toxiproxy()
+    pg_port = proxy.proxy("postgres", pg.port)
+    pg_url = pg.url.replace(f":{pg.port}/", f":{pg_port}/")
+    services = replicas(ctx, pg_url, sink.port, 2)
+    traffic = ctx.load([services[0].url], size=4_000, concurrency=4, limit=20_000, pause=0.02)
+    # Tokens of their own (each generator counts from 1).
+    stopped = load.Load(f"{ctx.run_id}-b", [services[1].url], size=4_000, concurrency=2,
+                        limit=20_000, pause=0.02).start()
+    ctx.stack.callback(stopped.stop)
+    time.sleep(2)
+    began = time.time()
+    proxy.add("postgres", "fault", "timeout", timeout=0)
+    time.sleep(stop_after)
+    stopping = time.time()
+    code = services[1].process.stop(grace=on)
+    stopped_in = time.time() - stopping
+    # Requests to it after its listener closed find no one: not judged.
+    to_stopped = [a for a in stopped.stop() if a.status is not None]
+    ctx.note(f"replica 1 stopped in {stopped_in:.1f}s (exit {code}) while PostgreSQL was out of reach")
+    time.sleep(max(0.0, on - (time.time() - began)))
+    during = traffic.count(None)
+    proxy.remove("postgres", "fault")
+    ctx.note(f"link back after {time.time() - began:.0f}s: {traffic.count(202)} accepted, "
+             f"{traffic.count(503)} answered 503, {traffic.count(504)} answered 504, {during} unanswered")
+    window = (began - 1, time.time() + 1)
+    peers.wait_until(lambda: services[0].ready(), 60)
+    accepted_before = traffic.count(202)
+    time.sleep(5)
+    resumed = traffic.count(202) - accepted_before
+    answers = traffic.stop() + to_stopped
+    records = ctx.drain(services[0].url, answers, 90)
+    report = ctx.judge(answers, records, sink, in_flight=deliveries_between(sink, *window))
+    if stopped_in > stop_bound or code != 0:
+        report["broken"].append(f"the replica stopped with SIGTERM took {stopped_in:.1f}s (exit {code}), "
+                                f"beyond {stop_bound:g}s")
+    if during:
+        report["broken"].append(f"{during} request(s) got no answer within 30 s while the database was out of reach")
+    if resumed == 0:
+        report["broken"].append("no 202 within 5 s of the link coming back")
+    return report
+
+
 def network_fault(through, toxic, attributes, on=2.0, off=2.0, rounds=3, stream="downstream"):
     """A scenario: Toxiproxy between the two replicas and `through` ("postgres"
     or "smtp") injects `toxic` for `on` seconds out of every `on + off`."""
@@ -204,6 +255,7 @@ SCENARIOS = {
     "kill9-replicas": kill9_replicas,
     "kill9-replicas-limits": kill9_replicas_limits,
     "lease-outlived": lease_outlived,
+    "pg-blackhole": pg_blackhole,
     "net-pg-latency": network_fault("postgres", "latency", {"latency": 300, "jitter": 100}, on=4, rounds=2),
     "net-pg-bandwidth": network_fault("postgres", "bandwidth", {"rate": 256}, on=4, rounds=2, stream="upstream"),
     "net-pg-reset": network_fault("postgres", "reset_peer", {"timeout": 0}, on=1.5),

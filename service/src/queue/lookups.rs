@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::anyhow;
 use tokio::sync::{mpsc, oneshot};
@@ -19,6 +20,9 @@ use super::StoreError;
 
 /// At most this many lookups go into one query.
 const MAX_GROUP: usize = 256;
+/// Longest a query may take: a store that hangs (packets lost on the way to
+/// the database) fails its askers instead of holding them until TCP gives up.
+const DEADLINE: Duration = Duration::from_secs(10);
 
 /// A `(tenant, normalised email)` pair.
 pub(crate) type Pair = (String, String);
@@ -86,7 +90,11 @@ async fn answer(mut inbox: mpsc::UnboundedReceiver<Ask>, query: Query) {
                 ask.emails.iter().map(|e| (tenant.clone(), e.clone()))
             })
             .collect();
-        let result = query(pairs.into_iter().collect()).await;
+        let result = tokio::time::timeout(DEADLINE, query(pairs.into_iter().collect()))
+            .await
+            .unwrap_or_else(
+                |_| Err(anyhow!("the store did not answer within {DEADLINE:?}").into()),
+            );
         let listed = result.map(by_tenant).map_err(|e| format!("{:#}", e.0));
         for ask in waiting.drain(..) {
             let answer = match &listed {
@@ -164,6 +172,21 @@ mod tests {
         let groups = groups.lock().unwrap();
         assert_eq!(groups.len(), 1, "{groups:?}");
         assert_eq!(groups[0], pairs(&[("acme", "ada@example.com")]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_query_that_never_answers_fails_its_askers_after_the_deadline() {
+        let query: Query = Arc::new(|_| Box::pin(std::future::pending()));
+        let lookups = Lookups::start(query);
+        let emails = ["ada@example.com".to_owned()];
+        let started = tokio::time::Instant::now();
+        let error = lookups
+            .among("acme", &emails)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("did not answer"), "{error}");
+        assert_eq!(started.elapsed(), DEADLINE);
     }
 
     #[tokio::test]

@@ -59,7 +59,14 @@ impl PendingCache {
             cache: self,
             tenant,
         };
-        let count = read().await.context("counting pending messages")?;
+        // The one counting is bounded as well: a store that hangs (packets
+        // lost on the way to the database) fails the request instead of
+        // holding it until TCP gives up.
+        let count = tokio::time::timeout(COUNT_FOR, read())
+            .await
+            .map_err(|_| anyhow::anyhow!("the store did not answer within {COUNT_FOR:?}"))
+            .context("counting pending messages")?
+            .context("counting pending messages")?;
         let count = u64::try_from(count).unwrap_or_default();
         counting.done(count);
         Ok(count)

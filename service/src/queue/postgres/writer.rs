@@ -5,6 +5,7 @@
 //! transaction in PostgreSQL; the group is rolled back and answered as failed.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -31,6 +32,15 @@ use crate::queue::{ClaimedJob, Enqueued, Lane, Lease, NewJob, Outcome, OutcomeUn
 /// connections and fewer at 16 and 128; one could not keep both cores busy.
 pub(super) const WRITERS: usize = 2;
 
+/// Longest a group may take. A connection whose packets are lost (a network
+/// partition, a host gone without a reset) hangs until TCP gives up, a
+/// quarter of an hour later; every request of the group would wait as long,
+/// and a stop could not complete. Beyond this bound the group is answered:
+/// as not stored if its `COMMIT` was not sent yet (the server cannot commit
+/// without it; the connection is dropped, and with it the transaction), as
+/// of unknown outcome (504) once it was.
+const GROUP_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Applies waiting writes in groups until every sender is gone.
 pub(super) async fn run(
     pool: PgPool,
@@ -46,8 +56,24 @@ pub(super) async fn run(
             return;
         }
         let (ops, replies) = batch::split(&mut waiting);
-        let result = group(&pool, &ops, keyring.as_deref(), &cells).await;
+        let committing = AtomicBool::new(false);
+        let result = tokio::time::timeout(
+            GROUP_DEADLINE,
+            group(&pool, &ops, keyring.as_deref(), &cells, &committing),
+        )
+        .await
+        .unwrap_or_else(|_| Err(overdue(committing.load(Ordering::Relaxed))));
         batch::answer(&health, &ops, replies, result);
+    }
+}
+
+/// Why a group that took longer than [`GROUP_DEADLINE`] was answered so.
+fn overdue(committing: bool) -> anyhow::Error {
+    let why = format!("the database did not answer within {GROUP_DEADLINE:?}");
+    tracing::warn!(committing, "{why}: the group's callers are answered");
+    match committing {
+        false => anyhow::anyhow!(why),
+        true => anyhow::Error::new(OutcomeUnknown).context(why),
     }
 }
 
@@ -56,6 +82,7 @@ async fn group(
     ops: &[Op],
     keyring: Option<&Keyring>,
     cells: &Arc<Growth>,
+    committing: &AtomicBool,
 ) -> anyhow::Result<Vec<Answer>> {
     let mut tx = pool.begin().await.context("beginning a transaction")?;
     let writes = &mut Writes {
@@ -65,6 +92,7 @@ async fn group(
     };
     let answers = grouping::apply_all(writes, ops).await?;
     let created = writes.created;
+    committing.store(true, Ordering::Relaxed);
     match tx.commit().await {
         Ok(()) => {
             // Flow-limit cells are prepared statements' table too (see
