@@ -185,6 +185,29 @@ def clock_step(ctx):
     return report
 
 
+def clock_step_back(ctx):
+    """The service's wall clock set an hour back (`clockshift.c`) while a
+    backlog waits: 300 messages accepted at once, every first attempt
+    answered after 1 s over 8 connections. The backlog was stored as due
+    by the clock before the step; it must be sent now, not in an hour."""
+    stamp = ctx.work / "clock-shift"
+    stamp.write_text("0\n")
+    clock = {"LD_PRELOAD": clockshift(ctx), "CLOCKSHIFT_FILE": str(stamp)}
+    sink = ctx.sink({"slow_reply": 1.0, "slow_seconds": 1, "fault_attempts": 1})
+    env = ctx.env(f"sqlite://{ctx.work / 'mb.db'}", sink.port, "timeout=10s&max_connections=8", **clock)
+    svc = ctx.service("service", env)
+    traffic = ctx.load([svc.url], size=2_000, concurrency=8, limit=300)
+    peers.wait_until(lambda: len(traffic.answers) >= 300, 60)
+    stamp.write_text("-3600\n")
+    ctx.note(f"the clock set an hour back: {traffic.count(202)} accepted")
+    answers = traffic.stop()
+    records = ctx.drain(svc.url, answers, 120)
+    report = ctx.judge(answers, records, sink)
+    if report["accepted"] < 250:
+        report["broken"].append(f"only {report['accepted']} accepted: the load did not run")
+    return report
+
+
 def peak_rss_mib(service):
     """The service's peak resident memory so far (VmHWM), in MiB."""
     with open(f"/proc/{service.process.proc.pid}/status", encoding="utf-8") as f:
@@ -237,6 +260,7 @@ SCENARIOS = {
     "kill9-limits": kill9_limits,
     "kill9-webhooks": kill9_webhooks,
     "clock-step": clock_step,
+    "clock-step-back": clock_step_back,
     "smtp-drop-mid-data": smtp_fault({"drop_data": 0.3}),
     "smtp-stall": smtp_fault({"stall": 0.1, "fault_attempts": 2}, limit=500, dsn="timeout=3s&max_connections=8"),
     "smtp-garbage": smtp_fault({"garbage": 0.15, "garbage_greeting": 0.1}),

@@ -7,6 +7,11 @@
 //! forward steps this process saw in the last two lease lengths: by then
 //! every attempt in flight has renewed its lease by the new clock (renewals
 //! come every third of a lease).
+//!
+//! A clock set back leaves the times stored before the step (when a message
+//! is due) that far ahead: the SQLite store, whose every time this process
+//! wrote, moves them back by the step at its next claim
+//! ([`take_backward_steps`]).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -26,6 +31,8 @@ struct Seen {
     last: Option<(Instant, OffsetDateTime)>,
     /// When each forward step was seen, and its size.
     forward: Vec<(Instant, Duration)>,
+    /// Backward steps seen and not yet taken.
+    backward: Duration,
 }
 
 impl ClockSteps {
@@ -48,6 +55,10 @@ impl ClockSteps {
                     "the wall clock stepped forward: leases in flight are not taken for abandoned until renewed"
                 );
                 seen.forward.push((at, ahead));
+            } else if -ahead > STEP {
+                let back = ahead.unsigned_abs();
+                tracing::warn!(seconds = back.as_secs(), "the wall clock stepped back");
+                seen.backward += back;
             }
         }
         seen.last = Some((at, wall));
@@ -57,12 +68,25 @@ impl ClockSteps {
     }
 }
 
+impl ClockSteps {
+    /// The backward steps seen since the last call.
+    pub(crate) fn take_backward(&self) -> Duration {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut seen.backward)
+    }
+}
+
 /// This process's clocks.
 static STEPS: std::sync::LazyLock<ClockSteps> = std::sync::LazyLock::new(ClockSteps::default);
 
 /// The forward steps of the wall clock seen in the last `window`.
 pub(crate) fn forward_steps(window: Duration) -> Duration {
     STEPS.forward_within(Instant::now(), OffsetDateTime::now_utc(), window)
+}
+
+/// The backward steps of the wall clock seen (by a claim) since the last call.
+pub(crate) fn take_backward_steps() -> Duration {
+    STEPS.take_backward()
 }
 
 #[cfg(test)]
@@ -94,15 +118,20 @@ mod tests {
             steps.forward_within(at(252), wall + sec(3852), window),
             Duration::ZERO
         );
-        // A step back is no forward step; nor is half a second of slewing.
+        // A step back is no forward step, but is kept until taken; half a
+        // second of slewing is neither.
+        assert_eq!(steps.take_backward(), Duration::ZERO);
         assert_eq!(
             steps.forward_within(at(253), wall + sec(253), window),
             Duration::ZERO
         );
+        assert_eq!(steps.take_backward(), hour);
+        assert_eq!(steps.take_backward(), Duration::ZERO);
         let slewed = wall + sec(254) + time::Duration::milliseconds(500);
         assert_eq!(
             steps.forward_within(at(254), slewed, window),
             Duration::ZERO
         );
+        assert_eq!(steps.take_backward(), Duration::ZERO);
     }
 }

@@ -303,16 +303,28 @@ fn claim(
     let now = batch::current(now);
     let now_ms = ms(now);
     let until = now + lease;
+    let abandoned = ms(batch::abandoned_before(now, lease));
+    let back = crate::queue::clock_steps::take_backward_steps();
+    if !back.is_zero() {
+        // Every time in this file was written by this process's clock: the
+        // ones ahead move back with it, so that what was due stays due.
+        let moved = conn
+            .prepare_cached(
+                "UPDATE messages SET next_attempt_at = next_attempt_at - ?1 \
+                 WHERE status IN ('queued', 'retrying') AND next_attempt_at > ?2",
+            )?
+            .execute((i64::try_from(back.as_millis()).unwrap_or(i64::MAX), now_ms))?;
+        tracing::warn!(
+            count = moved,
+            seconds = back.as_secs(),
+            "messages' next attempts moved back with the clock"
+        );
+    }
     let mut jobs = Vec::new();
     let mut unreadable = Vec::new();
     {
         let mut statement = conn.prepare_cached(claim_statement(lane))?;
-        let mut rows = statement.query((
-            ms(until),
-            now_ms,
-            i64::from(limit),
-            ms(batch::abandoned_before(now, lease)),
-        ))?;
+        let mut rows = statement.query((ms(until), now_ms, i64::from(limit), abandoned))?;
         while let Some(row) = rows.next()? {
             match decode(row, until, keyring) {
                 Ok(job) => jobs.push(job),
