@@ -209,6 +209,12 @@ impl Conversion {
     }
 
     fn open_link(&mut self, tag: &Tag) {
+        // A link never holds another: as in a browser, a new one ends the
+        // one open. So at most one is open, and closing each looks only at
+        // its own text (a stack of unclosed links made every close look at
+        // everything written since the first: quadratic on a body of
+        // `<a>`s over white space).
+        self.close_link();
         let url = attribute(tag, "href")
             .map(str::trim)
             .filter(|href| is_readable_link(href))

@@ -29,6 +29,24 @@ fn a_link_without_text_shows_its_url_and_fragments_are_left_out() {
 }
 
 #[test]
+fn a_link_opened_inside_another_ends_it_as_in_a_browser() {
+    assert_eq!(
+        html_to_text(r#"<a href="https://x.example">one<a href="https://y.example">two</a>"#)
+            .unwrap(),
+        "one <https://x.example>two <https://y.example>"
+    );
+    // Many unclosed links over white space: each shows its URL once, and
+    // each close looks only at its own text.
+    let html = format!(
+        "<pre>{}{}",
+        "<a href=https://u.example>".repeat(2_000),
+        " ".repeat(20_000)
+    );
+    let text = html_to_text(&html).unwrap();
+    assert_eq!(text.matches("https://u.example").count(), 2_000);
+}
+
+#[test]
 fn long_lines_wrap_at_78_and_pre_keeps_its_spaces() {
     let words = "word ".repeat(40);
     let text = html_to_text(&format!("<p>{words}</p><pre>a  b\n  c</pre>")).unwrap();

@@ -198,7 +198,10 @@ fn delay_or_epoch(value: &str, now: SystemTime) -> Option<Duration> {
     if number < EPOCH_THRESHOLD {
         return Some(Duration::from_secs(number));
     }
-    let at = UNIX_EPOCH + Duration::from_secs(number);
+    // A time past what the clock can hold is as far as a hint may go.
+    let Some(at) = UNIX_EPOCH.checked_add(Duration::from_secs(number)) else {
+        return Some(MAX_RETRY_AFTER);
+    };
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
@@ -262,6 +265,27 @@ pub fn without_secret(err: TransportError, secret: &str) -> TransportError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_reset_time_past_what_the_clock_holds_is_the_longest_hint_not_a_panic() {
+        let now = SystemTime::now();
+        for reset in [
+            "18446744073709551615",
+            "9223372036854775808",
+            "99999999999999999999",
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-ratelimit-reset", reset.parse().unwrap());
+            let hint = parse_retry_after(&headers, now);
+            assert!(
+                hint.is_none_or(|h| h <= MAX_RETRY_AFTER),
+                "{reset}: {hint:?}"
+            );
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-reset", "18446744073709551615".parse().unwrap());
+        assert_eq!(parse_retry_after(&headers, now), Some(MAX_RETRY_AFTER));
+    }
+
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     use super::*;
