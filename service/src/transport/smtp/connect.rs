@@ -88,9 +88,13 @@ pub(super) async fn open(
         settings.hello,
         smtp.server_info()
     ));
-    starttls(settings, &log, &mut smtp).await?;
+    let upgraded = starttls(settings, &log, &mut smtp).await?;
     let pipelining = settings.pipelining && offers_pipelining(settings, &log, &mut smtp).await?;
     if let Some((credentials, mechanisms)) = login(settings, token) {
+        in_clear_only_here(settings, upgraded).map_err(|why| {
+            log.note(&why);
+            Failure::Connect(why)
+        })?;
         let offered = smtp.server_info().get_auth_mechanism(&mechanisms);
         let name = offered.map_or_else(|| "(none in common)".to_owned(), |m| m.to_string());
         log.sent(format!("AUTH {name} [redacted]"));
@@ -154,18 +158,36 @@ async fn tcp(settings: &Settings, log: &Conversation) -> Result<TcpStream, Failu
     Err(failed(&last))
 }
 
-/// STARTTLS when the settings ask for it (or allow it and the server offers it).
+/// Credentials (a password, an XOAUTH2 token) cross an unencrypted
+/// connection only to this machine, or when the DSN says `tls=none`: with
+/// `tls=opportunistic`, anyone on the path could strike STARTTLS from the
+/// server's answer and read them.
+fn in_clear_only_here(settings: &Settings, upgraded: bool) -> Result<(), String> {
+    match &settings.security {
+        Security::StartTls { .. } if !upgraded && !super::settings::is_loopback(&settings.host) => {
+            Err(format!(
+                "{} offers no STARTTLS: the credentials are not sent unencrypted to another host \
+                 (tls=none if the link is trusted)",
+                settings.server
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// STARTTLS when the settings ask for it (or allow it and the server
+/// offers it); whether the connection is now encrypted by it.
 async fn starttls(
     settings: &Settings,
     log: &Conversation,
     smtp: &mut AsyncSmtpConnection,
-) -> Result<(), Failure> {
+) -> Result<bool, Failure> {
     let Security::StartTls { params, required } = &settings.security else {
-        return Ok(());
+        return Ok(false);
     };
     if !required && !smtp.can_starttls() {
         log.note("the server offers no STARTTLS; going on unencrypted (tls=opportunistic)");
-        return Ok(());
+        return Ok(false);
     }
     log.sent("STARTTLS");
     match smtp.starttls(params.clone(), &settings.hello).await {
@@ -175,7 +197,7 @@ async fn starttls(
                 settings.hello,
                 smtp.server_info()
             ));
-            Ok(())
+            Ok(true)
         }
         Err(e) => {
             log.failed(&e);
@@ -342,6 +364,30 @@ mod tests {
     fn settings_for(port: u16) -> Settings {
         let dsn = Dsn::parse(&format!("smtp://127.0.0.1:{port}?tls=none")).unwrap();
         super::super::settings::from_dsn(&dsn).unwrap()
+    }
+
+    #[test]
+    fn credentials_cross_an_unencrypted_link_only_to_this_machine_or_by_choice() {
+        let settings =
+            |dsn: &str| super::super::settings::from_dsn(&Dsn::parse(dsn).unwrap()).unwrap();
+        let remote = settings("smtp://u:p@relay.example:587?tls=opportunistic");
+        let refused = in_clear_only_here(&remote, false).unwrap_err();
+        assert!(
+            refused.contains("STARTTLS") && !refused.contains(":p@"),
+            "{refused}"
+        );
+        assert!(in_clear_only_here(&remote, true).is_ok(), "after STARTTLS");
+        assert!(
+            in_clear_only_here(&settings("smtp://u:p@relay.example:25?tls=none"), false).is_ok()
+        );
+        assert!(in_clear_only_here(&settings("smtp://u:p@127.0.0.1:25"), false).is_ok());
+        assert!(
+            in_clear_only_here(
+                &settings("smtp://u:p@localhost:25?tls=opportunistic"),
+                false
+            )
+            .is_ok()
+        );
     }
 
     /// A server that greets with `greeting`, then sends `then` (if any) again

@@ -329,7 +329,7 @@ fn tls_parameters(dsn: &Dsn, verify: bool) -> Result<TlsParameters, DsnError> {
         .map_err(|e| DsnError::invalid(scheme, format!("TLS setup failed: {e}")))
 }
 
-fn is_loopback(host: &str) -> bool {
+pub(super) fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
