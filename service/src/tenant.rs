@@ -108,6 +108,23 @@ fn domain(email: &str) -> &str {
 }
 
 impl Route {
+    /// Checks a request's envelope sender (where bounces go, what SPF
+    /// checks): in the tenant's sender domain or a subdomain of it (a
+    /// bounce domain such as `bounces.acme.example`).
+    pub fn envelope_sender(&self, address: &str) -> Result<(), String> {
+        let Some(allowed) = &self.sender_domain else {
+            return Ok(());
+        };
+        let domain = domain(address).to_ascii_lowercase();
+        let allowed = allowed.to_ascii_lowercase();
+        if domain == allowed || domain.ends_with(&format!(".{allowed}")) {
+            return Ok(());
+        }
+        Err(format!(
+            "envelope_from domain `{domain}` is not `{allowed}` or a subdomain of it"
+        ))
+    }
+
     /// The sender of a request: its own `from` if the tenant may use it, else the tenant's.
     pub fn sender(&self, requested: Option<&Mailbox>) -> Result<Mailbox, String> {
         let Some(from) = requested else {

@@ -80,6 +80,13 @@ pub async fn create(
     let from = route
         .sender(req.from.as_ref())
         .map_err(ApiError::forbidden)?;
+    // The envelope sender (where bounces go, what SPF checks) is held to the
+    // same domain as the `From`.
+    if let Some(envelope_from) = &req.envelope_from {
+        route
+            .envelope_sender(envelope_from)
+            .map_err(ApiError::forbidden)?;
+    }
     let (mut req, content) = compose::render_owned(state.renderer.clone(), &tenant, req).await?;
     let suppressed = suppressions::leave_out(state.store.as_ref(), &tenant, &mut req).await?;
     // A message to suppressed addresses only is not counted.

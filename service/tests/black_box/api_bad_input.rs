@@ -332,6 +332,23 @@ async fn a_tenant_cannot_send_from_another_domain() {
     body["from"] = json!({"email": "support@acme.example"});
     let (s, _, _) = server.post("/v1/messages", Some("acme"), &body).await;
     assert_eq!(s, 202);
+    // The envelope sender is held to the same domain: bounces to another
+    // tenant's domain, SPF checked against it.
+    body["envelope_from"] = json!("bounces@globex.example");
+    let (s, _, b) = server.post("/v1/messages", Some("acme"), &body).await;
+    assert_eq!(s, 403, "{b}");
+    assert!(
+        b["detail"].as_str().unwrap().contains("envelope_from"),
+        "{b}"
+    );
+    for allowed in ["bounces@acme.example", "b@bounces.ACME.example"] {
+        body["envelope_from"] = json!(allowed);
+        let (s, _, b) = server.post("/v1/messages", Some("acme"), &body).await;
+        assert_eq!(s, 202, "{allowed}: {b}");
+    }
+    body["envelope_from"] = json!("b@notacme.example");
+    let (s, _, b) = server.post("/v1/messages", Some("acme"), &body).await;
+    assert_eq!(s, 403, "{b}");
     server.stop().await;
 }
 
