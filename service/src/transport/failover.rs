@@ -130,7 +130,12 @@ impl Transport for Group {
                 ) => return Err(e),
                 Err(e) => {
                     tracing::warn!(transport = %member.name, error = %e, "transport failed, trying the next one");
-                    member.mark(Some((self.clock)() + SKIP_FOR));
+                    // An answer about this message (a 4xx about one
+                    // recipient) says nothing of the member: it stays up
+                    // for the others' messages.
+                    if !e.is_about_the_message() {
+                        member.mark(Some((self.clock)() + SKIP_FOR));
+                    }
                     failures.push((member.name.as_str(), e));
                 }
             }

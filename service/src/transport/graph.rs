@@ -220,15 +220,21 @@ fn token_error(e: &OAuthError) -> TransportError {
     }
 }
 
-/// Classifies a failed answer: 401/403 auth, what [`http::is_transient_status`]
-/// says and throttling codes transient (with `Retry-After`), the rest permanent.
+/// Classifies a failed answer: 401/403 auth (a token issued before the
+/// application's permission was granted lacks it: a new one may pass), what
+/// [`http::is_transient_status`] says and throttling codes transient (with
+/// `Retry-After`), the rest permanent. A 403 that refuses the message's
+/// `From` (`ErrorSendAsDenied`: the mailbox may not send as that address) is
+/// about the message: permanent, the token kept, the transport not held.
 fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> TransportError {
     let (code, text) = graph_error(body);
     let message = format!("Microsoft Graph: HTTP {status}: {code}: {text}");
     let throttled = ["Throttl", "Quota", "ExceededMessageLimit", "Concurrency"]
         .iter()
         .any(|c| code.contains(c));
-    let error = if matches!(status.as_u16(), 401 | 403) {
+    let error = if code == "ErrorSendAsDenied" {
+        TransportError::permanent(message)
+    } else if matches!(status.as_u16(), 401 | 403) {
         TransportError::auth(message)
     } else if http::is_transient_status(status) || throttled {
         TransportError::transient_after(

@@ -14,6 +14,7 @@ const UP: u8 = 0;
 const DOWN: u8 = 1;
 const REFUSES: u8 = 2;
 const KEY_REVOKED: u8 = 3;
+const RECIPIENT_LATER: u8 = 4;
 
 /// A transport that delivers, fails transiently or refuses, as the test says,
 /// and counts the messages it was handed.
@@ -53,6 +54,10 @@ impl Transport for Switchable {
                 Some(Duration::from_secs(if self.name == "a" { 30 } else { 7 })),
             )),
             REFUSES => Err(TransportError::permanent("550 5.1.1 no such user")),
+            RECIPIENT_LATER => Err(TransportError::transient(
+                "450 4.1.2 Recipient address rejected: Domain not found",
+            )
+            .with_code(450)),
             _ => Err(TransportError::refused_credentials(format!(
                 "{}: HTTP 401 Unauthorized: invalid API key",
                 self.name
@@ -119,6 +124,21 @@ async fn first_down_second_used_and_first_skipped_for_a_minute() {
     advance(&now, Duration::from_secs(1));
     assert_eq!(delivered_by(&g).await, "a");
     assert_eq!(a.sends(), 3);
+}
+
+/// A 4xx about one message's recipient says nothing of the member: the
+/// next one is tried for that message, but the member stays first for the
+/// others' (any tenant sending to a bad domain would otherwise move every
+/// tenant's mail to the backup for a minute).
+#[tokio::test]
+async fn an_answer_about_one_message_leaves_the_member_up() {
+    let (a, b) = (Switchable::new("a"), Switchable::new("b"));
+    let (clock, _now) = manual_clock();
+    let g = group(Strategy::Failover, &[&a, &b], clock);
+    a.set(RECIPIENT_LATER);
+    assert_eq!(delivered_by(&g).await, "b");
+    a.set(UP);
+    assert_eq!(delivered_by(&g).await, "a", "a was not skipped");
 }
 
 #[tokio::test]

@@ -183,6 +183,32 @@ async fn a_token_refused_twice_is_an_auth_failure_after_one_retry() {
 }
 
 #[tokio::test]
+async fn a_from_the_mailbox_may_not_send_as_is_permanent_and_keeps_the_token() {
+    let server = MockServer::builder().start().await;
+    token_endpoint(&server, &["tok-1"]).await;
+    let denied = json!({"error": {"code": "ErrorSendAsDenied",
+        "message": "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account."}});
+    send_mail("tok-1", ResponseTemplate::new(403).set_body_json(denied))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let graph = transport(&server);
+    let err = graph.send(&message()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TransportError::Permanent {
+                credentials: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_about_the_message(), "{err:?}");
+    assert_eq!(graph.token_fetches(), Some(1), "the token is kept");
+}
+
+#[tokio::test]
 async fn throttling_is_transient_with_retry_after() {
     let server = MockServer::builder().start().await;
     token_endpoint(&server, &["tok-1"]).await;
