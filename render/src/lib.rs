@@ -39,6 +39,12 @@ pub const DEFAULT_LANG: &str = "en";
 const FUEL: u64 = 200_000;
 /// Bound on nesting (includes, macros, recursion).
 const RECURSION_LIMIT: usize = 32;
+/// Bound on what one file renders to, in bytes: fuel bounds the steps, not
+/// what they write (a loop printing request data, a link printed three
+/// times with every `'` escaped to five bytes).
+pub const MAX_RENDERED: usize = 8 << 20;
+/// Longest subject a header line takes (RFC 5322).
+pub const MAX_SUBJECT: usize = 998;
 
 /// Template sources by relative path.
 #[derive(Debug, Clone, Default)]
@@ -279,11 +285,14 @@ impl Renderer {
                 source,
             })?
         };
-        Ok(Rendered {
-            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
-            html,
-            text: text.trim().to_owned() + "\n",
-        })
+        fits(
+            req.template,
+            Rendered {
+                subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+                html,
+                text: text.trim().to_owned() + "\n",
+            },
+        )
     }
 
     /// Whether `tenant` has (its own or the shipped) template `name`.
@@ -404,12 +413,74 @@ impl Renderer {
             template: path.to_owned(),
             detail: e.to_string(),
         };
+        let mut out = Capped(Vec::new());
         self.env
             .get_template(path)
             .map_err(failed)?
-            .render(ctx.clone())
-            .map_err(failed)
+            .render_captured_to(ctx.clone(), &mut out)
+            .map(drop)
+            .map_err(|e| match e.kind() {
+                minijinja::ErrorKind::WriteFailure => RenderError::Render {
+                    template: path.to_owned(),
+                    detail: format!("the output is longer than {MAX_RENDERED} bytes"),
+                },
+                _ => failed(e),
+            })?;
+        String::from_utf8(out.0).map_err(|_| RenderError::Render {
+            template: path.to_owned(),
+            detail: "the output is not UTF-8".to_owned(),
+        })
     }
+}
+
+/// A buffer that refuses to grow past [`MAX_RENDERED`].
+struct Capped(Vec<u8>);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + bytes.len() > MAX_RENDERED {
+            return Err(std::io::Error::other("the rendered output is too long"));
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a rendered email must be to be sent as it is, wherever it is
+/// rendered (the service, Keycloak's fallback, the command line): a subject
+/// fit for a header (no NUL, at most [`MAX_SUBJECT`] bytes; white space is
+/// already collapsed) and parts without NUL (no transfer encoding of text
+/// carries it). Request data can put either there.
+fn fits(template: &str, rendered: Rendered) -> Result<Rendered, RenderError> {
+    let refused = |part: &str, detail: String| RenderError::Render {
+        template: format!("{template} ({part})"),
+        detail,
+    };
+    if rendered.subject.contains('\0') {
+        return Err(refused(
+            "subject",
+            "the rendered subject must not contain CR, LF or NUL".into(),
+        ));
+    }
+    if rendered.subject.len() > MAX_SUBJECT {
+        return Err(refused(
+            "subject",
+            format!("the rendered subject is longer than {MAX_SUBJECT} bytes"),
+        ));
+    }
+    for (part, text) in [("html", &rendered.html), ("text", &rendered.text)] {
+        if text.contains('\0') {
+            return Err(refused(
+                part,
+                format!("the rendered {part} must not contain NUL"),
+            ));
+        }
+    }
+    Ok(rendered)
 }
 
 /// HTML escaping of `&`, `<`, `>`, `"` and `'` only: minijinja's own also

@@ -287,6 +287,47 @@ fn runaway_templates_stop_and_syntax_errors_name_the_file() {
 }
 
 #[test]
+fn what_a_file_renders_to_is_bounded() {
+    let mut sources = small();
+    sources.insert("emails/big/subject.j2", "x");
+    sources.insert(
+        "emails/big/html.j2",
+        "{% for i in range(20000) %}{{ s }}{% endfor %}",
+    );
+    let r = Renderer::new(sources).unwrap();
+    let huge = json!({"s": "y".repeat(100_000)});
+    let err = r.render(&req("big", None, &huge)).unwrap_err();
+    assert!(
+        matches!(&err, RenderError::Render { detail, .. } if detail.contains("longer than")),
+        "{err:?}"
+    );
+    let small_data = json!({"s": "y"});
+    assert!(r.render(&req("big", None, &small_data)).is_ok());
+}
+
+#[test]
+fn a_rendered_subject_fits_a_header_and_no_part_holds_nul() {
+    let r = Renderer::new(small()).unwrap();
+    let long = json!({"user": {"name": "n".repeat(1_000)}, "link": "https://x.example"});
+    let err = r.render(&req("greet", None, &long)).unwrap_err();
+    assert!(
+        matches!(&err, RenderError::Render { template, detail } if template == "greet (subject)" && detail.contains("998")),
+        "{err:?}"
+    );
+    let nul = json!({"user": {"name": "a\u{0}b"}, "link": "https://x.example"});
+    let err = r.render(&req("greet", None, &nul)).unwrap_err();
+    assert!(
+        matches!(&err, RenderError::Render { detail, .. } if detail.contains("NUL")),
+        "{err:?}"
+    );
+    // Line breaks in data are white space in a subject: collapsed, not refused.
+    let lines =
+        json!({"user": {"name": "Ada\r\nBcc: x@evil.example"}, "link": "https://x.example"});
+    let ok = r.render(&req("greet", None, &lines)).unwrap();
+    assert_eq!(ok.subject, "Hello Ada Bcc: x@evil.example");
+}
+
+#[test]
 fn a_renderer_hands_on_the_sources_it_compiled() {
     let mut sources = TemplateSources::new();
     sources.insert("emails/x/subject.j2", "Hi {{ name }}");

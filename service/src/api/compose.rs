@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::request::MessageRequest;
-use crate::email::{Mailbox, OutgoingMessage, check_header_text, make_message_id};
-use crate::render::{RenderError, RenderRequest, Rendered, Renderer, threads};
+use crate::email::{Mailbox, OutgoingMessage, make_message_id};
+use crate::render::{RenderError, RenderRequest, Renderer, threads};
 
 /// The content of a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -67,9 +67,7 @@ pub fn content(
         data: &req.data,
         require_locale: req.has_content(),
     };
-    let rendered = renderer
-        .render(&render)
-        .and_then(|r| subject_fits(template, r));
+    let rendered = renderer.render(&render);
     match rendered {
         Ok(rendered) => Ok(Content {
             subject: rendered.subject,
@@ -91,18 +89,6 @@ pub fn content(
         Err(error) => Err(ApiError::unprocessable(format!(
             "template `{template}` could not be rendered: {error}"
         ))),
-    }
-}
-
-/// A rendered subject becomes a header, so the data it was rendered with (a
-/// realm or user name) may break it no more than a request's own subject may.
-fn subject_fits(template: &str, rendered: Rendered) -> Result<Rendered, RenderError> {
-    match check_header_text("subject", &rendered.subject) {
-        Ok(()) => Ok(rendered),
-        Err(invalid) => Err(RenderError::Render {
-            template: format!("{template} (subject)"),
-            detail: format!("the rendered subject {}", invalid.reason),
-        }),
     }
 }
 
