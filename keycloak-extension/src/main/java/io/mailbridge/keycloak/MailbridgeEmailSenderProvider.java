@@ -169,7 +169,8 @@ public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
         try {
             return MailbridgeOptions.parseFallback(own);
         } catch (IllegalArgumentException e) {
-            LOG.warnf("realm setting %s='%s' is neither none nor smtp; using the server option", REALM_FALLBACK, own);
+            LOG.warnf("realm setting %s='%s' is neither none nor smtp; using the server option", REALM_FALLBACK,
+                    MailbridgeOptions.excerpt(own));
             return options.fallback();
         }
     }
@@ -192,7 +193,8 @@ public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
         try {
             return Signing.parse(own);
         } catch (IllegalArgumentException e) {
-            LOG.warnf("realm setting %s='%s' is neither secret nor realm-key; using the server option", Signing.REALM_SETTING, own);
+            LOG.warnf("realm setting %s='%s' is neither secret nor realm-key; using the server option", Signing.REALM_SETTING,
+                    MailbridgeOptions.excerpt(own));
             return signing;
         }
     }

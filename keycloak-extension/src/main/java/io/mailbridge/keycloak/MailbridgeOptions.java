@@ -83,16 +83,16 @@ public record MailbridgeOptions(URI url, String secret, Duration timeout, Durati
             uri = new URI(url.endsWith("/") ? url.substring(0, url.length() - 1) : url);
         } catch (URISyntaxException e) {
             // Not the exception itself: its message repeats the value, credentials included.
-            throw new IllegalArgumentException("mailbridge option url is not a valid URL: '" + withoutUserInfo(url) + "'");
+            throw new IllegalArgumentException("mailbridge option url is not a valid URL: '" + shown(url) + "'");
         }
         String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
         if (url.indexOf('@') >= 0) {
             // User info would be logged at start and repeated in every error; the service takes a token, not a password.
             throw new IllegalArgumentException("mailbridge option url must not carry a user name or password (an '@'), got '"
-                    + withoutUserInfo(url) + "'; the service authenticates requests by a token, see the secret option");
+                    + shown(url) + "'; the service authenticates requests by a token, see the secret option");
         }
         if (!(scheme.equals("http") || scheme.equals("https")) || uri.getHost() == null) {
-            throw new IllegalArgumentException("mailbridge option url must be an http(s) URL with a host, got '" + url + "'");
+            throw new IllegalArgumentException("mailbridge option url must be an http(s) URL with a host, got '" + shown(url) + "'");
         }
         if (uri.getRawQuery() != null || uri.getRawFragment() != null) {
             // Not repeated: a query may hold a key.
@@ -100,6 +100,39 @@ public record MailbridgeOptions(URI url, String secret, Duration timeout, Durati
                     + "fragment (the extension adds /v1/messages to it)");
         }
         return uri;
+    }
+
+    /**
+     * A value from outside (a realm setting, a path parameter) as a log line or an error may repeat it: at most 40
+     * characters, control characters escaped, so that it can neither be long nor forge a line of its own.
+     */
+    public static String excerpt(String value) {
+        if (value == null) {
+            return "null";
+        }
+        StringBuilder out = new StringBuilder();
+        int count = 0;
+        for (int i = 0; i < value.length() && count < 40; i += Character.charCount(value.codePointAt(i)), count++) {
+            int c = value.codePointAt(i);
+            if (Character.isISOControl(c) || c == 0x2028 || c == 0x2029) {
+                out.append(String.format("\\u%04x", c));
+            } else {
+                out.appendCodePoint(c);
+            }
+        }
+        return value.codePointCount(0, value.length()) > 40 ? out + "…" : out.toString();
+    }
+
+    /** The URL as an error may show it: without user info, query or fragment (either may hold a key). */
+    private static String shown(String url) {
+        int end = url.length();
+        for (char c : new char[] {'?', '#'}) {
+            int at = url.indexOf(c);
+            if (at >= 0 && at < end) {
+                end = at;
+            }
+        }
+        return withoutUserInfo(url.substring(0, end)) + (end < url.length() ? "…" : "");
     }
 
     /** The URL with everything up to its last {@code @} (where a password would be) shown as {@code ***}. */

@@ -68,6 +68,24 @@ class MailbridgeOptionsTest {
         assertTrue(e.getMessage().contains("option url") && e.getMessage().contains("fragment"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> read(Map.of("url", "kc:hunter2@mailbridge:8090")));
         assertFalse(e.getMessage().contains("hunter2"), "the password in the URL was printed: " + e.getMessage());
+        // Malformed or without a scheme or host: the query is not shown either.
+        for (String url : new String[] {"mailbridge:8090/?token=abc123", "http://:8090/?key=abc123", "http://mail bridge/?key=abc123",
+                "ftp://mailbridge/#abc123"}) {
+            e = assertThrows(IllegalArgumentException.class, () -> read(Map.of("url", url)));
+            assertTrue(e.getMessage().contains("option url"), e.getMessage());
+            assertFalse(e.getMessage().contains("abc123"), "the query was printed: " + e.getMessage());
+        }
+    }
+
+    @Test
+    void valuesFromOutsideAreRepeatedShortAndOnOneLine() {
+        String forged = "x\n2026-12-07 INFO [org.keycloak] admin signed in" + "y".repeat(100);
+        String shown = MailbridgeOptions.excerpt(forged);
+        assertFalse(shown.contains("\n"), shown);
+        assertTrue(shown.startsWith("x\\u000a2026"), shown);
+        assertTrue(shown.endsWith("…"), shown);
+        assertTrue(shown.length() <= 48, shown);
+        assertTrue(MailbridgeOptions.excerpt("smtp").equals("smtp"));
     }
 
     @Test

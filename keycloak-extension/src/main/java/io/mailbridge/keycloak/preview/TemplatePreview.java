@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.mailbridge.keycloak.MailbridgeOptions;
 import io.mailbridge.keycloak.render.RenderException;
 import io.mailbridge.keycloak.render.TemplateFiles;
 import io.mailbridge.keycloak.render.WasmRenderer;
@@ -49,9 +50,10 @@ final class TemplatePreview {
         try {
             answer = JSON.readTree(renderer.render(request(realm, template, locale)));
         } catch (JsonProcessingException e) {
-            return Answer.problem(422, "bad-sample", "the sample data of " + template + " is not valid JSON");
+            return Answer.problem(422, "bad-sample", "the sample data of " + MailbridgeOptions.excerpt(template)
+                    + " is not valid JSON");
         } catch (RenderException e) {
-            LOG.warnf("mailbridge preview of %s for realm %s: %s", template, realm, e.getMessage());
+            LOG.warnf("mailbridge preview of %s for realm %s: %s", MailbridgeOptions.excerpt(template), realm, e.getMessage());
             return Answer.problem(422, "render", "the render broke a bound: " + e.getMessage());
         }
         if (answer.has("error")) {

@@ -86,6 +86,34 @@ class WasmRendererTest {
     }
 
     @Test
+    void waitingForABusyWorkerCountsAgainstTheBound() throws Exception {
+        String slow = "{% for i in range(10000) %}{% set s = ('x' * 100000) | upper %}{% endfor %}done";
+        try (WasmRenderer renderer = new WasmRenderer(templates(slow), Duration.ofMillis(300), WasmRenderer.DEFAULT_MAX_MEMORY, 1)) {
+            renderer.render(HELLO); // the one worker is warm
+            ExecutorService callers = Executors.newFixedThreadPool(6);
+            try {
+                List<Future<Long>> ends = new ArrayList<>();
+                for (int i = 0; i < 6; i++) {
+                    ends.add(callers.submit(() -> {
+                        long start = System.nanoTime();
+                        assertThrows(RenderException.class, () -> renderer.render(hostile()));
+                        return (System.nanoTime() - start) / 1_000_000;
+                    }));
+                }
+                // Each caller is answered within its own bound (plus scheduling), not after the
+                // renders queued before it: six in a row would take 1.8 s.
+                for (Future<Long> end : ends) {
+                    long took = end.get(30, java.util.concurrent.TimeUnit.SECONDS);
+                    assertTrue(took < 1_200, "a caller waited " + took + " ms for a 300 ms bound");
+                }
+            } finally {
+                callers.shutdownNow();
+            }
+            assertTrue(renderer.render(HELLO).contains("Hello Ada"));
+        }
+    }
+
+    @Test
     void aHugeAllocationTrapsAndTheInstanceIsReplaced() throws Exception {
         // minijinja refuses one huge repetition, but not a string doubled 30 times (16 GiB).
         String huge = "{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}"
