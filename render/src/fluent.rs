@@ -33,12 +33,16 @@ impl Strings {
             .map_err(|_| syntax(format!("`{lang}` is not a language tag")))?;
         let resource = FluentResource::try_new(source.to_owned())
             .map_err(|(_, errors)| syntax(format!("{errors:?}")))?;
-        let bundle = self.bundles.entry(lang.to_owned()).or_insert_with(|| {
-            let mut bundle = FluentBundle::new_concurrent(vec![id]);
-            // No Unicode isolation marks around values: they would show in subjects.
-            bundle.set_use_isolating(false);
-            bundle
-        });
+        // Language tags compare without case (`pt-BR` is `pt-br`).
+        let bundle = self
+            .bundles
+            .entry(lang.to_ascii_lowercase())
+            .or_insert_with(|| {
+                let mut bundle = FluentBundle::new_concurrent(vec![id]);
+                // No Unicode isolation marks around values: they would show in subjects.
+                bundle.set_use_isolating(false);
+                bundle
+            });
         bundle
             .add_resource(resource)
             .map_err(|errors| syntax(format!("duplicate messages: {errors:?}")))
@@ -46,17 +50,23 @@ impl Strings {
 
     /// Whether there are strings for `lang`.
     pub fn has(&self, lang: &str) -> bool {
-        self.bundles.contains_key(lang)
+        self.bundles.contains_key(&lang.to_ascii_lowercase())
     }
 
     /// Whether `lang` itself has the message `key` (without falling back to English).
     pub fn has_message(&self, lang: &str, key: &str) -> bool {
-        self.bundles.get(lang).is_some_and(|b| b.has_message(key))
+        (self.bundles.get(&lang.to_ascii_lowercase())).is_some_and(|b| b.has_message(key))
     }
 
-    /// The message `key` in `lang` (else English, else the key itself) with `args`.
+    /// The message `key` in `lang`, else in the languages it narrows
+    /// (`de-AT`, then `de`), else in English, else the key itself, with `args`.
     pub fn format(&self, lang: &str, key: &str, args: &[(String, FluentValue<'static>)]) -> String {
-        for candidate in [lang, "en"] {
+        let lang = lang.to_ascii_lowercase();
+        let narrower = (0..lang.len())
+            .rev()
+            .filter(|&at| lang.as_bytes()[at] == b'-')
+            .map(|at| &lang[..at]);
+        for candidate in std::iter::once(lang.as_str()).chain(narrower).chain(["en"]) {
             let Some(bundle) = self.bundles.get(candidate) else {
                 continue;
             };

@@ -396,7 +396,8 @@ impl Renderer {
                 Some(own) => own.eq_ignore_ascii_case(lang),
                 None => self.strings.has(lang),
             })
-            .map(|(dir, _)| (dir.clone(), lang.to_owned()))
+            // A language's own directory names it as its files spell it.
+            .map(|(dir, own)| (dir.clone(), own.clone().unwrap_or_else(|| lang.to_owned())))
     }
 
     fn layout(&self, tenant: &str) -> String {
@@ -520,20 +521,20 @@ fn html_formatter(
 }
 
 /// `de-AT` → `de-AT`, `de`; `pt_BR` → `pt-BR`, `pt`.
+/// The languages to try for `locale`, the most specific first:
+/// `zh-Hant-TW`, `zh-Hant`, `zh` (each dropping its last subtag).
 fn language_candidates(locale: &str) -> Vec<String> {
     let normalized = locale.replace('_', "-");
-    let primary = normalized
-        .split('-')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let mut out = Vec::new();
-    if normalized.contains('-') {
-        out.push(normalized.clone());
+    let mut out: Vec<String> = (1..=normalized.len())
+        .rev()
+        .filter(|&end| end == normalized.len() || normalized.as_bytes()[end] == b'-')
+        .map(|end| normalized[..end].to_owned())
+        .filter(|candidate| !candidate.is_empty() && !candidate.ends_with('-'))
+        .collect();
+    if let Some(primary) = out.last_mut() {
+        primary.make_ascii_lowercase();
     }
-    if !primary.is_empty() {
-        out.push(primary);
-    }
+    out.dedup();
     out
 }
 

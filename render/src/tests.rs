@@ -287,6 +287,35 @@ fn runaway_templates_stop_and_syntax_errors_name_the_file() {
 }
 
 #[test]
+fn a_regional_version_takes_its_language_strings_whatever_the_case() {
+    let mut sources = small();
+    sources.insert(
+        "emails/greet/de-AT/subject.j2",
+        "{{ t(\"hello\", name=user.name) }} ({{ lang }})",
+    );
+    sources.insert(
+        "emails/greet/de-AT/html.j2",
+        "<p>{{ t(\"hello\", name=user.name) }}</p>",
+    );
+    sources.insert("locales/pt-BR.ftl", "hello = Olá { $name }\n");
+    sources.insert("locales/zh-Hant.ftl", "hello = 你好 { $name }\n");
+    let r = Renderer::new(sources).unwrap();
+    let data = json!({"user": {"name": "Ada"}, "link": "https://x.example"});
+    for locale in ["de-AT", "de-at", "DE_at"] {
+        let out = r.render(&req("greet", Some(locale), &data)).unwrap();
+        assert_eq!(out.subject, "Hallo Ada (de-AT)", "{locale}");
+    }
+    for (locale, subject) in [
+        ("pt-br", "Olá Ada"),
+        ("zh-Hant-TW", "你好 Ada"),
+        ("de-CH", "Hallo Ada"),
+    ] {
+        let out = r.render(&req("greet", Some(locale), &data)).unwrap();
+        assert_eq!(out.subject, subject, "{locale}");
+    }
+}
+
+#[test]
 fn what_a_file_renders_to_is_bounded() {
     let mut sources = small();
     sources.insert("emails/big/subject.j2", "x");
