@@ -54,12 +54,17 @@ pub fn client() -> Result<reqwest::Client, DsnError> {
 /// Only `http` and `https` URLs with a host are accepted.
 pub fn endpoint(dsn: &Dsn, default: &str) -> Result<url::Url, DsnError> {
     let text = dsn.option("endpoint").unwrap_or(default);
+    // Never repeated as given: a proxy's URL may carry a user and password
+    // or a key in its query.
     let url = url::Url::parse(text)
-        .map_err(|e| DsnError::invalid(&dsn.scheme, format!("endpoint `{text}`: {e}")))?;
+        .map_err(|e| DsnError::invalid(&dsn.scheme, format!("endpoint is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(DsnError::invalid(
             &dsn.scheme,
-            format!("endpoint `{text}` must be an http(s) URL with a host"),
+            format!(
+                "endpoint `{}:…` must be an http(s) URL with a host",
+                url.scheme()
+            ),
         ));
     }
     Ok(url)

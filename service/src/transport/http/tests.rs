@@ -180,3 +180,22 @@ fn the_message_id_header_is_ascii() {
     msg.message_id = "abc@acme.example".into();
     assert_eq!(message_id_header(&msg), "<abc@acme.example>");
 }
+
+#[test]
+fn an_endpoint_that_is_refused_is_not_repeated_with_its_credentials() {
+    for endpoint in [
+        "ftp%3A%2F%2Fu%3As3cret%40proxy.example%2F%3Fkey%3Dk3y",
+        "http%3A%2F%2Fu%3As3cret%40%5Bbad%2F%3Fkey%3Dk3y",
+        "u%3As3cret%40proxy.example%3Fkey%3Dk3y",
+    ] {
+        let dsn = Dsn::parse(&format!(
+            "sendgrid+api://SG.key@default?endpoint={endpoint}"
+        ))
+        .unwrap();
+        let err = super::endpoint(&dsn, "https://api.sendgrid.com")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("endpoint"), "{err}");
+        assert!(!err.contains("s3cret") && !err.contains("k3y"), "{err}");
+    }
+}
