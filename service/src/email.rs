@@ -69,6 +69,15 @@ impl Mailbox {
             )
         })?;
         check_ascii_domain("", &self.email).map_err(at(field, "email"))?;
+        // A quoted local part may hold what separates addresses (`"a,b"@x`):
+        // providers that take recipients as one comma-joined string (Postmark,
+        // Mailgun) may read a second recipient there, past every check.
+        if self.email.starts_with('"') {
+            return Err(InvalidField::new(
+                format!("{field}.email"),
+                "a quoted local part (\"…\"@domain) is not accepted",
+            ));
+        }
         if let Some(name) = &self.name {
             check_header_text("", name).map_err(at(field, "name"))?;
         }
@@ -344,6 +353,15 @@ mod tests {
         let odd = of("no-reply@ac}eҘxampnal");
         assert!(wire_message_id(&odd).is_some_and(|w| w == odd), "{odd}");
         assert!(odd.starts_with(&simple.to_string()), "{odd}");
+    }
+
+    #[test]
+    fn a_quoted_local_part_is_refused() {
+        for quoted in [r#""a,evil@x.example"@example.com"#, r#""ada"@example.com"#] {
+            let err = Mailbox::new(quoted).validate("to[0]").unwrap_err();
+            assert!(err.reason.contains("quoted"), "{quoted}: {}", err.reason);
+        }
+        assert!(Mailbox::new("ada.o'neil+x@example.com").validate("to[0]").is_ok());
     }
 
     #[test]
