@@ -361,7 +361,11 @@ mod tests {
             let err = Mailbox::new(quoted).validate("to[0]").unwrap_err();
             assert!(err.reason.contains("quoted"), "{quoted}: {}", err.reason);
         }
-        assert!(Mailbox::new("ada.o'neil+x@example.com").validate("to[0]").is_ok());
+        assert!(
+            Mailbox::new("ada.o'neil+x@example.com")
+                .validate("to[0]")
+                .is_ok()
+        );
     }
 
     #[test]

@@ -147,6 +147,29 @@ async fn idn_domain_goes_in_ascii_to_a_server_without_smtputf8() {
     assert_eq!(eml.header("cc"), Some("b@xn--bcher-kva.example"));
 }
 
+/// An IDN address only in a header (`Reply-To`, or `From` beside an ASCII
+/// `envelope_from`) needs SMTPUTF8 as much as one in the envelope: without
+/// it, the header goes in ASCII too.
+#[tokio::test]
+async fn an_idn_address_in_a_header_only_goes_in_ascii_without_smtputf8() {
+    let peer = SmtpPeer::start(&[]).await;
+    let smtp = transport(&plain_dsn(&peer));
+    let mut msg = message(1);
+    msg.reply_to = Some(mailbridge::email::Mailbox::new("x@münchen.example"));
+    msg.from = mailbridge::email::Mailbox::new("no-reply@bücher.example");
+    msg.envelope_from = Some("bounces@acme.example".into());
+
+    smtp.send(&msg).await.unwrap();
+
+    let received = peer.received();
+    let raw = std::fs::read(&received[0].path).unwrap();
+    assert!(raw.is_ascii(), "{}", String::from_utf8_lossy(&raw));
+    let eml = parse_eml(&received[0].path);
+    assert_eq!(eml.header("reply-to"), Some("x@xn--mnchen-3ya.example"));
+    assert_eq!(eml.header("from"), Some("no-reply@xn--bcher-kva.example"));
+    assert_eq!(received[0].mail_from, "bounces@acme.example");
+}
+
 #[tokio::test]
 async fn non_ascii_local_part_fails_for_good_without_smtputf8() {
     let peer = SmtpPeer::start(&[]).await;

@@ -23,9 +23,20 @@ use crate::transport::mime::{AddressForm, build_mime};
 pub(super) struct Forms {
     /// The addresses as given.
     given: Form,
-    /// IDN domains in ASCII (punycode), when `given` has a non-ASCII address:
-    /// for servers without SMTPUTF8.
+    /// IDN domains in ASCII (punycode), when `given` has a non-ASCII address
+    /// (in the envelope or a header): for servers without SMTPUTF8.
     ascii: Option<Form>,
+    /// Whether the ASCII form is all ASCII (every local part is).
+    ascii_local_parts: bool,
+}
+
+/// Every address of `message`: the envelope's and the headers' (`From`,
+/// `Reply-To`, `To`, `Cc`), whose UTF-8 needs SMTPUTF8 as much (RFC 6532).
+fn addresses(message: &OutgoingMessage) -> impl Iterator<Item = &str> {
+    std::iter::once(message.from.email.as_str())
+        .chain(message.envelope_from.as_deref())
+        .chain(message.reply_to.iter().map(|m| m.email.as_str()))
+        .chain(message.recipients().map(|m| m.email.as_str()))
 }
 
 /// One form: envelope and bytes.
@@ -57,12 +68,6 @@ impl Form {
             bytes,
         })
     }
-
-    /// Whether MAIL FROM and every RCPT TO are ASCII (no SMTPUTF8 needed).
-    fn ascii_envelope(&self) -> bool {
-        let mut addresses = self.envelope.from().into_iter().chain(self.envelope.to());
-        addresses.all(|a| address(a).is_ascii())
-    }
 }
 
 impl Forms {
@@ -72,26 +77,32 @@ impl Forms {
         dkim: Option<&DkimSigner>,
     ) -> Result<Self, TransportError> {
         let given = Form::build(message, AddressForm::AsGiven, dkim)?;
-        let ascii = if given.ascii_envelope() {
+        let ascii = if addresses(message).all(|a| a.is_ascii()) {
             None
         } else {
             Some(Form::build(message, AddressForm::Ascii, dkim)?)
         };
-        Ok(Self { given, ascii })
+        let ascii_local_parts = addresses(message)
+            .all(|a| a.rsplit_once('@').is_none_or(|(local, _)| local.is_ascii()));
+        Ok(Self {
+            given,
+            ascii,
+            ascii_local_parts,
+        })
     }
 
     /// The form the server of `info` can take and whether it goes with
     /// SMTPUTF8, or why it cannot go there at all.
     fn for_server(&self, info: &ServerInfo) -> Result<(&Form, bool), Failure> {
-        if self.given.ascii_envelope() {
+        let Some(ascii) = &self.ascii else {
             return Ok((&self.given, false));
-        }
+        };
         if info.supports_feature(Extension::SmtpUtfEight) {
             return Ok((&self.given, true));
         }
-        match &self.ascii {
-            Some(ascii) if ascii.ascii_envelope() => Ok((ascii, false)),
-            _ => Err(Failure::Refused(format!(
+        match self.ascii_local_parts {
+            true => Ok((ascii, false)),
+            false => Err(Failure::Refused(format!(
                 "{} does not support SMTPUTF8, needed for an address whose local part is not ASCII",
                 info.name()
             ))),
