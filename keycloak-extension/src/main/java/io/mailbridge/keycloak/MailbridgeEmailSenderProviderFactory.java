@@ -49,7 +49,13 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
         options.checkSigning(signing);
         smtp.init(config);
         configure(options, Clock.systemUTC());
-        templates(TemplateFiles.forOption(config.get(TEMPLATES_OPTION)));
+        String directory = config.get(TEMPLATES_OPTION);
+        TemplateFiles chosen = TemplateFiles.forOption(directory);
+        if (directory != null && !directory.isBlank()) {
+            // An operator's set that does not compile would fail every fallback and preview.
+            WasmRenderer.check(chosen, "mailbridge option " + TEMPLATES_OPTION + ": " + directory.trim());
+        }
+        templates(chosen);
         signing(signing, Clock.systemUTC());
     }
 

@@ -156,6 +156,21 @@ class MailbridgeOptionsTest {
     }
 
     @Test
+    void aTemplatesOptionWhoseTemplatesDoNotCompileStopsTheStart(@TempDir Path dir) throws Exception {
+        Path email = dir.resolve("emails/reset");
+        java.nio.file.Files.createDirectories(email);
+        java.nio.file.Files.writeString(email.resolve("subject.j2"), "Reset");
+        java.nio.file.Files.writeString(email.resolve("html.j2"), "{% if %}broken");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> init(Map.of("url", "http://127.0.0.1:8090", "templates", dir.toString())));
+        assertTrue(e.getMessage().startsWith("mailbridge option templates: " + dir), e.getMessage());
+        assertTrue(e.getMessage().contains("html.j2"), e.getMessage());
+        // A set that compiles starts.
+        java.nio.file.Files.writeString(email.resolve("html.j2"), "<p>Reset</p>");
+        init(Map.of("url", "http://127.0.0.1:8090", "templates", dir.toString()));
+    }
+
+    @Test
     void withoutAUrlTheProviderLoadsButIsNotConfigured() {
         assertFalse(read(Map.of()).configured());
     }

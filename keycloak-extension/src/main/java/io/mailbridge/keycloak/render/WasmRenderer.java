@@ -121,6 +121,20 @@ public final class WasmRenderer implements AutoCloseable {
         }
     }
 
+    /**
+     * Checks that {@code templates} load into the renderer (every file compiles, every sample is JSON):
+     * instantiates the module once and throws it away.
+     *
+     * @throws IllegalArgumentException naming {@code what} and the renderer's words when they do not
+     */
+    public static void check(TemplateFiles templates, String what) {
+        try {
+            new RenderModule(templates, DEFAULT_MAX_MEMORY);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(what + ": " + e.getMessage(), e);
+        }
+    }
+
     /** How many instances were made so far (one per worker, plus one for each thrown away). */
     int instances() {
         return instances.get();
