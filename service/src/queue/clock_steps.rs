@@ -33,6 +33,8 @@ struct Seen {
     forward: Vec<(Instant, Duration)>,
     /// Backward steps seen and not yet taken.
     backward: Duration,
+    /// Taken by a transaction not yet committed: given back if it is not.
+    taken: Duration,
 }
 
 impl ClockSteps {
@@ -69,10 +71,24 @@ impl ClockSteps {
 }
 
 impl ClockSteps {
-    /// The backward steps seen since the last call.
+    /// The backward steps seen since the last call, held until
+    /// [`Self::settle`] says whether the transaction that applied them
+    /// committed.
     pub(crate) fn take_backward(&self) -> Duration {
         let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::take(&mut seen.backward)
+        let back = std::mem::take(&mut seen.backward);
+        seen.taken += back;
+        back
+    }
+
+    /// The transaction that took backward steps committed (they are done)
+    /// or not (they are to be taken again).
+    pub(crate) fn settle(&self, committed: bool) {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let taken = std::mem::take(&mut seen.taken);
+        if !committed {
+            seen.backward += taken;
+        }
     }
 }
 
@@ -87,6 +103,11 @@ pub(crate) fn forward_steps(window: Duration) -> Duration {
 /// The backward steps of the wall clock seen (by a claim) since the last call.
 pub(crate) fn take_backward_steps() -> Duration {
     STEPS.take_backward()
+}
+
+/// Whether the transaction that took backward steps committed.
+pub(crate) fn settle_backward_steps(committed: bool) {
+    STEPS.settle(committed)
 }
 
 #[cfg(test)]
@@ -126,6 +147,11 @@ mod tests {
             Duration::ZERO
         );
         assert_eq!(steps.take_backward(), hour);
+        assert_eq!(steps.take_backward(), Duration::ZERO);
+        // Taken by a transaction that rolled back: taken again next time.
+        steps.settle(false);
+        assert_eq!(steps.take_backward(), hour);
+        steps.settle(true);
         assert_eq!(steps.take_backward(), Duration::ZERO);
         let slewed = wall + sec(254) + time::Duration::milliseconds(500);
         assert_eq!(

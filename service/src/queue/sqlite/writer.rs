@@ -171,6 +171,7 @@ fn serve(
             group(conn, &ops, keyring.as_deref())
         }))
         .unwrap_or_else(|_| Err(anyhow::anyhow!("the queue store's writer panicked")));
+        crate::queue::clock_steps::settle_backward_steps(result.is_ok());
         if result.is_err() {
             // Whatever state SQLite left the connection in, it is not reused.
             if let Some(conn) = conn.take() {
