@@ -88,6 +88,20 @@ pub struct PgStore {
     listed: std::sync::Arc<Growth>,
 }
 
+/// Longest a read may take (a suppression lookup, a pending count): one
+/// whose server stopped answering (packets lost) fails the request rather
+/// than holding it until TCP gives up. Under the lookups' own bound.
+const STATEMENT_DEADLINE: Duration = Duration::from_secs(8);
+
+/// The error for a connection whose statement got no answer in time: it is
+/// closed when dropped (within seconds), not handed back to the pool, whose
+/// check of a returning connection would wait for an answer without bound
+/// and keep its slot the while.
+fn unanswered(mut conn: sqlx::pool::PoolConnection<sqlx::Postgres>, what: &str) -> StoreError {
+    conn.close_on_drop();
+    anyhow::anyhow!("{what}: the database did not answer within {STATEMENT_DEADLINE:?}").into()
+}
+
 impl PgStore {
     /// Connects to `url` (`postgres://user:password@host/db?sslmode=…`) and
     /// applies the store's migrations (replicas starting together take turns).
@@ -136,7 +150,18 @@ impl PgStore {
         let reads = pool.clone();
         let lookups = Lookups::start(std::sync::Arc::new(move |pairs| {
             let reads = reads.clone();
-            Box::pin(async move { suppressions::among(&reads, pairs).await })
+            Box::pin(async move {
+                let mut conn = reads.acquire().await.context("looking up suppressions")?;
+                match tokio::time::timeout(
+                    STATEMENT_DEADLINE,
+                    suppressions::among(&mut conn, pairs),
+                )
+                .await
+                {
+                    Ok(found) => found,
+                    Err(_) => Err(unanswered(conn, "looking up suppressions")),
+                }
+            })
         }));
         Ok(PgStore {
             pool,
@@ -306,13 +331,24 @@ impl JobStore for PgStore {
     }
 
     async fn pending_count(&self, tenant: &str) -> Result<u64, StoreError> {
-        let read = || {
+        let read = || async {
+            let mut conn = self.pool.acquire().await?;
             // Planned at each use (at most about once a second per
             // tenant), for the table as it is then.
-            sqlx::query_scalar(PENDING_COUNT)
+            let count = sqlx::query_scalar(PENDING_COUNT)
                 .bind(tenant)
                 .persistent(false)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *conn);
+            match tokio::time::timeout(STATEMENT_DEADLINE, count).await {
+                Ok(count) => count,
+                Err(_) => {
+                    conn.close_on_drop();
+                    Err(sqlx::Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("the database did not answer within {STATEMENT_DEADLINE:?}"),
+                    )))
+                }
+            }
         };
         self.pending.count(tenant, read).await
     }

@@ -69,7 +69,10 @@ pub async fn list(
 
 /// Which of `pairs` (tenant, normalised email) are on their tenant's list:
 /// one query for all of them (see [`crate::queue::lookups`]).
-pub async fn among(pool: &PgPool, pairs: Vec<Pair>) -> Result<Vec<Pair>, StoreError> {
+pub async fn among(
+    conn: &mut sqlx::PgConnection,
+    pairs: Vec<Pair>,
+) -> Result<Vec<Pair>, StoreError> {
     if pairs.is_empty() {
         return Ok(Vec::new());
     }
@@ -80,7 +83,7 @@ pub async fn among(pool: &PgPool, pairs: Vec<Pair>) -> Result<Vec<Pair>, StoreEr
     )
     .bind(tenants)
     .bind(emails)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
     .context("looking up suppressions")?)
 }

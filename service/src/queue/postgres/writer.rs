@@ -56,13 +56,31 @@ pub(super) async fn run(
             return;
         }
         let (ops, replies) = batch::split(&mut waiting);
-        let committing = AtomicBool::new(false);
-        let result = tokio::time::timeout(
-            GROUP_DEADLINE,
-            group(&pool, &ops, keyring.as_deref(), &cells, &committing),
-        )
-        .await
-        .unwrap_or_else(|_| Err(overdue(committing.load(Ordering::Relaxed))));
+        let result = match pool.acquire().await {
+            Ok(mut conn) => {
+                let committing = AtomicBool::new(false);
+                let applied = tokio::time::timeout(
+                    GROUP_DEADLINE,
+                    group(
+                        &pool,
+                        &mut conn,
+                        &ops,
+                        keyring.as_deref(),
+                        &cells,
+                        &committing,
+                    ),
+                )
+                .await;
+                applied.unwrap_or_else(|_| {
+                    // Closed when dropped, not handed back to the pool: its
+                    // check of a returning connection would wait for an
+                    // answer without bound, holding the slot.
+                    conn.close_on_drop();
+                    Err(overdue(committing.load(Ordering::Relaxed)))
+                })
+            }
+            Err(e) => Err(anyhow::Error::new(e).context("beginning a transaction")),
+        };
         batch::answer(&health, &ops, replies, result);
     }
 }
@@ -79,12 +97,15 @@ fn overdue(committing: bool) -> anyhow::Error {
 
 async fn group(
     pool: &PgPool,
+    conn: &mut sqlx::pool::PoolConnection<sqlx::Postgres>,
     ops: &[Op],
     keyring: Option<&Keyring>,
     cells: &Arc<Growth>,
     committing: &AtomicBool,
 ) -> anyhow::Result<Vec<Answer>> {
-    let mut tx = pool.begin().await.context("beginning a transaction")?;
+    let mut tx = sqlx::Connection::begin(&mut **conn)
+        .await
+        .context("beginning a transaction")?;
     let writes = &mut Writes {
         conn: &mut tx,
         keyring,
