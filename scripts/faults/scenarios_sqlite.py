@@ -155,6 +155,19 @@ def clockshift(ctx):
     return str(library)
 
 
+def shifted_service(ctx, connections):
+    """A SQLite service whose wall clock follows the seconds written to the
+    returned file (0 at first), delivering over `connections` to a sink that
+    answers every first attempt after 1 s. The service, the sink, the file."""
+    stamp = ctx.work / "clock-shift"
+    stamp.write_text("0\n")
+    clock = {"LD_PRELOAD": clockshift(ctx), "CLOCKSHIFT_FILE": str(stamp)}
+    sink = ctx.sink({"slow_reply": 1.0, "slow_seconds": 1, "fault_attempts": 1})
+    dsn = f"timeout=10s&max_connections={connections}"
+    svc = ctx.service("service", ctx.env(f"sqlite://{ctx.work / 'mb.db'}", sink.port, dsn, **clock))
+    return svc, sink, stamp
+
+
 def clock_step(ctx):
     """The service's wall clock set an hour forward mid-load (`clockshift.c`;
     the monotonic clock untouched, as for an NTP step or a virtual machine
@@ -163,12 +176,7 @@ def clock_step(ctx):
     all. Leases end at wall-clock times, so without care every lease in
     flight looks abandoned at once and is claimed again. No message may go
     twice (no attempt is cut, so no duplicate is allowed), none be lost."""
-    stamp = ctx.work / "clock-shift"
-    stamp.write_text("0\n")
-    clock = {"LD_PRELOAD": clockshift(ctx), "CLOCKSHIFT_FILE": str(stamp)}
-    sink = ctx.sink({"slow_reply": 1.0, "slow_seconds": 1, "fault_attempts": 1})
-    env = ctx.env(f"sqlite://{ctx.work / 'mb.db'}", sink.port, "timeout=10s&max_connections=32", **clock)
-    svc = ctx.service("service", env)
+    svc, sink, stamp = shifted_service(ctx, connections=32)
     traffic = ctx.load([svc.url], size=2_000, concurrency=1, limit=400, pause=0.1)
     time.sleep(4)
     stamp.write_text("3600\n")
@@ -190,12 +198,7 @@ def clock_step_back(ctx):
     backlog waits: 300 messages accepted at once, every first attempt
     answered after 1 s over 8 connections. The backlog was stored as due
     by the clock before the step; it must be sent now, not in an hour."""
-    stamp = ctx.work / "clock-shift"
-    stamp.write_text("0\n")
-    clock = {"LD_PRELOAD": clockshift(ctx), "CLOCKSHIFT_FILE": str(stamp)}
-    sink = ctx.sink({"slow_reply": 1.0, "slow_seconds": 1, "fault_attempts": 1})
-    env = ctx.env(f"sqlite://{ctx.work / 'mb.db'}", sink.port, "timeout=10s&max_connections=8", **clock)
-    svc = ctx.service("service", env)
+    svc, sink, stamp = shifted_service(ctx, connections=8)
     traffic = ctx.load([svc.url], size=2_000, concurrency=8, limit=300)
     peers.wait_until(lambda: len(traffic.answers) >= 300, 60)
     stamp.write_text("-3600\n")
