@@ -53,20 +53,18 @@ impl Strings {
         self.bundles.contains_key(&lang.to_ascii_lowercase())
     }
 
-    /// Whether `lang` itself has the message `key` (without falling back to English).
+    /// Whether `lang` or a language it narrows has the message `key`
+    /// (without falling back to English).
     pub fn has_message(&self, lang: &str, key: &str) -> bool {
-        (self.bundles.get(&lang.to_ascii_lowercase())).is_some_and(|b| b.has_message(key))
+        let lang = lang.to_ascii_lowercase();
+        narrowing(&lang).any(|l| self.bundles.get(l).is_some_and(|b| b.has_message(key)))
     }
 
     /// The message `key` in `lang`, else in the languages it narrows
     /// (`de-AT`, then `de`), else in English, else the key itself, with `args`.
     pub fn format(&self, lang: &str, key: &str, args: &[(String, FluentValue<'static>)]) -> String {
         let lang = lang.to_ascii_lowercase();
-        let narrower = (0..lang.len())
-            .rev()
-            .filter(|&at| lang.as_bytes()[at] == b'-')
-            .map(|at| &lang[..at]);
-        for candidate in std::iter::once(lang.as_str()).chain(narrower).chain(["en"]) {
+        for candidate in narrowing(&lang).chain(["en"]) {
             let Some(bundle) = self.bundles.get(candidate) else {
                 continue;
             };
@@ -84,4 +82,13 @@ impl Strings {
         }
         key.to_owned()
     }
+}
+
+/// `lang`, then the languages it narrows (`zh-hant-tw`, `zh-hant`, `zh`).
+fn narrowing(lang: &str) -> impl Iterator<Item = &str> {
+    let narrower = (0..lang.len())
+        .rev()
+        .filter(|&at| lang.as_bytes()[at] == b'-')
+        .map(|at| &lang[..at]);
+    std::iter::once(lang).chain(narrower)
 }

@@ -398,6 +398,20 @@ fn missing_lists_the_keys_the_language_lacks_and_the_variables_the_data_lacks() 
         .missing(&req("x", Some("en"), &data))
         .expect("renders");
     assert!(english.translations.is_empty(), "{english:?}");
+    // A regional file lacking a key its language has: not missing.
+    let mut regional = TemplateSources::new();
+    for (path, text) in renderer.sources().iter() {
+        regional.insert(path, text);
+    }
+    regional.insert("locales/de-AT.ftl", "b = B auf Österreichisch\n");
+    regional.insert("emails/x/de-AT/subject.j2", "{{ t(\"a\") }} {{ t(\"b\") }}");
+    regional.insert("emails/x/de-AT/html.j2", "<p>{{ t(\"a\") }}</p>");
+    let missing = Renderer::new(regional)
+        .expect("compiles")
+        .missing(&req("x", Some("de-AT"), &data))
+        .expect("renders");
+    assert_eq!(missing.lang, "de-AT");
+    assert!(missing.translations.is_empty(), "{missing:?}");
     // Watching changes nothing of the email itself.
     let rendered = renderer
         .render(&req("x", Some("de"), &data))
