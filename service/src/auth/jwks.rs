@@ -57,7 +57,7 @@ struct KeyState {
     tried_at: Option<Instant>,
     failed: bool,
     jwks_uri: Option<String>,
-    /// A background fetch is asked for or running.
+    /// A background fetch is asked for or running (cleared when it ends).
     refreshing: bool,
 }
 
@@ -76,6 +76,20 @@ impl KeyState {
     fn due(&self) -> bool {
         self.fetched_at.is_none_or(|at| at.elapsed() >= MAX_AGE)
             && self.tried_at.is_none_or(|at| at.elapsed() >= MIN_REFRESH)
+    }
+}
+
+/// Why a `kid` not in `state`'s set is refused for a token that came at
+/// `asked`: the realm cannot be reached (503); no fetch began since the token
+/// came, so the next may bring a key rotated in (503, try again); or a
+/// fetch after it did not bring it (401).
+fn refusal(state: &KeyState, asked: Instant) -> TokenError {
+    if state.failed || state.fetched_at.is_none() {
+        TokenError::KeysUnavailable
+    } else if state.started_at.is_none_or(|at| at < asked) {
+        TokenError::KeyNotFetchedYet
+    } else {
+        TokenError::UnknownKey
     }
 }
 
@@ -132,7 +146,10 @@ impl RealmKeySet {
             if known.is_some() && state.due() && !state.refreshing {
                 state.refreshing = true;
                 let keys = Arc::clone(self);
-                tokio::spawn(async move { keys.refresh_if_due(None).await });
+                tokio::spawn(async move {
+                    keys.refresh_if_due(None).await;
+                    keys.state().refreshing = false;
+                });
             }
             (known, state.tried_at)
         };
@@ -144,7 +161,7 @@ impl RealmKeySet {
             let opens = at + MIN_REFRESH;
             if opens > asked {
                 if opens - asked > WINDOW_WAIT {
-                    return Err(self.not_now());
+                    return Err(refusal(&self.state(), asked));
                 }
                 tokio::time::sleep_until(opens).await;
             }
@@ -154,27 +171,9 @@ impl RealmKeySet {
         let keys = Arc::clone(self);
         let _ = tokio::spawn(async move { keys.refresh_if_due(Some(asked)).await }).await;
         let state = self.state();
-        match state.usable(kid, Instant::now()) {
-            Some(key) => Ok(key),
-            None if state.failed || state.fetched_at.is_none() => Err(TokenError::KeysUnavailable),
-            // No fetch began after this token came: the next one may bring its key.
-            None if state.started_at.is_none_or(|at| at < asked) => {
-                Err(TokenError::KeyNotFetchedYet)
-            }
-            None => Err(TokenError::UnknownKey),
-        }
-    }
-
-    /// Why a `kid` not in the set cannot be looked up now: the realm was
-    /// unreachable, or was asked moments ago (a key rotated in since is
-    /// found at the next fetch).
-    fn not_now(&self) -> TokenError {
-        let state = self.state();
-        if state.failed || state.fetched_at.is_none() {
-            TokenError::KeysUnavailable
-        } else {
-            TokenError::KeyNotFetchedYet
-        }
+        state
+            .usable(kid, Instant::now())
+            .ok_or_else(|| refusal(&state, asked))
     }
 
     /// Fetches the set, unless a fetch began after `asked` (its answer is
@@ -195,9 +194,7 @@ impl RealmKeySet {
                 }
                 None => fetching.is_none() || !state.due(),
             };
-            if skip {
-                state.refreshing &= asked.is_some();
-            } else {
+            if !skip {
                 state.started_at = Some(Instant::now());
             }
             (state.jwks_uri.clone(), skip)
@@ -211,9 +208,6 @@ impl RealmKeySet {
         let mut state = self.state();
         let now = Instant::now();
         state.tried_at = Some(now);
-        if asked.is_none() {
-            state.refreshing = false;
-        }
         state.failed = result.is_err();
         match result {
             Ok((jwks_uri, keys)) => {
