@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 /// between two looks is a step (NTP slews far less).
 const STEP: Duration = Duration::from_secs(1);
 
-/// The clocks at the last look, and the forward steps seen since.
+/// The clocks at the last look, and the steps seen since.
 #[derive(Debug, Default)]
 pub(crate) struct ClockSteps(Mutex<Seen>);
 
@@ -68,9 +68,7 @@ impl ClockSteps {
             .retain(|(when, _)| at.saturating_duration_since(*when) < window);
         seen.forward.iter().map(|(_, step)| *step).sum()
     }
-}
 
-impl ClockSteps {
     /// The backward steps seen since the last call, held until
     /// [`Self::settle`] says whether the transaction that applied them
     /// committed.
