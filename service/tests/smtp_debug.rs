@@ -225,3 +225,93 @@ async fn an_idle_connection_is_closed_with_quit_after_its_idle_timeout() {
     }
     in_order(&captured.conversation(), &["<< 250", ">> QUIT", "<< 221"]);
 }
+
+/// A server offering AUTH PLAIN and LOGIN that refuses every login with a
+/// `535` repeating what it received, as sent and decoded. Returns its port.
+async fn echoing_server() -> u16 {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = tokio::io::BufReader::new(read).lines();
+                let decode = |b64: &str| {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(b64.trim())
+                        .unwrap_or_default();
+                    String::from_utf8_lossy(&bytes).replace(['\0', '\x01'], " ")
+                };
+                let mut login_step = 0;
+                let _ = write.write_all(b"220 echo ready\r\n").await;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let upper = line.to_ascii_uppercase();
+                    let answer = if upper.starts_with("EHLO") {
+                        "250-echo\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n".to_owned()
+                    } else if upper.starts_with("AUTH PLAIN ") {
+                        let arg = &line["AUTH PLAIN ".len()..];
+                        format!("535 5.7.8 refused: {line} ({})\r\n", decode(arg))
+                    } else if upper == "AUTH LOGIN" {
+                        login_step = 1;
+                        "334 VXNlcm5hbWU6\r\n".to_owned()
+                    } else if login_step == 1 {
+                        login_step = 2;
+                        "334 UGFzc3dvcmQ6\r\n".to_owned()
+                    } else if login_step == 2 {
+                        login_step = 0;
+                        format!("535 5.7.8 refused: {line} ({})\r\n", decode(&line))
+                    } else if upper == "QUIT" {
+                        let _ = write.write_all(b"221 bye\r\n").await;
+                        break;
+                    } else {
+                        "250 OK\r\n".to_owned()
+                    };
+                    if write.write_all(answer.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_server_echoing_the_login_puts_no_secret_in_the_error_or_the_log() {
+    let port = echoing_server().await;
+    let captured = Captured::default();
+    let _guard = captured.install();
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    for auth in ["plain", "login"] {
+        let smtp = transport(&format!(
+            "smtp://ada:{PASSWORD}@127.0.0.1:{port}?tls=none&auth={auth}&debug=true"
+        ));
+        let err = smtp.send(&message(1)).await.unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            shown.contains("535") && shown.contains("[redacted]"),
+            "{auth}: {shown}"
+        );
+        for secret in [
+            PASSWORD.to_owned(),
+            b64(PASSWORD),
+            b64(&format!("\0ada\0{PASSWORD}")),
+        ] {
+            assert!(!shown.contains(&secret), "{auth}: {shown}");
+        }
+    }
+    assert!(
+        captured.conversation().iter().any(|l| l.contains("<< 535")),
+        "{}",
+        captured.text()
+    );
+    assert_absent(
+        &captured.text(),
+        &[
+            PASSWORD,
+            &b64(PASSWORD),
+            &b64(&format!("\0ada\0{PASSWORD}")),
+        ],
+    );
+}

@@ -82,7 +82,7 @@ impl SmtpTransport {
         };
         let token = tokens.token().await.map_err(|e| token_error(&e))?;
         match self.attempt(Some(&token), job).await {
-            Err(Failure::Smtp(e)) if is_token_refusal(&e) => {
+            Err(Failure::Smtp(e) | Failure::Login(e, _)) if is_token_refusal(&e) => {
                 tracing::info!(server = %self.server, "server refused the OAuth2 access token; fetching a new one");
                 tokens.invalidate(&token);
                 let token = tokens.token().await.map_err(|e| token_error(&e))?;
@@ -163,6 +163,9 @@ impl SmtpTransport {
     fn fail(&self, failure: Failure) -> TransportError {
         let error = match failure {
             Failure::Smtp(e) | Failure::Stale(e) => classify(&self.server, &e),
+            Failure::Login(e, login) => {
+                classify(&self.server, &e).map_message(|text| login.blank(&text))
+            }
             Failure::Connect(message) => TransportError::transient(message),
             Failure::Refused(message) => TransportError::permanent(message),
             Failure::TimedOut => {

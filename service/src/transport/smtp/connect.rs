@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use lettre::transport::smtp::Error as SmtpError;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::authentication::Mechanism;
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
 use lettre::transport::smtp::commands::Ehlo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -21,7 +21,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::conversation::Conversation;
-use super::settings::{Security, Settings};
+use super::settings::{Login, Security, Settings};
 use crate::oauth::AccessToken;
 
 /// Why a connection could not be opened or used, before classification.
@@ -29,6 +29,9 @@ use crate::oauth::AccessToken;
 pub(super) enum Failure {
     /// The server answered with an error, or the SMTP conversation broke.
     Smtp(SmtpError),
+    /// The server refused AUTH; its answer is repeated only through the
+    /// login's `blank` (it may echo the secret).
+    Login(SmtpError, Login),
     /// The first command on a reused connection failed without a reply (or
     /// with `421`): the server closed it while it was idle.
     Stale(SmtpError),
@@ -90,17 +93,19 @@ pub(super) async fn open(
     ));
     let upgraded = starttls(settings, &log, &mut smtp).await?;
     let pipelining = settings.pipelining && offers_pipelining(settings, &log, &mut smtp).await?;
-    if let Some((credentials, mechanisms)) = login(settings, token) {
+    if let Some(login) = login(settings, token) {
         in_clear_only_here(settings, upgraded).map_err(|why| {
             log.note(&why);
             Failure::Connect(why)
         })?;
-        let offered = smtp.server_info().get_auth_mechanism(&mechanisms);
+        let offered = smtp.server_info().get_auth_mechanism(&login.mechanisms);
         let name = offered.map_or_else(|| "(none in common)".to_owned(), |m| m.to_string());
         log.sent(format!("AUTH {name} [redacted]"));
-        let reply = smtp.auth(&mechanisms, &credentials).await;
-        log.answer(&reply);
-        reply.map_err(Failure::Smtp)?;
+        let reply = smtp.auth(&login.mechanisms, &login.credentials).await;
+        log.answer_blanked(&reply, |text| login.blank(text));
+        if let Err(e) = reply {
+            return Err(Failure::Login(e, login));
+        }
     }
     Ok(Connection {
         smtp,
@@ -207,15 +212,11 @@ async fn starttls(
 }
 
 /// The credentials to authenticate with, and the mechanisms to offer.
-fn login(
-    settings: &Settings,
-    token: Option<&AccessToken>,
-) -> Option<(Credentials, Vec<Mechanism>)> {
+fn login(settings: &Settings, token: Option<&AccessToken>) -> Option<Login> {
     match (&settings.xoauth2, token) {
-        (Some((user, _)), Some(token)) => Some((
-            Credentials::new(user.clone(), token.secret().to_owned()),
-            vec![Mechanism::Xoauth2],
-        )),
+        (Some((user, _)), Some(token)) => {
+            Some(Login::new(user, token.secret(), vec![Mechanism::Xoauth2]))
+        }
         _ => settings.login.clone(),
     }
 }

@@ -59,6 +59,21 @@ impl Conversation {
         }
     }
 
+    /// The answer to AUTH, with `blank` taking out what may echo the secret.
+    pub(super) fn answer_blanked(
+        &self,
+        result: &Result<Response, SmtpError>,
+        blank: impl Fn(&str) -> String,
+    ) {
+        if self.enabled {
+            let text = match result {
+                Ok(response) => reply(response),
+                Err(error) => failure(error),
+            };
+            self.line("<<", blank(&text));
+        }
+    }
+
     /// A negative reply as the server gave it, or why the step failed.
     pub(super) fn failed(&self, error: &SmtpError) {
         if self.enabled {

@@ -72,7 +72,7 @@ pub(super) struct Settings {
     /// How long an unused connection stays open.
     pub idle_timeout: Duration,
     /// User and password with the mechanisms to offer, if any.
-    pub login: Option<(Credentials, Vec<Mechanism>)>,
+    pub login: Option<Login>,
     /// The XOAUTH2 user and token source, when `auth=xoauth2`.
     pub xoauth2: Option<(String, Arc<dyn TokenSource>)>,
     /// `debug=true`: log the SMTP conversation (secrets redacted).
@@ -336,7 +336,7 @@ pub(super) fn is_loopback(host: &str) -> bool {
 
 /// User and password (AUTH PLAIN or LOGIN; `auth=plain|login` to force one),
 /// or no authentication at all (a relay that trusts our address).
-fn password_auth(dsn: &Dsn) -> Result<Option<(Credentials, Vec<Mechanism>)>, DsnError> {
+fn password_auth(dsn: &Dsn) -> Result<Option<Login>, DsnError> {
     let scheme = dsn.scheme.as_str();
     if let Some(option) = XOAUTH2_OPTIONS.iter().find(|o| dsn.option(o).is_some()) {
         return Err(DsnError::invalid(
@@ -359,10 +359,53 @@ fn password_auth(dsn: &Dsn) -> Result<Option<(Credentials, Vec<Mechanism>)>, Dsn
         return Ok(None);
     };
     let password = dsn.require_password("password")?;
-    Ok(Some((
-        Credentials::new(user.clone(), password.to_owned()),
-        mechanisms,
-    )))
+    Ok(Some(Login::new(user, password, mechanisms)))
+}
+
+/// What AUTH sends: the credentials, the mechanisms to offer, and every form
+/// in which the secret crosses the wire, to be blanked wherever the server's
+/// answer is repeated (a server may echo the line it refuses).
+#[derive(Clone)]
+pub struct Login {
+    pub credentials: Credentials,
+    pub mechanisms: Vec<Mechanism>,
+    pub hidden: Vec<String>,
+}
+
+impl Login {
+    pub fn new(user: &str, secret: &str, mechanisms: Vec<Mechanism>) -> Self {
+        use base64::Engine as _;
+        let encode = |text: String| base64::engine::general_purpose::STANDARD.encode(text);
+        let mut hidden = vec![
+            secret.to_owned(),
+            // LOGIN answers the password prompt with the secret alone.
+            encode(secret.to_owned()),
+            // PLAIN's and XOAUTH2's initial responses.
+            encode(format!("\u{0}{user}\u{0}{secret}")),
+            encode(format!("user={user}\x01auth=Bearer {secret}\x01\x01")),
+        ];
+        hidden.retain(|form| !form.is_empty());
+        Self {
+            credentials: Credentials::new(user.to_owned(), secret.to_owned()),
+            mechanisms,
+            hidden,
+        }
+    }
+
+    /// `text` with every form of the secret replaced by `[redacted]`.
+    pub fn blank(&self, text: &str) -> String {
+        self.hidden.iter().fold(text.to_owned(), |t, form| {
+            t.replace(form.as_str(), "[redacted]")
+        })
+    }
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("mechanisms", &self.mechanisms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The XOAUTH2 user and where its tokens come from.
