@@ -60,6 +60,20 @@ pub const BODY_MEMORY: usize = 64 * MAX_BODY_BYTES;
 /// The unit the body budget is counted in.
 const BUDGET_UNIT: usize = 1024;
 
+/// Bodies up to this size may take any of the budget; a larger one only
+/// while [`SMALL_BODY_RESERVE`] stays free beside it, so that clients
+/// sending large bodies slowly cannot crowd out Keycloak's small ones.
+const SMALL_BODY: usize = 64 * 1024;
+
+/// The part of [`BODY_MEMORY`] that only bodies of at most 64 KiB take.
+pub const SMALL_BODY_RESERVE: usize = BODY_MEMORY / 8;
+
+/// hyper's read buffer, which holds a request head for as long as its body
+/// is read: a head under 32 KiB is always read, one that does not fit
+/// after a read past it (at most about twice as much) gets `431`. hyper's
+/// default let each of thousands of slow connections hold about 400 KiB.
+const MAX_HEAD_BYTES: usize = 32 * 1024;
+
 /// The paths an overflow connection is served as usual: the probes, so that
 /// a replica that is busy is not taken for a dead one.
 const PROBES: [&str; 2] = ["/healthz", "/readyz"];
@@ -96,8 +110,9 @@ pub async fn serve(
     let overflow_slots = Arc::new(Semaphore::new(OVERFLOW_CONNECTIONS));
     let graceful = GracefulShutdown::new();
     // No timer for hyper: the connection's clock bounds heads and idle time.
-    let http = http1::Builder::new();
-    let mut one_request = http1::Builder::new();
+    let mut http = http1::Builder::new();
+    http.max_buf_size(MAX_HEAD_BYTES);
+    let mut one_request = http.clone();
     one_request.keep_alive(false);
     tokio::pin!(shutdown);
     loop {
@@ -228,9 +243,9 @@ async fn body_deadline(
     }
 }
 
-/// The body, and its share of `budget`: taken as its bytes arrive (what a
-/// client announces costs nothing until it is sent), for the memory they
-/// take.
+/// The body, and its share of `budget`: the memory its buffer takes, taken
+/// as its bytes arrive. What a client announces costs nothing until it is
+/// sent: a connection announcing 1 MiB and sending one byte holds 1 KiB.
 async fn collect(
     body: Body,
     announced: Option<u64>,
@@ -246,25 +261,52 @@ async fn collect(
         if length > MAX_BODY_BYTES {
             return Err(too_large());
         }
-        // The announced length at once (no doubling on the way), else what
-        // has come.
-        let room = announced.map_or(length, |n| usize::try_from(n).unwrap_or(length).max(length));
-        let held = share.as_ref().map_or(0, |s| s.num_permits());
-        let needed = room.div_ceil(BUDGET_UNIT).saturating_sub(held);
-        if needed > 0 {
-            let more = u32::try_from(needed)
-                .ok()
-                .and_then(|n| budget.clone().try_acquire_many_owned(n).ok())
-                .ok_or_else(busy)?;
-            match &mut share {
-                Some(share) => share.merge(more),
-                None => share = Some(more),
+        if length > collected.capacity() {
+            let room = room_for(length, collected.capacity(), announced);
+            let held = share.as_ref().map_or(0, |s| s.num_permits());
+            let needed = room.div_ceil(BUDGET_UNIT).saturating_sub(held);
+            if needed > 0 {
+                let more = take(&budget, needed, room > SMALL_BODY).ok_or_else(busy)?;
+                match &mut share {
+                    Some(share) => share.merge(more),
+                    None => share = Some(more),
+                }
             }
             collected.reserve_exact(room - collected.len());
         }
         collected.extend_from_slice(&chunk);
     }
     Ok((Bytes::from(collected), share))
+}
+
+/// The buffer for a body grown to `length` bytes: doubled (so a body that
+/// comes in many pieces is copied a few times, not once per piece), but
+/// never past the length announced, while the body keeps to it.
+fn room_for(length: usize, capacity: usize, announced: Option<u64>) -> usize {
+    let doubled = capacity
+        .saturating_mul(2)
+        .clamp(length, MAX_BODY_BYTES.max(length));
+    match announced.and_then(|n| usize::try_from(n).ok()) {
+        Some(n) if n >= length => doubled.min(n),
+        _ => doubled,
+    }
+}
+
+/// `units` of `budget`, or none; a large body only while the reserve for
+/// small ones stays free.
+fn take(budget: &Arc<Semaphore>, units: usize, large: bool) -> Option<OwnedSemaphorePermit> {
+    let reserve = if large {
+        SMALL_BODY_RESERVE / BUDGET_UNIT
+    } else {
+        0
+    };
+    if budget.available_permits() < units.checked_add(reserve)? {
+        return None;
+    }
+    budget
+        .clone()
+        .try_acquire_many_owned(u32::try_from(units).ok()?)
+        .ok()
 }
 
 fn busy() -> ApiError {

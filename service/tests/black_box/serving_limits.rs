@@ -234,23 +234,71 @@ async fn an_announced_body_over_the_limit_is_refused_before_it_is_sent() {
     server.stop().await;
 }
 
+/// Opens a connection and sends the head of a `POST` announcing `announced`
+/// bytes, then the first `sent` of them.
+async fn body_started(server: &TestServer, announced: usize, sent: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let head = format!(
+        "POST /v1/events/sendgrid HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/json\r\nContent-Length: {announced}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    // A connection refused mid-body is closed: what is left is not read.
+    let _ = stream.write_all(&vec![b' '; sent]).await;
+    stream
+}
+
+/// A Keycloak-sized request, answered `202`.
+async fn small_request_is_stored(server: &TestServer) {
+    let small = server
+        .http
+        .post(server.url("/v1/messages"))
+        .bearer_auth(server.token(Some("acme"), false))
+        .json(&serde_json::json!({"to": [{"email": "ada@example.com"}], "subject": "Hi", "text": "Hello"}))
+        .send()
+        .await
+        .expect("a small request");
+    assert_eq!(small.status(), 202);
+}
+
+#[tokio::test]
+async fn an_announced_length_holds_no_memory_until_its_bytes_come() {
+    let server = TestServer::start(&[("MAILBRIDGE_BODY_TIMEOUT", "60s")]).await;
+    // Each announces the largest body and sends one byte: before, each took
+    // a share for 1 MiB at once, and 64 of them answered every other body 503.
+    let largest = mailbridge::api::MAX_BODY_BYTES;
+    let mut held = Vec::new();
+    for _ in 0..2 * mailbridge::listener::BODY_MEMORY / largest {
+        held.push(body_started(&server, largest, 1).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    small_request_is_stored(&server).await;
+    for stream in &mut held {
+        assert!(
+            closed_within(stream, Duration::from_millis(10))
+                .await
+                .is_none(),
+            "a body that has barely started was refused"
+        );
+    }
+    healthz_answers(&server).await;
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn bodies_in_memory_are_bounded_and_beyond_the_bound_get_503() {
     let server = TestServer::start(&[("MAILBRIDGE_BODY_TIMEOUT", "60s")]).await;
-    // Each announces most of the largest body and sends the start of it:
-    // its share is taken at once, for the whole announced length.
-    let announced: usize = 1_000_000;
-    let fit = (mailbridge::listener::BODY_MEMORY / 1024) / announced.div_ceil(1024);
+    // Each announces the largest body and sends most of it: its buffer
+    // holds the announced length. Large bodies leave the reserve for small
+    // ones free.
+    let largest = mailbridge::api::MAX_BODY_BYTES;
+    let large_room = mailbridge::listener::BODY_MEMORY - mailbridge::listener::SMALL_BODY_RESERVE;
+    let fit = large_room / largest;
     let mut held = Vec::new();
     for _ in 0..fit + 10 {
-        let mut stream = TcpStream::connect(server.addr).await.expect("connect");
-        let head = format!(
-            "POST /v1/events/sendgrid HTTP/1.1\r\nHost: x\r\n\
-             Content-Type: application/json\r\nContent-Length: {announced}\r\n\r\n"
-        );
-        stream.write_all(head.as_bytes()).await.expect("head");
-        stream.write_all(&[b' '; 1000]).await.expect("body start");
-        held.push(stream);
+        held.push(body_started(&server, largest, largest - 50_000).await);
+        // Each read to its end before the next begins.
+        tokio::time::sleep(Duration::from_millis(30)).await;
     }
     let answers = futures::future::join_all(
         held.iter_mut()
@@ -263,17 +311,9 @@ async fn bodies_in_memory_are_bounded_and_beyond_the_bound_get_503() {
         assert!(response.contains("retry-after"), "{response}");
         refused += 1;
     }
-    assert_eq!(refused, 10, "{fit} bodies fit in the bound");
+    assert_eq!(refused, 10, "{fit} large bodies fit in the bound");
     // A Keycloak-sized request still fits beside them, and the probes answer.
-    let small = server
-        .http
-        .post(server.url("/v1/messages"))
-        .bearer_auth(server.token(Some("acme"), false))
-        .json(&serde_json::json!({"to": [{"email": "ada@example.com"}], "subject": "Hi", "text": "Hello"}))
-        .send()
-        .await
-        .expect("a small request");
-    assert_eq!(small.status(), 202);
+    small_request_is_stored(&server).await;
     healthz_answers(&server).await;
     // Their shares come back when they go: a large body is read again.
     drop(held);
@@ -282,11 +322,42 @@ async fn bodies_in_memory_are_bounded_and_beyond_the_bound_get_503() {
         .http
         .post(server.url("/v1/events/sendgrid"))
         .header("content-type", "application/json")
-        .body(vec![b' '; announced])
+        .body(vec![b' '; largest])
         .send()
         .await
         .expect("a large body");
     assert_ne!(large.status(), 503);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_head_far_over_32_kib_is_refused_with_431() {
+    let server = TestServer::start(&[]).await;
+    // Under the bound, a large head (cookies, a long token) is served.
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let mut head = String::from("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for i in 0..12 {
+        head.push_str(&format!("X-Padding-{i}: {}\r\n", "p".repeat(2_000)));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let response = closed_within(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("answered and closed");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    // Before, hyper's default read heads of about 400 KiB.
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let mut head = String::from("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..100 {
+        head.push_str(&format!("X-Padding-{i}: {}\r\n", "p".repeat(2_000)));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes()).await;
+    let response = closed_within(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("answered and closed");
+    assert!(response.starts_with("HTTP/1.1 431"), "{response}");
+    healthz_answers(&server).await;
     server.stop().await;
 }
 
