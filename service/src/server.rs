@@ -279,6 +279,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
             idle_timeout: crate::listener::IDLE_TIMEOUT,
             body_timeout: settings.body_timeout,
             max_connections: settings.max_connections,
+            drain_timeout: settings.wait_timeout + crate::listener::DRAIN_MARGIN,
         },
     })
 }
@@ -335,9 +336,11 @@ pub async fn serve(
         accepting.store(false, Ordering::SeqCst);
         drain_delay(shutdown_delay).await;
         tracing::info!("shutting down: no longer accepting");
+        // Deliveries end while connections finish: a slow client must not
+        // keep the worker claiming until the orchestrator kills us mid-send.
+        let _ = stop_worker.send(());
     })
     .await;
-    let _ = stop_worker.send(());
     purger.abort();
     pruner.abort();
     if let Some(gauges) = gauges {

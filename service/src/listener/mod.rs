@@ -90,11 +90,19 @@ pub struct ServingLimits {
     pub body_timeout: Duration,
     /// Open connections beyond which new ones are closed at once.
     pub max_connections: usize,
+    /// Once shutdown begins, how long open connections may take to finish
+    /// their requests (a client that never reads its answer holds its
+    /// connection); those still open after it are dropped.
+    pub drain_timeout: Duration,
 }
+
+/// How long connections may take to finish once shutdown begins, beyond
+/// the longest a request may take (`?wait=true`).
+pub const DRAIN_MARGIN: Duration = Duration::from_secs(5);
 
 /// Serves `app` on `listener` within `limits` until `shutdown` completes;
 /// then stops accepting and waits for open connections to finish their
-/// requests (idle ones close at once).
+/// requests (idle ones close at once), at most `limits.drain_timeout`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -162,7 +170,15 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "connections still open {} after shutdown began are dropped",
+            humantime::format_duration(limits.drain_timeout)
+        );
+    }
 }
 
 /// Serves the requests of one connection, keeping its clock; ends early

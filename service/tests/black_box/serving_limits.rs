@@ -392,6 +392,7 @@ async fn an_idle_keep_alive_connection_lasts_the_idle_timeout_not_the_header_tim
         body_timeout: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(2),
         max_connections: 10,
+        drain_timeout: Duration::from_secs(10),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(listener::serve(socket, app, limits, async move {
@@ -411,4 +412,51 @@ async fn an_idle_keep_alive_connection_lasts_the_idle_timeout_not_the_header_tim
     );
     let _ = stop.send(());
     server.await.expect("listener stopped");
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_a_client_that_never_reads_only_the_drain_timeout() {
+    use mailbridge::listener::{self, ServingLimits};
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    let large = vec![b'x'; 16 << 20];
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let large = large.clone();
+            async move { large }
+        }),
+    );
+    let limits = ServingLimits {
+        header_timeout: Duration::from_secs(5),
+        body_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(60),
+        max_connections: 10,
+        drain_timeout: Duration::from_secs(1),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(listener::serve(socket, app, limits, async move {
+        let _ = stopped.await;
+    }));
+    // Asks for 16 MiB and never reads it: the answer stays half written.
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let began = std::time::Instant::now();
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the listener stopped within its drain timeout, not the connection's 60 s")
+        .expect("listener");
+    assert!(
+        began.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        began.elapsed()
+    );
+    drop(stream);
 }
