@@ -12,6 +12,10 @@ use time::OffsetDateTime;
 use super::AppState;
 use super::error::ApiError;
 
+/// How long a scrape waits for the queue figures: Prometheus' own scrape
+/// timeout is 10 s by default.
+const STATS_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The content type of the Prometheus text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -19,11 +23,15 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     // A store that does not answer leaves the gauges at their last values:
     // the counters still tell what happened, and `/readyz` tells the rest.
-    match state.store.stats().await {
-        Ok(stats) => state
-            .metrics
-            .observe_queue(&stats, OffsetDateTime::now_utc()),
-        Err(error) => tracing::warn!(%error, "metrics: cannot read the queue figures"),
+    // So does a scrape while another reads them, or within a second of it.
+    if let Some(_read) = state.metrics.queue_read_due() {
+        match tokio::time::timeout(STATS_BOUND, state.store.stats()).await {
+            Ok(Ok(stats)) => state
+                .metrics
+                .observe_queue(&stats, OffsetDateTime::now_utc()),
+            Ok(Err(error)) => tracing::warn!(%error, "metrics: cannot read the queue figures"),
+            Err(_) => tracing::warn!("metrics: the queue figures did not come in time"),
+        }
     }
     let text = state.metrics.encode().map_err(|e| ApiError::internal(&e))?;
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())

@@ -93,6 +93,11 @@ pub struct PgStore {
 /// than holding it until TCP gives up. Under the lookups' own bound.
 const STATEMENT_DEADLINE: Duration = Duration::from_secs(8);
 
+/// How long a ping waits for a connection, then for its answer: together
+/// under `/readyz`'s bound.
+const PING_ACQUIRE: Duration = Duration::from_millis(1000);
+const PING_DEADLINE: Duration = Duration::from_millis(800);
+
 /// The error for a connection whose statement got no answer in time: it is
 /// closed when dropped (within seconds), not handed back to the pool, whose
 /// check of a returning connection would wait for an answer without bound
@@ -390,13 +395,26 @@ impl JobStore for PgStore {
     }
 
     async fn stats(&self) -> Result<QueueStats, StoreError> {
-        let rows = sqlx::query(
-            "SELECT status, count(*) AS n, min(created_at) AS oldest FROM messages \
-             WHERE status IN ('queued', 'sending', 'retrying') GROUP BY status",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .context("reading queue figures")?;
+        let mut conn = self.pool.acquire().await.context("reading queue figures")?;
+        let read = async {
+            let rows = sqlx::query(
+                "SELECT status, count(*) AS n, min(created_at) AS oldest FROM messages \
+                 WHERE status IN ('queued', 'sending', 'retrying') GROUP BY status",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            // Dead letters are never purged and only counted, from the index
+            // where the visibility map allows: their oldest is not asked for.
+            let failed: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM messages WHERE status = 'failed'")
+                    .fetch_one(&mut *conn)
+                    .await?;
+            Ok::<_, sqlx::Error>((rows, failed))
+        };
+        let (rows, failed) = match tokio::time::timeout(STATEMENT_DEADLINE, read).await {
+            Ok(read) => read.context("reading queue figures")?,
+            Err(_) => return Err(unanswered(conn, "reading queue figures")),
+        };
         let mut stats = QueueStats::default();
         for row in rows {
             let status: String = row.try_get("status").context("queue figures: status")?;
@@ -409,13 +427,6 @@ impl JobStore for PgStore {
                 oldest,
             );
         }
-        // Dead letters are never purged and only counted, from the index
-        // where the visibility map allows: their oldest is not asked for.
-        let failed: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM messages WHERE status = 'failed'")
-                .fetch_one(&self.pool)
-                .await
-                .context("counting failed messages")?;
         stats.set_failed(failed);
         Ok(stats)
     }
@@ -424,8 +435,25 @@ impl JobStore for PgStore {
         if self.writes.health.failing() {
             return self.writes.probe().await;
         }
-        self.pool.execute("SELECT 1").await.context("store ping")?;
-        Ok(())
+        // Each step bounded under `/readyz`'s own 2 s, so that a server out
+        // of reach fails the ping here, where its connection is closed: one
+        // dropped mid-statement by the probe's timeout would be handed back
+        // to the pool, whose check waits for an answer without bound and
+        // keeps the slot (every probe would pin one more).
+        let mut conn = tokio::time::timeout(PING_ACQUIRE, self.pool.acquire())
+            .await
+            .map_err(|_| anyhow::anyhow!("store ping: no connection within {PING_ACQUIRE:?}"))?
+            .context("store ping")?;
+        match tokio::time::timeout(PING_DEADLINE, conn.execute("SELECT 1")).await {
+            Ok(done) => {
+                done.context("store ping")?;
+                Ok(())
+            }
+            Err(_) => {
+                conn.close_on_drop();
+                Err(anyhow::anyhow!("store ping: no answer within {PING_DEADLINE:?}").into())
+            }
+        }
     }
 
     async fn add_event(&self, event: &crate::events::DeliveryEvent) -> Result<bool, StoreError> {

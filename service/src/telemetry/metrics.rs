@@ -41,6 +41,19 @@ const LATENCY_BUCKETS: [f64; 14] = [
 #[error("encoding metrics: {0}")]
 pub struct MetricsError(String);
 
+/// How often `/metrics` reads the queue figures at most.
+pub const QUEUE_READ_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A read of the queue figures in progress (see [`Metrics::queue_read_due`]).
+pub struct QueueRead<'a>(tokio::sync::MutexGuard<'a, Option<std::time::Instant>>);
+
+impl Drop for QueueRead<'_> {
+    fn drop(&mut self) {
+        // Done, or given up: either way the next read waits its turn.
+        *self.0 = Some(std::time::Instant::now());
+    }
+}
+
 /// The service's counters, histogram and queue gauges. Cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
@@ -69,6 +82,8 @@ struct Inner {
     depth: Gauge<u64>,
     oldest_age: Gauge<f64>,
     held: Gauge<u64>,
+    /// When the queue figures were last read; held while a read runs.
+    queue_read: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -248,6 +263,19 @@ impl Metrics {
         self.inner.held.record(u64::from(held), &attrs);
     }
 
+    /// Whether the queue figures may be read now: not while another read
+    /// runs, nor within [`QUEUE_READ_EVERY`] of the last. `/metrics` is
+    /// open, and each read counts the backlog and every dead letter: a crowd
+    /// of scrapers would otherwise run those counts without end on the
+    /// connections the accept path needs. The guard marks the read done.
+    pub fn queue_read_due(&self) -> Option<QueueRead<'_>> {
+        let last = self.inner.queue_read.try_lock().ok()?;
+        if last.is_some_and(|at| at.elapsed() < QUEUE_READ_EVERY) {
+            return None;
+        }
+        Some(QueueRead(last))
+    }
+
     /// Sets the queue gauges from the store's figures at `now`.
     pub fn observe_queue(&self, stats: &QueueStats, now: OffsetDateTime) {
         let inner = &self.inner;
@@ -373,6 +401,7 @@ impl Inner {
                     "1 while deliveries through the transport wait because it is down (this process), 0 once it answers again.",
                 )
                 .build(),
+            queue_read: tokio::sync::Mutex::new(None),
         }
     }
 

@@ -927,3 +927,107 @@ async fn two_services_share_one_queue_and_send_each_message_once() {
         server.stop().await;
     }
 }
+
+/// A TCP proxy to `target` that can stop passing bytes on without closing
+/// anything (packets lost on the way: a partition, not a reset).
+struct BlackHole {
+    port: u16,
+    passing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl BlackHole {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let passing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let gate = passing.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(Self::pipe(client_read, server_write, gate.clone()));
+                tokio::spawn(Self::pipe(server_read, client_write, gate.clone()));
+            }
+        });
+        Self { port, passing }
+    }
+
+    async fn pipe(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        gate: Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut buf = vec![0u8; 16384];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            // Lost, not refused: what was sent meanwhile never arrives,
+            // even once the way is open again.
+            if gate.load(std::sync::atomic::Ordering::SeqCst)
+                && to.write_all(&buf[..n]).await.is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    fn pass(&self, passing: bool) {
+        self.passing
+            .store(passing, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_figures_and_probes_during_a_partition_end_within_their_bounds() {
+    let pg = Postgres::start();
+    let url = pg.database();
+    let target = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("host:port in the URL")
+        .parse()
+        .expect("an address");
+    let hole = BlackHole::start(target).await;
+    let through = url.replace(&target.to_string(), &format!("127.0.0.1:{}", hole.port));
+    let store = open(&through).await;
+    store.ping().await.expect("a ping while the way is open");
+    hole.pass(false);
+    // `/metrics` reads them: before, a scrape waited for TCP to give up
+    // (about 15 minutes), and held a graceful stop as long.
+    let queue_figures = tokio::time::timeout(Duration::from_secs(12), store.stats()).await;
+    assert!(
+        matches!(queue_figures, Ok(Err(_))),
+        "queue figures during a partition end in an error within their bound"
+    );
+    // More probes than the pool has connections, each given up after 2 s
+    // as `/readyz` does.
+    for _ in 0..20 {
+        let probe = tokio::time::timeout(Duration::from_secs(2), store.ping()).await;
+        assert!(!matches!(probe, Ok(Ok(()))), "a ping through a partition");
+    }
+    hole.pass(true);
+    // Connections whose answers were lost are closed, not pinned: new ones
+    // serve at once.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the store never answered again after the partition ended"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    store
+        .stats()
+        .await
+        .expect("queue figures after the partition");
+}

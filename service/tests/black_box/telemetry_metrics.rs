@@ -77,6 +77,8 @@ async fn counts_accepted_and_sent_messages_and_shows_the_queue() {
     assert_eq!(status, 202, "{answer}");
     wait_attempted(&server, answer["id"].as_str().unwrap()).await;
 
+    // The queue figures are read at most once a second.
+    tokio::time::sleep(mailbridge::telemetry::metrics::QUEUE_READ_EVERY).await;
     let text = scrape(&server).await;
     assert_eq!(
         sample(

@@ -217,3 +217,20 @@ fn a_held_transport_is_a_gauge() {
     let text = metrics.encode().unwrap();
     assert_eq!(sample(&text, line), Some(0.0), "{text}");
 }
+
+#[tokio::test]
+async fn the_queue_figures_are_read_by_one_scrape_at_a_time_and_once_a_second() {
+    let metrics = Metrics::new();
+    let read = metrics.queue_read_due().expect("the first read");
+    assert!(
+        metrics.queue_read_due().is_none(),
+        "a second read while one runs"
+    );
+    drop(read);
+    assert!(
+        metrics.queue_read_due().is_none(),
+        "a read within the second"
+    );
+    tokio::time::sleep(QUEUE_READ_EVERY).await;
+    assert!(metrics.queue_read_due().is_some(), "a read a second later");
+}
