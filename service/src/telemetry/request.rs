@@ -23,7 +23,7 @@ impl<B> MakeSpan<B> for RequestSpan {
             .extensions()
             .get::<MatchedPath>()
             .map_or("unmatched", MatchedPath::as_str);
-        let method = request.method().as_str();
+        let method = known_method(request.method());
         let span = tracing::info_span!(
             "request",
             otel.name = %format_args!("{method} {route}"),
@@ -43,6 +43,20 @@ impl<B> MakeSpan<B> for RequestSpan {
         let _ = span.set_parent(parent);
         span
     }
+}
+
+/// The method as OpenTelemetry's HTTP conventions name it: one of the
+/// standard ones, else `_OTHER`. Anyone may send any token as a method
+/// (`X3f9…`, 8 KB long): as the span's name it would make the names of a
+/// trace backend without bound.
+fn known_method(method: &axum::http::Method) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or("_OTHER")
 }
 
 /// Records the answer's status on the request span (for `TraceLayer::on_response`).
@@ -86,5 +100,21 @@ impl Extractor for Headers<'_> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(|name| name.as_str()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_method_outside_the_standard_ones_is_named_other() {
+        use axum::http::Method;
+        assert_eq!(known_method(&Method::POST), "POST");
+        assert_eq!(known_method(&Method::PATCH), "PATCH");
+        for odd in ["X3f9c2a7e", "get", "PROPFIND"] {
+            let method = Method::from_bytes(odd.as_bytes()).unwrap();
+            assert_eq!(known_method(&method), "_OTHER", "{odd}");
+        }
     }
 }
