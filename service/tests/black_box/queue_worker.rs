@@ -337,3 +337,50 @@ async fn a_large_held_backlog_comes_due_spread_over_one_more_hold() {
     let _ = rig.stop.send(());
     rig.task.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_panic_outside_the_transport_fails_the_message_instead_of_leaving_it_claimed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn JobStore> = Arc::new(
+        SqliteStore::open(&format!("sqlite://{}/mb.db", dir.path().display()))
+            .await
+            .unwrap(),
+    );
+    let transport = MemoryTransport::new();
+    let mut transports = Transports::default();
+    transports.insert("default", Arc::new(transport.clone()));
+    let worker = Worker::new(store.clone(), transports, quick(), WorkerConfig::default());
+    let id = enqueue(&store).await;
+    let mut job = store
+        .claim(
+            OffsetDateTime::now_utc(),
+            Duration::from_secs(60),
+            mailbridge::queue::Lane::Messages,
+            1,
+        )
+        .await
+        .unwrap()
+        .pop()
+        .expect("the message is claimed");
+    // A start of its age the retry schedule cannot add to (the last instant
+    // `time` knows): the schedule, not the transport, panics.
+    job.created_at = time::PrimitiveDateTime::MAX.assume_utc();
+    transport.push_result(Err(TransportError::transient("refused")));
+    let outcome = worker.attempt(job).await;
+    assert!(
+        matches!(
+            outcome,
+            mailbridge::queue::worker::AttemptOutcome::Failed { .. }
+        ),
+        "{outcome:?}"
+    );
+    let record = store.get(id).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Failed);
+    assert!(
+        record
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("failed unexpectedly")),
+        "{record:?}"
+    );
+}

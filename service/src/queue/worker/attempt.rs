@@ -4,8 +4,8 @@
 //! whose lease is lost, or cannot be renewed in time, stops at once and
 //! records nothing. Every outcome is written through the lease, so it
 //! applies only while this attempt still holds the message. A panic inside
-//! a transport ends the message as `failed` with the reason instead of
-//! being claimed again forever.
+//! a transport, or anywhere else in the attempt, ends the message as
+//! `failed` with the reason instead of being claimed again forever.
 
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -61,12 +61,29 @@ impl Worker {
         );
         let stored = job.traceparent.as_deref();
         telemetry::handoff::continue_trace(&span, job.message.id, stored);
-        self.attempt_inner(job, slot).instrument(span).await
+        let mut job = job;
+        let attempt = AssertUnwindSafe(self.attempt_inner(&mut job, slot)).catch_unwind();
+        match attempt.instrument(span.clone()).await {
+            Ok(outcome) => outcome,
+            // Outside the transport too (screening, limits, the retry
+            // schedule, recording): claimed again, it would panic again at
+            // every lease's end. The lease fences this write out if an
+            // outcome was already recorded.
+            Err(panic) => {
+                let error = format!(
+                    "the delivery attempt failed unexpectedly ({}); not retried",
+                    panic_text(panic.as_ref())
+                );
+                tracing::error!(parent: &span, error = %error, "an attempt panicked");
+                let outcome = self.settle(&job, failed(error), &[]).instrument(span).await;
+                self.ended(&job, outcome)
+            }
+        }
     }
 
     async fn attempt_inner(
         &self,
-        mut job: ClaimedJob,
+        job: &mut ClaimedJob,
         slot: Option<OwnedSemaphorePermit>,
     ) -> AttemptOutcome {
         if job.lease.until <= OffsetDateTime::now_utc() {
@@ -76,15 +93,15 @@ impl Worker {
                 reason: "the lease ended before the attempt began".into(),
             };
         }
-        let left_out = match self.screen(&mut job).await {
+        let left_out = match self.screen(job).await {
             Ok(left_out) if left_out.everyone => {
                 drop(slot);
-                return self.ended(&job, self.settle_suppressed(&job, left_out.addresses).await);
+                return self.ended(job, self.settle_suppressed(job, left_out.addresses).await);
             }
             Ok(left_out) => left_out.addresses,
             Err(e) => {
                 drop(slot);
-                return self.ended(&job, self.unscreened(&job, &e).await);
+                return self.ended(job, self.unscreened(job, &e).await);
             }
         };
         // Rate limits are the email's: notices go to the tenant's own
@@ -93,7 +110,7 @@ impl Worker {
         let notice = is_notice(&job.transport);
         if !notice && let Err(wait) = self.limits.check(&job.message.tenant, &job.transport) {
             drop(slot);
-            return self.hold_back(&job, wait, Holding::RateLimit).await;
+            return self.hold_back(job, wait, Holding::RateLimit).await;
         }
         // A transport that is down holds the worker's own claims; an attempt
         // someone waits for (`?wait=true`, the console's test) goes anyway,
@@ -104,10 +121,10 @@ impl Worker {
         };
         if let Gate::Wait(wait) = gate {
             drop(slot);
-            return self.wait_out(&job, wait).await;
+            return self.wait_out(job, wait).await;
         }
         let started = Instant::now();
-        let held = self.send_held(&job).await;
+        let held = self.send_held(job).await;
         drop(slot);
         let outcome = match held {
             Held::Answered(result) => {
@@ -127,9 +144,9 @@ impl Worker {
                     && Verdict::of(&result) == Verdict::Down
                     && let Gate::Wait(wait) = self.outages.gate(&job.transport, Instant::now())
                 {
-                    return self.ended(&job, self.wait_out(&job, wait).await);
+                    return self.ended(job, self.wait_out(job, wait).await);
                 }
-                let outcome = self.record(&job, result, &left_out).await;
+                let outcome = self.record(job, result, &left_out).await;
                 // After its own outcome: the lease that bounds it is not renewed
                 // any more, and waking a large backlog may take a while.
                 if hold_ended {
@@ -143,7 +160,7 @@ impl Worker {
             }
             Held::Stopping => self.give_back(&job.lease).await,
         };
-        self.ended(&job, outcome)
+        self.ended(job, outcome)
     }
 
     /// Names the attempt's outcome on its span; a message that reached its
