@@ -128,8 +128,8 @@ pub fn normalise(email: &str) -> String {
 
 /// The forms under which `email` may be on a list: [`normalise`]d, and with
 /// its domain in ASCII, as entries made before domains were kept in Unicode
-/// may have it.
-fn keys(email: &str) -> impl Iterator<Item = String> {
+/// may have it. Lookups try each; removal takes each off.
+pub(crate) fn keys(email: &str) -> impl Iterator<Item = String> {
     let key = normalise(email);
     let ascii = crate::email::ascii_address(&key).into_owned();
     let both = (ascii != key).then_some(ascii);

@@ -1,6 +1,8 @@
 //! The commands behind the `mailbridge` command line.
 
 pub mod check;
+mod client;
+mod purge;
 pub mod queue;
 pub mod send;
 pub mod suppressions;

@@ -3,11 +3,10 @@
 //! from `MAILBRIDGE_JWT_SECRET`).
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::Context as _;
-use mailbridge::{auth, config};
 use serde_json::Value;
+
+use super::client::{Client, encode, report, with_query};
 
 /// The `queue` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -61,50 +60,6 @@ pub struct Target {
     pub(super) server: String,
 }
 
-/// The admin API of a running service, with an admin token.
-pub(super) struct Client {
-    base: String,
-    http: reqwest::Client,
-    token: Option<String>,
-}
-
-impl Client {
-    /// A client of the service at `server`.
-    pub(super) fn new(server: &str) -> anyhow::Result<Client> {
-        let settings = config::from_env()?;
-        let token = match &settings.jwt_secret {
-            Some(secret) => Some(auth::mint(secret.expose().as_bytes(), None, true, 60)?),
-            None => None,
-        };
-        Ok(Client {
-            base: server.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
-            token,
-        })
-    }
-
-    /// Calls `path`; answers the status and the JSON body.
-    pub(super) async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-    ) -> anyhow::Result<(u16, Value)> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .timeout(Duration::from_secs(30));
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.json().await.unwrap_or(Value::Null)))
-    }
-}
-
 /// Runs a `queue` subcommand.
 pub async fn run(target: Target, command: QueueCommand) -> anyhow::Result<ExitCode> {
     let client = Client::new(&target.server)?;
@@ -114,15 +69,16 @@ pub async fn run(target: Target, command: QueueCommand) -> anyhow::Result<ExitCo
             tenant,
             limit,
         } => {
-            let mut query = vec![format!("limit={limit}")];
-            query.extend(status.map(|s| format!("status={s}")));
-            query.extend(tenant.map(|t| format!("tenant={t}")));
-            let (code, page) = client
-                .call(
-                    reqwest::Method::GET,
-                    &format!("/v1/messages?{}", query.join("&")),
-                )
-                .await?;
+            let limit = limit.to_string();
+            let path = with_query(
+                "/v1/messages",
+                &[
+                    ("limit", Some(limit.as_str())),
+                    ("status", status.as_deref()),
+                    ("tenant", tenant.as_deref()),
+                ],
+            );
+            let (code, page) = client.call(reqwest::Method::GET, &path).await?;
             if code == 200 {
                 print_table(
                     page["messages"]
@@ -136,12 +92,18 @@ pub async fn run(target: Target, command: QueueCommand) -> anyhow::Result<ExitCo
         }
         QueueCommand::Show { id } => {
             client
-                .call(reqwest::Method::GET, &format!("/v1/messages/{id}"))
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v1/messages/{}", encode(&id)),
+                )
                 .await?
         }
         QueueCommand::Retry { id } => {
             client
-                .call(reqwest::Method::POST, &format!("/v1/messages/{id}/retry"))
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/v1/messages/{}/retry", encode(&id)),
+                )
                 .await?
         }
         QueueCommand::Purge {
@@ -149,7 +111,7 @@ pub async fn run(target: Target, command: QueueCommand) -> anyhow::Result<ExitCo
             tenant,
             older_than,
         } => {
-            return purge(
+            return super::purge::run(
                 &client,
                 &status,
                 tenant.as_deref(),
@@ -159,20 +121,6 @@ pub async fn run(target: Target, command: QueueCommand) -> anyhow::Result<ExitCo
         }
     };
     report(status, &body)
-}
-
-/// Prints a 2xx answer, or the problem's detail with exit code 1.
-pub(super) fn report(status: u16, body: &Value) -> anyhow::Result<ExitCode> {
-    if (200..300).contains(&status) {
-        println!("{}", serde_json::to_string_pretty(body)?);
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!(
-            "{status}: {}",
-            body["detail"].as_str().unwrap_or("request failed")
-        );
-        Ok(ExitCode::from(1))
-    }
 }
 
 fn print_table(rows: &[Value]) {
@@ -193,54 +141,4 @@ fn print_table(rows: &[Value]) {
         );
     }
     println!("{} message(s)", rows.len());
-}
-
-async fn purge(
-    client: &Client,
-    status: &str,
-    tenant: Option<&str>,
-    older_than: Option<Duration>,
-) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
-        status == "failed" || status == "sent",
-        "--status must be failed or sent"
-    );
-    let cutoff = older_than.map(|d| time::OffsetDateTime::now_utc() - d);
-    let mut deleted = 0;
-    let mut before: Option<String> = None;
-    loop {
-        let mut path = format!("/v1/messages?status={status}&limit=500");
-        if let Some(t) = tenant {
-            path.push_str(&format!("&tenant={t}"));
-        }
-        if let Some(b) = &before {
-            path.push_str(&format!("&before={b}"));
-        }
-        let (code, page) = client.call(reqwest::Method::GET, &path).await?;
-        if code != 200 {
-            return report(code, &page);
-        }
-        let rows = page["messages"].as_array().cloned().unwrap_or_default();
-        for row in &rows {
-            let updated = row["updated_at"].as_str().and_then(|u| {
-                time::OffsetDateTime::parse(u, &time::format_description::well_known::Rfc3339).ok()
-            });
-            if cutoff.is_some_and(|c| updated.is_some_and(|u| u > c)) {
-                continue;
-            }
-            let id = row["id"].as_str().unwrap_or_default();
-            let (code, _) = client
-                .call(reqwest::Method::DELETE, &format!("/v1/messages/{id}"))
-                .await?;
-            if code == 204 {
-                deleted += 1;
-            }
-        }
-        match page["next"].as_str() {
-            Some(next) if !rows.is_empty() => before = Some(next.to_owned()),
-            _ => break,
-        }
-    }
-    println!("deleted {deleted} {status} message(s)");
-    Ok(ExitCode::SUCCESS)
 }

@@ -3,10 +3,10 @@
 
 use std::process::ExitCode;
 
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
-use super::queue::{Client, Target, report};
+use super::client::{Client, encode, report, with_query};
+use super::queue::Target;
 
 /// The `suppressions` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -40,21 +40,18 @@ pub enum SuppressionsCommand {
 pub async fn run(target: Target, command: SuppressionsCommand) -> anyhow::Result<ExitCode> {
     let client = Client::new(&target.server)?;
     let path = |tenant: &str, email: &str| {
-        format!(
-            "/v1/suppressions/{}/{}",
-            utf8_percent_encode(tenant, NON_ALPHANUMERIC),
-            utf8_percent_encode(email, NON_ALPHANUMERIC)
-        )
+        format!("/v1/suppressions/{}/{}", encode(tenant), encode(email))
     };
     let (status, body) = match command {
         SuppressionsCommand::List { tenant, limit } => {
-            let mut query = format!("/v1/suppressions?limit={limit}");
-            if let Some(tenant) = tenant {
-                query.push_str(&format!(
-                    "&tenant={}",
-                    utf8_percent_encode(&tenant, NON_ALPHANUMERIC)
-                ));
-            }
+            let limit = limit.to_string();
+            let query = with_query(
+                "/v1/suppressions",
+                &[
+                    ("limit", Some(limit.as_str())),
+                    ("tenant", tenant.as_deref()),
+                ],
+            );
             let (code, list) = client.call(reqwest::Method::GET, &query).await?;
             if code == 200 {
                 print_table(

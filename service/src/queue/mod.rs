@@ -576,7 +576,9 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// entry kept) when it is there already.
     async fn suppress(&self, entry: &Suppression) -> Result<bool, StoreError>;
 
-    /// Takes `email` (normalised) off `tenant`'s list; false if it was not on it.
+    /// Takes `email` (normalised) off `tenant`'s list in every form it may be
+    /// stored under (its domain in Unicode or, from older entries, in ASCII);
+    /// false if it was on it in none.
     async fn unsuppress(&self, tenant: &str, email: &str) -> Result<bool, StoreError>;
 
     /// The suppression list of `tenant` (or of all), newest first, at most `limit`.

@@ -52,12 +52,13 @@ pub(crate) fn reseal(
     }
 }
 
-/// Re-seals every stored message of the store at `url`.
+/// Re-seals every stored message of the store at `url`; a SQLite file
+/// that does not exist is an error (it would be a new, empty queue).
 pub async fn rotate(url: &str, keyring: &Keyring) -> Result<Rotated, StoreError> {
     let mut tally = Rotated::default();
     let mut after = None;
     if url.starts_with("sqlite:") {
-        let store = SqliteStore::open(url).await?;
+        let store = SqliteStore::open_existing(url).await?;
         while let Some(last) = store.reseal_batch(keyring, after, &mut tally).await? {
             after = Some(last);
         }

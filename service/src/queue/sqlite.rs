@@ -73,12 +73,26 @@ impl SqliteStore {
         Self::open_sealed(url, None).await
     }
 
+    /// Opens the store in the file `url` names, which must exist: for
+    /// commands that act on a queue the service has kept (`keys rotate`),
+    /// where a mistyped path must not become a new, empty queue.
+    pub async fn open_existing(url: &str) -> Result<SqliteStore, StoreError> {
+        Self::open_with(connect_options(url, Create::Never)?, url, None).await
+    }
+
     /// [`SqliteStore::open`], sealing new messages with `keyring` (and opening sealed ones).
     pub async fn open_sealed(
         url: &str,
         keyring: Option<Arc<Keyring>>,
     ) -> Result<SqliteStore, StoreError> {
-        let options = connect_options(url)?;
+        Self::open_with(connect_options(url, Create::IfMissing)?, url, keyring).await
+    }
+
+    async fn open_with(
+        options: SqliteConnectOptions,
+        url: &str,
+        keyring: Option<Arc<Keyring>>,
+    ) -> Result<SqliteStore, StoreError> {
         // Commit groups run on the writer thread's own connection
         // (`writer.rs`); this pool's one connection applies the migrations
         // and the other writes (console actions, events, pruning), and is
@@ -138,23 +152,49 @@ impl SqliteStore {
     }
 }
 
-fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
-    let path = url
-        .strip_prefix("sqlite://")
-        .filter(|p| !p.starts_with(':'));
-    if let Some(dir) = path
-        .and_then(|p| std::path::Path::new(p).parent())
+/// Whether opening a store may create its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Create {
+    /// The serving process: a first start creates the file and its directory.
+    IfMissing,
+    /// An operator's command on an existing queue: nothing is created.
+    Never,
+}
+
+fn connect_options(url: &str, create: Create) -> Result<SqliteConnectOptions, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .with_context(|| format!("`{url}` is not a sqlite:// URL"))?;
+    let file = options.get_filename().to_path_buf();
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    if create == Create::Never {
+        if in_memory {
+            return Err(anyhow::anyhow!(
+                "`{url}` is an in-memory database: it holds no stored queue to act on"
+            )
+            .into());
+        }
+        if !file.is_file() {
+            return Err(anyhow::anyhow!(
+                "no SQLite database at {}: check MAILBRIDGE_DATABASE_URL (`{url}`); \
+                 only `mailbridge serve` creates the file",
+                file.display()
+            )
+            .into());
+        }
+    } else if let Some(dir) = (!in_memory)
+        .then(|| file.parent())
+        .flatten()
         .filter(|d| !d.as_os_str().is_empty())
     {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let options = SqliteConnectOptions::from_str(url)
-        .with_context(|| format!("`{url}` is not a sqlite:// URL"))?
-        .create_if_missing(true)
+    Ok(options
+        // Also at the open itself: a file removed after the check above is
+        // an error, not a new database.
+        .create_if_missing(create == Create::IfMissing)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(10));
-    Ok(options)
+        .busy_timeout(Duration::from_secs(10)))
 }
 
 /// The status filter of the console's list and search, as `?1`: a plain

@@ -144,6 +144,39 @@ async fn sqlite_files_hold_no_plain_text_and_rotation_keeps_messages_deliverable
     delivered_with_the_new_key_alone(&db, &ids, &kept.path().join("outbox")).await;
 }
 
+#[test]
+fn rotation_refuses_a_sqlite_path_that_does_not_exist_and_creates_nothing() {
+    // A mistyped path once became a new, empty queue, and the command
+    // reported success: the operator believed the old key could go.
+    let dir = tempfile::tempdir().unwrap();
+    for missing in ["mb.db", "typo/mb.db"] {
+        let path = dir.path().join(missing);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailbridge"))
+            .args(["keys", "rotate"])
+            .env_clear()
+            .env(
+                "MAILBRIDGE_DATABASE_URL",
+                format!("sqlite://{}", path.display()),
+            )
+            .env("MAILBRIDGE_ENCRYPTION_KEYS", format!("{NEW},{OLD}"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("no SQLite database at {}", path.display())),
+            "{stderr}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let created: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(created.is_empty(), "{created:?}");
+}
+
 #[tokio::test]
 async fn a_ciphertext_moved_to_another_row_fails_that_message_clearly() {
     let first = TestServer::start(&[

@@ -47,6 +47,7 @@ mod provider_resend;
 mod provider_sendgrid;
 mod provider_wire;
 mod queue_leases;
+mod queue_purge;
 mod queue_store;
 mod queue_store_postgres;
 mod queue_worker;

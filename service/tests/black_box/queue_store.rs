@@ -36,6 +36,15 @@ async fn a_commit_survives_reopening_the_file() {
 }
 
 #[tokio::test]
+async fn an_address_is_removed_in_every_form_it_is_stored_under() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::suppressions::an_address_is_removed_in_every_form_it_is_stored_under(Arc::new(
+        open(&dir).await,
+    ))
+    .await;
+}
+
+#[tokio::test]
 async fn idempotency_keys_hold_for_24_hours_per_tenant() {
     let dir = tempfile::tempdir().unwrap();
     store_contract::idempotency_keys_hold_for_24_hours_per_tenant(Arc::new(open(&dir).await)).await;

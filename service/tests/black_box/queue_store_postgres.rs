@@ -55,6 +55,10 @@ async fn the_store_contract_holds_on_postgres() {
     store_contract::delivery_events_are_kept_once_per_provider_event(open(&pg.database()).await)
         .await;
     store_contract::suppressions_and_suppressed_messages(open(&pg.database()).await).await;
+    store_contract::suppressions::an_address_is_removed_in_every_form_it_is_stored_under(
+        open(&pg.database()).await,
+    )
+    .await;
     store_contract::a_peers_nul_bytes_are_stored_replaced(open(&pg.database()).await).await;
     let database = pg.database();
     store_contract::a_signature_is_taken_with_one_body_only(vec![

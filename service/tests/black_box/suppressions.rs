@@ -127,6 +127,60 @@ async fn a_bounce_reported_in_punycode_or_with_a_name_stops_mail_to_the_idn_addr
 }
 
 #[tokio::test]
+async fn an_entry_kept_with_its_domain_in_punycode_is_removed_by_api_and_command_line() {
+    let mock = common::postmark::send_api().await;
+    let (server, _dir) = start(&mock).await;
+    // Entries written before addresses were kept in Unicode: they still
+    // suppress, and an administrator must be able to take them off.
+    let db = format!("sqlite://{}/mb.db", server.dir.path().display());
+    let other = sqlx::SqlitePool::connect(&db).await.unwrap();
+    for email in ["ada@xn--bcher-kva.example", "grace@xn--bcher-kva.example"] {
+        sqlx::query(
+            "INSERT INTO suppressions (tenant, email, reason, created_at) \
+             VALUES ('acme', ?, 'bounce', 0)",
+        )
+        .bind(email)
+        .execute(&other)
+        .await
+        .unwrap();
+    }
+    other.close().await;
+    let (_, answer) = send(&server, "acme", &["ada@bücher.example"]).await;
+    assert_eq!(answer["status"], "suppressed", "{answer}");
+
+    let gone = server
+        .http
+        .delete(server.url("/v1/suppressions/acme/ada@b%C3%BCcher.example"))
+        .bearer_auth(server.token(None, true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 204);
+    let (_, answer) = send(&server, "acme", &["ada@bücher.example"]).await;
+    assert_eq!(answer["status"], "queued", "sent again: {answer}");
+
+    let removed = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailbridge"))
+        .args([
+            "suppressions",
+            "remove",
+            "acme",
+            "grace@xn--bcher-kva.example",
+        ])
+        .args(["--server", &server.url("")])
+        .env_clear()
+        .env("MAILBRIDGE_JWT_SECRET", common::server::SECRET)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    assert!(list(&server, "acme").await.is_empty());
+}
+
+#[tokio::test]
 async fn an_event_whose_suppression_failed_is_taken_again_when_the_provider_repeats_it() {
     let mock = common::postmark::send_api().await;
     let (server, _dir) = start(&mock).await;

@@ -38,15 +38,18 @@ pub async fn add(
     Ok(added)
 }
 
-/// Removes an address; false if it was not on the list.
+/// Removes an address in every form it may be stored under (see
+/// [`crate::suppression::keys`]); false if it was on the list in none.
 pub async fn remove(pool: &PgPool, tenant: &str, email: &str) -> Result<bool, StoreError> {
-    let done = sqlx::query("DELETE FROM suppressions WHERE tenant = $1 AND email = $2")
-        .bind(tenant)
-        .bind(email)
-        .execute(pool)
-        .await
-        .context("removing a suppression")?;
-    Ok(done.rows_affected() == 1)
+    let forms: Vec<String> = crate::suppression::keys(email).collect();
+    let done =
+        sqlx::query("DELETE FROM suppressions WHERE tenant = $1 AND email = ANY($2::text[])")
+            .bind(tenant)
+            .bind(forms)
+            .execute(pool)
+            .await
+            .context("removing a suppression")?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// The list (of one tenant, or all), newest first, at most `limit` entries.

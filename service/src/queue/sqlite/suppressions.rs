@@ -27,15 +27,20 @@ pub async fn add(pool: &SqlitePool, entry: &Suppression) -> Result<bool, StoreEr
     Ok(done.rows_affected() == 1)
 }
 
-/// Removes an address; false if it was not on the list.
+/// Removes an address in every form it may be stored under (see
+/// [`crate::suppression::keys`]); false if it was on the list in none.
 pub async fn remove(pool: &SqlitePool, tenant: &str, email: &str) -> Result<bool, StoreError> {
-    let done = sqlx::query("DELETE FROM suppressions WHERE tenant = ? AND email = ?")
-        .bind(tenant)
-        .bind(email)
-        .execute(pool)
-        .await
-        .context("removing a suppression")?;
-    Ok(done.rows_affected() == 1)
+    let forms: Vec<String> = crate::suppression::keys(email).collect();
+    let forms = serde_json::to_string(&forms).context("listing an address's forms")?;
+    let done = sqlx::query(
+        "DELETE FROM suppressions WHERE tenant = ? AND email IN (SELECT value FROM json_each(?))",
+    )
+    .bind(tenant)
+    .bind(forms)
+    .execute(pool)
+    .await
+    .context("removing a suppression")?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// The list (of one tenant, or all), newest first, at most `limit` entries.

@@ -5,6 +5,7 @@
 
 pub mod console;
 pub mod groups;
+pub mod suppressions;
 
 use std::sync::Arc;
 use std::time::Duration;

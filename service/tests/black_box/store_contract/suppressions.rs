@@ -1,0 +1,69 @@
+//! The suppression list's entries written before addresses were kept with
+//! their domain in Unicode: they still suppress, and they can be removed.
+
+use std::sync::Arc;
+
+use mailbridge::queue::JobStore;
+use mailbridge::suppression::{Reason, Suppression};
+use time::OffsetDateTime;
+
+pub async fn an_address_is_removed_in_every_form_it_is_stored_under(store: Arc<dyn JobStore>) {
+    let entry = |email: &str| Suppression {
+        tenant: "acme".into(),
+        email: email.into(),
+        reason: Reason::Bounce,
+        detail: None,
+        message_id: None,
+        created_at: OffsetDateTime::now_utc(),
+    };
+    // An old entry keeps its domain in punycode; a newer one of the same
+    // address is in Unicode. Both forms must go, or mail stays suppressed.
+    for email in ["ada@xn--bcher-kva.example", "ada@bücher.example"] {
+        assert!(store.suppress(&entry(email)).await.unwrap(), "{email}");
+    }
+    assert!(
+        store
+            .suppress(&entry("grace@xn--bcher-kva.example"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .unsuppress("acme", "ada@bücher.example")
+            .await
+            .unwrap()
+    );
+    let left: Vec<String> = store
+        .suppressions(Some("acme"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.email)
+        .collect();
+    assert_eq!(
+        left,
+        ["grace@xn--bcher-kva.example"],
+        "only the other address stays"
+    );
+    assert!(
+        !store
+            .unsuppress("acme", "ada@bücher.example")
+            .await
+            .unwrap(),
+        "gone in every form: nothing more to remove"
+    );
+    // An entry only in its old form is removed by the address as the list now keys it.
+    assert!(
+        store
+            .unsuppress("acme", "grace@bücher.example")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .suppressions(Some("acme"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
