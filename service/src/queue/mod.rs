@@ -523,7 +523,8 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// hold up other writes.
     async fn wake(&self, transport: &str, now: OffsetDateTime) -> Result<u64, StoreError>;
 
-    /// Messages of `tenant` not yet sent or failed (for the per-tenant bound).
+    /// Messages of `tenant` not yet sent or failed (for the per-tenant
+    /// bound); its notices (webhooks, Keycloak feedback) are not counted.
     async fn pending_count(&self, tenant: &str) -> Result<u64, StoreError>;
 
     /// At the start of a serving process: messages a previous process left

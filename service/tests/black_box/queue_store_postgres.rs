@@ -429,6 +429,15 @@ async fn the_pending_count_reads_only_unsent_rows_whatever_the_statistics(url: &
         "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {}",
         mailbridge::queue::postgres::PENDING_COUNT.replace("$1", "'acme'")
     )))
+    // Notices waiting: a receiver that is down. They are not counted.
+    sqlx::query(
+        "INSERT INTO messages (id, tenant, status, transport, created_at, age_from, updated_at) \
+         SELECT gen_random_uuid(), 'acme', 'retrying', 'webhook', now(), now(), now() \
+         FROM generate_series(1, 4)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     .fetch_all(&pool)
     .await
     .unwrap();
