@@ -42,6 +42,9 @@ mod growth;
 pub use growth::GROWTH_MIN;
 mod limits;
 mod reseal;
+mod retention;
+#[doc(hidden)]
+pub use retention::PURGE;
 mod suppressions;
 mod writer;
 #[doc(hidden)]
@@ -373,14 +376,13 @@ impl JobStore for PgStore {
         Ok(0)
     }
 
-    async fn purge_sent_bodies(&self, older_than: OffsetDateTime) -> Result<u64, StoreError> {
-        let query = sqlx::query(
-            "DELETE FROM bodies WHERE message_id IN \
-             (SELECT id FROM messages WHERE status = 'sent' AND sent_at < $1)",
-        )
-        .bind(older_than);
-        self.update(query, "removing the bodies of sent messages")
-            .await
+    async fn purge_bodies(
+        &self,
+        older_than: OffsetDateTime,
+        after: Option<&str>,
+        batch: u32,
+    ) -> Result<Pruned, StoreError> {
+        retention::purge(&self.pool, older_than, after, batch).await
     }
 
     async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {

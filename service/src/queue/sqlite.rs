@@ -38,8 +38,10 @@ mod delivered;
 mod events;
 mod limits;
 mod reseal;
+mod retention;
 mod stats;
 mod suppressions;
+mod walk;
 mod writer;
 #[doc(hidden)]
 pub use writer::{CLAIM_MESSAGES, CLAIM_NOTICES, claim_statement};
@@ -57,8 +59,6 @@ pub const WAKE: &str = concat!(
     " AND next_attempt_at > ?1 AND transport = ?2 LIMIT ?3)"
 );
 
-/// The SQLite queue store.
-#[derive(Debug, Clone)]
 /// A tenant's messages not yet at an end (`?1`: the tenant), read from
 /// `messages_breakdown` (tenant, status, transport) alone. Notices
 /// (webhooks, Keycloak feedback) are not counted: a tenant's receiver that
@@ -73,6 +73,8 @@ pub const PENDING_COUNT: &str = concat!(
     ") FROM messages WHERE tenant = ? AND status IN ('queued', 'sending', 'retrying')"
 );
 
+/// The SQLite queue store.
+#[derive(Debug, Clone)]
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
@@ -334,16 +336,13 @@ impl JobStore for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn purge_sent_bodies(&self, older_than: OffsetDateTime) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM bodies WHERE message_id IN \
-             (SELECT id FROM messages WHERE status = 'sent' AND sent_at < ?)",
-        )
-        .bind(ms(older_than))
-        .execute(&self.write)
-        .await
-        .context("removing the bodies of sent messages")?;
-        Ok(done.rows_affected())
+    async fn purge_bodies(
+        &self,
+        older_than: OffsetDateTime,
+        after: Option<&str>,
+        batch: u32,
+    ) -> Result<Pruned, StoreError> {
+        retention::purge(&self.write, older_than, after, batch).await
     }
 
     async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
@@ -466,6 +465,7 @@ impl JobStore for SqliteStore {
     ) -> Result<Vec<super::history::TransportHealth>, StoreError> {
         console::transport_health(&self.read, transports).await
     }
+}
 
 #[cfg(test)]
 mod tests {
@@ -499,5 +499,4 @@ mod tests {
             ["SEARCH messages USING COVERING INDEX messages_breakdown (tenant=? AND status=?)"]
         );
     }
-}
 }
