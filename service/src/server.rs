@@ -28,6 +28,9 @@ use crate::render::Renderer;
 use crate::secret::Secret;
 use crate::telemetry::Metrics;
 use crate::tenant::Tenants;
+use upkeep::{PRUNE_EVERY, prune_task, retention_task};
+
+mod upkeep;
 use crate::transport::ratelimit::RateLimits;
 use crate::transport::{self, Dsn, Transports};
 use crate::webhooks::transport::WebhookTransport;
@@ -366,63 +369,6 @@ async fn drain_delay(delay: Duration) {
     tokio::select! {
         () = tokio::time::sleep(delay) => {}
         () = shutdown_signal() => {}
-    }
-}
-
-/// Drops the bodies of sent messages older than `retention`, hourly.
-async fn retention_task(store: Arc<dyn JobStore>, retention: Duration) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tick.tick().await;
-        let cutoff = time::OffsetDateTime::now_utc() - retention;
-        match store.purge_sent_bodies(cutoff).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                count = n,
-                "removed bodies of sent messages past their retention"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not apply retention; trying again in an hour")
-            }
-        }
-    }
-}
-
-/// How often flow-limit cells are pruned by default.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
-/// Cells looked at per statement: short statements that limit checks
-/// (which wait for the same rows or the same SQLite writer) barely notice.
-const PRUNE_BATCH: u32 = 1000;
-
-/// Deletes flow-limit cells whose window has passed, every `every`: a walk
-/// over all cells in key order, [`PRUNE_BATCH`] at a time.
-async fn prune_task(store: Arc<dyn JobStore>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let now = time::OffsetDateTime::now_utc();
-        let mut pruned = 0;
-        let mut after = None;
-        loop {
-            match store.prune_limits(now, after.as_deref(), PRUNE_BATCH).await {
-                Ok(step) => {
-                    pruned += step.deleted;
-                    match step.next {
-                        Some(next) => after = Some(next),
-                        None => break,
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not prune flow limits; trying again later");
-                    break;
-                }
-            }
-            tokio::task::yield_now().await;
-        }
-        if pruned > 0 {
-            tracing::debug!(count = pruned, "pruned flow-limit cells past their window");
-        }
     }
 }
 

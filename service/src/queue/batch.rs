@@ -216,13 +216,15 @@ impl Writes {
         pending: &super::pending::PendingCache,
     ) -> Result<Enqueued, StoreError> {
         let tenant = job.message.tenant.clone();
+        // Notices are not counted in the pending bound (see `pending_count`).
+        let counted = super::Lane::of(&job.transport) == super::Lane::Messages;
         let stored = self.stored(&job.message)?;
         match self
             .apply(Op::Enqueue(Box::new(Enqueue { job, stored })))
             .await?
         {
             Answer::Enqueued(done) => {
-                if done.stored() {
+                if done.stored() && counted {
                     pending.accepted(&tenant);
                 }
                 Ok(done)

@@ -451,14 +451,16 @@ mod tests {
 #[error("the commit's answer was lost and the store could not be asked whether it happened")]
 pub struct OutcomeUnknown;
 
-/// One step of the walk that prunes flow-limit cells.
+/// One step of a walk that deletes in bounded steps: flow-limit cells
+/// past their window, bodies past their retention.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Pruned {
-    /// Cells deleted by this step.
+    /// Rows deleted by this step.
     pub deleted: u64,
     /// Where the next step starts (SQLite: the last rowid this one looked
-    /// at; PostgreSQL starts every step from the first, so it is empty);
-    /// `None` once nothing is left to look at.
+    /// at; PostgreSQL: the last body's message id, while pruning cells
+    /// starts every step from the first, so it is empty); `None` once
+    /// nothing is left to look at.
     pub next: Option<String>,
 }
 
@@ -523,7 +525,8 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// hold up other writes.
     async fn wake(&self, transport: &str, now: OffsetDateTime) -> Result<u64, StoreError>;
 
-    /// Messages of `tenant` not yet sent or failed (for the per-tenant bound).
+    /// Messages of `tenant` not yet sent or failed (for the per-tenant
+    /// bound); its notices (webhooks, Keycloak feedback) are not counted.
     async fn pending_count(&self, tenant: &str) -> Result<u64, StoreError>;
 
     /// At the start of a serving process: messages a previous process left
@@ -532,8 +535,19 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// delivery): leases decide.
     async fn recover_interrupted(&self) -> Result<u64, StoreError>;
 
-    /// Retention: drops the bodies of messages sent before `older_than`; their status rows stay.
-    async fn purge_sent_bodies(&self, older_than: OffsetDateTime) -> Result<u64, StoreError>;
+    /// One step of retention: drops the bodies of messages sent, or
+    /// suppressed (never sent, and they cannot be retried), before
+    /// `older_than`; their status rows stay, and failed messages keep their
+    /// bodies for a retry. `after` is the `next` of the step before (`None`
+    /// for the first). Each step looks at the next `batch` bodies only:
+    /// SQLite's one writer takes commit groups between steps, and no
+    /// PostgreSQL transaction grows with the table.
+    async fn purge_bodies(
+        &self,
+        older_than: OffsetDateTime,
+        after: Option<&str>,
+        batch: u32,
+    ) -> Result<Pruned, StoreError>;
 
     /// Deletes a `sent` or `failed` message; false if it is not one.
     async fn delete(&self, id: Uuid) -> Result<bool, StoreError>;

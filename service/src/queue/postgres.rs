@@ -42,6 +42,9 @@ mod growth;
 pub use growth::GROWTH_MIN;
 mod limits;
 mod reseal;
+mod retention;
+#[doc(hidden)]
+pub use retention::PURGE;
 mod suppressions;
 mod writer;
 #[doc(hidden)]
@@ -66,11 +69,25 @@ pub const WAKE: &str = concat!(
 /// table's statistics took only the tenant from the index and tested the
 /// status of every row of the tenant, sent ones included (5–30 ms per count
 /// under load, many at once when the cache ran out).
+///
+/// Notices (webhooks, Keycloak feedback) are not counted: a tenant's
+/// receiver that is down keeps them retrying for a day, and they are not
+/// email waiting. The lane is the aggregate's filter, read from the same
+/// index entries (transport is its last column): in the `WHERE` it matches
+/// `messages_due`, the lane's partial index, which PostgreSQL then read
+/// for every tenant's waiting messages, the tenant a filter.
 #[doc(hidden)]
-pub const PENDING_COUNT: &str = "SELECT \
-      (SELECT count(*) FROM messages WHERE tenant = $1 AND status = 'queued') \
-    + (SELECT count(*) FROM messages WHERE tenant = $1 AND status = 'sending') \
-    + (SELECT count(*) FROM messages WHERE tenant = $1 AND status = 'retrying')";
+pub const PENDING_COUNT: &str = concat!(
+    "SELECT (SELECT count(*) FILTER (WHERE ",
+    lane::message_rows!(),
+    ") FROM messages WHERE tenant = $1 AND status = 'queued') \
+     + (SELECT count(*) FILTER (WHERE ",
+    lane::message_rows!(),
+    ") FROM messages WHERE tenant = $1 AND status = 'sending') \
+     + (SELECT count(*) FILTER (WHERE ",
+    lane::message_rows!(),
+    ") FROM messages WHERE tenant = $1 AND status = 'retrying')"
+);
 
 /// Connections per replica: the writers, the API's reads and the worker share them.
 const MAX_CONNECTIONS: u32 = 16;
@@ -364,14 +381,13 @@ impl JobStore for PgStore {
         Ok(0)
     }
 
-    async fn purge_sent_bodies(&self, older_than: OffsetDateTime) -> Result<u64, StoreError> {
-        let query = sqlx::query(
-            "DELETE FROM bodies WHERE message_id IN \
-             (SELECT id FROM messages WHERE status = 'sent' AND sent_at < $1)",
-        )
-        .bind(older_than);
-        self.update(query, "removing the bodies of sent messages")
-            .await
+    async fn purge_bodies(
+        &self,
+        older_than: OffsetDateTime,
+        after: Option<&str>,
+        batch: u32,
+    ) -> Result<Pruned, StoreError> {
+        retention::purge(&self.pool, older_than, after, batch).await
     }
 
     async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {

@@ -91,6 +91,15 @@ async fn retention_drops_old_sent_bodies_but_keeps_their_status() {
 }
 
 #[tokio::test]
+async fn retention_drops_the_bodies_of_suppressed_messages_too() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::retention_drops_the_bodies_of_suppressed_messages_too(Arc::new(
+        open(&dir).await,
+    ))
+    .await;
+}
+
+#[tokio::test]
 async fn concurrent_claims_never_overlap() {
     let dir = tempfile::tempdir().unwrap();
     store_contract::concurrent_claims_never_overlap(vec![Arc::new(open(&dir).await)]).await;

@@ -44,6 +44,10 @@ async fn the_store_contract_holds_on_postgres() {
         open(&pg.database()).await,
     )
     .await;
+    store_contract::retention_drops_the_bodies_of_suppressed_messages_too(
+        open(&pg.database()).await,
+    )
+    .await;
     store_contract::queue_figures(open(&pg.database()).await).await;
     store_contract::outcomes_are_fenced_by_the_lease(open(&pg.database()).await).await;
     store_contract::renewal_and_release(open(&pg.database()).await).await;
@@ -429,6 +433,15 @@ async fn the_pending_count_reads_only_unsent_rows_whatever_the_statistics(url: &
     insert("acme", "sent", 20_000).await;
     insert("acme", "queued", 3).await;
     insert("acme", "retrying", 2).await;
+    // Notices waiting: a receiver that is down. They are not counted.
+    sqlx::query(
+        "INSERT INTO messages (id, tenant, status, transport, created_at, age_from, updated_at) \
+         SELECT gen_random_uuid(), 'acme', 'retrying', 'webhook', now(), now(), now() \
+         FROM generate_series(1, 4)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {}",
         mailbridge::queue::postgres::PENDING_COUNT.replace("$1", "'acme'")

@@ -249,3 +249,54 @@ async fn a_tenant_without_a_webhook_url_queues_none() {
     let (_, page) = server.get("/v1/messages", &server.token(None, true)).await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 1, "{page}");
 }
+
+/// A tenant's receiver that is down leaves its `message.sent` webhooks
+/// retrying for a day; they are notices, not email, and never count
+/// against the tenant's `MAILBRIDGE_MAX_PENDING` (else its new email
+/// would get 429 while nothing of it waits).
+#[tokio::test]
+async fn a_tenants_failing_webhooks_never_hold_back_its_email() {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hooks"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&receiver)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mailbridge.toml");
+    let config = format!(
+        "[tenants.acme]\nwebhook_url = \"{}/hooks\"\nwebhook_secret = \"{SECRET}\"\n",
+        receiver.uri()
+    );
+    std::fs::write(&file, config).unwrap();
+    let server = TestServer::start(&[
+        ("MAILBRIDGE_CONFIG", file.to_str().unwrap()),
+        ("MAILBRIDGE_MAX_PENDING", "2"),
+    ])
+    .await;
+    let body = json!({"to": [{"email": "ada@example.com"}], "subject": "Reset", "text": "Hi"});
+    for _ in 0..2 {
+        let (status, _, sent) = server.post("/v1/messages", Some("acme"), &body).await;
+        assert_eq!(status, 202, "{sent}");
+        let id = sent["id"].as_str().unwrap();
+        server
+            .wait_status(id, "sent", Duration::from_secs(10))
+            .await;
+    }
+    // Both webhooks were refused at least once: two rows retrying.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while calls_to_hooks(&receiver).await < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no webhook tried");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The pending count is reused for a second: past it, it is counted again.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (status, _, answer) = server.post("/v1/messages", Some("acme"), &body).await;
+    assert_eq!(status, 202, "{answer}");
+    server.stop().await;
+}
+
+async fn calls_to_hooks(receiver: &MockServer) -> usize {
+    let requests = receiver.received_requests().await.unwrap();
+    requests.iter().filter(|r| r.url.path() == "/hooks").count()
+}

@@ -345,10 +345,11 @@ async fn try_insert(
 /// Claims up to `$3` due rows of one lane (`$1`: the lease's end, `$2`:
 /// now, `$4`: leases ended before this are abandoned).
 ///
-/// Only retention removes bodies, and only from `sent` messages, which
-/// are never due: every due row has one. Asking for it in the selection
-/// made PostgreSQL hash-join the whole bodies table at each claim; a row
-/// without one fails decoding and ends `failed` with the reason.
+/// Only retention removes bodies, and only from `sent` and `suppressed`
+/// messages, which are never due: every due row has one. Asking for it in
+/// the selection made PostgreSQL hash-join the whole bodies table at each
+/// claim; a row without one fails decoding and ends `failed` with the
+/// reason.
 ///
 /// The oldest due rows of each kind are read in order from the lane's
 /// index (`messages_due` or `notices_due`: status, next_attempt_at; see

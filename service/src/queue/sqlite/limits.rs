@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::ms;
+use super::walk::Walk;
 use crate::limits::{self, LimitCell};
 use crate::queue::batch::IDEMPOTENCY_WINDOW;
 use crate::queue::{Pruned, StoreError};
@@ -79,48 +80,28 @@ impl<'a> Cells<'a> {
     }
 }
 
-/// The last of the `?2 + 1` cells after rowid `?1`: where a pruning step ends.
-const PRUNE_LAST: &str =
-    "SELECT rowid FROM flow_limits WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ?";
-/// A step's deletes: rowids after `?1` up to `?2`, not after `?3` in time.
-const PRUNE_RANGE: &str = "DELETE FROM flow_limits WHERE rowid > ? AND rowid <= ? AND tat <= ?";
-/// The last step's, fewer than a batch of cells being left after `?1`.
-const PRUNE_REST: &str = "DELETE FROM flow_limits WHERE rowid > ? AND tat <= ?";
+/// The walk over `flow_limits`: cells whose time is not after the bound.
+const PRUNE: Walk = Walk {
+    last: "SELECT rowid FROM flow_limits WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ?",
+    range: "DELETE FROM flow_limits WHERE rowid > ? AND rowid <= ? AND tat <= ?",
+    rest: "DELETE FROM flow_limits WHERE rowid > ? AND tat <= ?",
+    what: "pruning limits",
+};
 
 /// Deletes the cells whose time is not after `now` among the `batch` cells
 /// after `after`, in the table's own order (rowids; `next` is one). On the
 /// write connection, so it never runs inside a check-and-spend. Each step
-/// reads a range of the table, at most `batch` cells: a search for expired
-/// cells by their time alone reads the whole table in one statement (48 ms
-/// at a million cells, every commit group waiting for the writer meanwhile).
+/// reads a range of the table, at most `batch` cells (see [`super::walk`]):
+/// a search for expired cells by their time alone reads the whole table in
+/// one statement (48 ms at a million cells, every commit group waiting for
+/// the writer meanwhile).
 pub async fn prune(
     pool: &SqlitePool,
     now: OffsetDateTime,
     after: Option<&str>,
     batch: u32,
 ) -> Result<Pruned, StoreError> {
-    let after: i64 = match after {
-        Some(rowid) => rowid.parse().context("a pruning step's rowid")?,
-        None => 0,
-    };
-    let last: Option<i64> = sqlx::query_scalar(PRUNE_LAST)
-        .bind(after)
-        .bind(i64::from(batch.max(1)) - 1)
-        .fetch_optional(pool)
-        .await
-        .context("pruning limits")?;
-    let done = match last {
-        Some(last) => sqlx::query(PRUNE_RANGE).bind(after).bind(last),
-        None => sqlx::query(PRUNE_REST).bind(after),
-    }
-    .bind(ms(now))
-    .execute(pool)
-    .await
-    .context("pruning limits")?;
-    Ok(Pruned {
-        deleted: done.rows_affected(),
-        next: last.map(|rowid| rowid.to_string()),
-    })
+    Ok(PRUNE.step(pool, after, batch, ms(now)).await?)
 }
 
 /// The message `tenant` stored under idempotency `key` within the window, if any.
@@ -206,7 +187,7 @@ mod tests {
     #[tokio::test]
     async fn each_statement_reads_a_range_of_the_table_not_all_of_it() {
         let pool = cells(10, 10, 0).await;
-        for sql in [PRUNE_LAST, PRUNE_RANGE, PRUNE_REST] {
+        for sql in PRUNE.statements() {
             let steps = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
                 .fetch_all(&pool)
                 .await

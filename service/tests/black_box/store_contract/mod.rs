@@ -334,10 +334,7 @@ pub async fn retention_drops_old_sent_bodies_but_keeps_their_status(store: Arc<d
     let long_ago = now - Duration::from_secs(8 * 24 * 3600);
     settle(&store, &claimed[0], sent(None), long_ago).await;
     settle(&store, &claimed[1], failed("550 no"), long_ago).await;
-    let purged = store
-        .purge_sent_bodies(now - Duration::from_secs(7 * 24 * 3600))
-        .await
-        .unwrap();
+    let purged = purge(&store, now - Duration::from_secs(7 * 24 * 3600)).await;
     assert_eq!(purged, 1, "only the sent message loses its body");
     assert_eq!(
         store.get(old).await.unwrap().unwrap().status,
@@ -350,6 +347,61 @@ pub async fn retention_drops_old_sent_bodies_but_keeps_their_status(store: Arc<d
     );
     assert!(store.delete(old).await.unwrap());
     assert!(store.get(old).await.unwrap().is_none());
+}
+
+/// A message stored for suppressed recipients only is never sent and
+/// cannot be retried: its body (reset links) goes at retention like a sent
+/// one's, counted from when it was suppressed. A failed one keeps its body
+/// for an admin's retry.
+pub async fn retention_drops_the_bodies_of_suppressed_messages_too(store: Arc<dyn JobStore>) {
+    let now = OffsetDateTime::now_utc();
+    let long_ago = now - Duration::from_secs(8 * 24 * 3600);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let mut new = job("acme", None, long_ago);
+        new.lease = Some(Duration::from_secs(60));
+        let Enqueued::Claimed(lease) = store.enqueue(new).await.unwrap() else {
+            panic!("stored claimed");
+        };
+        ids.push(lease.id);
+        let outcome = Outcome::Suppressed {
+            reason: "every recipient is suppressed".into(),
+        };
+        // The last one suppressed only now: within its retention.
+        let at = if ids.len() == 3 { now } else { long_ago };
+        settle_lease(&store, &lease, outcome, at).await;
+    }
+    let dead = store_one(&store, long_ago).await;
+    let job = claim(&store, long_ago, 1).await.remove(0);
+    settle(&store, &job, failed("550 no"), long_ago).await;
+    let purged = purge(&store, now - Duration::from_secs(7 * 24 * 3600)).await;
+    assert_eq!(purged, 2, "the two suppressed past their retention");
+    assert_eq!(
+        store.get(ids[0]).await.unwrap().unwrap().status,
+        Status::Suppressed,
+        "the status row stays"
+    );
+    assert!(
+        store.requeue_failed(dead, now).await.unwrap(),
+        "a failed message keeps its body and can be retried"
+    );
+}
+
+/// Retention's steps, two bodies at a time, to the end; the bodies dropped.
+async fn purge(store: &Arc<dyn JobStore>, older_than: OffsetDateTime) -> u64 {
+    let (mut after, mut purged) = (None, 0);
+    loop {
+        let step = store
+            .purge_bodies(older_than, after.as_deref(), 2)
+            .await
+            .unwrap();
+        assert!(step.deleted <= 2, "{step:?}");
+        purged += step.deleted;
+        match step.next {
+            Some(next) => after = Some(next),
+            None => return purged,
+        }
+    }
 }
 
 /// Many workers claiming at once, through one store or several (replicas on
