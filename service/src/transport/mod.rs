@@ -55,6 +55,11 @@ pub enum TransportError {
         retry_after: Option<Duration>,
         /// The peer's reply code, if it answered.
         code: Option<u16>,
+        /// The peer said the trouble is its own, whatever the message (an
+        /// SMTP server's full disk or local error: `452 4.3.1`, `451`
+        /// without a more precise code), though its code alone could be
+        /// about the message.
+        server: bool,
     },
     /// Credentials were refused: refresh them and retry once, then transient.
     #[error("authentication failed: {message}")]
@@ -84,6 +89,7 @@ impl TransportError {
     /// answer, an overloaded peer (421, 429, 5xx), refused credentials.
     pub fn is_about_the_message(&self) -> bool {
         match self {
+            Self::Transient { server: true, .. } => false,
             Self::Transient {
                 code: Some(code), ..
             } => !matches!(code, 421 | 429 | 500..=599),
@@ -103,7 +109,17 @@ impl TransportError {
             message: message.into(),
             retry_after,
             code: None,
+            server: false,
         }
+    }
+
+    /// The same transient failure, which the peer said is its own trouble
+    /// (see `server` of [`TransportError::Transient`]).
+    pub fn of_the_server(mut self) -> Self {
+        if let Self::Transient { server, .. } = &mut self {
+            *server = true;
+        }
+        self
     }
 
     /// Refused credentials: refresh them and retry once.

@@ -113,6 +113,21 @@ async fn temporary_refusal_is_transient_with_the_reply() {
 }
 
 #[tokio::test]
+async fn a_full_or_failing_server_is_down_not_answering_about_the_message() {
+    // Its own trouble (4.3.x): a failover group tries the next member and
+    // the transport may be held; a busy mailbox is about the message.
+    for (code, about_the_message) in [("452", false), ("451", false), ("450", true)] {
+        let peer = SmtpPeer::start(&["--fail-rcpt", code]).await;
+        let err = transport(&plain_dsn(&peer))
+            .send(&message(1))
+            .await
+            .unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+        assert_eq!(err.is_about_the_message(), about_the_message, "{err}");
+    }
+}
+
+#[tokio::test]
 async fn unknown_recipient_is_permanent() {
     let peer = SmtpPeer::start(&["--fail-rcpt", "550"]).await;
     let err = transport(&plain_dsn(&peer))

@@ -20,16 +20,36 @@ pub(super) fn classify(server: &str, error: &SmtpError) -> TransportError {
     let Some(code) = reply_code(error) else {
         return without_reply(server, error);
     };
-    let message = format!("{server} answered {code} {}", reply_text(error));
+    let text = reply_text(error);
+    let message = format!("{server} answered {code} {text}");
     let class = if AUTH_CODES.contains(&code) {
         TransportError::auth(message)
     } else if error.is_permanent() {
         TransportError::permanent(message)
+    } else if is_the_servers_own(code, &text) {
+        TransportError::transient(message).of_the_server()
     } else {
         // 4xx, and anything odd: a later attempt may pass.
         TransportError::transient(message)
     };
     class.with_code(code)
+}
+
+/// Whether a 4xx reply says the server itself is in trouble, whatever the
+/// message: its enhanced code says the mail system (`4.3.x`: full, not
+/// accepting) or congestion (`4.4.5`); without one, `451` (local error in
+/// processing), `452` (insufficient storage), `455`. A `451 4.7.1`
+/// (greylisting, policy) or `452 4.5.3` (too many recipients) is about the
+/// message.
+fn is_the_servers_own(code: u16, text: &str) -> bool {
+    let enhanced = text
+        .split_whitespace()
+        .next()
+        .filter(|w| is_enhanced_code(w));
+    match enhanced {
+        Some(status) => status.starts_with("4.3.") || status == "4.4.5",
+        None => matches!(code, 451 | 452 | 455),
+    }
 }
 
 /// Whether the server refused an XOAUTH2 access token (so a fresh one may pass).
@@ -130,6 +150,34 @@ mod tests {
             Detail::Zero,
         );
         Response::new(code, lines.iter().map(|l| l.to_string()).collect())
+    }
+
+    #[test]
+    fn a_full_or_failing_server_is_told_from_an_answer_about_the_message() {
+        for (code, text) in [
+            (452, "4.3.1 Insufficient system storage"),
+            (451, "4.3.0 Local error in processing"),
+            (451, "Requested action aborted: local error in processing"),
+            (452, "Insufficient system storage"),
+            (451, "4.4.5 System congestion"),
+        ] {
+            assert!(is_the_servers_own(code, text), "{code} {text}");
+        }
+        for (code, text) in [
+            (451, "4.7.1 Greylisted, please try again later"),
+            (450, "4.2.0 Recipient address rejected: Greylisted"),
+            (452, "4.5.3 Too many recipients"),
+            (450, "Mailbox unavailable"),
+            (451, "4.1.8 Sender address rejected: Domain not found"),
+        ] {
+            assert!(!is_the_servers_own(code, text), "{code} {text}");
+        }
+        let full = TransportError::transient("452 4.3.1 full")
+            .of_the_server()
+            .with_code(452);
+        assert!(!full.is_about_the_message());
+        let greylisted = TransportError::transient("451 4.7.1").with_code(451);
+        assert!(greylisted.is_about_the_message());
     }
 
     #[test]
