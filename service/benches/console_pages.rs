@@ -53,7 +53,13 @@ async fn fill(store: &Arc<dyn JobStore>, count: usize) {
     let mut n = 0usize;
     loop {
         let claimed = store
-            .claim(now, Duration::from_secs(600), Lane::Messages, 1000)
+            .claim(
+                now,
+                Duration::from_secs(600),
+                Lane::Messages,
+                1000,
+                Duration::from_secs(24 * 3600),
+            )
             .await
             .expect("claim");
         if claimed.is_empty() {

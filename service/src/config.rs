@@ -554,12 +554,9 @@ fn check_keycloak(key: &str, t: &TenantSettings) -> Result<(), ConfigError> {
         (None, None, None) => Ok(()),
         (Some(url), Some(_), Some(_)) => {
             let field = format!("{key}.keycloak_url");
-            crate::feedback::Realm::parse_url(url).ok_or_else(|| {
-                invalid(
-                    &field,
-                    "must be a realm's URL, like https://sso.example/realms/acme",
-                )
-            })?;
+            // Before the https check, which quotes the URL: a query string
+            // is refused without being shown (it may hold a secret).
+            crate::feedback::Realm::parse_url(url).map_err(|why| invalid(&field, why))?;
             // The client secret and a `manage-users` token travel to it.
             crate::auth::realm::check_fetch_url(url).map_err(|e| invalid(&field, e))
         }
@@ -766,6 +763,33 @@ mod tests {
         assert!(!plain.contains("s3cret"), "{plain}");
         assert!(with("https://sso.example/realms/acme").is_ok());
         assert!(with("http://127.0.0.1:8080/realms/acme").is_ok());
+    }
+
+    #[test]
+    fn a_keycloak_url_with_a_query_string_or_fragment_is_refused_at_start_without_showing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |url: &str| {
+            let path = dir.path().join("m.toml");
+            std::fs::write(
+                &path,
+                format!(
+                    "[tenants.acme]\nkeycloak_url = \"{url}\"\nkeycloak_client_id = \"mb\"\nkeycloak_client_secret = \"s3cret-s3cret\"\n"
+                ),
+            )
+            .unwrap();
+            load(&env(&[("MAILBRIDGE_CONFIG", path.to_str().unwrap())]))
+                .and_then(|s| s.validate().map(|()| s))
+        };
+        for url in [
+            "https://sso.example/realms/acme?kc_locale=de",
+            "https://sso.example/realms/acme#x",
+            "http://sso.example/realms/acme?token=url-s3cret",
+        ] {
+            let refused = with(url).expect_err(url).to_string();
+            assert!(refused.contains("keycloak_url"), "{refused}");
+            assert!(refused.contains("query string or fragment"), "{refused}");
+            assert!(!refused.contains("s3cret"), "{refused}");
+        }
     }
 
     #[test]

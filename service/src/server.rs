@@ -117,14 +117,10 @@ pub fn build_feedback(settings: &Settings) -> anyhow::Result<Feedback> {
             continue;
         };
         let (base, realm) = Realm::parse_url(url)
-            .with_context(|| format!("tenant `{name}`: keycloak_url is not a realm's URL"))?;
-        let token_url = format!(
-            "{}/protocol/openid-connect/token",
-            url.trim_end_matches('/')
-        );
+            .map_err(|why| anyhow::anyhow!("tenant `{name}`: keycloak_url {why}"))?;
         let tokens = ClientCredentials::new(
             transport::http::client()?,
-            token_url,
+            Realm::token_url(&base, &realm).to_string(),
             id.clone(),
             secret.clone(),
             String::new(),

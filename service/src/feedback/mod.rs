@@ -40,24 +40,51 @@ pub struct Realm {
     pub unverify: bool,
 }
 
+/// Why a `keycloak_url` is refused; never quotes the URL, whose query
+/// could hold a secret.
+const NOT_A_REALM: &str = "must be a realm's URL, like https://sso.example/realms/acme";
+
 impl Realm {
-    /// The realm of `realm_url` (`https://sso.example/realms/acme`), if it is one.
-    pub fn parse_url(realm_url: &str) -> Option<(url::Url, String)> {
-        let url = url::Url::parse(realm_url.trim_end_matches('/')).ok()?;
+    /// The base and realm of `realm_url` (`https://sso.example/realms/acme`),
+    /// or why it is not a realm's URL.
+    ///
+    /// The realm is read from the URL's path alone, and a query string or a
+    /// fragment is refused: every URL we call is built from the base and the
+    /// realm, so `?kc_locale=de` would otherwise end up in the realm's name.
+    pub fn parse_url(realm_url: &str) -> Result<(url::Url, String), &'static str> {
+        let mut url = url::Url::parse(realm_url).map_err(|_| NOT_A_REALM)?;
         if !matches!(url.scheme(), "http" | "https") {
-            return None;
+            return Err(NOT_A_REALM);
         }
-        let (base, realm) = url.as_str().rsplit_once("/realms/")?;
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("must be a realm's URL without a query string or fragment (`?…`, `#…`)");
+        }
+        let path = url.path().trim_end_matches('/');
+        let (base, realm) = path.rsplit_once("/realms/").ok_or(NOT_A_REALM)?;
         let realm = percent_encoding::percent_decode_str(realm)
             .decode_utf8()
-            .ok()?;
+            .map_err(|_| NOT_A_REALM)?;
         if realm.is_empty() || realm.contains('/') {
-            return None;
+            return Err(NOT_A_REALM);
         }
-        Some((
-            url::Url::parse(&format!("{base}/")).ok()?,
-            realm.into_owned(),
-        ))
+        let realm = realm.into_owned();
+        url.set_path(&format!("{base}/"));
+        Ok((url, realm))
+    }
+
+    /// The realm's token endpoint (`{base}realms/{realm}/protocol/openid-connect/token`).
+    pub fn token_url(base: &url::Url, realm: &str) -> url::Url {
+        let mut url = base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend([
+                "realms",
+                realm,
+                "protocol",
+                "openid-connect",
+                "token",
+            ]);
+        }
+        url
     }
 }
 
@@ -132,8 +159,25 @@ mod tests {
             Realm::parse_url("https://sso.example/auth/realms/acme%20corp/").unwrap();
         assert_eq!(base.as_str(), "https://sso.example/auth/");
         assert_eq!(realm, "acme corp");
-        assert!(Realm::parse_url("https://sso.example/acme").is_none());
-        assert!(Realm::parse_url("ftp://sso.example/realms/acme").is_none());
-        assert!(Realm::parse_url("https://sso.example/realms/acme/account").is_none());
+        assert_eq!(
+            Realm::token_url(&base, &realm).as_str(),
+            "https://sso.example/auth/realms/acme%20corp/protocol/openid-connect/token"
+        );
+        assert!(Realm::parse_url("https://sso.example/acme").is_err());
+        assert!(Realm::parse_url("ftp://sso.example/realms/acme").is_err());
+        assert!(Realm::parse_url("https://sso.example/realms/acme/account").is_err());
+    }
+
+    #[test]
+    fn a_realm_url_with_a_query_or_fragment_is_refused_not_read_into_the_realm() {
+        for url in [
+            "https://sso.example/realms/acme?kc_locale=de",
+            "https://sso.example/realms/acme/?kc_locale=de",
+            "https://sso.example/realms/acme#x",
+            "https://sso.example/realms/acme?",
+        ] {
+            let why = Realm::parse_url(url).unwrap_err();
+            assert!(why.contains("query string or fragment"), "{url}: {why}");
+        }
     }
 }

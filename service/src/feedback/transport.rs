@@ -2,8 +2,16 @@
 //! (`GET /admin/realms/{realm}/users?email=…&exact=true`), and for each one
 //! read its representation and write it back with the attribute set (and
 //! `emailVerified = false` if asked), keeping its other attributes. Keycloak
-//! unreachable, 5xx or 429 are transient; a refused token is fetched anew
-//! once; other 4xx are permanent (a setting to fix).
+//! unreachable and the statuses every HTTP transport retries (408, 429, 5xx
+//! but 501 and 505) are transient; a refused token is fetched anew once;
+//! other 4xx are permanent (a setting to fix).
+//!
+//! Realms that allow duplicate emails may hold several users with the
+//! address. Each is marked on its own: one whose write is refused for good
+//! (a 400 for a read-only LDAP user) does not keep the others unmarked. The
+//! row fails only when no user could be marked and one was refused for good;
+//! a transient failure retries the whole row (writing a user's attribute
+//! again changes nothing).
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
@@ -13,7 +21,7 @@ use serde_json::{Value, json};
 use super::{ATTRIBUTE, Feedback, Realm};
 use crate::email::OutgoingMessage;
 use crate::oauth::TokenSource as _;
-use crate::transport::http::{MAX_DOCUMENT, body_at_most};
+use crate::transport::http::{MAX_DOCUMENT, body_at_most, is_transient_status};
 use crate::transport::{Delivery, Transport, TransportError};
 
 /// Delivers feedback rows to Keycloak.
@@ -87,10 +95,12 @@ impl KeycloakTransport {
             }
             s if s.is_success() => Ok(Some(Value::Null)),
             StatusCode::NOT_FOUND => Ok(None),
-            StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS => Err(
-                TransportError::transient(format!("keycloak answered {status}")),
-            ),
-            s if s.is_server_error() => Err(TransportError::transient(format!(
+            // The token is fetched anew by the next attempt.
+            StatusCode::UNAUTHORIZED => Err(TransportError::transient(format!(
+                "keycloak answered {status}"
+            ))),
+            // The rule every HTTP transport follows (408 and 429 included).
+            s if is_transient_status(s) => Err(TransportError::transient(format!(
                 "keycloak answered {status}"
             ))),
             s => Err(TransportError::permanent(format!(
@@ -132,36 +142,75 @@ impl Transport for KeycloakTransport {
         let ids: Vec<String> = (users.iter())
             .filter_map(|u| u["id"].as_str().map(str::to_owned))
             .collect();
+        let mut tally = Tally::default();
         for id in &ids {
-            // A user deleted meanwhile has nothing left to mark.
-            let Some(mut user) = self
-                .call(realm, reqwest::Method::GET, &["users", id], &[], None)
-                .await?
-            else {
-                continue;
-            };
-            if user["id"].as_str() != Some(id.as_str()) {
-                return Err(TransportError::transient(format!(
-                    "keycloak answered something other than user {id}"
+            match self.mark(realm, &row, id).await {
+                Ok(true) => tally.marked += 1,
+                // A user deleted meanwhile has nothing left to mark.
+                Ok(false) => {}
+                // Keycloak is in trouble: the whole row is tried again later
+                // rather than pressing on user after user.
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => tally.refused.push((id.clone(), e)),
+            }
+        }
+        tally.outcome(&row.status)
+    }
+}
+
+impl KeycloakTransport {
+    /// Marks user `id` with `row`'s status; `Ok(false)` when it is gone.
+    async fn mark(&self, realm: &Realm, row: &Row, id: &str) -> Result<bool, TransportError> {
+        let Some(mut user) = self
+            .call(realm, reqwest::Method::GET, &["users", id], &[], None)
+            .await?
+        else {
+            return Ok(false);
+        };
+        if user["id"].as_str() != Some(id) {
+            return Err(TransportError::transient(format!(
+                "keycloak answered something other than user {id}"
+            )));
+        }
+        if !user["attributes"].is_object() {
+            user["attributes"] = json!({});
+        }
+        user["attributes"][ATTRIBUTE] = json!([row.status]);
+        if realm.unverify {
+            user["emailVerified"] = json!(false);
+        }
+        let path = ["users", id];
+        (self
+            .call(realm, reqwest::Method::PUT, &path, &[], Some(&user))
+            .await)
+            .map(|_| true)
+    }
+}
+
+/// What became of the users with the address.
+#[derive(Default)]
+struct Tally {
+    marked: usize,
+    /// Users whose read or write was refused for good, with why.
+    refused: Vec<(String, TransportError)>,
+}
+
+impl Tally {
+    /// Done if any user was marked, or none was refused; failed if every
+    /// user left was refused: retrying would be refused again.
+    fn outcome(self, status: &str) -> Result<Delivery, TransportError> {
+        let Tally { marked, refused } = self;
+        if let Some((id, e)) = refused.first() {
+            let count = refused.len();
+            if marked == 0 {
+                return Err(TransportError::permanent(format!(
+                    "no user with the address could be marked ({count} refused); user {id}: {}",
+                    e.detail()
                 )));
             }
-            if !user["attributes"].is_object() {
-                user["attributes"] = json!({});
-            }
-            user["attributes"][ATTRIBUTE] = json!([row.status]);
-            if realm.unverify {
-                user["emailVerified"] = json!(false);
-            }
-            self.call(
-                realm,
-                reqwest::Method::PUT,
-                &["users", id],
-                &[],
-                Some(&user),
-            )
-            .await?;
+            tracing::warn!(marked, refused = count, user = %id, error = %e.detail(), "Keycloak refused to mark some users with the address; the others are marked");
         }
-        tracing::info!(users = ids.len(), status = %row.status, "Keycloak told of an address that does not work");
+        tracing::info!(users = marked, status = %status, "Keycloak told of an address that does not work");
         Ok(Delivery {
             provider_message_id: None,
         })

@@ -34,6 +34,8 @@ pub(crate) enum Op {
         lease: Duration,
         lane: Lane,
         limit: u32,
+        /// The lane's retry age: how long a row may wait for a key.
+        max_age: Duration,
     },
     /// Extend a lease.
     Renew { lease: Lease, until: OffsetDateTime },
@@ -152,12 +154,14 @@ impl Writes {
         lease: Duration,
         lane: Lane,
         limit: u32,
+        max_age: Duration,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
         let claim = Op::Claim {
             now,
             lease,
             lane,
             limit,
+            max_age,
         };
         match self.apply(claim).await? {
             Answer::Claimed(jobs) => Ok(jobs),
@@ -332,9 +336,4 @@ pub(crate) fn first_lease(job: &NewJob) -> Option<Lease> {
         claim: 1,
         until: current(job.now) + lease,
     })
-}
-
-/// Why a stored row cannot be delivered, for its `last_error`.
-pub(crate) fn undecodable(e: impl std::fmt::Display) -> String {
-    format!("the stored message cannot be read ({e}); it was not delivered")
 }

@@ -184,6 +184,7 @@ mod tests {
                 lease: Duration::from_secs(60),
                 lane: crate::queue::Lane::Messages,
                 limit: 8,
+                max_age: Duration::from_secs(24 * 3600),
             },
             sent(b),
             sent(a),

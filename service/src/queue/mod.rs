@@ -29,6 +29,7 @@ pub mod retry;
 pub mod rotation;
 pub mod sealing;
 pub mod sqlite;
+mod unopened;
 pub mod worker;
 
 /// Opens the store `url` names: `sqlite://PATH` (embedded, one serving
@@ -474,14 +475,18 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
 
     /// Claims up to `limit` due rows of `lane` (never one of the other
     /// lane) for `lease`, the oldest due first; an expired lease is
-    /// claimable again. A row that cannot be decoded is not handed out: it
-    /// is marked `failed` with the reason, in the same commit.
+    /// claimable again. A row that cannot be decoded is not handed out, and
+    /// is set aside in the same commit: one sealed with a key this process
+    /// does not hold goes back as `retrying` for a replica that holds it
+    /// (until the message is older than `max_age`, the lane's retry age);
+    /// any other is marked `failed` with the reason.
     async fn claim(
         &self,
         now: OffsetDateTime,
         lease: Duration,
         lane: Lane,
         limit: u32,
+        max_age: Duration,
     ) -> Result<Vec<ClaimedJob>, StoreError>;
 
     /// Extends `lease` to `until`; false when the attempt no longer holds

@@ -284,8 +284,9 @@ impl JobStore for PgStore {
         lease: Duration,
         lane: Lane,
         limit: u32,
+        max_age: Duration,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
-        self.writes.claim(now, lease, lane, limit).await
+        self.writes.claim(now, lease, lane, limit, max_age).await
     }
 
     async fn renew(&self, lease: &Lease, until: OffsetDateTime) -> Result<bool, StoreError> {

@@ -42,7 +42,11 @@ pub(crate) fn reseal(
         tally.current += 1;
         return None;
     }
-    match sealing::open(Some(keyring), *id, stored.clone()).and_then(|m| keyring.seal(&m)) {
+    let opened = sealing::open(Some(keyring), *id, stored.clone());
+    match opened
+        .map_err(|e| e.to_string())
+        .and_then(|m| keyring.seal(&m).map_err(|e| e.0))
+    {
         Ok(sealed) => Some(sealed),
         Err(e) => {
             tracing::warn!(message_id = %id, error = %e, "a stored message cannot be re-sealed; left as it is");

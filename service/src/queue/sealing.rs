@@ -22,6 +22,36 @@ use crate::email::OutgoingMessage;
 #[error("{0}")]
 pub struct SealError(pub String);
 
+/// Why a stored message did not open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// Sealed with a key this process does not hold. Not damage: during a
+    /// rolling key rotation another replica (or this one, restarted with
+    /// the key) opens it.
+    #[error("{}", key_not_held(kid, *keys_set))]
+    KeyNotHeld {
+        /// The row's key id.
+        kid: String,
+        /// Whether this process has MAILBRIDGE_ENCRYPTION_KEYS at all.
+        keys_set: bool,
+    },
+    /// Damaged, altered or not a message: it will never open.
+    #[error(transparent)]
+    Damaged(#[from] SealError),
+}
+
+fn key_not_held(kid: &str, keys_set: bool) -> String {
+    if keys_set {
+        format!(
+            "the message is encrypted with key `{kid}`, which MAILBRIDGE_ENCRYPTION_KEYS does not hold"
+        )
+    } else {
+        format!(
+            "the message is encrypted with key `{kid}` and no MAILBRIDGE_ENCRYPTION_KEYS are set"
+        )
+    }
+}
+
 /// The encryption keys: the first seals, every one opens.
 pub struct Keyring {
     keys: Vec<(String, LessSafeKey)>,
@@ -132,7 +162,7 @@ pub fn open_stored(
     keyring: Option<&Keyring>,
     id: Uuid,
     stored: &[u8],
-) -> Result<OutgoingMessage, SealError> {
+) -> Result<OutgoingMessage, OpenError> {
     let json = super::packing::unpack(stored)?;
     let plain = match serde_json::from_slice::<OutgoingMessage>(&json) {
         Ok(message) => return Ok(message),
@@ -140,10 +170,8 @@ pub fn open_stored(
     };
     match serde_json::from_slice::<serde_json::Value>(&json) {
         Ok(value) if value.get("sealed").is_some() => open(keyring, id, value),
-        Ok(_) => Err(SealError(format!(
-            "the stored message is not valid: {plain}"
-        ))),
-        Err(e) => Err(SealError(format!("the stored message is not JSON: {e}"))),
+        Ok(_) => Err(SealError(format!("the stored message is not valid: {plain}")).into()),
+        Err(e) => Err(SealError(format!("the stored message is not JSON: {e}")).into()),
     }
 }
 
@@ -152,30 +180,21 @@ pub fn open(
     keyring: Option<&Keyring>,
     id: Uuid,
     stored: serde_json::Value,
-) -> Result<OutgoingMessage, SealError> {
+) -> Result<OutgoingMessage, OpenError> {
     if stored.get("sealed").is_none() {
         return serde_json::from_value(stored)
-            .map_err(|e| SealError(format!("the stored message is not valid: {e}")));
+            .map_err(|e| SealError(format!("the stored message is not valid: {e}")).into());
     }
     let envelope: Envelope = serde_json::from_value(stored)
         .map_err(|e| SealError(format!("the sealed message is malformed: {e}")))?;
     let sealed = envelope.sealed;
-    let keyring = keyring.ok_or_else(|| {
-        SealError(format!(
-            "the message is encrypted with key `{}` and no MAILBRIDGE_ENCRYPTION_KEYS are set",
-            sealed.kid
-        ))
-    })?;
-    let (_, key) = keyring
-        .keys
-        .iter()
-        .find(|(kid, _)| *kid == sealed.kid)
-        .ok_or_else(|| {
-            SealError(format!(
-                "the message is encrypted with key `{}`, which MAILBRIDGE_ENCRYPTION_KEYS does not hold",
-                sealed.kid
-            ))
-        })?;
+    let key = keyring.and_then(|k| k.keys.iter().find(|(kid, _)| *kid == sealed.kid));
+    let Some((_, key)) = key else {
+        return Err(OpenError::KeyNotHeld {
+            kid: sealed.kid,
+            keys_set: keyring.is_some(),
+        });
+    };
     let nonce: [u8; 12] = STANDARD
         .decode(&sealed.nonce)
         .ok()
@@ -199,7 +218,7 @@ pub fn open(
     let message: OutgoingMessage = serde_json::from_slice(plain)
         .map_err(|e| SealError(format!("the decrypted message is not valid: {e}")))?;
     if message.id != id {
-        return Err(SealError("the message belongs to another row".into()));
+        return Err(SealError("the message belongs to another row".into()).into());
     }
     Ok(message)
 }

@@ -279,8 +279,9 @@ impl JobStore for SqliteStore {
         lease: Duration,
         lane: Lane,
         limit: u32,
+        max_age: Duration,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
-        self.writes.claim(now, lease, lane, limit).await
+        self.writes.claim(now, lease, lane, limit, max_age).await
     }
 
     async fn renew(&self, lease: &Lease, until: OffsetDateTime) -> Result<bool, StoreError> {

@@ -323,7 +323,16 @@ impl Worker {
             }
             let wanted = permits.num_permits() as u32;
             let now = OffsetDateTime::now_utc();
-            let jobs = match self.store.claim(now, self.config.lease, lane, wanted).await {
+            // A row waiting for a key this replica lacks waits as long as a
+            // transient failure of its lane would be retried.
+            let max_age = match lane {
+                Lane::Messages => self.policy.max_age,
+                Lane::Notices => self.webhook_policy.max_age,
+            };
+            let claimed = self
+                .store
+                .claim(now, self.config.lease, lane, wanted, max_age);
+            let jobs = match claimed.await {
                 Ok(jobs) => jobs,
                 Err(e) => {
                     let lane = lane.as_str();

@@ -239,3 +239,116 @@ async fn a_refused_client_secret_is_retried_not_given_up() {
     assert_eq!(row["status"], "retrying", "{row}");
     assert!(!row.to_string().contains("kc-s3cret"), "{row}");
 }
+
+/// The feedback row once it reached its end (`sent` or `failed`).
+async fn settled_feedback(server: &TestServer) -> Value {
+    let admin = server.token(None, true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, listed) = server.get("/v1/messages?tenant=acme", &admin).await;
+        let row = (listed["messages"].as_array().into_iter().flatten())
+            .find(|m| {
+                m["transport"] == "keycloak" && (m["status"] == "sent" || m["status"] == "failed")
+            })
+            .cloned();
+        if let Some(row) = row {
+            return row;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the feedback never ended: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The users written back so far, by id.
+async fn written_ids(peers: &MockServer) -> Vec<String> {
+    (written(peers).await.iter())
+        .filter_map(|u| u["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_request_timeout_from_keycloak_is_retried_as_every_http_transport_does() {
+    let peers = peers().await;
+    // Once: Keycloak (or the proxy before it) gives up waiting for our request.
+    Mock::given(method("PUT"))
+        .and(path("/admin/realms/acme/users/u-1"))
+        .respond_with(ResponseTemplate::new(408))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&peers)
+        .await;
+    let (server, _dir) = start(&peers).await;
+    sent_and_bounced(&server, 14).await;
+    let row = settled_feedback(&server).await;
+    assert_eq!(row["status"], "sent", "{row}");
+    assert_eq!(written_ids(&peers).await, ["u-1", "u-1"], "written again");
+}
+
+/// Ada's address held by a second user whose write Keycloak refuses for
+/// good (a read-only user of an LDAP federation answers 400).
+async fn a_second_user_refusing_writes(peers: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/admin/realms/acme/users"))
+        .and(query_param("email", "ada@example.com"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"id": "u-ldap", "username": "ada.ldap", "email": "ada@example.com"},
+            {"id": "u-1", "username": "ada", "email": "ada@example.com"}])))
+        .with_priority(1)
+        .mount(peers)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/admin/realms/acme/users/u-ldap"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "u-ldap", "username": "ada.ldap", "email": "ada@example.com",
+            "federationLink": "ldap-1", "attributes": {"LDAP_ID": ["ada"]}})))
+        .mount(peers)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/admin/realms/acme/users/u-ldap"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"errorMessage": "error-user-attribute-read-only"})),
+        )
+        .mount(peers)
+        .await;
+}
+
+#[tokio::test]
+async fn a_user_refusing_its_write_does_not_keep_the_others_with_the_address_unmarked() {
+    let peers = peers().await;
+    a_second_user_refusing_writes(&peers).await;
+    let (server, _dir) = start(&peers).await;
+    sent_and_bounced(&server, 15).await;
+    let row = settled_feedback(&server).await;
+    assert_eq!(
+        row["status"], "sent",
+        "the users that could be marked are: {row}"
+    );
+    assert_eq!(written_ids(&peers).await, ["u-ldap", "u-1"]);
+}
+
+#[tokio::test]
+async fn feedback_fails_when_every_user_with_the_address_refuses_it() {
+    let peers = peers().await;
+    a_second_user_refusing_writes(&peers).await;
+    Mock::given(method("PUT"))
+        .and(path("/admin/realms/acme/users/u-1"))
+        .respond_with(ResponseTemplate::new(403))
+        .with_priority(1)
+        .mount(&peers)
+        .await;
+    let (server, _dir) = start(&peers).await;
+    sent_and_bounced(&server, 16).await;
+    let row = settled_feedback(&server).await;
+    assert_eq!(row["status"], "failed", "{row}");
+    let error = row["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("2 refused"), "{error}");
+    assert_eq!(
+        written_ids(&peers).await.len(),
+        2,
+        "each user was tried once"
+    );
+}

@@ -158,7 +158,13 @@ async fn an_attempt_whose_lease_was_taken_stops_and_records_nothing() {
     let id = enqueue(&rig.store).await;
     let claimed = rig
         .store
-        .claim(OffsetDateTime::now_utc(), LEASE, Lane::Messages, 1)
+        .claim(
+            OffsetDateTime::now_utc(),
+            LEASE,
+            Lane::Messages,
+            1,
+            crate::store_contract::RETRY_AGE,
+        )
         .await
         .unwrap()
         .remove(0);
@@ -168,7 +174,13 @@ async fn an_attempt_whose_lease_was_taken_stops_and_records_nothing() {
     let ahead = OffsetDateTime::now_utc() + LEASE + LEASE * 10 + Duration::from_secs(1);
     let thief = rig
         .store
-        .claim(ahead, LEASE * 10, Lane::Messages, 1)
+        .claim(
+            ahead,
+            LEASE * 10,
+            Lane::Messages,
+            1,
+            crate::store_contract::RETRY_AGE,
+        )
         .await
         .unwrap()
         .remove(0);
@@ -222,7 +234,13 @@ async fn an_attempt_whose_lease_already_ended_does_not_send() {
     let id = enqueue(&rig.store).await;
     let mut claimed = rig
         .store
-        .claim(OffsetDateTime::now_utc(), LEASE, Lane::Messages, 1)
+        .claim(
+            OffsetDateTime::now_utc(),
+            LEASE,
+            Lane::Messages,
+            1,
+            crate::store_contract::RETRY_AGE,
+        )
         .await
         .unwrap()
         .remove(0);

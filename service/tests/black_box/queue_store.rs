@@ -143,6 +143,26 @@ async fn origin_is_kept_beside_the_body() {
 }
 
 #[tokio::test]
+async fn a_row_sealed_with_a_key_this_process_lacks_waits_for_it() {
+    // One process, restarted with a key removed by mistake (and then without
+    // keys at all) before the key is put back.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/q/mb.db", dir.path().display());
+    let sealed = |ids: &[&str]| {
+        let (url, keys) = (url.clone(), store_contract::keyring(ids));
+        async move { Arc::new(SqliteStore::open_sealed(&url, keys).await.unwrap()) as Arc<dyn JobStore> }
+    };
+    let holder = sealed(&["new", "old"]).await;
+    let lacking = vec![sealed(&["old"]).await, sealed(&[]).await];
+    store_contract::a_row_sealed_with_a_key_a_replica_lacks_waits_for_one_that_holds_it(
+        holder,
+        lacking,
+        &store_contract::KEY_MATERIAL,
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn an_unreadable_row_fails_alone() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/q/mb.db", dir.path().display());
@@ -271,7 +291,13 @@ async fn claims_and_outcomes_do_not_copy_the_body() {
     assert_eq!(wal_size(), 0);
 
     let claimed = store
-        .claim(now, std::time::Duration::from_secs(60), Lane::Messages, 100)
+        .claim(
+            now,
+            std::time::Duration::from_secs(60),
+            Lane::Messages,
+            100,
+            crate::store_contract::RETRY_AGE,
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 16);
@@ -330,7 +356,13 @@ async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered()
 
     let store = open(&dir).await;
     let claimed = store
-        .claim(now, std::time::Duration::from_secs(60), Lane::Messages, 10)
+        .claim(
+            now,
+            std::time::Duration::from_secs(60),
+            Lane::Messages,
+            10,
+            crate::store_contract::RETRY_AGE,
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -452,7 +484,13 @@ async fn plain_bodies_are_stored_packed_and_text_rows_still_read() {
     other.close().await;
 
     let mut claimed = store
-        .claim(now, std::time::Duration::from_secs(60), Lane::Messages, 10)
+        .claim(
+            now,
+            std::time::Duration::from_secs(60),
+            Lane::Messages,
+            10,
+            crate::store_contract::RETRY_AGE,
+        )
         .await
         .unwrap();
     claimed.sort_by_key(|job| job.message.id);

@@ -99,6 +99,23 @@ async fn the_store_contract_holds_on_postgres() {
     })
     .await;
 
+    // Replicas with different keys on one database.
+    let shared = pg.database();
+    let sealed = |ids: &'static [&'static str]| {
+        let url = shared.clone();
+        async move {
+            let keys = store_contract::keyring(ids);
+            let store = PgStore::open_sealed(&url, keys).await.unwrap();
+            Arc::new(store) as Arc<dyn JobStore>
+        }
+    };
+    store_contract::a_row_sealed_with_a_key_a_replica_lacks_waits_for_one_that_holds_it(
+        sealed(&["new", "old"]).await,
+        vec![sealed(&["old"]).await, sealed(&[]).await],
+        &store_contract::KEY_MATERIAL,
+    )
+    .await;
+
     // Two replicas (two pools, two caches) on one database.
     let shared = pg.database();
     let (a, b) = (open(&shared).await, open(&shared).await);
@@ -144,7 +161,13 @@ async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered(u
 
     let store = open(url).await;
     let claimed = store
-        .claim(now, Duration::from_secs(60), Lane::Messages, 10)
+        .claim(
+            now,
+            Duration::from_secs(60),
+            Lane::Messages,
+            10,
+            store_contract::RETRY_AGE,
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -253,7 +276,13 @@ async fn bodies_compressed_before_and_after_lz4_read_back(url: &str) {
         "{packed_len} bytes stored for {json_len} of JSON"
     );
     let mut claimed: Vec<_> = store
-        .claim(now, Duration::from_secs(60), Lane::Messages, 10)
+        .claim(
+            now,
+            Duration::from_secs(60),
+            Lane::Messages,
+            10,
+            store_contract::RETRY_AGE,
+        )
         .await
         .unwrap()
         .into_iter()
@@ -338,7 +367,13 @@ async fn a_message_and_the_rows_hanging_off_it_go_together(url: &str) {
         panic!("not created")
     };
     let claimed = store
-        .claim(now, Duration::from_secs(60), Lane::Messages, 1)
+        .claim(
+            now,
+            Duration::from_secs(60),
+            Lane::Messages,
+            1,
+            store_contract::RETRY_AGE,
+        )
         .await
         .unwrap();
     let failed = Outcome::Failed {

@@ -23,6 +23,7 @@ use crate::queue::grouping::{self, Delivered, GroupWrites};
 use crate::queue::lane;
 use crate::queue::packing::Stored;
 use crate::queue::sealing::{self, Keyring};
+use crate::queue::unopened::{self, SetAside};
 use crate::queue::{ClaimedJob, Enqueued, Lane, Lease, NewJob, Outcome, OutcomeUnknown, Status};
 
 /// Groups in flight at once per replica: two, so that one group's commit
@@ -224,7 +225,8 @@ async fn apply(
             lease,
             lane,
             limit,
-        } => Answer::Claimed(claim(conn, *now, *lease, *lane, *limit, keyring).await?),
+            max_age,
+        } => Answer::Claimed(claim(conn, *now, *lease, *lane, *limit, *max_age, keyring).await?),
         Op::Renew { lease, until } => Answer::Applied(renew(conn, lease, *until).await?),
         Op::Record {
             lease,
@@ -390,6 +392,7 @@ async fn claim(
     lease: Duration,
     lane: Lane,
     limit: u32,
+    max_age: Duration,
     keyring: Option<&Keyring>,
 ) -> anyhow::Result<Vec<ClaimedJob>> {
     let now = batch::current(now);
@@ -407,20 +410,50 @@ async fn claim(
             Ok(job) => jobs.push(job),
             Err(e) => {
                 let id: Uuid = row.try_get("id")?;
-                tracing::error!(message_id = %id, error = %e, "a stored message cannot be read; it is marked failed");
-                sqlx::query(
-                    "UPDATE messages SET status = 'failed', last_error = $2, updated_at = $3, \
-                     lease_until = NULL, next_attempt_at = NULL WHERE id = $1",
-                )
-                .bind(id)
-                .bind(batch::undecodable(&e))
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
+                let age_from = row.try_get("age_from").ok();
+                let fate = unopened::set_aside(&e, now, age_from, max_age);
+                set_aside(conn, id, &fate, now).await?;
             }
         }
     }
     Ok(jobs)
+}
+
+/// Writes what becomes of claimed row `id`, which did not open.
+async fn set_aside(
+    conn: &mut PgConnection,
+    id: Uuid,
+    fate: &SetAside,
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    let query = match fate {
+        SetAside::Wait {
+            error,
+            next_attempt_at,
+        } => {
+            tracing::warn!(message_id = %id, error = %error, "a stored message is sealed with a key this replica does not hold; it waits");
+            sqlx::query(
+                "UPDATE messages SET status = 'retrying', attempts = GREATEST(attempts - 1, 0), \
+                 last_error = $2, updated_at = $3, next_attempt_at = $4, lease_until = NULL WHERE id = $1",
+            )
+            .bind(id)
+            .bind(error)
+            .bind(now)
+            .bind(*next_attempt_at)
+        }
+        SetAside::Fail { error } => {
+            tracing::error!(message_id = %id, error = %error, "a stored message cannot be read; it is marked failed");
+            sqlx::query(
+                "UPDATE messages SET status = 'failed', last_error = $2, updated_at = $3, \
+                 lease_until = NULL, next_attempt_at = NULL WHERE id = $1",
+            )
+            .bind(id)
+            .bind(error)
+            .bind(now)
+        }
+    };
+    query.execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// A claimed row as a job; an error names what could not be read.

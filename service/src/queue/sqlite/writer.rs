@@ -37,6 +37,7 @@ use crate::queue::batch::{self, Answer, Enqueue, Health, MAX_BATCH, Op, Write};
 use crate::queue::grouping::{self, Delivered, GroupWrites};
 use crate::queue::lane;
 use crate::queue::sealing::{self, Keyring};
+use crate::queue::unopened::{self, SetAside};
 use crate::queue::{ClaimedJob, Enqueued, Lane, Lease, Outcome};
 
 /// The database file the writer's thread opens: the one sqlx's pools
@@ -237,7 +238,8 @@ fn apply(conn: &Connection, op: &Op, keyring: Option<&Keyring>) -> anyhow::Resul
             lease,
             lane,
             limit,
-        } => Answer::Claimed(claim(conn, *now, *lease, *lane, *limit, keyring)?),
+            max_age,
+        } => Answer::Claimed(claim(conn, *now, *lease, *lane, *limit, *max_age, keyring)?),
         Op::Renew { lease, until } => Answer::Applied(renew(conn, lease, *until)?),
         Op::Record {
             lease,
@@ -299,6 +301,7 @@ fn claim(
     lease: Duration,
     lane: Lane,
     limit: u32,
+    max_age: Duration,
     keyring: Option<&Keyring>,
 ) -> anyhow::Result<Vec<ClaimedJob>> {
     let now = batch::current(now);
@@ -329,19 +332,44 @@ fn claim(
         while let Some(row) = rows.next()? {
             match decode(row, until, keyring) {
                 Ok(job) => jobs.push(job),
-                Err(e) => unreadable.push((row.get::<_, i64>("rowid")?, e)),
+                Err(e) => {
+                    let age_from = row.get::<_, i64>("age_from").ok().map(from_ms);
+                    let fate = unopened::set_aside(&e, now, age_from, max_age);
+                    unreadable.push((row.get::<_, i64>("rowid")?, fate));
+                }
             }
         }
     }
-    for (rowid, e) in unreadable {
-        tracing::error!(rowid, error = %e, "a stored message cannot be read; it is marked failed");
-        conn.prepare_cached(
-            "UPDATE messages SET status = 'failed', last_error = ?, updated_at = ?, \
-             lease_until = NULL, next_attempt_at = NULL WHERE rowid = ?",
-        )?
-        .execute((batch::undecodable(&e), now_ms, rowid))?;
+    for (rowid, fate) in unreadable {
+        set_aside(conn, rowid, &fate, now_ms)?;
     }
     Ok(jobs)
+}
+
+/// Writes what becomes of claimed row `rowid`, which did not open.
+fn set_aside(conn: &Connection, rowid: i64, fate: &SetAside, now_ms: i64) -> anyhow::Result<()> {
+    match fate {
+        SetAside::Wait {
+            error,
+            next_attempt_at,
+        } => {
+            tracing::warn!(rowid, error = %error, "a stored message is sealed with a key this process does not hold; it waits");
+            conn.prepare_cached(
+                "UPDATE messages SET status = 'retrying', attempts = max(attempts - 1, 0), \
+                 last_error = ?, updated_at = ?, next_attempt_at = ?, lease_until = NULL WHERE rowid = ?",
+            )?
+            .execute((error, now_ms, ms(*next_attempt_at), rowid))?;
+        }
+        SetAside::Fail { error } => {
+            tracing::error!(rowid, error = %error, "a stored message cannot be read; it is marked failed");
+            conn.prepare_cached(
+                "UPDATE messages SET status = 'failed', last_error = ?, updated_at = ?, \
+                 lease_until = NULL, next_attempt_at = NULL WHERE rowid = ?",
+            )?
+            .execute((error, now_ms, rowid))?;
+        }
+    }
+    Ok(())
 }
 
 /// A claimed row as a job; an error names what could not be read.

@@ -245,6 +245,7 @@ pub async fn a_notice_is_stored_with_its_outcome_and_only_then(store: Arc<dyn Jo
             Duration::from_secs(60),
             mailbridge::queue::Lane::Notices,
             100,
+            super::RETRY_AGE,
         )
         .await
         .unwrap();

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailbridge::email::{Mailbox, OutgoingMessage};
+use mailbridge::queue::sealing::Keyring;
 use mailbridge::queue::{
     ClaimedJob, Enqueued, JobStore, Lane, ListFilter, NewJob, Origin, Outcome, Pruned, Status,
 };
@@ -71,10 +72,35 @@ fn retrying(error: &str, next_attempt_at: OffsetDateTime) -> Outcome {
     }
 }
 
+/// The key material of [`keyring`]'s keys `new` and `old`.
+pub const KEY_MATERIAL: [&str; 2] = [
+    "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=",
+    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+];
+
+/// A replica's `MAILBRIDGE_ENCRYPTION_KEYS` holding `ids` (`new`, `old`).
+pub fn keyring(ids: &[&str]) -> Option<Arc<Keyring>> {
+    let key = |id: &str| match id {
+        "new" => format!("new:{}", KEY_MATERIAL[0]),
+        _ => format!("old:{}", KEY_MATERIAL[1]),
+    };
+    let text: Vec<String> = ids.iter().map(|id| key(id)).collect();
+    (!ids.is_empty()).then(|| Arc::new(Keyring::parse(&text.join(",")).unwrap()))
+}
+
+/// The retry age claims are given: the default's, a day.
+pub const RETRY_AGE: Duration = Duration::from_secs(24 * 3600);
+
 /// Claims up to `limit` messages due at `now` under a one-minute lease.
 async fn claim(store: &Arc<dyn JobStore>, now: OffsetDateTime, limit: u32) -> Vec<ClaimedJob> {
     store
-        .claim(now, Duration::from_secs(60), Lane::Messages, limit)
+        .claim(
+            now,
+            Duration::from_secs(60),
+            Lane::Messages,
+            limit,
+            RETRY_AGE,
+        )
         .await
         .unwrap()
 }
@@ -234,7 +260,7 @@ pub async fn each_lane_claims_only_its_own_rows(store: Arc<dyn JobStore>) {
         let store = store.clone();
         async move {
             let jobs = store
-                .claim(t, Duration::from_secs(60), lane, limit)
+                .claim(t, Duration::from_secs(60), lane, limit, RETRY_AGE)
                 .await
                 .unwrap();
             let mut ids: Vec<Uuid> = jobs.iter().map(|j| j.message.id).collect();
@@ -700,6 +726,63 @@ where
     );
 }
 
+/// A rolling key rotation: a replica restarted with the new key first
+/// (`holder`: [new, old]) seals with it; replicas not yet restarted
+/// (`lacking`: [old] only, or no keys at all while encryption is being
+/// switched on) claim the row and cannot open it. That is not damage: the row
+/// goes back as `retrying`, the claim not spent as an attempt, its
+/// `last_error` naming the key id (never a key, `secrets`), and `holder`'s
+/// next claim delivers it. Waiting ends like any transient failure, when
+/// the message is older than the retry age.
+pub async fn a_row_sealed_with_a_key_a_replica_lacks_waits_for_one_that_holds_it(
+    holder: Arc<dyn JobStore>,
+    lacking: Vec<Arc<dyn JobStore>>,
+    secrets: &[&str],
+) {
+    let now = OffsetDateTime::now_utc();
+    let Enqueued::Created(id) = holder.enqueue(job("acme", None, now)).await.unwrap() else {
+        panic!("not created")
+    };
+    let mut at = now;
+    for replica in &lacking {
+        assert!(claim(replica, at, 10).await.is_empty(), "not handed out");
+        let row = holder.get(id).await.unwrap().unwrap();
+        assert_eq!(row.status, Status::Retrying, "{row:?}");
+        assert_eq!(row.attempts, 0, "no attempt spent: {row:?}");
+        let error = row.last_error.unwrap_or_default();
+        assert!(error.contains("key `new`"), "{error}");
+        for secret in secrets {
+            assert!(!error.contains(secret), "{error}");
+        }
+        // Not due again at once: the replica is not kept busy claiming it.
+        assert!(claim(replica, at, 10).await.is_empty());
+        at = row.next_attempt_at.expect("due again later");
+        assert!(at > now, "{at}");
+    }
+    let delivered = claim(&holder, at, 10).await;
+    assert_eq!(
+        delivered.len(),
+        1,
+        "the replica holding the key delivers it"
+    );
+    assert_eq!(delivered[0].message.id, id);
+    assert_eq!(delivered[0].attempt(), 1);
+
+    // Accepted almost a retry age ago: it is not kept waiting past that age.
+    let old = now - RETRY_AGE + Duration::from_secs(10);
+    let Enqueued::Created(late) = holder.enqueue(job("acme", None, old)).await.unwrap() else {
+        panic!("not created")
+    };
+    assert!(claim(&lacking[0], now, 10).await.is_empty());
+    let row = holder.get(late).await.unwrap().unwrap();
+    assert_eq!(row.status, Status::Failed, "{row:?}");
+    let error = row.last_error.unwrap_or_default();
+    assert!(
+        error.contains("key `new`") && error.contains("gave up"),
+        "{error}"
+    );
+}
+
 /// A claim that waited for the store (an outage longer than a lease) still
 /// hands out a lease counted from when it ran, so the next claim cannot take
 /// the message again while it is being sent.
@@ -707,7 +790,13 @@ pub async fn a_late_claim_hands_out_a_live_lease(store: Arc<dyn JobStore>) {
     let long_ago = OffsetDateTime::now_utc() - Duration::from_secs(600);
     store.enqueue(job("acme", None, long_ago)).await.unwrap();
     let claimed = store
-        .claim(long_ago, Duration::from_secs(60), Lane::Messages, 10)
+        .claim(
+            long_ago,
+            Duration::from_secs(60),
+            Lane::Messages,
+            10,
+            RETRY_AGE,
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
