@@ -357,6 +357,7 @@ async fn a_panic_outside_the_transport_fails_the_message_instead_of_leaving_it_c
             Duration::from_secs(60),
             mailbridge::queue::Lane::Messages,
             1,
+            quick().max_age,
         )
         .await
         .unwrap()
