@@ -59,6 +59,13 @@ impl Realm {
         if url.query().is_some() || url.fragment().is_some() {
             return Err("must be a realm's URL without a query string or fragment (`?…`, `#…`)");
         }
+        // Checked before anything quotes the URL: a password there would be
+        // shown, and the client secret has a setting of its own.
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(
+                "must be a realm's URL without a user or password (`user:pass@`); the client's secret is keycloak_client_secret",
+            );
+        }
         let path = url.path().trim_end_matches('/');
         let (base, realm) = path.rsplit_once("/realms/").ok_or(NOT_A_REALM)?;
         let realm = percent_encoding::percent_decode_str(realm)
@@ -178,6 +185,19 @@ mod tests {
         ] {
             let why = Realm::parse_url(url).unwrap_err();
             assert!(why.contains("query string or fragment"), "{url}: {why}");
+        }
+    }
+
+    #[test]
+    fn a_realm_url_with_a_user_or_password_is_refused_without_showing_them() {
+        for url in [
+            "https://admin:s3cr3t-pw@sso.example/realms/acme",
+            "https://admin@sso.example/realms/acme",
+            "http://:s3cr3t-pw@127.0.0.1:8080/realms/acme",
+        ] {
+            let why = Realm::parse_url(url).unwrap_err();
+            assert!(why.contains("without a user or password"), "{url}: {why}");
+            assert!(!why.contains("s3cr3t") && !why.contains("admin"), "{why}");
         }
     }
 }

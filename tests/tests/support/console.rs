@@ -78,11 +78,13 @@ async fn prepare_realm(admin: &Admin, console_url: &str) {
 }
 
 /// A service whose console signs in at the realm; its only transport's
-/// server answers every recipient `451` and two attempts are the most, so
-/// messages end `failed`. (A server that refuses connections would have
-/// the transport held as down after five failures: messages would wait.)
+/// server answers every recipient `450 4.2.1` (mailbox busy: an answer
+/// about the message) and two attempts are the most, so messages end
+/// `failed`. (A server that refuses connections, or answers `451 4.3.0`,
+/// its own trouble, would have the transport held as down after five
+/// failures: messages would wait.)
 async fn start_service(kc: &Keycloak) -> (Service, SmtpServer) {
-    let smtp = SmtpServer::start_with(&["--fail-rcpt", "451"]).await;
+    let smtp = SmtpServer::start_with(&["--fail-rcpt", "450"]).await;
     let port = free_port();
     let extra = [
         (

@@ -133,7 +133,7 @@ pub async fn accept(server: &TestServer, tenant: &str, to: &str) -> String {
 
 /// Polls the API until message `id` is `status`.
 pub async fn wait_status(server: &TestServer, id: &str, status: &str) -> Value {
-    for _ in 0..200 {
+    for _ in 0..600 {
         let record: Value = server
             .http
             .get(server.url(&format!("/v1/messages/{id}")))
