@@ -741,21 +741,24 @@ mod tests {
         assert_eq!(year.retention, Duration::from_secs(365 * 24 * 3600));
     }
 
+    /// The settings of a tenant whose Keycloak feedback goes to `url`, validated.
+    fn with_keycloak_url(dir: &tempfile::TempDir, url: &str) -> Result<Settings, ConfigError> {
+        let path = dir.path().join("m.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[tenants.acme]\nkeycloak_url = \"{url}\"\nkeycloak_client_id = \"mb\"\nkeycloak_client_secret = \"s3cret-s3cret\"\n"
+            ),
+        )
+        .unwrap();
+        load(&env(&[("MAILBRIDGE_CONFIG", path.to_str().unwrap())]))
+            .and_then(|s| s.validate().map(|()| s))
+    }
+
     #[test]
     fn keycloak_feedback_goes_over_https_off_this_machine() {
         let dir = tempfile::tempdir().unwrap();
-        let with = |url: &str| {
-            let path = dir.path().join("m.toml");
-            std::fs::write(
-                &path,
-                format!(
-                    "[tenants.acme]\nkeycloak_url = \"{url}\"\nkeycloak_client_id = \"mb\"\nkeycloak_client_secret = \"s3cret-s3cret\"\n"
-                ),
-            )
-            .unwrap();
-            load(&env(&[("MAILBRIDGE_CONFIG", path.to_str().unwrap())]))
-                .and_then(|s| s.validate().map(|()| s))
-        };
+        let with = |url: &str| with_keycloak_url(&dir, url);
         let plain = with("http://sso.example/realms/acme")
             .unwrap_err()
             .to_string();
@@ -768,18 +771,7 @@ mod tests {
     #[test]
     fn a_keycloak_url_with_a_query_string_or_fragment_is_refused_at_start_without_showing_it() {
         let dir = tempfile::tempdir().unwrap();
-        let with = |url: &str| {
-            let path = dir.path().join("m.toml");
-            std::fs::write(
-                &path,
-                format!(
-                    "[tenants.acme]\nkeycloak_url = \"{url}\"\nkeycloak_client_id = \"mb\"\nkeycloak_client_secret = \"s3cret-s3cret\"\n"
-                ),
-            )
-            .unwrap();
-            load(&env(&[("MAILBRIDGE_CONFIG", path.to_str().unwrap())]))
-                .and_then(|s| s.validate().map(|()| s))
-        };
+        let with = |url: &str| with_keycloak_url(&dir, url);
         for url in [
             "https://sso.example/realms/acme?kc_locale=de",
             "https://sso.example/realms/acme#x",
