@@ -22,7 +22,14 @@ struct Rig {
     _dir: tempfile::TempDir,
 }
 
-async fn rig(policy: RetryPolicy) -> Rig {
+/// A fresh SQLite store in its own directory, and a recording transport
+/// as the only one, named `default`.
+async fn store_and_transport() -> (
+    Arc<dyn JobStore>,
+    MemoryTransport,
+    Transports,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn JobStore> = Arc::new(
         SqliteStore::open(&format!("sqlite://{}/mb.db", dir.path().display()))
@@ -32,6 +39,11 @@ async fn rig(policy: RetryPolicy) -> Rig {
     let transport = MemoryTransport::new();
     let mut transports = Transports::default();
     transports.insert("default", Arc::new(transport.clone()));
+    (store, transport, transports, dir)
+}
+
+async fn rig(policy: RetryPolicy) -> Rig {
+    let (store, transport, transports, dir) = store_and_transport().await;
     let config = WorkerConfig {
         poll_interval: Duration::from_millis(20),
         ..WorkerConfig::default()
@@ -340,15 +352,7 @@ async fn a_large_held_backlog_comes_due_spread_over_one_more_hold() {
 
 #[tokio::test]
 async fn a_panic_outside_the_transport_fails_the_message_instead_of_leaving_it_claimed() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn JobStore> = Arc::new(
-        SqliteStore::open(&format!("sqlite://{}/mb.db", dir.path().display()))
-            .await
-            .unwrap(),
-    );
-    let transport = MemoryTransport::new();
-    let mut transports = Transports::default();
-    transports.insert("default", Arc::new(transport.clone()));
+    let (store, transport, transports, _dir) = store_and_transport().await;
     let worker = Worker::new(store.clone(), transports, quick(), WorkerConfig::default());
     let id = enqueue(&store).await;
     let mut job = store
