@@ -3,11 +3,13 @@
 //! header timeout, its body within the body timeout (408 beyond), stays idle
 //! between requests at most the idle timeout, and beyond the connection cap
 //! a few more connections get one quick answer (the health probes as usual,
-//! anything else 503) while the rest are closed at once, so that a crowd of
-//! idle or slow clients cannot exhaust file descriptors or threads, nor make
-//! an orchestrator's probes fail and restart a busy replica.
+//! anything else 503; at most a few per host) while the rest are closed at
+//! once, so that a crowd of idle or slow clients cannot exhaust file
+//! descriptors or threads, nor make an orchestrator's probes fail and
+//! restart a busy replica.
 
 mod clock;
+mod overflow;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt as _;
 
 use clock::{ConnectionClock, Watched};
+use overflow::OverflowLane;
 
 use crate::api::MAX_BODY_BYTES;
 use crate::api::error::ApiError;
@@ -41,9 +44,6 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// than clients keep theirs (Java's HttpClient: 30 s), so that the client,
 /// not the server, closes an idle connection and no request meets a closing one.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Connections served beyond the cap, one request each.
-const OVERFLOW_CONNECTIONS: usize = 64;
 
 /// The time an overflow connection has to send its request head.
 const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -115,7 +115,7 @@ pub async fn serve(
     }));
     let overflow_app = app.clone().layer(middleware::from_fn(probes_only));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let overflow_slots = Arc::new(Semaphore::new(OVERFLOW_CONNECTIONS));
+    let overflow = Arc::new(OverflowLane::default());
     let graceful = GracefulShutdown::new();
     // No timer for hyper: the connection's clock bounds heads and idle time.
     let mut http = http1::Builder::new();
@@ -124,9 +124,9 @@ pub async fn serve(
     one_request.keep_alive(false);
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     tracing::warn!(%error, "could not accept a connection");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -139,8 +139,8 @@ pub async fn serve(
         let (slot, connection, clock) = if let Ok(slot) = slots.clone().try_acquire_owned() {
             let clock = ConnectionClock::start(limits.header_timeout, limits.idle_timeout);
             let connection = serve_connection(&http, &graceful, stream, &app, clock.clone());
-            (slot, connection, clock)
-        } else if let Ok(slot) = overflow_slots.clone().try_acquire_owned() {
+            (Place::Main { _slot: slot }, connection, clock)
+        } else if let Some(place) = overflow.enter(peer.ip()) {
             let clock = ConnectionClock::start(
                 limits.header_timeout.min(OVERFLOW_HEADER_TIMEOUT),
                 Duration::ZERO,
@@ -152,7 +152,7 @@ pub async fn serve(
                 &overflow_app,
                 clock.clone(),
             );
-            (slot, connection, clock)
+            (Place::Overflow { _place: place }, connection, clock)
         } else {
             tracing::debug!(
                 max = limits.max_connections,
@@ -179,6 +179,12 @@ pub async fn serve(
             humantime::format_duration(limits.drain_timeout)
         );
     }
+}
+
+/// A connection's place, given back when it closes.
+enum Place {
+    Main { _slot: OwnedSemaphorePermit },
+    Overflow { _place: overflow::Place },
 }
 
 /// Serves the requests of one connection, keeping its clock; ends early

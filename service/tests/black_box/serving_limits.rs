@@ -138,6 +138,46 @@ async fn at_the_cap_probes_still_answer_and_requests_get_503() {
     server.stop().await;
 }
 
+/// A connection to `server` from the loopback address `source`.
+async fn connect_from(server: &TestServer, source: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{source}:0").parse().unwrap())
+        .expect("bind a loopback source");
+    socket.connect(server.addr).await.expect("connect")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_from_one_host_leave_the_overflow_lane_to_probes_from_another() {
+    let server = TestServer::start(&[
+        ("MAILBRIDGE_MAX_CONNECTIONS", "10"),
+        ("MAILBRIDGE_HEADER_TIMEOUT", "60s"),
+    ])
+    .await;
+    // One host fills the cap and then tries to take the whole overflow
+    // lane with connections that send nothing.
+    let mut silent = Vec::new();
+    for _ in 0..(10 + 64) {
+        silent.push(connect_from(&server, "127.0.0.1").await);
+    }
+    // Within the 2 s those have for a head, a probe from another host gets
+    // a place and its answer.
+    let mut probe = connect_from(&server, "127.0.0.2").await;
+    probe
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: mailbridge\r\n\r\n")
+        .await
+        .expect("send the probe");
+    let answer = closed_within(&mut probe, Duration::from_secs(5))
+        .await
+        .expect("the probe's connection is answered and closed");
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "the probe from another host was answered: {answer:?}"
+    );
+    drop(silent);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn connections_that_send_nothing_are_closed_after_the_header_timeout() {
     let server = TestServer::start(&[("MAILBRIDGE_HEADER_TIMEOUT", "1s")]).await;
