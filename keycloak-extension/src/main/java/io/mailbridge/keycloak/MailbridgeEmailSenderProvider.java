@@ -15,8 +15,6 @@ import org.keycloak.models.KeycloakContext;
 import org.keycloak.models.KeycloakSession;
 import org.keycloak.models.RealmModel;
 import org.keycloak.models.UserModel;
-import org.keycloak.services.Urls;
-import org.keycloak.urls.UrlType;
 
 /** Sends every email of a session to the mailbridge service instead of an SMTP server. */
 public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
@@ -36,21 +34,22 @@ public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
     private final WasmRenderer renderer;
     private final Signing signing;
     private final RealmKeySigner realmKeys;
+    private final RealmIssuer issuers;
 
     /** A sender for one session that signs with the shared secret and has no renderer for its fallback. */
     public MailbridgeEmailSenderProvider(KeycloakSession session, MailbridgeOptions options, MailbridgeClient client,
             TokenSigner signer, FallbackSender fallback) {
-        this(session, options, client, signer, fallback, null, Signing.SECRET, null);
+        this(session, options, client, signer, fallback, null, Signing.SECRET, null, new RealmIssuer(null, null));
     }
 
     /**
      * A sender for one session; the client, signer and renderer are shared by the factory. The renderer (null:
      * none) renders what the SMTP fallback sends from the mailbridge templates; requests are signed as
-     * {@code signing} says (realms may override it).
+     * {@code signing} says (realms may override it); {@code issuers} names the realm in realm-key tokens.
      */
     public MailbridgeEmailSenderProvider(KeycloakSession session, MailbridgeOptions options, MailbridgeClient client,
             TokenSigner signer, FallbackSender fallback, WasmRenderer renderer, Signing signing,
-            RealmKeySigner realmKeys) {
+            RealmKeySigner realmKeys, RealmIssuer issuers) {
         this.session = session;
         this.options = options;
         this.client = client;
@@ -59,6 +58,7 @@ public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
         this.renderer = renderer;
         this.signing = signing;
         this.realmKeys = realmKeys;
+        this.issuers = issuers;
     }
 
     @Override
@@ -211,7 +211,7 @@ public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
         }
     }
 
-    private String realmKeyToken(String name) throws GeneralSecurityException {
+    private String realmKeyToken(String name) throws GeneralSecurityException, EmailException {
         KeycloakContext context = session.getContext();
         RealmModel realm = context == null ? null : context.getRealm();
         if (realm == null || !realm.getName().equals(name)) {
@@ -220,16 +220,8 @@ public class MailbridgeEmailSenderProvider implements EmailSenderProvider {
         if (realm == null || realmKeys == null) {
             throw new GeneralSecurityException("signing=realm-key needs the realm of the email, and none is known");
         }
-        return realmKeys.sign(session, realm, realmIssuer(name));
-    }
-
-    /** The realm's issuer as its tokens and discovery document name it (the frontend URL), else {@link #issuer}. */
-    private String realmIssuer(String realm) {
-        try {
-            return Urls.realmIssuer(session.getContext().getUri(UrlType.FRONTEND).getBaseUri(), realm);
-        } catch (RuntimeException e) {
-            return issuer(realm);
-        }
+        // The service refuses a token whose iss is not the realm's URL: never sign one with a guess.
+        return realmKeys.sign(session, realm, issuers.of(session, realm));
     }
 
     private String issuer(String realm) {

@@ -2,6 +2,7 @@ package io.mailbridge.keycloak;
 
 import io.mailbridge.keycloak.render.TemplateFiles;
 import io.mailbridge.keycloak.render.WasmRenderer;
+import java.net.URI;
 import java.time.Clock;
 import java.util.List;
 import org.jboss.logging.Logger;
@@ -34,11 +35,12 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
     private FallbackSender fallback = FallbackSender.keycloakSmtp(smtp);
     private TemplateFiles templates;
     private WasmRenderer renderer;
+    private URI keycloakHostname;
 
     @Override
     public EmailSenderProvider create(KeycloakSession session) {
         return new MailbridgeEmailSenderProvider(session, options, client, signer, fallback, renderer, signing,
-                realmKeys);
+                realmKeys, new RealmIssuer(options.issuerBaseUrl(), keycloakHostname));
     }
 
     @Override
@@ -48,6 +50,8 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
         Signing signing = Signing.parse(config.get("signing"));
         options.checkSigning(signing);
         smtp.init(config);
+        // Keycloak's own hostname option (its v2 hostname provider's scope), for realm-key tokens outside a request.
+        keycloakHostname(Config.scope("hostname", "v2").get("hostname"));
         configure(options, Clock.systemUTC());
         String directory = config.get(TEMPLATES_OPTION);
         TemplateFiles chosen = TemplateFiles.forOption(directory);
@@ -57,6 +61,16 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
         }
         templates(chosen);
         signing(signing, Clock.systemUTC());
+        if (signing == Signing.REALM_KEY && options.issuerBaseUrl() == null && keycloakHostname == null) {
+            LOG.warnf("mailbridge signing=realm-key: a realm without a Frontend URL cannot send email outside an HTTP "
+                    + "request (a scheduled task, an event listener): set %s, or Keycloak's hostname as a full URL",
+                    RealmIssuer.OPTION_FLAG);
+        }
+    }
+
+    /** Keycloak's {@code hostname} option; only a full URL is kept (a bare host name needs a request). Also for tests. */
+    void keycloakHostname(String value) {
+        this.keycloakHostname = RealmIssuer.hostnameUrl(value);
     }
 
     /**
@@ -143,6 +157,10 @@ public class MailbridgeEmailSenderProviderFactory implements EmailSenderProvider
                 .property().name("signing").type(ProviderConfigProperty.LIST_TYPE).options("secret", "realm-key").defaultValue("secret")
                 .helpText("'secret': HS256 with the shared secret; 'realm-key': each realm's own active signing key (the service "
                         + "trusts the realm as a tenant's issuer; no secret anywhere). A realm's SMTP setting mailbridgeSigning overrides it.").add()
+                .property().name("issuerBaseUrl").type(ProviderConfigProperty.STRING_TYPE)
+                .helpText("Keycloak's base URL as realms' issuers begin with it, e.g. https://sso.example: with signing=realm-key, "
+                        + "the token of an email sent outside an HTTP request (a scheduled task, an event listener) names the realm "
+                        + "as {this}/realms/{realm} unless the realm has a Frontend URL. Default: Keycloak's hostname when it is a URL.").add()
                 .property().name("timeout").type(ProviderConfigProperty.STRING_TYPE)
                 .defaultValue(String.valueOf(MailbridgeOptions.DEFAULT_TIMEOUT_MS))
                 .helpText("Bound of one request to the service in milliseconds; a request left without an answer is sent once more with the same idempotency key.").add()

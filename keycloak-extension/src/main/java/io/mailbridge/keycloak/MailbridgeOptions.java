@@ -15,8 +15,10 @@ import java.util.function.UnaryOperator;
  * @param timeout bound of one request (connect and answer)
  * @param waitTimeout bound of a request sent with {@code ?wait=true} (the test email)
  * @param fallback what to do when the service cannot have taken an email
+ * @param issuerBaseUrl Keycloak's base URL for realm-key tokens sent outside an HTTP request, or null
  */
-public record MailbridgeOptions(URI url, String secret, Duration timeout, Duration waitTimeout, Fallback fallback) {
+public record MailbridgeOptions(URI url, String secret, Duration timeout, Duration waitTimeout, Fallback fallback,
+        URI issuerBaseUrl) {
 
     /** The shortest secret the service accepts, in bytes (its MAILBRIDGE_JWT_SECRET rule). */
     public static final int MIN_SECRET_BYTES = 32;
@@ -33,6 +35,11 @@ public record MailbridgeOptions(URI url, String secret, Duration timeout, Durati
         SMTP
     }
 
+    /** Options without an {@code issuerBaseUrl}. */
+    public MailbridgeOptions(URI url, String secret, Duration timeout, Duration waitTimeout, Fallback fallback) {
+        this(url, secret, timeout, waitTimeout, fallback, null);
+    }
+
     /**
      * Reads the options through a key lookup (Keycloak's {@code Config.Scope::get}).
      *
@@ -44,7 +51,8 @@ public record MailbridgeOptions(URI url, String secret, Duration timeout, Durati
                 parseSecret(option.apply("secret")),
                 parseMillis("timeout", option.apply("timeout"), DEFAULT_TIMEOUT_MS),
                 parseMillis("waitTimeout", option.apply("waitTimeout"), DEFAULT_WAIT_TIMEOUT_MS),
-                parseFallback(option.apply("fallback")));
+                parseFallback(option.apply("fallback")),
+                parseIssuerBaseUrl(option.apply("issuerBaseUrl")));
     }
 
     /** True when a service URL was given. */
@@ -70,7 +78,8 @@ public record MailbridgeOptions(URI url, String secret, Duration timeout, Durati
     public String toString() {
         return "MailbridgeOptions[url=" + url + ", secret=" + (secret == null ? "unset" : "set")
                 + ", timeout=" + timeout.toMillis() + "ms, waitTimeout=" + waitTimeout.toMillis()
-                + "ms, fallback=" + fallback.name().toLowerCase(Locale.ROOT) + "]";
+                + "ms, fallback=" + fallback.name().toLowerCase(Locale.ROOT)
+                + (issuerBaseUrl == null ? "" : ", issuerBaseUrl=" + issuerBaseUrl) + "]";
     }
 
     private static URI parseUrl(String value) {
@@ -98,6 +107,36 @@ public record MailbridgeOptions(URI url, String secret, Duration timeout, Durati
             // Not repeated: a query may hold a key.
             throw new IllegalArgumentException("mailbridge option url must be the service's base URL, without a query or "
                     + "fragment (the extension adds /v1/messages to it)");
+        }
+        return uri;
+    }
+
+    /**
+     * Keycloak's base URL as realms' issuers begin with it ({@code https://sso.example}, or with a path such
+     * as {@code /auth}): the realm's own path is added per realm, so a value naming one realm is refused.
+     */
+    private static URI parseIssuerBaseUrl(String value) {
+        String text = blankToNull(value);
+        if (text == null) {
+            return null;
+        }
+        String name = "mailbridge option issuer-base-url";
+        URI uri;
+        try {
+            uri = new URI(text.trim().replaceAll("/+$", ""));
+        } catch (URISyntaxException e) {
+            throw new IllegalArgumentException(name + " is not a valid URL: '" + shown(text) + "'");
+        }
+        String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
+        if (!(scheme.equals("http") || scheme.equals("https")) || uri.getHost() == null || uri.getRawUserInfo() != null
+                || uri.getRawQuery() != null || uri.getRawFragment() != null) {
+            throw new IllegalArgumentException(name + " must be an http(s) URL with a host and without a user name, query or "
+                    + "fragment, got '" + shown(text) + "'");
+        }
+        String path = uri.getRawPath() == null ? "" : uri.getRawPath();
+        if (path.endsWith("/realms") || path.contains("/realms/")) {
+            throw new IllegalArgumentException(name + " is Keycloak's base URL, without /realms/…: each realm's path is "
+                    + "added to it, got '" + shown(text) + "'");
         }
         return uri;
     }

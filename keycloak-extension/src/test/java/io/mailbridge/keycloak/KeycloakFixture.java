@@ -56,7 +56,12 @@ final class KeycloakFixture {
 
     /** Configures the sender for the service at {@code url}. */
     KeycloakFixture service(URI url, Duration timeout, MailbridgeOptions.Fallback fallback) {
-        factory.configure(new MailbridgeOptions(url, SECRET, timeout, timeout, fallback), java.time.Clock.systemUTC());
+        return service(new MailbridgeOptions(url, SECRET, timeout, timeout, fallback));
+    }
+
+    /** Configures the sender with {@code options}. */
+    KeycloakFixture service(MailbridgeOptions options) {
+        factory.configure(options, java.time.Clock.systemUTC());
         EmailSenderProvider sender = factory.create(session);
         lenient().when(session.getProvider(EmailSenderProvider.class)).thenReturn(sender);
         return this;

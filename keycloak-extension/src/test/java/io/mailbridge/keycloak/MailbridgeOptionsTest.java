@@ -37,12 +37,13 @@ class MailbridgeOptionsTest {
     @Test
     void readsEveryOption() {
         MailbridgeOptions options = read(Map.of("url", "https://mail.internal/base", "secret", "s3cr3t-0123456789abcdef-0123456789abcdef",
-                "timeout", "1500", "waitTimeout", "40000", "fallback", "SMTP"));
+                "timeout", "1500", "waitTimeout", "40000", "fallback", "SMTP", "issuerBaseUrl", "https://sso.acme.example/auth/"));
 
         assertEquals("https://mail.internal/base", options.url().toString());
         assertEquals(Duration.ofMillis(1500), options.timeout());
         assertEquals(Duration.ofMillis(40000), options.waitTimeout());
         assertEquals(MailbridgeOptions.Fallback.SMTP, options.fallback());
+        assertEquals("https://sso.acme.example/auth", options.issuerBaseUrl().toString());
         assertFalse(options.toString().contains("s3cr3t"), "secret printed");
     }
 
@@ -75,6 +76,21 @@ class MailbridgeOptionsTest {
             assertTrue(e.getMessage().contains("option url"), e.getMessage());
             assertFalse(e.getMessage().contains("abc123"), "the query was printed: " + e.getMessage());
         }
+    }
+
+    @Test
+    void anIssuerBaseUrlThatNamesNoKeycloakBaseStopsTheStart() {
+        assertNull(read(Map.of("url", "http://m")).issuerBaseUrl());
+        for (String bad : new String[] {"sso.acme.example", "ftp://sso.acme.example", "https://sso.acme.example/?realm=acme",
+                "https://sso.acme.example/#top", "https://sso.acme.example/realms/acme", "https://sso.acme.example/auth/realms/",
+                "https://kc:hunter2@sso.acme.example"}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> read(Map.of("url", "http://m", "issuerBaseUrl", bad)));
+            assertTrue(e.getMessage().startsWith("mailbridge option issuer-base-url"), e.getMessage());
+            assertFalse(e.getMessage().contains("hunter2"), "the password in the URL was printed: " + e.getMessage());
+        }
+        assertThrows(IllegalArgumentException.class,
+                () -> init(Map.of("url", "https://mailbridge.internal", "signing", "realm-key", "issuerBaseUrl", "sso.acme.example")));
     }
 
     @Test
@@ -124,6 +140,7 @@ class MailbridgeOptionsTest {
         init(Map.of("url", "http://127.0.0.1:8090", "fallback", "none", "timeout", "5000"));
         init(Map.of("url", "http://127.0.0.1:8090", "secret", "e2e-shared-secret-0123456789abcdef-0123", "fallback", "smtp"));
         init(Map.of("url", "https://mailbridge.internal", "signing", "realm-key"));
+        init(Map.of("url", "https://mailbridge.internal", "signing", "realm-key", "issuerBaseUrl", "https://sso.acme.example"));
         init(Map.of());
     }
 
@@ -180,6 +197,6 @@ class MailbridgeOptionsTest {
         var names = new MailbridgeEmailSenderProviderFactory().getConfigMetadata().stream()
                 .map(ProviderConfigProperty::getName).toList();
 
-        assertEquals(java.util.List.of("url", "secret", "signing", "timeout", "waitTimeout", "fallback", "templates"), names);
+        assertEquals(java.util.List.of("url", "secret", "signing", "issuerBaseUrl", "timeout", "waitTimeout", "fallback", "templates"), names);
     }
 }
