@@ -281,6 +281,7 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
             file.retry_max_age,
             "24h",
         )?,
+        last_at_max_age: false,
     };
     if retry.max_attempts == 0 || retry.base.is_zero() {
         return Err(invalid(

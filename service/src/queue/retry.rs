@@ -17,6 +17,10 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// Age after which a message is `failed` (`MAILBRIDGE_RETRY_MAX_AGE`).
     pub max_age: Duration,
+    /// When the next delay would pass `max_age`, try once more at that age
+    /// instead of giving up: a row promised retries "for 24 hours" (webhooks,
+    /// Keycloak feedback) gets them, whatever the longest delay.
+    pub last_at_max_age: bool,
 }
 
 impl Default for RetryPolicy {
@@ -26,6 +30,7 @@ impl Default for RetryPolicy {
             max_interval: Duration::from_secs(3600),
             max_attempts: 10,
             max_age: Duration::from_secs(24 * 3600),
+            last_at_max_age: false,
         }
     }
 }
@@ -74,7 +79,11 @@ impl RetryPolicy {
         let hint = retry_after.unwrap_or_default().min(self.max_interval);
         let delay = jittered.max(hint);
         let at = now + delay;
-        if at > created_at + self.max_age {
+        let end = created_at + self.max_age;
+        if at > end {
+            if self.last_at_max_age && now < end {
+                return Decision::Retry { at: end };
+            }
             return Decision::Fail {
                 reason: format!(
                     "gave up: the next attempt would be more than {} after the message was accepted",
@@ -148,6 +157,45 @@ mod tests {
         assert!(
             matches!(p.decide(2, T0, late, None, 0.9), Decision::Fail { reason } if reason.contains("after the message was accepted"))
         );
+    }
+
+    #[test]
+    fn a_policy_that_retries_up_to_its_age_makes_its_last_attempt_at_that_age() {
+        // Delays of up to 6 h: after an attempt 20 h in, the next one (here
+        // 5.4 h later) would pass the 24 h.
+        let messages = RetryPolicy {
+            max_interval: Duration::from_secs(6 * 3600),
+            max_attempts: 100,
+            ..RetryPolicy::default()
+        };
+        let until_the_end = RetryPolicy {
+            last_at_max_age: true,
+            ..messages.clone()
+        };
+        let day = Duration::from_secs(24 * 3600);
+        let late = T0 + Duration::from_secs(20 * 3600);
+        assert!(matches!(
+            messages.decide(20, T0, late, None, 0.9),
+            Decision::Fail { .. }
+        ));
+        assert_eq!(
+            until_the_end.decide(20, T0, late, None, 0.9),
+            Decision::Retry { at: T0 + day }
+        );
+        // A delay that stays within the age is kept as it is.
+        assert_eq!(
+            until_the_end.decide(20, T0, late, None, 0.5),
+            Decision::Retry {
+                at: late + Duration::from_secs(3 * 3600)
+            }
+        );
+        // The attempt made at the age is the last.
+        for now in [T0 + day, T0 + day + Duration::from_secs(1)] {
+            assert!(
+                matches!(until_the_end.decide(21, T0, now, None, 0.5), Decision::Fail { reason } if reason.contains("after the message was accepted")),
+                "{now}"
+            );
+        }
     }
 
     #[test]

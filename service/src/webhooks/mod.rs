@@ -90,11 +90,14 @@ impl Webhooks {
         self.targets.get(tenant)
     }
 
-    /// The retry policy of webhook rows: the service's delays, for 24 hours.
+    /// The retry policy of webhook rows (and Keycloak feedback): the
+    /// service's delays, for 24 hours, the last attempt at the 24th hour
+    /// when the next delay would pass it.
     pub fn policy(messages: &RetryPolicy) -> RetryPolicy {
         RetryPolicy {
             max_attempts: u32::MAX,
             max_age: RETRY_FOR,
+            last_at_max_age: true,
             ..messages.clone()
         }
     }
@@ -159,5 +162,46 @@ impl Webhooks {
             },
             limits: Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::retry::Decision;
+    use time::macros::datetime;
+
+    #[test]
+    fn webhooks_are_retried_up_to_their_24th_hour_whatever_the_longest_delay() {
+        let accepted = datetime!(2026-01-01 00:00 UTC);
+        let hour = Duration::from_secs(3600);
+        // `MAILBRIDGE_RETRY_MAX_INTERVAL=6h`: after an attempt 20 hours in,
+        // the next delay (up to 6 h) may pass the 24 h.
+        let policy = Webhooks::policy(&RetryPolicy {
+            max_interval: 6 * hour,
+            ..RetryPolicy::default()
+        });
+        let late = accepted + 20 * hour;
+        for jitter in [0.7, 0.9, 0.999] {
+            assert_eq!(
+                policy.decide(30, accepted, late, None, jitter),
+                Decision::Retry {
+                    at: accepted + RETRY_FOR
+                },
+                "{jitter}"
+            );
+        }
+        // A provider's hint past the end is cut to it too.
+        assert_eq!(
+            policy.decide(30, accepted, late, Some(6 * hour), 0.0),
+            Decision::Retry {
+                at: accepted + RETRY_FOR
+            }
+        );
+        // The attempt at the 24th hour is the last.
+        assert!(matches!(
+            policy.decide(31, accepted, accepted + RETRY_FOR, None, 0.5),
+            Decision::Fail { .. }
+        ));
     }
 }
