@@ -9,7 +9,9 @@
 //! notices. A claim asks for no more rows than its lane has free slots, so
 //! notices held up by a receiver that never answers (each attempt waits for
 //! the HTTP client's timeout) keep only the notices' slots busy, and
-//! messages that flow leave the notices theirs.
+//! messages that flow leave the notices theirs. Within the notices' slots,
+//! the store's claim is fair across destinations (see
+//! [`super::lane::NOTICES_PER_DESTINATION`]).
 
 use std::future::Future;
 use std::sync::Arc;

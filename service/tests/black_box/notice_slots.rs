@@ -1,7 +1,8 @@
 //! Notices (webhooks out, feedback into Keycloak) ride the queue beside
 //! messages but never hold them up: a tenant's receiver that accepts and
-//! never answers keeps only the notices' own slots busy, and notices spend
-//! nothing of a tenant's sending rate.
+//! never answers keeps only the notices' own slots busy, and of those only
+//! its share, so other tenants' notices go on; and notices spend nothing of
+//! a tenant's sending rate.
 
 use crate::common;
 
@@ -118,6 +119,69 @@ webhook_secret = "{SECRET}"
 
     // Notices had a quarter of the slots: one attempt hangs, the others wait.
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_never_answers_holds_up_no_other_tenants_webhooks() {
+    let (hung, accepted) = silent_receiver().await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hooks"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&receiver)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mailbridge.toml");
+    let config = format!(
+        r#"
+[tenants.slow]
+webhook_url = "http://{hung}/hooks"
+webhook_secret = "{SECRET}"
+[tenants.acme]
+webhook_url = "{url}/hooks"
+webhook_secret = "{SECRET}"
+"#,
+        url = receiver.uri()
+    );
+    std::fs::write(&file, config).unwrap();
+    // The worker's own slots: 32 for notices.
+    let env = [("MAILBRIDGE_CONFIG", file.to_str().unwrap())];
+    let server = TestServer::start_with(&env, |_| {}).await;
+
+    // Three times as many `message.sent` webhooks of `slow` as there are
+    // notice slots, all due before `acme`'s; each hangs for 30 s once taken.
+    for n in 0..96 {
+        let to = format!("u{n}@example.com");
+        let (status, _, sent) = server.post("/v1/messages", Some("slow"), &email(&to)).await;
+        assert_eq!(status, 202, "{sent}");
+    }
+    let cap = mailbridge::queue::lane::NOTICES_PER_DESTINATION as usize;
+    until("`slow`'s webhooks taken", Duration::from_secs(10), || {
+        accepted.load(Ordering::SeqCst) >= cap
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // `acme`'s webhook goes at once, not after `slow`'s backlog.
+    let (status, _, sent) = server
+        .post("/v1/messages", Some("acme"), &email("ada@example.com"))
+        .await;
+    assert_eq!(status, 202, "{sent}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while receiver
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "acme's webhook waited behind `slow`'s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // `slow`'s receiver was given its share of the slots, no more.
+    assert_eq!(accepted.load(Ordering::SeqCst), cap);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,6 +70,13 @@ async fn claims_take_the_oldest_due_of_every_kind() {
 }
 
 #[tokio::test]
+async fn notices_are_claimed_fairly_across_destinations() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::notices_are_claimed_fairly_across_destinations(Arc::new(open(&dir).await))
+        .await;
+}
+
+#[tokio::test]
 async fn each_lane_claims_only_its_own_rows() {
     let dir = tempfile::tempdir().unwrap();
     store_contract::each_lane_claims_only_its_own_rows(Arc::new(open(&dir).await)).await;
@@ -391,18 +398,44 @@ async fn claims_read_the_due_rows_in_order() {
     .await
     .unwrap();
     sqlx::query("ANALYZE").execute(&other).await.unwrap();
-    for (lane, index) in [
-        (Lane::Messages, "messages_due"),
-        (Lane::Notices, "notices_due"),
+    // Messages: each kind of due row from the lane's index. Notices: the
+    // waiting tenants and each destination's due rows from
+    // `notices_waiting`, its room from `messages_breakdown`, abandoned
+    // leases from `notices_due`.
+    let steps = |plan: &[String], step: &str| plan.iter().filter(|s| s.contains(step)).count();
+    for (lane, searches) in [
+        (
+            Lane::Messages,
+            &[("SEARCH messages USING INDEX messages_due (status=?", 3)][..],
+        ),
+        (
+            Lane::Notices,
+            &[
+                ("USING INDEX notices_waiting", 3),
+                ("SEARCH m USING INDEX notices_waiting (tenant>?)", 1),
+                (
+                    "USING INDEX notices_waiting (tenant=? AND transport=? AND next_attempt_at<?)",
+                    1,
+                ),
+                (
+                    "USING COVERING INDEX messages_breakdown (tenant=? AND status=? AND transport=?)",
+                    2,
+                ),
+                ("SEARCH messages USING INDEX notices_due (status=?", 1),
+            ][..],
+        ),
     ] {
         let plan = explain(&other, mailbridge::queue::sqlite::claim_statement(lane)).await;
-        let search = format!("SEARCH messages USING INDEX {index} (status=?");
-        let due = plan.iter().filter(|step| step.contains(&search)).count();
-        assert_eq!(due, 3, "{lane:?}: {plan:#?}");
-        assert!(
-            !plan.iter().any(|step| step.starts_with("SCAN messages")),
-            "{lane:?}: {plan:#?}"
-        );
+        for (step, count) in searches {
+            assert_eq!(steps(&plan, step), *count, "{lane:?}, {step}: {plan:#?}");
+        }
+        // No table is read whole (under any of its aliases).
+        let scans_messages = |step: &String| {
+            let mut words = step.split(' ');
+            words.next() == Some("SCAN")
+                && matches!(words.next(), Some("messages" | "m" | "s" | "w"))
+        };
+        assert!(!plan.iter().any(scans_messages), "{lane:?}: {plan:#?}");
     }
     let plan = explain(&other, mailbridge::queue::sqlite::WAKE).await;
     assert!(

@@ -384,7 +384,49 @@ macro_rules! claim {
     };
 }
 
-lane::lane_claims!(claim);
+/// Claims up to `$3` due notices (`$1`, `$2`, `$4` as in [`claim!`]), at
+/// most `$5` of one destination in `sending` at once (see
+/// [`crate::queue::lane`]): the tenants with notices waiting are walked in
+/// `notices_waiting` (one step each), and each destination's oldest due
+/// rows read from there, up to its room, and locked; abandoned leases come
+/// from `notices_due` as in the messages' claim. The claimed rows are
+/// updated by their ids as an array: the planner counts ten rows per
+/// waiting tenant, and joined to `due` it read the whole table for them.
+macro_rules! claim_notices {
+    () => {
+        concat!(
+            "WITH RECURSIVE tenants AS ( \
+                (SELECT m.tenant FROM messages AS m WHERE ", lane::waiting_notices!(), " \
+                    ORDER BY m.tenant LIMIT 1) \
+                UNION ALL SELECT (SELECT m.tenant FROM messages AS m \
+                    WHERE ", lane::waiting_notices!(), " AND m.tenant > t.tenant \
+                    ORDER BY m.tenant LIMIT 1) \
+                FROM tenants AS t WHERE t.tenant IS NOT NULL), \
+            waiting AS (SELECT w.id, w.next_attempt_at \
+                FROM tenants AS t CROSS JOIN (", lane::notice_transports!(), ") AS d \
+                CROSS JOIN LATERAL (SELECT $5 - count(*) AS room FROM messages AS s \
+                    WHERE s.tenant = t.tenant AND s.status = 'sending' AND s.transport = d.transport) AS r \
+                CROSS JOIN LATERAL (SELECT m.id, m.next_attempt_at FROM messages AS m \
+                    WHERE ", lane::waiting_notices!(), " AND m.tenant = t.tenant \
+                        AND m.transport = d.transport AND m.next_attempt_at <= $2 \
+                    ORDER BY m.next_attempt_at LIMIT greatest(r.room, 0) FOR UPDATE SKIP LOCKED) AS w \
+                WHERE t.tenant IS NOT NULL), \
+            abandoned AS (SELECT id, next_attempt_at FROM messages \
+                WHERE status = 'sending' AND ", lane::notice_rows!(), " AND lease_until < $4 \
+                ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
+            due AS (SELECT id FROM (SELECT * FROM waiting UNION ALL SELECT * FROM abandoned) AS d \
+                ORDER BY next_attempt_at LIMIT $3) \
+            UPDATE messages AS m SET status = 'sending', attempts = m.attempts + 1, claims = m.claims + 1, \
+                lease_until = $1, updated_at = $2 \
+            WHERE m.id = ANY (ARRAY(SELECT id FROM due)) \
+            RETURNING m.id, (SELECT coalesce(b.packed, convert_to(coalesce(b.body, b.message::text), 'UTF8')) \
+                FROM bodies AS b WHERE b.message_id = m.id) AS message, \
+                m.transport, m.attempts, m.claims, m.age_from, m.traceparent"
+        )
+    };
+}
+
+lane::lane_claims!(claim, claim_notices);
 
 async fn claim(
     conn: &mut PgConnection,
@@ -397,13 +439,15 @@ async fn claim(
 ) -> anyhow::Result<Vec<ClaimedJob>> {
     let now = batch::current(now);
     let until = now + lease;
-    let rows = sqlx::query(claim_statement(lane))
+    let mut query = sqlx::query(claim_statement(lane))
         .bind(until)
         .bind(now)
         .bind(i64::from(limit))
-        .bind(batch::abandoned_before(now, lease))
-        .fetch_all(&mut *conn)
-        .await?;
+        .bind(batch::abandoned_before(now, lease));
+    if lane == Lane::Notices {
+        query = query.bind(i64::from(lane::NOTICES_PER_DESTINATION));
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
     let mut jobs = Vec::with_capacity(rows.len());
     for row in &rows {
         match decode(row, until, keyring) {

@@ -293,7 +293,51 @@ macro_rules! claim {
     };
 }
 
-lane::lane_claims!(claim);
+/// Claims up to `?3` due notices (`?1`, `?2`, `?4` as in [`claim!`]), at
+/// most `?5` of one destination in `sending` at once (see
+/// [`crate::queue::lane`]): the tenants with notices waiting are walked in
+/// `notices_waiting` (one step each), and each destination's oldest due
+/// rows read from there up to its room; abandoned leases come from
+/// `notices_due` as in the messages' claim. SQLite takes no correlated
+/// `LIMIT`, so a destination's rows are read up to `?5` and numbered.
+macro_rules! claim_notices {
+    () => {
+        concat!(
+            "UPDATE messages SET status = 'sending', attempts = attempts + 1, claims = claims + 1, \
+                 lease_until = ?1, updated_at = ?2 \
+             WHERE id IN (WITH RECURSIVE tenants(tenant) AS ( \
+                 SELECT (SELECT min(tenant) FROM messages INDEXED BY notices_waiting \
+                     WHERE ", lane::waiting_notices!(), ") \
+                 UNION ALL SELECT (SELECT min(m.tenant) FROM messages AS m INDEXED BY notices_waiting \
+                     WHERE ", lane::waiting_notices!(), " AND m.tenant > tenants.tenant) \
+                 FROM tenants WHERE tenant IS NOT NULL), \
+             destinations(tenant, transport, room) AS (SELECT t.tenant, d.transport, \
+                 ?5 - (SELECT count(*) FROM messages AS s WHERE s.tenant = t.tenant \
+                     AND s.status = 'sending' AND s.transport = d.transport) \
+                 FROM tenants AS t, (", lane::notice_transports!(), ") AS d \
+                 WHERE t.tenant IS NOT NULL), \
+             waiting AS (SELECT w.id, w.next_attempt_at, d.room, \
+                 row_number() OVER (PARTITION BY w.tenant, w.transport ORDER BY w.next_attempt_at) AS n \
+                 FROM destinations AS d JOIN messages AS w ON w.rowid IN ( \
+                     SELECT rowid FROM messages INDEXED BY notices_waiting \
+                     WHERE ", lane::waiting_notices!(), " AND tenant = d.tenant \
+                         AND transport = d.transport AND next_attempt_at <= ?2 \
+                     ORDER BY next_attempt_at LIMIT ?5 + 0) \
+                 WHERE d.room > 0) \
+             SELECT id FROM ( \
+                 SELECT id, next_attempt_at FROM waiting WHERE n <= room \
+                 UNION ALL SELECT * FROM (SELECT id, next_attempt_at FROM messages \
+                     WHERE status = 'sending' AND ", lane::notice_rows!(), " AND lease_until < ?4 \
+                     ORDER BY next_attempt_at LIMIT ?3 + 0)) \
+               ORDER BY next_attempt_at LIMIT ?3 + 0) \
+             AND EXISTS (SELECT 1 FROM bodies WHERE message_id = messages.id) \
+             RETURNING rowid, id, (SELECT message FROM bodies WHERE message_id = messages.id) AS message, \
+                 transport, attempts, claims, age_from, traceparent"
+        )
+    };
+}
+
+lane::lane_claims!(claim, claim_notices);
 
 fn claim(
     conn: &Connection,
@@ -328,7 +372,12 @@ fn claim(
     let mut unreadable = Vec::new();
     {
         let mut statement = conn.prepare_cached(claim_statement(lane))?;
-        let mut rows = statement.query((ms(until), now_ms, i64::from(limit), abandoned))?;
+        let (until_ms, limit) = (ms(until), i64::from(limit));
+        let room = i64::from(lane::NOTICES_PER_DESTINATION);
+        let mut rows = match lane {
+            Lane::Messages => statement.query((until_ms, now_ms, limit, abandoned))?,
+            Lane::Notices => statement.query((until_ms, now_ms, limit, abandoned, room))?,
+        };
         while let Some(row) = rows.next()? {
             match decode(row, until, keyring) {
                 Ok(job) => jobs.push(job),

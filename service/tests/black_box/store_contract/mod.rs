@@ -302,6 +302,73 @@ pub async fn each_lane_claims_only_its_own_rows(store: Arc<dyn JobStore>) {
     assert!(jobs.iter().all(|j| j.attempt() == 2));
 }
 
+/// Notices are claimed fairly across destinations (a tenant's webhook
+/// receiver, a tenant's Keycloak): one destination has at most
+/// `NOTICES_PER_DESTINATION` notices in `sending` at once, however many of
+/// its rows are due and older than the others', and each further claim
+/// takes its next due rows only as its own attempts end.
+pub async fn notices_are_claimed_fairly_across_destinations(store: Arc<dyn JobStore>) {
+    let cap = mailbridge::queue::lane::NOTICES_PER_DESTINATION as usize;
+    let now = OffsetDateTime::now_utc() + time::Duration::seconds(1000);
+    let at = |seconds: i64| now + time::Duration::seconds(seconds);
+    let enqueue = |tenant: &'static str, transport: &'static str, t: OffsetDateTime| {
+        let store = store.clone();
+        async move {
+            let mut new = job(tenant, None, t);
+            new.transport = transport.into();
+            let Enqueued::Created(id) = store.enqueue(new).await.unwrap() else {
+                panic!("a new row is stored unclaimed")
+            };
+            id
+        }
+    };
+    let notices = |t: OffsetDateTime, limit: u32| {
+        let store = store.clone();
+        async move {
+            store
+                .claim(t, Duration::from_secs(60), Lane::Notices, limit, RETRY_AGE)
+                .await
+                .unwrap()
+        }
+    };
+    // Tenant `slow` has three times the cap of webhooks due, all older than
+    // anyone else's; one of them has failed once and is due again.
+    let mut slow = Vec::new();
+    for n in 0..3 * cap as i64 {
+        slow.push(enqueue("slow", "webhook", at(-600 + n)).await);
+    }
+    let first = notices(at(-600), 1).await;
+    settle(&store, &first[0], retrying("timed out", at(-500)), at(-600)).await;
+    let slow_feedback = enqueue("slow", "keycloak", at(-20)).await;
+    let acme = enqueue("acme", "webhook", at(-10)).await;
+    let zeta = enqueue("zeta", "keycloak", at(-5)).await;
+    let _not_yet = enqueue("zeta", "keycloak", at(200)).await;
+    let sorted = |mut v: Vec<Uuid>| {
+        v.sort();
+        v
+    };
+    let ids = |jobs: &[ClaimedJob]| sorted(jobs.iter().map(|j| j.message.id).collect());
+
+    // `slow`'s oldest due webhooks (the retried one is due later than
+    // the others), and every other destination's due notices.
+    let claimed = notices(now, 64).await;
+    let mut expected = slow[1..=cap].to_vec();
+    expected.extend([slow_feedback, acme, zeta]);
+    assert_eq!(ids(&claimed), sorted(expected));
+    assert!(
+        notices(now, 64).await.is_empty(),
+        "`slow`'s webhooks are at the cap"
+    );
+
+    // As one of its attempts ends, the destination takes its next due row.
+    let done = claimed.iter().find(|j| j.message.id == slow[1]).unwrap();
+    settle(&store, done, sent(None), now).await;
+    assert_eq!(ids(&notices(now, 64).await), vec![slow[cap + 1]]);
+    // Abandoned leases are claimed again whatever their destination's room.
+    let later = at(121);
+    assert_eq!(notices(later, 64).await.len(), cap + 3);
+}
+
 pub async fn outcomes_listing_and_requeue(store: Arc<dyn JobStore>) {
     let now = OffsetDateTime::now_utc();
     for _ in 0..3 {
