@@ -156,7 +156,7 @@ async fn stored_before(store: &dyn JobStore, event: &DeliveryEvent) -> Result<bo
     let Some(provider_id) = &event.provider_event_id else {
         return Ok(false);
     };
-    let provider_id = crate::queue::storable(provider_id);
+    let provider_id = crate::queue::storable_id(provider_id);
     let stored = store.events(event.message_id).await?;
     Ok(stored.iter().any(|e| {
         e.transport == event.transport && e.provider_event_id.as_deref() == Some(&provider_id)

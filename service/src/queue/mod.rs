@@ -221,7 +221,9 @@ impl Outcome {
             Outcome::Sent {
                 provider_message_id,
             } => Outcome::Sent {
-                provider_message_id: provider_message_id.as_deref().map(text),
+                provider_message_id: provider_message_id
+                    .as_deref()
+                    .map(|id| storable_id(id).into_owned()),
             },
             Outcome::Retrying {
                 error,
@@ -253,6 +255,24 @@ pub fn storable(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Longest id of a peer's (a provider's message id, an event's id) that the
+/// stores keep as it is: both are indexed, and PostgreSQL indexes at most
+/// about 2,700 bytes of a row (a longer value fails its insert, and the
+/// commit group it is in). Real ids are far shorter.
+const MAX_STORED_ID: usize = 256;
+
+/// A peer's id as every store keeps it and looks it up: [`storable`], and
+/// beyond [`MAX_STORED_ID`] bytes `sha256:` and the id's digest in hex, so
+/// that the same id still finds its row and another id does not.
+pub fn storable_id(id: &str) -> std::borrow::Cow<'_, str> {
+    if id.len() <= MAX_STORED_ID {
+        return storable(id);
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}").into()
+}
+
 /// `entry` as the stores keep it: its detail (a provider's words) [`storable`].
 pub(crate) fn storable_suppression(entry: &Suppression) -> Suppression {
     Suppression {
@@ -261,13 +281,16 @@ pub(crate) fn storable_suppression(entry: &Suppression) -> Suppression {
     }
 }
 
-/// `event` as the stores keep it: its texts [`storable`].
+/// `event` as the stores keep it: its texts [`storable`], its id [`storable_id`].
 pub(crate) fn storable_event(event: &DeliveryEvent) -> DeliveryEvent {
     let text = |t: &Option<String>| t.as_deref().map(|t| storable(t).into_owned());
     DeliveryEvent {
         recipient: text(&event.recipient),
         detail: text(&event.detail),
-        provider_event_id: text(&event.provider_event_id),
+        provider_event_id: event
+            .provider_event_id
+            .as_deref()
+            .map(|id| storable_id(id).into_owned()),
         ..event.clone()
     }
 }

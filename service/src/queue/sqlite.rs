@@ -436,7 +436,7 @@ impl JobStore for SqliteStore {
         &self,
         provider_message_id: &str,
     ) -> Result<Option<Uuid>, StoreError> {
-        events::by_provider_id(&self.read, &super::storable(provider_message_id)).await
+        events::by_provider_id(&self.read, &super::storable_id(provider_message_id)).await
     }
 
     async fn suppress(&self, entry: &crate::suppression::Suppression) -> Result<bool, StoreError> {

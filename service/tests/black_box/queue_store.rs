@@ -213,6 +213,12 @@ async fn a_signature_is_taken_with_one_body_only() {
     assert!(!open(&dir).await.take_signature(&forged, now).await.unwrap());
 }
 
+#[tokio::test]
+async fn a_peers_long_ids_are_stored_and_found() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::a_peers_long_ids_are_stored_and_found(Arc::new(open(&dir).await)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peers_nul_bytes_are_stored_replaced() {
     let dir = tempfile::tempdir().unwrap();

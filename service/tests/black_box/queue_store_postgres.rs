@@ -914,6 +914,12 @@ async fn kept_plan(conn: &mut sqlx::PgConnection, statement: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peers_long_ids_are_stored_and_found() {
+    let pg = Postgres::start();
+    store_contract::a_peers_long_ids_are_stored_and_found(open(&pg.database()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_url_or_a_missing_server_is_a_clear_error_without_the_password() {
     // Nothing listens on port 1.
     let nobody = "postgres://mailbridge:hunter2@127.0.0.1:1/mailbridge";

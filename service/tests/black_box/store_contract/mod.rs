@@ -1066,6 +1066,62 @@ pub async fn a_peers_nul_bytes_are_stored_replaced(store: Arc<dyn JobStore>) {
     assert!(store.search(&search).await.unwrap().is_empty());
 }
 
+/// A peer's id may be of any length (a bounce report's `Message-ID` is
+/// written by whoever mailed it), and PostgreSQL indexes no more than about
+/// 2,700 bytes of a row: a provider's message id or an event's id is stored
+/// whatever its length, found again by the id as the peer wrote it, and an
+/// event repeated with it is a repeat.
+pub async fn a_peers_long_ids_are_stored_and_found(store: Arc<dyn JobStore>) {
+    use mailbridge::events::{DeliveryEvent, EventType};
+    let now = OffsetDateTime::now_utc();
+    // Hex of random ids: no compression brings 8,000 of them under the bound.
+    let long = |tail: &str| {
+        let mut id: String = (0..250)
+            .map(|_| Uuid::new_v4().simple().to_string())
+            .collect();
+        id.push_str(tail);
+        id
+    };
+    let message_id = long("");
+    store.enqueue(job("acme", None, now)).await.unwrap();
+    let claimed = claim(&store, now, 1).await;
+    settle(&store, &claimed[0], sent(Some(&message_id)), now).await;
+    let id = claimed[0].message.id;
+    assert_eq!(
+        store.find_by_provider_id(&message_id).await.unwrap(),
+        Some(id)
+    );
+    let mut other = message_id.clone();
+    other.pop();
+    assert_eq!(store.find_by_provider_id(&other).await.unwrap(), None);
+
+    let event_id = long("a");
+    let event = |provider_event_id: &str| DeliveryEvent {
+        message_id: id,
+        kind: EventType::Delivered,
+        bounce: None,
+        recipient: Some("ada@example.com".into()),
+        detail: None,
+        transport: "default".into(),
+        provider_event_id: Some(provider_event_id.to_owned()),
+        occurred_at: now,
+        received_at: now,
+    };
+    assert!(store.add_event(&event(&event_id)).await.unwrap());
+    assert!(
+        !store.add_event(&event(&event_id)).await.unwrap(),
+        "a repeat"
+    );
+    let mut next = event_id.clone();
+    next.pop();
+    next.push('b');
+    assert!(
+        store.add_event(&event(&next)).await.unwrap(),
+        "another event"
+    );
+    assert_eq!(store.events(id).await.unwrap().len(), 2);
+}
+
 /// The suppression list: one entry per tenant and address, looked up in
 /// bulk, listed per tenant; a message stored claimed can be settled as
 /// `suppressed`, and then deleted.
