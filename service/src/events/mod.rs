@@ -173,9 +173,21 @@ impl DeliveryEvent {
             detail: event.detail,
             transport: transport.to_owned(),
             provider_event_id: event.provider_event_id,
-            occurred_at: event.occurred_at,
+            occurred_at: happened(event.occurred_at, now),
             received_at: now,
         }
+    }
+}
+
+/// A provider's time of an event received at `now`, or `now` when no
+/// clock could have given it: before 1970 (PostgreSQL keeps no time before
+/// 4713 BC, and refuses the event) or further ahead than a clock's skew (it
+/// would stay the message's latest event for good).
+fn happened(at: OffsetDateTime, now: OffsetDateTime) -> OffsetDateTime {
+    if at < OffsetDateTime::UNIX_EPOCH || at > now + MAX_AGE {
+        now
+    } else {
+        at
     }
 }
 
@@ -268,6 +280,23 @@ mod tests {
             let _ = address_key(odd);
         }
         assert_eq!(bare_address("<<a>>"), "a>");
+    }
+
+    #[test]
+    fn a_time_no_clock_could_give_is_the_time_received() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let at = |seconds: i64| OffsetDateTime::from_unix_timestamp(seconds).unwrap();
+        for kept in [now, at(0), at(1_700_000_000), now + MAX_AGE] {
+            assert_eq!(happened(kept, now), kept);
+        }
+        for far in [
+            at(-1),
+            at(-300_000_000_000),
+            now + MAX_AGE + time::Duration::seconds(1),
+            at(253_402_300_000),
+        ] {
+            assert_eq!(happened(far, now), now, "{far}");
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::server::TestServer;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -549,4 +551,39 @@ async fn a_providers_events_act_only_on_messages_sent_through_its_account() {
         message(&server, &grouped).await["delivery"]["type"],
         "bounced"
     );
+}
+
+/// A provider's time of an event may be anything its JSON can hold: one
+/// before the first year PostgreSQL keeps (4713 BC) failed the event's
+/// insert, and one far ahead made the event the message's latest for good.
+/// Neither is a time the event happened: such an event is taken at the time
+/// it was received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_time_no_clock_could_have_is_the_time_it_came() {
+    let pg = common::postgres::Postgres::start();
+    let database = pg.database();
+    let mock = providers().await;
+    let env = [("MAILBRIDGE_DATABASE_URL", database.as_str())];
+    let server = start_with(&mock, &sendgrid_key().1, &env).await;
+    let id = send(&server, "mj").await;
+    let basic = vec![(
+        "authorization",
+        format!("Basic {}", STANDARD.encode("hooks:mj-pass")),
+    )];
+    let before = now();
+    let events = json!([
+        {"event": "bounce", "time": -300_000_000_000i64, "email": "ada@example.com", "CustomID": id,
+         "hard_bounce": false, "error": "mailbox full"},
+        {"event": "sent", "time": 253_402_300_000i64, "email": "ada@example.com", "CustomID": id}
+    ])
+    .to_string();
+    let (status, answer) = post_event(&server, "mj", &basic, &events).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["stored"], 2, "{answer}");
+    let record = message(&server, &id).await;
+    for event in record["events"].as_array().unwrap() {
+        let at = OffsetDateTime::parse(event["occurred_at"].as_str().unwrap(), &Rfc3339).unwrap();
+        let at = at.unix_timestamp() as u64;
+        assert!((before..=now()).contains(&at), "{event}");
+    }
 }
