@@ -11,12 +11,19 @@ use uuid::Uuid;
 
 use super::{Bounce, EventType, MessageRef, ProviderEvent, Unreadable, detail};
 
+/// What SES publishes to the topic of a configuration set's event
+/// destination when it is set up: text, not an event.
+const DESTINATION_VALIDATED: &str =
+    "Successfully validated SNS topic for Amazon SES event publishing.";
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Event {
     notification_type: Option<String>,
     event_type: Option<String>,
-    mail: Mail,
+    /// Absent from SES's notice that a topic was subscribed
+    /// (`AmazonSnsSubscriptionSucceeded`), which concerns no message.
+    mail: Option<Mail>,
     bounce: Option<Value>,
     complaint: Option<Value>,
     delivery: Option<Value>,
@@ -36,8 +43,17 @@ struct Mail {
 /// The events of an SES event `message` (the SNS Message text); `sns_id`
 /// names them, one per recipient.
 pub fn parse(message: &str, sns_id: &str) -> Result<Vec<ProviderEvent>, Unreadable> {
+    if message.trim() == DESTINATION_VALIDATED {
+        return Ok(Vec::new());
+    }
     let event: Event =
         serde_json::from_str(message).map_err(|e| Unreadable(format!("not an SES event: {e}")))?;
+    let Some(mail) = event.mail else {
+        return match event.notification_type.as_deref() {
+            Some("AmazonSnsSubscriptionSucceeded") => Ok(Vec::new()),
+            _ => Err(Unreadable("not an SES event: no `mail`".into())),
+        };
+    };
     let kind = event
         .notification_type
         .as_deref()
@@ -86,18 +102,17 @@ pub fn parse(message: &str, sns_id: &str) -> Result<Vec<ProviderEvent>, Unreadab
     let occurred_at = body
         .get("timestamp")
         .and_then(Value::as_str)
-        .or(event.mail.timestamp.as_deref())
+        .or(mail.timestamp.as_deref())
         .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
         .unwrap_or_else(OffsetDateTime::now_utc);
     let reference = MessageRef {
-        ours: event
-            .mail
+        ours: mail
             .tags
             .get("mailbridge-id")
             .and_then(|v| v.first())
             .and_then(|id| Uuid::try_parse(id).ok()),
         message_id_header: None,
-        provider: event.mail.message_id.clone(),
+        provider: mail.message_id.clone(),
     };
     let smtp_response = body.get("smtpResponse").and_then(Value::as_str);
     let recipients = body
@@ -133,6 +148,19 @@ pub fn parse(message: &str, sns_id: &str) -> Result<Vec<ProviderEvent>, Unreadab
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What SES publishes when an identity's notifications are pointed at
+    /// a topic, and when a configuration set's event destination is: no
+    /// event, and not an unreadable body either (SNS would try again).
+    #[test]
+    fn ses_setup_notices_are_no_events() {
+        let subscribed = r#"{"notificationType":"AmazonSnsSubscriptionSucceeded","message":"You have successfully subscribed your Amazon SNS topic 'arn:aws:sns:us-east-1:123456789012:ses' to receive 'Bounce' notifications from Amazon SES for identity 'acme.example'."}"#;
+        assert!(parse(subscribed, "sns-1").unwrap().is_empty());
+        let validated = "Successfully validated SNS topic for Amazon SES event publishing.";
+        assert!(parse(validated, "sns-2").unwrap().is_empty());
+        assert!(parse(r#"{"notificationType":"Bounce"}"#, "sns-3").is_err());
+        assert!(parse("hello", "sns-4").is_err());
+    }
 
     #[test]
     fn reads_the_ses_bounce_example() {
