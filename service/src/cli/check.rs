@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use mailbridge::render::{RenderRequest, Renderer};
 use mailbridge::{config, server};
 
-/// Runs `mailbridge check`: settings, templates, transports; with `connect`, reaches each transport.
+/// Runs `mailbridge check`: settings, templates, transports and their event
+/// endpoints; with `connect`, reaches each transport.
 pub async fn run(connect: bool) -> anyhow::Result<ExitCode> {
     let mut failures = 0;
     let settings = match config::from_env() {
@@ -47,6 +48,14 @@ pub async fn run(connect: bool) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             println!("FAIL  transports: {e:#}");
+            failures += 1;
+        }
+    }
+    // `serve` refuses to start with an endpoint it cannot verify events with.
+    match server::build_event_sources(&settings) {
+        Ok(_) => println!("ok    event endpoints (webhook_key)"),
+        Err(e) => {
+            println!("FAIL  event endpoints: {e:#}");
             failures += 1;
         }
     }

@@ -33,6 +33,22 @@ pub fn verify(
     Ok(id.to_owned())
 }
 
+/// Whether `secret` is a Svix signing secret (`whsec_` and base64),
+/// checked at start: one that is not would refuse every event.
+pub fn check_key(secret: &str) -> Result<(), &'static str> {
+    key_of(secret)
+        .filter(|key| !key.is_empty())
+        .map(drop)
+        .ok_or("`webhook_key` is not a signing secret (`whsec_` and base64)")
+}
+
+/// The HMAC key a `whsec_…` secret carries.
+fn key_of(secret: &str) -> Option<Vec<u8>> {
+    STANDARD
+        .decode(secret.trim().trim_start_matches("whsec_"))
+        .ok()
+}
+
 fn verify_signature(
     secret: &str,
     id: &str,
@@ -40,9 +56,8 @@ fn verify_signature(
     body: &[u8],
     signatures: &str,
 ) -> Result<(), Unverified> {
-    let key = STANDARD
-        .decode(secret.trim().trim_start_matches("whsec_"))
-        .map_err(|_| Unverified::new("the transport's webhook_key is not a whsec_ secret"))?;
+    let key = key_of(secret)
+        .ok_or_else(|| Unverified::new("the transport's webhook_key is not a whsec_ secret"))?;
     let expected = hmac_sha256(
         &key,
         &[id.as_bytes(), b".", timestamp.as_bytes(), b".", body],

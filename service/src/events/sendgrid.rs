@@ -4,7 +4,7 @@
 //! is base64 DER, the verification key (the transport's `webhook_key`) base64
 //! DER SubjectPublicKeyInfo, as SendGrid's settings page shows it.
 
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, ParsedPublicKey, UnparsedPublicKey};
 use axum::http::HeaderMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -19,6 +19,17 @@ use super::{Bounce, EventType, MessageRef, ProviderEvent, Unreadable, detail, un
 pub const SIGNATURE: &str = "x-twilio-email-event-webhook-signature";
 /// Header of the signed timestamp.
 pub const TIMESTAMP: &str = "x-twilio-email-event-webhook-timestamp";
+
+/// Whether `key` can verify SendGrid's signatures (base64 DER of a P-256
+/// public key), checked at start: a key that cannot would refuse every event.
+pub fn check_key(key: &str) -> Result<(), &'static str> {
+    let der = STANDARD
+        .decode(key.trim())
+        .map_err(|_| "`webhook_key` is not base64 (SendGrid's verification key)")?;
+    ParsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, der)
+        .map(drop)
+        .map_err(|_| "`webhook_key` is not a P-256 public key (SendGrid's verification key)")
+}
 
 /// Verifies a request signed with the key whose base64 DER is `key`.
 pub fn verify(

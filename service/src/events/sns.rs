@@ -132,6 +132,24 @@ pub fn sns_url(text: &str) -> Result<Url, Unverified> {
     Ok(url)
 }
 
+/// Whether `text` is the ARN of an SNS topic
+/// (`arn:<partition>:sns:<region>:<account>:<name>`), checked at start: a
+/// subscription's ARN, or any other text, would refuse every message.
+pub fn check_topic(text: &str) -> Result<(), &'static str> {
+    match text.split(':').collect::<Vec<_>>().as_slice() {
+        ["arn", partition, "sns", region, account, name]
+            if [partition, region, account, name]
+                .iter()
+                .all(|p| !p.is_empty()) =>
+        {
+            Ok(())
+        }
+        _ => Err(
+            "`webhook_key` is not the ARN of an SNS topic (arn:aws:sns:<region>:<account>:<topic>)",
+        ),
+    }
+}
+
 /// Verifies SNS messages and confirms subscriptions, caching signing
 /// certificates' public keys by URL.
 #[derive(Debug, Clone)]

@@ -93,16 +93,7 @@ impl EventSource {
                 ));
             }
         };
-        let basic = matches!(
-            provider,
-            Provider::Postmark | Provider::Mailjet | Provider::Smtp
-        );
-        if basic && !key.contains(':') {
-            return Err(DsnError::invalid(
-                &dsn.scheme,
-                "`webhook_key` must be `user:password` (basic auth)",
-            ));
-        }
+        check_key(provider, key).map_err(|why| DsnError::invalid(&dsn.scheme, why))?;
         let sns = match provider {
             Provider::Ses => {
                 let topics = key.split(',').map(|t| t.trim().to_owned()).collect();
@@ -162,6 +153,25 @@ impl EventSource {
             (Provider::Ses, Some(sns)) => return receive_sns(sns, body, now).await,
             (Provider::Ses, None) => return Err(Unverified::new("no SNS settings").into()),
         }))
+    }
+}
+
+/// Refuses, at start, a `webhook_key` the provider's scheme cannot use:
+/// every event would be refused (401) and lost, with nothing but a warning
+/// per request to tell. The reason never quotes the key.
+fn check_key(provider: Provider, key: &str) -> Result<(), &'static str> {
+    match provider {
+        Provider::SendGrid => sendgrid::check_key(key),
+        Provider::Resend => resend::check_key(key),
+        Provider::Ses => key
+            .split(',')
+            .try_for_each(|t| super::sns::check_topic(t.trim())),
+        Provider::Mailgun if key.trim().is_empty() => Err("`webhook_key` is empty"),
+        Provider::Mailgun => Ok(()),
+        Provider::Postmark | Provider::Mailjet | Provider::Smtp => match key.split_once(':') {
+            Some((user, password)) if !user.is_empty() && !password.is_empty() => Ok(()),
+            _ => Err("`webhook_key` must be `user:password` (basic auth)"),
+        },
     }
 }
 
@@ -286,5 +296,76 @@ impl EventSources {
     /// The endpoint of transport `name`, if it takes events.
     pub fn get(&self, name: &str) -> Option<&EventSource> {
         self.by_transport.get(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(dsn: &str) -> Result<Option<EventSource>, DsnError> {
+        EventSource::from_dsn(&Dsn::parse(dsn).unwrap())
+    }
+
+    /// SendGrid's published verification key, and a Svix secret.
+    const SENDGRID: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC%2Bu4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu%2F1FwCM%2FQmGUhA%3D%3D";
+
+    #[test]
+    fn a_key_its_providers_scheme_cannot_use_is_refused_at_start() {
+        for good in [
+            format!("sendgrid+api://SG.k@default?webhook_key={SENDGRID}"),
+            "resend+api://re_k@default?webhook_key=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            "ses+api://default?region=eu-west-1&webhook_key=arn%3Aaws%3Asns%3Aeu-west-1%3A123456789012%3Ases, arn%3Aaws-cn%3Asns%3Acn-north-1%3A123456789012%3Ab".into(),
+            "mailgun+api://k:mg.example@default?webhook_key=key-1".into(),
+            "postmark+api://t@default?webhook_key=hooks%3Apw".into(),
+        ] {
+            assert!(source(&good).unwrap().is_some(), "{good}");
+        }
+        for (bad, key) in [
+            // The API key where the verification key belongs, a PEM block, a cut key.
+            (
+                "sendgrid+api://SG.k@default?webhook_key=SG.secret-api-key",
+                "SG.secret-api-key",
+            ),
+            (
+                "sendgrid+api://SG.k@default?webhook_key=-----BEGIN%20PUBLIC%20KEY-----",
+                "BEGIN",
+            ),
+            (
+                "sendgrid+api://SG.k@default?webhook_key=MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE",
+                "MFkw",
+            ),
+            (
+                "resend+api://re_k@default?webhook_key=whsec_not*base64",
+                "not*base64",
+            ),
+            ("resend+api://re_k@default?webhook_key=whsec_", ""),
+            // A subscription's ARN, a topic's name, an empty entry.
+            (
+                "ses+api://default?region=eu-west-1&webhook_key=arn%3Aaws%3Asns%3Aeu-west-1%3A123456789012%3Ases%3A5f6e7d",
+                "5f6e7d",
+            ),
+            (
+                "ses+api://default?region=eu-west-1&webhook_key=ses-events",
+                "ses-events",
+            ),
+            (
+                "ses+api://default?region=eu-west-1&webhook_key=arn%3Aaws%3Asns%3Aeu-west-1%3A1%3Aa,",
+                "eu-west-1:1:a",
+            ),
+            ("mailgun+api://k:mg.example@default?webhook_key=", ""),
+            ("postmark+api://t@default?webhook_key=hooks%3A", "hooks"),
+            ("mailjet+api://k:s@default?webhook_key=nocolon", "nocolon"),
+        ] {
+            let error = source(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad} was taken"));
+            let text = error.to_string();
+            assert!(text.contains("webhook_key"), "{text}");
+            assert!(
+                key.is_empty() || !text.contains(key),
+                "{text} quotes the key"
+            );
+        }
     }
 }

@@ -587,3 +587,46 @@ async fn an_event_time_no_clock_could_have_is_the_time_it_came() {
         assert!((before..=now()).contains(&at), "{event}");
     }
 }
+
+/// A `webhook_key` its provider's scheme cannot use (here SendGrid's API key
+/// where its verification key belongs) would refuse every event with 401,
+/// and the provider would give up on them: `mailbridge check` fails on it,
+/// as the start does, naming the transport and never the key.
+#[tokio::test]
+async fn check_refuses_a_webhook_key_the_provider_cannot_use_without_showing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mailbridge.toml");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
+    let check = |config: String| {
+        std::fs::write(&file, config).unwrap();
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_mailbridge"))
+            .arg("check")
+            .env_clear()
+            .env("MAILBRIDGE_JWT_SECRET", common::server::SECRET)
+            .env("MAILBRIDGE_CONFIG", &file)
+            .env("MAILBRIDGE_TEMPLATES", &root)
+            .env(
+                "MAILBRIDGE_TRANSPORT",
+                "file:///tmp/mailbridge-check-outbox",
+            )
+            .output()
+    };
+    let mistaken =
+        "[transports]\nsg = \"sendgrid+api://SG.key@default?webhook_key=SG.api-key-pasted-here\"\n";
+    let out = check(mistaken.into()).await.unwrap();
+    let printed =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{printed}");
+    assert!(printed.contains("FAIL  event endpoints"), "{printed}");
+    assert!(printed.contains("transport `sg`"), "{printed}");
+    assert!(!printed.contains("api-key-pasted-here"), "{printed}");
+
+    let (_, public) = sendgrid_key();
+    let right = format!(
+        "[transports]\nsg = \"sendgrid+api://SG.key@default?webhook_key={}\"\n",
+        encode(&public)
+    );
+    let out = check(right).await.unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(printed.contains("ok    event endpoints"), "{printed}");
+}
