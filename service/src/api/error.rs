@@ -193,7 +193,7 @@ pub fn excerpt(text: &str) -> String {
 /// Shortens every quoted value in a parser's message to [`QUOTE_MAX`]
 /// characters, so a 20 kB string sent in the wrong place is not echoed whole;
 /// the field and what was expected stay readable.
-fn shorten_quotes(text: &str) -> String {
+pub fn shorten_quotes(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(1024));
     let mut chars = text.chars();
     while let Some(c) = chars.next() {

@@ -15,7 +15,7 @@ use tracing::Instrument as _;
 use super::AppState;
 use super::error::ApiError;
 use crate::events::source::{Delivered, Refused};
-use crate::events::{Bounce, DeliveryEvent, EventType, ProviderEvent, address_key};
+use crate::events::{Bounce, DeliveryEvent, EventType, ProviderEvent, Unreadable, address_key};
 use crate::queue::{JobStore, Lane, MessageRecord, StoreError};
 use crate::suppression::{Reason, Suppression, normalise};
 use crate::webhooks::WebhookType;
@@ -52,6 +52,13 @@ pub async fn receive(
         .receive(&headers, &body, now)
         .await
         .map_err(|refused| {
+            // A parser's words about a body repeat its values: shortened.
+            let refused = match refused {
+                Refused::Unreadable(why) => {
+                    Refused::Unreadable(Unreadable(super::error::shorten_quotes(&why.0)))
+                }
+                other => other,
+            };
             tracing::warn!(%transport, reason = %refused, "delivery events refused");
             match refused {
                 Refused::Unverified(why) => ApiError::unauthorized(format!(

@@ -436,6 +436,19 @@ async fn postmark_and_mailjet_events_need_their_basic_auth() {
     // Verified but not Postmark's format: 400, not 500.
     let (status, problem) = post_event(&server, "pm", &basic("hooks:pm-pass"), "[1,2]").await;
     assert_eq!(status, 400, "{problem}");
+    // A value read wrongly is not repeated at its length in the answer.
+    let long = serde_json::to_string(&"A".repeat(100_000)).unwrap();
+    for (transport, body) in [("pm", long.clone()), ("mj", format!("[{long}]"))] {
+        let key = format!("hooks:{transport}-pass");
+        let (status, problem) = post_event(&server, transport, &basic(&key), &body).await;
+        assert_eq!(status, 400, "{transport}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.len() < 300,
+            "{transport}: {} bytes of detail",
+            detail.len()
+        );
+    }
 }
 
 #[tokio::test]
