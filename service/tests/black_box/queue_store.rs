@@ -303,16 +303,7 @@ async fn claims_and_outcomes_do_not_copy_the_body() {
     let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
     assert_eq!(wal_size(), 0);
 
-    let claimed = store
-        .claim(
-            now,
-            std::time::Duration::from_secs(60),
-            Lane::Messages,
-            100,
-            crate::store_contract::RETRY_AGE,
-        )
-        .await
-        .unwrap();
+    let claimed = crate::store_contract::claim(&store, now, 100).await;
     assert_eq!(claimed.len(), 16);
     assert_eq!(
         claimed[0].message.text.as_ref().map(String::len),
@@ -367,17 +358,8 @@ async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered()
     .unwrap();
     old.close().await;
 
-    let store = open(&dir).await;
-    let claimed = store
-        .claim(
-            now,
-            std::time::Duration::from_secs(60),
-            Lane::Messages,
-            10,
-            crate::store_contract::RETRY_AGE,
-        )
-        .await
-        .unwrap();
+    let store = Arc::new(open(&dir).await);
+    let claimed = crate::store_contract::claim(&store, now, 10).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].message, message);
 }
@@ -471,7 +453,7 @@ async fn plain_bodies_are_stored_packed_and_text_rows_still_read() {
     // did, is read as it is.
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/q/mb.db", dir.path().display());
-    let store = open(&dir).await;
+    let store = Arc::new(open(&dir).await);
     let now = OffsetDateTime::now_utc();
     let mut long = job("acme", None, now);
     let link =
@@ -522,16 +504,7 @@ async fn plain_bodies_are_stored_packed_and_text_rows_still_read() {
     assert_eq!(kind, "text");
     other.close().await;
 
-    let mut claimed = store
-        .claim(
-            now,
-            std::time::Duration::from_secs(60),
-            Lane::Messages,
-            10,
-            crate::store_contract::RETRY_AGE,
-        )
-        .await
-        .unwrap();
+    let mut claimed = crate::store_contract::claim(&store, now, 10).await;
     claimed.sort_by_key(|job| job.message.id);
     let mut expected = vec![packed_message, older_message];
     expected.sort_by_key(|message| message.id);

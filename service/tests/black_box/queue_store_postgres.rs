@@ -162,16 +162,7 @@ async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered(u
     old.close().await;
 
     let store = open(url).await;
-    let claimed = store
-        .claim(
-            now,
-            Duration::from_secs(60),
-            Lane::Messages,
-            10,
-            store_contract::RETRY_AGE,
-        )
-        .await
-        .unwrap();
+    let claimed = store_contract::claim(&store, now, 10).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].message, message);
 }
@@ -277,16 +268,8 @@ async fn bodies_compressed_before_and_after_lz4_read_back(url: &str) {
         (packed_len as usize) * 4 < json_len,
         "{packed_len} bytes stored for {json_len} of JSON"
     );
-    let mut claimed: Vec<_> = store
-        .claim(
-            now,
-            Duration::from_secs(60),
-            Lane::Messages,
-            10,
-            store_contract::RETRY_AGE,
-        )
+    let mut claimed: Vec<_> = store_contract::claim(&store, now, 10)
         .await
-        .unwrap()
         .into_iter()
         .map(|j| j.message)
         .collect();
@@ -368,16 +351,7 @@ async fn a_message_and_the_rows_hanging_off_it_go_together(url: &str) {
     let Enqueued::Created(done) = store.enqueue(failing).await.unwrap() else {
         panic!("not created")
     };
-    let claimed = store
-        .claim(
-            now,
-            Duration::from_secs(60),
-            Lane::Messages,
-            1,
-            store_contract::RETRY_AGE,
-        )
-        .await
-        .unwrap();
+    let claimed = store_contract::claim(&store, now, 1).await;
     let failed = Outcome::Failed {
         error: "550 5.1.1 no such user".into(),
     };

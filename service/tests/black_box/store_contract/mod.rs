@@ -92,7 +92,11 @@ pub fn keyring(ids: &[&str]) -> Option<Arc<Keyring>> {
 pub const RETRY_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// Claims up to `limit` messages due at `now` under a one-minute lease.
-async fn claim(store: &Arc<dyn JobStore>, now: OffsetDateTime, limit: u32) -> Vec<ClaimedJob> {
+pub async fn claim<S: JobStore + ?Sized>(
+    store: &Arc<S>,
+    now: OffsetDateTime,
+    limit: u32,
+) -> Vec<ClaimedJob> {
     store
         .claim(
             now,
@@ -856,16 +860,7 @@ pub async fn a_row_sealed_with_a_key_a_replica_lacks_waits_for_one_that_holds_it
 pub async fn a_late_claim_hands_out_a_live_lease(store: Arc<dyn JobStore>) {
     let long_ago = OffsetDateTime::now_utc() - Duration::from_secs(600);
     store.enqueue(job("acme", None, long_ago)).await.unwrap();
-    let claimed = store
-        .claim(
-            long_ago,
-            Duration::from_secs(60),
-            Lane::Messages,
-            10,
-            RETRY_AGE,
-        )
-        .await
-        .unwrap();
+    let claimed = claim(&store, long_ago, 10).await;
     assert_eq!(claimed.len(), 1);
     assert!(claimed[0].lease.until > OffsetDateTime::now_utc());
     assert!(
