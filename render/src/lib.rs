@@ -414,10 +414,11 @@ impl Renderer {
             template: path.to_owned(),
             detail: e.to_string(),
         };
-        let mut out = Capped(Vec::new());
-        self.env
-            .get_template(path)
-            .map_err(failed)?
+        let template = self.env.get_template(path).map_err(failed)?;
+        // Room for about what the template's own text becomes: fewer
+        // reallocations while the output grows.
+        let mut out = Capped(Vec::with_capacity(2 * template.source().len()));
+        template
             .render_captured_to(ctx.clone(), &mut out)
             .map(drop)
             .map_err(|e| match e.kind() {

@@ -87,7 +87,9 @@ pub async fn create(
             .envelope_sender(envelope_from)
             .map_err(ApiError::forbidden)?;
     }
-    let (mut req, content) = compose::render_owned(state.renderer.clone(), &tenant, req).await?;
+    // Recipients and limits first: they do not depend on the content, and
+    // a message that is then only rendered can be handed to the store's
+    // writers by the thread that renders it.
     let suppressed = suppressions::leave_out(state.store.as_ref(), &tenant, &mut req).await?;
     // A message to suppressed addresses only is not counted.
     let limits = match suppressed.everyone {
@@ -106,53 +108,65 @@ pub async fn create(
     }
     let now = OffsetDateTime::now_utc();
     let id = Uuid::now_v7();
-    let idempotency_key = req.idempotency_key.clone();
     let origin = Origin {
         realm: req.metadata.get("realm").cloned(),
         kind: req.template.clone(),
         traceparent: telemetry::handoff::current_traceparent(),
     };
-    let message = compose::message(id, &tenant, from, req, content);
-    // `?wait=true` stores the message already claimed, so that no worker
-    // takes it while this request's attempt runs.
-    // A message to suppressed addresses only is stored claimed, then settled as `suppressed`.
-    let lease = (query.wait || suppressed.everyone).then(|| state.worker.lease());
-    // Only `?wait=true` delivers the message itself afterwards.
-    let kept = query
-        .wait
-        .then(|| (message.clone(), origin.traceparent.clone()));
     let template = origin.kind.clone();
-    let job = NewJob {
-        message,
-        idempotency_key,
-        transport: route.transport.clone(),
-        now,
-        lease,
-        origin,
-        limits,
-    };
-    let (enqueued, then) = if let Some((message, traceparent)) = kept {
-        let worker = state.worker.clone();
-        let transport = route.transport.clone();
-        commit_then(&state, job, move |lease| async move {
-            Then::Attempt(worker.spawn_attempt(ClaimedJob {
-                message,
-                transport,
-                lease,
-                created_at: now,
-                traceparent,
-            }))
-        })
-        .await?
-    } else if suppressed.everyone {
-        let (settling, tenant) = (state.clone(), tenant.clone());
-        let addresses = suppressed.addresses.clone();
-        commit_then(&state, job, move |lease| async move {
-            Then::Settled(suppressions::settle(&settling, &tenant, &lease, addresses).await)
-        })
-        .await?
+    let (enqueued, then) = if query.wait || suppressed.everyone {
+        let (req, content) = compose::render_owned(state.renderer.clone(), &tenant, req).await?;
+        let idempotency_key = req.idempotency_key.clone();
+        let message = compose::message(id, &tenant, from, req, content);
+        // `?wait=true` stores the message already claimed, so that no worker
+        // takes it while this request's attempt runs.
+        // A message to suppressed addresses only is stored claimed, then settled as `suppressed`.
+        let lease = Some(state.worker.lease());
+        // Only `?wait=true` delivers the message itself afterwards.
+        let kept = query
+            .wait
+            .then(|| (message.clone(), origin.traceparent.clone()));
+        let job = NewJob {
+            message,
+            idempotency_key,
+            transport: route.transport.clone(),
+            now,
+            lease,
+            origin,
+            limits,
+        };
+        if let Some((message, traceparent)) = kept {
+            let worker = state.worker.clone();
+            let transport = route.transport.clone();
+            commit_then(&state, job, move |lease| async move {
+                Then::Attempt(worker.spawn_attempt(ClaimedJob {
+                    message,
+                    transport,
+                    lease,
+                    created_at: now,
+                    traceparent,
+                }))
+            })
+            .await?
+        } else {
+            let (settling, tenant) = (state.clone(), tenant.clone());
+            let addresses = suppressed.addresses.clone();
+            commit_then(&state, job, move |lease| async move {
+                Then::Settled(suppressions::settle(&settling, &tenant, &lease, addresses).await)
+            })
+            .await?
+        }
     } else {
-        (state.store.enqueue(job).await?, None)
+        let job = Queued {
+            tenant: tenant.clone(),
+            from,
+            transport: route.transport.clone(),
+            id,
+            now,
+            origin,
+            limits,
+        };
+        (render_and_hand_over(&state, job, req).await?, None)
     };
     match enqueued {
         Enqueued::Limited { wait, index } => {
@@ -198,6 +212,72 @@ pub async fn create(
             Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
     }
+}
+
+/// What a message to be queued (not delivered at once) is stored with,
+/// besides its rendered content.
+struct Queued {
+    tenant: String,
+    from: crate::email::Mailbox,
+    transport: String,
+    id: Uuid,
+    now: OffsetDateTime,
+    origin: Origin,
+    limits: Vec<crate::limits::LimitCell>,
+}
+
+/// Renders `req` on a rendering thread, which packs the message and hands
+/// it to the store's writers itself; the request's task is woken once, by
+/// the commit (or by the rendering's refusal).
+async fn render_and_hand_over(
+    state: &AppState,
+    queued: Queued,
+    req: MessageRequest,
+) -> Result<Enqueued, ApiError> {
+    let (ticket, receipt) = crate::queue::ticket();
+    let (refuse, refused) = oneshot::channel::<ApiError>();
+    let (store, renderer) = (state.store.clone(), state.renderer.clone());
+    let (tenant, transport) = (queued.tenant.clone(), queued.transport.clone());
+    crate::render::threads::spawn(move || {
+        // The caller is gone: nothing to render or store.
+        if ticket.is_closed() {
+            return;
+        }
+        match compose::content(&renderer, &queued.tenant, &req) {
+            Ok(content) => {
+                let idempotency_key = req.idempotency_key.clone();
+                let job = NewJob {
+                    message: compose::message(queued.id, &queued.tenant, queued.from, req, content),
+                    idempotency_key,
+                    transport: queued.transport,
+                    now: queued.now,
+                    lease: None,
+                    origin: queued.origin,
+                    limits: queued.limits,
+                };
+                store.hand_over(job, ticket);
+            }
+            // The refusal first: the ticket dropped after it wakes the task.
+            Err(error) => {
+                let _ = refuse.send(error);
+                drop(ticket);
+            }
+        }
+    })
+    .map_err(|e| ApiError::internal(&e))?;
+    match store_answer(state, &tenant, &transport, receipt).await {
+        Ok(enqueued) => Ok(enqueued),
+        Err(error) => Err(refused.await.unwrap_or(error)),
+    }
+}
+
+async fn store_answer(
+    state: &AppState,
+    tenant: &str,
+    transport: &str,
+    receipt: crate::queue::Receipt,
+) -> Result<Enqueued, ApiError> {
+    Ok(state.store.handed_over(tenant, transport, receipt).await?)
 }
 
 /// Commits `job` (stored claimed) in a task of its own, which then does

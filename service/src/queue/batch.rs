@@ -91,6 +91,30 @@ pub(crate) struct Write {
     pub(crate) reply: oneshot::Sender<Result<Answer, StoreError>>,
 }
 
+/// Where the commit of a message handed over from another thread
+/// ([`super::JobStore::hand_over`]) is answered; dropped unused, its
+/// receipt reads that the store's writer has stopped.
+#[derive(Debug)]
+pub struct Ticket(oneshot::Sender<Result<Answer, StoreError>>);
+
+/// The waiting side of a [`Ticket`].
+#[derive(Debug)]
+pub struct Receipt(oneshot::Receiver<Result<Answer, StoreError>>);
+
+/// A ticket and its receipt.
+pub fn ticket() -> (Ticket, Receipt) {
+    let (reply, answer) = oneshot::channel();
+    (Ticket(reply), Receipt(answer))
+}
+
+impl Ticket {
+    /// Whether its receipt is gone (the request was dropped): nothing need
+    /// be done for it.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+}
+
 /// Whether the last group that wrote data committed. `/readyz` answers 503
 /// while it did not; the next group that commits (or a probe) clears it.
 #[derive(Debug, Clone, Default)]
@@ -138,7 +162,6 @@ impl Writes {
 
     /// Applies `op` in the next group and answers once it committed.
     pub(crate) async fn apply(&self, op: Op) -> Result<Answer, StoreError> {
-        let stopped = || StoreError(anyhow::anyhow!("the store's writer has stopped"));
         let (reply, answer) = oneshot::channel();
         self.inbox
             .send(Write { op, reply })
@@ -219,17 +242,74 @@ impl Writes {
         job: NewJob,
         pending: &super::pending::PendingCache,
     ) -> Result<Enqueued, StoreError> {
-        let tenant = job.message.tenant.clone();
-        // Notices are not counted in the pending bound (see `pending_count`).
-        let counted = super::Lane::of(&job.transport) == super::Lane::Messages;
+        let (tenant, transport) = (job.message.tenant.clone(), job.transport.clone());
+        let (ticket, receipt) = ticket();
         let stored = self.stored(&job.message)?;
-        match self
-            .apply(Op::Enqueue(Box::new(Enqueue { job, stored })))
-            .await?
-        {
+        let op = Op::Enqueue(Box::new(Enqueue { job, stored }));
+        (self
+            .inbox
+            .send(Write {
+                op,
+                reply: ticket.0,
+            })
+            .await)
+            .map_err(|_| stopped())?;
+        self.handed_over(&tenant, &transport, receipt, pending)
+            .await
+    }
+
+    /// [`Self::enqueue`]'s first half, for a thread outside the async
+    /// runtime (a rendering thread): packs the message and hands it to the
+    /// writers, whose answer goes to `ticket`'s receipt. The thread that
+    /// rendered a message thus hands it over itself, and the request's task
+    /// is woken once, by the commit, instead of once for the rendered
+    /// content and again for the commit. A full inbox holds this thread
+    /// until there is room, as the async sender waits.
+    pub(crate) fn hand_over(&self, job: NewJob, ticket: Ticket) {
+        let stored = match self.stored(&job.message) {
+            Ok(stored) => stored,
+            Err(e) => {
+                let _ = ticket.0.send(Err(e));
+                return;
+            }
+        };
+        let write = Write {
+            op: Op::Enqueue(Box::new(Enqueue { job, stored })),
+            reply: ticket.0,
+        };
+        match self.inbox.try_send(write) {
+            // A closed inbox drops the reply: the receipt reads "stopped".
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(write)) => {
+                match tokio::runtime::Handle::try_current() {
+                    // Never block an async thread: a task waits for room.
+                    Ok(runtime) => {
+                        let inbox = self.inbox.clone();
+                        runtime.spawn(async move {
+                            let _ = inbox.send(write).await;
+                        });
+                    }
+                    Err(_) => {
+                        let _ = self.inbox.blocking_send(write);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Self::enqueue`]'s second half: the answer of a message handed over
+    /// with [`Self::hand_over`] for `tenant` by `transport`.
+    pub(crate) async fn handed_over(
+        &self,
+        tenant: &str,
+        transport: &str,
+        receipt: Receipt,
+        pending: &super::pending::PendingCache,
+    ) -> Result<Enqueued, StoreError> {
+        match receipt.0.await.map_err(|_| stopped())?? {
             Answer::Enqueued(done) => {
-                if done.stored() && counted {
-                    pending.accepted(&tenant);
+                if done.stored() && super::Lane::of(transport) == super::Lane::Messages {
+                    pending.accepted(tenant);
                 }
                 Ok(done)
             }
@@ -258,6 +338,10 @@ impl Writes {
             other => Err(unexpected(other)),
         }
     }
+}
+
+fn stopped() -> StoreError {
+    StoreError(anyhow::anyhow!("the store's writer has stopped"))
 }
 
 fn unexpected(answer: Answer) -> StoreError {

@@ -14,6 +14,7 @@ use crate::events::signature::SignatureToken;
 use crate::limits::LimitCell;
 use crate::suppression::Suppression;
 
+pub use batch::{Receipt, Ticket, ticket};
 pub use lane::Lane;
 
 mod batch;
@@ -495,6 +496,21 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// Commits a message (returns only once it is durable), or finds the first
     /// one with the same tenant and idempotency key within 24 h.
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError>;
+
+    /// [`Self::enqueue`] in two halves, the first for a thread outside the
+    /// async runtime: `job` is packed and handed to the writers before this
+    /// returns, and its answer goes to `ticket`. [`Self::handed_over`] with
+    /// the ticket's receipt waits for it.
+    fn hand_over(&self, job: NewJob, ticket: Ticket);
+
+    /// The answer to a message of `tenant` by `transport` handed over with
+    /// the ticket of `receipt`: what [`Self::enqueue`] would have answered.
+    async fn handed_over(
+        &self,
+        tenant: &str,
+        transport: &str,
+        receipt: Receipt,
+    ) -> Result<Enqueued, StoreError>;
 
     /// Claims up to `limit` due rows of `lane` (never one of the other
     /// lane) for `lease`, the oldest due first; an expired lease is

@@ -278,6 +278,26 @@ impl JobStore for PgStore {
         Ok(enqueued)
     }
 
+    fn hand_over(&self, job: NewJob, ticket: super::Ticket) {
+        self.writes.hand_over(job, ticket);
+    }
+
+    async fn handed_over(
+        &self,
+        tenant: &str,
+        transport: &str,
+        receipt: super::Receipt,
+    ) -> Result<Enqueued, StoreError> {
+        let enqueued = (self.writes)
+            .handed_over(tenant, transport, receipt, &self.pending)
+            .await
+            .context("storing a message")?;
+        if enqueued.stored() {
+            self.grown.note(&self.pool, 1);
+        }
+        Ok(enqueued)
+    }
+
     async fn claim(
         &self,
         now: OffsetDateTime,

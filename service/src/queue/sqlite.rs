@@ -273,6 +273,21 @@ impl JobStore for SqliteStore {
         self.writes.enqueue(job, &self.pending).await
     }
 
+    fn hand_over(&self, job: NewJob, ticket: super::Ticket) {
+        self.writes.hand_over(job, ticket);
+    }
+
+    async fn handed_over(
+        &self,
+        tenant: &str,
+        transport: &str,
+        receipt: super::Receipt,
+    ) -> Result<Enqueued, StoreError> {
+        (self.writes)
+            .handed_over(tenant, transport, receipt, &self.pending)
+            .await
+    }
+
     async fn claim(
         &self,
         now: OffsetDateTime,

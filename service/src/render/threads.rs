@@ -31,8 +31,15 @@ pub async fn run<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -
             let _ = answer.send(work());
         }
     });
-    queue().send(job).map_err(|_| Lost)?;
+    spawn(job)?;
     answered.await.map_err(|_| Lost)
+}
+
+/// Runs `work` on a rendering thread without waiting for it: the work
+/// answers whoever waits for it itself (and, dropped after a panic, tells
+/// them so by dropping its channels).
+pub fn spawn(work: impl FnOnce() + Send + 'static) -> Result<(), Lost> {
+    queue().send(Box::new(work)).map_err(|_| Lost)
 }
 
 fn queue() -> &'static mpsc::Sender<Job> {

@@ -57,6 +57,15 @@ async fn concurrent_enqueues_are_all_committed() {
 }
 
 #[tokio::test]
+async fn messages_handed_over_from_threads_are_answered_as_enqueued() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::messages_handed_over_from_threads_are_answered_as_enqueued(Arc::new(
+        open(&dir).await,
+    ))
+    .await;
+}
+
+#[tokio::test]
 async fn leases_expire_and_the_message_is_claimed_again() {
     let dir = tempfile::tempdir().unwrap();
     store_contract::leases_expire_and_the_message_is_claimed_again(Arc::new(open(&dir).await))

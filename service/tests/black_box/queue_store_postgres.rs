@@ -35,6 +35,10 @@ async fn the_store_contract_holds_on_postgres() {
     the_pending_count_reads_only_unsent_rows_whatever_the_statistics(&pg.database()).await;
     store_contract::idempotency_keys_hold_for_24_hours_per_tenant(open(&pg.database()).await).await;
     store_contract::concurrent_enqueues_are_all_committed(open(&pg.database()).await).await;
+    store_contract::messages_handed_over_from_threads_are_answered_as_enqueued(
+        open(&pg.database()).await,
+    )
+    .await;
     store_contract::leases_expire_and_the_message_is_claimed_again(open(&pg.database()).await)
         .await;
     store_contract::claims_take_the_oldest_due_of_every_kind(open(&pg.database()).await).await;

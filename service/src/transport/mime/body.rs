@@ -76,7 +76,7 @@ pub(super) fn quoted_printable(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + body.len() / 8 + 8);
     let mut rest = body;
     loop {
-        let (line, next) = match memchr::memmem::find(rest, b"\r\n") {
+        let (line, next) = match find_crlf(rest) {
             Some(at) => (&rest[..at], Some(&rest[at + 2..])),
             None => (rest, None),
         };
@@ -89,6 +89,12 @@ pub(super) fn quoted_printable(body: &[u8]) -> Vec<u8> {
             None => return out,
         }
     }
+}
+
+/// Where the first CRLF of `text` starts (a CR scan: cheaper than setting
+/// up a substring search for each line).
+fn find_crlf(text: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\r', text).find(|&at| text.get(at + 1) == Some(&b'\n'))
 }
 
 /// One line (no CRLF inside), broken softly where it would pass 76 octets.

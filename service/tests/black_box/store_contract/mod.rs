@@ -162,6 +162,50 @@ pub async fn concurrent_enqueues_are_all_committed(store: Arc<dyn JobStore>) {
     assert_eq!(store.pending_count("acme").await.unwrap(), 270);
 }
 
+/// Messages handed over from plain threads (as the rendering threads do),
+/// more at once than the writers' inbox holds, are each answered as
+/// `enqueue` answers; a ticket dropped unused answers an error.
+pub async fn messages_handed_over_from_threads_are_answered_as_enqueued(store: Arc<dyn JobStore>) {
+    let now = OffsetDateTime::now_utc();
+    let (threads, each) = (4, 700);
+    let mut receipts = Vec::new();
+    let mut handing = Vec::new();
+    for t in 0..threads {
+        let mut tickets = Vec::new();
+        for i in 0..each {
+            let (ticket, receipt) = mailbridge::queue::ticket();
+            receipts.push(receipt);
+            // Every tenth message repeats the key of the one before it.
+            let n = t * each + i;
+            tickets.push((ticket, format!("key-{}", n - n % 10 / 9)));
+        }
+        let store = store.clone();
+        handing.push(std::thread::spawn(move || {
+            for (ticket, key) in tickets {
+                store.hand_over(job("acme", Some(&key), now), ticket);
+            }
+        }));
+    }
+    let mut created = 0;
+    let mut duplicates = 0;
+    for receipt in receipts {
+        match store.handed_over("acme", "default", receipt).await.unwrap() {
+            Enqueued::Created(_) => created += 1,
+            Enqueued::Duplicate(_) => duplicates += 1,
+            other => panic!("neither stored nor a repeat: {other:?}"),
+        }
+    }
+    for thread in handing {
+        thread.join().unwrap();
+    }
+    assert_eq!((created, duplicates), (2520, 280));
+    assert_eq!(store.pending_count("acme").await.unwrap(), 2520);
+    let (ticket, receipt) = mailbridge::queue::ticket();
+    drop(ticket);
+    let error = store.handed_over("acme", "default", receipt).await;
+    assert!(error.is_err(), "{error:?}");
+}
+
 pub async fn leases_expire_and_the_message_is_claimed_again(store: Arc<dyn JobStore>) {
     let now = OffsetDateTime::now_utc();
     store.enqueue(job("acme", None, now)).await.unwrap();
