@@ -60,13 +60,7 @@ pub async fn receive(
                 other => other,
             };
             tracing::warn!(%transport, reason = %refused, "delivery events refused");
-            match refused {
-                Refused::Unverified(why) => ApiError::unauthorized(format!(
-                    "the events could not be verified as the provider's: {why}"
-                )),
-                Refused::Unreadable(why) => ApiError::bad_request(why.0),
-                Refused::Unconfirmed(why) => ApiError::bad_gateway(why),
-            }
+            refusal(refused)
         })?;
     let mut received = Received {
         stored: 0,
@@ -131,6 +125,19 @@ pub async fn receive(
         }
     }
     Ok(Json(received))
+}
+
+/// The answer to events not taken: 401 unverified, 400 unreadable, and
+/// what the provider retries (5xx) when it may succeed later.
+fn refusal(refused: Refused) -> ApiError {
+    match refused {
+        Refused::Unverified(why) => ApiError::unauthorized(format!(
+            "the events could not be verified as the provider's: {why}"
+        )),
+        Refused::Unreadable(why) => ApiError::bad_request(why.0),
+        Refused::Unconfirmed(why) => ApiError::bad_gateway(why),
+        Refused::Busy(why) => ApiError::unavailable(why),
+    }
 }
 
 /// Acts on a matched event (suppression, Keycloak feedback, webhook), then
@@ -278,4 +285,20 @@ async fn suppress_after(
         tracing::info!(message_id = %event.message_id, %tenant, reason = reason.as_str(), "address suppressed");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_may_succeed_later_is_answered_so_that_the_provider_retries() {
+        let busy = refusal(Refused::Busy("try again shortly".into()));
+        assert_eq!(busy.status.as_u16(), 503);
+        assert!(busy.retry_after.is_some());
+        let unconfirmed = refusal(Refused::Unconfirmed("SNS answered 500".into()));
+        assert_eq!(unconfirmed.status.as_u16(), 502);
+        let unverified = refusal(Refused::Unverified(crate::events::Unverified::new("no")));
+        assert_eq!(unverified.status.as_u16(), 401);
+    }
 }

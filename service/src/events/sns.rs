@@ -5,10 +5,17 @@
 //! confirmation, a GET of the `SubscribeURL` (only on such a host too).
 //! Only the topics named in the transport's `webhook_key` are accepted:
 //! anyone can subscribe an endpoint to a topic of their own.
+//!
+//! Whoever knows a topic's ARN can post messages naming any `.pem` on an
+//! SNS host, each a fetch: a fetch that failed is remembered for
+//! [`FAILURE_KEPT`] (its URL is answered without a fetch), at most
+//! [`MAX_FETCHES`] run at once (a message that finds no place within
+//! [`FETCH_WAIT`] is answered "try again", 503, which SNS retries), and
+//! what is kept of either is bounded.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::{
     RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey,
@@ -26,11 +33,23 @@ use crate::transport::http::{BodyError, body_at_most};
 
 use super::MAX_AGE;
 use super::signature::Unverified;
+use super::source::Refused;
 
 /// Largest signing certificate we read.
 const MAX_CERT_BYTES: usize = 64 * 1024;
 /// Bound of a certificate fetch or a subscription confirmation.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most certificate fetches running at once (per SES transport).
+const MAX_FETCHES: usize = 2;
+/// Longest a message waits for a fetch to have a place; then it is answered
+/// "try again" (503).
+const FETCH_WAIT: Duration = Duration::from_secs(2);
+/// How long a fetch that failed is answered from memory: SNS's real
+/// certificates do not come and go, and a message naming one that failed
+/// (a 404, an unreadable certificate) would fail again.
+const FAILURE_KEPT: Duration = Duration::from_secs(120);
+/// Most failed fetches remembered; beyond, the oldest is forgotten.
+const MAX_FAILED: usize = 1024;
 
 /// An SNS HTTP(S) message: a notification or a (un)subscription confirmation.
 #[derive(Debug, Clone, Deserialize)]
@@ -151,12 +170,14 @@ pub fn check_topic(text: &str) -> Result<(), &'static str> {
 }
 
 /// Verifies SNS messages and confirms subscriptions, caching signing
-/// certificates' public keys by URL.
+/// certificates' public keys (and failed fetches) by URL.
 #[derive(Debug, Clone)]
 pub struct Sns {
     http: reqwest::Client,
     topics: Vec<String>,
-    keys: Arc<Mutex<HashMap<String, Arc<Vec<u8>>>>>,
+    certificates: Arc<Mutex<Certificates>>,
+    /// The places of certificate fetches ([`MAX_FETCHES`]).
+    fetches: Arc<tokio::sync::Semaphore>,
 }
 
 impl Sns {
@@ -165,7 +186,8 @@ impl Sns {
         Self {
             http,
             topics,
-            keys: Arc::default(),
+            certificates: Arc::default(),
+            fetches: Arc::new(tokio::sync::Semaphore::new(MAX_FETCHES)),
         }
     }
 
@@ -175,24 +197,27 @@ impl Sns {
         Self::new(http, self.topics.clone())
     }
 
-    /// Checks the topic, the timestamp's age and the signature of `envelope`.
-    pub async fn verify(&self, envelope: &Envelope, now: OffsetDateTime) -> Result<(), Unverified> {
+    /// Checks the topic, the timestamp's age and the signature of
+    /// `envelope`: [`Refused::Busy`] when its certificate is to be fetched
+    /// and no fetch has a place, else [`Refused::Unverified`] if it fails.
+    pub async fn verify(&self, envelope: &Envelope, now: OffsetDateTime) -> Result<(), Refused> {
         if !self.topics.iter().any(|t| t == &envelope.topic_arn) {
-            return Err(Unverified::new(
-                "the SNS topic is not this transport's webhook_key",
-            ));
+            return Err(
+                Unverified::new("the SNS topic is not this transport's webhook_key").into(),
+            );
         }
         let at = OffsetDateTime::parse(&envelope.timestamp, &Rfc3339)
             .map_err(|_| Unverified::new("the SNS Timestamp is not a time"))?;
         if (now - at).abs() > MAX_AGE {
             return Err(Unverified::new(
                 "the SNS Timestamp is more than 10 minutes away from now (a replay?)",
-            ));
+            )
+            .into());
         }
         let algorithm = match envelope.signature_version.as_str() {
             "1" => &RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
             "2" => &RSA_PKCS1_2048_8192_SHA256,
-            _ => return Err(Unverified::new("unknown SNS SignatureVersion")),
+            _ => return Err(Unverified::new("unknown SNS SignatureVersion").into()),
         };
         let signature = STANDARD
             .decode(envelope.signature.trim())
@@ -201,7 +226,7 @@ impl Sns {
         let key = self.public_key(&envelope.signing_cert_url).await?;
         UnparsedPublicKey::new(algorithm, key.as_slice())
             .verify(signed.as_bytes(), &signature)
-            .map_err(|_| Unverified::new("the SNS signature does not match"))
+            .map_err(|_| Unverified::new("the SNS signature does not match").into())
     }
 
     /// Confirms a verified subscription by a GET of its `SubscribeURL`.
@@ -227,12 +252,43 @@ impl Sns {
         Ok(())
     }
 
-    /// The signing certificate's public key (DER SubjectPublicKeyInfo).
-    async fn public_key(&self, cert_url: &str) -> Result<Arc<Vec<u8>>, Unverified> {
+    /// The signing certificate's public key (DER SubjectPublicKeyInfo):
+    /// kept, or fetched when one of [`MAX_FETCHES`] places is free within
+    /// [`FETCH_WAIT`]. A failed fetch is remembered for [`FAILURE_KEPT`].
+    async fn public_key(&self, cert_url: &str) -> Result<Arc<Vec<u8>>, Refused> {
         let url = cert_url_of(cert_url)?;
-        if let Some(key) = self.cached(url.as_str()) {
-            return Ok(key);
+        if let Some(known) = self.known(url.as_str()) {
+            return Ok(known?);
         }
+        let place = tokio::time::timeout(FETCH_WAIT, self.fetches.acquire()).await;
+        let Ok(Ok(_place)) = place else {
+            // Not remembered: the certificate may be fine, and SNS retries.
+            return Err(Refused::Busy(
+                "too many SNS signing certificates are being fetched at once; try again shortly"
+                    .into(),
+            ));
+        };
+        // Fetched (or failed) while this message waited?
+        if let Some(known) = self.known(url.as_str()) {
+            return Ok(known?);
+        }
+        let fetched = self.fetch(&url).await;
+        if let Ok(mut certificates) = self.certificates.lock() {
+            match &fetched {
+                Ok(key) => certificates.keep(url.as_str(), key.clone()),
+                Err(why) => certificates.failed(url.as_str(), why, Instant::now()),
+            }
+        }
+        Ok(fetched?)
+    }
+
+    /// The key kept for `url`, or the failure of its fetch while remembered.
+    fn known(&self, url: &str) -> Option<Result<Arc<Vec<u8>>, Unverified>> {
+        self.certificates.lock().ok()?.known(url, Instant::now())
+    }
+
+    /// Fetches the certificate at `url` and reads its public key.
+    async fn fetch(&self, url: &Url) -> Result<Arc<Vec<u8>>, Unverified> {
         let unreachable = |e: reqwest::Error| {
             Unverified::new(format!(
                 "the SNS signing certificate could not be fetched: {}",
@@ -255,24 +311,57 @@ impl Sns {
                     Unverified::new("the SNS signing certificate is too large")
                 }
             })?;
-        let key = Arc::new(spki_of(&pem)?);
-        if let Ok(mut keys) = self.keys.lock() {
-            // SNS signs with a handful of certificates; more is not SNS.
-            if keys.len() >= MAX_CERTS {
-                keys.clear();
-            }
-            keys.insert(url.to_string(), key.clone());
-        }
-        Ok(key)
-    }
-
-    fn cached(&self, url: &str) -> Option<Arc<Vec<u8>>> {
-        self.keys.lock().ok()?.get(url).cloned()
+        Ok(Arc::new(spki_of(&pem)?))
     }
 }
 
 /// Most signing certificates kept: SNS uses one per region at a time.
 const MAX_CERTS: usize = 64;
+
+/// What is known of signing certificates by URL: the public keys fetched
+/// (at most [`MAX_CERTS`]) and the fetches that failed, with when and why
+/// (at most [`MAX_FAILED`], each for [`FAILURE_KEPT`]).
+#[derive(Debug, Default)]
+struct Certificates {
+    keys: HashMap<String, Arc<Vec<u8>>>,
+    failed: HashMap<String, (Instant, String)>,
+}
+
+impl Certificates {
+    /// The key of `url`, or why its fetch failed if that is remembered at `now`.
+    fn known(&self, url: &str, now: Instant) -> Option<Result<Arc<Vec<u8>>, Unverified>> {
+        if let Some(key) = self.keys.get(url) {
+            return Some(Ok(key.clone()));
+        }
+        let (at, why) = self.failed.get(url)?;
+        (now.saturating_duration_since(*at) < FAILURE_KEPT).then(|| Err(Unverified::new(why)))
+    }
+
+    /// Keeps the key of `url`.
+    fn keep(&mut self, url: &str, key: Arc<Vec<u8>>) {
+        // SNS signs with a handful of certificates; more is not SNS.
+        if self.keys.len() >= MAX_CERTS {
+            self.keys.clear();
+        }
+        self.keys.insert(url.to_owned(), key);
+        self.failed.remove(url);
+    }
+
+    /// Remembers that the fetch of `url` failed at `now`, and why.
+    fn failed(&mut self, url: &str, why: &Unverified, now: Instant) {
+        if self.failed.len() >= MAX_FAILED {
+            self.failed
+                .retain(|_, (at, _)| now.saturating_duration_since(*at) < FAILURE_KEPT);
+        }
+        if self.failed.len() >= MAX_FAILED {
+            let oldest = self.failed.iter().min_by_key(|(_, (at, _))| *at);
+            if let Some(oldest) = oldest.map(|(url, _)| url.clone()) {
+                self.failed.remove(&oldest);
+            }
+        }
+        self.failed.insert(url.to_owned(), (now, why.0.clone()));
+    }
+}
 
 /// A `SigningCertURL`: an SNS URL of a `.pem` with no query or fragment,
 /// so that one certificate has one URL (its cache key), and a message that
@@ -347,10 +436,10 @@ mod tests {
         let sns = Sns::new(reqwest::Client::new(), vec![topic]);
         // As if fetched from its SigningCertURL (no network in tests).
         let key = Arc::new(spki_of(cert).unwrap());
-        sns.keys
+        sns.certificates
             .lock()
             .unwrap()
-            .insert(envelope.signing_cert_url.clone(), key);
+            .keep(&envelope.signing_cert_url, key);
         let sent_at = OffsetDateTime::parse(&envelope.timestamp, &Rfc3339).unwrap();
         sns.verify(&envelope, sent_at).await.unwrap();
 
@@ -366,6 +455,158 @@ mod tests {
         assert!(sns.verify(&unsubjected, sent_at).await.is_err());
         let today = OffsetDateTime::now_utc();
         assert!(sns.verify(&envelope, today).await.is_err(), "a replay");
+    }
+
+    const HOST: &str = "sns.us-east-1.amazonaws.com";
+    const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ses";
+
+    /// A stand-in for SNS's host that counts the connections made to it and
+    /// closes each at once (every fetch fails) or holds it (every fetch
+    /// hangs); and a client that reaches it under SNS's name.
+    async fn sns_host(hold: bool) -> (reqwest::Client, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((connection, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if hold {
+                    held.push(connection);
+                }
+            }
+        });
+        let http = reqwest::Client::builder()
+            .resolve(HOST, address)
+            .build()
+            .unwrap();
+        (http, accepted)
+    }
+
+    /// A notification of [`TOPIC`] whose certificate is at `cert_url`.
+    fn notification(cert_url: &str) -> Envelope {
+        Envelope {
+            kind: "Notification".into(),
+            message_id: "m-1".into(),
+            topic_arn: TOPIC.into(),
+            message: "{}".into(),
+            timestamp: OffsetDateTime::now_utc().format(&Rfc3339).unwrap(),
+            signature_version: "2".into(),
+            signature: "AAAA".into(),
+            signing_cert_url: cert_url.into(),
+            subject: None,
+            token: None,
+            subscribe_url: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_certificate_that_could_not_be_fetched_is_not_fetched_again() {
+        let (http, accepted) = sns_host(false).await;
+        let sns = Sns::new(http, vec![TOPIC.into()]);
+        let url = format!("https://{HOST}/SimpleNotificationService-1.pem");
+        for _ in 0..3 {
+            let now = OffsetDateTime::now_utc();
+            let error = sns.verify(&notification(&url), now).await.unwrap_err();
+            assert!(
+                matches!(&error, Refused::Unverified(why) if why.0.contains("could not be fetched")),
+                "{error}"
+            );
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let other = format!("https://{HOST}/SimpleNotificationService-2.pem");
+        let now = OffsetDateTime::now_utc();
+        assert!(sns.verify(&notification(&other), now).await.is_err());
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn at_most_two_certificate_fetches_run_at_once() {
+        let (http, accepted) = sns_host(true).await;
+        let accepted = move || accepted.load(std::sync::atomic::Ordering::SeqCst);
+        let sns = Sns::new(http, vec![TOPIC.into()]);
+        let url = |n: u32| format!("https://{HOST}/SimpleNotificationService-{n}.pem");
+        let mut checks = tokio::task::JoinSet::new();
+        for n in 0..6 {
+            let (sns, envelope) = (sns.clone(), notification(&url(n)));
+            checks.spawn(async move {
+                let now = OffsetDateTime::now_utc();
+                sns.verify(&envelope, now).await.unwrap_err()
+            });
+        }
+        // Two fetches hang; the other four messages are answered "try again".
+        let refused = tokio::time::timeout(Duration::from_secs(8), async {
+            let mut refused = Vec::new();
+            while refused.len() < 4 {
+                refused.push(checks.join_next().await.unwrap().unwrap());
+            }
+            refused
+        })
+        .await
+        .expect("the messages beyond the bound were answered");
+        for refused in refused {
+            assert!(matches!(refused, Refused::Busy(_)), "{refused}");
+        }
+        assert_eq!(accepted(), 2);
+        checks.abort_all();
+        while checks.join_next().await.is_some() {}
+        // A message refused for want of a place is not remembered as failed:
+        // its certificate is fetched once a place is free.
+        let envelope = notification(&url(5));
+        let again = tokio::spawn(async move {
+            let now = OffsetDateTime::now_utc();
+            sns.verify(&envelope, now).await
+        });
+        for _ in 0..100 {
+            if accepted() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(accepted(), 3);
+        again.abort();
+    }
+
+    #[test]
+    fn failed_fetches_are_remembered_for_a_while_and_a_bounded_number() {
+        let mut certificates = Certificates::default();
+        let start = Instant::now();
+        let why = Unverified::new("the SNS signing certificate could not be fetched: 404");
+        for n in 0..MAX_FAILED + 10 {
+            let at = start + Duration::from_millis(n as u64);
+            certificates.failed(&format!("https://{HOST}/{n}.pem"), &why, at);
+        }
+        assert_eq!(certificates.failed.len(), MAX_FAILED);
+        let later = start + Duration::from_secs(1);
+        let url = |n: usize| format!("https://{HOST}/{n}.pem");
+        assert!(
+            certificates.known(&url(0), later).is_none(),
+            "the oldest went"
+        );
+        let last = certificates.known(&url(MAX_FAILED + 9), later);
+        assert!(matches!(last, Some(Err(e)) if e.0 == why.0));
+        let much_later = start + FAILURE_KEPT + Duration::from_secs(2);
+        assert!(
+            certificates
+                .known(&url(MAX_FAILED + 9), much_later)
+                .is_none()
+        );
+        // Those forgotten make room without evicting the remembered.
+        certificates.failed(&url(0), &why, much_later);
+        assert_eq!(certificates.failed.len(), 1);
+
+        let key = Arc::new(vec![1]);
+        for n in 0..MAX_CERTS * 2 {
+            certificates.keep(&url(n), key.clone());
+            assert!(certificates.keys.len() <= MAX_CERTS);
+        }
+        assert!(
+            certificates.failed.is_empty(),
+            "a key fetched is no failure"
+        );
+        let newest = certificates.known(&url(MAX_CERTS * 2 - 1), much_later);
+        assert!(matches!(newest, Some(Ok(_))));
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub enum Refused {
     /// A verified SNS subscription could not be confirmed: 502 (SNS tries again).
     #[error("{0}")]
     Unconfirmed(String),
+    /// Not checked for now (no SNS certificate fetch had a place): 503 with
+    /// `Retry-After` (SNS tries again).
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// What a verified request brought.
