@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use aws_lc_rs::digest;
 
-use crate::suppression::normalise;
+use crate::suppression::mailbox_of;
 use crate::transport::ratelimit::{Quota, Rate};
 
 /// Which limit a cell belongs to (the `limit` label of the metric).
@@ -93,7 +93,7 @@ impl FlowLimits {
         let template_rate = template.and_then(|t| self.template_rates.get(t).map(|r| (t, r)));
         let mut cells = Vec::new();
         for recipient in recipients {
-            let email = normalise(recipient);
+            let email = mailbox_of(recipient);
             if let Some((kind, rate)) = template_rate {
                 for quota in rate.quotas() {
                     let parts = [tenant, "template", kind, &email];

@@ -91,7 +91,7 @@ impl SuppressOn {
 pub struct Suppression {
     /// The tenant.
     pub tenant: String,
-    /// The address, its domain in lower case (see [`normalise`]).
+    /// The address in lower case, its domain in Unicode (see [`normalise`]).
     pub email: String,
     /// Why.
     pub reason: Reason,
@@ -106,12 +106,12 @@ pub struct Suppression {
     pub created_at: OffsetDateTime,
 }
 
-/// An address as the list keys it: no display name, angle brackets or
-/// space (`Ada <ada@…>` as a provider may report it); the domain part is
-/// case-insensitive (lower-cased) and in Unicode (an IDN a provider reports
-/// in punycode is the same domain); the local part is kept as written
-/// (RFC 5321 lets a server tell `Ada` from `ada`, though few do).
-pub fn normalise(email: &str) -> String {
+/// The bare address a provider or an administrator names: no display
+/// name, angle brackets or space (`Ada <ada@…>` as a provider may report
+/// it); the domain part in lower case and in Unicode (an IDN a provider
+/// reports in punycode is the same domain); the local part as written.
+/// What Keycloak is told about, and what rate limits count.
+pub fn mailbox_of(email: &str) -> String {
     let email = crate::events::bare_address(email);
     match email.rsplit_once('@') {
         Some((local, domain)) => {
@@ -126,14 +126,37 @@ pub fn normalise(email: &str) -> String {
     }
 }
 
-/// The forms under which `email` may be on a list: [`normalise`]d, and with
-/// its domain in ASCII, as entries made before domains were kept in Unicode
-/// may have it. Lookups try each; removal takes each off.
+/// An address as the list keys it: [`mailbox_of`], its local part in lower
+/// case too. Providers match their events to recipients in any case and
+/// report an address in their own (`Ada@` bounced may come back as `ada@`),
+/// so an entry stands for every case spelling of its address.
+pub fn normalise(email: &str) -> String {
+    mailbox_of(email).to_lowercase()
+}
+
+/// The forms under which `email` may be on a list: [`normalise`]d, with
+/// its local part lowered in ASCII only (as a database's `lower()` turned
+/// entries made before the list was in lower case: migration
+/// `suppressions_any_case`), and as written (as a replica of an earlier
+/// release still writes them); each also with its domain in ASCII, as
+/// entries made before domains were kept in Unicode may have it. Lookups
+/// try each; removal takes each off.
 pub(crate) fn keys(email: &str) -> impl Iterator<Item = String> {
-    let key = normalise(email);
-    let ascii = crate::email::ascii_address(&key).into_owned();
-    let both = (ascii != key).then_some(ascii);
-    std::iter::once(key).chain(both)
+    let written = mailbox_of(email);
+    let mut forms: Vec<String> = Vec::new();
+    for form in [
+        written.to_lowercase(),
+        written.to_ascii_lowercase(),
+        written,
+    ] {
+        let ascii = crate::email::ascii_address(&form).into_owned();
+        for form in [form, ascii] {
+            if !forms.contains(&form) {
+                forms.push(form);
+            }
+        }
+    }
+    forms.into_iter()
 }
 
 /// The suppressed recipients of a message.
@@ -193,9 +216,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_domain_part_is_case_insensitive() {
-        assert_eq!(normalise(" Ada@Example.COM "), "Ada@example.com");
-        assert_ne!(normalise("Ada@example.com"), normalise("ada@example.com"));
+    fn the_list_keys_an_address_in_lower_case() {
+        assert_eq!(normalise(" Ada@Example.COM "), "ada@example.com");
+        assert_eq!(normalise("Ada@example.com"), normalise("ada@example.com"));
+        assert_eq!(normalise("JÖRG@Bücher.example"), "jörg@bücher.example");
+        // Keycloak is told of, and the rate limits count, the mailbox as written.
+        assert_eq!(mailbox_of(" Ada@Example.COM "), "Ada@example.com");
+    }
+
+    #[test]
+    fn an_address_is_looked_up_in_every_form_it_may_be_listed_under() {
+        let forms: Vec<String> = keys("Ada@Bücher.example").collect();
+        assert_eq!(
+            forms,
+            [
+                "ada@bücher.example",
+                "ada@xn--bcher-kva.example",
+                "Ada@bücher.example",
+                "Ada@xn--bcher-kva.example",
+            ]
+        );
+        // A local part lowered in ASCII only by the database.
+        assert!(keys("JÖRG@example.com").any(|k| k == "jÖrg@example.com"));
+        assert_eq!(keys("ada@example.com").count(), 1);
     }
 
     #[test]
@@ -207,7 +250,8 @@ mod tests {
             "\"Ada\" <Ada@bücher.example>",
             "<Ada@Bücher.example>",
         ] {
-            assert_eq!(normalise(reported), "Ada@bücher.example", "{reported}");
+            assert_eq!(normalise(reported), "ada@bücher.example", "{reported}");
+            assert_eq!(mailbox_of(reported), "Ada@bücher.example", "{reported}");
         }
         // An entry kept with its domain in ASCII still leaves the address out.
         let mut to = vec![
@@ -240,12 +284,12 @@ mod tests {
         let mut bcc = vec![Mailbox::new("Ada@Example.com")];
         let listed = vec![normalise("Ada@example.com")];
         let left = leave_out([&mut to, &mut cc, &mut bcc], &listed);
-        assert_eq!(left.addresses, ["Ada@Example.com"]);
+        assert_eq!(left.addresses, ["Ada@Example.com", "ada@example.COM"]);
         assert!(!left.everyone);
         assert_eq!(to, [Mailbox::new("grace@example.com")]);
-        assert_eq!((cc.len(), bcc.len()), (1, 0), "`ada@` is another mailbox");
+        assert_eq!((cc.len(), bcc.len()), (0, 0), "every spelling of Ada's");
 
-        let mut only = vec![Mailbox::new("Ada@example.com")];
+        let mut only = vec![Mailbox::new("ADA@example.com")];
         let left = leave_out([&mut only, &mut cc, &mut Vec::new()], &listed);
         assert!(left.everyone);
         assert_eq!(only.len(), 1, "kept as it was: nothing is sent");

@@ -17,7 +17,7 @@ use super::error::ApiError;
 use crate::events::source::{Delivered, Refused};
 use crate::events::{Bounce, DeliveryEvent, EventType, ProviderEvent, Unreadable, address_key};
 use crate::queue::{JobStore, Lane, MessageRecord, StoreError};
-use crate::suppression::{Reason, Suppression, normalise};
+use crate::suppression::{Reason, Suppression, mailbox_of, normalise};
 use crate::webhooks::WebhookType;
 
 /// The answer to `POST /v1/events/{transport}`.
@@ -261,11 +261,11 @@ async fn suppress_after(
     };
     // The bare address, its domain as the user's account is likely to have
     // it (Unicode), whatever the provider's spelling.
-    let recipient = &normalise(recipient);
+    let mailbox = &mailbox_of(recipient);
     let store = state.store.as_ref();
     if state
         .feedback
-        .queue(store, tenant, recipient, status, event.message_id)
+        .queue(store, tenant, mailbox, status, event.message_id)
         .await?
     {
         state.worker.notifier().due(Lane::Notices);
@@ -275,7 +275,8 @@ async fn suppress_after(
     }
     let entry = Suppression {
         tenant: tenant.to_owned(),
-        email: recipient.clone(),
+        // Every case spelling of it: the provider's may not be the message's.
+        email: normalise(recipient),
         reason,
         detail: event.detail.clone(),
         message_id: Some(event.message_id),

@@ -274,9 +274,12 @@ pub fn storable_id(id: &str) -> std::borrow::Cow<'_, str> {
     format!("sha256:{hex}").into()
 }
 
-/// `entry` as the stores keep it: its detail (a provider's words) [`storable`].
+/// `entry` as the stores keep it: its address in lower case (an entry
+/// stands for every case spelling, see [`crate::suppression::normalise`]),
+/// its detail (a provider's words) [`storable`].
 pub(crate) fn storable_suppression(entry: &Suppression) -> Suppression {
     Suppression {
+        email: entry.email.to_lowercase(),
         detail: entry.detail.as_deref().map(|d| storable(d).into_owned()),
         ..entry.clone()
     }

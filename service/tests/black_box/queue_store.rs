@@ -45,6 +45,72 @@ async fn an_address_is_removed_in_every_form_it_is_stored_under() {
 }
 
 #[tokio::test]
+async fn an_address_is_listed_and_removed_in_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::suppressions::an_address_is_listed_and_removed_in_any_case(Arc::new(
+        open(&dir).await,
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn suppressions_listed_before_addresses_were_lower_cased_suppress_every_spelling() {
+    // A store at migration 0011, its entries' local parts as providers and
+    // administrators wrote them, then opened by this version.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("q")).unwrap();
+    let url = format!("sqlite://{}/q/mb.db?mode=rwc", dir.path().display());
+    let old = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let earlier = store_contract::migrations_before("migrations", "0012").await;
+    earlier.run(&old).await.unwrap();
+    for (tenant, email, reason, at) in [
+        ("acme", "Ada@example.com", "bounce", 1),
+        ("acme", "ada@example.com", "manual", 2),
+        ("acme", "GRACE@bücher.example", "complaint", 3),
+        ("acme", "Linus@xn--bcher-kva.example", "bounce", 4),
+        ("other", "ADA@example.com", "manual", 5),
+    ] {
+        sqlx::query(
+            "INSERT INTO suppressions (tenant, email, reason, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(tenant)
+        .bind(email)
+        .bind(reason)
+        .bind(at)
+        .execute(&old)
+        .await
+        .unwrap();
+    }
+    old.close().await;
+
+    let store = open(&dir).await;
+    let listed: Vec<(String, String)> = (store.suppressions(Some("acme"), 10).await.unwrap())
+        .into_iter()
+        .map(|s| (s.email, s.reason.as_str().to_owned()))
+        .collect();
+    let pair = |email: &str, reason: &str| (email.to_owned(), reason.to_owned());
+    assert_eq!(
+        listed,
+        [
+            pair("linus@xn--bcher-kva.example", "bounce"),
+            pair("grace@bücher.example", "complaint"),
+            pair("ada@example.com", "bounce"),
+        ],
+        "one entry per address, the first listed kept"
+    );
+    let asked = [
+        "ada@example.com".to_owned(),
+        "grace@bücher.example".to_owned(),
+        "linus@xn--bcher-kva.example".to_owned(),
+    ];
+    assert_eq!(store.suppressed_among("acme", &asked).await.unwrap(), asked);
+    assert_eq!(
+        store.suppressed_among("other", &asked).await.unwrap(),
+        ["ada@example.com"]
+    );
+}
+
+#[tokio::test]
 async fn idempotency_keys_hold_for_24_hours_per_tenant() {
     let dir = tempfile::tempdir().unwrap();
     store_contract::idempotency_keys_hold_for_24_hours_per_tenant(Arc::new(open(&dir).await)).await;

@@ -23,6 +23,8 @@ async fn open(url: &str) -> Arc<dyn JobStore> {
 async fn the_store_contract_holds_on_postgres() {
     let pg = Postgres::start();
     messages_stored_before_bodies_had_their_own_table_are_still_delivered(&pg.database()).await;
+    suppressions_listed_before_addresses_were_lower_cased_suppress_every_spelling(&pg.database())
+        .await;
     bodies_compressed_before_and_after_lz4_read_back(&pg.database()).await;
     a_packed_keycloak_body_stays_in_its_row(&pg.database()).await;
     sent_outcomes_find_their_rows_by_id_whatever_the_statistics(&pg.database()).await;
@@ -66,6 +68,10 @@ async fn the_store_contract_holds_on_postgres() {
         .await;
     store_contract::suppressions_and_suppressed_messages(open(&pg.database()).await).await;
     store_contract::suppressions::an_address_is_removed_in_every_form_it_is_stored_under(
+        open(&pg.database()).await,
+    )
+    .await;
+    store_contract::suppressions::an_address_is_listed_and_removed_in_any_case(
         open(&pg.database()).await,
     )
     .await;
@@ -169,6 +175,63 @@ async fn messages_stored_before_bodies_had_their_own_table_are_still_delivered(u
     let claimed = store_contract::claim(&store, now, 10).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].message, message);
+}
+
+/// A store at migration 0016, its entries' local parts as providers and
+/// administrators wrote them, then opened by this version: one entry per
+/// address, in lower case, the first listed kept.
+async fn suppressions_listed_before_addresses_were_lower_cased_suppress_every_spelling(url: &str) {
+    let old = sqlx::PgPool::connect(url).await.unwrap();
+    let earlier = store_contract::migrations_before("migrations-postgres", "0017").await;
+    earlier.run(&old).await.unwrap();
+    let at = |s: i64| time::OffsetDateTime::from_unix_timestamp(1_800_000_000 + s).unwrap();
+    for (tenant, email, reason, when) in [
+        ("acme", "Ada@example.com", "bounce", 1),
+        ("acme", "ada@example.com", "manual", 2),
+        ("acme", "GRACE@bücher.example", "complaint", 3),
+        ("acme", "Linus@xn--bcher-kva.example", "bounce", 4),
+        ("other", "ADA@example.com", "manual", 5),
+    ] {
+        sqlx::query(
+            "INSERT INTO suppressions (tenant, email, reason, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(tenant)
+        .bind(email)
+        .bind(reason)
+        .bind(at(when))
+        .execute(&old)
+        .await
+        .unwrap();
+    }
+    old.close().await;
+
+    let store = open(url).await;
+    let listed: Vec<(String, String)> = (store.suppressions(Some("acme"), 10).await.unwrap())
+        .into_iter()
+        .map(|s| (s.email, s.reason.as_str().to_owned()))
+        .collect();
+    let pair = |email: &str, reason: &str| (email.to_owned(), reason.to_owned());
+    assert_eq!(
+        listed,
+        [
+            pair("linus@xn--bcher-kva.example", "bounce"),
+            pair("grace@bücher.example", "complaint"),
+            pair("ada@example.com", "bounce"),
+        ],
+        "one entry per address, the first listed kept"
+    );
+    let asked = [
+        "ada@example.com".to_owned(),
+        "grace@bücher.example".to_owned(),
+        "linus@xn--bcher-kva.example".to_owned(),
+    ];
+    let mut found = store.suppressed_among("acme", &asked).await.unwrap();
+    found.sort();
+    assert_eq!(found, asked);
+    assert_eq!(
+        store.suppressed_among("other", &asked).await.unwrap(),
+        ["ada@example.com"]
+    );
 }
 
 /// Bodies written before migration 0009 (pglz, JSONB), between 0010 and

@@ -98,7 +98,9 @@ async fn webhook(peers: &MockServer, kind: &str, id: &str) -> Value {
     panic!("no {kind} webhook about {id}");
 }
 
-async fn suppressed_while_waiting(database: Option<&str>) {
+/// Messages to `ada@example.com` wait for their next attempt while the
+/// address is suppressed as `listed` (its spelling, or another case's).
+async fn suppressed_while_waiting(database: Option<&str>, listed: &str) {
     let peers = peers().await;
     let (server, _dir) = start(&peers, database).await;
     let only_ada = send(&server, &["ada@example.com"]).await;
@@ -109,7 +111,7 @@ async fn suppressed_while_waiting(database: Option<&str>) {
             .await;
     }
     // A bounce of another message, or an administrator: Ada is suppressed now.
-    server.suppress("acme", "ada@example.com").await;
+    server.suppress("acme", listed).await;
 
     let record = server
         .wait_status(&only_ada, "suppressed", Duration::from_secs(15))
@@ -151,11 +153,22 @@ async fn suppressed_while_waiting(database: Option<&str>) {
 
 #[tokio::test]
 async fn a_recipient_suppressed_after_accept_is_not_sent_to() {
-    suppressed_while_waiting(None).await;
+    suppressed_while_waiting(None, "ada@example.com").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recipient_suppressed_after_accept_is_not_sent_to_on_postgresql() {
     let pg = Postgres::start();
-    suppressed_while_waiting(Some(&pg.database())).await;
+    suppressed_while_waiting(Some(&pg.database()), "ada@example.com").await;
+}
+
+#[tokio::test]
+async fn a_recipient_suppressed_in_another_case_after_accept_is_not_sent_to() {
+    suppressed_while_waiting(None, "ADA@Example.com").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_suppressed_in_another_case_after_accept_is_not_sent_to_on_postgresql() {
+    let pg = Postgres::start();
+    suppressed_while_waiting(Some(&pg.database()), "Ada@example.com").await;
 }

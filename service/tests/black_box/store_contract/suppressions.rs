@@ -1,5 +1,6 @@
 //! The suppression list's entries written before addresses were kept with
 //! their domain in Unicode: they still suppress, and they can be removed.
+//! An address is one entry whatever the case it is written in.
 
 use std::sync::Arc;
 
@@ -59,6 +60,36 @@ pub async fn an_address_is_removed_in_every_form_it_is_stored_under(store: Arc<d
             .await
             .unwrap()
     );
+    assert!(
+        store
+            .suppressions(Some("acme"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn an_address_is_listed_and_removed_in_any_case(store: Arc<dyn JobStore>) {
+    let entry = |email: &str| Suppression {
+        tenant: "acme".into(),
+        email: email.into(),
+        reason: Reason::Bounce,
+        detail: None,
+        message_id: None,
+        created_at: OffsetDateTime::now_utc(),
+    };
+    assert!(store.suppress(&entry("Ada@Example.com")).await.unwrap());
+    assert!(
+        !store.suppress(&entry("ada@example.com")).await.unwrap(),
+        "the same address"
+    );
+    let asked = ["ada@example.com".to_owned()];
+    assert_eq!(
+        store.suppressed_among("acme", &asked).await.unwrap(),
+        asked,
+        "listed in lower case"
+    );
+    assert!(store.unsuppress("acme", "ADA@EXAMPLE.COM").await.unwrap());
     assert!(
         store
             .suppressions(Some("acme"), 10)
