@@ -9,7 +9,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Bounce, EventType, MessageRef, ProviderEvent, Unreadable, detail};
+use super::{Bounce, EventType, MessageRef, ProviderEvent, Unreadable, content_id, detail};
 
 #[derive(Debug, Deserialize)]
 struct Event {
@@ -37,16 +37,19 @@ pub fn parse(body: &[u8]) -> Result<Vec<ProviderEvent>, Unreadable> {
         Value::Array(list) => list,
         single => vec![single],
     };
-    list.into_iter()
+    list.iter()
         .map(|v| {
-            serde_json::from_value::<Event>(v)
+            Event::deserialize(v)
+                .map(|event| (event, v))
                 .map_err(|e| Unreadable(format!("not a Mailjet event: {e}")))
         })
-        .filter_map(|event| event.map(normalise).transpose())
+        .filter_map(|event| event.map(|(event, v)| normalise(event, v)).transpose())
         .collect()
 }
 
-fn normalise(event: Event) -> Option<ProviderEvent> {
+/// `event`, read from `raw`; Mailjet's events carry no id of their own, so
+/// each is known by its content ([`content_id`]).
+fn normalise(event: Event, raw: &Value) -> Option<ProviderEvent> {
     let (kind, bounce) = match event.event.as_str() {
         // Mailjet's `sent` is the recipient's server accepting the message.
         "sent" => (EventType::Delivered, None),
@@ -77,7 +80,7 @@ fn normalise(event: Event) -> Option<ProviderEvent> {
         bounce,
         recipient: event.email,
         detail: detail(event.smtp_reply.as_deref().or(reason.as_deref())),
-        provider_event_id: None,
+        provider_event_id: Some(content_id(raw)),
         occurred_at: event
             .time
             .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
@@ -101,5 +104,16 @@ mod tests {
         assert_eq!(events[0].detail.as_deref(), Some("recipient: user unknown"));
         let grouped = format!(r#"[{one},{{"event":"open","time":1}}]"#);
         assert_eq!(parse(grouped.as_bytes()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_event_is_known_by_its_content_whatever_the_spacing() {
+        let id = |body: &str| parse(body.as_bytes()).unwrap()[0].provider_event_id.clone();
+        let sent = r#"{"event":"sent","time":1430812195,"MessageID":1,"email":"ada@example.com"}"#;
+        let spaced = r#"[ { "email" : "ada@example.com", "event": "sent", "time": 1430812195, "MessageID": 1 } ]"#;
+        assert!(id(sent).unwrap().starts_with("sha256:"));
+        assert_eq!(id(sent), id(spaced));
+        let later = sent.replace("1430812195", "1430812196");
+        assert_ne!(id(sent), id(&later));
     }
 }

@@ -191,6 +191,21 @@ fn happened(at: OffsetDateTime, now: OffsetDateTime) -> OffsetDateTime {
     }
 }
 
+/// An id for a provider's event that carries none (Mailjet's, Postmark's
+/// deliveries): `sha256:` and the digest of the event object as the
+/// provider sent it, in hex. A batch delivered again (after a `503` or a
+/// timeout on the provider's side) holds the same objects, so each is a
+/// repeat, and the unique index on a transport's event ids drops it; two
+/// events that differ in any field keep two ids. The object is written out
+/// again before its digest is taken, so the spacing of the body does not
+/// count.
+pub fn content_id(event: &serde_json::Value) -> String {
+    let text = serde_json::to_vec(event).unwrap_or_default();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &text);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
 /// A provider's event body could not be read (after its signature was verified).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use super::{Bounce, EventType, MessageRef, ProviderEvent, Unreadable, detail};
+use super::{Bounce, EventType, MessageRef, ProviderEvent, Unreadable, content_id, detail};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -46,12 +46,15 @@ const SOFT: [&str; 5] = [
 
 /// The event of a verified body, if it is one we act on.
 pub fn parse(body: &[u8]) -> Result<Vec<ProviderEvent>, Unreadable> {
-    let record: Record = serde_json::from_slice(body)
-        .map_err(|e| Unreadable(format!("not a Postmark webhook record: {e}")))?;
-    Ok(normalise(record).into_iter().collect())
+    let unreadable =
+        |e: serde_json::Error| Unreadable(format!("not a Postmark webhook record: {e}"));
+    let raw: serde_json::Value = serde_json::from_slice(body).map_err(unreadable)?;
+    let record = Record::deserialize(&raw).map_err(unreadable)?;
+    Ok(normalise(record, &raw).into_iter().collect())
 }
 
-fn normalise(record: Record) -> Option<ProviderEvent> {
+/// `record`, read from `raw`.
+fn normalise(record: Record, raw: &serde_json::Value) -> Option<ProviderEvent> {
     let bounce_type = record.bounce_type.as_deref().unwrap_or_default();
     let (kind, bounce, at) = match record.record_type.as_str() {
         "Delivery" => (EventType::Delivered, None, &record.delivered_at),
@@ -68,11 +71,13 @@ fn normalise(record: Record) -> Option<ProviderEvent> {
         .as_deref()
         .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
         .unwrap_or_else(OffsetDateTime::now_utc);
-    // Deliveries have no event id; bounces and complaints do.
-    let provider_event_id = record.id.map(|id| match id {
-        serde_json::Value::String(s) => s,
-        other => other.to_string(),
-    });
+    // Bounces and complaints have an id; deliveries have none, and are
+    // known by their content, so that Postmark's retry is a repeat.
+    let provider_event_id = match record.id {
+        Some(serde_json::Value::String(id)) => format!("{}:{id}", record.record_type),
+        Some(id) => format!("{}:{id}", record.record_type),
+        None => content_id(raw),
+    };
     Some(ProviderEvent {
         message: MessageRef {
             ours: record
@@ -86,7 +91,7 @@ fn normalise(record: Record) -> Option<ProviderEvent> {
         bounce,
         recipient: record.recipient.or(record.email),
         detail: detail(record.details.as_deref().or(record.description.as_deref())),
-        provider_event_id: provider_event_id.map(|id| format!("{}:{id}", record.record_type)),
+        provider_event_id: Some(provider_event_id),
         occurred_at,
     })
 }

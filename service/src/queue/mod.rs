@@ -285,6 +285,15 @@ pub(crate) fn storable_suppression(entry: &Suppression) -> Suppression {
     }
 }
 
+/// Most delivery events a store keeps of one message. A provider (or anyone
+/// who mails the bounce address a report naming a message) may report on a
+/// message without end; past the bound the store lets go of its oldest
+/// passing events (`deferred`, soft `bounced`) first, then of the oldest of
+/// the others (`delivered`, hard `bounced`, `complained`), and always keeps
+/// the event it has just stored. A hundred holds a delivery and a complaint
+/// for each of the 50 recipients a message may have.
+pub const MAX_EVENTS_PER_MESSAGE: i64 = 100;
+
 /// `event` as the stores keep it: its texts [`storable`], its id [`storable_id`].
 pub(crate) fn storable_event(event: &DeliveryEvent) -> DeliveryEvent {
     let text = |t: &Option<String>| t.as_deref().map(|t| storable(t).into_owned());

@@ -643,3 +643,80 @@ async fn check_refuses_a_webhook_key_the_provider_cannot_use_without_showing_it(
     let printed = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(printed.contains("ok    event endpoints"), "{printed}");
 }
+
+/// Mailjet and Postmark (for deliveries) give their events no id, and
+/// deliver a batch again after a `503` or a timeout on their side: each of
+/// its events is known by its content, so the batch posted again is a
+/// repeat (nothing stored, nothing acted on again), while two events that
+/// differ in any field are two events.
+#[tokio::test]
+async fn mailjet_and_postmark_batches_posted_again_are_stored_once() {
+    let mock = providers().await;
+    let server = start(&mock, &sendgrid_key().1).await;
+    let mailjet = send(&server, "mj").await;
+    let postmark = send(&server, "pm").await;
+    let basic = |credentials: &str| {
+        vec![(
+            "authorization",
+            format!("Basic {}", STANDARD.encode(credentials)),
+        )]
+    };
+    let t = now();
+    let batch = json!([
+        {"event": "bounce", "time": t - 30, "email": "ada@example.com", "CustomID": mailjet,
+         "hard_bounce": false, "error": "mailbox full"},
+        {"event": "bounce", "time": t - 20, "email": "ada@example.com", "CustomID": mailjet,
+         "hard_bounce": false, "error": "mailbox full"},
+        {"event": "sent", "time": t - 10, "email": "ada@example.com", "CustomID": mailjet,
+         "smtp_reply": "250 2.0.0 OK"},
+        {"event": "spam", "time": t, "email": "ada@example.com", "CustomID": mailjet, "source": "JMRPP"}
+    ])
+    .to_string();
+    let mj = basic("hooks:mj-pass");
+    let (status, answer) = post_event(&server, "mj", &mj, &batch).await;
+    assert_eq!(
+        (status, answer["stored"].clone()),
+        (200, json!(4)),
+        "{answer}"
+    );
+    // Mailjet's retry of the same batch, spaced and ordered its own way.
+    let again: Value = serde_json::from_str(&batch).unwrap();
+    let again = serde_json::to_string_pretty(&again).unwrap();
+    let (status, answer) = post_event(&server, "mj", &mj, &again).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["stored"].clone(), answer["repeated"].clone()),
+        (json!(0), json!(4)),
+        "{answer}"
+    );
+    let events = message(&server, &mailjet).await["events"].clone();
+    assert_eq!(events.as_array().unwrap().len(), 4, "{events}");
+    assert!(
+        events[0]["provider_event_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{events}"
+    );
+
+    let delivery = json!({"RecordType": "Delivery", "ServerID": 23, "MessageStream": "outbound",
+        "MessageID": "pm-msg-1", "Recipient": "ada@example.com", "Tag": "", 
+        "DeliveredAt": "2026-12-04T16:33:54Z", "Details": "Test delivery webhook details",
+        "Metadata": {}})
+    .to_string();
+    let pm = basic("hooks:pm-pass");
+    let (status, answer) = post_event(&server, "pm", &pm, &delivery).await;
+    assert_eq!(
+        (status, answer["stored"].clone()),
+        (200, json!(1)),
+        "{answer}"
+    );
+    let (status, answer) = post_event(&server, "pm", &pm, &delivery).await;
+    assert_eq!(
+        (status, answer["repeated"].clone()),
+        (200, json!(1)),
+        "{answer}"
+    );
+    let events = message(&server, &postmark).await["events"].clone();
+    assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
+}

@@ -289,6 +289,15 @@ async fn a_signature_is_taken_with_one_body_only() {
 }
 
 #[tokio::test]
+async fn a_messages_events_are_bounded_keeping_the_final_and_the_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::events::a_messages_events_are_bounded_keeping_the_final_and_the_latest(
+        Arc::new(open(&dir).await),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_peers_long_ids_are_stored_and_found() {
     let dir = tempfile::tempdir().unwrap();
     store_contract::a_peers_long_ids_are_stored_and_found(Arc::new(open(&dir).await)).await;

@@ -955,6 +955,15 @@ async fn kept_plan(conn: &mut sqlx::PgConnection, statement: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_messages_events_are_bounded_keeping_the_final_and_the_latest() {
+    let pg = Postgres::start();
+    store_contract::events::a_messages_events_are_bounded_keeping_the_final_and_the_latest(
+        open(&pg.database()).await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peers_long_ids_are_stored_and_found() {
     let pg = Postgres::start();
     store_contract::a_peers_long_ids_are_stored_and_found(open(&pg.database()).await).await;

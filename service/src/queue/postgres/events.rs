@@ -9,14 +9,16 @@ use time::OffsetDateTime;
 
 use crate::events::signature::SignatureToken;
 use crate::events::{Bounce, DeliveryEvent, EventType, MAX_AGE};
-use crate::queue::StoreError;
+use crate::queue::{MAX_EVENTS_PER_MESSAGE, StoreError};
 
 /// Inserts `event`; false when its provider event id was stored before.
+/// The message keeps at most [`MAX_EVENTS_PER_MESSAGE`] events.
 pub async fn add(pool: &PgPool, event: &DeliveryEvent) -> Result<bool, StoreError> {
-    let done = sqlx::query(
+    let mut tx = pool.begin().await.context("storing a delivery event")?;
+    let stored: Option<i64> = sqlx::query_scalar(
         "INSERT INTO delivery_events (message_id, transport, type, bounce, recipient, detail, \
          provider_event_id, occurred_at, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         ON CONFLICT DO NOTHING",
+         ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(event.message_id)
     .bind(&event.transport)
@@ -27,10 +29,28 @@ pub async fn add(pool: &PgPool, event: &DeliveryEvent) -> Result<bool, StoreErro
     .bind(event.provider_event_id.as_deref())
     .bind(event.occurred_at)
     .bind(event.received_at)
-    .execute(pool)
+    .fetch_optional(&mut *tx)
     .await
     .context("storing a delivery event")?;
-    Ok(done.rows_affected() == 1)
+    let Some(stored) = stored else {
+        return Ok(false);
+    };
+    // The event just stored first, then the final ones, each latest first:
+    // what comes after the bound goes.
+    sqlx::query(
+        "DELETE FROM delivery_events WHERE id IN (SELECT id FROM delivery_events \
+         WHERE message_id = $1 ORDER BY id = $2 DESC, CASE WHEN type IN ('delivered', 'complained') \
+         OR (type = 'bounced' AND bounce = 'hard') THEN 1 ELSE 0 END DESC, occurred_at DESC, \
+         id DESC OFFSET $3)",
+    )
+    .bind(event.message_id)
+    .bind(stored)
+    .bind(MAX_EVENTS_PER_MESSAGE)
+    .execute(&mut *tx)
+    .await
+    .context("letting go of a message's oldest delivery events")?;
+    tx.commit().await.context("storing a delivery event")?;
+    Ok(true)
 }
 
 /// Takes a webhook signature's token (see [`crate::queue::JobStore::take_signature`]).

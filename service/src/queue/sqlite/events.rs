@@ -10,10 +10,12 @@ use time::OffsetDateTime;
 
 use crate::events::signature::SignatureToken;
 use crate::events::{Bounce, DeliveryEvent, EventType, MAX_AGE};
-use crate::queue::StoreError;
+use crate::queue::{MAX_EVENTS_PER_MESSAGE, StoreError};
 
 /// Inserts `event`; false when its provider event id was stored before.
+/// The message keeps at most [`MAX_EVENTS_PER_MESSAGE`] events.
 pub async fn add(pool: &SqlitePool, event: &DeliveryEvent) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await.context("storing a delivery event")?;
     let done = sqlx::query(
         "INSERT INTO delivery_events (message_id, transport, type, bounce, recipient, detail, \
          provider_event_id, occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -28,10 +30,28 @@ pub async fn add(pool: &SqlitePool, event: &DeliveryEvent) -> Result<bool, Store
     .bind(event.provider_event_id.as_deref())
     .bind(ms(event.occurred_at))
     .bind(ms(event.received_at))
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .context("storing a delivery event")?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    // The event just stored first, then the final ones, each latest first:
+    // what comes after the bound goes.
+    sqlx::query(
+        "DELETE FROM delivery_events WHERE id IN (SELECT id FROM delivery_events \
+         WHERE message_id = ? ORDER BY id = ? DESC, CASE WHEN type IN ('delivered', 'complained') \
+         OR (type = 'bounced' AND bounce = 'hard') THEN 1 ELSE 0 END DESC, occurred_at DESC, \
+         id DESC LIMIT -1 OFFSET ?)",
+    )
+    .bind(event.message_id.to_string())
+    .bind(done.last_insert_rowid())
+    .bind(MAX_EVENTS_PER_MESSAGE)
+    .execute(&mut *tx)
+    .await
+    .context("letting go of a message's oldest delivery events")?;
+    tx.commit().await.context("storing a delivery event")?;
+    Ok(true)
 }
 
 /// Takes a webhook signature's token (see [`crate::queue::JobStore::take_signature`]).

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod console;
+pub mod events;
 pub mod groups;
 pub mod suppressions;
 
