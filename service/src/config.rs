@@ -281,7 +281,6 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
             file.retry_max_age,
             "24h",
         )?,
-        last_at_max_age: false,
     };
     if retry.max_attempts == 0 || retry.base.is_zero() {
         return Err(invalid(
@@ -783,6 +782,28 @@ mod tests {
             assert!(refused.contains("query string or fragment"), "{refused}");
             assert!(!refused.contains("s3cret"), "{refused}");
         }
+    }
+
+    #[test]
+    fn an_emails_last_attempt_is_at_its_max_age_whatever_the_longest_delay() {
+        use crate::queue::retry::Decision;
+        use time::macros::datetime;
+        let s = load(&env(&[
+            ("MAILBRIDGE_RETRY_MAX_INTERVAL", "6h"),
+            ("MAILBRIDGE_RETRY_MAX_ATTEMPTS", "100"),
+        ]))
+        .unwrap();
+        let accepted = datetime!(2026-01-01 00:00 UTC);
+        let hour = Duration::from_secs(3600);
+        // After an attempt in the 20th hour the next delay (up to 6 h) may
+        // pass the 24th: the message is tried once more at the 24th hour.
+        assert_eq!(
+            s.retry
+                .decide(20, accepted, accepted + 20 * hour, None, 0.9),
+            Decision::Retry {
+                at: accepted + 24 * hour
+            }
+        );
     }
 
     #[test]

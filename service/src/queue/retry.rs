@@ -16,11 +16,10 @@ pub struct RetryPolicy {
     /// Attempts before `failed` (`MAILBRIDGE_RETRY_MAX_ATTEMPTS`).
     pub max_attempts: u32,
     /// Age after which a message is `failed` (`MAILBRIDGE_RETRY_MAX_AGE`).
+    /// When the next delay would pass it, the last attempt is made at that
+    /// age instead: a message is retried for as long as it was promised,
+    /// whatever the longest delay.
     pub max_age: Duration,
-    /// When the next delay would pass `max_age`, try once more at that age
-    /// instead of giving up: a row promised retries "for 24 hours" (webhooks,
-    /// Keycloak feedback) gets them, whatever the longest delay.
-    pub last_at_max_age: bool,
 }
 
 impl Default for RetryPolicy {
@@ -30,7 +29,6 @@ impl Default for RetryPolicy {
             max_interval: Duration::from_secs(3600),
             max_attempts: 10,
             max_age: Duration::from_secs(24 * 3600),
-            last_at_max_age: false,
         }
     }
 }
@@ -78,20 +76,31 @@ impl RetryPolicy {
         // fail the message at its first attempt, or hold it past its age.
         let hint = retry_after.unwrap_or_default().min(self.max_interval);
         let delay = jittered.max(hint);
-        let at = now + delay;
-        let end = created_at + self.max_age;
-        if at > end {
-            if self.last_at_max_age && now < end {
-                return Decision::Retry { at: end };
-            }
-            return Decision::Fail {
+        match self.wait_within_age(created_at, now, delay) {
+            Some(delay) => Decision::Retry { at: now + delay },
+            None => Decision::Fail {
                 reason: format!(
-                    "gave up: the next attempt would be more than {} after the message was accepted",
+                    "gave up: no attempt is made more than {} after the message was accepted",
                     humantime::format_duration(self.max_age)
                 ),
-            };
+            },
         }
-        Decision::Retry { at }
+    }
+
+    /// `wait` from `now`, cut to end at the maximum age of a message
+    /// accepted at `created_at`; `None` once that age is reached (an
+    /// attempt made at it was the last).
+    pub fn wait_within_age(
+        &self,
+        created_at: OffsetDateTime,
+        now: OffsetDateTime,
+        wait: Duration,
+    ) -> Option<Duration> {
+        let left = created_at + self.max_age - now;
+        if !left.is_positive() {
+            return None;
+        }
+        Some(wait.min(left.unsigned_abs()))
     }
 }
 
@@ -153,9 +162,15 @@ mod tests {
             p.decide(9, T0, T0, None, 0.5),
             Decision::Retry { .. }
         ));
-        let late = T0 + Duration::from_secs(24 * 3600 - 5);
+        let day = T0 + Duration::from_secs(24 * 3600);
         assert!(
-            matches!(p.decide(2, T0, late, None, 0.9), Decision::Fail { reason } if reason.contains("after the message was accepted"))
+            matches!(p.decide(2, T0, day, None, 0.9), Decision::Fail { reason } if reason.contains("after the message was accepted"))
+        );
+        // Five seconds before the age, the next attempt is at the age.
+        let late = day - Duration::from_secs(5);
+        assert_eq!(
+            p.decide(2, T0, late, None, 0.9),
+            Decision::Retry { at: day }
         );
     }
 
@@ -163,28 +178,25 @@ mod tests {
     fn a_policy_that_retries_up_to_its_age_makes_its_last_attempt_at_that_age() {
         // Delays of up to 6 h: after an attempt 20 h in, the next one (here
         // 5.4 h later) would pass the 24 h.
-        let messages = RetryPolicy {
+        let p = RetryPolicy {
             max_interval: Duration::from_secs(6 * 3600),
             max_attempts: 100,
             ..RetryPolicy::default()
         };
-        let until_the_end = RetryPolicy {
-            last_at_max_age: true,
-            ..messages.clone()
-        };
         let day = Duration::from_secs(24 * 3600);
         let late = T0 + Duration::from_secs(20 * 3600);
-        assert!(matches!(
-            messages.decide(20, T0, late, None, 0.9),
-            Decision::Fail { .. }
-        ));
         assert_eq!(
-            until_the_end.decide(20, T0, late, None, 0.9),
+            p.decide(20, T0, late, None, 0.9),
+            Decision::Retry { at: T0 + day }
+        );
+        // A provider's hint past the end is cut to it too.
+        assert_eq!(
+            p.decide(20, T0, late, Some(Duration::from_secs(6 * 3600)), 0.0),
             Decision::Retry { at: T0 + day }
         );
         // A delay that stays within the age is kept as it is.
         assert_eq!(
-            until_the_end.decide(20, T0, late, None, 0.5),
+            p.decide(20, T0, late, None, 0.5),
             Decision::Retry {
                 at: late + Duration::from_secs(3 * 3600)
             }
@@ -192,10 +204,25 @@ mod tests {
         // The attempt made at the age is the last.
         for now in [T0 + day, T0 + day + Duration::from_secs(1)] {
             assert!(
-                matches!(until_the_end.decide(21, T0, now, None, 0.5), Decision::Fail { reason } if reason.contains("after the message was accepted")),
+                matches!(p.decide(21, T0, now, None, 0.5), Decision::Fail { reason } if reason.contains("after the message was accepted")),
                 "{now}"
             );
         }
+    }
+
+    #[test]
+    fn a_hold_that_would_pass_the_age_ends_at_it() {
+        let p = RetryPolicy::default();
+        let day = Duration::from_secs(24 * 3600);
+        let hour = Duration::from_secs(3600);
+        let early = T0 + Duration::from_secs(3600);
+        assert_eq!(p.wait_within_age(T0, early, hour), Some(hour));
+        let late = T0 + day - Duration::from_secs(600);
+        assert_eq!(
+            p.wait_within_age(T0, late, hour),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(p.wait_within_age(T0, T0 + day, hour), None);
     }
 
     #[test]

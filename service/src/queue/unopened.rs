@@ -45,8 +45,10 @@ pub(crate) fn set_aside(
             error: undecodable(e),
         };
     };
-    let next_attempt_at = now + KEY_WAIT;
-    if next_attempt_at > age_from + max_age {
+    // The last look is at the retry age itself, as for a transient failure.
+    let end = age_from + max_age;
+    let next_attempt_at = (now + KEY_WAIT).min(end);
+    if now >= end {
         let max_age = humantime::format_duration(max_age);
         return SetAside::Fail {
             error: format!(
@@ -95,6 +97,13 @@ mod tests {
         };
         assert_eq!(next_attempt_at, now + KEY_WAIT);
         assert!(error.contains("key `new`"), "{error}");
+        // Moments before the retry age, the last look is at that age.
+        let moments_before = T0 + DAY - Duration::from_secs(10);
+        let last = set_aside(&key_not_held(), moments_before, Some(T0), DAY);
+        assert!(
+            matches!(&last, SetAside::Wait { next_attempt_at, .. } if *next_attempt_at == T0 + DAY),
+            "{last:?}"
+        );
         let late = set_aside(&key_not_held(), T0 + DAY, Some(T0), DAY);
         assert!(
             matches!(&late, SetAside::Fail { error } if error.contains("gave up")),

@@ -97,7 +97,6 @@ impl Webhooks {
         RetryPolicy {
             max_attempts: u32::MAX,
             max_age: RETRY_FOR,
-            last_at_max_age: true,
             ..messages.clone()
         }
     }

@@ -105,7 +105,6 @@ async fn rig(steps: Vec<Step>) -> Rig {
         max_interval: Duration::from_millis(100),
         max_attempts: 5,
         max_age: Duration::from_secs(600),
-        last_at_max_age: false,
     };
     let worker = Worker::new(store.clone(), transports, policy, config);
     Rig {

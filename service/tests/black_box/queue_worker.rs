@@ -142,7 +142,6 @@ fn quick() -> RetryPolicy {
         max_interval: Duration::from_millis(200),
         max_attempts: 4,
         max_age: Duration::from_secs(60),
-        last_at_max_age: false,
     }
 }
 

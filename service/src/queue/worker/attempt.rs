@@ -256,19 +256,20 @@ impl Worker {
     }
 
     /// Its transport is down: the message waits for the hold to end without
-    /// spending an attempt, unless that would take it past the retry
-    /// policy's age (`MAILBRIDGE_RETRY_MAX_AGE`): then it is `failed`.
+    /// spending an attempt, at most until the retry policy's age
+    /// (`MAILBRIDGE_RETRY_MAX_AGE`), when it is tried a last time; once that
+    /// age is reached it is `failed`.
     async fn wait_out(&self, job: &ClaimedJob, wait: std::time::Duration) -> AttemptOutcome {
         let spread = self.outages.spread(&job.transport);
         let wait = wait + spread.mul_f64((self.jitter)().clamp(0.0, 1.0));
         let now = OffsetDateTime::now_utc();
-        if now + wait <= job.created_at + self.policy.max_age {
+        if let Some(wait) = self.policy.wait_within_age(job.created_at, now, wait) {
             return self.hold_back(job, wait, Holding::Outage).await;
         }
         self.metrics
             .failed(&job.message.tenant, &job.transport, "expired");
         let error = format!(
-            "the transport `{}` is down; gave up: the next attempt would be more than {} after the message was accepted",
+            "the transport `{}` is down; gave up: no attempt is made more than {} after the message was accepted",
             job.transport,
             humantime::format_duration(self.policy.max_age)
         );

@@ -884,12 +884,17 @@ pub async fn a_row_sealed_with_a_key_a_replica_lacks_waits_for_one_that_holds_it
     assert_eq!(delivered[0].message.id, id);
     assert_eq!(delivered[0].attempt(), 1);
 
-    // Accepted almost a retry age ago: it is not kept waiting past that age.
+    // Accepted almost a retry age ago: it waits until that age, not past it.
     let old = now - RETRY_AGE + Duration::from_secs(10);
     let Enqueued::Created(late) = holder.enqueue(job("acme", None, old)).await.unwrap() else {
         panic!("not created")
     };
     assert!(claim(&lacking[0], now, 10).await.is_empty());
+    let row = holder.get(late).await.unwrap().unwrap();
+    assert_eq!(row.status, Status::Retrying, "{row:?}");
+    let last = row.next_attempt_at.expect("a last look");
+    assert_eq!(last, row.created_at + RETRY_AGE, "{row:?}");
+    assert!(claim(&lacking[0], last, 10).await.is_empty());
     let row = holder.get(late).await.unwrap().unwrap();
     assert_eq!(row.status, Status::Failed, "{row:?}");
     let error = row.last_error.unwrap_or_default();
