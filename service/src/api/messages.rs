@@ -24,9 +24,45 @@ use crate::queue::{ClaimedJob, Enqueued, Lane, Lease, MessageRecord, NewJob, Ori
 use crate::telemetry;
 
 /// JSON in, with every rejection as problem+json.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    /// A body declared plain `application/json` is parsed straight away;
+    /// only one that does not parse goes through axum's parser, whose
+    /// rejection names where the fault is (tracking that path costs every
+    /// request otherwise). Other content types are axum's to judge.
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        if !plain_json(req.headers()) {
+            let Json(value) = Json::<T>::from_request(req, state).await?;
+            return Ok(Self(value));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(axum::extract::rejection::JsonRejection::from)?;
+        match serde_json::from_slice(&bytes) {
+            Ok(value) => Ok(Self(value)),
+            Err(_) => {
+                let Json(value) = Json::<T>::from_bytes(&bytes)?;
+                Ok(Self(value))
+            }
+        }
+    }
+}
+
+/// Whether the body is declared JSON in its one common spelling.
+fn plain_json(headers: &HeaderMap) -> bool {
+    let declared = headers.get(axum::http::header::CONTENT_TYPE);
+    declared.and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.eq_ignore_ascii_case("application/json")
+            || v.eq_ignore_ascii_case("application/json; charset=utf-8")
+    })
+}
 
 /// A query string, with every rejection as problem+json.
 #[derive(FromRequestParts)]

@@ -57,6 +57,19 @@ async fn malformed_bodies() {
     )
     .await;
     assert!(s == 400 || s == 422, "wrong types: {s} {b}");
+    // A body that does not parse is answered naming where, however its
+    // JSON type is spelled.
+    for ct in [
+        json_ct,
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/vnd.api+json",
+    ] {
+        let body = br#"{"to": [{"email": 5}], "subject": "Hi", "text": "x"}"#;
+        let (s, b) = raw(&server, t, ct, body.to_vec()).await;
+        assert_eq!(s, 400, "{ct}: {b}");
+        assert!(detail(&b).contains("to[0].email"), "{ct}: {b}");
+    }
     let (s, _) = raw(
         &server,
         t,
