@@ -19,7 +19,11 @@
 //! The notices' claim walks the destinations that have notices waiting (one
 //! index step per tenant, in `notices_waiting`: tenant, transport,
 //! next_attempt_at) and takes the oldest due of each, up to its room; a
-//! backlog of one destination is never read past.
+//! backlog of one destination is never read past. Of those, the rows that
+//! would be their destination's first in `sending` go first, then the
+//! second, and so on: when receivers that never answer hold every notice
+//! slot between them, each slot their attempts give up (at the timeout)
+//! goes to a destination waiting with fewer in flight.
 
 use crate::{feedback, webhooks};
 

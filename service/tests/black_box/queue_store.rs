@@ -152,6 +152,15 @@ async fn notices_are_claimed_fairly_across_destinations() {
 }
 
 #[tokio::test]
+async fn the_least_busy_destination_takes_a_freed_notice_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    store_contract::the_least_busy_destination_takes_a_freed_notice_slot(Arc::new(
+        open(&dir).await,
+    ))
+    .await;
+}
+
+#[tokio::test]
 async fn each_lane_claims_only_its_own_rows() {
     let dir = tempfile::tempdir().unwrap();
     store_contract::each_lane_claims_only_its_own_rows(Arc::new(open(&dir).await)).await;

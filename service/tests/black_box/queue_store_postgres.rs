@@ -47,6 +47,10 @@ async fn the_store_contract_holds_on_postgres() {
     store_contract::each_lane_claims_only_its_own_rows(open(&pg.database()).await).await;
     store_contract::notices_are_claimed_fairly_across_destinations(open(&pg.database()).await)
         .await;
+    store_contract::the_least_busy_destination_takes_a_freed_notice_slot(
+        open(&pg.database()).await,
+    )
+    .await;
     store_contract::outcomes_listing_and_requeue(open(&pg.database()).await).await;
     store_contract::retention_drops_old_sent_bodies_but_keeps_their_status(
         open(&pg.database()).await,

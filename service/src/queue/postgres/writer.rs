@@ -389,7 +389,10 @@ macro_rules! claim {
 /// [`crate::queue::lane`]): the tenants with notices waiting are walked in
 /// `notices_waiting` (one step each), and each destination's oldest due
 /// rows read from there, up to its room, and locked; abandoned leases come
-/// from `notices_due` as in the messages' claim. The claimed rows are
+/// from `notices_due` as in the messages' claim. Rows are taken by the
+/// place they would have among their destination's notices in `sending`
+/// (abandoned leases first), then oldest first: a slot that frees goes to
+/// the least busy destination waiting. The claimed rows are
 /// updated by their ids as an array: the planner counts ten rows per
 /// waiting tenant, and joined to `due` it read the whole table for them.
 macro_rules! claim_notices {
@@ -402,7 +405,7 @@ macro_rules! claim_notices {
                     WHERE ", lane::waiting_notices!(), " AND m.tenant > t.tenant \
                     ORDER BY m.tenant LIMIT 1) \
                 FROM tenants AS t WHERE t.tenant IS NOT NULL), \
-            waiting AS (SELECT w.id, w.next_attempt_at \
+            waiting AS (SELECT w.id, w.next_attempt_at, t.tenant, d.transport, $5 - r.room AS busy \
                 FROM tenants AS t CROSS JOIN (", lane::notice_transports!(), ") AS d \
                 CROSS JOIN LATERAL (SELECT $5 - count(*) AS room FROM messages AS s \
                     WHERE s.tenant = t.tenant AND s.status = 'sending' AND s.transport = d.transport) AS r \
@@ -414,8 +417,10 @@ macro_rules! claim_notices {
             abandoned AS (SELECT id, next_attempt_at FROM messages \
                 WHERE status = 'sending' AND ", lane::notice_rows!(), " AND lease_until < $4 \
                 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
-            due AS (SELECT id FROM (SELECT * FROM waiting UNION ALL SELECT * FROM abandoned) AS d \
-                ORDER BY next_attempt_at LIMIT $3) \
+            due AS (SELECT id FROM (SELECT id, next_attempt_at, busy + row_number() OVER ( \
+                    PARTITION BY tenant, transport ORDER BY next_attempt_at) AS place FROM waiting \
+                UNION ALL SELECT id, next_attempt_at, 0 FROM abandoned) AS d \
+                ORDER BY place, next_attempt_at LIMIT $3) \
             UPDATE messages AS m SET status = 'sending', attempts = m.attempts + 1, claims = m.claims + 1, \
                 lease_until = $1, updated_at = $2 \
             WHERE m.id = ANY (ARRAY(SELECT id FROM due)) \

@@ -300,6 +300,9 @@ macro_rules! claim {
 /// rows read from there up to its room; abandoned leases come from
 /// `notices_due` as in the messages' claim. SQLite takes no correlated
 /// `LIMIT`, so a destination's rows are read up to `?5` and numbered.
+/// Rows are taken by the place they would have among their destination's
+/// notices in `sending` (abandoned leases first), then oldest first: a
+/// slot that frees goes to the least busy destination waiting.
 macro_rules! claim_notices {
     () => {
         concat!(
@@ -325,11 +328,11 @@ macro_rules! claim_notices {
                      ORDER BY next_attempt_at LIMIT ?5 + 0) \
                  WHERE d.room > 0) \
              SELECT id FROM ( \
-                 SELECT id, next_attempt_at FROM waiting WHERE n <= room \
-                 UNION ALL SELECT * FROM (SELECT id, next_attempt_at FROM messages \
+                 SELECT id, next_attempt_at, ?5 - room + n AS place FROM waiting WHERE n <= room \
+                 UNION ALL SELECT * FROM (SELECT id, next_attempt_at, 0 FROM messages \
                      WHERE status = 'sending' AND ", lane::notice_rows!(), " AND lease_until < ?4 \
                      ORDER BY next_attempt_at LIMIT ?3 + 0)) \
-               ORDER BY next_attempt_at LIMIT ?3 + 0) \
+               ORDER BY place, next_attempt_at LIMIT ?3 + 0) \
              AND EXISTS (SELECT 1 FROM bodies WHERE message_id = messages.id) \
              RETURNING rowid, id, (SELECT message FROM bodies WHERE message_id = messages.id) AS message, \
                  transport, attempts, claims, age_from, traceparent"

@@ -418,6 +418,57 @@ pub async fn notices_are_claimed_fairly_across_destinations(store: Arc<dyn JobSt
     assert_eq!(notices(later, 64).await.len(), cap + 3);
 }
 
+/// As notice slots free up, a destination with fewer notices in `sending`
+/// is served before one with more, whatever their ages: receivers that
+/// never answer, holding every slot between them, lose each slot that
+/// frees to a destination waiting behind them.
+pub async fn the_least_busy_destination_takes_a_freed_notice_slot(store: Arc<dyn JobStore>) {
+    let cap = mailbridge::queue::lane::NOTICES_PER_DESTINATION as usize;
+    let now = OffsetDateTime::now_utc() + time::Duration::seconds(1000);
+    let at = |seconds: i64| now + time::Duration::seconds(seconds);
+    let enqueue = |tenant: &'static str, t: OffsetDateTime| {
+        let store = store.clone();
+        async move {
+            let mut new = job(tenant, None, t);
+            new.transport = "webhook".into();
+            let Enqueued::Created(id) = store.enqueue(new).await.unwrap() else {
+                panic!("a new row is stored unclaimed")
+            };
+            id
+        }
+    };
+    let notices = |limit: u32| {
+        let store = store.clone();
+        async move {
+            (store.claim(
+                now,
+                Duration::from_secs(60),
+                Lane::Notices,
+                limit,
+                RETRY_AGE,
+            ))
+            .await
+            .unwrap()
+        }
+    };
+    // `hung` has a long backlog, older than anything else; all but one of
+    // its places are taken by attempts that do not end.
+    let mut hung = Vec::new();
+    for n in 0..2 * cap as i64 {
+        hung.push(enqueue("hung", at(-600 + n)).await);
+    }
+    assert_eq!(notices(cap as u32 - 1).await.len(), cap - 1);
+    let newer = enqueue("acme", at(-10)).await;
+    let freed = notices(1).await;
+    assert_eq!(
+        freed.iter().map(|j| j.message.id).collect::<Vec<_>>(),
+        vec![newer],
+        "the destination with nothing in flight takes the one free slot"
+    );
+    // With nobody else waiting, `hung` takes its last place.
+    assert_eq!(notices(1).await[0].message.id, hung[cap - 1]);
+}
+
 pub async fn outcomes_listing_and_requeue(store: Arc<dyn JobStore>) {
     let now = OffsetDateTime::now_utc();
     for _ in 0..3 {
