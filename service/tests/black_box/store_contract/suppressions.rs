@@ -98,3 +98,36 @@ pub async fn an_address_is_listed_and_removed_in_any_case(store: Arc<dyn JobStor
             .is_empty()
     );
 }
+
+/// After the migration that lower-cased the list: the entries written in
+/// several spellings before it (see the stores' own tests, which write
+/// them) are one entry per address, the first listed kept, and each
+/// suppresses its address for its tenant only.
+pub async fn entries_listed_before_lower_casing_are_one_per_address(store: &dyn JobStore) {
+    let listed: Vec<(String, String)> = (store.suppressions(Some("acme"), 10).await.unwrap())
+        .into_iter()
+        .map(|s| (s.email, s.reason.as_str().to_owned()))
+        .collect();
+    let pair = |email: &str, reason: &str| (email.to_owned(), reason.to_owned());
+    assert_eq!(
+        listed,
+        [
+            pair("linus@xn--bcher-kva.example", "bounce"),
+            pair("grace@bücher.example", "complaint"),
+            pair("ada@example.com", "bounce"),
+        ],
+        "one entry per address, the first listed kept"
+    );
+    let asked = [
+        "ada@example.com".to_owned(),
+        "grace@bücher.example".to_owned(),
+        "linus@xn--bcher-kva.example".to_owned(),
+    ];
+    let mut found = store.suppressed_among("acme", &asked).await.unwrap();
+    found.sort();
+    assert_eq!(found, asked);
+    assert_eq!(
+        store.suppressed_among("other", &asked).await.unwrap(),
+        ["ada@example.com"]
+    );
+}
