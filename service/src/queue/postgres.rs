@@ -264,18 +264,22 @@ fn record(row: &PgRow) -> Result<MessageRecord, StoreError> {
     Ok(read().context("a stored status row cannot be read")?)
 }
 
-#[async_trait]
-impl JobStore for PgStore {
-    async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
-        let enqueued = self
-            .writes
-            .enqueue(job, &self.pending)
-            .await
-            .context("storing a message")?;
+impl PgStore {
+    /// A new message's answer, its row counted in the table's growth.
+    fn noted(&self, enqueued: Result<Enqueued, StoreError>) -> Result<Enqueued, StoreError> {
+        let enqueued = enqueued.context("storing a message")?;
         if enqueued.stored() {
             self.grown.note(&self.pool, 1);
         }
         Ok(enqueued)
+    }
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
+        let enqueued = self.writes.enqueue(job, &self.pending).await;
+        self.noted(enqueued)
     }
 
     fn hand_over(&self, job: NewJob, ticket: super::Ticket) {
@@ -290,12 +294,8 @@ impl JobStore for PgStore {
     ) -> Result<Enqueued, StoreError> {
         let enqueued = (self.writes)
             .handed_over(tenant, transport, receipt, &self.pending)
-            .await
-            .context("storing a message")?;
-        if enqueued.stored() {
-            self.grown.note(&self.pool, 1);
-        }
-        Ok(enqueued)
+            .await;
+        self.noted(enqueued)
     }
 
     async fn claim(
