@@ -271,7 +271,9 @@ async fn render_and_hand_over(
     req: MessageRequest,
 ) -> Result<Enqueued, ApiError> {
     let (ticket, receipt) = crate::queue::ticket();
-    let (refuse, refused) = oneshot::channel::<ApiError>();
+    // What became of the rendering: `None` handed over (the store answers),
+    // a refusal, or nothing at all when the rendering panicked.
+    let (rendering, rendered) = oneshot::channel::<Option<ApiError>>();
     let (store, renderer) = (state.store.clone(), state.renderer.clone());
     let (tenant, transport) = (queued.tenant.clone(), queued.transport.clone());
     crate::render::threads::spawn(move || {
@@ -292,10 +294,11 @@ async fn render_and_hand_over(
                     limits: queued.limits,
                 };
                 store.hand_over(job, ticket);
+                let _ = rendering.send(None);
             }
             // The refusal first: the ticket dropped after it wakes the task.
             Err(error) => {
-                let _ = refuse.send(error);
+                let _ = rendering.send(Some(error));
                 drop(ticket);
             }
         }
@@ -303,7 +306,11 @@ async fn render_and_hand_over(
     .map_err(|e| ApiError::internal(&e))?;
     match store_answer(state, &tenant, &transport, receipt).await {
         Ok(enqueued) => Ok(enqueued),
-        Err(error) => Err(refused.await.unwrap_or(error)),
+        Err(error) => match rendered.await {
+            Ok(None) => Err(error),
+            Ok(Some(refusal)) => Err(refusal),
+            Err(_) => Err(ApiError::internal(&crate::render::threads::Lost)),
+        },
     }
 }
 
