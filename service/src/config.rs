@@ -147,6 +147,10 @@ pub struct Settings {
     /// `MAILBRIDGE_SHUTDOWN_DELAY`: how long the service keeps serving with
     /// `/readyz` at 503 after a stop signal, so load balancers stop sending first.
     pub shutdown_delay: Duration,
+    /// `MAILBRIDGE_SHUTDOWN_GRACE`: once the worker stops, how long a send
+    /// whose message was handed over (the end of an SMTP `DATA`, an API
+    /// request sent) may take to be answered and recorded.
+    pub shutdown_grace: Duration,
     /// `MAILBRIDGE_LEASE`: how long a worker's claim on a message holds; renewed
     /// every third of it while an attempt runs, and the bound of one attempt's send.
     pub lease: Duration,
@@ -185,6 +189,7 @@ impl std::fmt::Debug for Settings {
             .field("log", &self.log)
             .field("retention", &self.retention)
             .field("shutdown_delay", &self.shutdown_delay)
+            .field("shutdown_grace", &self.shutdown_grace)
             .field("lease", &self.lease)
             .field("header_timeout", &self.header_timeout)
             .field("body_timeout", &self.body_timeout)
@@ -226,6 +231,7 @@ struct FileSettings {
     log: Option<String>,
     retention: Option<String>,
     shutdown_delay: Option<String>,
+    shutdown_grace: Option<String>,
     lease: Option<String>,
     header_timeout: Option<String>,
     body_timeout: Option<String>,
@@ -342,6 +348,12 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
             "MAILBRIDGE_SHUTDOWN_DELAY",
             file.shutdown_delay,
             "2s",
+        )?,
+        shutdown_grace: duration(
+            &lookup,
+            "MAILBRIDGE_SHUTDOWN_GRACE",
+            file.shutdown_grace,
+            "20s",
         )?,
         lease: duration(&lookup, "MAILBRIDGE_LEASE", file.lease, "2m")?,
         header_timeout: duration(

@@ -245,6 +245,7 @@ pub async fn build(settings: &Settings, auth: AuthMode) -> anyhow::Result<Parts>
         settings.retry.clone(),
         WorkerConfig {
             lease: settings.lease,
+            shutdown_grace: settings.shutdown_grace,
             ..WorkerConfig::default()
         },
     )

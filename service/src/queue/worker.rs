@@ -45,7 +45,9 @@ pub struct WorkerConfig {
     pub lease: Duration,
     /// How often to look for due messages when nothing wakes the worker.
     pub poll_interval: Duration,
-    /// How long in-flight deliveries may finish after a shutdown signal.
+    /// After a shutdown signal, how long sends whose message was handed over
+    /// (the end of an SMTP `DATA`, an API request sent) may take to be
+    /// answered and recorded; other sends are cut at once.
     pub shutdown_grace: Duration,
 }
 
@@ -55,7 +57,7 @@ impl Default for WorkerConfig {
             concurrency: 128,
             lease: Duration::from_secs(120),
             poll_interval: Duration::from_millis(500),
-            shutdown_grace: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }
@@ -153,8 +155,11 @@ pub struct Worker {
     webhook_policy: RetryPolicy,
     /// Every attempt in flight: the worker's own and `?wait=true`'s.
     attempts: TaskTracker,
-    /// Cancelled once the shutdown grace is over: attempts give their lease back.
+    /// Cancelled once the service is stopping: no attempt starts, and sends
+    /// that handed nothing over yet are cut and give their lease back.
     stopping: CancellationToken,
+    /// Cancelled once the shutdown grace is over: every send left is cut.
+    cut: CancellationToken,
     /// False once the claim loop ended (or panicked).
     running: Arc<AtomicBool>,
 }
@@ -194,6 +199,7 @@ impl Worker {
             webhook_policy: Webhooks::policy(&policy),
             attempts: TaskTracker::new(),
             stopping: CancellationToken::new(),
+            cut: CancellationToken::new(),
             running: Arc::new(AtomicBool::new(true)),
         }
     }
@@ -291,14 +297,17 @@ impl Worker {
         outcome
     }
 
-    /// Claims and delivers until `shutdown` completes; then lets in-flight sends
-    /// finish within the grace bound and gives back what is still unfinished.
+    /// Claims and delivers until `shutdown` completes; then starts no
+    /// attempt, cuts (and gives back) sends that handed nothing over yet,
+    /// and lets those that did be answered and recorded within the grace
+    /// bound (see [`WorkerConfig::shutdown_grace`]).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         let _running = Running(self.running.clone());
         let claiming = CancellationToken::new();
         let stop_claiming = async {
             shutdown.await;
             claiming.cancel();
+            self.stopping.cancel();
         };
         let concurrency = self.config.concurrency.max(1);
         let messages = self.claim_lane(Lane::Messages, concurrency, &claiming);
@@ -364,16 +373,18 @@ impl Worker {
     /// its lease back (fenced: only if it still holds it) and ends.
     async fn stop(&self) {
         self.attempts.close();
+        self.stopping.cancel();
         let grace = self.config.shutdown_grace;
         if tokio::time::timeout(grace, self.attempts.wait())
             .await
             .is_err()
         {
-            tracing::info!(
+            tracing::warn!(
                 count = self.attempts.len(),
-                "deliveries still running after the grace period are given back"
+                grace = %humantime::format_duration(grace),
+                "deliveries still waiting for their answer after the shutdown grace are given back"
             );
-            self.stopping.cancel();
+            self.cut.cancel();
             if tokio::time::timeout(Duration::from_secs(5), self.attempts.wait())
                 .await
                 .is_err()

@@ -9,6 +9,7 @@ pub mod dsn;
 pub mod failover;
 pub mod file;
 pub mod graph;
+pub mod handover;
 pub mod http;
 pub mod mailgun;
 pub mod mailjet;

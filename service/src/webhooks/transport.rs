@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{Webhooks, sign};
 use crate::email::OutgoingMessage;
-use crate::transport::{Delivery, Transport, TransportError};
+use crate::transport::{Delivery, Transport, TransportError, handover};
 
 /// Delivers webhook rows.
 #[derive(Debug, Clone)]
@@ -40,28 +40,26 @@ impl Transport for WebhookTransport {
         let key = sign::key(target.secret.expose())
             .map_err(|e| TransportError::permanent(e.to_string()))?;
         let signature = sign::signature(&key, &id, timestamp, body.as_bytes());
-        let answer = self
+        let request = self
             .http
             .post(target.url.clone())
             .header("content-type", "application/json")
             .header("webhook-id", &id)
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                TransportError::transient(format!(
-                    "webhook endpoint unreachable: {}",
-                    e.without_url()
-                ))
-            })?;
+            .body(body);
+        // A stop waits for the answer to a webhook sent (see `handover`).
+        let handed = handover::begin().await;
+        let answer = request.send().await.map_err(|e| {
+            TransportError::transient(format!("webhook endpoint unreachable: {}", e.without_url()))
+        })?;
         let status = answer.status();
         if status.is_success() {
             Ok(Delivery {
                 provider_message_id: None,
             })
         } else {
+            handed.refused();
             Err(TransportError::transient(format!(
                 "the webhook endpoint answered {status}"
             )))

@@ -135,11 +135,16 @@ async fn sigterm_goes_unready_drains_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
     let stalled = SmtpPeer::start(&["--stall-data", "600"]).await;
+    // The message is handed over (its final dot went) and never answered:
+    // given back once the grace is over.
     let mut first = start_with(
         dir.path(),
         stalled.port,
         "first.log",
-        &[("MAILBRIDGE_SHUTDOWN_DELAY", "3s")],
+        &[
+            ("MAILBRIDGE_SHUTDOWN_DELAY", "3s"),
+            ("MAILBRIDGE_SHUTDOWN_GRACE", "5s"),
+        ],
     )
     .await;
     let stuck = accept(&http, &first.base, 0).await;
@@ -183,6 +188,97 @@ async fn sigterm_goes_unready_drains_and_exits_zero() {
     for id in [&stuck, &late] {
         wait_status(&http, &second.base, id, "sent").await;
     }
+}
+
+/// Sends SIGTERM to `service`.
+fn terminate(service: &Service) {
+    let pid = service.child.id().expect("pid").to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+}
+
+/// Waits (bounded) until `peer` has taken `count` messages.
+async fn wait_received(peer: &SmtpPeer, count: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while peer.received().len() < count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the SMTP peer never took {count} messages"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn sigterm_after_the_end_of_data_waits_for_the_answer_and_sends_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    // The server takes the message at its final dot and answers 12 s later.
+    let slow = SmtpPeer::start(&["--data-reply-delay", "12"]).await;
+    let env = [
+        ("MAILBRIDGE_SHUTDOWN_DELAY", "0s"),
+        ("MAILBRIDGE_SHUTDOWN_GRACE", "30s"),
+    ];
+    let mut first = start_with(dir.path(), slow.port, "first.log", &env).await;
+    let id = accept(&http, &first.base, 0).await;
+    // The server has the message; its answer is still to come.
+    wait_received(&slow, 1).await;
+    terminate(&first);
+    let exit = tokio::time::timeout(Duration::from_secs(40), first.child.wait())
+        .await
+        .expect("stops within the grace")
+        .unwrap();
+    let log = std::fs::read_to_string(&first.log).unwrap_or_default();
+    assert!(exit.success(), "exit {exit}; log: {log}");
+
+    // Recorded `sent` before the exit: the next start has nothing to send.
+    let second = start(dir.path(), slow.port, "second.log").await;
+    let record = status(&http, &second.base, &id).await;
+    assert_eq!(record["status"], "sent", "{record}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(slow.received().len(), 1, "the server got the message once");
+    assert!(
+        log.contains("waiting for the answer to a message handed over"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_cuts_a_delivery_that_handed_nothing_over_and_starts_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    // Every reply comes 3 s late: the attempt is still in its greeting.
+    let slow = SmtpPeer::start(&["--reply-delay", "3"]).await;
+    let env = [
+        ("MAILBRIDGE_SHUTDOWN_DELAY", "0s"),
+        ("MAILBRIDGE_SHUTDOWN_GRACE", "30s"),
+    ];
+    let mut first = start_with(dir.path(), slow.port, "first.log", &env).await;
+    let id = accept(&http, &first.base, 0).await;
+    wait_status(&http, &first.base, &id, "sending").await;
+    let stopped_at = tokio::time::Instant::now();
+    terminate(&first);
+    let exit = tokio::time::timeout(Duration::from_secs(40), first.child.wait())
+        .await
+        .expect("stops")
+        .unwrap();
+    assert!(exit.success(), "exit {exit}");
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(3),
+        "a send that handed nothing over does not hold the stop: {:?}",
+        stopped_at.elapsed()
+    );
+    assert!(slow.received().is_empty());
+
+    // Given back, not lost: the next start sends it, once.
+    let healthy = SmtpPeer::start(&[]).await;
+    let second = start(dir.path(), healthy.port, "second.log").await;
+    wait_status(&http, &second.base, &id, "sent").await;
+    assert_eq!(healthy.received().len(), 1);
+    assert!(slow.received().is_empty());
 }
 
 #[tokio::test]

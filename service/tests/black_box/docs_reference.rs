@@ -93,6 +93,7 @@ fn actual_default(settings: &Settings, variable: &str) -> String {
         "MAILBRIDGE_LOG" => settings.log.clone(),
         "MAILBRIDGE_RETENTION" => duration(settings.retention),
         "MAILBRIDGE_SHUTDOWN_DELAY" => duration(settings.shutdown_delay),
+        "MAILBRIDGE_SHUTDOWN_GRACE" => duration(settings.shutdown_grace),
         "MAILBRIDGE_LEASE" => duration(settings.lease),
         "MAILBRIDGE_HEADER_TIMEOUT" => duration(settings.header_timeout),
         "MAILBRIDGE_BODY_TIMEOUT" => duration(settings.body_timeout),

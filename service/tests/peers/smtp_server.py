@@ -95,6 +95,10 @@ class Handler:
         }
         with open(os.path.join(self.args.maildir, "messages.jsonl"), "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.args.data_reply_delay:
+            # A server that took the message (it is queued) but answers the
+            # end of DATA late: a content filter, a slow disk.
+            await asyncio.sleep(self.args.data_reply_delay)
         return f"250 2.0.0 Ok: queued as Q{n:05d}"
 
     async def auth_XOAUTH2(self, server, args):
@@ -289,6 +293,8 @@ def main():
     p.add_argument("--reject-address", action="append", default=[], help="refuse RCPT TO this address (550)")
     p.add_argument("--smtputf8", action="store_true", help="offer SMTPUTF8 (off by default, as aiosmtpd)")
     p.add_argument("--stall-data", type=float, default=0, help="wait this many seconds before answering DATA")
+    p.add_argument("--data-reply-delay", type=float, default=0,
+                   help="take the message at the end of DATA, then wait this many seconds before answering")
     args = p.parse_args()
     if args.make_certs:
         make_certs(args.make_certs)

@@ -20,6 +20,7 @@ use super::{AttemptOutcome, Worker};
 use crate::queue::retry::Decision;
 use crate::queue::{ClaimedJob, Lane, Lease, NewJob, Outcome};
 use crate::telemetry;
+use crate::transport::handover::Handover;
 use crate::transport::{Delivery, TransportError};
 use crate::webhooks::WebhookType;
 
@@ -38,8 +39,12 @@ enum Held {
     Answered(Result<Delivery, TransportError>),
     /// The lease was lost (or could not be renewed in time): record nothing.
     Lost(String),
-    /// The service is stopping: give the lease back.
-    Stopping,
+    /// The service is stopping and the send was cut: give the lease back.
+    Stopping {
+        /// The message may have been handed over already (the grace ran out
+        /// before the peer's answer): it may go twice.
+        handed: bool,
+    },
 }
 
 impl Worker {
@@ -86,6 +91,11 @@ impl Worker {
         job: &mut ClaimedJob,
         slot: Option<OwnedSemaphorePermit>,
     ) -> AttemptOutcome {
+        if self.stopping.is_cancelled() {
+            // No attempt starts once the service is stopping.
+            drop(slot);
+            return self.ended(job, self.give_back(&job.lease).await);
+        }
         if job.lease.until <= OffsetDateTime::now_utc() {
             // Another attempt may take it any moment: sending now could send twice.
             tracing::warn!("the lease ended before the attempt began; not sending");
@@ -158,7 +168,15 @@ impl Worker {
                 tracing::warn!(reason = %reason, "lease lost; this attempt records nothing");
                 AttemptOutcome::Abandoned { reason }
             }
-            Held::Stopping => self.give_back(&job.lease).await,
+            Held::Stopping { handed } => {
+                if handed {
+                    tracing::warn!(
+                        "the shutdown grace ran out before the peer answered a message it may have \
+                         taken; given back, it may be delivered twice"
+                    );
+                }
+                self.give_back(&job.lease).await
+            }
         };
         self.ended(job, outcome)
     }
@@ -288,7 +306,10 @@ impl Worker {
         }
     }
 
-    /// Sends while keeping the lease; see [`Held`].
+    /// Sends while keeping the lease; see [`Held`]. Once the service is
+    /// stopping, the send is cut at once unless the message was handed over
+    /// (see [`Handover`]): then its answer is waited for until the shutdown
+    /// grace ends, so that a message the peer took is recorded `sent`.
     async fn send_held(&self, job: &ClaimedJob) -> Held {
         let Some(transport) = self.transports.get(&job.transport) else {
             return Held::Answered(Err(TransportError::transient(format!(
@@ -297,21 +318,44 @@ impl Worker {
             ))));
         };
         let bound = self.config.lease;
+        let handover = Handover::new(self.stopping.clone());
         let send = AssertUnwindSafe(transport.send(&job.message)).catch_unwind();
-        tokio::select! {
-            sent = tokio::time::timeout(bound, send) => Held::Answered(match sent {
-                Ok(Ok(result)) => result,
-                Ok(Err(panic)) => Err(TransportError::permanent(format!(
-                    "the delivery attempt failed unexpectedly ({}); not retried",
-                    panic_text(panic.as_ref())
-                ))),
-                Err(_) => Err(TransportError::transient(format!(
-                    "no answer within {} (the attempt's bound)",
-                    humantime::format_duration(bound)
-                ))),
-            }),
-            reason = self.keep(job.lease) => Held::Lost(reason),
-            () = self.stopping.cancelled() => Held::Stopping,
+        let send = tokio::time::timeout(bound, handover.scope(send));
+        let keep = self.keep(job.lease);
+        tokio::pin!(send, keep);
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                // An answer that came is taken before any stop.
+                biased;
+                sent = &mut send => return Held::Answered(match sent {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(panic)) => Err(TransportError::permanent(format!(
+                        "the delivery attempt failed unexpectedly ({}); not retried",
+                        panic_text(panic.as_ref())
+                    ))),
+                    Err(_) => Err(TransportError::transient(format!(
+                        "no answer within {} (the attempt's bound)",
+                        humantime::format_duration(bound)
+                    ))),
+                }),
+                reason = &mut keep => return Held::Lost(reason),
+                () = self.stopping.cancelled(), if !stopping => {
+                    stopping = true;
+                    if !handover.handed() {
+                        return Held::Stopping { handed: false };
+                    }
+                    tracing::info!("the service is stopping; waiting for the answer to a message handed over");
+                }
+                () = handover.refused(), if stopping => {
+                    if !handover.handed() {
+                        return Held::Stopping { handed: false };
+                    }
+                }
+                () = self.cut.cancelled() => {
+                    return Held::Stopping { handed: handover.handed() };
+                }
+            }
         }
     }
 

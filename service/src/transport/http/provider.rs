@@ -17,7 +17,7 @@ use reqwest::header::HeaderMap;
 use super::{error_for, network_error, read_answer, without_secret};
 use crate::email::OutgoingMessage;
 use crate::transport::mime::wire_bodies;
-use crate::transport::{Delivery, DsnError, Transport, TransportError};
+use crate::transport::{Delivery, DsnError, Transport, TransportError, handover};
 
 /// What a provider answered (the body read up to a bound).
 #[derive(Debug, Clone)]
@@ -88,12 +88,23 @@ async fn exchange<P: Provider>(
     message: &OutgoingMessage,
 ) -> Result<Delivery, TransportError> {
     let message = wire_bodies(message)?;
-    let response = provider
-        .request(client, &message)?
-        .send()
-        .await
-        .map_err(|e| network_error(P::NAME, e))?;
+    let request = provider.request(client, &message)?;
+    // From here on the provider may have the message: a stop waits for its
+    // answer (see `handover`).
+    let handed = handover::begin().await;
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => {
+            if e.is_connect() {
+                handed.refused();
+            }
+            return Err(network_error(P::NAME, e));
+        }
+    };
     let (status, headers, body) = read_answer(P::NAME, response).await?;
+    if !status.is_success() {
+        handed.refused();
+    }
     provider.judge(&Answer {
         status,
         headers,

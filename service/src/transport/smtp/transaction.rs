@@ -16,8 +16,8 @@ use super::conversation::{Conversation, mask};
 use super::dkim::DkimSigner;
 use super::stale_or_smtp;
 use crate::email::OutgoingMessage;
-use crate::transport::TransportError;
 use crate::transport::mime::{AddressForm, build_mime};
+use crate::transport::{TransportError, handover};
 
 /// A message ready for the wire, in the forms a server may need.
 pub(super) struct Forms {
@@ -150,6 +150,9 @@ pub(super) async fn transaction(
         "<message, {} bytes, not logged>",
         form.bytes.len()
     ));
+    // From the final dot on the server may have the message: a stop waits
+    // for its answer (see `handover`).
+    let handed = handover::begin().await;
     // The message is CRLF-clean text (see `build_mime`); bytes that are not
     // UTF-8 would go lettre's way, which stuffs them one by one.
     let reply = match std::str::from_utf8(&form.bytes) {
@@ -157,6 +160,9 @@ pub(super) async fn transaction(
         Err(_) => smtp.message(&form.bytes).await,
     };
     log.answer(&reply);
+    if reply.as_ref().is_err_and(|e| e.status().is_some()) {
+        handed.refused();
+    }
     reply.map_err(Failure::Smtp)
 }
 
