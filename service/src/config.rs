@@ -77,7 +77,8 @@ pub struct TenantSettings {
     pub keycloak_client_id: Option<String>,
     /// That client's secret; `${VAR}` is replaced from the environment.
     pub keycloak_client_secret: Option<String>,
-    /// Also set `emailVerified = false` on such users (default false).
+    /// Also set `emailVerified = false` on such users after a hard bounce,
+    /// never after a complaint (default false).
     pub keycloak_unverify: Option<bool>,
     /// The Keycloak realm whose signing keys it trusts, e.g.
     /// `https://sso.example/realms/acme`: tokens signed by that realm's keys

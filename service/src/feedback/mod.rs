@@ -1,8 +1,12 @@
 //! Feedback into Keycloak: on a hard bounce or a complaint, the user with
 //! that address gets the attribute `mailbridge_email_status` (`bounced` /
-//! `complained`) and, with `keycloak_unverify = true`, `emailVerified =
-//! false`, through the realm's admin REST API with a client-credentials token
-//! (a confidential client of that realm with `manage-users`).
+//! `complained`) and, after a hard bounce with `keycloak_unverify = true`,
+//! `emailVerified = false`, through the realm's admin REST API with a
+//! client-credentials token (a confidential client of that realm with
+//! `manage-users`). A complaint never unverifies: the mailbox works and is
+//! read, and its address is suppressed, so the email Keycloak would send to
+//! verify it again never goes; a realm that requires a verified email would
+//! lock the user out.
 //!
 //! Like webhooks, each feedback is a row of the same queue, under the
 //! reserved transport [`TRANSPORT`]: stored before the event is answered,
@@ -36,8 +40,15 @@ pub struct Realm {
     pub realm: String,
     /// Client-credentials tokens of the tenant's client.
     pub tokens: Arc<ClientCredentials>,
-    /// Also set `emailVerified = false`.
+    /// Also set `emailVerified = false` after a hard bounce (see [`unverifies`]).
     pub unverify: bool,
+}
+
+/// Whether a feedback of `status` (`bounced`, `complained`) sets
+/// `emailVerified = false` in a realm with `keycloak_unverify = true`: only
+/// a hard bounce, which says the address does not work.
+pub fn unverifies(status: &str) -> bool {
+    status == "bounced"
 }
 
 /// Why a `keycloak_url` is refused; never quotes the URL, whose query

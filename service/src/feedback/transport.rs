@@ -18,7 +18,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ATTRIBUTE, Feedback, Realm};
+use super::{ATTRIBUTE, Feedback, Realm, unverifies};
 use crate::email::OutgoingMessage;
 use crate::oauth::TokenSource as _;
 use crate::transport::http::{MAX_DOCUMENT, body_at_most, is_transient_status};
@@ -176,7 +176,7 @@ impl KeycloakTransport {
             user["attributes"] = json!({});
         }
         user["attributes"][ATTRIBUTE] = json!([row.status]);
-        if realm.unverify {
+        if realm.unverify && unverifies(&row.status) {
             user["emailVerified"] = json!(false);
         }
         let path = ["users", id];

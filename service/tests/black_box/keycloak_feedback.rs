@@ -1,7 +1,8 @@
 //! Feedback into Keycloak, against a stand-in built from Keycloak's admin
 //! REST API (token endpoint, user search, user representation read and
 //! written back): a hard bounce sets the user's `mailbridge_email_status`
-//! and `emailVerified = false`, keeping the user's other attributes; a token
+//! and `emailVerified = false`, keeping the user's other attributes (a
+//! complaint sets only the attribute); a token
 //! endpoint that fails first only delays it (the feedback is a queue row),
 //! and the provider's event is answered at once.
 
@@ -118,6 +119,21 @@ async fn sent_and_bounced(server: &TestServer, event_id: u64) {
     );
 }
 
+/// Sends Ada a message, and Postmark reports that she marked it as spam
+/// (event `event_id`).
+async fn sent_and_complained(server: &TestServer, event_id: u64) {
+    let body = json!({"to": [{"email": "ada@example.com"}], "subject": "News", "text": "Hi"});
+    let (_, _, sent) = server.post("/v1/messages", Some("acme"), &body).await;
+    let id = sent["id"].as_str().unwrap().to_owned();
+    server
+        .wait_status(&id, "sent", Duration::from_secs(10))
+        .await;
+    let complaint = json!({"RecordType": "SpamComplaint", "ID": event_id, "MessageID": "pm-msg",
+        "Email": "ada@example.com", "BouncedAt": "2026-12-04T22:00:00Z", "Metadata": {"mailbridge-id": id}});
+    let answer = common::postmark::post_event(server, &complaint).await;
+    assert_eq!(answer.status(), 200);
+}
+
 /// The user representations written back to Keycloak so far.
 async fn written(peers: &MockServer) -> Vec<Value> {
     peers
@@ -175,6 +191,30 @@ async fn a_hard_bounce_marks_the_keycloak_user() {
     server
         .wait_sent_through("acme", "keycloak", 1, Duration::from_secs(10))
         .await;
+}
+
+#[tokio::test]
+async fn a_complaint_marks_the_keycloak_user_but_leaves_the_address_verified() {
+    // A complaint says the mailbox works and is read; its address is
+    // suppressed, so an email asking to verify it again would never go, and
+    // a realm that requires a verified email would lock the user out.
+    let peers = peers().await;
+    let (server, _dir) = start(&peers).await;
+    sent_and_complained(&server, 12).await;
+    server
+        .wait_sent_through("acme", "keycloak", 1, Duration::from_secs(20))
+        .await;
+    let users = written(&peers).await;
+    assert_eq!(users.len(), 1);
+    let user = &users[0];
+    assert_eq!(
+        user["attributes"]["mailbridge_email_status"],
+        json!(["complained"])
+    );
+    assert_eq!(
+        user["emailVerified"], true,
+        "keycloak_unverify applies to hard bounces only"
+    );
 }
 
 #[tokio::test]
