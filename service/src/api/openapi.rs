@@ -242,7 +242,7 @@ fn paths() -> Value {
                     "401": problem("Not verified as the provider's, or signed more than 10 minutes ago."),
                     "404": problem("No such transport, or it has no webhook_key."),
                     "413": problem("Body over 1 MiB."),
-                    "503": problem("The queue store does not answer, or (SES) too many SNS signing certificates are being fetched at once; see Retry-After.")
+                    "503": problem("The queue store does not answer, or (SES) too many SNS signing certificates are being fetched at once or the certificate could not be reached; see Retry-After.")
                 }
             }
         },

@@ -7,11 +7,19 @@
 //! anyone can subscribe an endpoint to a topic of their own.
 //!
 //! Whoever knows a topic's ARN can post messages naming any `.pem` on an
-//! SNS host, each a fetch: a fetch that failed is remembered for
-//! [`FAILURE_KEPT`] (its URL is answered without a fetch), at most
+//! SNS host, each a fetch: a fetch that was answered with no certificate
+//! of SNS (a 404, an unreadable certificate) is remembered for
+//! [`FAILURE_KEPT`] (its URL is refused, 401, without a fetch), at most
 //! [`MAX_FETCHES`] run at once (a message that finds no place within
 //! [`FETCH_WAIT`] is answered "try again", 503, which SNS retries), and
 //! what is kept of either is bounded.
+//!
+//! A fetch that did not reach the certificate (no connection, a timeout,
+//! a 5xx, 429 or 408 from the host) says nothing about the message: it is
+//! answered "try again" (503) too, and remembered only for
+//! [`UNREACHABLE_KEPT`], well within the 20 s SNS waits before a retry, so
+//! that each retry fetches again. A 401 would lose the event: SNS does not
+//! retry a 4xx.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,10 +52,15 @@ const MAX_FETCHES: usize = 2;
 /// Longest a message waits for a fetch to have a place; then it is answered
 /// "try again" (503).
 const FETCH_WAIT: Duration = Duration::from_secs(2);
-/// How long a fetch that failed is answered from memory: SNS's real
-/// certificates do not come and go, and a message naming one that failed
-/// (a 404, an unreadable certificate) would fail again.
+/// How long a fetch answered with no certificate of SNS is answered from
+/// memory: SNS's real certificates do not come and go, and a message naming
+/// one that failed so (a 404, an unreadable certificate) would fail again.
 const FAILURE_KEPT: Duration = Duration::from_secs(120);
+/// How long a fetch that did not reach the certificate is answered "try
+/// again" from memory: long enough that a burst of messages during an
+/// outage of the host does not fetch for each, short enough that SNS's next
+/// retry (20 s later by default) fetches again.
+const UNREACHABLE_KEPT: Duration = Duration::from_secs(5);
 /// Most failed fetches remembered; beyond, the oldest is forgotten.
 const MAX_FAILED: usize = 1024;
 
@@ -199,7 +212,8 @@ impl Sns {
 
     /// Checks the topic, the timestamp's age and the signature of
     /// `envelope`: [`Refused::Busy`] when its certificate is to be fetched
-    /// and no fetch has a place, else [`Refused::Unverified`] if it fails.
+    /// and no fetch has a place, or its fetch did not reach it (see
+    /// [`UNREACHABLE_KEPT`]), else [`Refused::Unverified`] if it fails.
     pub async fn verify(&self, envelope: &Envelope, now: OffsetDateTime) -> Result<(), Refused> {
         if !self.topics.iter().any(|t| t == &envelope.topic_arn) {
             return Err(
@@ -254,11 +268,12 @@ impl Sns {
 
     /// The signing certificate's public key (DER SubjectPublicKeyInfo):
     /// kept, or fetched when one of [`MAX_FETCHES`] places is free within
-    /// [`FETCH_WAIT`]. A failed fetch is remembered for [`FAILURE_KEPT`].
+    /// [`FETCH_WAIT`]. A failed fetch is remembered for [`FAILURE_KEPT`],
+    /// one that did not reach the certificate for [`UNREACHABLE_KEPT`].
     async fn public_key(&self, cert_url: &str) -> Result<Arc<Vec<u8>>, Refused> {
         let url = cert_url_of(cert_url)?;
         if let Some(known) = self.known(url.as_str()) {
-            return Ok(known?);
+            return known;
         }
         let place = tokio::time::timeout(FETCH_WAIT, self.fetches.acquire()).await;
         let Ok(Ok(_place)) = place else {
@@ -270,7 +285,7 @@ impl Sns {
         };
         // Fetched (or failed) while this message waited?
         if let Some(known) = self.known(url.as_str()) {
-            return Ok(known?);
+            return known;
         }
         let fetched = self.fetch(&url).await;
         if let Ok(mut certificates) = self.certificates.lock() {
@@ -279,20 +294,19 @@ impl Sns {
                 Err(why) => certificates.failed(url.as_str(), why, Instant::now()),
             }
         }
-        Ok(fetched?)
+        fetched.map_err(Failure::refusal)
     }
 
     /// The key kept for `url`, or the failure of its fetch while remembered.
-    fn known(&self, url: &str) -> Option<Result<Arc<Vec<u8>>, Unverified>> {
+    fn known(&self, url: &str) -> Option<Result<Arc<Vec<u8>>, Refused>> {
         self.certificates.lock().ok()?.known(url, Instant::now())
     }
 
     /// Fetches the certificate at `url` and reads its public key.
-    async fn fetch(&self, url: &Url) -> Result<Arc<Vec<u8>>, Unverified> {
-        let unreachable = |e: reqwest::Error| {
-            Unverified::new(format!(
-                "the SNS signing certificate could not be fetched: {}",
-                e.without_url()
+    async fn fetch(&self, url: &Url) -> Result<Arc<Vec<u8>>, Failure> {
+        let unreachable = |why: &dyn std::fmt::Display| {
+            Failure::Unreachable(format!(
+                "the SNS signing certificate could not be fetched: {why}; try again shortly"
             ))
         };
         let answer = self
@@ -301,17 +315,59 @@ impl Sns {
             .timeout(FETCH_TIMEOUT)
             .send()
             .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(unreachable)?;
+            .map_err(|e| unreachable(&e.without_url()))?;
+        let status = answer.status();
+        if status.is_server_error()
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || status == reqwest::StatusCode::REQUEST_TIMEOUT
+        {
+            return Err(unreachable(&format_args!("the host answered {status}")));
+        }
+        if !status.is_success() {
+            return Err(Failure::Refused(format!(
+                "the SNS signing certificate could not be fetched: the host answered {status}"
+            )));
+        }
         let pem = body_at_most(answer, MAX_CERT_BYTES)
             .await
             .map_err(|e| match e {
-                BodyError::Read(e) => unreachable(e),
+                BodyError::Read(e) => unreachable(&e.without_url()),
                 BodyError::TooLarge(_) => {
-                    Unverified::new("the SNS signing certificate is too large")
+                    Failure::Refused("the SNS signing certificate is too large".into())
                 }
             })?;
-        Ok(Arc::new(spki_of(&pem)?))
+        let key = spki_of(&pem).map_err(|why| Failure::Refused(why.0))?;
+        Ok(Arc::new(key))
+    }
+}
+
+/// Why a certificate's fetch failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Failure {
+    /// The host answered with no certificate of SNS (a 404, a body that is
+    /// no certificate, one too large): refused, 401, and remembered for
+    /// [`FAILURE_KEPT`].
+    Refused(String),
+    /// The certificate was not reached (no connection, a timeout, a 5xx,
+    /// 429 or 408): "try again", 503, remembered for [`UNREACHABLE_KEPT`].
+    Unreachable(String),
+}
+
+impl Failure {
+    /// How long the failure is answered from memory.
+    fn kept(&self) -> Duration {
+        match self {
+            Failure::Refused(_) => FAILURE_KEPT,
+            Failure::Unreachable(_) => UNREACHABLE_KEPT,
+        }
+    }
+
+    /// The answer to a message whose certificate failed so.
+    fn refusal(self) -> Refused {
+        match self {
+            Failure::Refused(why) => Unverified::new(why).into(),
+            Failure::Unreachable(why) => Refused::Busy(why),
+        }
     }
 }
 
@@ -320,21 +376,22 @@ const MAX_CERTS: usize = 64;
 
 /// What is known of signing certificates by URL: the public keys fetched
 /// (at most [`MAX_CERTS`]) and the fetches that failed, with when and why
-/// (at most [`MAX_FAILED`], each for [`FAILURE_KEPT`]).
+/// (at most [`MAX_FAILED`], each for as long as its [`Failure::kept`]).
 #[derive(Debug, Default)]
 struct Certificates {
     keys: HashMap<String, Arc<Vec<u8>>>,
-    failed: HashMap<String, (Instant, String)>,
+    failed: HashMap<String, (Instant, Failure)>,
 }
 
 impl Certificates {
-    /// The key of `url`, or why its fetch failed if that is remembered at `now`.
-    fn known(&self, url: &str, now: Instant) -> Option<Result<Arc<Vec<u8>>, Unverified>> {
+    /// The key of `url`, or the answer to its failed fetch if that is
+    /// remembered at `now`.
+    fn known(&self, url: &str, now: Instant) -> Option<Result<Arc<Vec<u8>>, Refused>> {
         if let Some(key) = self.keys.get(url) {
             return Some(Ok(key.clone()));
         }
         let (at, why) = self.failed.get(url)?;
-        (now.saturating_duration_since(*at) < FAILURE_KEPT).then(|| Err(Unverified::new(why)))
+        (now.saturating_duration_since(*at) < why.kept()).then(|| Err(why.clone().refusal()))
     }
 
     /// Keeps the key of `url`.
@@ -348,10 +405,10 @@ impl Certificates {
     }
 
     /// Remembers that the fetch of `url` failed at `now`, and why.
-    fn failed(&mut self, url: &str, why: &Unverified, now: Instant) {
+    fn failed(&mut self, url: &str, why: &Failure, now: Instant) {
         if self.failed.len() >= MAX_FAILED {
             self.failed
-                .retain(|_, (at, _)| now.saturating_duration_since(*at) < FAILURE_KEPT);
+                .retain(|_, (at, why)| now.saturating_duration_since(*at) < why.kept());
         }
         if self.failed.len() >= MAX_FAILED {
             let oldest = self.failed.iter().min_by_key(|(_, (at, _))| *at);
@@ -359,7 +416,7 @@ impl Certificates {
                 self.failed.remove(&oldest);
             }
         }
-        self.failed.insert(url.to_owned(), (now, why.0.clone()));
+        self.failed.insert(url.to_owned(), (now, why.clone()));
     }
 }
 
@@ -502,23 +559,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_certificate_that_could_not_be_fetched_is_not_fetched_again() {
+    async fn a_certificate_host_out_of_reach_is_answered_try_again_and_asked_again_soon() {
+        // The host takes each connection and closes it: no certificate was
+        // read, so nothing is known of the message; SNS retries a 503, not
+        // a 401.
         let (http, accepted) = sns_host(false).await;
+        let accepted = move || accepted.load(std::sync::atomic::Ordering::SeqCst);
         let sns = Sns::new(http, vec![TOPIC.into()]);
         let url = format!("https://{HOST}/SimpleNotificationService-1.pem");
         for _ in 0..3 {
             let now = OffsetDateTime::now_utc();
             let error = sns.verify(&notification(&url), now).await.unwrap_err();
             assert!(
-                matches!(&error, Refused::Unverified(why) if why.0.contains("could not be fetched")),
+                matches!(&error, Refused::Busy(why) if why.contains("could not be fetched")),
                 "{error}"
             );
         }
-        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(accepted(), 1, "a burst is answered from memory");
         let other = format!("https://{HOST}/SimpleNotificationService-2.pem");
         let now = OffsetDateTime::now_utc();
-        assert!(sns.verify(&notification(&other), now).await.is_err());
-        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let error = sns.verify(&notification(&other), now).await.unwrap_err();
+        assert!(matches!(error, Refused::Busy(_)), "{error}");
+        assert_eq!(accepted(), 2);
+        // Once UNREACHABLE_KEPT has passed (SNS's retry comes 20 s later),
+        // the certificate is fetched again, not refused from memory.
+        if let Ok(mut certificates) = sns.certificates.lock() {
+            let (at, _) = certificates.failed.get_mut(&url).unwrap();
+            *at = at.checked_sub(UNREACHABLE_KEPT).unwrap();
+        }
+        let now = OffsetDateTime::now_utc();
+        let error = sns.verify(&notification(&url), now).await.unwrap_err();
+        assert!(matches!(error, Refused::Busy(_)), "{error}");
+        assert_eq!(accepted(), 3);
     }
 
     #[tokio::test]
@@ -572,7 +644,7 @@ mod tests {
     fn failed_fetches_are_remembered_for_a_while_and_a_bounded_number() {
         let mut certificates = Certificates::default();
         let start = Instant::now();
-        let why = Unverified::new("the SNS signing certificate could not be fetched: 404");
+        let why = Failure::Refused("the SNS signing certificate could not be fetched: 404".into());
         for n in 0..MAX_FAILED + 10 {
             let at = start + Duration::from_millis(n as u64);
             certificates.failed(&format!("https://{HOST}/{n}.pem"), &why, at);
@@ -585,7 +657,10 @@ mod tests {
             "the oldest went"
         );
         let last = certificates.known(&url(MAX_FAILED + 9), later);
-        assert!(matches!(last, Some(Err(e)) if e.0 == why.0));
+        assert!(
+            matches!(&last, Some(Err(Refused::Unverified(e))) if e.0.contains("404")),
+            "{last:?}"
+        );
         let much_later = start + FAILURE_KEPT + Duration::from_secs(2);
         assert!(
             certificates
@@ -607,6 +682,41 @@ mod tests {
         );
         let newest = certificates.known(&url(MAX_CERTS * 2 - 1), much_later);
         assert!(matches!(newest, Some(Ok(_))));
+    }
+
+    #[test]
+    fn a_fetch_that_did_not_reach_the_certificate_is_remembered_briefly_as_try_again() {
+        let mut certificates = Certificates::default();
+        let start = Instant::now();
+        let url = format!("https://{HOST}/SimpleNotificationService-1.pem");
+        let down = Failure::Unreachable("the host answered 503 Service Unavailable".into());
+        certificates.failed(&url, &down, start);
+        let soon = certificates.known(&url, start + Duration::from_secs(1));
+        assert!(matches!(soon, Some(Err(Refused::Busy(_)))), "{soon:?}");
+        // Gone before SNS's first retry, 20 s later: that retry fetches again.
+        assert!(UNREACHABLE_KEPT < Duration::from_secs(20));
+        assert!(certificates.known(&url, start + UNREACHABLE_KEPT).is_none());
+        // Room is made by forgetting it, not a refusal still remembered.
+        let refused = Failure::Refused("the SNS signing certificate cannot be read".into());
+        for n in 0..MAX_FAILED - 1 {
+            certificates.failed(&format!("https://{HOST}/{n}.pem"), &refused, start);
+        }
+        let later = start + UNREACHABLE_KEPT;
+        certificates.failed(&format!("https://{HOST}/last.pem"), &refused, later);
+        assert!(
+            certificates
+                .failed
+                .contains_key(&format!("https://{HOST}/0.pem"))
+        );
+        assert!(!certificates.failed.contains_key(&url));
+    }
+
+    #[test]
+    fn only_an_answer_with_no_certificate_is_refused() {
+        let refused = Failure::Refused("no certificate".into()).refusal();
+        assert!(matches!(refused, Refused::Unverified(_)), "{refused}");
+        let down = Failure::Unreachable("timed out".into()).refusal();
+        assert!(matches!(down, Refused::Busy(_)), "{down}");
     }
 
     #[test]

@@ -48,8 +48,9 @@ pub enum Refused {
     /// A verified SNS subscription could not be confirmed: 502 (SNS tries again).
     #[error("{0}")]
     Unconfirmed(String),
-    /// Not checked for now (no SNS certificate fetch had a place): 503 with
-    /// `Retry-After` (SNS tries again).
+    /// Not checked for now (no SNS certificate fetch had a place, or the
+    /// fetch did not reach the certificate: no connection, a timeout, a 5xx
+    /// from its host): 503 with `Retry-After` (SNS tries again).
     #[error("{0}")]
     Busy(String),
 }

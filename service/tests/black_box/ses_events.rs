@@ -315,3 +315,60 @@ async fn unverifiable_sns_messages_are_refused_and_store_nothing() {
     assert_eq!(record["events"], json!([]));
     assert_eq!(post(&server, &good).await.0, 200);
 }
+
+#[tokio::test]
+async fn a_certificate_host_failing_for_a_moment_is_answered_try_again_and_the_event_taken_later() {
+    let peer = SnsPeer::start().await;
+    let ses = ses_api().await;
+    let server = start(&peer, &ses).await;
+    let body = json!({"to": [{"email": "ada@example.com"}], "subject": "Verify", "text": "Hi"});
+    let (_, _, sent) = server.post("/v1/messages?wait=true", None, &body).await;
+    let id = sent["id"].as_str().unwrap().to_owned();
+
+    // The certificate's host answers 503 once: SNS must be told to try
+    // again (a 5xx), not that the message is forged (a 401, never retried).
+    let flaky = peer
+        .message(
+            "Notification",
+            "2",
+            json!({"Message": bounce("ada@example.com"),
+                   "SigningCertURL": format!("https://{HOST}/SimpleNotificationService-flaky.pem")}),
+        )
+        .await;
+    let response = server
+        .http
+        .post(server.url("/v1/events/default"))
+        .header("content-type", "text/plain; charset=UTF-8")
+        .body(flaky.to_string())
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, problem) = common::server::split(response).await;
+    assert_eq!(status, 503, "{problem}");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+    // At once again: still "try again" (briefly remembered), not refused.
+    assert_eq!(post(&server, &flaky).await.0, 503);
+    // SNS's retry, 20 s later by default: the certificate is fetched again.
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    let (status, answer) = post(&server, &flaky).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["stored"], 1, "{answer}");
+
+    // A certificate the host does not have is refused, and stays refused.
+    let missing = peer
+        .message(
+            "Notification",
+            "2",
+            json!({"Message": bounce("ada@example.com"),
+                   "SigningCertURL": format!("https://{HOST}/SimpleNotificationService-missing.pem")}),
+        )
+        .await;
+    for _ in 0..2 {
+        let (status, problem) = post(&server, &missing).await;
+        assert_eq!(status, 401, "{problem}");
+    }
+    let (_, record) = server
+        .get(&format!("/v1/messages/{id}"), &server.token(None, true))
+        .await;
+    assert_eq!(record["events"].as_array().unwrap().len(), 1, "{record}");
+}

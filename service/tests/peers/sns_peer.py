@@ -5,8 +5,10 @@
                         signing key with its certificate, all in DIR; serves
                         HTTPS on 127.0.0.1 and prints "PORT <n>".
 
-Endpoints (as SNS has them, plus two for the test):
+Endpoints (as SNS has them, plus those for the test):
     GET  /SimpleNotificationService-test.pem    the signing certificate
+    GET  /SimpleNotificationService-flaky.pem   503 the first time, then the
+                                                signing certificate
     GET  /?Action=ConfirmSubscription&…&Token=T records T as confirmed
     GET  /confirmed                             the confirmed tokens (JSON)
     POST /sign  {"version": "1"|"2", "text": S} the base64 SHA1withRSA (1) or
@@ -74,6 +76,7 @@ def serve(directory):
     with open(os.path.join(directory, "signing.pem"), "rb") as f:
         signing_pem = f.read()
     confirmed = []
+    flaky_asked = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def answer(self, status, body, kind="application/json"):
@@ -88,6 +91,12 @@ def serve(directory):
             query = urllib.parse.parse_qs(url.query)
             if url.path == "/SimpleNotificationService-test.pem":
                 self.answer(200, signing_pem, "application/x-pem-file")
+            elif url.path == "/SimpleNotificationService-flaky.pem":
+                flaky_asked.append(True)
+                if len(flaky_asked) == 1:
+                    self.answer(503, b"<Error>Service Unavailable</Error>", "text/xml")
+                else:
+                    self.answer(200, signing_pem, "application/x-pem-file")
             elif query.get("Action") == ["ConfirmSubscription"]:
                 confirmed.append(query.get("Token", [""])[0])
                 self.answer(200, b"<ConfirmSubscriptionResponse/>", "text/xml")
