@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use aws_lc_rs::digest;
 
-use crate::suppression::mailbox_of;
+use crate::suppression::normalise;
 use crate::transport::ratelimit::{Quota, Rate};
 
 /// Which limit a cell belongs to (the `limit` label of the metric).
@@ -40,7 +40,9 @@ impl Limit {
 /// One GCRA cell to check and spend: its stored key and its quota.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitCell {
-    /// A digest of tenant, limit, kind, quota and address (no address is stored in clear).
+    /// A digest of tenant, limit, kind, quota and address (no address is
+    /// stored in clear), the address in one case spelling
+    /// ([`normalise`]).
     pub key: String,
     /// Spacing between two messages once the burst is spent.
     pub interval: Duration,
@@ -83,7 +85,11 @@ pub struct FlowLimits {
 }
 
 impl FlowLimits {
-    /// The cells a message of `tenant`, of kind `template`, to `recipients` must pass.
+    /// The cells a message of `tenant`, of kind `template`, to `recipients`
+    /// must pass. An address is one budget whatever its case spelling
+    /// ([`normalise`], as the suppression list keys it): `Ada@`, `ADA@` and
+    /// `ada@` reach one mailbox, and varying the case must not multiply a
+    /// recipient's limit.
     pub fn cells<'a>(
         &self,
         tenant: &str,
@@ -93,7 +99,7 @@ impl FlowLimits {
         let template_rate = template.and_then(|t| self.template_rates.get(t).map(|r| (t, r)));
         let mut cells = Vec::new();
         for recipient in recipients {
-            let email = mailbox_of(recipient);
+            let email = normalise(recipient);
             if let Some((kind, rate)) = template_rate {
                 for quota in rate.quotas() {
                     let parts = [tenant, "template", kind, &email];
@@ -237,6 +243,40 @@ mod tests {
             key("acme", "grace@example.com")
         );
         assert!(!key("acme", "ada@example.com").contains("ada"));
+    }
+
+    #[test]
+    fn every_case_spelling_of_an_address_is_one_cell() {
+        let keys = |email: &str| -> Vec<String> {
+            let cells = limits().cells("acme", Some("email-verification"), [email]);
+            cells.into_iter().map(|c| c.key).collect()
+        };
+        let ada = keys("ada@example.com");
+        // An address written in lower case keeps the cells it had before
+        // keys were lowered: its spends so far still count.
+        assert_eq!(
+            ada,
+            [
+                "36ff088f8a28c280207c958e7057ae8b3aff65b5e15c1cd1eff9b9b1f032dd62",
+                "758034898229db92b4e9c6d068e4dfb0d96ae5c96dc4c78b420672d2ed36a038"
+            ]
+        );
+        for spelling in ["Ada@example.com", "ADA@EXAMPLE.COM", "<aDa@Example.com>"] {
+            assert_eq!(keys(spelling), ada, "{spelling}");
+        }
+        // Beyond ASCII too, and whatever form the domain is written in.
+        assert_eq!(
+            keys("ZOË@xn--bcher-kva.example"),
+            keys("zoë@bücher.example")
+        );
+        // One message to several spellings of one address spends once.
+        let cells = limits().cells(
+            "acme",
+            Some("email-verification"),
+            ["Ada@example.com", "ada@example.com", "ADA@example.com"],
+        );
+        assert_eq!(cells.len(), 2);
+        assert_ne!(keys("ada@example.com"), keys("grace@example.com"));
     }
 
     #[test]

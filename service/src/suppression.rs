@@ -110,7 +110,7 @@ pub struct Suppression {
 /// name, angle brackets or space (`Ada <ada@…>` as a provider may report
 /// it); the domain part in lower case and in Unicode (an IDN a provider
 /// reports in punycode is the same domain); the local part as written.
-/// What Keycloak is told about, and what rate limits count.
+/// What Keycloak is told about.
 pub fn mailbox_of(email: &str) -> String {
     let email = crate::events::bare_address(email);
     match email.rsplit_once('@') {
@@ -129,7 +129,9 @@ pub fn mailbox_of(email: &str) -> String {
 /// An address as the list keys it: [`mailbox_of`], its local part in lower
 /// case too. Providers match their events to recipients in any case and
 /// report an address in their own (`Ada@` bounced may come back as `ada@`),
-/// so an entry stands for every case spelling of its address.
+/// so an entry stands for every case spelling of its address. The flow
+/// limits key their cells by it too (one budget per address, whatever its
+/// spelling).
 pub fn normalise(email: &str) -> String {
     mailbox_of(email).to_lowercase()
 }

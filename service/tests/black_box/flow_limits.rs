@@ -137,6 +137,41 @@ async fn a_kind_and_an_address_are_limited_separately() {
 }
 
 #[tokio::test]
+async fn every_case_spelling_of_an_address_spends_one_budget() {
+    let (server, _dir) = start(&[]).await;
+    // recipient_rate 3/hour: three spellings of one address spend it.
+    for to in ["ada@example.com", "Ada@example.com", "ADA@Example.com"] {
+        assert_eq!(send(&server, "acme", "password-reset", to).await.0, 202);
+    }
+    let (status, _, problem) = send(&server, "acme", "execute-actions", "aDa@example.COM").await;
+    assert_eq!(status, 429, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("recipient_rate"),
+        "{problem}"
+    );
+    // email-verification 1/minute: another spelling is the same address.
+    assert_eq!(
+        send(&server, "acme", "email-verification", "Grace@example.com")
+            .await
+            .0,
+        202
+    );
+    let (status, _, problem) =
+        send(&server, "acme", "email-verification", "grace@example.com").await;
+    assert_eq!(status, 429, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("email-verification"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
 async fn cells_past_their_window_are_pruned() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("mailbridge.toml");
