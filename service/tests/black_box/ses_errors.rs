@@ -82,6 +82,45 @@ async fn a_rejected_message_is_permanent() {
 }
 
 #[tokio::test]
+async fn a_from_the_policy_does_not_allow_fails_the_message_not_the_transport() {
+    use mailbridge::queue::worker::outage::Verdict;
+    // An IAM policy that lets these credentials send only as some identities
+    // (a `Resource` or a `ses:FromAddress` condition) refuses another `From`
+    // with AccessDeniedException: the credentials are fine, the message's
+    // sender is not allowed. Holding the transport would stop every tenant.
+    let server = MockServer::builder().start().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/email/outbound-emails"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header(
+                    "x-amzn-ErrorType",
+                    "AccessDeniedException:http://internal.amazon.com/coral/com.amazon.coral.service/",
+                )
+                .set_body_json(serde_json::json!({"message":
+                    "User: arn:aws:iam::123456789012:user/mailbridge is not authorized to perform: ses:SendEmail on resource: arn:aws:ses:eu-west-1:123456789012:identity/other.example"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = send_to(&server.uri()).await;
+    assert!(
+        matches!(
+            err,
+            TransportError::Permanent {
+                credentials: false,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.is_about_the_message(), "{err}");
+    assert_eq!(Verdict::of(&Err(err.clone())), Verdict::Up, "{err}");
+    assert!(err.detail().contains("AccessDeniedException"), "{err}");
+    assert_eq!(err.code(), Some(403));
+}
+
+#[tokio::test]
 async fn an_unreachable_endpoint_is_transient() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

@@ -1,6 +1,7 @@
 //! `ses+api://` against moto's SES v2 emulator with SigV4 checking on: the raw
-//! message arrives with our subject, recipients and Message-ID; a wrong secret
-//! and an unverified sender are refused and classified.
+//! message arrives with our subject, recipients and Message-ID; a wrong secret,
+//! an unverified sender and a principal the policy does not let send are
+//! refused and classified.
 
 use crate::common;
 
@@ -20,6 +21,14 @@ use serde::Deserialize;
 struct Moto {
     endpoint: String,
     region: String,
+    access_key: String,
+    secret_key: String,
+    /// A user whose IAM policy does not allow `ses:SendEmail`.
+    denied: Key,
+}
+
+#[derive(Debug, Deserialize)]
+struct Key {
     access_key: String,
     secret_key: String,
 }
@@ -178,6 +187,39 @@ async fn an_unverified_sender_is_refused_for_good() {
         .unwrap_err();
     assert!(matches!(err, TransportError::Permanent { .. }), "{err}");
     assert!(err.detail().contains("MessageRejected"), "{err}");
+}
+
+#[tokio::test]
+async fn a_send_the_policy_does_not_allow_fails_the_message_not_the_transport() {
+    // Valid credentials whose policy refuses this send (moto cannot weigh a
+    // `ses:FromAddress` condition; a policy without `ses:SendEmail` is
+    // refused with the same AccessDenied): about the message, for good, and
+    // no reason to hold the transport for every tenant's mail.
+    let m = moto();
+    let dsn = Dsn::parse(&format!(
+        "ses+api://{}:{}@default?region={}&endpoint={}",
+        m.denied.access_key,
+        m.denied.secret_key,
+        m.region,
+        enc(&m.endpoint)
+    ))
+    .unwrap();
+    let msg = message("no-reply@acme.example");
+    let err = ses(&dsn).send(&msg).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TransportError::Permanent {
+                credentials: false,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.is_about_the_message(), "{err}");
+    assert!(err.detail().contains("AccessDenied"), "{err}");
+    let sent = sent_messages().await;
+    assert!(!sent.iter().any(|(_, _, raw)| raw.contains(&msg.message_id)));
 }
 
 #[tokio::test]

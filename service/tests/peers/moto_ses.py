@@ -3,7 +3,8 @@ SigV4 checking on.
 
 Prepares, before turning signature checks on: an IAM user allowed to send
 (ses:SendEmail), its access key, and a verified sending domain (argv[1],
-default acme.example). Then prints one JSON line
+default acme.example); and a user whose policy does not let it send (its
+key under "denied"). Then prints one JSON line
 {"endpoint": ..., "access_key": ..., "secret_key": ...} and serves until its
 standard input closes (the test process ended).
 """
@@ -19,6 +20,13 @@ REGION = "eu-west-1"
 POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "ses:SendEmail", "Resource": "*"}],
+}
+
+
+# Allowed to read, not to send: SES answers its SendEmail AccessDenied.
+READ_ONLY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "ses:GetAccount", "Resource": "*"}],
 }
 
 
@@ -46,6 +54,15 @@ def prepare(endpoint, domain):
         UserName="mailbridge", PolicyName="send", PolicyDocument=json.dumps(POLICY)
     )
     key = iam.create_access_key(UserName="mailbridge")["AccessKey"]
+    iam.create_user(UserName="mailbridge-reader")
+    iam.put_user_policy(
+        UserName="mailbridge-reader", PolicyName="read", PolicyDocument=json.dumps(READ_ONLY)
+    )
+    denied = iam.create_access_key(UserName="mailbridge-reader")["AccessKey"]
+    key["Denied"] = {
+        "access_key": denied["AccessKeyId"],
+        "secret_key": denied["SecretAccessKey"],
+    }
     client("sesv2", endpoint).create_email_identity(EmailIdentity=domain)
     # A role allowed to send, for temporary credentials (workload identity tests).
     role = iam.create_role(
@@ -102,6 +119,7 @@ def main():
                 "secret_key": key["SecretAccessKey"],
                 "temporary": key["Temporary"],
                 "role_arn": key["RoleArn"],
+                "denied": key["Denied"],
             }
         ),
         flush=True,

@@ -30,7 +30,7 @@ const TRANSIENT: &[&str] = &[
     "ServiceUnavailable",
 ];
 
-/// The credentials or their permissions were refused: no message can pass.
+/// The credentials are wrong, unknown or expired: no message can pass.
 const AUTH: &[&str] = &[
     "SignatureDoesNotMatch",
     "InvalidSignatureException",
@@ -40,9 +40,16 @@ const AUTH: &[&str] = &[
     "MissingAuthenticationToken",
     "ExpiredToken",
     "ExpiredTokenException",
-    "AccessDenied",
-    "AccessDeniedException",
 ];
+
+/// The credentials are good, but a policy does not let them send this
+/// message: an IAM policy whose resource is another identity, or whose
+/// conditions (`ses:FromAddress`, `ses:Recipients`, `ses:FeedbackAddress`)
+/// the message's `From`, recipients or return path do not meet; another
+/// account's sending authorization. About the message, and for good as long
+/// as the policy stands: holding the transport for it would stop every
+/// tenant's mail because of one tenant's sender.
+const DENIED: &[&str] = &["AccessDenied", "AccessDeniedException"];
 
 /// Classifies one failed answer. Unknown codes go by the HTTP status:
 /// 408, 429 and 5xx transient, 4xx permanent (`MessageRejected`,
@@ -58,6 +65,8 @@ pub(super) fn classify(
     let message = format!("SES: HTTP {status}: {code}: {text}");
     let error = if TRANSIENT.contains(&code.as_str()) || http::is_transient_status(status) {
         TransportError::transient_after(message, retry_after)
+    } else if DENIED.contains(&code.as_str()) {
+        TransportError::permanent(message)
     } else if AUTH.contains(&code.as_str()) {
         TransportError::auth(message)
     } else {
@@ -152,6 +161,59 @@ mod tests {
             assert_eq!(err.is_transient(), transient, "{code}: {err}");
             assert!(err.detail().contains(code), "{err}");
             assert!(err.detail().contains("because"), "{err}");
+        }
+    }
+
+    #[test]
+    fn access_denied_fails_the_message_and_holds_no_transport() {
+        use crate::queue::worker::outage::Verdict;
+        // SES v2's JSON form (an IAM condition on the From refused it) and
+        // the XML form of the signature layer (and moto).
+        let json = br#"{"message":"User: arn:aws:iam::123456789012:user/mailbridge is not authorized to perform: ses:SendEmail on resource: arn:aws:ses:eu-west-1:123456789012:identity/other.example"}"#;
+        let xml = b"<ErrorResponse><Error><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/mailbridge is not authorized to perform: ses:SendEmail</Message></Error></ErrorResponse>";
+        for (status, header, body) in [
+            (403, Some("AccessDeniedException"), &json[..]),
+            (400, Some("AccessDeniedException"), &json[..]),
+            (403, None, &xml[..]),
+        ] {
+            let err = classify(
+                StatusCode::from_u16(status).unwrap(),
+                &headers(header),
+                body,
+                None,
+            );
+            assert!(
+                matches!(
+                    err,
+                    TransportError::Permanent {
+                        credentials: false,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+            assert!(err.is_about_the_message(), "{err}");
+            assert_eq!(Verdict::of(&Err(err.clone())), Verdict::Up, "{err}");
+            assert!(err.detail().contains("not authorized"), "{err}");
+        }
+        // Credentials that are wrong or expired still refuse every message.
+        for code in [
+            "UnrecognizedClientException",
+            "InvalidClientTokenId",
+            "SignatureDoesNotMatch",
+            "ExpiredToken",
+            "ExpiredTokenException",
+            "InvalidSignatureException",
+            "MissingAuthenticationToken",
+        ] {
+            let err = classify(
+                StatusCode::FORBIDDEN,
+                &headers(Some(code)),
+                br#"{"message":"no"}"#,
+                None,
+            );
+            assert!(matches!(err, TransportError::Auth { .. }), "{code}: {err}");
+            assert_eq!(Verdict::of(&Err(err)), Verdict::Down, "{code}");
         }
     }
 
