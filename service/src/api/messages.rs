@@ -304,23 +304,14 @@ async fn render_and_hand_over(
         }
     })
     .map_err(|e| ApiError::internal(&e))?;
-    match store_answer(state, &tenant, &transport, receipt).await {
+    match state.store.handed_over(&tenant, &transport, receipt).await {
         Ok(enqueued) => Ok(enqueued),
         Err(error) => match rendered.await {
-            Ok(None) => Err(error),
+            Ok(None) => Err(error.into()),
             Ok(Some(refusal)) => Err(refusal),
             Err(_) => Err(ApiError::internal(&crate::render::threads::Lost)),
         },
     }
-}
-
-async fn store_answer(
-    state: &AppState,
-    tenant: &str,
-    transport: &str,
-    receipt: crate::queue::Receipt,
-) -> Result<Enqueued, ApiError> {
-    Ok(state.store.handed_over(tenant, transport, receipt).await?)
 }
 
 /// Commits `job` (stored claimed) in a task of its own, which then does

@@ -308,6 +308,7 @@ impl Writes {
     ) -> Result<Enqueued, StoreError> {
         match receipt.0.await.map_err(|_| stopped())?? {
             Answer::Enqueued(done) => {
+                // Notices are not counted in the pending bound (see `pending_count`).
                 if done.stored() && super::Lane::of(transport) == super::Lane::Messages {
                     pending.accepted(tenant);
                 }
